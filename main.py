@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Standalone entry point.
+
+    python main.py [--host H] [--port P] [--output DIR] [--demo]   the Civitai Gallery tab in a browser
+    python main.py download model 123 [options]                    the same service, headless
+    python main.py tasks | retry-failed                            history and retries from the archive
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+CLI_COMMANDS = {"download", "tasks", "retry-failed"}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in CLI_COMMANDS:
+        from scripts.civitai_manager_libs import cli
+
+        return cli.main(argv)
+    from scripts.civitai_manager_libs import standalone
+
+    return standalone.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Logging configuration shared by the shells, with a filter that keeps secrets out of every record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Set
+
+_secrets: Set[str] = set()
+_lock = threading.Lock()
+_TOKEN_RE = re.compile(r"(?i)((?:token|api_key|apikey)=)[^&\s'\"]+")
+_BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
+MASK = "***"
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret (the API key) so no log record can ever carry it."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask every registered secret, ``token=`` query values and bearer tokens in ``text``."""
+    if not text:
+        return text
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    text = _TOKEN_RE.sub(r"\1" + MASK, text)
+    return _BEARER_RE.sub(r"\1" + MASK, text)
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites each record's final message with :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install_filter(logger: logging.Logger) -> None:
+    for handler in logger.handlers:
+        if not any(isinstance(f, SecretFilter) for f in handler.filters):
+            handler.addFilter(SecretFilter())
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Configure the root logger once for a shell (CLI or standalone UI)."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    install_filter(root)
+    for noisy in ("urllib3", "httpx", "httpcore", "PIL", "matplotlib", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
