@@ -1,0 +1,365 @@
+"""Turn what a user types (an id, a username, a Civitai link or a filter string) into a Target.
+
+Accepted forms (leading and trailing spaces are ignored):
+
+===================================================  =========================================
+input                                                Target
+===================================================  =========================================
+``123``, ``model 123``, ``model:123``                model 123
+``version 456``                                      version 456
+``image 789``                                        image 789
+``post 12``                                          filter ``postId=12``
+``user name``, ``creator name``, ``@name``           user ``name``
+``https://civitai.com/models/123[/slug]``            model 123
+``.../models/123/slug?modelVersionId=456``           model 123, version_id 456
+``.../images/789``                                   image 789
+``.../user/name``, ``.../user/name/images``          user ``name``
+``.../posts/12``                                     filter ``postId=12``
+``.../api/v1/images?modelId=1&sort=Newest``          filter
+``username=x&sort=Newest`` (``key=value`` pairs)     filter
+===================================================  =========================================
+
+Links may use any http(s) host (the UI's base URL may be a local Civitai), and ``civitai.com/...``
+without a scheme. Usernames are checked before they go anywhere near a URL or a path: separators,
+``..``, control characters and whitespace are refused, also when they arrive percent-encoded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from .errors import InvalidQueryError
+
+KINDS = ("model", "version", "user", "image", "filter")
+
+MAX_INPUT_LENGTH = 2000
+MAX_USERNAME_LENGTH = 100
+MAX_ID = 2**63 - 1
+
+ACCEPTED_FORMS = (
+    "a model id (123), 'model 123', 'version 456', 'image 789', 'post 12', a creator "
+    "('user name' or '@name'), a Civitai link (.../models/123, "
+    ".../models/123/slug?modelVersionId=456, .../images/789, .../user/name, .../posts/12) "
+    "or filters such as 'username=name&sort=Newest'"
+)
+
+# Filter keys the images endpoint understands, by lower-case spelling -> canonical spelling.
+_ID_KEYS = ("modelId", "modelVersionId", "postId", "imageId", "userId")
+_CHOICE_KEYS: Dict[str, tuple] = {
+    "sort": (
+        "Most Reactions",
+        "Most Comments",
+        "Most Collected",
+        "Newest",
+        "Oldest",
+        "Random",
+    ),
+    "period": ("Day", "Week", "Month", "Year", "AllTime"),
+    "nsfw": ("None", "Soft", "Mature", "X", "true", "false"),
+    "type": ("image", "video", "audio"),
+}
+_TEXT_KEYS = ("baseModels", "tags")
+_ID_NAMES = {
+    "modelId": "model",
+    "modelVersionId": "model version",
+    "postId": "post",
+    "imageId": "image",
+    "userId": "user",
+}
+_CONTROLLED_KEYS = ("limit", "cursor", "page", "withmeta")
+FILTER_KEYS = _ID_KEYS + ("username",) + tuple(_CHOICE_KEYS) + _TEXT_KEYS
+_CANONICAL = {key.lower(): key for key in FILTER_KEYS}
+
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_KEYWORD = re.compile(
+    r"(?P<kw>models?|model[-_ ]?versions?|versions?|images?|img|posts?|users?|creators?)"
+    r"(?:\s*[:#=]\s*|\s+)(?P<value>\S+)",
+    re.IGNORECASE,
+)
+_AT_NAME = re.compile(r"@(?P<value>\S+)")
+_BARE_HOST = re.compile(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?/|[\w.-]+:\d+/", re.IGNORECASE)
+_USERNAME = re.compile(r"[\w.\-]+")
+_USER_TABS = ("images", "videos", "posts", "models", "collections", "articles", "reviews")
+_KEYWORD_KINDS = {
+    "model": "model",
+    "models": "model",
+    "version": "version",
+    "versions": "version",
+    "image": "image",
+    "images": "image",
+    "img": "image",
+    "post": "post",
+    "posts": "post",
+    "user": "user",
+    "users": "user",
+    "creator": "user",
+    "creators": "user",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to list: ``kind`` is one of model/version/user/image/filter.
+
+    ``value`` is the id (int) for model/version/image, the username (str) for user, and the
+    canonical query string for filter (stable: usable as a checkpoint key). ``version_id`` narrows a
+    model link to one version. ``params`` holds a filter's validated parameters.
+    """
+
+    kind: str
+    value: Any
+    version_id: Optional[int] = None
+    params: Optional[Dict[str, Any]] = field(default=None, compare=True, hash=False)
+
+    def describe(self) -> str:
+        """Short human wording used in messages and logs: ``model 123``, ``creator 'x'``."""
+        if self.kind == "model" and self.version_id is not None:
+            return f"model {self.value} (version {self.version_id})"
+        if self.kind == "version":
+            return f"model version {self.value}"
+        if self.kind == "user":
+            return f"creator '{self.value}'"
+        if self.kind == "filter":
+            return f"images matching {self.value}"
+        return f"{self.kind} {self.value}"
+
+
+def parse_query(text: str) -> Target:
+    """Parse one user input into a :class:`Target`; raises InvalidQueryError naming the forms."""
+    if not isinstance(text, str):
+        raise InvalidQueryError(f"Expected text to search for, got {type(text).__name__}.")
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidQueryError(f"Nothing to look up: enter {ACCEPTED_FORMS}.")
+    if len(stripped) > MAX_INPUT_LENGTH:
+        raise InvalidQueryError(
+            f"The input is {len(stripped)} characters long; enter at most {MAX_INPUT_LENGTH}: "
+            f"{ACCEPTED_FORMS}."
+        )
+    if _DIGITS.fullmatch(stripped):
+        return Target("model", _parse_id(stripped, "model"))
+    if stripped.lower().startswith(("http://", "https://")) or stripped.startswith("/"):
+        return _parse_url(stripped, text)
+    if _BARE_HOST.match(stripped):
+        return _parse_url("https://" + stripped, text)
+    match = _AT_NAME.fullmatch(stripped)
+    if match:
+        return Target("user", validate_username(match.group("value")))
+    match = _KEYWORD.fullmatch(stripped)
+    if match:
+        return _keyword_target(match.group("kw").lower(), match.group("value"))
+    if "=" in stripped:
+        return _parse_filter(stripped.lstrip("?"), text)
+    raise _not_understood(text)
+
+
+def target_to_params(target: Target) -> Dict[str, Any]:
+    """The images-endpoint parameters that list a target's images (no paging or NSFW keys)."""
+    if target.kind == "model":
+        params: Dict[str, Any] = {"modelId": target.value}
+        if target.version_id is not None:
+            params["modelVersionId"] = target.version_id
+        return params
+    if target.kind == "version":
+        return {"modelVersionId": target.value}
+    if target.kind == "user":
+        return {"username": target.value}
+    if target.kind == "image":
+        return {"imageId": target.value}
+    if target.kind == "filter":
+        return dict(target.params or {})
+    raise InvalidQueryError(f"Unknown target kind {target.kind!r}; expected one of {KINDS}.")
+
+
+def validate_username(name: str) -> str:
+    """Return ``name`` if it is a plausible Civitai username, else raise InvalidQueryError.
+
+    Refused: empty, longer than 100 characters, anything but letters, digits, ``_``, ``-`` and
+    ``.``, and names made of or containing ``..`` (a username later becomes a URL parameter and
+    possibly a folder name).
+    """
+    shown = _show(name)
+    if not name:
+        raise InvalidQueryError("The creator's username is empty; enter a name such as '@name'.")
+    if len(name) > MAX_USERNAME_LENGTH:
+        raise InvalidQueryError(
+            f"The username {shown} is longer than {MAX_USERNAME_LENGTH} characters; "
+            "check that you copied only the name."
+        )
+    if any(ch in name for ch in "/\\") or ".." in name or name in (".",):
+        raise InvalidQueryError(
+            f"The username {shown} contains a path separator or '..', which no Civitai username "
+            "has; enter just the name, e.g. '@name'."
+        )
+    if not _USERNAME.fullmatch(name):
+        raise InvalidQueryError(
+            f"The username {shown} contains characters Civitai usernames do not use (spaces, "
+            "control characters or punctuation other than '_', '-' and '.'); enter just the name."
+        )
+    return name
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """repr() of a user value, shortened: control characters become visible escapes."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def _not_understood(text: str) -> InvalidQueryError:
+    return InvalidQueryError(f"Could not understand {_show(text.strip())}: enter {ACCEPTED_FORMS}.")
+
+
+def _parse_id(value: str, what: str) -> int:
+    if not _DIGITS.fullmatch(value or ""):
+        raise InvalidQueryError(
+            f"The {what} id {_show(value)} is not a number; use the digits from the Civitai link, "
+            f"e.g. '{what} 123'."
+        )
+    number = int(value)
+    if number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(f"The {what} id {value} is out of range; use a positive id.")
+    return number
+
+
+def _keyword_target(keyword: str, value: str) -> Target:
+    kind = _KEYWORD_KINDS.get(keyword)
+    if kind is None and keyword.replace("_", "-").replace(" ", "-").startswith("model-version"):
+        kind = "version"
+    if kind is None and keyword.startswith("modelversion"):
+        kind = "version"
+    if kind == "user":
+        return Target("user", validate_username(value.lstrip("@")))
+    if kind == "post":
+        return _filter_target({"postId": _parse_id(value, "post")})
+    if kind in ("model", "version", "image"):
+        return Target(kind, _parse_id(value.lstrip("#"), kind))
+    raise _not_understood(f"{keyword} {value}")
+
+
+def _filter_target(params: Dict[str, Any]) -> Target:
+    return Target("filter", urlencode(params), params=params)
+
+
+def _parse_url(url: str, original: str) -> Target:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidQueryError(
+            f"The link {_show(original.strip())} is malformed ({exc})."
+        ) from None
+    if parts.scheme and parts.scheme.lower() not in ("http", "https"):
+        raise _not_understood(original)
+    if parts.scheme and not parts.netloc:
+        raise _not_understood(original)
+    # Split the raw (still encoded) path so an encoded '/' stays inside its segment.
+    segments = [seg for seg in parts.path.split("/") if seg]
+    query = _query_dict(parts.query, original)
+    if not segments:
+        raise _not_understood(original)
+    head = segments[0].lower()
+    rest = segments[1:]
+    if head == "models" and rest:
+        model_id = _parse_id(unquote(rest[0]), "model")
+        version = query.get("modelversionid")
+        version_id = _parse_id(version, "model version") if version is not None else None
+        return Target("model", model_id, version_id=version_id)
+    if head == "images" and len(rest) == 1:
+        return Target("image", _parse_id(unquote(rest[0]), "image"))
+    if head == "posts" and len(rest) == 1:
+        return _filter_target({"postId": _parse_id(unquote(rest[0]), "post")})
+    if head == "user" and rest and (len(rest) == 1 or rest[1].lower() in _USER_TABS):
+        if len(rest) > 2:
+            raise _not_understood(original)
+        return Target("user", validate_username(unquote(rest[0])))
+    if head == "api" and len(rest) >= 2 and rest[0].lower() == "v1":
+        return _parse_api_url(rest[1:], parts.query, original)
+    raise _not_understood(original)
+
+
+def _parse_api_url(rest: list, raw_query: str, original: str) -> Target:
+    endpoint = rest[0].lower()
+    if endpoint == "images" and len(rest) == 1:
+        if not raw_query:
+            raise InvalidQueryError(
+                "An images API link needs filters (e.g. ?modelId=123); listing every image on "
+                "Civitai is not supported."
+            )
+        return _parse_filter(raw_query, original)
+    if endpoint == "models" and len(rest) == 2:
+        return Target("model", _parse_id(unquote(rest[1]), "model"))
+    if endpoint == "model-versions" and len(rest) == 2:
+        return Target("version", _parse_id(unquote(rest[1]), "model version"))
+    raise _not_understood(original)
+
+
+def _query_dict(raw_query: str, original: str) -> Dict[str, str]:
+    try:
+        pairs = parse_qsl(raw_query, keep_blank_values=True)
+    except ValueError:
+        raise InvalidQueryError(
+            f"The link {_show(original.strip())} has a malformed query."
+        ) from None
+    return {key.lower(): value for key, value in pairs}
+
+
+def _parse_filter(text: str, original: str) -> Target:
+    pairs = []
+    for chunk in text.split("&"):
+        if not chunk.strip():
+            continue
+        key, sep, value = chunk.partition("=")
+        if not sep or not key.strip():
+            raise InvalidQueryError(
+                f"The filter part {_show(chunk)} is not 'key=value'; write filters as "
+                "'username=name&sort=Newest'."
+            )
+        pairs.append((unquote(key.strip().replace("+", " ")), unquote(value.replace("+", " "))))
+    if not pairs:
+        raise _not_understood(original)
+    params: Dict[str, Any] = {}
+    for key, value in pairs:
+        canonical = _canonical_key(key)
+        if canonical in params:
+            raise InvalidQueryError(f"The filter {canonical!r} is given twice; keep one.")
+        params[canonical] = _filter_value(canonical, value.strip())
+    return _filter_target(params)
+
+
+def _canonical_key(key: str) -> str:
+    lowered = key.lower()
+    if lowered in _CONTROLLED_KEYS:
+        raise InvalidQueryError(
+            f"The filter {key!r} is set by the downloader itself (it pages with cursors and asks "
+            "200 images at a time); remove it and use the limit option instead."
+        )
+    canonical = _CANONICAL.get(lowered)
+    if canonical is None:
+        raise InvalidQueryError(
+            f"Unknown filter {_show(key)}; use one of: {', '.join(FILTER_KEYS)}. "
+            "(An unknown filter would be ignored by Civitai and list far more than you meant.)"
+        )
+    return canonical
+
+
+def _filter_value(key: str, value: str) -> Any:
+    if key in _ID_KEYS:
+        return _parse_id(value, _ID_NAMES[key])
+    if key == "username":
+        return validate_username(value)
+    if key in _CHOICE_KEYS:
+        choices = _CHOICE_KEYS[key]
+        for choice in choices:
+            if choice.lower() == value.lower():
+                return choice
+        raise InvalidQueryError(
+            f"The filter {key}={_show(value)} is not allowed; use one of: {', '.join(choices)}."
+        )
+    if not value or any(ord(ch) < 32 for ch in value):
+        raise InvalidQueryError(f"The filter {key} needs a plain text value, got {_show(value)}.")
+    return value
