@@ -1,0 +1,226 @@
+"""Path templates for saved images: every field sanitized, nothing ever lands outside the root.
+
+``PathTemplate("{model_id}/{creator}/{id}").render(fields)`` gives a relative path **without
+extension** (the transport adds the real one). Each segment of the result is a valid file name on
+Linux, macOS and Windows: no separators, no ``..``, no control or Windows-forbidden characters
+(``<>:"|?*``), no trailing dots or spaces, no leading dots (no hidden files), no Windows reserved
+device names (``con``, ``nul``, ``com1``... also with an extension such as ``con.txt``), Unicode in
+NFC, and at most :data:`MAX_SEGMENT_BYTES` bytes of UTF-8 (never splitting a character).
+A missing value renders as ``unknown``.
+
+``safe_join(root, relative)`` resolves the result (symlinks included) and refuses anything that is
+not strictly inside ``root``.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import re
+import string
+import unicodedata
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .errors import TemplateError
+
+FIELDS: Tuple[str, ...] = (
+    "model_id",
+    "model_name",
+    "version_id",
+    "id",
+    "image_id",
+    "creator",
+    "nsfw_level",
+    "post_id",
+)
+ALIASES: Dict[str, str] = {"image_id": "id", "id": "image_id"}
+MISSING_VALUE = "unknown"
+MAX_SEGMENT_BYTES = 120
+
+_FORBIDDEN = frozenset('<>:"/\\|?*')
+_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul", "conin$", "conout$"]
+    + [f"{base}{n}" for base in ("com", "lpt") for n in list("123456789") + ["¹", "²", "³"]]
+)
+_SEPARATORS = re.compile(r"[\\/]+")
+
+
+def _clean_chars(text: str) -> str:
+    """NFC; separators, control, surrogate and forbidden characters become ``_``."""
+    text = unicodedata.normalize("NFC", text)
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue  # invisible format characters (bidi overrides, zero-width): dropped
+        if ch in _FORBIDDEN or category in ("Cc", "Cs", "Zl", "Zp"):
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _cap_bytes(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    # errors="ignore" drops a trailing partial multi-byte character instead of splitting it.
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def _is_reserved(segment: str) -> bool:
+    base = segment.split(".", 1)[0].rstrip(" ").lower()
+    return base in _RESERVED
+
+
+def sanitize_segment(text: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
+    """One safe path segment (file or folder name) from arbitrary text; never empty."""
+    segment = _clean_chars(text).strip()
+    segment = segment.lstrip(". ")  # no hidden files, no "." or ".."
+    # Windows drops trailing dots and spaces; strip them after the cut too.
+    segment = _cap_bytes(segment, max_bytes).rstrip(". ")
+    if _is_reserved(segment):
+        segment = "_" + _cap_bytes(segment, max_bytes - 1).rstrip(". ")
+    return segment or MISSING_VALUE
+
+
+def sanitize_value(value: Any) -> str:
+    """A field value as text that cannot add a path level; ``unknown`` when missing."""
+    if value is None:
+        return MISSING_VALUE
+    text = _clean_chars(str(value)).strip()
+    if not text.strip(". _"):
+        return MISSING_VALUE  # "", "..", "/" and the like carry no name
+    return text
+
+
+def _split_template(template: str) -> List[str]:
+    return _SEPARATORS.split(template)
+
+
+class PathTemplate:
+    """A validated template such as ``{model_id}/{id}``; see the module docstring for the rules."""
+
+    def __init__(self, template: str):
+        if not isinstance(template, str):
+            raise TemplateError(
+                f"A path template must be text such as '{{model_id}}/{{id}}', "
+                f"got {type(template).__name__}."
+            )
+        stripped = template.strip()
+        if not stripped:
+            raise TemplateError("The path template is empty; use fields such as '{model_id}/{id}'.")
+        drive, _ = ntpath.splitdrive(stripped)
+        if stripped[0] in "/\\" or drive or stripped.startswith("~"):
+            raise TemplateError(
+                f"The path template {template!r} must be relative to the output folder "
+                "(remove the leading '/', '\\', '~' or drive letter)."
+            )
+        segments = _split_template(stripped)
+        if any(seg.strip() in ("..", ".") for seg in segments):
+            raise TemplateError(
+                f"The path template {template!r} must not contain '.' or '..' folders."
+            )
+        if any(not seg.strip() for seg in segments):
+            raise TemplateError(
+                f"The path template {template!r} has an empty folder name or ends with a "
+                "separator; it must end with a file name such as '{id}'."
+            )
+        parsed = []
+        used: List[str] = []
+        formatter = string.Formatter()
+        for seg in segments:
+            try:
+                parts = list(formatter.parse(seg))
+            except ValueError as exc:
+                raise TemplateError(
+                    f"The path template {template!r} has unbalanced braces ({exc}); "
+                    "write fields as {model_id}, and a literal brace as {{ or }}."
+                ) from None
+            pieces = []
+            for literal, field, spec, conversion in parts:
+                if field is not None:
+                    if field not in FIELDS:
+                        raise TemplateError(
+                            f"Unknown path template field {{{field}}} in {template!r}; "
+                            f"valid fields: {', '.join('{' + f + '}' for f in FIELDS)}."
+                        )
+                    if spec or conversion:
+                        raise TemplateError(
+                            f"The path template field {{{field}}} in {template!r} must not have "
+                            "a format or conversion; write it plainly."
+                        )
+                    if field not in used:
+                        used.append(field)
+                pieces.append((literal, field))
+            parsed.append(pieces)
+        self.template = template
+        self.fields: Tuple[str, ...] = tuple(used)
+        self._segments = parsed
+
+    def __repr__(self) -> str:
+        return f"PathTemplate({self.template!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PathTemplate) and other.template == self.template
+
+    def __hash__(self) -> int:
+        return hash(self.template)
+
+    def render(self, fields: Mapping[str, Any]) -> str:
+        """The relative path (native separators, no extension) for these field values."""
+        out = []
+        for pieces in self._segments:
+            text = []
+            for literal, field in pieces:
+                text.append(literal)
+                if field is not None:
+                    text.append(sanitize_value(_lookup(fields, field)))
+            out.append(sanitize_segment("".join(text)))
+        return os.path.join(*out)
+
+
+def _lookup(fields: Mapping[str, Any], name: str) -> Optional[Any]:
+    value = fields.get(name)
+    if (value is None or value == "") and name in ALIASES:
+        value = fields.get(ALIASES[name])
+    return value
+
+
+def fields_from_item(item: Any) -> Dict[str, Any]:
+    """Template fields for an :class:`records.ImageItem` (or any object with the same names)."""
+    return {
+        "model_id": getattr(item, "model_id", None),
+        "model_name": getattr(item, "model_name", None),
+        "version_id": getattr(item, "version_id", None),
+        "id": getattr(item, "id", None),
+        "image_id": getattr(item, "id", None),
+        "creator": getattr(item, "creator", None),
+        "nsfw_level": getattr(item, "nsfw_level", None),
+        "post_id": getattr(item, "post_id", None),
+    }
+
+
+def safe_join(root: str, relative: str) -> str:
+    """``root/relative`` resolved; TemplateError if it is not strictly inside ``root``.
+
+    Symlinks are resolved on both sides, so a link inside ``root`` that points elsewhere is refused.
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        raise TemplateError("An empty relative path cannot name a file inside the output folder.")
+    drive, _ = ntpath.splitdrive(relative)
+    if os.path.isabs(relative) or relative[0] in "/\\" or drive:
+        raise TemplateError(
+            f"The path {relative!r} is absolute; only paths inside the output folder are allowed."
+        )
+    real_root = os.path.realpath(os.path.abspath(os.fspath(root)))
+    target = os.path.realpath(os.path.join(real_root, relative))
+    try:
+        common = os.path.commonpath([real_root, target])
+    except ValueError:  # different drives on Windows
+        common = ""
+    if common != real_root or target == real_root:
+        raise TemplateError(
+            f"The path {relative!r} leads outside the output folder {real_root}; refused."
+        )
+    return target
