@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from .errors import (
@@ -49,20 +50,6 @@ ARCHIVE_NAME = ".civitai_archive.sqlite3"
 TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
 METADATA_FORMATS = ("json", "txt", "exif")
 DUPLICATE_POLICIES = {"skip": "skip", "replace": "replace", "keep-both": "keep_both"}
-# Filter keys the images endpoint understands (see docs); camelCase as Civitai spells them.
-FILTER_KEYS = {
-    "modelId": int,
-    "modelVersionId": int,
-    "postId": int,
-    "imageId": int,
-    "userId": int,
-    "username": str,
-    "type": str,
-    "baseModels": str,
-    "tags": str,
-    "sort": str,
-    "period": str,
-}
 POLL_SECONDS = 0.2
 STOP_TIMEOUT = 20.0
 
@@ -186,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="download the images of a model, version, user, image, URL or filter",
         description=(
             "Targets: 'model ID', 'version ID', 'user NAME', 'image ID', 'url URL', "
-            "'filter KEY=VALUE ...' (keys: " + ", ".join(FILTER_KEYS) + ")."
+            "'filter KEY=VALUE ...' (keys: modelId, modelVersionId, postId, imageId, userId, "
+            "username, sort, period, nsfw, type, baseModels, tags)."
         ),
     )
     dl.add_argument("kind", choices=TARGET_KINDS, help="what to download")
@@ -260,15 +248,19 @@ def _parse_id(kind: str, text: str) -> int:
 
 
 def _parse_filter(pairs: Sequence[str]) -> Dict[str, Any]:
-    params: Dict[str, Any] = {}
+    """``KEY=VALUE`` words -> validated images-endpoint parameters (query.py's rules, as the UI)."""
+    from .query import parse_query
+
+    encoded = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
+        if not sep or not key.strip() or not value.strip():
             raise UsageError(f"filter expects KEY=VALUE pairs, got {pair!r}")
-        if key not in FILTER_KEYS:
-            raise UsageError(f"unknown filter key {key!r}; known keys: {', '.join(FILTER_KEYS)}")
-        params[key] = _parse_id(key, value) if FILTER_KEYS[key] is int else value
-    return params
+        encoded.append(f"{quote(key.strip(), safe='')}={quote(value.strip(), safe='')}")
+    parsed = parse_query("&".join(encoded))
+    if parsed.kind != "filter":
+        raise UsageError(f"filter expects KEY=VALUE pairs, got {' '.join(pairs)!r}")
+    return dict(parsed.params or {})
 
 
 def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
@@ -280,14 +272,14 @@ def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
     text = values[0].strip()
     if kind in ("model", "version", "image"):
         return CliTarget(kind, _parse_id(kind, text))
-    if kind == "user":
-        if not text:
-            raise UsageError("user needs a Civitai username")
-        return CliTarget("user", text)
-    from .query import parse_query
+    from .query import parse_query, validate_username
 
+    if kind == "user":
+        return CliTarget("user", validate_username(text.lstrip("@")))
     parsed = parse_query(text)  # InvalidQueryError carries its own sentence
-    return CliTarget(parsed.kind, parsed.value, getattr(parsed, "version_id", None))
+    if parsed.kind == "filter":
+        return CliTarget("filter", dict(parsed.params or {}))
+    return CliTarget(parsed.kind, parsed.value, parsed.version_id)
 
 
 def check_target(api, target: CliTarget) -> None:
