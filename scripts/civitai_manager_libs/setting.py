@@ -185,7 +185,7 @@ def _path_template(key: str, value: Any) -> str:
 def _split_items(key: str, value: Any) -> List[str]:
     if isinstance(value, str):
         items = value.split(",")
-    elif isinstance(value, (list, tuple, set, frozenset)):
+    elif isinstance(value, (list, tuple, builtins.set, frozenset)):
         items = list(value)
     else:
         raise SettingsError(
