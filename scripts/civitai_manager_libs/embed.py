@@ -9,8 +9,8 @@
 
 Whenever the text cannot go in without loss (the file already carries its own generation data, the
 text is beyond the 64 KB JPEG segment limit, animated files, videos, unknown formats) the
-functions raise :class:`EmbedSkipped`, whose ``reason`` the caller logs before writing a sidecar instead. Files
-are replaced atomically (temporary file in the same folder, fsync, ``os.replace``).
+functions raise :class:`EmbedSkipped`, whose ``reason`` the caller logs before writing a sidecar
+instead. Files are replaced atomically (temporary file in the same folder, fsync, ``os.replace``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,480 @@
+"""Generation data for one downloaded image: a normalized record, and the files that carry it.
+
+``extract_image_metadata`` turns one Civitai API image item (images endpoint, model-version image,
+or a model's version image that has neither id nor meta) into a JSON-safe record with a
+``generation`` part. ``save_metadata`` writes that record as ``json`` / ``txt`` sidecars and/or
+embeds its A1111 infotext in the image (``exif``), falling back to a sidecar with a logged reason.
+The input is untrusted: odd shapes give ``None`` fields, never an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from urllib.parse import urlsplit
+
+from .embed import EmbedSkipped, embed_infotext, write_atomic
+from .errors import MetadataError
+from .infotext import to_infotext
+from .records import ImageItem
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "txt", "exif")
+RECORD_KEYS = (
+    "id",
+    "url",
+    "width",
+    "height",
+    "type",
+    "nsfw_level",
+    "creator",
+    "model_id",
+    "model_name",
+    "version_id",
+    "version_name",
+    "post_id",
+    "created_at",
+    "base_model",
+    "stats",
+    "generation",
+)
+#: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
+_NSFW_BY_LEVEL = {0: "None", 1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "X"}
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_LORA_TAG_RE = re.compile(r"<lora:([^:<>]+)(?::([^:<>]*))?(?::[^<>]*)?>", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"([?&])token=[^&#\s\"']*(&?)", re.IGNORECASE)
+
+# Civitai meta key (any of these spellings) -> normalized generation field.
+_GENERATION_KEYS = {
+    "prompt": ("prompt", "Prompt"),
+    "negative_prompt": ("negativePrompt", "negative_prompt", "Negative prompt"),
+    "steps": ("steps", "Steps"),
+    "sampler": ("sampler", "Sampler", "sampler_name"),
+    "cfg_scale": ("cfgScale", "CFG scale", "cfg_scale"),
+    "seed": ("seed", "Seed"),
+    "size": ("Size", "size"),
+    "clip_skip": ("clipSkip", "Clip skip", "clip_skip"),
+    "model": ("Model", "model"),
+    "model_hash": ("Model hash", "modelHash", "model_hash"),
+}
+_NUMERIC_FIELDS = ("steps", "cfg_scale", "seed", "clip_skip")
+
+
+# ------------------------------------------------------------------------------------ small helpers
+
+
+def to_number(value: Any) -> Any:
+    """``"7"`` -> 7, ``" 7.5 "`` -> 7.5; anything not a clean number is returned unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.fullmatch(text):
+            return int(text)
+        if _FLOAT_RE.fullmatch(text):
+            number = float(text)
+            return number if math.isfinite(number) else value
+    return value
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    value = to_number(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def strip_token(url: Any) -> Any:
+    """``url`` without any ``token=`` query parameter (the API key must never be written out).
+
+    Only that parameter is cut; the rest of the URL keeps its exact spelling.
+    """
+    if not isinstance(url, str) or "token=" not in url.lower():
+        return url
+    return _TOKEN_RE.sub(lambda m: m.group(1) if m.group(2) else "", url)
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that ``json.dumps`` writes as standard UTF-8 JSON."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:  # lone surrogates from "\\ud800" escapes
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(json_safe(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _nsfw_name(value: Any) -> Optional[str]:
+    if isinstance(value, str) and value:
+        number = _int_or_none(value)
+        return _NSFW_BY_LEVEL.get(number, value) if number is not None else value
+    if isinstance(value, bool):
+        return "X" if value else "None"
+    if isinstance(value, int):
+        return _NSFW_BY_LEVEL.get(value, "X" if value > 8 else None)
+    return None
+
+
+def id_from_url(url: Any) -> Optional[int]:
+    """The image id in a Civitai image URL whose file name is ``<id>.<ext>``."""
+    if not isinstance(url, str):
+        return None
+    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    stem = name.split(".", 1)[0]
+    return int(stem) if stem.isdigit() else None
+
+
+def unwrap_meta(meta: Any) -> Optional[Dict[str, Any]]:
+    """The generation ``meta`` dict, unwrapped from ``{"id", "meta"}``; None when null or hidden."""
+    if isinstance(meta, Mapping) and "meta" in meta and set(meta) <= {"id", "meta"}:
+        meta = meta["meta"]
+    if not isinstance(meta, Mapping) or not meta:
+        return None
+    return dict(meta)
+
+
+# ------------------------------------------------------------------------------------- generation
+
+
+def _model_text(value: Any) -> Optional[str]:
+    """``"Model"`` as text: a string as is; ``{"name": ..}`` by name; other objects as ``k: v``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if isinstance(value.get("name"), str):
+            return value["name"]
+        return ", ".join(f"{k}: {v}" if v not in (None, "") else str(k) for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(_model_text(v)) for v in value if v is not None) or None
+    return str(value)
+
+
+def _loras(meta: Mapping[str, Any], hashes: Mapping[str, Any], prompt: Optional[str]) -> List[dict]:
+    """LoRAs from ``resources``, ``hashes["lora:<name>"]``, ``civitaiResources`` and the prompt."""
+    found: Dict[str, dict] = {}
+
+    def add(name: Any, weight: Any = None, hash_: Any = None) -> None:
+        if not isinstance(name, str) or not name.strip():
+            return
+        entry = found.setdefault(name.strip(), {"name": name.strip()})
+        weight = to_number(weight)
+        if (
+            "weight" not in entry
+            and isinstance(weight, (int, float))
+            and not isinstance(weight, bool)
+        ):
+            entry["weight"] = weight
+        if "hash" not in entry and isinstance(hash_, str) and hash_:
+            entry["hash"] = hash_
+
+    resources = meta.get("resources")
+    for res in resources if isinstance(resources, list) else []:
+        if isinstance(res, Mapping) and str(res.get("type", "")).lower() in (
+            "lora",
+            "locon",
+            "lycoris",
+        ):
+            add(res.get("name"), res.get("weight"), res.get("hash"))
+    for key, value in hashes.items():
+        if isinstance(key, str) and key.lower().startswith("lora:"):
+            add(key[5:], None, value)
+    for match in _LORA_TAG_RE.finditer(prompt or ""):
+        add(match.group(1), match.group(2))
+    return list(found.values())
+
+
+def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
+    """The normalized ``generation`` part of a Civitai ``meta`` value (None when there is none)."""
+    meta = unwrap_meta(meta)
+    if meta is None:
+        return None
+    generation: Dict[str, Any] = {}
+    used = set()
+    for field, spellings in _GENERATION_KEYS.items():
+        value = None
+        for key in spellings:
+            if key in meta:
+                used.add(key)
+                if value is None and meta[key] is not None:
+                    value = meta[key]
+        generation[field] = value
+    for field in _NUMERIC_FIELDS:
+        generation[field] = to_number(generation[field])
+    for field in ("prompt", "negative_prompt", "sampler", "size", "model_hash"):
+        generation[field] = _str_or_none(generation[field])
+    raw_model = generation["model"]
+    generation["model"] = _model_text(raw_model)
+
+    hashes = meta.get("hashes") if isinstance(meta.get("hashes"), Mapping) else {}
+    used.update(("hashes", "resources"))
+    if generation["model_hash"] is None and isinstance(hashes.get("model"), str):
+        generation["model_hash"] = hashes["model"]
+    generation["loras"] = _loras(meta, hashes, generation["prompt"])
+    resources = meta.get("resources")
+    generation["resources"] = list(resources) if isinstance(resources, list) else []
+    generation["hashes"] = dict(hashes)
+
+    extra: Dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in used:
+            continue
+        if key == "comfy" and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                log.debug("meta.comfy is not valid JSON; kept as text")
+        extra[key] = value
+    if raw_model is not None and not isinstance(raw_model, str):
+        extra["Model"] = raw_model  # the original object; ``model`` holds its text form
+    generation["extra"] = extra
+    return json_safe(generation)
+
+
+# ----------------------------------------------------------------------------------------- record
+
+
+def extract_image_metadata(
+    image_data: Union[Mapping[str, Any], ImageItem], context: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
+    """One normalized, JSON-safe record for an API image item or a ``records.ImageItem``.
+
+    ``context`` may give ``model_id``, ``model_name``, ``version_id``, ``version_name`` (used when
+    the item itself does not say). Keys: see :data:`RECORD_KEYS`.
+    """
+    context = dict(context or {})
+    if isinstance(image_data, ImageItem):
+        raw = dict(image_data.raw or {})
+        fields = dataclasses.asdict(image_data)
+        fields.pop("raw")
+        meta = image_data.meta if image_data.meta is not None else raw.get("meta")
+        source = {**raw, **{k: v for k, v in fields.items() if v not in (None, {}, "")}}
+    elif isinstance(image_data, Mapping):
+        raw = dict(image_data)
+        source = raw
+        meta = raw.get("meta")
+    else:
+        raise TypeError(
+            f"image_data must be a mapping or ImageItem, not {type(image_data).__name__}"
+        )
+
+    def pick(*keys: str) -> Any:
+        for key in keys:
+            if context.get(key) is not None:
+                return context[key]
+        for key in keys:
+            if source.get(key) is not None:
+                return source[key]
+        return None
+
+    url = source.get("url") if isinstance(source.get("url"), str) else None
+    image_id = _int_or_none(source.get("id"))
+    if image_id is None:
+        image_id = id_from_url(url)
+    user = raw.get("user") if isinstance(raw.get("user"), Mapping) else {}
+    version_id = _int_or_none(pick("version_id", "modelVersionId"))
+    if version_id is None:
+        version_ids = raw.get("modelVersionIds")
+        if isinstance(version_ids, list) and len(version_ids) == 1:
+            version_id = _int_or_none(version_ids[0])
+    stats = source.get("stats")
+    media_type = source.get("type")
+    record = {
+        "id": image_id,
+        "url": strip_token(url),
+        "width": _int_or_none(source.get("width")),
+        "height": _int_or_none(source.get("height")),
+        "type": media_type if isinstance(media_type, str) and media_type else "image",
+        "nsfw_level": _nsfw_name(
+            source.get("nsfw_level", source.get("nsfwLevel", source.get("nsfw")))
+        ),
+        "creator": _str_or_none(
+            source.get("creator") or source.get("username") or user.get("username")
+        ),
+        "model_id": _int_or_none(pick("model_id", "modelId")),
+        "model_name": _str_or_none(pick("model_name", "modelName")),
+        "version_id": version_id,
+        "version_name": _str_or_none(pick("version_name", "modelVersionName")),
+        "post_id": _int_or_none(source.get("post_id", source.get("postId"))),
+        "created_at": _str_or_none(source.get("created_at") or source.get("createdAt")),
+        "base_model": _str_or_none(pick("base_model", "baseModel")),
+        "stats": {
+            str(k): to_number(v) for k, v in (stats.items() if isinstance(stats, Mapping) else ())
+        },
+        "generation": extract_generation(meta),
+    }
+    return json_safe(record)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def sidecar_path(image_path: str, fmt: str) -> str:
+    """``<dir>/<image stem>.<fmt>`` beside the image."""
+    return os.path.splitext(image_path)[0] + "." + fmt
+
+
+def scrub_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """``value`` with URL ``token=`` parameters removed and every secret string redacted."""
+    secrets = [s for s in secrets if s]
+    if isinstance(value, str):
+        value = strip_token(value) if "token=" in value.lower() else value
+        for secret in secrets:
+            value = value.replace(secret, "[redacted]")
+        return value
+    if isinstance(value, Mapping):
+        return {k: scrub_secrets(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_secrets(v, secrets) for v in value]
+    return value
+
+
+def _configured_api_key() -> Optional[str]:
+    from . import setting  # late: settings load from disk/env, metadata must import without them
+
+    key = setting.get("civitai_api_key")
+    return key if isinstance(key, str) and key else None
+
+
+def _summary_lines(record: Mapping[str, Any]) -> List[str]:
+    def fmt(label: str, value: Any) -> Optional[str]:
+        return f"{label}: {value}" if value not in (None, "", [], {}) else None
+
+    gen = record.get("generation") or {}
+    model = record.get("model_name")
+    if record.get("model_id") is not None:
+        model = f"{model or ''} (id {record['model_id']})".strip()
+    version = record.get("version_name")
+    if record.get("version_id") is not None:
+        version = f"{version or ''} (id {record['version_id']})".strip()
+    size = None
+    if record.get("width") and record.get("height"):
+        size = f"{record['width']}x{record['height']}"
+    loras = ", ".join(
+        lora["name"] + (f" ({lora['weight']})" if "weight" in lora else "")
+        for lora in gen.get("loras") or []
+        if isinstance(lora, Mapping) and lora.get("name")
+    )
+    lines = [
+        fmt("Civitai image", record.get("id")),
+        fmt("URL", record.get("url")),
+        fmt("Type", record.get("type")),
+        fmt("File size", size),
+        fmt("Creator", record.get("creator")),
+        fmt("Model", model),
+        fmt("Version", version),
+        fmt("Base model", record.get("base_model")),
+        fmt("NSFW level", record.get("nsfw_level")),
+        fmt("Post", record.get("post_id")),
+        fmt("Created", record.get("created_at")),
+        fmt("LoRAs", loras),
+    ]
+    return [line for line in lines if line]
+
+
+def format_txt(record: Mapping[str, Any]) -> str:
+    """The ``txt`` sidecar: the infotext first (pastes into WebUI), then the key facts."""
+    infotext = to_infotext(record)
+    head = infotext if infotext else "(no generation data: the author hid it or Civitai has none)"
+    return head + "\n\n" + "\n".join(_summary_lines(record)) + "\n"
+
+
+def _write_text(path: str, text: str) -> str:
+    write_atomic(path, text.encode("utf-8"))
+    return path
+
+
+def parse_formats(formats: Union[str, Iterable[str], None]) -> List[str]:
+    """``"json,txt"`` or ``["json", "exif"]`` -> an ordered list; MetadataError on unknown names."""
+    if formats is None:
+        return []
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    result: List[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise MetadataError(
+                f"unknown metadata format {item!r}: use a comma list of json, txt and exif"
+            )
+        if name not in result:
+            result.append(name)
+    return result
+
+
+def save_metadata(
+    image_path: str,
+    record: Mapping[str, Any],
+    formats: Union[str, Iterable[str]],
+    secrets: Iterable[str] = (),
+) -> List[str]:
+    """Write ``record`` for the image at ``image_path`` in each of ``formats``; returns the paths.
+
+    ``json`` -> ``<stem>.json`` (the full record); ``txt`` -> ``<stem>.txt`` (infotext first);
+    ``exif`` -> the image itself, or, when embedding is not possible without loss, the ``txt``
+    sidecar (the reason is logged). URL tokens, the configured API key and ``secrets`` never reach
+    a file. Raises MetadataError for unknown formats or when a file cannot be written.
+    """
+    wanted = parse_formats(formats)
+    if not wanted:
+        return []
+    api_key = _configured_api_key()
+    clean = scrub_secrets(json_safe(dict(record)), [*secrets, *([api_key] if api_key else [])])
+    written: List[str] = []
+
+    def note(path: str) -> None:
+        if path not in written:
+            written.append(path)
+
+    try:
+        if "json" in wanted:
+            text = json.dumps(clean, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+            note(_write_text(sidecar_path(image_path, "json"), text))
+        if "txt" in wanted:
+            note(_write_text(sidecar_path(image_path, "txt"), format_txt(clean)))
+        if "exif" in wanted:
+            note(_embed_or_sidecar(image_path, clean))
+    except OSError as exc:
+        raise MetadataError(
+            f"could not write generation data beside {image_path}: {exc.strerror or exc}; "
+            "check that the folder is writable and the disk has space"
+        ) from exc
+    return written
+
+
+def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
+    infotext = to_infotext(record)
+    if not infotext:
+        log.info("image %s: no generation data to embed; writing the txt sidecar", record.get("id"))
+    else:
+        try:
+            return embed_infotext(image_path, infotext)
+        except EmbedSkipped as skipped:
+            log.info("%s; writing the txt sidecar instead", skipped)
+    return _write_text(sidecar_path(image_path, "txt"), format_txt(record))
