@@ -1,0 +1,464 @@
+"""Stream one URL to disk: ``.part`` file, Range resume, sniffing, sha256, fsync, atomic rename."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import requests
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from .errors import (
+    DiskSpaceError,
+    DownloadCancelledError,
+    DownloadError,
+    IncompleteDownloadError,
+    OutputPathError,
+    UnexpectedContentError,
+)
+from .host_gate import HostGate, origin_of
+from .logging_setup import redact
+from .media_sniff import SNIFF_BYTES, describe_non_media, media_kind, mime_for
+from .records import DownloadResult
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, Optional[int]], None]
+
+CHUNK_SIZE = 64 * 1024
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
+_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
+# Suffixes that fix_extension replaces; any other suffix is part of the name and is kept.
+_REPLACEABLE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".webp",
+    ".gif",
+    ".avif",
+    ".mp4",
+    ".mov",
+    ".webm",
+    ".mkv",
+    ".mp3",
+    ".m4a",
+    ".ogg",
+    ".wav",
+    ".flac",
+    ".bin",
+    ".tmp",
+}
+# Errors that mean "the body stopped arriving": resume from what is on disk.
+_STREAM_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError)
+
+
+class _Cut(Exception):
+    """Internal: the body ended early; ``.part`` holds a valid prefix (or nothing)."""
+
+
+@dataclass
+class FetchPolicy:
+    """How one download behaves on the wire."""
+
+    timeout: Tuple[float, float]
+    max_attempts: int = 5
+    backoff_factor: float = 0.5
+    chunk_size: int = CHUNK_SIZE
+
+
+def final_path(filepath: str, extension: Optional[str]) -> str:
+    """``filepath`` with its media suffix replaced by ``extension`` (or ``extension`` appended)."""
+    if not extension:
+        return filepath
+    stem, suffix = os.path.splitext(filepath)
+    if suffix.lower() in _REPLACEABLE_SUFFIXES:
+        return stem + extension
+    return filepath + extension
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename durable; some platforms cannot open a directory, which is not an error."""
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError as exc:
+        logger.debug("Cannot open %s to sync the rename: %s", folder, exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        logger.debug("Cannot sync directory %s: %s", folder, exc)
+    finally:
+        os.close(fd)
+
+
+def _disk_error(exc: OSError, part: str, safe_url: str) -> Exception:
+    """Turn a write failure into the typed error, removing the ``.part`` file."""
+    _remove(part)
+    if exc.errno in _DISK_FULL:
+        err = DiskSpaceError(
+            f"The disk filled up while saving {safe_url} to {part}; the partial file was removed. "
+            "Free some space or choose another output folder."
+        )
+    else:
+        err = OutputPathError(
+            f"Cannot write {part} ({exc.strerror or exc}); check that the output folder exists "
+            "and is writable."
+        )
+    err.errno = exc.errno
+    return err
+
+
+class FileFetch:
+    """One download of ``url`` to ``filepath`` through ``session`` (see :meth:`run`)."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        policy: FetchPolicy,
+        host_gate: HostGate,
+        url: str,
+        filepath: str,
+        progress_callback: Optional[ProgressCallback] = None,
+        cancel_event: Optional[threading.Event] = None,
+        fix_extension: bool = False,
+    ):
+        self.session = session
+        self.policy = policy
+        self.host_gate = host_gate
+        self.url = url
+        self.safe_url = redact(url)
+        self.filepath = os.fspath(filepath)
+        self.part = self.filepath + ".part"
+        self.progress = progress_callback
+        self.cancel_event = cancel_event
+        self.fix_extension = fix_extension
+        self.resumed = False
+
+    # -- driver -----------------------------------------------------------------------------
+
+    def run(self) -> DownloadResult:
+        folder = os.path.dirname(os.path.abspath(self.filepath))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(
+                f"Cannot create the folder {folder} ({exc.strerror or exc}); choose an output "
+                "folder you can write to."
+            ) from None
+        attempt = 0
+        while True:
+            self._check_cancel(0)
+            try:
+                return self._attempt()
+            except _Cut as cut:
+                attempt += 1
+                if attempt > self.policy.max_attempts:
+                    raise IncompleteDownloadError(
+                        f"The download of {self.safe_url} kept breaking off ({cut}) after "
+                        f"{attempt} attempts; the partial file is kept for the next run.",
+                        url=self.safe_url,
+                    ) from None
+                delay = min(10.0, self.policy.backoff_factor * (2 ** (attempt - 1)))
+                logger.info(
+                    "Download of %s interrupted (%s); resuming in %.1f s (attempt %d of %d).",
+                    self.safe_url,
+                    cut,
+                    delay,
+                    attempt + 1,
+                    self.policy.max_attempts + 1,
+                )
+                if delay > 0 and self.cancel_event is not None:
+                    self.cancel_event.wait(delay)
+                elif delay > 0:
+                    threading.Event().wait(delay)
+
+    def _check_cancel(self, done: int) -> None:
+        if self.cancel_event is not None and self.cancel_event.is_set():
+            kept = f"; {done} bytes kept in {self.part} for resume" if done else ""
+            raise DownloadCancelledError(
+                f"The download of {self.safe_url} was cancelled{kept}.", url=self.safe_url
+            )
+
+    # -- one request ------------------------------------------------------------------------
+
+    def _attempt(self) -> DownloadResult:
+        offset = os.path.getsize(self.part) if os.path.isfile(self.part) else 0
+        if not self.host_gate.wait(origin_of(self.url), self.cancel_event):
+            self._check_cancel(offset)
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            response = self.session.get(
+                self.url, headers=headers, stream=True, timeout=self.policy.timeout
+            )
+        except requests.exceptions.RequestException as exc:
+            raise DownloadError(
+                f"Could not download {self.safe_url}: {_reason(exc)}. Check your network "
+                "connection and try again.",
+                url=self.safe_url,
+            ) from None
+        with response:
+            return self._handle(response, offset)
+
+    def _handle(self, response: requests.Response, offset: int) -> DownloadResult:
+        status = response.status_code
+        if status == 416 and offset:
+            return self._handle_unsatisfiable(response, offset)
+        if status not in (200, 206):
+            raise self._status_error(response)
+        content_type = response.headers.get("Content-Type")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() not in (
+            "",
+            "identity",
+        )
+        length = _int_header(response.headers.get("Content-Length"))
+        if status == 206:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start is None or start != offset:
+                logger.info(
+                    "%s answered the Range request for byte %d with Content-Range %r; "
+                    "starting over from zero.",
+                    self.safe_url,
+                    offset,
+                    response.headers.get("Content-Range"),
+                )
+                _remove(self.part)
+                raise _Cut("mismatched Content-Range")
+            if total is None and length is not None:
+                total = offset + length
+            self.resumed = self.resumed or offset > 0
+            return self._stream(response, offset, total, content_type, encoded)
+        if offset:
+            logger.info(
+                "%s ignored the Range request (HTTP 200); downloading it again from the start.",
+                self.safe_url,
+            )
+        total = None if encoded else length
+        return self._stream(response, 0, total, content_type, encoded)
+
+    def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> DownloadResult:
+        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == offset:
+            logger.info("%s: the partial file is already complete.", self.safe_url)
+            self.resumed = True
+            return self._finish_from_part(offset, None)
+        logger.info(
+            "%s: the partial file does not fit the remote file; starting over.", self.safe_url
+        )
+        _remove(self.part)
+        raise _Cut("stale partial file")
+
+    def _status_error(self, response: requests.Response) -> DownloadError:
+        status = response.status_code
+        if status in (404, 410):
+            _remove(self.part)
+            what = "was not found (HTTP %d); it may have been deleted" % status
+        elif status in (401, 403):
+            what = "was refused (HTTP %d); it may need a valid API key" % status
+        elif status == 429:
+            what = "was rate limited (HTTP 429) even after retries; wait a while and retry"
+        elif status >= 500:
+            what = "failed with a server error (HTTP %d) after retries; try again later" % status
+        else:
+            what = "got an unexpected answer (HTTP %d)" % status
+        return DownloadError(
+            f"The download of {self.safe_url} {what}.", url=self.safe_url, status=status
+        )
+
+    # -- body -------------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        response: requests.Response,
+        offset: int,
+        total: Optional[int],
+        content_type: Optional[str],
+        encoded: bool,
+    ) -> DownloadResult:
+        hasher = hashlib.sha256()
+        head = b""
+        if offset:
+            head = self._hash_prefix(hasher)
+        chunks = response.iter_content(chunk_size=self.policy.chunk_size)
+        pending = []
+        done = offset
+        try:
+            # Hold the first bytes in memory until the type is known: nothing that is not media
+            # is ever written to disk.
+            while len(head) < SNIFF_BYTES:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                pending.append(chunk)
+                head += chunk
+        except _STREAM_ERRORS as exc:
+            raise _Cut(_reason(exc)) from None
+        kind = media_kind(head, content_type)
+        if kind is None:
+            _remove(self.part)
+            raise UnexpectedContentError(
+                f"{self.safe_url} sent {describe_non_media(head, content_type)} instead of an "
+                "image or video; nothing was saved. The file may have been removed or the host "
+                "may be showing an error page.",
+                url=self.safe_url,
+                status=response.status_code,
+            )
+        try:
+            handle = open(self.part, "ab" if offset else "wb")
+        except OSError as exc:
+            raise _disk_error(exc, self.part, self.safe_url) from None
+        with handle:
+            for chunk in pending:
+                done = self._write(handle, hasher, chunk, done, total)
+            try:
+                for chunk in chunks:
+                    if chunk:
+                        done = self._write(handle, hasher, chunk, done, total)
+                    self._check_cancel_with(handle, done)
+            except _STREAM_ERRORS as exc:
+                self._sync(handle)
+                if encoded:
+                    _remove(self.part)
+                raise _Cut(_reason(exc)) from None
+            self._check_cancel_with(handle, done)
+            if total is not None and done < total:
+                self._sync(handle)
+                if encoded:
+                    _remove(self.part)
+                raise _Cut(f"got {done} of {total} bytes")
+            if total is not None and done > total:
+                _remove(self.part)
+                raise IncompleteDownloadError(
+                    f"{self.safe_url} sent {done} bytes but announced {total}; nothing was saved.",
+                    url=self.safe_url,
+                )
+            self._sync(handle)
+        return self._commit(kind, done, hasher.hexdigest())
+
+    def _write(self, handle, hasher, chunk: bytes, done: int, total: Optional[int]) -> int:
+        try:
+            handle.write(chunk)
+        except OSError as exc:
+            handle.close()
+            raise _disk_error(exc, self.part, self.safe_url) from None
+        hasher.update(chunk)
+        done += len(chunk)
+        if self.progress is not None:
+            self.progress(done, total)
+        return done
+
+    def _sync(self, handle) -> None:
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            handle.close()
+            raise _disk_error(exc, self.part, self.safe_url) from None
+
+    def _check_cancel_with(self, handle, done: int) -> None:
+        if self.cancel_event is not None and self.cancel_event.is_set():
+            self._sync(handle)
+            self._check_cancel(done)
+
+    def _hash_prefix(self, hasher) -> bytes:
+        """Feed the existing ``.part`` into ``hasher``; returns its first bytes for sniffing."""
+        head = b""
+        with open(self.part, "rb") as existing:
+            while True:
+                block = existing.read(1024 * 1024)
+                if not block:
+                    break
+                if len(head) < SNIFF_BYTES:
+                    head += block[: SNIFF_BYTES - len(head)]
+                hasher.update(block)
+        if self.progress is not None:
+            self.progress(os.path.getsize(self.part), None)
+        return head
+
+    def _finish_from_part(self, size: int, content_type: Optional[str]) -> DownloadResult:
+        hasher = hashlib.sha256()
+        head = self._hash_prefix(hasher)
+        kind = media_kind(head, content_type)
+        if kind is None:
+            _remove(self.part)
+            raise _Cut("the partial file is not media")
+        return self._commit(kind, size, hasher.hexdigest())
+
+    def _commit(self, kind: str, size: int, sha256: str) -> DownloadResult:
+        target = final_path(self.filepath, kind) if self.fix_extension else self.filepath
+        try:
+            os.replace(self.part, target)
+        except OSError as exc:
+            raise _disk_error(exc, self.part, self.safe_url) from None
+        _fsync_dir(os.path.dirname(os.path.abspath(target)))
+        logger.debug("Saved %s (%d bytes) to %s", self.safe_url, size, target)
+        return DownloadResult(
+            path=target, size=size, content_type=mime_for(kind), sha256=sha256, resumed=self.resumed
+        )
+
+
+def _int_header(value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+    """``(start, total)`` from ``bytes a-b/total``; ``(None, None)`` when malformed."""
+    match = _CONTENT_RANGE.match(value or "")
+    if not match:
+        return None, None
+    start, end, total = match.groups()
+    if int(end) < int(start):
+        return None, None
+    return int(start), None if total == "*" else int(total)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout,)):
+        return "the connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "the server stopped sending data (read timeout)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS/SSL handshake failed"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off mid-body"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "timed out" in text.lower() or "timeout" in text.lower():
+            return "the server stopped sending data (read timeout)"
+        if "refused" in text.lower():
+            return "the connection was refused"
+        if "Name or service not known" in text or "getaddrinfo" in text:
+            return "the host name could not be resolved"
+        return "the connection failed"
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return "too many redirects"
+    return redact(type(exc).__name__)
+
+
+def transport_reason(exc: BaseException) -> str:
+    """Public alias of the short failure description (shared with the JSON client)."""
+    return _reason(exc)

@@ -1,0 +1,468 @@
+"""The one HTTP layer: a shared Session with retries as data, host pauses and key-only-to-the-API.
+
+Every request of the package goes through :class:`CivitaiHttpClient` (usually the shared one from
+:func:`get_http_client`). It owns one ``requests.Session`` whose adapter
+
+* waits for the :class:`~.host_gate.HostGate` of the target origin before sending anything,
+* adds ``Authorization: Bearer <key>`` only when the target is the API origin (scheme, host and
+  port of ``base_url``) and removes it everywhere else, redirects included,
+* retries connection errors, 429 and 5xx for GET/HEAD with :class:`~.retry_policy.CivitaiRetry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import setting
+from .errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    DiskSpaceError,
+    DownloadError,
+    InvalidResponseError,
+    NetworkError,
+    NotFoundError,
+    OutputPathError,
+    RateLimitedError,
+    ServerError,
+)
+from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
+from .host_gate import HostGate, origin_of
+from .logging_setup import redact, register_secret
+from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
+from .records import DownloadResult
+from .retry_policy import PAUSE_STATUSES, CivitaiRetry, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "civitai-gallery/1.0 (Stable Diffusion WebUI extension)"
+POOL_HEADROOM = 2  # connections beyond the download concurrency, for the listing's API calls
+
+Timeout = Union[None, float, Tuple[float, float]]
+
+
+class _ApiKey:
+    """Holds the API key so that it never shows up in a repr, a traceback or a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value or ""
+        register_secret(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def header(self) -> str:
+        return f"Bearer {self._value}"
+
+    def __repr__(self) -> str:
+        return "<api key set>" if self._value else "<no api key>"
+
+    __str__ = __repr__
+
+
+class CivitaiAdapter(HTTPAdapter):
+    """``HTTPAdapter`` applying the host gate and the API-origin-only bearer to every request."""
+
+    def __init__(
+        self,
+        retry: CivitaiRetry,
+        host_gate: HostGate,
+        api_origin: str,
+        api_key: _ApiKey,
+        pool_maxsize: int,
+    ):
+        self._host_gate = host_gate
+        self._api_origin = api_origin
+        self._api_key = api_key
+        super().__init__(
+            max_retries=retry, pool_connections=8, pool_maxsize=pool_maxsize, pool_block=False
+        )
+
+    def send(self, request, **kwargs):
+        origin = origin_of(request.url)
+        self._host_gate.wait(origin)
+        self._apply_auth(request, origin)
+        response = super().send(request, **kwargs)
+        if response.status_code in PAUSE_STATUSES:
+            # The retries are spent (or were disabled): still hold every other thread back.
+            retry: CivitaiRetry = self.max_retries
+            delay = retry.requested_wait(response)
+            if delay is None or delay <= 0:
+                delay = retry.backoff_factor
+            self._host_gate.pause(origin, min(delay, retry.retry_after_max), "final 429/503")
+        return response
+
+    def _apply_auth(self, request, origin: str) -> None:
+        if not self._api_key:
+            return
+        bearer = self._api_key.header()
+        if origin == self._api_origin:
+            request.headers["Authorization"] = bearer
+        elif request.headers.get("Authorization") == bearer:
+            del request.headers["Authorization"]
+
+
+class CivitaiHttpClient:
+    """Thread-safe HTTP client for the Civitai API and its image hosts.
+
+    ``timeout`` is the read timeout in seconds, or a ``(connect, read)`` pair; ``None`` values come
+    from the settings (``http_timeout``, ``http_connect_timeout``, ``http_max_retries``,
+    ``civitai_base_url``, ``civitai_api_key``). ``pool_size`` is the download concurrency
+    (default: the larger of ``images.max_concurrent`` and ``gallery_max_concurrent_downloads``).
+    ``api_key=""`` means "no key" even if one is configured.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        timeout: Timeout = None,
+        max_retries: Optional[int] = None,
+        base_url: Optional[str] = None,
+        pool_size: Optional[int] = None,
+        *,
+        download_timeout: Timeout = None,
+        backoff_factor: Optional[float] = None,
+        retry_after_cap: Optional[float] = None,
+        host_gate: Optional[HostGate] = None,
+    ):
+        connect_default = float(setting.get("http_connect_timeout"))
+        self.timeout = _timeout_pair(timeout, connect_default, setting.get("http_timeout"))
+        self.download_timeout = _timeout_pair(
+            download_timeout,
+            self.timeout[0],
+            max(self.timeout[1], float(setting.get("gallery_download_timeout"))),
+        )
+        self.max_retries = int(
+            setting.get("http_max_retries") if max_retries is None else max_retries
+        )
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.backoff_factor = float(
+            setting.get("http_backoff_factor") if backoff_factor is None else backoff_factor
+        )
+        self.retry_after_cap = float(
+            setting.get("http_retry_after_cap") if retry_after_cap is None else retry_after_cap
+        )
+        self.base_url = (base_url or setting.get("civitai_base_url")).rstrip("/")
+        self.api_origin = origin_of(self.base_url)
+        if pool_size is None:
+            pool_size = max(
+                int(setting.get("images.max_concurrent")),
+                int(setting.get("gallery_max_concurrent_downloads")),
+            )
+        self.pool_size = max(1, int(pool_size))
+        self._api_key = _ApiKey(setting.get("civitai_api_key") if api_key is None else api_key)
+        self.host_gate = host_gate if host_gate is not None else HostGate()
+        self.retry = CivitaiRetry.build(
+            self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
+        )
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = CivitaiAdapter(
+            self.retry,
+            self.host_gate,
+            self.api_origin,
+            self._api_key,
+            pool_maxsize=self.pool_size + POOL_HEADROOM,
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._closed = threading.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"CivitaiHttpClient(base_url={self.base_url!r}, api_key={self._api_key!r}, "
+            f"timeout={self.timeout}, max_retries={self.max_retries}, pool_size={self.pool_size})"
+        )
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self._api_key)
+
+    def close(self) -> None:
+        """Close the pooled connections (the client must not be used afterwards)."""
+        self._closed.set()
+        self.session.close()
+
+    def __enter__(self) -> "CivitaiHttpClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def api_url(self, url_or_path: str) -> str:
+        """Absolute URLs pass through; a path such as ``/api/v1/images`` is joined to base_url."""
+        if url_or_path.startswith(("http://", "https://")):
+            return url_or_path
+        return urljoin(self.base_url + "/", url_or_path.lstrip("/"))
+
+    def get_json(self, url_or_path: str, params: Optional[Mapping[str, Any]] = None) -> dict:
+        """GET a JSON object; every failure is a typed :class:`~.errors.ApiError`."""
+        url = self.api_url(url_or_path)
+        safe = redact(url)
+        try:
+            response = self.session.get(
+                url, params=params, timeout=self.timeout, headers={"Accept": "application/json"}
+            )
+        except requests.exceptions.TooManyRedirects:
+            raise InvalidResponseError(
+                f"Civitai redirected {safe} in a loop; check the civitai_base_url setting.",
+                url=safe,
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise NetworkError(_network_message(exc, safe, self.timeout), url=safe) from None
+        with response:
+            safe = redact(response.url or url)
+            if response.status_code >= 300:
+                raise self._status_error(response, safe)
+            return _decode_json(response, safe)
+
+    def _status_error(self, response: requests.Response, safe: str) -> ApiError:
+        status = response.status_code
+        server = _server_message(response)
+        said = f": {server}" if server else ""
+        common = dict(status=status, url=safe, server_message=server)
+        if status in (404, 410):
+            return NotFoundError(
+                f"Civitai found nothing at {safe} (HTTP {status}){said}. Check the id or URL.",
+                **common,
+            )
+        if status in (401, 403):
+            hint = (
+                "The API key was rejected or lacks access: check civitai_api_key (CIVITAI_API_KEY)."
+                if self._api_key
+                else "This content needs an API key: set civitai_api_key (or CIVITAI_API_KEY)."
+            )
+            return AuthError(
+                f"Civitai refused access to {safe} (HTTP {status}){said}. {hint}", **common
+            )
+        if status == 429:
+            wait = retry_after_seconds(response.headers)
+            return RateLimitedError(
+                f"Civitai is rate limiting us (HTTP 429) on {safe} after {self.max_retries} "
+                f"retries{said}. Wait a few minutes or lower images.max_concurrent, then retry.",
+                retry_after=wait,
+                **common,
+            )
+        if status >= 500:
+            return ServerError(
+                f"Civitai had a server error (HTTP {status}) on {safe} after {self.max_retries} "
+                f"retries{said}. Try again later.",
+                **common,
+            )
+        if 400 <= status < 500:
+            return BadRequestError(
+                f"Civitai refused the request {safe} (HTTP {status}){said}. Check the parameters.",
+                **common,
+            )
+        return InvalidResponseError(
+            f"Civitai answered {safe} with an unexpected HTTP {status} instead of JSON.", **common
+        )
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def fetch_to_file(
+        self,
+        url: str,
+        filepath: str,
+        progress_callback: Optional[ProgressCallback] = None,
+        cancel_event: Optional[threading.Event] = None,
+        fix_extension: bool = False,
+    ) -> DownloadResult:
+        """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
+
+        Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
+        ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
+        ``OutputPathError``. The final path never holds partial or non-media content.
+        """
+        policy = FetchPolicy(
+            timeout=self.download_timeout,
+            max_attempts=self.max_retries,
+            backoff_factor=self.backoff_factor,
+        )
+        fetch = FileFetch(
+            self.session,
+            policy,
+            self.host_gate,
+            url,
+            filepath,
+            progress_callback=progress_callback,
+            cancel_event=cancel_event,
+            fix_extension=fix_extension,
+        )
+        return fetch.run()
+
+    def download_file(
+        self, url: str, filepath: str, progress_callback: Optional[ProgressCallback] = None
+    ) -> bool:
+        """The backlog's wrapper: True when ``filepath`` holds the file, False (logged) if not."""
+        try:
+            result = self.fetch_to_file(url, filepath, progress_callback=progress_callback)
+        except (DownloadError, DiskSpaceError, OutputPathError) as exc:
+            logger.warning("Download failed: %s", exc)
+            return False
+        logger.debug("Downloaded %s (%d bytes)", result.path, result.size)
+        return True
+
+    def get_stream_response(
+        self, url: str, headers: Optional[Dict[str, str]] = None
+    ) -> Optional[requests.Response]:
+        """An open streaming response (use it in ``with``), or None after logging why not."""
+        safe = redact(url)
+        try:
+            response = self.session.get(
+                url, headers=headers, stream=True, timeout=self.download_timeout
+            )
+        except requests.exceptions.RequestException as exc:
+            logger.warning("Could not open %s: %s.", safe, transport_reason(exc))
+            return None
+        if not response.ok:
+            logger.warning("Could not open %s: HTTP %d.", safe, response.status_code)
+            response.close()
+            return None
+        return response
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _timeout_pair(value: Timeout, connect_default: float, read_default: Any) -> Tuple[float, float]:
+    if value is None:
+        read = float(read_default)
+        return (min(connect_default, read), read)
+    if isinstance(value, (tuple, list)):
+        connect, read = value
+        return (float(connect), float(read))
+    read = float(value)
+    return (min(connect_default, read), read)
+
+
+def _network_message(exc: BaseException, safe: str, timeout: Tuple[float, float]) -> str:
+    reason = transport_reason(exc)
+    hint = "Check your network connection and the civitai_base_url setting."
+    if "timeout" in reason or "timed out" in reason:
+        hint = f"It did not answer within {timeout[1]:g} s; try again or raise http_timeout."
+    return f"Could not reach Civitai for {safe}: {reason}. {hint}"
+
+
+def _server_message(response: requests.Response) -> Optional[str]:
+    """The server's own ``error``/``message`` text (or a short plain-text body), redacted."""
+    try:
+        body = response.text
+    except requests.exceptions.RequestException:
+        return None
+    if not body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "").lower()
+        if "html" in content_type or body.lstrip().startswith("<"):
+            return None
+        return redact(body.strip()[:200]) or None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                return redact(text[:300])
+    return None
+
+
+def _decode_json(response: requests.Response, safe: str) -> dict:
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        data = response.json()
+    except ValueError:
+        body = response.content[:64].lstrip().lower()
+        if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
+            what = "an HTML page (maybe a Cloudflare check or maintenance page)"
+        elif not response.content:
+            what = "an empty body"
+        else:
+            what = f"something that is not JSON ({content_type or 'no Content-Type'})"
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with {what}. Try again later; if it persists, check "
+            "civitai_base_url.",
+            status=response.status_code,
+            url=safe,
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with JSON of type {type(data).__name__} where an object was "
+            "expected.",
+            status=response.status_code,
+            url=safe,
+        )
+    return data
+
+
+# -- the shared client ----------------------------------------------------------------------------
+
+#: Settings the shared client is built from; a change to any of them rebuilds it.
+CLIENT_SETTINGS = (
+    "http_timeout",
+    "http_connect_timeout",
+    "http_max_retries",
+    "http_backoff_factor",
+    "http_retry_after_cap",
+    "civitai_base_url",
+    "civitai_api_key",
+    "gallery_download_timeout",
+    "gallery_max_concurrent_downloads",
+    "images.max_concurrent",
+)
+
+#: Host pauses outlive client rebuilds: a 429 still applies after a setting change.
+SHARED_HOST_GATE = HostGate()
+
+_shared_lock = threading.Lock()
+_shared_client: Optional[CivitaiHttpClient] = None
+_shared_revision: Optional[int] = None
+_shared_key: Optional[str] = None
+
+
+def get_http_client() -> CivitaiHttpClient:
+    """The lazily created shared client, rebuilt when a setting it was built from changes.
+
+    A replaced client is not closed: threads that still hold it finish their requests, and its
+    connections are released when it is garbage collected.
+    """
+    global _shared_client, _shared_revision, _shared_key
+    with _shared_lock:
+        revision = setting.revision()
+        if _shared_client is not None and revision == _shared_revision:
+            return _shared_client
+        # A digest, so the API key is not kept in one more place.
+        key = hashlib.sha256(
+            repr([setting.get(name) for name in CLIENT_SETTINGS]).encode("utf-8")
+        ).hexdigest()
+        if _shared_client is None or key != _shared_key:
+            if _shared_client is not None:
+                logger.info("HTTP settings changed; using a new HTTP client from now on.")
+            _shared_client = CivitaiHttpClient(host_gate=SHARED_HOST_GATE)
+            _shared_key = key
+        _shared_revision = revision
+        return _shared_client
+
+
+def reset_http_client() -> None:
+    """Forget the shared client (tests, or after changing settings in bulk)."""
+    global _shared_client, _shared_revision, _shared_key
+    with _shared_lock:
+        _shared_client = None
+        _shared_revision = None
+        _shared_key = None
