@@ -42,7 +42,7 @@ _RESERVED = frozenset(
     ["con", "prn", "aux", "nul", "conin$", "conout$"]
     + [f"{base}{n}" for base in ("com", "lpt") for n in list("123456789") + ["¹", "²", "³"]]
 )
-_SEPARATORS = re.compile(r"[\\/]+")
+_SEPARATORS = re.compile(r"[\\/]")
 
 
 def _clean_chars(text: str) -> str:
