@@ -593,10 +593,9 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
         )
     if target.kind == "image":
         return [downloader.download_single_image(target.value, save_metadata=save)]
-    params = dict(target.value)
-    if levels is not None:
-        params.setdefault("nsfw_levels", list(levels))
-    return downloader.download_filtered_images(params, save_metadata=save, **limit_kw)
+    # --nsfw reaches the filter through images.default_nsfw_filter (set for this run), unless the
+    # filter itself names an ``nsfw`` level.
+    return downloader.download_filtered_images(dict(target.value), save_metadata=save, **limit_kw)
 
 
 class _Starter(threading.Thread):
@@ -839,6 +838,9 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if key:
         register_secret(key)
     try:
+        from . import setting
+
+        setting.load()  # what the UI saved (data/settings.json or $CIVITAI_GALLERY_SETTINGS)
         with _interruptible() as args.signal:
             return COMMANDS[args.command](args, out)
     except (UsageError, InvalidQueryError, TemplateError, SettingsError, NotFoundError) as exc:
