@@ -1,0 +1,538 @@
+"""The record of what was downloaded: a SQLite file (WAL) of images, tasks and crawl checkpoints.
+
+One :class:`Archive` per output folder, at ``<output_path>/.civitai_archive.sqlite3``
+(:func:`archive_path`). It is safe to share between the download engine's worker threads (one
+connection guarded by a lock) and between processes (SQLite locking, 30 s busy timeout).
+
+Every write is its own committed transaction (batches are one transaction), and the journal is in
+WAL mode with ``synchronous=NORMAL``: a process killed at any moment (``kill -9``) leaves a readable
+database holding every write that returned. (A power cut may lose the last few commits, never the
+file.)
+
+Tables: ``images`` (one row per saved image: id, url, sha256, path, metadata path, size, time),
+``tasks`` (every task with its latest state), ``checkpoints`` (query key -> next cursor) and
+``schema_version``. Paths are stored as given; relative ones are read relative to the archive's
+folder by :meth:`Archive.verify`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+
+from .errors import CivitaiGalleryError, DiskSpaceError, OutputPathError
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_FILENAME = ".civitai_archive.sqlite3"
+SCHEMA_VERSION = 1
+TASK_STATUSES = ("pending", "downloading", "completed", "skipped", "failed", "cancelled")
+_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+_UNSET: Any = object()
+_TASK_FIELDS = ("image_id", "url", "status", "path", "metadata_path", "error", "query_key")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    image_id INTEGER PRIMARY KEY,
+    url TEXT,
+    sha256 TEXT,
+    path TEXT,
+    metadata_path TEXT,
+    size INTEGER,
+    downloaded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    image_id INTEGER,
+    url TEXT,
+    status TEXT NOT NULL,
+    path TEXT,
+    metadata_path TEXT,
+    error TEXT,
+    query_key TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
+CREATE INDEX IF NOT EXISTS tasks_image_id ON tasks (image_id);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    query_key TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+class ArchiveError(CivitaiGalleryError):
+    """The archive file cannot be used (damaged, from a newer version, locked, or closed)."""
+
+
+@dataclass(frozen=True)
+class ArchivedImage:
+    image_id: int
+    url: Optional[str]
+    sha256: Optional[str]
+    path: Optional[str]
+    metadata_path: Optional[str]
+    size: Optional[int]
+    downloaded_at: str
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    image_id: Optional[int]
+    url: Optional[str]
+    status: str
+    path: Optional[str]
+    metadata_path: Optional[str]
+    error: Optional[str]
+    query_key: Optional[str]
+    created_at: str
+    updated_at: str
+
+
+def archive_path(output_path: Union[str, os.PathLike]) -> str:
+    """The default archive file of an output folder."""
+    return os.path.join(os.fspath(output_path), ARCHIVE_FILENAME)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _image_id(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"An image id must be a whole number, got {value!r}.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ValueError(f"An image id must be a whole number, got {value!r}.")
+
+
+def _optional_id(value: Any) -> Optional[int]:
+    return None if value is None else _image_id(value)
+
+
+def _task_values(task: Any) -> Dict[str, Any]:
+    """Fields of a task given as a mapping or as an object with the spec's task attributes."""
+    if isinstance(task, Mapping):
+        values = dict(task)
+        if "task_id" not in values and "id" in values:
+            values["task_id"] = values.pop("id")
+        return values
+    names = {
+        "task_id": "id",
+        "image_id": "image_id",
+        "url": "image_url",
+        "status": "status",
+        "path": "image_path",
+        "metadata_path": "metadata_path",
+        "error": "error",
+        "query_key": "query_key",
+    }
+    values = {}
+    for field, attr in names.items():
+        if hasattr(task, attr):
+            values[field] = getattr(task, attr)
+    if "task_id" not in values:
+        raise ValueError(f"A task needs an id; got {type(task).__name__} without one.")
+    return values
+
+
+class Archive:
+    """See the module docstring. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, db_path: Union[str, os.PathLike]):
+        self.db_path = os.path.abspath(os.fspath(db_path))
+        self._folder = os.path.dirname(self.db_path)
+        self._lock = threading.RLock()
+        self._conn: Optional[sqlite3.Connection] = None
+        try:
+            os.makedirs(self._folder, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(
+                f"Cannot create the folder {self._folder} for the download archive: "
+                f"{exc.strerror}. Choose an output folder you can write to."
+            ) from None
+        with self._guard("open"):
+            conn = sqlite3.connect(
+                self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+        self._conn = conn
+        try:
+            with self._guard("open"):
+                self._setup()
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"Archive({self.db_path!r}, {state})"
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (a second call does nothing)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn sqlite3 errors into typed errors with a sentence a user can act on."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            text = str(exc).lower()
+            where = f"the download archive {self.db_path}"
+            if "full" in text:
+                raise DiskSpaceError(
+                    f"The disk is full: cannot {action} {where}. Free some space and run again."
+                ) from None
+            if "readonly" in text or "unable to open" in text or "permission" in text:
+                raise OutputPathError(
+                    f"Cannot {action} {where}: the file or its folder is not writable."
+                ) from None
+            if "locked" in text or "busy" in text:
+                raise ArchiveError(
+                    f"Cannot {action} {where}: another program keeps it locked. "
+                    "Close other downloads into the same folder and try again."
+                ) from None
+            if "not a database" in text or "malformed" in text or "corrupt" in text:
+                raise ArchiveError(
+                    f"{where[0].upper()}{where[1:]} is damaged. Move it away and run again; "
+                    "images already on disk are kept but will be checked again."
+                ) from None
+            raise ArchiveError(f"Cannot {action} {where}: {exc}.") from None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ArchiveError(f"The download archive {self.db_path} is closed.")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._guard(action):
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> List[sqlite3.Row]:
+        with self._lock, self._guard("read"):
+            return self._db().execute(sql, tuple(params)).fetchall()
+
+    def _setup(self) -> None:
+        conn = self._db()
+        conn.row_factory = sqlite3.Row
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            logger.warning(
+                "The file system of %s does not support SQLite WAL (journal mode %s); "
+                "the archive still works but concurrent access is slower.",
+                self.db_path,
+                mode,
+            )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction("prepare"):
+            # executescript() would COMMIT first: run the statements one by one instead.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            rows = conn.execute("SELECT version FROM schema_version").fetchall()
+            if not rows:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                version = SCHEMA_VERSION
+            else:
+                version = max(row[0] for row in rows)
+        if version > SCHEMA_VERSION:
+            raise ArchiveError(
+                f"The download archive {self.db_path} was written by a newer version of Civitai "
+                f"Gallery (schema {version}, this one reads {SCHEMA_VERSION}); "
+                "update the extension."
+            )
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT MAX(version) FROM schema_version")[0][0])
+
+    # ------------------------------------------------------------------ images
+
+    def has_image(self, image_id: Any) -> bool:
+        rows = self._query("SELECT 1 FROM images WHERE image_id = ?", (_image_id(image_id),))
+        return bool(rows)
+
+    def known_ids(self, ids: Iterable[Any]) -> Set[int]:
+        """The subset of ``ids`` already in the archive (None and duplicates are ignored)."""
+        wanted = sorted({_image_id(i) for i in ids if i is not None})
+        found: Set[int] = set()
+        with self._lock, self._guard("read"):
+            conn = self._db()
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT image_id FROM images WHERE image_id IN ({marks})", chunk
+                ).fetchall()
+                found.update(row[0] for row in rows)
+        return found
+
+    def get_image(self, image_id: Any) -> Optional[ArchivedImage]:
+        rows = self._query("SELECT * FROM images WHERE image_id = ?", (_image_id(image_id),))
+        return ArchivedImage(**dict(rows[0])) if rows else None
+
+    def find_by_sha256(self, sha256: str) -> Optional[ArchivedImage]:
+        """The first saved image with this content hash, or None."""
+        if not sha256:
+            return None
+        rows = self._query(
+            "SELECT * FROM images WHERE sha256 = ? ORDER BY downloaded_at, image_id LIMIT 1",
+            (sha256.lower(),),
+        )
+        return ArchivedImage(**dict(rows[0])) if rows else None
+
+    def record_image(
+        self,
+        image_id: Any,
+        url: Optional[str] = None,
+        sha256: Optional[str] = None,
+        path: Optional[str] = None,
+        metadata_path: Optional[str] = None,
+        size: Optional[int] = None,
+        downloaded_at: Optional[str] = None,
+    ) -> ArchivedImage:
+        """Insert or replace the record of a saved image; returns it."""
+        record = ArchivedImage(
+            image_id=_image_id(image_id),
+            url=url,
+            sha256=sha256.lower() if sha256 else None,
+            path=os.fspath(path) if path is not None else None,
+            metadata_path=os.fspath(metadata_path) if metadata_path is not None else None,
+            size=size,
+            downloaded_at=downloaded_at or _now(),
+        )
+        self.record_images([record])
+        return record
+
+    def record_images(self, records: Iterable[Union[ArchivedImage, Mapping[str, Any]]]) -> int:
+        """Insert or replace many image records in one transaction; returns how many."""
+        rows = []
+        for rec in records:
+            values = dict(rec) if isinstance(rec, Mapping) else rec.__dict__
+            sha = values.get("sha256")
+            path = values.get("path")
+            meta = values.get("metadata_path")
+            rows.append(
+                (
+                    _image_id(values["image_id"]),
+                    values.get("url"),
+                    sha.lower() if sha else None,
+                    os.fspath(path) if path is not None else None,
+                    os.fspath(meta) if meta is not None else None,
+                    values.get("size"),
+                    values.get("downloaded_at") or _now(),
+                )
+            )
+        with self._transaction("write to") as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO images (image_id, url, sha256, path, metadata_path, size, "
+                "downloaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def remove_image(self, image_id: Any) -> bool:
+        """Forget a saved image (the file is not touched); True when a row was removed."""
+        with self._transaction("write to") as conn:
+            cur = conn.execute("DELETE FROM images WHERE image_id = ?", (_image_id(image_id),))
+            return cur.rowcount > 0
+
+    def image_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM images")[0][0])
+
+    def verify(self) -> List[ArchivedImage]:
+        """Image records whose file is missing on disk (relative paths: from the archive folder)."""
+        missing = []
+        with self._lock, self._guard("read"):
+            cursor = self._db().execute("SELECT * FROM images ORDER BY image_id")
+            while True:
+                rows = cursor.fetchmany(1000)
+                if not rows:
+                    break
+                for row in rows:
+                    rec = ArchivedImage(**dict(row))
+                    path = rec.path
+                    if path and not os.path.isabs(path):
+                        path = os.path.join(self._folder, path)
+                    if not path or not os.path.isfile(path):
+                        missing.append(rec)
+        return missing
+
+    # ------------------------------------------------------------------ tasks
+
+    def record_task(self, task: Any, status: Any = _UNSET, **fields: Any) -> TaskRecord:
+        """Insert or update one task; returns its stored state.
+
+        Either ``record_task("task-id", "failed", error="...", image_id=1, ...)`` or
+        ``record_task(task_object_or_mapping)`` (an ``ImageDownloadTask``: ``id``, ``image_id``,
+        ``image_url``, ``status``, ``image_path``, ``metadata_path``, ``error``). Fields that are
+        not given keep their stored value; a field given as None is cleared.
+        """
+        if isinstance(task, str):
+            values = dict(fields, task_id=task)
+            if status is not _UNSET:
+                values["status"] = status
+        else:
+            values = _task_values(task)
+            values.update(fields)
+            if status is not _UNSET:
+                values["status"] = status
+        self._write_tasks([values])
+        stored = self.get_task(values["task_id"])
+        assert stored is not None  # just written in a committed transaction
+        return stored
+
+    def record_tasks(self, tasks: Iterable[Any]) -> int:
+        """Insert or update many tasks (mappings or task objects) in one transaction."""
+        return self._write_tasks([_task_values(task) for task in tasks])
+
+    def _write_tasks(self, items: List[Dict[str, Any]]) -> int:
+        prepared = [self._prepare_task(values) for values in items]
+        with self._transaction("write to") as conn:
+            for task_id, values in prepared:
+                now = _now()
+                row = conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+                if row is None:
+                    if "status" not in values:
+                        raise ValueError(f"Task {task_id!r} is new and needs a status.")
+                    cols = ["task_id", "created_at", "updated_at"] + list(values)
+                    params = [task_id, now, now] + list(values.values())
+                    conn.execute(
+                        f"INSERT INTO tasks ({', '.join(cols)}) "
+                        f"VALUES ({', '.join('?' * len(cols))})",
+                        params,
+                    )
+                else:
+                    sets = ", ".join(f"{col} = ?" for col in values)
+                    conn.execute(
+                        f"UPDATE tasks SET {sets}{', ' if sets else ''}updated_at = ? "
+                        "WHERE task_id = ?",
+                        list(values.values()) + [now, task_id],
+                    )
+        return len(prepared)
+
+    @staticmethod
+    def _prepare_task(values: Dict[str, Any]):
+        values = dict(values)
+        task_id = values.pop("task_id", None)
+        if not isinstance(task_id, str) or not task_id:
+            raise ValueError(f"A task id must be non-empty text, got {task_id!r}.")
+        unknown = set(values) - set(_TASK_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"Unknown task field(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(_TASK_FIELDS)}."
+            )
+        if "status" in values:
+            status = values["status"]
+            status = getattr(status, "value", status)  # accept an Enum
+            if status not in TASK_STATUSES:
+                raise ValueError(
+                    f"Task status must be one of {', '.join(TASK_STATUSES)}, got {status!r}."
+                )
+            values["status"] = status
+        if "image_id" in values:
+            values["image_id"] = _optional_id(values["image_id"])
+        for key in ("path", "metadata_path"):
+            if values.get(key) is not None:
+                values[key] = os.fspath(values[key])
+        if values.get("error") is not None:
+            values["error"] = str(values["error"])
+        return task_id, values
+
+    def get_task(self, task_id: str) -> Optional[TaskRecord]:
+        rows = self._query("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+        return TaskRecord(**dict(rows[0])) if rows else None
+
+    def tasks(
+        self,
+        limit: Optional[int] = None,
+        status: Union[None, str, Iterable[str]] = None,
+        query_key: Optional[str] = None,
+    ) -> List[TaskRecord]:
+        """Tasks newest first (by creation), optionally only some statuses or one query."""
+        sql = "SELECT * FROM tasks"
+        where, params = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if query_key is not None:
+            where.append("query_key = ?")
+            params.append(query_key)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [TaskRecord(**dict(row)) for row in self._query(sql, params)]
+
+    def failed_tasks(self) -> List[TaskRecord]:
+        return self.tasks(status="failed")
+
+    def task_count(self, status: Optional[str] = None) -> int:
+        if status is None:
+            return int(self._query("SELECT COUNT(*) FROM tasks")[0][0])
+        return int(self._query("SELECT COUNT(*) FROM tasks WHERE status = ?", (status,))[0][0])
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def get_checkpoint(self, query_key: str) -> Optional[str]:
+        """The cursor to continue ``query_key`` from, or None (never started, or finished)."""
+        rows = self._query("SELECT cursor FROM checkpoints WHERE query_key = ?", (query_key,))
+        return rows[0][0] if rows else None
+
+    def set_checkpoint(self, query_key: str, cursor: Optional[str]) -> None:
+        """Remember where ``query_key`` continues; a None cursor (last page done) clears it."""
+        if cursor is None:
+            self.clear_checkpoint(query_key)
+            return
+        with self._transaction("write to") as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (query_key, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(query_key) DO UPDATE SET cursor = excluded.cursor, "
+                "updated_at = excluded.updated_at",
+                (query_key, str(cursor), _now()),
+            )
+
+    def clear_checkpoint(self, query_key: str) -> None:
+        with self._transaction("write to") as conn:
+            conn.execute("DELETE FROM checkpoints WHERE query_key = ?", (query_key,))
