@@ -9,10 +9,10 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3 import exceptions as urllib3_exceptions
 
 from .errors import (
     DiskSpaceError,
@@ -58,7 +58,7 @@ _REPLACEABLE_SUFFIXES = {
     ".tmp",
 }
 # Errors that mean "the body stopped arriving": resume from what is on disk.
-_STREAM_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError)
+_STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
 
 
 class _Cut(Exception):
@@ -296,7 +296,7 @@ class FileFetch:
         head = b""
         if offset:
             head = self._hash_prefix(hasher)
-        chunks = response.iter_content(chunk_size=self.policy.chunk_size)
+        chunks = _body_chunks(response, self.policy.chunk_size)
         pending = []
         done = offset
         try:
@@ -414,6 +414,21 @@ class FileFetch:
         )
 
 
+def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
+    """The body as it arrives. ``read1`` hands over every byte received before a cut (a full-size
+    ``read`` would drop a partial chunk when the connection breaks), so resuming loses nothing."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # pragma: no cover - urllib3 < 2.3
+        yield from response.iter_content(chunk_size=size)
+        return
+    while True:
+        data = read1(size, decode_content=True)
+        if not data:
+            return
+        yield data
+
+
 def _int_header(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
@@ -454,6 +469,10 @@ def _reason(exc: BaseException) -> str:
         if "Name or service not known" in text or "getaddrinfo" in text:
             return "the host name could not be resolved"
         return "the connection failed"
+    if isinstance(exc, urllib3_exceptions.ReadTimeoutError):
+        return "the server stopped sending data (read timeout)"
+    if isinstance(exc, urllib3_exceptions.ProtocolError):
+        return "the connection broke off mid-body"
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return "too many redirects"
     return redact(type(exc).__name__)
