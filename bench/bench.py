@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Download benchmark against the local fake Civitai: prints a table (not a unit test).
+
+    python bench/bench.py            # the full run (200 x 200 KiB, 1 GiB stream, 1,000 / 10,000 images)
+    python bench/bench.py --quick    # a small run to check the script itself (~1 min)
+
+Sections:
+1. Throughput, 100 ms latency per request and a bandwidth cap: the "before" path (a sequential
+   ``requests.get(stream=True)`` + ``shutil.copyfileobj`` loop), ours (ImageDownloader with json
+   metadata) at concurrency 1, 3, 5, 8, ``aria2c -j5`` on the same URL list, each against the ideal
+   bound ``n x latency / c + bytes / bandwidth`` (see ``ideal_seconds`` for the bandwidth model).
+2. Peak RSS growth while streaming a 1 GiB generated body (ours vs the before path), and during a
+   1,000-image CLI run; RSS is sampled from the parent with psutil every 10 ms.
+3. API requests to list 1,000 and 10,000 images; time and image requests to re-run a finished
+   1,000-image job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+MiB = 1024 * 1024
+ALL_LEVELS = ["None", "Soft", "Mature", "X"]
+TARGETS = {
+    "speedup_c5": 4.0,  # >= 4x faster than the sequential loop at concurrency 5
+    "ideal_ratio": 1.15,  # within 1.15x of the ideal bound
+    "rss_growth_mib": 32.0,  # for the 1 GiB stream
+    "rerun_image_requests": 0,
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float
+    ok: int
+    total: int
+    ideal: Optional[float] = None
+    baseline: Optional[float] = None
+
+    def cells(self) -> List[str]:
+        ratio = f"{self.seconds / self.ideal:.2f}x" if self.ideal else "-"
+        speed = f"{self.baseline / self.seconds:.2f}x" if self.baseline else "-"
+        ideal = f"{self.ideal:.2f}" if self.ideal else "-"
+        return [self.name, f"{self.seconds:.2f}", ideal, ratio, speed, f"{self.ok}/{self.total}"]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in rows])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for text in fh:
+                if text.startswith("model name"):
+                    cpu = text.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import psutil
+
+    mem = psutil.virtual_memory().total / 1024**3
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def ideal_seconds(n: int, total_bytes: int, latency: float, bandwidth: float, c: int) -> float:
+    """The issue's bound ``n x latency / c + bytes / bandwidth``.
+
+    The fake caps each *response* at ``bandwidth`` bytes/s, so c parallel responses may move
+    c x bandwidth together: the link term is ``bytes / (c x bandwidth)``. Nothing can beat this:
+    every request waits its latency and no response streams faster than its cap.
+    """
+    return n * latency / c + total_bytes / (bandwidth * c)
+
+
+def list_urls(fake, model_id: int) -> List[str]:
+    """The image URL list (listed once with our API client; not part of any timing)."""
+    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+
+    with CivitaiHttpClient(base_url=fake.base_url, api_key="") as client:
+        api = CivitaiAPI(client=client)
+        return [item.url for item in api.iter_images({"modelId": model_id}, ALL_LEVELS)]
+
+
+def count_media(root: str) -> int:
+    exts = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
+    n = 0
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        n += sum(1 for name in names if name.lower().endswith(exts))
+    return n
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def run_baseline(fake, model_id: int, dest: str) -> float:
+    """The before path: list with plain requests (cursor loop), then a sequential stream loop."""
+    import requests
+
+    start = time.perf_counter()
+    urls, cursor = [], None
+    while True:
+        params = {"modelId": model_id, "limit": 200, "nsfw": "X", "withMeta": "true"}
+        if cursor:
+            params["cursor"] = cursor
+        body = requests.get(fake.base_url + "/api/v1/images", params=params, timeout=30).json()
+        urls += [item["url"] for item in body["items"]]
+        cursor = body.get("metadata", {}).get("nextCursor")
+        if not cursor:
+            break
+    for url in urls:
+        img_r = requests.get(url, stream=True, timeout=30)
+        if not img_r.ok:
+            continue
+        img_r.raw.decode_content = True
+        with open(os.path.join(dest, url.rsplit("/", 1)[-1]), "wb") as fh:
+            shutil.copyfileobj(img_r.raw, fh)
+        img_r.close()
+    return time.perf_counter() - start
+
+
+def run_ours(fake, model_id: int, dest: str, concurrency: int) -> float:
+    from scripts.civitai_manager_libs import setting
+    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+    from scripts.civitai_manager_libs.download_engine import DownloadEngine
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+    from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+
+    setting.update({"images.metadata_format": "json", "images.save_metadata": True})
+    client = CivitaiHttpClient(base_url=fake.base_url, api_key="", pool_size=concurrency)
+    engine = DownloadEngine(client=client, max_workers=concurrency)
+    downloader = ImageDownloader(
+        api_client=CivitaiAPI(client=client), download_engine=engine, output_path=dest
+    )
+    try:
+        start = time.perf_counter()
+        ids = downloader.download_model_images(model_id, nsfw_levels=ALL_LEVELS)
+        downloader.wait(ids)
+        elapsed = time.perf_counter() - start
+        summary = downloader.summary(ids)
+        if summary.failed:
+            print(f"  ours c={concurrency}: {summary.failed} failed: {summary.failures[:3]}")
+        return elapsed
+    finally:
+        downloader.close()
+        client.close()
+
+
+def run_aria2(urls: List[str], dest: str, jobs: int = 5) -> Optional[float]:
+    aria2c = shutil.which("aria2c")
+    if not aria2c:
+        return None
+    listing = os.path.join(dest, "urls.txt")
+    with open(listing, "w", encoding="utf-8") as fh:
+        for url in urls:
+            fh.write(url + "\n")
+    cmd = [aria2c, f"-j{jobs}", "-x1", "-s1", "-i", listing, "-d", dest, "--quiet=true"]
+    cmd += ["--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, timeout=600)
+    elapsed = time.perf_counter() - start
+    os.unlink(listing)
+    return elapsed
+
+
+def throughput(n: int, image_kb: int, latency: float, bandwidth: int, work: str) -> List[Row]:
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+    dataset = Dataset.generate(n_images=n, image_kb=image_kb, seed=1)
+    model_id = dataset.models[0].id
+    rows: List[Row] = []
+    with FakeCivitai(dataset=dataset, latency=latency, bandwidth=bandwidth) as fake:
+        urls = list_urls(fake, model_id)
+        total_bytes = n * image_kb * 1024
+
+        def fresh(name: str) -> str:
+            path = os.path.join(work, name)
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+            return path
+
+        folder = fresh("baseline")
+        base = run_baseline(fake, model_id, folder)
+        rows.append(
+            Row(
+                "sequential requests loop",
+                base,
+                count_media(folder),
+                n,
+                ideal_seconds(n, total_bytes, latency, bandwidth, 1),
+                base,
+            )
+        )
+        for c in (1, 3, 5, 8):
+            folder = fresh(f"ours-c{c}")
+            secs = run_ours(fake, model_id, folder, c)
+            rows.append(
+                Row(
+                    f"ours, concurrency {c} (+json)",
+                    secs,
+                    count_media(folder),
+                    n,
+                    ideal_seconds(n, total_bytes, latency, bandwidth, c),
+                    base,
+                )
+            )
+        folder = fresh("aria2c")
+        secs = run_aria2(urls, folder, 5)
+        if secs is not None:
+            rows.append(
+                Row(
+                    "aria2c -j5 -i urls.txt",
+                    secs,
+                    count_media(folder),
+                    n,
+                    ideal_seconds(n, total_bytes, latency, bandwidth, 5),
+                    base,
+                )
+            )
+        for c in (1, 5):
+            ideal = ideal_seconds(n, total_bytes, latency, bandwidth, c)
+            rows.append(Row(f"ideal bound, c={c}", ideal, n, n, ideal, base))
+    return rows
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def peak_rss_of(cmd: List[str], timeout: float = 900) -> tuple:
+    """Run ``cmd`` (a child that prints READY once imported, then waits for a line on stdin);
+    returns (rss at READY, peak rss, seconds from GO to exit) sampled every 10 ms."""
+    import psutil
+
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    ready = proc.stdout.readline().strip()
+    if ready != "READY":
+        proc.kill()
+        raise RuntimeError(f"child did not start: {ready!r}")
+    child = psutil.Process(proc.pid)
+    base = child.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], child.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    proc.stdin.write("GO\n")
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=timeout)
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {out[-500:]}")
+    return base, peak[0], elapsed
+
+
+def child_stream(mode: str, url: str, path: str) -> int:
+    """Child process: stream ``url`` to ``path`` with ``mode`` ours|baseline."""
+    import requests
+
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+
+    client = CivitaiHttpClient(api_key="", max_retries=0)
+    print("READY", flush=True)
+    sys.stdin.readline()
+    if mode == "ours":
+        client.fetch_to_file(url, path)
+    else:
+        with requests.get(url, stream=True, timeout=60) as resp:
+            resp.raw.decode_content = True
+            with open(path, "wb") as fh:
+                shutil.copyfileobj(resp.raw, fh)
+    if os.path.exists(path):
+        os.unlink(path)
+    return 0
+
+
+def child_cli(argv: List[str]) -> int:
+    from scripts.civitai_manager_libs import cli
+
+    print("READY", flush=True)
+    sys.stdin.readline()
+    return cli.main(argv, out=sys.stderr)
+
+
+def memory_stream(size: int, work: str) -> List[List[str]]:
+    from scripts.civitai_manager_libs.fake_civitai import FakeCivitai
+
+    rows = []
+    with FakeCivitai() as fake:
+        url = fake.blob_url(size, kind="mp4")
+        for mode in ("baseline", "ours"):
+            target = os.path.join(work, f"blob-{mode}.mp4")
+            cmd = [sys.executable, __file__, "--child-stream", mode, url, target]
+            base, peak, secs = peak_rss_of(cmd)
+            rows.append(
+                [
+                    f"{mode}: stream {size / MiB:.0f} MiB",
+                    f"{base / MiB:.1f}",
+                    f"{peak / MiB:.1f}",
+                    f"{(peak - base) / MiB:.1f}",
+                    f"{size / MiB / secs:.0f} MiB/s",
+                ]
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def listing_requests(sizes: Sequence[int]) -> List[List[str]]:
+    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+
+    rows = []
+    for n in sizes:
+        dataset = Dataset.generate(n_images=n, image_kb=1, seed=2)
+        with FakeCivitai(dataset=dataset) as fake, CivitaiHttpClient(
+            base_url=fake.base_url, api_key=""
+        ) as client:
+            start = time.perf_counter()
+            listed = sum(
+                1
+                for _ in CivitaiAPI(client).iter_images(
+                    {"modelId": dataset.models[0].id}, ALL_LEVELS
+                )
+            )
+            secs = time.perf_counter() - start
+            rows.append(
+                [f"list {n:,} images", str(listed), str(len(fake.api_requests())), f"{secs:.2f}"]
+            )
+    return rows
+
+
+def big_run_and_rerun(n: int, image_kb: int, latency: float, work: str):
+    """RSS during an n-image CLI run, then the re-run of the finished job (time, image requests)."""
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+    dataset = Dataset.generate(n_images=n, image_kb=image_kb, seed=3)
+    output = os.path.join(work, f"run{n}")
+    shutil.rmtree(output, ignore_errors=True)
+    with FakeCivitai(dataset=dataset, latency=latency) as fake:
+        argv = [
+            "download",
+            "model",
+            str(dataset.models[0].id),
+            "--base-url",
+            fake.base_url,
+            "--output",
+            output,
+            "--nsfw",
+            "all",
+            "--concurrency",
+            "5",
+            "-q",
+        ]
+        base, peak, secs = peak_rss_of([sys.executable, __file__, "--child-cli", *argv])
+        saved = count_media(output)
+        fake.reset()
+        start = time.perf_counter()
+        rerun = subprocess.run(
+            [sys.executable, os.path.join(REPO, "main.py"), *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        rerun_secs = time.perf_counter() - start
+        rerun_images = len(fake.image_requests())
+        rerun_api = len(fake.api_requests())
+    rss = [
+        f"CLI run of {n:,} images",
+        f"{base / MiB:.1f}",
+        f"{peak / MiB:.1f}",
+        f"{(peak - base) / MiB:.1f}",
+        f"{saved}/{n} in {secs:.1f} s",
+    ]
+    last = (rerun.stdout.strip().splitlines() or ["?"])[-1]
+    return rss, [
+        f"re-run finished {n:,}-image job",
+        f"{rerun_secs:.2f}",
+        str(rerun_images),
+        str(rerun_api),
+        last,
+    ]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per request (0.1)")
+    parser.add_argument("--bandwidth", type=float, default=2.0, help="MiB/s per response (2)")
+    parser.add_argument("--work", help="scratch folder (default: a temp dir, removed after)")
+    parser.add_argument("--child-stream", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child-cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_stream:
+        return child_stream(*args.child_stream)
+    if args.child_cli:
+        return child_cli(args.child_cli)
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    n, kb = (40, 100) if args.quick else (200, 200)
+    stream_size = (128 if args.quick else 1024) * MiB
+    big = 200 if args.quick else 1000
+    sizes = (1000,) if args.quick else (1000, 10000)
+    bandwidth = int(args.bandwidth * MiB)
+    work = args.work or tempfile.mkdtemp(prefix="civitai-bench-")
+    os.environ.setdefault("CIVITAI_GALLERY_SETTINGS", os.path.join(work, "settings.json"))
+    try:
+        print(f"machine: {machine()}")
+        print(
+            f"fake Civitai: latency {args.latency * 1000:.0f} ms per request, "
+            f"{args.bandwidth:g} MiB/s per response; {n} images x {kb} KiB\n"
+        )
+        rows = throughput(n, kb, args.latency, bandwidth, work)
+        print(
+            table(
+                ["run", "seconds", "ideal s", "vs ideal", "speedup vs loop", "files"],
+                [r.cells() for r in rows],
+            )
+        )
+        print()
+        mem = memory_stream(stream_size, work)
+        rss, rerun = big_run_and_rerun(big, 16, 0.0, work)
+        print(table(["memory", "RSS at start MiB", "peak MiB", "growth MiB", "note"], mem + [rss]))
+        print()
+        print(table(["listing", "images", "API requests", "seconds"], listing_requests(sizes)))
+        print()
+        print(
+            table(["re-run", "seconds", "image requests", "API requests", "CLI last line"], [rerun])
+        )
+        print()
+        by_name = {r.name: r for r in rows}
+        c5 = by_name["ours, concurrency 5 (+json)"]
+        growth = float(mem[-1][3])
+        checks = [
+            ("speedup at c=5 >= 4x", c5.baseline / c5.seconds >= TARGETS["speedup_c5"]),
+            ("c=5 within 1.15x of ideal", c5.seconds / c5.ideal <= TARGETS["ideal_ratio"]),
+            ("1 GiB stream RSS growth <= 32 MiB", growth <= TARGETS["rss_growth_mib"]),
+            ("re-run makes 0 image requests", rerun[2] == "0"),
+        ]
+        for name, ok in checks:
+            print(f"target {name}: {'met' if ok else 'NOT met'}")
+        return 0
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
