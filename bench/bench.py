@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Download benchmark against the local fake Civitai: prints a table (not a unit test).
 
-    python bench/bench.py            # the full run (200 x 200 KiB, 1 GiB stream, 1,000 / 10,000 images)
+    python bench/bench.py          # full run: 200 x 200 KiB, 1 GiB stream, 1,000 / 10,000 images
     python bench/bench.py --quick    # a small run to check the script itself (~1 min)
 
 Sections:
@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
