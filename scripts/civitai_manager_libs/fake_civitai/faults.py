@@ -1,0 +1,168 @@
+"""Fault injection for the fake Civitai: queued statuses, cuts, HTML bodies, 404s, stalls.
+
+Every rule matches ``fnmatch`` patterns against the request path without its query string and may
+be limited to one server (``"api"``, ``"image"`` or ``"any"``). Rules with a ``count`` are used up
+in the order they were added, so ``queue_status`` twice on one path answers the first status, then
+the second, then the normal response.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Dict, List, Optional
+
+from .media import BytesBody
+from .response import JSON_TYPE, Response, reason
+
+SERVERS = ("any", "api", "image")
+DEFAULT_ERROR_TEXT = {
+    429: "Too Many Requests",
+    500: "canceling statement due to statement timeout",
+    503: "Server busy, please retry shortly.",
+}
+CHALLENGE_HTML = (
+    "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title></head>"
+    "<body><h1>Checking your browser before accessing civitai.com</h1>"
+    "<p>This page is HTML, not an image.</p></body></html>"
+)
+
+
+@dataclass
+class Rule:
+    kind: str  # status | cut | html | not_found | delay
+    path_glob: str
+    server: str = "any"
+    remaining: Optional[int] = None  # None: forever
+    status: int = 0
+    headers: Dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    nbytes: int = 0
+    seconds: float = 0.0
+
+    def matches(self, server: str, path: str) -> bool:
+        return self.server in ("any", server) and fnmatchcase(path, self.path_glob)
+
+
+class Faults:
+    """The fault knobs of one :class:`FakeCivitai` (``fake.faults``); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: List[Rule] = []
+        self.ignore_range = False
+
+    def queue_status(
+        self,
+        path_glob: str,
+        status: int,
+        headers: Optional[Dict[str, str]] = None,
+        body: Any = None,
+        count: int = 1,
+        server: str = "any",
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status``.
+
+        ``body``: None for Civitai's ``{"error": ...}`` JSON, a dict/list for JSON, str or bytes as
+        is. ``headers`` (e.g. ``{"Retry-After": "2"}``) are added to the response.
+        """
+        self._add(
+            Rule(
+                "status",
+                path_glob,
+                server,
+                count,
+                status=status,
+                headers=dict(headers or {}),
+                body=body,
+            )
+        )
+
+    def cut_after(
+        self, path_glob: str, nbytes: int, count: Optional[int] = None, server: str = "any"
+    ) -> None:
+        """Send the full headers, ``nbytes`` of the body, then close the socket."""
+        self._add(Rule("cut", path_glob, server, count, nbytes=nbytes))
+
+    def html_instead(
+        self, path_glob: str, count: Optional[int] = None, server: str = "any"
+    ) -> None:
+        """Answer 200 ``text/html`` (a challenge page) instead of the real body."""
+        self._add(Rule("html", path_glob, server, count))
+
+    def not_found(self, path_glob: str, server: str = "any") -> None:
+        """Answer 404 forever."""
+        self._add(Rule("not_found", path_glob, server, None))
+
+    def delay(
+        self, path_glob: str, seconds: float, count: Optional[int] = None, server: str = "any"
+    ) -> None:
+        """Stall ``seconds`` before sending the headers."""
+        self._add(Rule("delay", path_glob, server, count, seconds=seconds))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+        self.ignore_range = False
+
+    @property
+    def rules(self) -> List[Rule]:
+        with self._lock:
+            return list(self._rules)
+
+    def _add(self, rule: Rule) -> None:
+        if rule.server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}, not {rule.server!r}")
+        if rule.remaining is not None and rule.remaining < 1:
+            raise ValueError("count must be at least 1 (or None for every request)")
+        with self._lock:
+            self._rules.append(rule)
+
+    def take(self, kinds: tuple, server: str, path: str) -> Optional[Rule]:
+        """Use up one matching rule of one of ``kinds`` (first added first) or return None."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind in kinds and rule.matches(server, path):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            self._rules.remove(rule)
+                    return rule
+        return None
+
+
+def fault_response(rule: Rule, server: str) -> Response:
+    """The response a status / html / not_found rule stands for."""
+    if rule.kind == "html":
+        return Response(
+            200, {"Content-Type": "text/html; charset=utf-8"}, BytesBody(CHALLENGE_HTML.encode())
+        )
+    if rule.kind == "not_found":
+        if server == "image":
+            return Response(
+                404, {"Content-Type": "text/plain; charset=utf-8"}, BytesBody(b"Not Found")
+            )
+        return _body_response(404, {"error": "Not found"}, {})
+    body = rule.body
+    if body is None:
+        body = {"error": DEFAULT_ERROR_TEXT.get(rule.status, reason(rule.status))}
+    return _body_response(rule.status, body, rule.headers)
+
+
+def _body_response(status: int, body: Any, headers: Dict[str, str]) -> Response:
+    if isinstance(body, (dict, list)):
+        data, ctype = json.dumps(body).encode(), JSON_TYPE
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+        ctype = (
+            "text/html; charset=utf-8"
+            if body.lstrip().startswith("<")
+            else "text/plain; charset=utf-8"
+        )
+    else:
+        data, ctype = bytes(body), "application/octet-stream"
+    merged = {"Content-Type": ctype}
+    merged.update(headers)
+    return Response(status, merged, BytesBody(data))

@@ -1,0 +1,269 @@
+"""``GET /api/v1/images``: parameter validation, filters, NSFW masks, sorting and cursor paging.
+
+Shapes follow Civitai (see /work/shared/civitai-api-notes.md): ``{"items": [...], "metadata":
+{"nextCursor", "nextPage"}}`` with both keys absent on the last page; ``page*limit > 1000``
+is a 429;
+``meta`` is null unless ``withMeta=true`` and wrapped as ``{"id", "meta"}`` on the ``imageId`` path
+and for ``modelId`` without ``modelVersionId``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlencode
+
+from .dataset import Dataset, FakeImage
+
+NSFW_MASKS: Dict[str, int] = {"None": 1, "Soft": 3, "Mature": 7, "X": 31, "true": 28, "false": 1}
+PERIOD_DAYS: Dict[str, Optional[int]] = {
+    "Day": 1,
+    "Week": 7,
+    "Month": 30,
+    "Year": 365,
+    "AllTime": None,
+}
+TYPES = ("image", "video", "audio")
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 100
+MAX_PAGE_ITEMS = 1000
+PAGE_CAP_MESSAGE = "You've requested too many pages, please use cursors instead"
+
+
+class ListingError(Exception):
+    """A request the real endpoint refuses: ``status`` (400/429) and Civitai's ``error`` text."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _reactions(image: FakeImage) -> int:
+    s = image.stats
+    return (
+        s.get("likeCount", 0)
+        + s.get("heartCount", 0)
+        + s.get("laughCount", 0)
+        + s.get("cryCount", 0)
+    )
+
+
+def _random_rank(image: FakeImage) -> int:
+    return int.from_bytes(hashlib.sha256(f"random:{image.id}".encode()).digest()[:6], "big")
+
+
+# sort name -> (primary value, descending?)
+SORTS: Dict[str, Tuple[Callable[[FakeImage], int], bool]] = {
+    "Most Reactions": (_reactions, True),
+    "Most Comments": (lambda i: i.stats.get("commentCount", 0), True),
+    "Most Collected": (lambda i: i.collected, True),
+    "Newest": (lambda i: i.created_ms, True),
+    "Oldest": (lambda i: i.created_ms, False),
+    "Random": (_random_rank, False),
+}
+
+
+def _one(params: Dict[str, List[str]], name: str) -> Optional[str]:
+    values = params.get(name)
+    return values[-1] if values else None
+
+
+def _int(params: Dict[str, List[str]], name: str, minimum: int = 0) -> Optional[int]:
+    raw = _one(params, name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ListingError(400, f"Invalid {name}: expected a number, received \"{raw}\"") from None
+    if value < minimum:
+        raise ListingError(400, f"Invalid {name}: must be greater than or equal to {minimum}")
+    return value
+
+
+def _many(params: Dict[str, List[str]], name: str) -> List[str]:
+    out: List[str] = []
+    for raw in params.get(name, ()):
+        out.extend(part for part in raw.split(",") if part)
+    return out
+
+
+def _choice(params: Dict[str, List[str]], name: str, allowed: Sequence[str]) -> Optional[str]:
+    raw = _one(params, name)
+    if raw is None:
+        return None
+    if raw not in allowed:
+        expected = " | ".join(f"'{a}'" for a in allowed)
+        raise ListingError(
+            400, f"Invalid enum value for {name}. Expected {expected}, received '{raw}'"
+        )
+    return raw
+
+
+def nsfw_mask(params: Dict[str, List[str]]) -> int:
+    """The browsing-level mask Civitai derives from ``nsfw`` (absent or ``false``: PG only)."""
+    raw = _choice(params, "nsfw", list(NSFW_MASKS))
+    return NSFW_MASKS[raw] if raw is not None else 1
+
+
+def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]:
+    version_id = _int(params, "modelVersionId")
+    model_id = _int(params, "modelId")
+    post_id = _int(params, "postId")
+    image_id = _int(params, "imageId")
+    user_id = _int(params, "userId")
+    username = _one(params, "username")
+    media_type = _choice(params, "type", TYPES)
+    base_models = set(_many(params, "baseModels"))
+    tags = set()
+    for raw in _many(params, "tags"):
+        try:
+            tags.add(int(raw))
+        except ValueError:
+            raise ListingError(400, f"Invalid tags: expected tag ids, received \"{raw}\"") from None
+    period = _choice(params, "period", list(PERIOD_DAYS))
+    days = PERIOD_DAYS.get(period) if period else None
+    since = dataset.now_ms - days * 86_400_000 if days else None
+    mask = nsfw_mask(params)
+
+    pool: Sequence[FakeImage]
+    if image_id is not None:
+        found = dataset.image(image_id)
+        pool = [found] if found else []
+    elif version_id is not None:
+        pool = dataset.images_of_version(version_id)
+    else:
+        pool = dataset.images
+    out = []
+    for image in pool:
+        if version_id is not None and version_id not in image.model_version_ids:
+            continue
+        if model_id is not None and image.model_id != model_id:
+            continue
+        if post_id is not None and image.post_id != post_id:
+            continue
+        if user_id is not None and image.user_id != user_id:
+            continue
+        if username is not None and image.username.lower() != username.lower():
+            continue
+        if media_type is not None and (image.type or "image") != media_type:
+            continue
+        if base_models and image.base_model not in base_models:
+            continue
+        if tags and not tags.intersection(image.tag_ids):
+            continue
+        if since is not None and image.created_ms < since:
+            continue
+        if not image.browsing_level & mask:
+            continue
+        out.append(image)
+    return out
+
+
+def _sort_key(primary: int, created_ms: int, descending: bool) -> Tuple[int, int]:
+    return (-primary, -created_ms) if descending else (primary, created_ms)
+
+
+def _parse_cursor(raw: str) -> Tuple[int, int]:
+    parts = raw.split("|")
+    try:
+        if len(parts) != 2:
+            raise ValueError(raw)
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise ListingError(400, f"Invalid cursor: \"{raw}\"") from None
+
+
+def item_json(
+    image: FakeImage, image_base_url: str, with_meta: bool, wrapped: bool
+) -> Dict[str, Any]:
+    """One item as the images endpoint sends it (``type`` absent on old items)."""
+    meta: Any = None
+    if with_meta:
+        visible = None if image.meta_hidden or image.meta is None else dict(image.meta)
+        meta = {"id": image.id, "meta": visible} if wrapped else visible
+    item: Dict[str, Any] = {
+        "id": image.id,
+        "url": image_base_url + image.listed_path,
+        "hash": image.blurhash,
+        "width": image.width,
+        "height": image.height,
+        "nsfwLevel": image.nsfw_level,
+    }
+    if image.type is not None:
+        item["type"] = image.type
+    item.update(
+        {
+            "nsfw": image.nsfw,
+            "browsingLevel": image.browsing_level,
+            "createdAt": image.created_at,
+            "postId": image.post_id,
+            "stats": dict(image.stats),
+            "meta": meta,
+            "username": image.username,
+            "baseModel": image.base_model,
+            "modelVersionIds": list(image.model_version_ids),
+        }
+    )
+    return item
+
+
+def list_images(
+    dataset: Dataset, params: Dict[str, List[str]], base_url: str, image_base_url: str
+) -> Dict[str, Any]:
+    """The JSON body for ``GET /api/v1/images?<params>``; raises :class:`ListingError`."""
+    limit = _int(params, "limit")
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if limit > MAX_LIMIT:
+        raise ListingError(400, f"Invalid limit: number must be less than or equal to {MAX_LIMIT}")
+    page = _int(params, "page", minimum=1)
+    cursor_raw = _one(params, "cursor")
+    cursor = _parse_cursor(cursor_raw) if cursor_raw else None
+    if cursor is None and page is not None and page * limit > MAX_PAGE_ITEMS:
+        raise ListingError(429, PAGE_CAP_MESSAGE)
+    sort = _choice(params, "sort", list(SORTS)) or "Most Reactions"
+    with_meta = (_one(params, "withMeta") or "").lower() == "true"
+    wrapped = _one(params, "imageId") is not None or (
+        _one(params, "modelId") is not None and _one(params, "modelVersionId") is None
+    )
+    primary, descending = SORTS[sort]
+    ranked = sorted(
+        (
+            (_sort_key(primary(i), i.created_ms, descending), primary(i), i)
+            for i in _filtered(dataset, params)
+        ),
+        key=lambda row: row[0],
+    )
+    if cursor is not None:
+        start = bisect_left([row[0] for row in ranked], _sort_key(cursor[0], cursor[1], descending))
+    elif page is not None:
+        start = (page - 1) * limit
+    else:
+        start = 0
+    window = ranked[start : start + limit]
+    more = start + limit < len(ranked)
+    metadata: Dict[str, Any] = {}
+    kept = [(k, v) for k, v in _flat(params) if k not in ("cursor", "page")]
+    if page is not None and cursor is None:
+        metadata = {"currentPage": page, "pageSize": limit}
+        if more:
+            metadata["nextPage"] = (
+                f"{base_url}/api/v1/images?{urlencode(kept + [('page', page + 1)])}"
+            )
+    elif more:
+        nxt = ranked[start + limit]
+        next_cursor = f"{nxt[1]}|{nxt[2].created_ms}"
+        metadata["nextCursor"] = next_cursor
+        metadata["nextPage"] = (
+            f"{base_url}/api/v1/images?{urlencode(kept + [('cursor', next_cursor)])}"
+        )
+    return {
+        "items": [item_json(row[2], image_base_url, with_meta, wrapped) for row in window],
+        "metadata": metadata,
+    }
+
+
+def _flat(params: Dict[str, List[str]]) -> List[Tuple[str, str]]:
+    return [(k, v) for k, values in params.items() for v in values]
