@@ -1,0 +1,197 @@
+"""The tab's bulk downloads: one job at a time, handed to ``ImageDownloader``, with progress.
+
+A job turns a :class:`~.query.Target` into ``ImageDownloader`` calls (the same service the CLI
+uses), then waits for its tasks while reporting ``(done, total)`` to a progress function. Only one
+job runs per process: a second start while one runs is refused with :class:`JobBusyError`, so a
+double click never starts a duplicate download. ``cancel()`` reaches the running job from any
+thread, also while it is still listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+from . import setting
+from .errors import CivitaiGalleryError
+from .query import Target
+from .records import DownloadSummary
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+POLL_SECONDS = 0.2
+TASK_COLUMNS = ["Task", "Image", "Status", "Progress", "File or error"]
+
+
+class JobBusyError(CivitaiGalleryError):
+    """A gallery download is already running."""
+
+
+@dataclass
+class JobOutcome:
+    """What a finished (or cancelled) job did."""
+
+    task_ids: List[str] = field(default_factory=list)
+    summary: DownloadSummary = field(default_factory=DownloadSummary)
+    cancelled: bool = False
+
+    @property
+    def total(self) -> int:
+        return len(self.task_ids)
+
+
+def _no_progress(done: int, total: int, desc: str) -> None:
+    return None
+
+
+class GalleryJobs:
+    """Owns the tab's ``ImageDownloader`` (rebuilt when settings change) and its one running job."""
+
+    def __init__(self, downloader_factory: Optional[Callable[[], object]] = None):
+        self._factory = downloader_factory or _default_downloader
+        self._lock = threading.Lock()  # held for the whole of a job
+        self._state = threading.Lock()  # guards the fields below
+        self._downloader = None
+        self._revision: Optional[int] = None
+        self._task_ids: List[str] = []
+        self._cancel = threading.Event()
+        self.last_outcome: Optional[JobOutcome] = None
+
+    # -- the service -----------------------------------------------------------------------------
+
+    def downloader(self, _starting_job: bool = False):
+        """The current ``ImageDownloader``; a new one after a settings change (between jobs)."""
+        with self._state:
+            revision = setting.revision()
+            stale = revision != self._revision and (_starting_job or not self.running)
+            if self._downloader is None or stale:
+                old = self._downloader
+                self._downloader = self._factory()
+                self._revision = revision
+                if old is not None and hasattr(old, "close"):
+                    old.close()
+            return self._downloader
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def download(
+        self,
+        target: Target,
+        nsfw_levels: Optional[Sequence[str]] = None,
+        progress: ProgressFn = _no_progress,
+    ) -> JobOutcome:
+        """Download every image of ``target`` (NSFW levels applied) and wait for the tasks."""
+        return self._run(lambda dl: _start(dl, target, nsfw_levels), progress, "Listing images")
+
+    def retry_failed(self, progress: ProgressFn = _no_progress) -> JobOutcome:
+        """Retry every failed task the downloader knows and wait for them."""
+        return self._run(lambda dl: list(dl.retry_failed()), progress, "Retrying failed images")
+
+    def cancel(self) -> int:
+        """Cancel the running job (its queued and running tasks). Returns how many tasks."""
+        if not self.running:
+            return 0
+        self._cancel.set()
+        with self._state:
+            task_ids = list(self._task_ids)
+            downloader = self._downloader
+        if task_ids and downloader is not None:
+            downloader.cancel(task_ids)
+        logger.info("cancel requested for the running gallery download (%d tasks)", len(task_ids))
+        return len(task_ids)
+
+    def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str):
+        if not self._lock.acquire(blocking=False):
+            raise JobBusyError(
+                "A download is already running: wait for it to finish or press Cancel."
+            )
+        try:
+            self._cancel.clear()
+            downloader = self.downloader(_starting_job=True)
+            progress(0, 0, f"{listing}...")
+            task_ids = [str(t) for t in start(downloader)]
+            with self._state:
+                self._task_ids = task_ids
+            if self._cancel.is_set() and task_ids:
+                downloader.cancel(task_ids)
+            outcome = self._wait(downloader, task_ids, progress)
+            self.last_outcome = outcome
+            return outcome
+        finally:
+            with self._state:
+                self._task_ids = []
+            self._lock.release()
+
+    def _wait(self, downloader, task_ids: List[str], progress: ProgressFn) -> JobOutcome:
+        total = len(task_ids)
+        while task_ids:
+            finished = downloader.wait(task_ids, timeout=POLL_SECONDS)
+            summary = downloader.summary(task_ids)
+            done = total - summary.pending
+            progress(done, total, f"Downloading {done}/{total} images")
+            if finished:
+                break
+        summary = downloader.summary(task_ids) if task_ids else DownloadSummary()
+        if not summary.output_path:
+            summary.output_path = _output_path(downloader)
+        return JobOutcome(task_ids, summary, cancelled=self._cancel.is_set())
+
+    # -- history ---------------------------------------------------------------------------------
+
+    def recent_tasks(self, limit: int = 20) -> List[List[str]]:
+        """Rows for the recent-tasks table, newest first."""
+        tasks = list(self.downloader().get_all_tasks())[-limit:]
+        rows = []
+        for task in reversed(tasks):
+            detail = task.error if task.status == "failed" else (task.image_path or task.error)
+            rows.append(
+                [
+                    str(task.id),
+                    str(task.image_id if task.image_id is not None else ""),
+                    str(task.status),
+                    f"{round(float(task.progress or 0) * 100)}%",
+                    str(detail or ""),
+                ]
+            )
+        return rows
+
+
+def _output_path(downloader) -> str:
+    return str(getattr(downloader, "output_path", "") or setting.get("images.output_path"))
+
+
+def _start(downloader, target: Target, nsfw_levels: Optional[Sequence[str]]) -> List[str]:
+    """The ``ImageDownloader`` call that lists (and queues) every image of ``target``."""
+    levels = list(nsfw_levels) if nsfw_levels else None
+    if target.kind == "model" and target.version_id is not None:
+        return downloader.download_version_images(target.version_id, limit=0, nsfw_levels=levels)
+    if target.kind == "model":
+        return downloader.download_model_images(target.value, limit=0, nsfw_levels=levels)
+    if target.kind == "version":
+        return downloader.download_version_images(target.value, limit=0, nsfw_levels=levels)
+    if target.kind == "user":
+        return downloader.download_creator_images(target.value, limit=0, nsfw_levels=levels)
+    if target.kind == "image":
+        return [downloader.download_single_image(target.value)]
+    params = dict(target.params or {})
+    if levels:
+        from .civitai_api import nsfw_param
+
+        params.setdefault("nsfw", nsfw_param(levels))
+    return downloader.download_filtered_images(params, limit=0)
+
+
+def _default_downloader():
+    from .image_downloader import ImageDownloader
+
+    return ImageDownloader(
+        output_path=setting.get("images.output_path"),
+        path_template=setting.get("images.path_template"),
+    )

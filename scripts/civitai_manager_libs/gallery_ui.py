@@ -1,0 +1,232 @@
+"""Layout of the Civitai Gallery tab and the wiring of its events (handlers live in the action
+module). The same function builds the tab inside WebUI (A1111 / Forge) and in the standalone app.
+
+Stable element ids (tests and ``style.css`` rely on them): ``civitai_gallery_query``,
+``civitai_gallery_nsfw``, ``civitai_gallery_load``, ``civitai_gallery_gallery``,
+``civitai_gallery_info``, ``civitai_gallery_download_all``, ``civitai_gallery_retry_failed``,
+``civitai_gallery_cancel``, ``civitai_gallery_status``; the tab itself is
+``civitai_gallery_tab``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict
+
+import gradio as gr
+
+from . import civitai_gallery_action as action
+from . import setting
+from .gallery_jobs import TASK_COLUMNS
+from .gradio_compat import component, listen
+from .records import NSFW_LEVELS
+
+logger = logging.getLogger(__name__)
+
+TAB_TITLE = "Civitai Gallery"
+TAB_ID = "civitai_gallery_tab"
+QUERY_HINT = "123, https://civitai.com/models/123?modelVersionId=456, /images/789, @username"
+# Bulk downloads may run long; a few may run at once so a second click reaches the job lock
+# (and gets "already running") instead of waiting in the queue to start a duplicate.
+DOWNLOAD_CONCURRENCY = 4
+
+
+def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component]:
+    """Create the tab's components inside the current Blocks context and wire their events.
+
+    With ``webui=True`` the send-to-txt2img / img2img buttons are added (WebUI's infotext
+    paste machinery). Returns the components by short name (for tests and the host).
+    """
+    c: Dict[str, gr.components.Component] = {}
+    with component(gr.Column, elem_id="civitai_gallery_root", elem_classes=["civitai-gallery"]):
+        with gr.Row():
+            c["query"] = component(
+                gr.Textbox,
+                label="Model id, Civitai link or username",
+                placeholder=QUERY_HINT,
+                elem_id="civitai_gallery_query",
+                lines=1,
+                max_lines=1,
+                scale=5,
+            )
+            c["load"] = component(
+                gr.Button, "Load", variant="primary", elem_id="civitai_gallery_load", scale=1
+            )
+        with gr.Row():
+            c["version"] = component(
+                gr.Dropdown,
+                choices=[action.ALL_VERSIONS],
+                value=action.ALL_VERSIONS,
+                label="Version",
+                visible=False,
+                elem_id="civitai_gallery_version",
+            )
+            c["nsfw"] = component(
+                gr.CheckboxGroup,
+                choices=list(NSFW_LEVELS),
+                value=list(setting.get("images.default_nsfw_filter")),
+                label="NSFW levels",
+                elem_id="civitai_gallery_nsfw",
+            )
+            c["sort"] = component(
+                gr.Dropdown,
+                choices=list(action.SORTS),
+                value=action.SORTS[0],
+                label="Sort",
+                elem_id="civitai_gallery_sort",
+            )
+            c["period"] = component(
+                gr.Dropdown,
+                choices=list(action.PERIODS),
+                value=action.PERIODS[0],
+                label="Period",
+                elem_id="civitai_gallery_period",
+            )
+        c["page"] = component(
+            gr.Markdown,
+            "Enter a model, link or username and press Load.",
+            elem_id="civitai_gallery_page",
+        )
+        with gr.Row():
+            with component(gr.Column, scale=3):
+                c["gallery"] = component(
+                    gr.Gallery,
+                    label="Images",
+                    show_label=False,
+                    elem_id="civitai_gallery_gallery",
+                    columns=5,
+                    height=560,
+                    object_fit="cover",
+                    allow_preview=False,
+                    show_share_button=False,
+                    interactive=False,
+                )
+                with gr.Row():
+                    c["prev"] = component(
+                        gr.Button, "< Previous", interactive=False, elem_id="civitai_gallery_prev"
+                    )
+                    c["next"] = component(
+                        gr.Button, "Next >", interactive=False, elem_id="civitai_gallery_next"
+                    )
+            with component(gr.Column, scale=2):
+                c["info"] = component(
+                    gr.Textbox,
+                    label="Generation data (select an image)",
+                    lines=8,
+                    max_lines=20,
+                    interactive=False,
+                    elem_id="civitai_gallery_info",
+                    show_copy_button=True,
+                    buttons=["copy"],
+                )
+                if webui:
+                    c.update(_webui_paste_buttons(c["info"]))
+                c["metadata"] = component(
+                    gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
+                )
+        with gr.Row():
+            c["download_all"] = component(
+                gr.Button,
+                "Download all examples",
+                variant="primary",
+                elem_id="civitai_gallery_download_all",
+            )
+            c["retry_failed"] = component(
+                gr.Button, "Retry failed", elem_id="civitai_gallery_retry_failed"
+            )
+            c["cancel"] = component(
+                gr.Button, "Cancel", variant="stop", elem_id="civitai_gallery_cancel"
+            )
+        c["status"] = component(
+            gr.Textbox,
+            label="Status",
+            interactive=False,
+            lines=2,
+            elem_id="civitai_gallery_status",
+        )
+        with component(
+            gr.Accordion, "Recent tasks", open=False, elem_id="civitai_gallery_tasks_box"
+        ):
+            c["tasks"] = component(
+                gr.Dataframe,
+                headers=TASK_COLUMNS,
+                datatype=["str"] * len(TASK_COLUMNS),
+                interactive=False,
+                wrap=True,
+                max_height=320,
+                elem_id="civitai_gallery_tasks",
+            )
+            c["refresh"] = component(
+                gr.Button, "Refresh", size="sm", elem_id="civitai_gallery_refresh_tasks"
+            )
+        c["state"] = gr.State(action.GalleryView())
+    _wire(c)
+    return c
+
+
+def _wire(c: Dict[str, gr.components.Component]) -> None:
+    page_outputs = [c["state"], c["gallery"], c["page"], c["prev"], c["next"], c["info"]]
+    page_outputs.append(c["metadata"])
+    load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]]
+    for trigger in (c["load"].click, c["query"].submit):
+        listen(trigger, action.load_gallery, load_inputs, page_outputs + [c["version"]])
+    version_event = getattr(c["version"], "input", None) or c["version"].change
+    listen(
+        version_event,
+        action.select_version,
+        [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]],
+        page_outputs,
+    )
+    listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
+    listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
+    listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
+    job_outputs = [c["status"], c["tasks"]]
+    listen(
+        c["download_all"].click,
+        action.download_all,
+        [c["query"], c["nsfw"], c["state"]],
+        job_outputs,
+        concurrency_limit=DOWNLOAD_CONCURRENCY,
+        concurrency_id="civitai_gallery_jobs",
+    )
+    listen(
+        c["retry_failed"].click,
+        action.retry_failed,
+        None,
+        job_outputs,
+        concurrency_limit=DOWNLOAD_CONCURRENCY,
+        concurrency_id="civitai_gallery_jobs",
+    )
+    listen(c["cancel"].click, action.cancel_download, None, [c["status"]], concurrency_limit=None)
+    listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
+
+
+def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
+    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box."""
+    try:
+        from modules import infotext_utils as paste
+    except ImportError as exc:
+        if not (exc.name or "").startswith("modules"):
+            raise
+        try:  # A1111 before 1.8 names the module differently
+            from modules import generation_parameters_copypaste as paste
+        except ImportError as old_exc:
+            if not (old_exc.name or "").startswith("modules"):
+                raise
+            logger.warning("WebUI's infotext module was not found; no send-to buttons")
+            return {}
+    if not hasattr(paste, "ParamBinding"):
+        logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
+        return {}
+    with gr.Row(elem_id="civitai_gallery_send_row"):
+        buttons = paste.create_buttons(["txt2img", "img2img"])
+    for tabname, button in buttons.items():
+        paste.register_paste_params_button(
+            paste.ParamBinding(
+                paste_button=button,
+                tabname=tabname,
+                source_text_component=info,
+                source_image_component=None,
+            )
+        )
+    return {f"send_to_{name}": button for name, button in buttons.items()}

@@ -1,0 +1,199 @@
+"""The Civitai Gallery tab as a standalone Gradio app: ``python main.py [options]``.
+
+    python main.py [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [--verbose]
+
+``--demo`` starts the bundled local Civitai (``fake_civitai``) and points the app at it, so the
+whole tab works offline. Outside WebUI nobody injects ``javascript/*.js`` and ``style.css``: this
+module does it, and provides the two helpers WebUI's own script defines (``gradioApp`` and
+``onUiLoaded``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, also offline
+
+import gradio as gr  # noqa: E402
+
+from . import setting  # noqa: E402
+from .errors import SettingsError  # noqa: E402
+from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
+from .logging_setup import configure_logging  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+QUEUE_CONCURRENCY = 8
+
+# What WebUI's script.js provides to extension scripts, for the standalone page.
+_HELPERS_JS = """
+if (typeof window.gradioApp !== 'function') {
+    window.gradioApp = function () {
+        const app = document.querySelector('gradio-app');
+        if (!app) return document;
+        return app.shadowRoot ? app.shadowRoot : app;
+    };
+}
+if (typeof window.onUiLoaded !== 'function') {
+    window.__civitaiUiLoaded = [];
+    window.onUiLoaded = function (callback) { window.__civitaiUiLoaded.push(callback); };
+}
+"""
+_RUN_CALLBACKS_JS = """
+(window.__civitaiUiLoaded || []).splice(0).forEach(function (callback) {
+    try { callback(); } catch (error) { console.error('onUiLoaded callback failed', error); }
+});
+"""
+
+
+def extension_css() -> str:
+    """The content of ``style.css`` at the extension root ("" when absent)."""
+    path = os.path.join(EXTENSION_ROOT, "style.css")
+    if not os.path.isfile(path):
+        return ""
+    with open(path, "r", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def extension_js() -> str:
+    """A JavaScript function expression that defines the helpers, runs every
+    ``javascript/*.js`` and then the ``onUiLoaded`` callbacks (Gradio runs it on page load)."""
+    parts: List[str] = [_HELPERS_JS]
+    for path in sorted(glob.glob(os.path.join(EXTENSION_ROOT, "javascript", "*.js"))):
+        with open(path, "r", encoding="utf-8") as handle:
+            parts.append(f"// {os.path.basename(path)}\n{handle.read()}")
+    parts.append(_RUN_CALLBACKS_JS)
+    return "() => {\n" + "\n".join(parts) + "\nreturn [];\n}"
+
+
+def build_app() -> gr.Blocks:
+    """The standalone page: the Civitai Gallery tab, its styles and scripts."""
+    from .gallery_ui import TAB_ID, TAB_TITLE, build_tab_contents
+
+    css = extension_css()
+    with blocks(title=TAB_TITLE, css=css, analytics_enabled=False) as demo:
+        with gr.Tabs():
+            with gr.Tab(TAB_TITLE, elem_id=TAB_ID):
+                build_tab_contents(webui=False)
+        listen(demo.load, None, None, None, js=extension_js())
+    return demo
+
+
+@dataclass
+class RunningApp:
+    """A launched app (``prevent_thread_lock``): its URL and how to stop it."""
+
+    demo: gr.Blocks
+    url: str
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def _served_paths() -> List[str]:
+    paths = []
+    for key in ("gallery_cache_path", "images.output_path"):
+        path = os.path.abspath(str(setting.get(key)))
+        os.makedirs(path, exist_ok=True)
+        paths.append(path)
+    return paths
+
+
+def launch(
+    host: str = DEFAULT_HOST,
+    port: Optional[int] = None,
+    open_browser: bool = False,
+    block: bool = True,
+) -> RunningApp:
+    """Build, queue and launch the app. With ``block=False`` it serves from background threads."""
+    demo = build_app()
+    enable_queue(demo, QUEUE_CONCURRENCY)
+    options: Dict[str, Any] = dict(
+        server_name=host,
+        server_port=port,
+        inbrowser=open_browser,
+        prevent_thread_lock=not block,
+        allowed_paths=_served_paths(),
+        show_error=True,
+        quiet=not block,
+    )
+    if gradio_major() >= 6:  # 6.x reads css from launch(); earlier lines from Blocks(css=)
+        options["css"] = extension_css()
+    demo.launch(**launch_kwargs(demo, **options))
+    url = getattr(demo, "local_url", None) or f"http://{host}:{port}/"
+    return RunningApp(demo, url)
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Civitai Gallery: browse Civitai images and download them with their "
+        "generation data.",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to serve on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+        help="port to serve on (default %(default)s)",
+    )
+    parser.add_argument("--output", metavar="DIR", help="folder for downloaded images")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start the bundled local Civitai and use it (works offline)",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def _start_demo_civitai():
+    from .fake_civitai import FakeCivitai
+
+    fake = FakeCivitai()
+    fake.start()
+    if os.environ.get("CIVITAI_BASE_URL"):
+        logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ["CIVITAI_BASE_URL"])
+    os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): override it
+    setting.set("civitai_base_url", fake.base_url)
+    return fake
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    configure_logging(verbose=args.verbose)
+    try:
+        setting.load()
+        if args.output:
+            setting.set("images.output_path", os.path.abspath(args.output))
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    fake = _start_demo_civitai() if args.demo else None
+    try:
+        if fake is not None:
+            example = fake.dataset.models[0]
+            print(
+                f"Demo mode: the local Civitai runs at {fake.base_url}; enter {example.id} "
+                f"(the model '{example.name}') in the Civitai Gallery tab and press Load."
+            )
+        print(f"Images are saved in {os.path.abspath(setting.get('images.output_path'))}")
+        launch(args.host, args.port, open_browser=not args.no_browser, block=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if fake is not None:
+            fake.stop()
+    return 0
