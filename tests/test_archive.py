@@ -230,6 +230,36 @@ def test_record_task_accepts_task_objects_and_mappings(db):
     assert db.get_task("nope") is None
 
 
+def test_record_task_accepts_a_task_dict_with_extra_keys(db):
+    as_dict = {
+        "id": "d1",
+        "image_id": 77,
+        "image_url": "http://i/77.webp",
+        "status": "completed",
+        "progress": 1.0,
+        "image_path": "/o/77.webp",
+        "metadata_path": "/o/77.json",
+        "thumbnail_path": None,
+        "error": None,
+        "model_name": "M",
+        "sha256": "ab",
+        "query_key": "model:1",
+        "created_at": 123.0,
+    }
+    rec = db.record_task(as_dict)
+    assert (rec.task_id, rec.url, rec.path, rec.metadata_path) == (
+        "d1",
+        "http://i/77.webp",
+        "/o/77.webp",
+        "/o/77.json",
+    )
+    assert rec.created_at != 123.0  # the archive keeps its own times
+    assert db.record_tasks([dict(as_dict, id="d2", status="failed", error="boom")]) == 1
+    assert db.get_task("d2").error == "boom"
+    with pytest.raises(ValueError, match="needs an id"):
+        db.record_task({"status": "pending"})
+
+
 def test_record_tasks_is_one_all_or_nothing_batch(db):
     good = [{"task_id": f"t{i}", "status": "pending", "image_id": i} for i in range(50)]
     with pytest.raises(ValueError):

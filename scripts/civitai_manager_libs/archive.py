@@ -124,28 +124,29 @@ def _optional_id(value: Any) -> Optional[int]:
     return None if value is None else _image_id(value)
 
 
+_TASK_ALIASES = {"id": "task_id", "image_url": "url", "image_path": "path"}
+
+
 def _task_values(task: Any) -> Dict[str, Any]:
-    """Fields of a task given as a mapping or as an object with the spec's task attributes."""
+    """The archive fields of a whole task: a mapping or an object shaped like ``ImageDownloadTask``.
+
+    ``id``, ``image_url`` and ``image_path`` are read as ``task_id``, ``url`` and ``path``; other
+    keys or attributes (progress, model name...) are not archived and are ignored.
+    """
+    wanted = ("task_id",) + _TASK_FIELDS
+    values: Dict[str, Any] = {}
     if isinstance(task, Mapping):
-        values = dict(task)
-        if "task_id" not in values and "id" in values:
-            values["task_id"] = values.pop("id")
-        return values
-    names = {
-        "task_id": "id",
-        "image_id": "image_id",
-        "url": "image_url",
-        "status": "status",
-        "path": "image_path",
-        "metadata_path": "metadata_path",
-        "error": "error",
-        "query_key": "query_key",
-    }
-    values = {}
-    for field, attr in names.items():
-        if hasattr(task, attr):
-            values[field] = getattr(task, attr)
-    if "task_id" not in values:
+        for key, value in task.items():
+            name = _TASK_ALIASES.get(key, key)
+            if name in wanted and (name not in values or key == name):
+                values[name] = value
+    else:
+        for attr in list(_TASK_ALIASES) + list(wanted):
+            if hasattr(task, attr):
+                name = _TASK_ALIASES.get(attr, attr)
+                if name not in values or attr == name:
+                    values[name] = getattr(task, attr)
+    if values.get("task_id") in (None, ""):
         raise ValueError(f"A task needs an id; got {type(task).__name__} without one.")
     return values
 
