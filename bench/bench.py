@@ -92,13 +92,10 @@ def machine() -> str:
 
 
 def ideal_seconds(n: int, total_bytes: int, latency: float, bandwidth: float, c: int) -> float:
-    """The issue's bound ``n x latency / c + bytes / bandwidth``.
-
-    The fake caps each *response* at ``bandwidth`` bytes/s, so c parallel responses may move
-    c x bandwidth together: the link term is ``bytes / (c x bandwidth)``. Nothing can beat this:
-    every request waits its latency and no response streams faster than its cap.
-    """
-    return n * latency / c + total_bytes / (bandwidth * c)
+    """The issue's bound ``n x latency / c + bytes / bandwidth``: every request waits its latency
+    (c at a time) and all bodies share one link of ``bandwidth`` bytes/s (the fake's
+    ``total_bandwidth``, one cap across every concurrent response)."""
+    return n * latency / c + total_bytes / bandwidth
 
 
 def list_urls(fake, model_id: int) -> List[str]:
@@ -199,7 +196,7 @@ def throughput(n: int, image_kb: int, latency: float, bandwidth: int, work: str)
     dataset = Dataset.generate(n_images=n, image_kb=image_kb, seed=1)
     model_id = dataset.models[0].id
     rows: List[Row] = []
-    with FakeCivitai(dataset=dataset, latency=latency, bandwidth=bandwidth) as fake:
+    with FakeCivitai(dataset=dataset, latency=latency, total_bandwidth=bandwidth) as fake:
         urls = list_urls(fake, model_id)
         total_bytes = n * image_kb * 1024
 
@@ -434,7 +431,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per request (0.1)")
-    parser.add_argument("--bandwidth", type=float, default=2.0, help="MiB/s per response (2)")
+    parser.add_argument(
+        "--bandwidth", type=float, default=40.0, help="MiB/s shared by all responses (40)"
+    )
     parser.add_argument("--work", help="scratch folder (default: a temp dir, removed after)")
     parser.add_argument("--child-stream", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -458,7 +457,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"machine: {machine()}")
         print(
             f"fake Civitai: latency {args.latency * 1000:.0f} ms per request, "
-            f"{args.bandwidth:g} MiB/s per response; {n} images x {kb} KiB\n"
+            f"{args.bandwidth:g} MiB/s link shared by all responses; {n} images x {kb} KiB\n"
         )
         rows = throughput(n, kb, args.latency, bandwidth, work)
         print(

@@ -497,44 +497,9 @@ def _resolve_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def _setting_overrides(cfg: RunConfig) -> Dict[str, Any]:
-    overrides: Dict[str, Any] = {"images.output_path": cfg.output}
-    if cfg.base_url:
-        overrides["civitai_base_url"] = cfg.base_url.rstrip("/")
-    if cfg.api_key:
-        overrides["civitai_api_key"] = cfg.api_key
-    if cfg.concurrency:
-        overrides["images.max_concurrent"] = cfg.concurrency
-    if cfg.template:
-        overrides["images.path_template"] = cfg.template
-    if cfg.nsfw is not None:
-        overrides["images.default_nsfw_filter"] = list(cfg.nsfw)
-    if cfg.metadata is not None:
-        overrides["images.save_metadata"] = bool(cfg.metadata)
-        if cfg.metadata:
-            overrides["images.metadata_format"] = ",".join(cfg.metadata)
-    if cfg.thumbnails:
-        overrides["images.generate_thumbnails"] = True
-    if cfg.duplicates:
-        overrides["images.duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
-    return overrides
-
-
-@contextlib.contextmanager
-def _settings_applied(overrides: Dict[str, Any]) -> Iterator[None]:
-    """Apply the command line on top of the settings for this run, restoring them afterwards."""
-    from . import setting
-
-    previous = {key: setting.get(key) for key in overrides}
-    setting.update(overrides)
-    try:
-        yield
-    finally:
-        setting.update(previous)
-
-
 class Service:
-    """The objects one CLI run uses, built from the settings in force (closed on exit)."""
+    """The objects one CLI run uses: one client, one API, one engine, one downloader (closed on
+    exit). Every option goes to the constructors; the saved settings are never changed."""
 
     def __init__(self, cfg: RunConfig):
         from .civitai_api import CivitaiAPI
@@ -548,26 +513,33 @@ class Service:
         self.downloader = None
 
     def open_downloader(self):
+        from . import setting
         from .download_engine import DownloadEngine
         from .image_downloader import ImageDownloader
-        from . import setting
 
-        workers = self.cfg.concurrency or setting.get("images.max_concurrent")
-        engine = DownloadEngine(client=self.client, max_workers=workers)
+        cfg = self.cfg
+        workers = cfg.concurrency or setting.get("images.max_concurrent")
+        options: Dict[str, Any] = {"max_concurrent": workers}
+        if cfg.metadata:
+            options["metadata_formats"] = list(cfg.metadata)
+        if cfg.thumbnails:
+            options["generate_thumbnails"] = True
+        if cfg.duplicates:
+            options["duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
         self.downloader = ImageDownloader(
             api_client=self.api,
-            download_engine=engine,
-            output_path=self.cfg.output,
-            path_template=self.cfg.template or setting.get("images.path_template"),
+            download_engine=DownloadEngine(client=self.client, max_workers=workers),
+            output_path=cfg.output,
+            path_template=cfg.template or setting.get("images.path_template"),
+            **options,
         )
         return self.downloader
 
     def close(self) -> None:
         if self.downloader is not None:
             self.downloader.close()
-        closer = getattr(self.client, "close", None)
-        if callable(closer):
-            closer()
+            self.downloader.engine.shutdown(wait=True, cancel_pending=True)
+        self.client.close()
 
 
 def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
@@ -593,9 +565,11 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
         )
     if target.kind == "image":
         return [downloader.download_single_image(target.value, save_metadata=save)]
-    # --nsfw reaches the filter through images.default_nsfw_filter (set for this run), unless the
-    # filter itself names an ``nsfw`` level.
-    return downloader.download_filtered_images(dict(target.value), save_metadata=save, **limit_kw)
+    params = dict(target.value)
+    if levels is not None:  # --nsfw wins over an ``nsfw`` key in the filter
+        params.pop("nsfw", None)
+        params["nsfw_levels"] = list(levels)
+    return downloader.download_filtered_images(params, save_metadata=save, **limit_kw)
 
 
 class _Starter(threading.Thread):
@@ -617,26 +591,27 @@ class _Starter(threading.Thread):
 
 
 def _wait_all(downloader, starter: _Starter, bars: ProgressBars) -> None:
+    # One downloader per run: ``None`` selects exactly this run's tasks (not the history).
     while starter.is_alive():
         starter.join(POLL_SECONDS)
+        bars.update(downloader.summary())
     if starter.error is not None:
         raise starter.error
-    while not downloader.wait(starter.task_ids, timeout=POLL_SECONDS):
-        bars.update(downloader.summary(starter.task_ids))
-    bars.update(downloader.summary(starter.task_ids))
+    while not downloader.wait(timeout=POLL_SECONDS):
+        bars.update(downloader.summary())
+    bars.update(downloader.summary())
 
 
 def _stop(downloader, starter: _Starter) -> None:
-    """Cancel everything, including tasks the listing thread is still submitting."""
+    """Cancel every task and the listing; wait (bounded) for workers to leave their .part files."""
     deadline = time.monotonic() + STOP_TIMEOUT
-    downloader.cancel(starter.task_ids)
+    downloader.cancel()
     while starter.is_alive() and time.monotonic() < deadline:
         starter.join(POLL_SECONDS)
-        downloader.cancel(starter.task_ids)
+        downloader.cancel()  # tasks planned by the page that was in flight
     if starter.is_alive():
         log.warning("the listing did not stop within %.0f s; leaving it", STOP_TIMEOUT)
-    downloader.cancel(starter.task_ids)
-    downloader.wait(starter.task_ids, timeout=max(1.0, deadline - time.monotonic()))
+    downloader.wait(timeout=max(1.0, deadline - time.monotonic()))
 
 
 def _run(
@@ -648,7 +623,6 @@ def _run(
 ) -> None:
     """Run ``begin(downloader)`` then wait; fills ``report`` even when interrupted."""
     downloader = service.open_downloader()
-    downloader.register_progress_callback(bars.update)
     starter = _Starter(begin, downloader)
     try:
         starter.start()
@@ -658,8 +632,7 @@ def _run(
         log.warning("%s received: stopping; partial files are kept for resume", sig["signal"])
         _stop(downloader, starter)
     finally:
-        if starter.task_ids is not None:
-            report.summary = downloader.summary(starter.task_ids)
+        report.summary = downloader.summary()
 
 
 def _exit_code(report: RunReport) -> int:
@@ -685,6 +658,33 @@ def _finish(report: RunReport, report_path: Optional[str], out: TextIO) -> int:
 # --------------------------------------------------------------------------- commands
 
 
+def _execute(
+    args: argparse.Namespace,
+    out: TextIO,
+    report: RunReport,
+    cfg: RunConfig,
+    begin,
+    target: Optional[CliTarget] = None,
+) -> int:
+    """Build the service, check the target, run with bars, print (and write) the report."""
+    service = Service(cfg)
+    try:
+        if target is not None:
+            check_target(service.api, target)  # NotFoundError before any folder is created
+        bars = ProgressBars(enabled=not args.quiet)
+        try:
+            _run(report, service, bars, begin, args.signal)
+        except (ApiError, DiskSpaceError, OutputPathError) as exc:
+            report.stopped_reason = _user_message(exc, args)
+            bars.close()
+            sys.stderr.write(f"error: {report.stopped_reason}\n")
+        finally:
+            bars.close()
+    finally:
+        service.close()
+    return _finish(report, args.report, out)
+
+
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     target = parse_target(args.kind, args.values)
     cfg = _resolve_config(args)
@@ -695,20 +695,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     if os.path.exists(cfg.output) and not os.path.isdir(cfg.output):
         raise OutputPathError(f"the output path {cfg.output} exists and is not a folder")
     report = RunReport("download", target.describe(), cfg.output)
-    with _settings_applied(_setting_overrides(cfg)):
-        service = Service(cfg)
-        try:
-            check_target(service.api, target)
-            bars = ProgressBars(enabled=not args.quiet)
-            try:
-                _run(report, service, bars, lambda d: start_download(d, target, cfg), args.signal)
-            except DiskSpaceError as exc:
-                report.stopped_reason = str(exc)
-            finally:
-                bars.close()
-        finally:
-            service.close()
-    return _finish(report, args.report, out)
+    return _execute(args, out, report, cfg, lambda d: start_download(d, target, cfg), target)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
@@ -718,19 +705,7 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
             f"no download history in {cfg.output}; pass the --output of an earlier run"
         )
     report = RunReport("retry-failed", None, cfg.output)
-    with _settings_applied(_setting_overrides(cfg)):
-        service = Service(cfg)
-        try:
-            bars = ProgressBars(enabled=not args.quiet)
-            try:
-                _run(report, service, bars, lambda d: d.retry_failed(), args.signal)
-            except DiskSpaceError as exc:
-                report.stopped_reason = str(exc)
-            finally:
-                bars.close()
-        finally:
-            service.close()
-    return _finish(report, args.report, out)
+    return _execute(args, out, report, cfg, lambda d: d.retry_failed())
 
 
 TASK_COLUMNS = (
