@@ -127,6 +127,11 @@ class DownloadEngine:
         return self._client
 
     @property
+    def configured_client(self):
+        """The client given to the constructor (None: the shared client is used)."""
+        return self._client
+
+    @property
     def max_workers(self) -> int:
         return self._max_workers
 
