@@ -193,9 +193,16 @@ class _Handler(BaseHTTPRequestHandler):
                 piece = piece[: max(0, limit - sent)]
             if piece:
                 pacer.wait(len(piece))
-                self.wfile.write(piece)
+                # Update the record before the write: once the client holds the last byte, a test
+                # reading the log must already see the response as complete.
+                record.bytes_sent = sent + len(piece)
+                record.completed = record.bytes_sent == end - start
+                try:
+                    self.wfile.write(piece)
+                except DISCONNECTS:
+                    record.bytes_sent, record.completed = sent, False
+                    raise
                 sent += len(piece)
-                record.bytes_sent = sent
             if limit is not None and sent >= limit:
                 break
         if sent < end - start:
@@ -206,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass  # the client closed first
             return
-        record.completed = True
+        record.completed = True  # also true for an empty body
 
 
 def _apply_range(
