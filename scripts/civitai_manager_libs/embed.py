@@ -346,8 +346,12 @@ def embed_infotext(path: str, text: str) -> str:
     if not text:
         raise EmbedSkipped(path, "there is no generation data to embed")
     with open(path, "rb") as handle:
-        data = handle.read()
-    kind = sniff_format(data[:16])
+        kind = sniff_format(handle.read(16))
+        if kind not in ("png", "jpeg", "webp"):
+            data = b""
+        else:
+            handle.seek(0)
+            data = handle.read()
     if kind == "png":
         new = embed_png(data, text, path)
     elif kind == "jpeg":

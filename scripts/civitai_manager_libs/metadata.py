@@ -384,7 +384,7 @@ def _summary_lines(record: Mapping[str, Any]) -> List[str]:
         fmt("Civitai image", record.get("id")),
         fmt("URL", record.get("url")),
         fmt("Type", record.get("type")),
-        fmt("File size", size),
+        fmt("Dimensions", size),
         fmt("Creator", record.get("creator")),
         fmt("Model", model),
         fmt("Version", version),

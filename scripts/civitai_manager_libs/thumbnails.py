@@ -68,6 +68,11 @@ def make_thumbnail(image_path: str, size: Sequence[int] = (256, 256)) -> Optiona
             thumb.thumbnail((width, height), Image.Resampling.LANCZOS)
             alpha = _has_alpha(thumb)
             thumb = thumb.convert("RGBA" if alpha else "RGB")
+    except Image.DecompressionBombError as exc:
+        raise ThumbnailError(
+            f"no thumbnail for {os.path.basename(image_path)}: the image is too large to decode "
+            f"safely ({exc})"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ThumbnailError(
             f"cannot make a thumbnail of {os.path.basename(image_path)}: it is not a readable "
