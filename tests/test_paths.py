@@ -191,6 +191,8 @@ def test_fields_from_an_image_item():
     )
     rel = PathTemplate(ALL).render(fields_from_item(item))
     assert segments(rel) == ["1", "My Model", "2", "42", "42", "_evil", "X", "7"]
+    assert PathTemplate(ALL).render(item) == rel  # the item itself works too
+    assert PathTemplate("{creator}.{id}").render({"creator": "con", "id": 5}) == "_con.5"
 
 
 # --------------------------------------------------------------------------- safe_join
@@ -238,6 +240,8 @@ TEMPLATES = st.sampled_from(
         "{model_name} ({model_id})/{version_id}/{creator}-{id}",
         ".{creator}./{id}.",
         "{creator}{creator}{creator}/{id}",
+        "{creator}.{id}",
+        "{model_name}/{creator}.txt",
     ]
 )
 

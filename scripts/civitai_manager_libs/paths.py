@@ -167,8 +167,14 @@ class PathTemplate:
     def __hash__(self) -> int:
         return hash(self.template)
 
-    def render(self, fields: Mapping[str, Any]) -> str:
-        """The relative path (native separators, no extension) for these field values."""
+    def render(self, fields: Any) -> str:
+        """The relative path (native separators, no extension) for these field values.
+
+        ``fields`` is a mapping of field names to values, or an ``ImageItem`` (read with
+        :func:`fields_from_item`).
+        """
+        if not isinstance(fields, Mapping):
+            fields = fields_from_item(fields)
         out = []
         for pieces in self._segments:
             text = []
