@@ -481,6 +481,21 @@ def test_disk_space_refusal_writes_nothing_and_requests_nothing(make_downloader,
     assert fake_civitai.log == []
 
 
+def test_queued_work_larger_than_the_free_space_is_not_started(make_downloader, fake_civitai):
+    downloader = make_downloader(workers=1)
+    free_mb = shutil.disk_usage(downloader.output_path.rsplit(os.sep, 1)[0]).free // 2**20
+    downloader.min_free_space_mb = free_mb - 20  # the batch may start; ~57 MB of work may not
+    fake_civitai.latency = 0.2
+    ids = downloader.download_model_images(4201, nsfw_levels=list(NSFW_LEVELS))
+    assert downloader.wait(timeout=30)
+    tasks = [downloader.get_task(t) for t in ids]
+    cancelled = [t for t in tasks if t.status == CANCELLED]
+    assert len(cancelled) >= len(tasks) - 2
+    assert all(t.error.startswith("not started: the queued images need about") for t in cancelled)
+    assert "images.min_free_space_mb" in cancelled[0].error
+    assert len(original_requests(fake_civitai)) <= 2
+
+
 class _FillingClient(CivitaiHttpClient):
     """The real client, but the disk is "full" from the third image on."""
 

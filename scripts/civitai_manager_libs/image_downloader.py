@@ -142,6 +142,7 @@ class ImageDownloadTask:
         self.thumbnail_path: Optional[str] = None
         self.finished_at: Optional[float] = None
         self.restored = False  # True when rebuilt from the archive's history
+        self._settled = False  # final state recorded and announced (what wait() waits for)
 
     @property
     def id(self) -> str:
@@ -661,6 +662,7 @@ class ImageDownloader:
                 return existing.id
             self._register(task)
         self._schedule(task, listing=None, page=None)
+        self._reserve_space()
         return task.id
 
     # -- listing ---------------------------------------------------------------------------------
@@ -829,6 +831,7 @@ class ImageDownloader:
                 self._register(task)
                 page.open.add(task.id)
             self._schedule(task, listing, page)
+        self._reserve_space()
         self._update_checkpoint(listing)
 
     # -- scheduling and running ------------------------------------------------------------------
@@ -868,7 +871,6 @@ class ImageDownloader:
                 return
         with self._lock:
             task.target = self._claim(task.target, task.image_id)
-        self._reserve_estimate(task)
         try:
             self.engine.submit(lambda ev, t=task: self._run(t, ev), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
@@ -1018,24 +1020,30 @@ class ImageDownloader:
     # -- final states, archive, callbacks --------------------------------------------------------
 
     def _final(self, task: ImageDownloadTask, status: str, error: Optional[str], record=True, **kw):
+        """Settle a task once: archive it, update checkpoints, queue callbacks, wake waiters."""
         if not task._finish(status, error, **kw):
             return
-        if record and task.image_id is not None:
-            self._record_task(task)
-        with self._lock:
-            if self._active_by_image.get(task.image_id) is task:
-                del self._active_by_image[task.image_id]
-            listings = list(self._listings)
-        for listing in listings:
-            if listing.task_final(task):
-                self._update_checkpoint(listing)
-        with self._lock:
-            self._changed.notify_all()
-        for callback in list(self._finished_cbs):
-            self._dispatcher.post(callback, task)
-        if status == COMPLETED:
-            for callback in list(self._downloaded_cbs):
+        try:
+            if record and task.image_id is not None:
+                self._record_task(task)
+            with self._lock:
+                if self._active_by_image.get(task.image_id) is task:
+                    del self._active_by_image[task.image_id]
+                listings = list(self._listings)
+            for listing in listings:
+                if listing.task_final(task):
+                    self._update_checkpoint(listing)
+        except CivitaiGalleryError as exc:  # the archive failed: the task's state still counts
+            logger.error("image %s: could not update the download archive: %s", task.image_id, exc)
+        finally:
+            for callback in list(self._finished_cbs):
                 self._dispatcher.post(callback, task)
+            if status == COMPLETED:
+                for callback in list(self._downloaded_cbs):
+                    self._dispatcher.post(callback, task)
+            with self._lock:
+                task._settled = True
+                self._changed.notify_all()
         self._post_progress()
 
     def _update_checkpoint(self, listing: _Listing) -> None:
@@ -1099,7 +1107,7 @@ class ImageDownloader:
 
     # -- progress --------------------------------------------------------------------------------
 
-    def _reserve_estimate(self, task: ImageDownloadTask) -> None:
+    def _reserve_space(self) -> None:
         """Stop scheduling when the queued work would bring the disk under the minimum."""
         with self._lock:
             pending = [t for t in self._tasks.values() if not t.done]
@@ -1231,7 +1239,7 @@ class ImageDownloader:
         with self._lock:
             while True:
                 tasks = self._select(task_ids)
-                if all(task.done for task in tasks):
+                if all(task._settled for task in tasks):
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -1313,6 +1321,8 @@ class ImageDownloader:
             self._register(task)
             self._schedule(task, None, None)
             new_ids.append(task.id)
+        if new_ids:
+            self._reserve_space()
         return new_ids
 
     def close(self) -> None:
@@ -1350,6 +1360,7 @@ def _task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
         nsfw_level=row.get("nsfw_level"),
     )
     task.restored = True
+    task._settled = True
     task.version_id = row.get("version_id")
     task.query_key = row.get("query_key")
     status = row.get("status") or FAILED
