@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 TAB_TITLE = "Civitai Gallery"
 TAB_ID = "civitai_gallery_tab"
 QUERY_HINT = "123, https://civitai.com/models/123?modelVersionId=456, /images/789, @username"
-# Bulk downloads may run long; a few may run at once so a second click reaches the job lock
-# (and gets "already running") instead of waiting in the queue to start a duplicate.
+# Bulk downloads may run long; a few may run at once and clicks are not swallowed by the page
+# (trigger_mode "multiple"), so a second click reaches the job lock and gets "a download is
+# already running" instead of waiting in the queue to start a duplicate later.
 DOWNLOAD_CONCURRENCY = 4
 
 
@@ -188,6 +189,7 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
         job_outputs,
         concurrency_limit=DOWNLOAD_CONCURRENCY,
         concurrency_id="civitai_gallery_jobs",
+        trigger_mode="multiple",
     )
     listen(
         c["retry_failed"].click,
@@ -196,6 +198,7 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
         job_outputs,
         concurrency_limit=DOWNLOAD_CONCURRENCY,
         concurrency_id="civitai_gallery_jobs",
+        trigger_mode="multiple",
     )
     listen(c["cancel"].click, action.cancel_download, None, [c["status"]], concurrency_limit=None)
     listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
