@@ -218,7 +218,7 @@ def _expected_params(gen):
     return expected
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generations())
 def test_round_trip_keeps_prompts_and_every_parameter(gen):
     parsed = parse_infotext(to_infotext(gen))
@@ -227,7 +227,7 @@ def test_round_trip_keeps_prompts_and_every_parameter(gen):
     assert parsed["params"] == _expected_params(gen)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generations())
 def test_parameters_line_reads_with_the_notes_regex(gen):
     last_line = to_infotext(gen).strip().split("\n")[-1]

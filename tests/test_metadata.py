@@ -253,7 +253,7 @@ _meta_keys = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     meta=st.one_of(_json, st.dictionaries(_meta_keys, _json, max_size=8)),
     top=st.dictionaries(
