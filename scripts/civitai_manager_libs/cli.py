@@ -36,7 +36,7 @@ from .errors import (
     SettingsError,
     TemplateError,
 )
-from .logging_setup import configure_logging, redact, register_secret
+from .logging_setup import configure_logging, install_filter, redact, register_secret
 from .records import NSFW_LEVELS, DownloadSummary
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,7 @@ class ProgressBars:
     def __init__(self, enabled: bool, stream: Optional[TextIO] = None):
         self._lock = threading.Lock()
         self._images = self._bytes = None
+        self.enabled = enabled
         if not enabled:
             return
         from tqdm import tqdm
@@ -432,7 +433,8 @@ class RunReport:
             for image_id, reason in s.failures:
                 out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
         if self.stopped_reason:
-            out.append(f"stopped: {redact(self.stopped_reason)}")
+            left = f", {s.cancelled} image(s) not started" if s.cancelled else ""
+            out.append(f"stopped early{left}: {redact(self.stopped_reason)}")
         if self.interrupted:
             out.append("interrupted: run the same command again to resume")
         out.append(f"output: {self.output}")
@@ -633,6 +635,18 @@ def _run(
         _stop(downloader, starter)
     finally:
         report.summary = downloader.summary()
+        if report.summary.cancelled and not report.interrupted:
+            report.stopped_reason = _halt_reason(downloader, starter.task_ids)
+
+
+def _halt_reason(downloader, task_ids: Optional[List[str]]) -> Optional[str]:
+    """Why tasks were cancelled without a signal (the downloader stops scheduling on disk full)."""
+    wanted = set(task_ids or ())
+    for task in downloader.get_all_tasks():
+        if task.id in wanted and task.status == "cancelled" and task.error:
+            reason = task.error
+            return reason[len("not started: ") :] if reason.startswith("not started: ") else reason
+    return None
 
 
 def _exit_code(report: RunReport) -> int:
@@ -658,6 +672,20 @@ def _finish(report: RunReport, report_path: Optional[str], out: TextIO) -> int:
 # --------------------------------------------------------------------------- commands
 
 
+@contextlib.contextmanager
+def _logs_above_bars(enabled: bool) -> Iterator[None]:
+    """Route log records through ``tqdm.write`` while the bars are drawn (the secret filter is
+    put on the temporary handler too)."""
+    if not enabled:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        install_filter(logging.getLogger())
+        yield
+
+
 def _execute(
     args: argparse.Namespace,
     out: TextIO,
@@ -673,7 +701,8 @@ def _execute(
             check_target(service.api, target)  # NotFoundError before any folder is created
         bars = ProgressBars(enabled=not args.quiet)
         try:
-            _run(report, service, bars, begin, args.signal)
+            with _logs_above_bars(bars.enabled):
+                _run(report, service, bars, begin, args.signal)
         except (ApiError, DiskSpaceError, OutputPathError) as exc:
             report.stopped_reason = _user_message(exc, args)
             bars.close()
@@ -730,6 +759,8 @@ def _task_cells(row: Any) -> Tuple[str, ...]:
     when = _field(row, "finished_at") or _field(row, "updated_at") or _field(row, "created_at")
     if isinstance(when, (int, float)):
         when = _dt.datetime.fromtimestamp(when, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    elif isinstance(when, str):
+        when = when[:19].replace("T", " ")
     detail = _field(row, "error") if status == "failed" else None
     detail = detail or _field(row, "image_path") or _field(row, "path") or ""
     return (

@@ -66,31 +66,33 @@ def test_malformed_json_from_the_api(fake_civitai, tmp_path):
     assert media_files(tmp_path) == {}
 
 
+def _hostile(text: str) -> bool:
+    return (
+        any(mark in text for mark in ("..", "/", "\\", ":", "*", "?", "%"))
+        or text.lower() in ("con", "nul", "aux", "prn")
+        or len(text.encode()) > 200
+        or not text.isascii()
+    )
+
+
 def test_hostile_creator_and_model_names_stay_inside_output(fake_civitai, tmp_path):
     dataset = fake_civitai.dataset
-    hostile = [
-        m for m in dataset.models if not m.name.replace(" ", "").isalnum() or "/" in m.creator
-    ]
-    assert hostile, "the default dataset should hold hostile names"
+    hostile = [m for m in dataset.models if _hostile(m.name) or _hostile(m.creator)]
+    assert len(hostile) >= 3, "the default dataset should hold hostile names"
     output = tmp_path / "deep" / "out"
     outside_before = files_outside(tmp_path, [output])
-    for model in hostile[:3]:
+    template = ["--template", "{creator}/{model_name}/{id}", "--limit", "4"]
+    for model in hostile:
         run = run_cli(
-            [
-                "download",
-                "model",
-                model.id,
-                "--template",
-                "{creator}/{model_name}/{id}",
-                "--limit",
-                "5",
-                *_base(fake_civitai, output),
-            ],
-            tmp_path,
+            ["download", "model", model.id, *template, *_base(fake_civitai, output)], tmp_path
         )
         assert run.returncode == 0, run.stderr
+    run = run_cli(["download", "user", "con", *template, *_base(fake_civitai, output)], tmp_path)
+    assert run.returncode == 0, run.stderr
     assert files_outside(tmp_path, [output]) == outside_before
-    assert media_files(output), "nothing was downloaded"
+    saved = media_files(output)
+    assert len(saved) >= 4 * len(hostile)
     for folder, dirs, names in os.walk(output):
         for name in dirs + names:
             assert name not in ("..", ".") and "\\" not in name and len(name.encode()) <= 255
+            assert name.split(".")[0].lower() not in ("con", "nul", "aux", "prn"), name
