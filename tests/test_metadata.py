@@ -19,8 +19,10 @@ from scripts.civitai_manager_libs.infotext import parse_infotext, to_infotext
 from scripts.civitai_manager_libs.metadata import (
     RECORD_KEYS,
     extract_image_metadata,
+    generation_from_infotext,
     save_metadata,
     strip_token,
+    with_file_generation,
 )
 from scripts.civitai_manager_libs.records import ImageItem
 
@@ -471,3 +473,44 @@ def test_every_meta_shape_from_the_fake_civitai_round_trips(fake_civitai, tmp_pa
         )
         assert record["id"] is not None and record["id"] == int(image["url"].rsplit("/")[-1][:-5])
         assert record["model_name"] == body["name"]
+
+
+def test_generation_from_an_original_files_own_infotext(tmp_path):
+    own = (
+        "a knight, 城\nNegative prompt: blurry\nSteps: 30, Sampler: DDIM, CFG scale: 6.5, "
+        "Seed: 42, Size: 512x768, Model hash: abcd, Model: dream, Clip skip: 2, "
+        'Hires upscale: 2, Lora hashes: "detail: 11aa, film: 22bb"'
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", own)
+    image = str(tmp_path / "orig.png")
+    noise().save(image, "PNG", pnginfo=info)
+    hidden = extract_image_metadata(api_item(None))
+    filled = with_file_generation(hidden, image)
+    assert hidden["generation"] is None  # the input record is not modified
+    gen = filled["generation"]
+    assert (gen["prompt"], gen["negative_prompt"]) == ("a knight, 城", "blurry")
+    assert (gen["steps"], gen["cfg_scale"], gen["seed"], gen["clip_skip"]) == (30, 6.5, 42, 2)
+    assert (gen["sampler"], gen["size"], gen["model"], gen["model_hash"]) == (
+        "DDIM",
+        "512x768",
+        "dream",
+        "abcd",
+    )
+    assert gen["hashes"] == {"lora:detail": "11aa", "lora:film": "22bb", "model": "abcd"}
+    assert [lora["name"] for lora in gen["loras"]] == ["detail", "film"]
+    assert gen["extra"] == {"Hires upscale": "2"}
+    assert to_infotext(filled) == own  # WebUI's text comes back out unchanged
+    with_meta = extract_image_metadata(api_item({"prompt": "from civitai", "seed": 1}))
+    assert with_file_generation(with_meta, image)["generation"]["prompt"] == "from civitai"
+    plain = str(tmp_path / "plain.png")
+    noise().save(plain, "PNG")
+    assert with_file_generation(hidden, plain)["generation"] is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_as_infotext_gives_a_json_safe_generation_or_none(text):
+    generation = generation_from_infotext(text)
+    assert generation is None or isinstance(generation["extra"], dict)
+    json.dumps(generation, allow_nan=False)

@@ -18,9 +18,9 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
-from .embed import EmbedSkipped, embed_infotext, write_atomic
+from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
 from .errors import MetadataError
-from .infotext import to_infotext
+from .infotext import parse_infotext, to_infotext
 from .records import ImageItem
 
 log = logging.getLogger(__name__)
@@ -254,6 +254,49 @@ def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
         extra["Model"] = raw_model  # the original object; ``model`` holds its text form
     generation["extra"] = extra
     return json_safe(generation)
+
+
+def _hash_pairs(text: str, prefix: str) -> Dict[str, str]:
+    """``"a: 1f, b: 2e"`` (a ``Lora hashes`` value) -> ``{prefix + "a": "1f", ...}``."""
+    pairs = {}
+    for part in text.split(","):
+        name, sep, value = part.rpartition(":")
+        if sep and name.strip() and value.strip():
+            pairs[prefix + name.strip()] = value.strip()
+    return pairs
+
+
+def generation_from_infotext(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """A ``generation`` dict from A1111 infotext (e.g. what an original PNG carries itself)."""
+    if not text or not text.strip():
+        return None
+    parsed = parse_infotext(text)
+    meta: Dict[str, Any] = dict(parsed["params"])
+    hashes: Dict[str, str] = {}
+    for label, prefix in (("Lora hashes", "lora:"), ("TI hashes", "embed:")):
+        if isinstance(meta.get(label), str):
+            hashes.update(_hash_pairs(meta.pop(label), prefix))
+    if meta.get("Model hash"):
+        hashes.setdefault("model", meta["Model hash"])
+    meta["hashes"] = hashes
+    meta["prompt"] = parsed["prompt"]
+    meta["negativePrompt"] = parsed["negative_prompt"] or None
+    return extract_generation(meta)
+
+
+def with_file_generation(record: Mapping[str, Any], image_path: str) -> Dict[str, Any]:
+    """``record`` with ``generation`` read from the image's own infotext when Civitai gave none.
+
+    Uploads often keep WebUI's ``parameters`` even when the author hid ``meta`` on Civitai.
+    Returns a new dict; the record is unchanged when it has generation data or the file has none.
+    """
+    result = dict(record)
+    if result.get("generation") is None:
+        generation = generation_from_infotext(read_infotext(image_path))
+        if generation is not None:
+            result["generation"] = generation
+            log.debug("image %s: generation data read from the file itself", record.get("id"))
+    return result
 
 
 # ----------------------------------------------------------------------------------------- record
