@@ -186,6 +186,22 @@ def test_second_run_lists_again_but_makes_zero_image_requests(make_downloader, f
     assert rerun_seconds < 10
 
 
+def test_a_deleted_file_is_downloaded_again(make_downloader, fake_civitai):
+    first = make_downloader(generate_thumbnails=True)
+    first.download_model_images(58390, nsfw_levels=SFW)
+    assert first.wait(timeout=30)
+    files = media_files(first.output_path)
+    thumbs = os.listdir(os.path.join(first.output_path, "58390", ".thumbnails"))
+    assert len(thumbs) == len(files)
+    os.remove(files[0])
+    fake_civitai.reset()
+    again = make_downloader()
+    again.download_model_images(58390, nsfw_levels=SFW)
+    assert again.wait(timeout=30)
+    assert requested_ids(fake_civitai) == [id_of(files[0])]
+    assert media_files(again.output_path) == files
+
+
 def test_each_nsfw_combination_keeps_exactly_its_levels(make_downloader, fake_civitai):
     model = 90210  # an NSFW model: every level is present
     everything = make_downloader()
@@ -386,11 +402,11 @@ def test_cancel_stops_the_work_and_the_same_call_resumes(make_downloader, fake_c
     fake_civitai.latency = 0.05
     downloader = make_downloader(workers=2)
     downloader.page_size = 20
-    stop_after = threading.Event()
+    finished = []
 
     def on_finished(task):
-        if not stop_after.is_set():
-            stop_after.set()
+        finished.append(task.id)
+        if len(finished) == 30:  # the first page (20) is done, the second is not
             downloader.cancel()
 
     downloader.register_task_finished_callback(on_finished)
@@ -403,6 +419,9 @@ def test_cancel_stops_the_work_and_the_same_call_resumes(make_downloader, fake_c
     assert len(done_before) < len(expected)
     key = f"model:4201|nsfw={','.join(SFW)}"
     checkpoint = downloader.archive.get_checkpoint(key)
+    pages = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"]
+    second_page_cursor = pages[1].query.get("cursor")
+    assert checkpoint is not None and checkpoint == second_page_cursor
     downloader.close()
 
     fake_civitai.latency = 0.0
@@ -415,8 +434,7 @@ def test_cancel_stops_the_work_and_the_same_call_resumes(make_downloader, fake_c
     assert sorted(id_of(p) for p in files) == sorted(expected)
     assert not set(requested_ids(fake_civitai)) & done_before
     first_page = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"][0]
-    if checkpoint:
-        assert first_page.query.get("cursor") in (checkpoint, [checkpoint])
+    assert first_page.query.get("cursor") == checkpoint  # the listing resumed, not restarted
     assert resumed.archive.get_checkpoint(key) is None  # listing and tasks all done
 
 
@@ -468,6 +486,9 @@ def test_kill_and_resume_downloads_every_image_exactly_once(make_downloader, tmp
         assert not set(requested_ids(fake)) & before  # finished files were not fetched again
         leftovers = [n for _, _, fs in os.walk(out) for n in fs if n.endswith(".part")]
         assert leftovers == []
+        for path in files:  # sidecars too, even for files renamed just before the kill
+            record = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))
+            assert record["id"] == id_of(path)
 
 
 # -- disk space ----------------------------------------------------------------------------------

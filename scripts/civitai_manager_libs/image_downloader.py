@@ -815,10 +815,12 @@ class ImageDownloader:
             task.save_metadata = bool(save_metadata) and self.save_metadata_default
             listing.task_ids.append(task.id)
             if item.id in known:
-                self._register(task)
                 row = self._archive_row(item.id)
-                self._final(task, SKIPPED, REASON_KNOWN, image_path=row.get("path"), record=False)
-                continue
+                if row.get("path") and os.path.isfile(row["path"]):
+                    self._register(task)
+                    self._final(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
+                    continue
+                logger.info("image %s: its saved file is gone; downloading it again", item.id)
             try:
                 task.target = safe_join(
                     self.output_path, self.template.render(fields_from_item(item))
@@ -889,8 +891,34 @@ class ImageDownloader:
         """A file is already where this image would go: record it, skip the download."""
         sha = _sha256_file(path)
         size = os.path.getsize(path)
-        self._record_image(task, path, None, sha, size)
-        self._final(task, SKIPPED, f"already on disk: {path}", image_path=path, sha256=sha)
+        metadata_path = self._complete_sidecars(task, path)
+        self._record_image(task, path, metadata_path, sha, size)
+        self._final(
+            task,
+            SKIPPED,
+            f"already on disk: {path}",
+            image_path=path,
+            metadata_path=metadata_path,
+            sha256=sha,
+        )
+
+    def _complete_sidecars(self, task: ImageDownloadTask, image_path: str) -> Optional[str]:
+        """Write the json/txt sidecars an adopted file lacks (e.g. after a kill); the file itself
+        is not touched (no EXIF embedding into a file this run did not download)."""
+        formats = [f for f in self.metadata_formats if f != "exif"]
+        if not task.save_metadata or task.item is None or not formats:
+            return None
+        from . import metadata
+
+        missing = [f for f in formats if not os.path.exists(metadata.sidecar_path(image_path, f))]
+        if missing:
+            try:
+                record = metadata.extract_image_metadata(task.item)
+                metadata.save_metadata(image_path, record, missing)
+            except MetadataError as exc:
+                logger.warning("image %s: %s", task.image_id, exc)
+        sidecar = metadata.sidecar_path(image_path, formats[0])
+        return sidecar if os.path.exists(sidecar) else None
 
     def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
         """Engine job: download, post-process, record. Never leaves the task half-final."""
@@ -1000,6 +1028,9 @@ class ImageDownloader:
             record = metadata.extract_image_metadata(task.item)
             paths = metadata.save_metadata(image_path, record, self.metadata_formats)
         except MetadataError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EFBIG):
+                raise DiskSpaceError(str(exc)) from exc
             logger.warning("image %s: %s", task.image_id, exc)
             return None, f"image saved, but its generation data could not be written: {exc}"
         sidecars = [p for p in paths if os.path.abspath(p) != os.path.abspath(image_path)]
@@ -1011,7 +1042,11 @@ class ImageDownloader:
             return None
         from . import thumbnails
 
-        return thumbnails.make_thumbnail(image_path, size=self.thumbnail_size)
+        try:
+            return thumbnails.make_thumbnail(image_path, size=self.thumbnail_size)
+        except MetadataError as exc:  # ThumbnailError: the image itself is fine
+            logger.warning("%s", exc)
+            return None
 
     def _on_bytes(self, task: ImageDownloadTask, done: int, total: Optional[int]) -> None:
         task._set_progress(done, total)
