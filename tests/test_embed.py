@@ -176,6 +176,19 @@ def test_jpeg_existing_exif_is_merged_not_replaced(tmp_path):
     assert open(path, "rb").read().count(b"Exif\x00\x00") == 1  # replaced in place, not doubled
 
 
+def test_jpeg_exif_with_tags_piexif_would_drop_is_kept_untouched(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    exif[0xC000] = "private 0th tag"
+    exif.get_ifd(0x8769)[0x9999] = "private Exif tag"
+    path = str(tmp_path / "private.jpeg")
+    noise_image().save(path, "JPEG", exif=exif.tobytes())
+    before = open(path, "rb").read()
+    with pytest.raises(EmbedSkipped, match="2 tag\\(s\\) that could not be carried over"):
+        embed_infotext(path, TEXT)
+    assert open(path, "rb").read() == before
+
+
 def test_jpeg_with_its_own_usercomment_is_kept(tmp_path):
     path = str(tmp_path / "a1111.jpeg")
     noise_image().save(path, "JPEG")

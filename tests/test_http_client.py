@@ -341,6 +341,19 @@ def test_restart_from_zero_when_the_server_ignores_range(fake_civitai, tmp_path)
     assert result.sha256 == _sha(expected)
 
 
+def test_a_part_file_that_is_not_media_is_discarded(fake_civitai, tmp_path):
+    url = fake_civitai.blob_url(100_000, kind="mp4")
+    expected = _reference(fake_civitai, url, tmp_path)
+    target = str(tmp_path / "v.mp4")
+    junk = b"<!DOCTYPE html><html><body>an error page saved by another tool</body></html>"
+    with open(target + ".part", "wb") as part:
+        part.write(junk)
+    result = _client(fake_civitai, backoff_factor=0).fetch_to_file(url, target)
+    log = fake_civitai.image_requests()
+    assert [r.headers.get("Range") for r in log] == [f"bytes={len(junk)}-", None]
+    assert open(target, "rb").read() == expected and result.resumed is False
+
+
 def test_mismatched_content_range_restarts_from_zero(requests_mock, tmp_path):
     body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 100
     url = "https://image.invalid/x/original=true/1.jpeg"

@@ -20,7 +20,7 @@ import os
 import struct
 import tempfile
 import zlib
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import piexif
 import piexif.helper
@@ -173,6 +173,42 @@ def user_comment(text: str) -> bytes:
     return piexif.helper.UserComment.dump(text, encoding="unicode")
 
 
+def _ifd_tags(tiff: bytes, offset: int, order: str) -> Tuple[Dict[int, int], int]:
+    """``{tag: raw value/offset}`` of the IFD at ``offset`` and the next IFD's offset."""
+    if offset < 8 or offset + 2 > len(tiff):
+        raise ValueError(f"IFD offset {offset} outside the EXIF block")
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    end = offset + 2 + 12 * count
+    if end > len(tiff):
+        raise ValueError("IFD runs past the end of the EXIF block")
+    tags = {}
+    for pos in range(offset + 2, end, 12):
+        tag, _type, _count, value = struct.unpack(order + "HHII", tiff[pos : pos + 12])
+        tags[tag] = value
+    # Some writers end a sub-IFD without the next-IFD pointer; only IFD0's is ever followed.
+    next_ifd = struct.unpack(order + "I", tiff[end : end + 4])[0] if end + 4 <= len(tiff) else 0
+    return tags, next_ifd
+
+
+def exif_tag_sets(tiff: bytes) -> Dict[str, set]:
+    """The tag numbers in each IFD (0th, Exif, GPS, Interop, 1st), read straight from the TIFF."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    (first,) = struct.unpack(order + "I", tiff[4:8])
+    zeroth, next_ifd = _ifd_tags(tiff, first, order)
+    found = {"0th": set(zeroth)}
+    exif = {}
+    if 0x8769 in zeroth:
+        exif = _ifd_tags(tiff, zeroth[0x8769], order)[0]
+        found["Exif"] = set(exif)
+    if 0x8825 in zeroth:
+        found["GPS"] = set(_ifd_tags(tiff, zeroth[0x8825], order)[0])
+    if 0xA005 in exif:
+        found["Interop"] = set(_ifd_tags(tiff, exif[0xA005], order)[0])
+    if next_ifd:
+        found["1st"] = set(_ifd_tags(tiff, next_ifd, order)[0])
+    return found
+
+
 def _merged_exif(tiff: Optional[bytes], text: str, path: str) -> Optional[bytes]:
     """TIFF-structured EXIF (no ``Exif\\0\\0`` header) holding ``text``; None if already there."""
     if tiff:
@@ -180,8 +216,16 @@ def _merged_exif(tiff: Optional[bytes], text: str, path: str) -> Optional[bytes]
             raise EmbedSkipped(path, "its existing EXIF is not TIFF-structured; it is kept as is")
         try:
             exif = piexif.load(tiff)
+            present = exif_tag_sets(tiff)
         except (ValueError, struct.error, IndexError) as exc:
             raise EmbedSkipped(path, f"its existing EXIF cannot be read ({exc}); it is kept as is")
+        dropped = sum(len(tags - set(exif.get(ifd) or {})) for ifd, tags in present.items())
+        if dropped:
+            raise EmbedSkipped(
+                path,
+                f"its existing EXIF holds {dropped} tag(s) that could not be carried over when "
+                "rewriting it; it is kept as is",
+            )
         current = exif.get("Exif", {}).get(piexif.ExifIFD.UserComment)
         if current:
             try:

@@ -311,6 +311,10 @@ class FileFetch:
         except _STREAM_ERRORS as exc:
             raise _Cut(_reason(exc)) from None
         kind = media_kind(head, content_type)
+        if kind is None and offset:
+            logger.info("%s: the partial file is not media; starting over.", self.safe_url)
+            _remove(self.part)
+            raise _Cut("the partial file was not media")
         if kind is None:
             _remove(self.part)
             raise UnexpectedContentError(
