@@ -302,3 +302,8 @@ def test_signal_stops_cleanly_then_same_command_resumes(tmp_path, sig):
         last = resumed.stdout.splitlines()[-1]
         assert last.startswith("downloaded ") and last.endswith(", failed 0")
         assert len(_media(output)) == 24
+
+
+def test_run_config_repr_hides_the_key():
+    cfg = cli.RunConfig("out", None, "k3y-in-repr-0123", 3)
+    assert "k3y-in-repr-0123" not in repr(cfg)

@@ -471,8 +471,8 @@ def write_report(path: str, data: Dict[str, Any]) -> None:
 class RunConfig:
     output: str
     base_url: Optional[str]
-    api_key: Optional[str]
-    concurrency: Optional[int]
+    api_key: Optional[str] = field(repr=False)  # never in a repr, log or report
+    concurrency: Optional[int] = None
     template: Optional[str] = None
     nsfw: Optional[List[str]] = None
     metadata: Optional[List[str]] = None
