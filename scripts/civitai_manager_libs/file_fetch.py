@@ -243,7 +243,6 @@ class FileFetch:
                 raise _Cut("mismatched Content-Range")
             if total is None and length is not None:
                 total = offset + length
-            self.resumed = self.resumed or offset > 0
             return self._stream(response, offset, total, content_type, encoded)
         if offset:
             logger.info(
@@ -324,6 +323,8 @@ class FileFetch:
                 url=self.safe_url,
                 status=response.status_code,
             )
+        # "Resumed" means the final file keeps bytes fetched by an earlier request.
+        self.resumed = offset > 0
         try:
             handle = open(self.part, "ab" if offset else "wb")
         except OSError as exc:
