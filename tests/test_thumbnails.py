@@ -104,3 +104,11 @@ def test_failed_write_leaves_no_partial_thumbnail(tmp_path, monkeypatch):
     with pytest.raises(ThumbnailError, match="No space left"):
         make_thumbnail(path)
     assert os.listdir(tmp_path / ".thumbnails") == []
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    path = str(tmp_path / "depth.png")
+    Image.new("I;16", (120, 60), 32768).save(path, "PNG")  # mid-grey at 16 bits
+    with Image.open(make_thumbnail(path, (60, 60))) as out:
+        low, high = out.convert("L").getextrema()
+    assert 120 <= low <= high <= 136

@@ -66,6 +66,9 @@ def make_thumbnail(image_path: str, size: Sequence[int] = (256, 256)) -> Optiona
             image.seek(0)
             thumb = ImageOps.exif_transpose(image)
             thumb.thumbnail((width, height), Image.Resampling.LANCZOS)
+            if thumb.mode.startswith("I;16") or thumb.mode == "I":
+                # 16-bit grayscale: scale to 8 bits (a plain convert would clip to white).
+                thumb = thumb.convert("I").point(lambda v: v * (1 / 256)).convert("L")
             alpha = _has_alpha(thumb)
             thumb = thumb.convert("RGBA" if alpha else "RGB")
     except Image.DecompressionBombError as exc:
