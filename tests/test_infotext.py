@@ -235,3 +235,23 @@ def test_parameters_line_reads_with_the_notes_regex(gen):
     assert len(pairs) >= 3
     assert {k: webui_unquote(v) for k, v in pairs} == _expected_params(gen)
     assert len(pairs) == len(_expected_params(gen))  # no key written twice, none split in two
+
+
+def test_raw_civitai_meta_is_normalized_first():
+    from scripts.civitai_manager_libs.metadata import extract_generation
+
+    meta = {
+        "prompt": "p",
+        "negativePrompt": "n",
+        "cfgScale": "7",
+        "steps": 20,
+        "seed": 5,
+        "clipSkip": 2,
+        "sampler": "Euler",
+        "hashes": {"lora:x": "ab"},
+    }
+    text = to_infotext(meta)
+    assert text == to_infotext(extract_generation(meta))
+    assert text.endswith(
+        'Steps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Clip skip: 2, ' 'Lora hashes: "x: ab"'
+    )

@@ -93,6 +93,11 @@ def _generation_of(record_or_generation: Mapping[str, Any]) -> Optional[Mapping[
     if "generation" in record_or_generation:
         generation = record_or_generation.get("generation")
         return generation if isinstance(generation, Mapping) else None
+    if "extra" not in record_or_generation:
+        # A raw Civitai ``meta`` dict (cfgScale, clipSkip, ...): normalize it first.
+        from .metadata import extract_generation  # late: metadata imports this module
+
+        return extract_generation(record_or_generation)
     return record_or_generation
 
 
@@ -139,7 +144,8 @@ def parameter_pairs(generation: Mapping[str, Any]) -> List[Tuple[str, str]]:
 
 
 def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
-    """A1111 infotext for a record from ``metadata.extract_image_metadata`` (or its ``generation``).
+    """A1111 infotext for a record from ``metadata.extract_image_metadata``, its ``generation``,
+    or a raw Civitai ``meta`` dict.
 
     Returns ``""`` when there is no generation data. Extra keys whose values are plain text or
     numbers go on the parameters line after the standard ones; nested values (resources, ComfyUI
