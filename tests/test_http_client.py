@@ -354,6 +354,29 @@ def test_a_part_file_that_is_not_media_is_discarded(fake_civitai, tmp_path):
     assert open(target, "rb").read() == expected and result.resumed is False
 
 
+def test_a_complete_part_is_finished_on_416(fake_civitai, tmp_path):
+    url = fake_civitai.blob_url(80_000, kind="mp4")
+    expected = _reference(fake_civitai, url, tmp_path)
+    target = str(tmp_path / "v.mp4")
+    with open(target + ".part", "wb") as part:
+        part.write(expected)
+    result = _client(fake_civitai).fetch_to_file(url, target)
+    assert [r.status for r in fake_civitai.image_requests()] == [416]
+    assert open(target, "rb").read() == expected and result.sha256 == _sha(expected)
+    assert not os.path.exists(target + ".part")
+
+
+def test_a_part_longer_than_the_file_restarts(fake_civitai, tmp_path):
+    url = fake_civitai.blob_url(80_000, kind="mp4")
+    expected = _reference(fake_civitai, url, tmp_path)
+    target = str(tmp_path / "v.mp4")
+    with open(target + ".part", "wb") as part:
+        part.write(expected + b"trailing junk")
+    result = _client(fake_civitai, backoff_factor=0).fetch_to_file(url, target)
+    assert [r.status for r in fake_civitai.image_requests()] == [416, 200]
+    assert open(target, "rb").read() == expected and result.resumed is False
+
+
 def test_mismatched_content_range_restarts_from_zero(requests_mock, tmp_path):
     body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 100
     url = "https://image.invalid/x/original=true/1.jpeg"
@@ -455,6 +478,20 @@ def test_cancel_keeps_the_part_for_a_later_resume(fake_civitai, tmp_path):
     assert result.resumed is True
     assert fake_civitai.image_requests()[-1].headers.get("Range") == f"bytes={kept}-"
     assert open(target, "rb").read() == expected and result.sha256 == _sha(expected)
+
+
+def test_cancel_while_the_host_is_paused_sends_nothing(fake_civitai, tmp_path):
+    url = _image_urls(fake_civitai, 4)[0]
+    client = _client(fake_civitai)
+    client.host_gate.pause(origin_of(url), 5)
+    cancel = threading.Event()
+    threading.Timer(0.1, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(DownloadCancelledError):
+        client.fetch_to_file(url, str(tmp_path / "x.jpeg"), cancel_event=cancel)
+    assert time.monotonic() - start < 1
+    assert fake_civitai.image_requests() == []
+    assert os.listdir(tmp_path) == []
 
 
 def test_disk_full_removes_the_part(fake_civitai, tmp_path):

@@ -163,7 +163,7 @@ class FileFetch:
             ) from None
         attempt = 0
         while True:
-            self._check_cancel(0)
+            self._check_cancel(self._part_size())
             try:
                 return self._attempt()
             except _Cut as cut:
@@ -188,6 +188,12 @@ class FileFetch:
                 elif delay > 0:
                     threading.Event().wait(delay)
 
+    def _part_size(self) -> int:
+        try:
+            return os.path.getsize(self.part)
+        except OSError:
+            return 0
+
     def _check_cancel(self, done: int) -> None:
         if self.cancel_event is not None and self.cancel_event.is_set():
             kept = f"; {done} bytes kept in {self.part} for resume" if done else ""
@@ -198,7 +204,7 @@ class FileFetch:
     # -- one request ------------------------------------------------------------------------
 
     def _attempt(self) -> DownloadResult:
-        offset = os.path.getsize(self.part) if os.path.isfile(self.part) else 0
+        offset = self._part_size() if os.path.isfile(self.part) else 0
         if not self.host_gate.wait(origin_of(self.url), self.cancel_event):
             self._check_cancel(offset)
         headers = {"Accept-Encoding": "identity"}
