@@ -255,3 +255,9 @@ def test_raw_civitai_meta_is_normalized_first():
     assert text.endswith(
         'Steps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Clip skip: 2, ' 'Lora hashes: "x: ab"'
     )
+
+
+def test_too_few_parameters_are_not_written_where_webui_would_read_them_as_prompt():
+    text = to_infotext({"prompt": "a fox", "seed": 5, "extra": {}})
+    assert text == "a fox"
+    assert parse_infotext(text)["prompt"] == "a fox"

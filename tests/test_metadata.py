@@ -514,3 +514,15 @@ def test_any_text_as_infotext_gives_a_json_safe_generation_or_none(text):
     generation = generation_from_infotext(text)
     assert generation is None or isinstance(generation["extra"], dict)
     json.dumps(generation, allow_nan=False)
+
+
+def test_minimal_meta_keeps_its_few_parameters_in_the_txt_facts(tmp_path):
+    record = extract_image_metadata(api_item({"prompt": "a fox", "seed": "5"}))
+    image = str(tmp_path / "fox.png")
+    noise().save(image, "PNG")
+    (txt,) = save_metadata(image, record, "txt")
+    content = open(txt, encoding="utf-8").read()
+    assert content.startswith("a fox\n\n")
+    assert "Parameters: Seed: 5" in content
+    save_metadata(image, record, "exif")
+    assert read_infotext(image) == "a fox"

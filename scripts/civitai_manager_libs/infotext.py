@@ -27,6 +27,8 @@ SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 #: Keys we can write so that PARAM_RE reads exactly the same key back.
 _KEY_RE = re.compile(r"\w[\w \-/]*[\w\-/]")
 NEGATIVE_PREFIX = "Negative prompt:"
+#: WebUI treats the last line as parameters only when it holds at least this many pairs.
+MIN_PARAMETERS = 3
 
 # Normalized generation field -> infotext label, in WebUI's create_infotext order.
 _LEADING = (
@@ -161,9 +163,13 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
     prompt_text = "" if prompt is None else str(prompt)
     # WebUI leaves the negative line out when there is no negative prompt.
     negative_text = f"\n{NEGATIVE_PREFIX} {negative}" if negative not in (None, "") else ""
-    params = ", ".join(f"{label}: {quote(text)}" for label, text in parameter_pairs(generation))
-    if 0 < len(params) and len(PARAM_RE.findall(params)) < 3:
-        log.debug("infotext: fewer than 3 parameters; WebUI will read that line as prompt text")
+    pairs = parameter_pairs(generation)
+    params = ", ".join(f"{label}: {quote(text)}" for label, text in pairs)
+    if len(pairs) < MIN_PARAMETERS:
+        # WebUI reads a last line with fewer than 3 pairs as prompt text: pasting it would put
+        # "Seed: 5" into the prompt. Such values stay in the JSON and the txt's facts section.
+        log.debug("infotext: only %d parameter(s); parameters line left out", len(pairs))
+        params = ""
     return f"{prompt_text}{negative_text}\n{params}".strip()
 
 
@@ -184,7 +190,7 @@ def parse_infotext(text: str) -> Dict[str, Any]:
     if not text:
         return result
     *lines, last_line = text.strip().split("\n")
-    if len(PARAM_RE.findall(last_line)) < 3:
+    if len(PARAM_RE.findall(last_line)) < MIN_PARAMETERS:
         lines.append(last_line)
         last_line = ""
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
 from .errors import MetadataError
-from .infotext import parse_infotext, to_infotext
+from .infotext import MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from .records import ImageItem
 
 log = logging.getLogger(__name__)
@@ -437,6 +437,9 @@ def _summary_lines(record: Mapping[str, Any]) -> List[str]:
         fmt("Created", record.get("created_at")),
         fmt("LoRAs", loras),
     ]
+    pairs = parameter_pairs(gen) if gen else []
+    if 0 < len(pairs) < MIN_PARAMETERS:  # too few for WebUI's parameters line (see infotext)
+        lines.append(fmt("Parameters", ", ".join(f"{k}: {v}" for k, v in pairs)))
     return [line for line in lines if line]
 
 
