@@ -127,14 +127,33 @@ def _route_local_only(page, allowed_hosts):
     page.route("**/*", handle)
 
 
-@pytest.fixture
-def gallery(page, base_url, output_dir, fake):
-    """The page with the tab loaded; only the app's own host is reachable from the browser."""
+def open_tab(page, base_url):
+    """Route ``page`` to local hosts only, open the app and wait for the tab."""
     page.set_default_timeout(UI_TIMEOUT_MS)
     _route_local_only(page, {"127.0.0.1", "localhost"})
     page.goto(base_url)
     page.wait_for_selector("#civitai_gallery_query textarea, #civitai_gallery_query input")
     return page
+
+
+@pytest.fixture
+def gallery(page, base_url, output_dir, fake):
+    """The page with the tab loaded; only the app's own host is reachable from the browser."""
+    return open_tab(page, base_url)
+
+
+@pytest.fixture
+def second_tab(page, base_url):
+    """Another browser tab on the app (same context), opened on demand."""
+    opened = []
+
+    def make():
+        opened.append(open_tab(page.context.new_page(), base_url))
+        return opened[-1]
+
+    yield make
+    for other in opened:
+        other.close()
 
 
 @pytest.fixture
