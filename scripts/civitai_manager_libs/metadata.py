@@ -176,7 +176,10 @@ def _model_text(value: Any) -> Optional[str]:
 
 
 def _loras(meta: Mapping[str, Any], hashes: Mapping[str, Any], prompt: Optional[str]) -> List[dict]:
-    """LoRAs from ``resources``, ``hashes["lora:<name>"]``, ``civitaiResources`` and the prompt."""
+    """LoRAs by name from ``resources``, ``hashes["lora:<name>"]`` and ``<lora:name:w>`` tags.
+
+    (``civitaiResources`` names no LoRA, only version ids; it stays in ``extra``.)
+    """
     found: Dict[str, dict] = {}
 
     def add(name: Any, weight: Any = None, hash_: Any = None) -> None:
@@ -307,8 +310,9 @@ def extract_image_metadata(
 ) -> Dict[str, Any]:
     """One normalized, JSON-safe record for an API image item or a ``records.ImageItem``.
 
-    ``context`` may give ``model_id``, ``model_name``, ``version_id``, ``version_name`` (used when
-    the item itself does not say). Keys: see :data:`RECORD_KEYS`.
+    ``context`` may give ``model_id``, ``model_name``, ``version_id``, ``version_name`` (and
+    ``base_model``): the listing they come from wins over what the item says. Keys: see
+    :data:`RECORD_KEYS`. Never raises on odd values; a non-mapping input is a TypeError.
     """
     context = dict(context or {})
     if isinstance(image_data, ImageItem):
