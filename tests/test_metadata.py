@@ -526,3 +526,11 @@ def test_minimal_meta_keeps_its_few_parameters_in_the_txt_facts(tmp_path):
     assert "Parameters: Seed: 5" in content
     save_metadata(image, record, "exif")
     assert read_infotext(image) == "a fox"
+
+
+def test_listing_context_wins_over_the_item():
+    item = api_item({"prompt": "p"}, modelId=3, modelVersionIds=[11, 12])
+    record = extract_image_metadata(item, {"model_id": 7, "version_id": 12})
+    assert (record["model_id"], record["version_id"]) == (7, 12)
+    alone = extract_image_metadata(item)
+    assert (alone["model_id"], alone["version_id"]) == (3, None)  # two versions: ambiguous
