@@ -494,6 +494,33 @@ def test_cancel_while_the_host_is_paused_sends_nothing(fake_civitai, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_cancel_during_a_retry_after_wait(fake_civitai, tmp_path):
+    url = _image_urls(fake_civitai, 4)[0]
+    fake_civitai.faults.queue_status(_path_of(url), 429, headers={"Retry-After": "30"}, count=1)
+    client = _client(fake_civitai, max_retries=3)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(DownloadCancelledError, match="waiting to retry"):
+        client.fetch_to_file(url, str(tmp_path / "x.jpeg"), cancel_event=cancel)
+    assert time.monotonic() - start < 2
+    assert [r.status for r in fake_civitai.image_requests()] == [429]
+    assert os.listdir(tmp_path) == []
+
+
+def test_cancel_during_a_backoff(fake_civitai, tmp_path):
+    url = _image_urls(fake_civitai, 4)[0]
+    fake_civitai.faults.queue_status(_path_of(url), 500, count=1)
+    client = _client(fake_civitai, max_retries=3, backoff_factor=30)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(DownloadCancelledError):
+        client.fetch_to_file(url, str(tmp_path / "x.jpeg"), cancel_event=cancel)
+    assert time.monotonic() - start < 2
+    assert [r.status for r in fake_civitai.image_requests()] == [500]
+
+
 def test_disk_full_removes_the_part(fake_civitai, tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")

@@ -114,3 +114,26 @@ def test_sleep_without_retry_after_backs_off(status, caplog):
         retry.sleep(_Resp(status))
     assert time.monotonic() - start >= 0.19
     assert f"HTTP {status} from http://h:1 without Retry-After" in caplog.text
+
+
+def test_a_cancel_scope_ends_a_backoff_early():
+    import threading
+
+    from scripts.civitai_manager_libs.retry_policy import RetryCancelled, cancel_scope
+
+    retry = _with_history(CivitaiRetry.build(3, 30, 60), 1)
+    event = threading.Event()
+    threading.Timer(0.1, event.set).start()
+    start = time.monotonic()
+    with cancel_scope(event), pytest.raises(RetryCancelled):
+        retry.sleep(None)
+    assert time.monotonic() - start < 1
+
+
+def test_retry_after_zero_falls_back_to_the_backoff(caplog):
+    gate = HostGate()
+    retry = _with_history(CivitaiRetry.build(3, 0.01, 10, gate), 1)
+    retry.origin = "http://h:1"
+    with caplog.at_level(logging.WARNING):
+        retry.sleep(_Resp(429, {"Retry-After": "0"}))
+    assert "backing off 0.0 s, then retry 1" in caplog.text

@@ -26,6 +26,7 @@ from .host_gate import HostGate, origin_of
 from .logging_setup import redact
 from .media_sniff import SNIFF_BYTES, describe_non_media, media_kind, mime_for
 from .records import DownloadResult
+from .retry_policy import RetryCancelled, cancel_scope
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +212,15 @@ class FileFetch:
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            response = self.session.get(
-                self.url, headers=headers, stream=True, timeout=self.policy.timeout
-            )
+            with cancel_scope(self.cancel_event):
+                response = self.session.get(
+                    self.url, headers=headers, stream=True, timeout=self.policy.timeout
+                )
+        except RetryCancelled:
+            raise DownloadCancelledError(
+                f"The download of {self.safe_url} was cancelled while waiting to retry.",
+                url=self.safe_url,
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise DownloadError(
                 f"Could not download {self.safe_url}: {_reason(exc)}. Check your network "

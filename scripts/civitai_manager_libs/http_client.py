@@ -40,7 +40,13 @@ from .host_gate import HostGate, origin_of
 from .logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
 from .records import DownloadResult
-from .retry_policy import PAUSE_STATUSES, CivitaiRetry, retry_after_seconds
+from .retry_policy import (
+    PAUSE_STATUSES,
+    CivitaiRetry,
+    RetryCancelled,
+    current_cancel_event,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +97,8 @@ class CivitaiAdapter(HTTPAdapter):
 
     def send(self, request, **kwargs):
         origin = origin_of(request.url)
-        self._host_gate.wait(origin)
+        if not self._host_gate.wait(origin, current_cancel_event()):
+            raise RetryCancelled("cancelled while the host was paused")
         self._apply_auth(request, origin)
         response = super().send(request, **kwargs)
         if response.status_code in PAUSE_STATUSES:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
@@ -131,18 +133,19 @@ class CivitaiRetry(Retry):
         delay = self.pause_for(response) if response is not None else self.get_backoff_time()
         where = self.origin or "the server"
         retry_no = self.attempts()
+        gated = self.host_gate is not None and bool(self.origin)
         if status in PAUSE_STATUSES:
             asked = self.requested_wait(response)
             if asked is not None and asked > 0:
                 capped = (
-                    f" (capped from {asked:.0f} s by the http_retry_after_cap setting)"
+                    f" (capped from {_secs(asked)} s by the http_retry_after_cap setting)"
                     if asked > self.retry_after_max
                     else ""
                 )
                 logger.warning(
-                    "Civitai asked us to wait %.0f s (HTTP %d) before contacting %s again%s; "
+                    "Civitai asked us to wait %s s (HTTP %d) before contacting %s again%s; "
                     "pausing every download to that host, then retry %d.",
-                    delay,
+                    _secs(delay),
                     status,
                     where,
                     capped,
@@ -150,27 +153,67 @@ class CivitaiRetry(Retry):
                 )
             else:
                 logger.warning(
-                    "HTTP %d from %s without Retry-After; backing off %.1f s, then retry %d.",
+                    "HTTP %d from %s without Retry-After; backing off %s s, then retry %d.",
                     status,
                     where,
-                    delay,
+                    _secs(delay),
                     retry_no,
                 )
-            if self.host_gate is not None and self.origin:
+            if gated:
                 self.host_gate.pause(self.origin, delay, f"HTTP {status}")
             else:
-                time.sleep(delay)
+                _cancellable_sleep(delay)
         else:
             if status is not None:
-                logger.info("HTTP %d from %s; retry %d in %.1f s.", status, where, retry_no, delay)
+                logger.info(
+                    "HTTP %d from %s; retry %d in %s s.", status, where, retry_no, _secs(delay)
+                )
             else:
                 logger.info(
-                    "Connection problem with %s; retry %d in %.1f s.", where, retry_no, delay
+                    "Connection problem with %s; retry %d in %s s.", where, retry_no, _secs(delay)
                 )
-            if delay > 0:
-                time.sleep(delay)
-        if self.host_gate is not None and self.origin:
-            self.host_gate.wait(self.origin)
+            _cancellable_sleep(delay)
+        if gated and not self.host_gate.wait(self.origin, current_cancel_event()):
+            raise RetryCancelled("cancelled while waiting to retry")
+
+
+def _secs(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() or value >= 10 else f"{value:.1f}"
+
+
+# -- cancellation of retry waits ------------------------------------------------------------------
+
+_local = threading.local()
+
+
+class RetryCancelled(Exception):
+    """Raised out of a retry wait when the calling thread's cancel event is set."""
+
+
+def current_cancel_event() -> Optional[threading.Event]:
+    """The cancel event of the request running in this thread (see :func:`cancel_scope`)."""
+    return getattr(_local, "event", None)
+
+
+@contextmanager
+def cancel_scope(event: Optional[threading.Event]) -> Iterator[None]:
+    """Let retry waits and host pauses of requests made in this block end early on ``event``."""
+    previous = getattr(_local, "event", None)
+    _local.event = event
+    try:
+        yield
+    finally:
+        _local.event = previous
+
+
+def _cancellable_sleep(delay: float) -> None:
+    if delay <= 0:
+        return
+    event = current_cancel_event()
+    if event is None:
+        time.sleep(delay)
+    elif event.wait(delay):
+        raise RetryCancelled("cancelled while waiting to retry")
 
 
 _UNCAPPED = Retry(total=0, retry_after_max=float("inf"))
