@@ -19,7 +19,12 @@ import pytest
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
 from scripts.civitai_manager_libs.download_engine import DownloadEngine
-from scripts.civitai_manager_libs.errors import DiskSpaceError, NotFoundError, TemplateError
+from scripts.civitai_manager_libs.errors import (
+    DiskSpaceError,
+    NotFoundError,
+    OutputPathError,
+    TemplateError,
+)
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 from scripts.civitai_manager_libs.image_downloader import (
     ARCHIVE_NAME,
@@ -516,6 +521,15 @@ def test_queued_work_larger_than_the_free_space_is_not_started(make_downloader, 
     assert all(t.error.startswith("not started: the queued images need about") for t in cancelled)
     assert "images.min_free_space_mb" in cancelled[0].error
     assert len(original_requests(fake_civitai)) <= 2
+
+
+def test_an_unusable_output_folder_is_a_clear_error(make_downloader, fake_civitai, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    downloader = make_downloader(output=blocker / "images")
+    with pytest.raises(OutputPathError, match="choose a folder you can write to"):
+        downloader.download_model_images(4384)
+    assert fake_civitai.image_requests() == []
 
 
 class _FillingClient(CivitaiHttpClient):

@@ -65,6 +65,7 @@ from .errors import (
     MetadataError,
     NetworkError,
     NotFoundError,
+    OutputPathError,
     RateLimitedError,
     ServerError,
     SettingsError,
@@ -128,6 +129,7 @@ class ImageDownloadTask:
         self.target: Optional[str] = None  # planned path without extension
         self.save_metadata = True
         self.priority = PRIORITY_BULK
+        self.custom_path = False  # target chosen by the caller: written even if a file is there
         self.query_key: Optional[str] = None
         self.created_at = time.time()
         self._status = PENDING
@@ -365,6 +367,23 @@ class _Dispatcher:
 # -- helpers -------------------------------------------------------------------------------------
 
 
+def _int_or_none(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _positive_id(value: Any, what: str) -> int:
+    number = _int_or_none(value)
+    if number is None or number <= 0:
+        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    return number
+
+
 def _template_fields(template: str) -> Tuple[str, ...]:
     names = []
     for _, name, _, _ in string.Formatter().parse(template.replace("\\", "/")):
@@ -545,7 +564,13 @@ class ImageDownloader:
             if self._archive is None:
                 from .archive import Archive
 
-                os.makedirs(self.output_path, exist_ok=True)
+                try:
+                    os.makedirs(self.output_path, exist_ok=True)
+                except OSError as exc:
+                    raise OutputPathError(
+                        f"Cannot create the output folder {self.output_path} "
+                        f"({exc.strerror or exc}); choose a folder you can write to."
+                    ) from exc
                 self._archive = Archive(os.path.join(self.output_path, ARCHIVE_NAME))
             return self._archive
 
@@ -568,7 +593,7 @@ class ImageDownloader:
         Raises ApiError (NotFoundError naming the model) when listing fails, DiskSpaceError when
         the output disk is below ``images.min_free_space_mb``.
         """
-        model_id = civitai_api._check_id(model_id, "model")
+        model_id = _positive_id(model_id, "model")
         return self._download_listing(
             "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata
         )
@@ -581,7 +606,7 @@ class ImageDownloader:
         save_metadata: bool = True,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
-        version_id = civitai_api._check_id(version_id, "model version")
+        version_id = _positive_id(version_id, "model version")
         return self._download_listing(
             "version",
             version_id,
@@ -632,7 +657,8 @@ class ImageDownloader:
         the path template applies and an image already in the archive is skipped without any
         request.
         """
-        image_id = civitai_api._check_id(image_id, "image")
+        image_id = _positive_id(image_id, "image")
+        self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         self._check_free_space(root)
         if output_path is None and self.archive.has_image(image_id):
@@ -650,6 +676,7 @@ class ImageDownloader:
         if output_path is None:
             task.target = safe_join(self.output_path, self.template.render(fields_from_item(item)))
         else:
+            task.custom_path = True
             custom = os.path.abspath(os.path.expanduser(output_path))
             if os.path.isdir(custom) or output_path.endswith(("/", os.sep)):
                 task.target = os.path.join(custom, str(image_id))
@@ -664,6 +691,10 @@ class ImageDownloader:
         self._schedule(task, listing=None, page=None)
         self._reserve_space()
         return task.id
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ImageDownloader was closed; create a new one")
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -685,8 +716,7 @@ class ImageDownloader:
             raise InvalidQueryError(
                 f"limit must be 0 (no limit) or a positive number, got {limit!r}."
             )
-        if self._closed:
-            raise RuntimeError("this ImageDownloader was closed; create a new one")
+        self._ensure_open()
         levels = self._levels(nsfw_levels)
         query_key = f"{kind}:{value}|nsfw={','.join(levels)}"
         if limit:
@@ -770,7 +800,7 @@ class ImageDownloader:
         if version_id is None:
             ids = item.raw.get("modelVersionIds") if isinstance(item.raw, dict) else None
             if isinstance(ids, list) and ids:
-                version_id = civitai_api._int_or_none(ids[0])
+                version_id = _int_or_none(ids[0])
                 changes["version_id"] = version_id
         model_id, model_name = item.model_id, item.model_name
         try:
@@ -866,7 +896,7 @@ class ImageDownloader:
     ) -> None:
         """Settle what can be settled without a request, else hand the task to the engine."""
         assert task.target is not None
-        if self.skip_existing and task.priority != PRIORITY_SINGLE:
+        if self.skip_existing and not task.custom_path:
             existing = _find_existing(task.target)
             if existing is not None:
                 self._adopt_existing(task, existing)
@@ -950,8 +980,8 @@ class ImageDownloader:
 
     def _download(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
         target = task.target
-        existing = _find_existing(target)
-        if existing is not None and task.priority != PRIORITY_SINGLE:
+        existing = None if task.custom_path else _find_existing(target)
+        if existing is not None:
             if self.duplicate_policy == "skip":
                 self._adopt_existing(task, existing)
                 return
