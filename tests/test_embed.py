@@ -313,3 +313,16 @@ def test_png_bytes_level_helpers_do_not_need_files():
     new = embed.embed_png(data, TEXT)
     assert len(new) == len(data) + 12 + len(b"parameters\x00") + len(TEXT)
     assert embed.embed_png(new, TEXT) is None
+
+
+def test_atomic_write_keeps_mode_of_existing_files_and_umask_for_new_ones(tmp_path):
+    existing = str(tmp_path / "img.png")
+    noise_image().save(existing, "PNG")
+    os.chmod(existing, 0o640)
+    embed_infotext(existing, TEXT)
+    assert os.stat(existing).st_mode & 0o777 == 0o640
+    new = str(tmp_path / "new.txt")
+    embed.write_atomic(new, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(new).st_mode & 0o777 == 0o666 & ~umask

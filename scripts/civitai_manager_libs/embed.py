@@ -36,6 +36,10 @@ PARAMETERS_KEY = b"parameters"
 JPEG_SEGMENT_MAX = 65533
 EXIF_HEADER = b"Exif\x00\x00"
 
+# The process umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 # VP8X flag bits (WebP container spec, "Extended File Format").
 _VP8X_ICC = 0x20
 _VP8X_ALPHA = 0x10
@@ -79,6 +83,8 @@ def write_atomic(path: str, data: bytes) -> None:
             os.fsync(handle.fileno())
         if os.path.exists(path):
             os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        else:  # mkstemp makes 0600; a new sidecar gets the usual mode, like open() would
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
