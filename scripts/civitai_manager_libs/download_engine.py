@@ -41,7 +41,7 @@ class Job:
     """One unit of work and its outcome. Read-only for callers; the engine updates it."""
 
     def __init__(self, fn: JobFn, priority: int, key: str, seq: int):
-        self.fn = fn
+        self.fn: Optional[JobFn] = fn
         self.priority = priority
         self.key = key
         self.seq = seq
@@ -335,5 +335,6 @@ class DownloadEngine:
                 status = CANCELLED if job.cancel_event.is_set() else FAILED
                 if status == FAILED:
                     logger.debug("job %s failed: %s", job.key, exc, exc_info=True)
+            job.fn = None  # release the closure (and what it holds) once the job has run
             with self._cond:
                 self._finish_locked(job, status)

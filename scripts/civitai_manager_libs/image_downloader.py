@@ -1107,6 +1107,8 @@ class ImageDownloader:
                 for callback in list(self._downloaded_cbs):
                     self._dispatcher.post(callback, task)
             with self._lock:
+                if status in (COMPLETED, SKIPPED):
+                    task.item = None  # the listing's data is not needed any more (memory)
                 task._settled = True
                 self._changed.notify_all()
         self._post_progress()
