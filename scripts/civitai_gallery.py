@@ -1,0 +1,122 @@
+"""Stable Diffusion WebUI (A1111 / Forge) entry point: the Civitai Gallery tab and its settings.
+
+WebUI imports every ``scripts/*.py`` of an extension with the extension folder on ``sys.path``;
+this file registers the tab (``on_ui_tabs``) and a "Civitai Gallery" section in WebUI's Settings
+page (``on_ui_settings``) generated from ``setting.SPECS``. WebUI's options become the package's
+settings when the tab is built and whenever one changes. The API key is not offered there (WebUI
+saves options in its config.json): set the ``CIVITAI_API_KEY`` environment variable instead.
+
+Outside WebUI (``python main.py``) the ``modules`` import fails and nothing is registered; any
+other import error is a real problem and is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+try:
+    from modules import script_callbacks, shared
+except ImportError as exc:  # standalone: no WebUI around
+    if not (exc.name or "").startswith("modules"):
+        raise
+    script_callbacks = None
+    shared = None
+
+import gradio as gr
+
+from scripts.civitai_manager_libs import setting
+from scripts.civitai_manager_libs.errors import SettingsError
+from scripts.civitai_manager_libs.gallery_ui import TAB_ID, TAB_TITLE, build_tab_contents
+from scripts.civitai_manager_libs.gradio_compat import supported_kwargs
+
+logger = logging.getLogger("civitai_gallery")
+
+SECTION = ("civitai_gallery", "Civitai Gallery")
+OPTION_PREFIX = "civitai_gallery_"
+
+
+def option_key(key: str) -> str:
+    """WebUI option name of a setting: ``civitai_gallery_`` + its attribute name
+    (``images.output_path`` -> ``civitai_gallery_images_output_path``)."""
+    return OPTION_PREFIX + setting.SPECS[key].attribute
+
+
+def webui_settings() -> List[str]:
+    """The settings offered on WebUI's Settings page (every one but secrets)."""
+    return [key for key, spec in setting.SPECS.items() if not spec.secret]
+
+
+def _to_option_value(spec, value: Any) -> Any:
+    if spec.type == "tuple":
+        return "x".join(str(v) for v in value)
+    if spec.type == "list":
+        return list(value)
+    return value
+
+
+def _component(spec) -> Tuple[Optional[Callable], Dict[str, Any]]:
+    if spec.type == "bool":
+        return gr.Checkbox, {}
+    if spec.type in ("int", "float"):
+        args: Dict[str, Any] = {"precision": 0} if spec.type == "int" else {}
+        if spec.min is not None:
+            args["minimum"] = spec.min
+        if spec.max is not None:
+            args["maximum"] = spec.max
+        return gr.Number, args
+    if spec.type == "list" and spec.choices:
+        return gr.CheckboxGroup, {"choices": list(spec.choices)}
+    if spec.type == "str" and spec.choices and spec.key != "images.metadata_format":
+        return gr.Radio, {"choices": list(spec.choices)}
+    return gr.Textbox, {}
+
+
+def apply_option(key: str) -> bool:
+    """Copy WebUI's value of one option into the settings; False (logged) when it is refused."""
+    name = option_key(key)
+    data = getattr(shared.opts, "data", {}) if shared is not None else {}
+    if name not in data:
+        return False
+    try:
+        setting.set(key, data[name])
+    except SettingsError as exc:
+        logger.warning("Civitai Gallery: the WebUI setting %s was not applied: %s", name, exc)
+        return False
+    return True
+
+
+def apply_all_options() -> int:
+    """Copy every Civitai Gallery option WebUI holds into the settings; returns how many."""
+    return sum(apply_option(key) for key in webui_settings())
+
+
+def on_ui_settings() -> None:
+    section = SECTION
+    for key in webui_settings():
+        spec = setting.SPECS[key]
+        component, component_args = _component(spec)
+        kwargs = dict(
+            default=_to_option_value(spec, spec.default),
+            label=spec.description,
+            component=component,
+            component_args=component_args,
+            onchange=lambda key=key: apply_option(key),
+            section=section,
+        )
+        info = shared.OptionInfo(**supported_kwargs(shared.OptionInfo.__init__, kwargs))
+        if getattr(info, "section", None) is None:
+            info.section = section
+        shared.opts.add_option(option_key(key), info)
+
+
+def on_ui_tabs():
+    apply_all_options()
+    with gr.Blocks(analytics_enabled=False) as tab:
+        build_tab_contents(webui=True)
+    return [(tab, TAB_TITLE, TAB_ID)]
+
+
+if script_callbacks is not None:
+    script_callbacks.on_ui_settings(on_ui_settings)
+    script_callbacks.on_ui_tabs(on_ui_tabs)

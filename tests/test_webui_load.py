@@ -1,0 +1,268 @@
+"""Load scripts/civitai_gallery.py the way WebUI does, with stand-in ``modules.*``; check that the
+tab and the settings section register and that the tab renders (served, /config answered).
+
+Runs on every Gradio line (also inside the gradio3 / gradio4 venvs of tests/gradio_matrix.sh).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import logging
+import os
+import socket
+import sys
+import types
+
+import pytest
+import requests
+
+from scripts.civitai_manager_libs import setting
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "scripts", "civitai_gallery.py")
+ELEM_IDS = (
+    "civitai_gallery_query",
+    "civitai_gallery_nsfw",
+    "civitai_gallery_load",
+    "civitai_gallery_gallery",
+    "civitai_gallery_info",
+    "civitai_gallery_download_all",
+    "civitai_gallery_retry_failed",
+    "civitai_gallery_cancel",
+    "civitai_gallery_status",
+)
+
+
+class OptionInfo:
+    """A1111's ``shared.OptionInfo`` (modules/options.py), reduced to what extensions pass."""
+
+    def __init__(
+        self,
+        default=None,
+        label="",
+        component=None,
+        component_args=None,
+        onchange=None,
+        section=None,
+        refresh=None,
+        comment_before="",
+        comment_after="",
+        infotext=None,
+        restrict_api=False,
+        category_id=None,
+    ):
+        self.default = default
+        self.label = label
+        self.component = component
+        self.component_args = component_args
+        self.onchange = onchange
+        self.section = section
+
+
+class Options:
+    def __init__(self):
+        self.data_labels = {}
+        self.data = {}
+
+    def add_option(self, key, info):
+        assert key not in self.data_labels, f"option {key} registered twice"
+        self.data_labels[key] = info
+
+    def set(self, key, value):  # what WebUI's Settings page does on Apply
+        self.data[key] = value
+        if self.data_labels[key].onchange is not None:
+            self.data_labels[key].onchange()
+
+
+class ParamBinding:
+    def __init__(
+        self,
+        paste_button,
+        tabname,
+        source_text_component=None,
+        source_image_component=None,
+        source_tabname=None,
+        override_settings_component=None,
+        paste_field_names=None,
+    ):
+        self.paste_button = paste_button
+        self.tabname = tabname
+        self.source_text_component = source_text_component
+        self.source_image_component = source_image_component
+
+
+def _module(name, **attrs):
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
+@pytest.fixture
+def webui(monkeypatch):
+    """Stand-ins for the parts of WebUI's ``modules`` package the extension uses."""
+    import gradio as gr
+
+    callbacks = {"ui_tabs": [], "ui_settings": []}
+    bindings = []
+
+    def create_buttons(tabs_list):
+        return {
+            name: gr.Button(f"Send to {name}", elem_id=f"civitai_send_{name}") for name in tabs_list
+        }
+
+    script_callbacks = _module(
+        "modules.script_callbacks",
+        on_ui_tabs=callbacks["ui_tabs"].append,
+        on_ui_settings=callbacks["ui_settings"].append,
+    )
+    shared = _module("modules.shared", opts=Options(), OptionInfo=OptionInfo)
+    infotext_utils = _module(
+        "modules.infotext_utils",
+        create_buttons=create_buttons,
+        ParamBinding=ParamBinding,
+        register_paste_params_button=bindings.append,
+    )
+    package = _module("modules", __path__=[])
+    package.script_callbacks = script_callbacks
+    package.shared = shared
+    package.infotext_utils = infotext_utils
+    for name, module in (
+        ("modules", package),
+        ("modules.script_callbacks", script_callbacks),
+        ("modules.shared", shared),
+        ("modules.infotext_utils", infotext_utils),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    setting.reset()
+    yield types.SimpleNamespace(callbacks=callbacks, opts=shared.opts, bindings=bindings)
+    setting.reset()
+
+
+def load_script(name="civitai_gallery_under_test"):
+    """What WebUI's modules/script_loading.load_module does."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _elem_ids(blocks):
+    return {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_script_registers_tab_and_settings_with_webui(webui):
+    script = load_script()
+    assert len(webui.callbacks["ui_settings"]) == 1 and len(webui.callbacks["ui_tabs"]) == 1
+
+    webui.callbacks["ui_settings"][0]()
+    labels = webui.opts.data_labels
+    expected = {script.option_key(k) for k, spec in setting.SPECS.items() if not spec.secret}
+    assert set(labels) == expected
+    assert "civitai_gallery_civitai_api_key" not in labels  # never into WebUI's config.json
+    assert all(info.section == ("civitai_gallery", "Civitai Gallery") for info in labels.values())
+    page_size = labels["civitai_gallery_gallery_page_size"]
+    assert page_size.default == 40 and page_size.component_args["maximum"] == 200
+    assert labels["civitai_gallery_images_thumbnail_size"].default == "256x256"
+
+    webui.opts.data["civitai_gallery_gallery_page_size"] = 12
+    tabs = webui.callbacks["ui_tabs"][0]()
+    assert len(tabs) == 1
+    blocks, title, elem_id = tabs[0]
+    assert (title, elem_id) == ("Civitai Gallery", "civitai_gallery_tab")
+    assert setting.get("gallery_page_size") == 12  # WebUI's option reached the settings
+    assert set(ELEM_IDS) <= _elem_ids(blocks)
+
+    # Send-to buttons pass the infotext box the WebUI way.
+    assert sorted(b.tabname for b in webui.bindings) == ["img2img", "txt2img"]
+    for binding in webui.bindings:
+        assert binding.source_text_component.elem_id == "civitai_gallery_info"
+        assert binding.paste_button.elem_id == f"civitai_send_{binding.tabname}"
+
+
+def test_changed_option_is_applied_and_a_bad_one_refused(webui, caplog):
+    load_script()
+    webui.callbacks["ui_settings"][0]()
+    webui.opts.set("civitai_gallery_gallery_max_concurrent_downloads", 5)
+    assert setting.get("gallery_max_concurrent_downloads") == 5
+    with caplog.at_level(logging.WARNING, logger="civitai_gallery"):
+        webui.opts.set("civitai_gallery_gallery_max_concurrent_downloads", 999)
+    assert setting.get("gallery_max_concurrent_downloads") == 5
+    assert "civitai_gallery_gallery_max_concurrent_downloads" in caplog.text
+    webui.opts.set("civitai_gallery_images_default_nsfw_filter", ["None", "X"])
+    assert setting.get("images.default_nsfw_filter") == ["None", "X"]
+
+
+def test_tab_renders_when_served(webui):
+    load_script()
+    webui.callbacks["ui_settings"][0]()
+    blocks = webui.callbacks["ui_tabs"][0]()[0][0]
+    blocks.queue()
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        config = requests.get(f"http://127.0.0.1:{port}/config", timeout=30)
+        assert config.status_code == 200
+        ids = {c.get("props", {}).get("elem_id") for c in config.json()["components"]}
+        assert set(ELEM_IDS) <= ids
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200
+    finally:
+        blocks.close()
+
+
+def test_standalone_import_registers_nothing(monkeypatch):
+    monkeypatch.delitem(sys.modules, "modules", raising=False)
+    monkeypatch.setattr(
+        sys, "path", [p for p in sys.path if not os.path.isdir(os.path.join(p, "modules"))]
+    )
+    script = load_script("civitai_gallery_standalone")
+    assert script.script_callbacks is None and script.shared is None
+    assert script.on_ui_tabs and script.on_ui_settings  # still importable and usable
+
+
+def test_real_import_errors_inside_webui_are_not_hidden(monkeypatch):
+    class Broken(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "modules" or name.startswith("modules."):
+                raise ImportError("No module named 'torch'", name="torch")
+            return None
+
+    monkeypatch.delitem(sys.modules, "modules", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken()] + sys.meta_path)
+    with pytest.raises(ImportError) as err:
+        load_script("civitai_gallery_broken")
+    assert err.value.name == "torch"
+
+
+def _load_install():
+    spec = importlib.util.spec_from_file_location(
+        "civitai_gallery_install", os.path.join(REPO, "install.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_install_adds_only_what_webui_lacks_and_never_its_own_packages():
+    install = _load_install()
+    have = {"requests", "urllib3", "PIL", "gradio", "fastapi", "pydantic"}
+    calls = []
+    launch = types.SimpleNamespace(
+        is_installed=lambda name: name in have,
+        run_pip=lambda args, desc: calls.append(args),
+    )
+    asked = install.install(launch)
+    assert asked == ["piexif", "tqdm"]
+    assert calls == ["install piexif", "install tqdm"]
+    launch.is_installed = lambda name: False
+    calls.clear()
+    install.install(launch)
+    assert not any(p in " ".join(calls) for p in ("gradio", "fastapi", "pydantic"))
+    assert all("==" not in c and "<" not in c for c in calls)  # no pins that move WebUI's packages
