@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -303,13 +304,14 @@ def throughput(n: int, image_kb: int, latency: float, bandwidth: int, work: str)
 
 def peak_rss_of(cmd: List[str], timeout: float = 900) -> tuple:
     """Run ``cmd`` (a child that prints READY once imported, then waits for a line on stdin);
-    returns (rss at READY, peak rss, seconds from GO to exit) sampled every 10 ms."""
+    returns (rss at READY, peak rss, seconds from GO to exit): sampled every 10 ms and checked
+    against the child's ru_maxrss."""
     import psutil
 
     proc = subprocess.Popen(
         cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
     )
-    ready = proc.stdout.readline().strip()
+    ready, _, ready_maxrss = proc.stdout.readline().strip().partition(" ")
     if ready != "READY":
         proc.kill()
         raise RuntimeError(f"child did not start: {ready!r}")
@@ -337,6 +339,11 @@ def peak_rss_of(cmd: List[str], timeout: float = 900) -> tuple:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}): {out[-500:]}")
+    # Cross-check with the kernel's high-water mark, which no sampling interval can miss: when
+    # the run raised it above its value at READY, that new mark is the run's peak.
+    for line in out.splitlines():
+        if line.startswith("MAXRSS ") and int(line.split()[1]) > int(ready_maxrss or 0):
+            peak[0] = max(peak[0], int(line.split()[1]) * 1024)
     return base, peak[0], elapsed
 
 
@@ -347,7 +354,7 @@ def child_stream(mode: str, url: str, path: str) -> int:
     from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 
     client = CivitaiHttpClient(api_key="", max_retries=0)
-    print("READY", flush=True)
+    print("READY", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
     sys.stdin.readline()
     if mode == "ours":
         client.fetch_to_file(url, path)
@@ -358,6 +365,7 @@ def child_stream(mode: str, url: str, path: str) -> int:
                 shutil.copyfileobj(resp.raw, fh)
     if os.path.exists(path):
         os.unlink(path)
+    print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
     return 0
 
 
@@ -368,10 +376,12 @@ def child_cli(argv: List[str]) -> int:
     from scripts.civitai_manager_libs import archive, image_downloader, metadata  # noqa: F401
     from scripts.civitai_manager_libs import http_client, thumbnails  # noqa: F401
 
-    print("READY", flush=True)
+    print("READY", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
     sys.stdin.readline()
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        return cli.main(argv, out=sink)
+        code = cli.main(argv, out=sink)
+    print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+    return code
 
 
 def memory_stream(size: int, work: str) -> List[List[str]]:
