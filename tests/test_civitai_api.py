@@ -1,0 +1,599 @@
+"""CivitaiAPI against the local fake Civitai: paging, NSFW masks, limits, look-ups, URL helpers."""
+
+import math
+from itertools import combinations
+
+import pytest
+import requests
+
+from scripts.civitai_manager_libs import setting
+from scripts.civitai_manager_libs.civitai_api import (
+    CivitaiAPI,
+    image_id_from_url,
+    item_level,
+    nsfw_param,
+    original_url,
+    sized_url,
+    to_image_item,
+    unwrap_meta,
+)
+from scripts.civitai_manager_libs.errors import (
+    InvalidQueryError,
+    InvalidResponseError,
+    NotFoundError,
+    ServerError,
+)
+from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+from scripts.civitai_manager_libs.records import NSFW_LEVELS
+
+N_BIG = 650  # 4 pages of 200
+
+
+def _client(fake):
+    return CivitaiHttpClient(base_url=fake.base_url, max_retries=0, timeout=10)
+
+
+def _image_queries(fake):
+    """The query (as a dict) of every request the API host received for /api/v1/images."""
+    return [dict(r.query) for r in fake.api_requests() if r.path == "/api/v1/images"]
+
+
+@pytest.fixture(scope="module")
+def big_fake():
+    with FakeCivitai(dataset=Dataset.generate(n_images=N_BIG, image_kb=1)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def big(big_fake):
+    big_fake.reset()
+    return big_fake
+
+
+@pytest.fixture
+def api(fake_civitai):
+    return CivitaiAPI(_client(fake_civitai))
+
+
+@pytest.fixture
+def restore_settings():
+    yield
+    setting.reset()
+
+
+# -- paging ----------------------------------------------------------------------------------
+
+
+def test_pages_with_cursors_to_the_end(big):
+    api = CivitaiAPI(_client(big))
+    items = list(api.iter_images({"modelId": 500_000}, nsfw_levels=["None"]))
+
+    assert sorted(item.id for item in items) == [img.id for img in big.dataset.images]
+    assert len({item.id for item in items}) == N_BIG
+    queries = _image_queries(big)
+    assert len(queries) == math.ceil(N_BIG / 200)
+    for index, query in enumerate(queries):
+        assert query["limit"] == "200"
+        assert query["withMeta"] == "true"
+        assert query["nsfw"] == "None"
+        assert query["modelId"] == "500000"
+        assert "page" not in query
+        assert ("cursor" in query) == (index > 0)
+    cursors = [q["cursor"] for q in queries[1:]]
+    assert len(set(cursors)) == len(cursors)
+
+
+def test_items_are_yielded_before_the_next_page_is_fetched(big):
+    api = CivitaiAPI(_client(big))
+    events = []
+
+    def on_page(cursor_used, next_cursor, count):
+        events.append(("page", cursor_used, next_cursor, count, len(_image_queries(big))))
+
+    stream = api.iter_images({"modelId": 500_000}, nsfw_levels=["None"], on_page=on_page)
+    first = next(stream)
+    assert first.id is not None
+    assert len(_image_queries(big)) == 1  # only the first page has been asked for
+    for _ in range(199):
+        next(stream)
+    assert len(_image_queries(big)) == 1
+    next(stream)  # item 201 needs the second page
+    assert len(_image_queries(big)) == 2
+    rest = list(stream)
+    assert len(rest) == N_BIG - 201
+
+    counts = [event[3] for event in events]
+    assert counts == [200, 200, 200, 50]
+    assert events[0][1] is None
+    for previous, current in zip(events, events[1:]):
+        assert current[1] == previous[2]  # each page used the cursor the previous one announced
+    assert events[-1][2] is None
+    # on_page ran when its page had just been fetched (request count == page number)
+    assert [event[4] for event in events] == [1, 2, 3, 4]
+
+
+def test_on_page_runs_before_the_page_items_are_yielded(big):
+    api = CivitaiAPI(_client(big))
+    seen = []
+    yielded = 0
+
+    def on_page(cursor_used, next_cursor, count):
+        seen.append(yielded)
+
+    for _ in api.iter_images({"modelId": 500_000}, nsfw_levels=["None"], on_page=on_page):
+        yielded += 1
+    assert seen == [0, 200, 400, 600]
+
+
+def test_start_cursor_resumes_where_a_crawl_stopped(big):
+    api = CivitaiAPI(_client(big))
+    cursors = []
+    first_two_pages = []
+    stream = api.iter_images(
+        {"modelId": 500_000}, nsfw_levels=["None"], on_page=lambda c, n, k: cursors.append(n)
+    )
+    for item in stream:
+        first_two_pages.append(item.id)
+        if len(first_two_pages) == 400:
+            break
+    stream.close()
+    big.reset()
+    rest = [item.id for item in api.iter_images({"modelId": 500_000}, ["None"], 0, cursors[1])]
+    assert len(_image_queries(big)) == 2
+    assert _image_queries(big)[0]["cursor"] == cursors[1]
+    assert sorted(first_two_pages + rest) == [img.id for img in big.dataset.images]
+
+
+def test_limit_counts_items_and_shrinks_the_page(big):
+    api = CivitaiAPI(_client(big))
+    five = list(api.iter_images({"modelId": 500_000}, nsfw_levels=["None"], limit=5))
+    assert len(five) == 5
+    assert [q["limit"] for q in _image_queries(big)] == ["5"]
+
+    big.reset()
+    many = list(api.iter_images({"modelId": 500_000}, nsfw_levels=["None"], limit=250))
+    assert len(many) == 250 and len({i.id for i in many}) == 250
+    assert [q["limit"] for q in _image_queries(big)] == ["200", "200"]
+
+    big.reset()
+    exact = list(api.iter_images({"modelId": 500_000}, nsfw_levels=["None"], limit=200))
+    assert len(exact) == 200
+    assert len(_image_queries(big)) == 1  # no request for a page nobody will read
+
+
+def test_limit_counts_after_nsfw_filtering(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    expected = [img.id for img in dataset.select(levels=["Mature"])]
+    assert len(expected) >= 3, "the default dataset needs a few Mature images"
+    items = list(api.iter_images({}, nsfw_levels=["Mature"], limit=3))
+    assert len(items) == 3
+    assert all(item.nsfw_level == "Mature" for item in items)
+    assert {item.id for item in items} <= set(expected)
+
+
+def test_bad_limit_is_refused_before_any_request(fake_civitai, api):
+    with pytest.raises(InvalidQueryError, match="limit"):
+        api.iter_images({"modelId": 1}, limit=-1)
+    assert fake_civitai.api_requests() == []
+
+
+# -- NSFW ------------------------------------------------------------------------------------
+
+EXPECTED_MASK = {
+    ("None",): "None",
+    ("Soft",): "Soft",
+    ("Mature",): "true",
+    ("X",): "true",
+    ("None", "Soft"): "Soft",
+    ("None", "Mature"): "Mature",
+    ("None", "X"): "X",
+    ("Soft", "Mature"): "Mature",
+    ("Soft", "X"): "X",
+    ("Mature", "X"): "true",
+    ("None", "Soft", "Mature"): "Mature",
+    ("None", "Soft", "X"): "X",
+    ("None", "Mature", "X"): "X",
+    ("Soft", "Mature", "X"): "X",
+    ("None", "Soft", "Mature", "X"): "X",
+}
+SUBSETS = [c for n in range(1, 5) for c in combinations(NSFW_LEVELS, n)]
+
+
+def test_nsfw_param_table_is_complete():
+    assert sorted(EXPECTED_MASK) == sorted(SUBSETS)
+    for levels, mask in EXPECTED_MASK.items():
+        assert nsfw_param(levels) == mask
+        assert nsfw_param(list(reversed(levels))) == mask
+        assert nsfw_param(",".join(level.lower() for level in levels)) == mask
+
+
+@pytest.mark.parametrize("bad", [[], ["PG"], "", ["None", "Extreme"]])
+def test_nsfw_param_refuses_unknown_or_empty_levels(bad):
+    with pytest.raises(InvalidQueryError):
+        nsfw_param(bad)
+
+
+def test_each_nsfw_combination_asks_the_smallest_mask_and_returns_exact_levels(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    assert {img.nsfw_level for img in dataset.images} == set(NSFW_LEVELS)
+    for levels in SUBSETS:
+        fake_civitai.reset()
+        items = list(api.iter_images({}, nsfw_levels=levels))
+        expected = {img.id for img in dataset.select(levels=levels)}
+        assert {item.id for item in items} == expected, levels
+        assert len(items) == len(expected), levels
+        assert {item.nsfw_level for item in items} == set(levels), levels
+        masks = {q["nsfw"] for q in _image_queries(fake_civitai)}
+        assert masks == {EXPECTED_MASK[levels]}, levels
+
+
+def test_default_levels_come_from_the_setting(fake_civitai, api, restore_settings):
+    setting.set("images.default_nsfw_filter", ["Soft"])
+    items = list(api.iter_images({}))
+    assert items and {item.nsfw_level for item in items} == {"Soft"}
+    assert {q["nsfw"] for q in _image_queries(fake_civitai)} == {"Soft"}
+
+
+def test_nsfw_in_params_is_used_when_no_levels_are_given(fake_civitai, api):
+    items = list(api.iter_images({"nsfw": "Mature"}))
+    assert {item.nsfw_level for item in items} == {"None", "Soft", "Mature"}
+    items = list(api.iter_images({"nsfw": "true"}))
+    assert {item.nsfw_level for item in items} == {"Mature", "X"}
+    # explicit levels win over the params' nsfw value
+    fake_civitai.reset()
+    items = list(api.iter_images({"nsfw": "X"}, nsfw_levels=["None"]))
+    assert {item.nsfw_level for item in items} == {"None"}
+    assert {q["nsfw"] for q in _image_queries(fake_civitai)} == {"None"}
+
+
+def test_item_level_reads_names_numbers_and_flags():
+    assert item_level({"nsfwLevel": "Mature"}) == "Mature"
+    assert item_level({"nsfwLevel": "soft"}) == "Soft"
+    assert item_level({"nsfwLevel": 1}) == "None"
+    assert item_level({"nsfwLevel": 2}) == "Soft"
+    assert item_level({"nsfwLevel": 4}) == "Mature"
+    assert item_level({"nsfwLevel": 16}) == "X"
+    assert item_level({"browsingLevel": 8}) == "X"
+    assert item_level({"nsfw": False}) == "None"
+    assert item_level({}) == "X"  # unknown rating is never shown as safe
+
+
+# -- listing contents ------------------------------------------------------------------------
+
+
+def test_items_carry_the_listing_context_and_fields(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    model = next(m for m in dataset.models if len(dataset.select(model_id=m.id)) > 3)
+    version = model.versions[0]
+    items = list(api.iter_images({"modelVersionId": version.id}, nsfw_levels=NSFW_LEVELS))
+    expected = {img.id: img for img in dataset.select(version_id=version.id)}
+    assert {item.id for item in items} == set(expected)
+    for item in items:
+        source = expected[item.id]
+        assert item.version_id == version.id
+        assert item.url.endswith(source.file_name)
+        assert item.creator == source.username
+        assert item.post_id == source.post_id
+        assert item.nsfw_level == source.nsfw_level
+        assert item.width == source.width and item.height == source.height
+        assert item.type == (source.type or "image")
+        assert item.created_at == source.created_at
+        assert item.raw["url"] == item.url
+        if source.meta is not None and not source.meta_hidden:
+            assert item.meta == source.meta
+
+
+def test_items_without_type_default_to_image(fake_civitai, api):
+    untyped = [img for img in fake_civitai.dataset.images if img.type is None]
+    assert untyped, "the default dataset has a few old items without 'type'"
+    item = api.get_image(untyped[0].id)
+    assert "type" not in item.raw
+    assert item.type == "image"
+
+
+def test_wrapped_meta_is_unwrapped(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    model = next(m for m in dataset.models if any(i.meta for i in dataset.select(model_id=m.id)))
+    items = list(api.iter_images({"modelId": model.id}, nsfw_levels=NSFW_LEVELS))
+    with_meta = [item for item in items if item.meta]
+    assert with_meta
+    for item in with_meta:
+        source = dataset.image(item.id)
+        assert item.meta == source.meta
+        assert item.raw["meta"] == source.meta
+        assert set(item.meta) != {"id", "meta"}
+        assert item.model_id == model.id
+
+
+def test_unwrap_meta_shapes():
+    assert unwrap_meta({"id": 5, "meta": {"prompt": "a"}}) == {"prompt": "a"}
+    assert unwrap_meta({"id": 5, "meta": None}) is None
+    assert unwrap_meta({"prompt": "a", "meta": "x"}) == {"prompt": "a", "meta": "x"}
+    assert unwrap_meta(None) is None
+    assert unwrap_meta("not a dict") is None
+
+
+def test_to_image_item_takes_the_id_from_the_url_and_refuses_items_without_url():
+    item = to_image_item({"url": "https://h/x/uuid/width=450/12345.jpeg", "nsfwLevel": 1})
+    assert item.id == 12345 and item.nsfw_level == "None" and item.type == "image"
+    assert image_id_from_url("https://h/x/uuid/width=450/name.jpeg") is None
+    with pytest.raises(InvalidResponseError, match="without a URL"):
+        to_image_item({"id": 3})
+
+
+def test_unknown_creator_lists_nothing(fake_civitai, api):
+    assert list(api.iter_images({"username": "nobody_by_that_name"}, NSFW_LEVELS)) == []
+    assert len(_image_queries(fake_civitai)) == 1
+
+
+def test_creator_images(fake_civitai, api):
+    creator = fake_civitai.dataset.creators[0].username
+    items = list(api.iter_images({"username": creator}, nsfw_levels=NSFW_LEVELS))
+    assert {i.id for i in items} == {i.id for i in fake_civitai.dataset.select(username=creator)}
+    assert {i.creator for i in items} == {creator}
+
+
+def test_server_errors_pass_through_typed(fake_civitai, api):
+    fake_civitai.faults.queue_status("/api/v1/images", 500, count=10)
+    with pytest.raises(ServerError):
+        list(api.iter_images({}, nsfw_levels=["None"]))
+
+
+def test_html_instead_of_json_is_an_invalid_response(fake_civitai, api):
+    fake_civitai.faults.html_instead("/api/v1/images", count=10)
+    with pytest.raises(InvalidResponseError):
+        list(api.iter_images({}, nsfw_levels=["None"]))
+
+
+# -- the gallery's page ----------------------------------------------------------------------
+
+
+def test_get_image_page_walks_forward_with_cursors(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    expected = {img.id for img in dataset.select(levels=["None", "Soft"])}
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        page = api.get_image_page({}, cursor=cursor, limit=50, nsfw_levels=["None", "Soft"])
+        pages += 1
+        assert page.cursor == cursor
+        assert len(page.items) <= 50
+        seen.extend(item.id for item in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen))
+    assert set(seen) == expected
+    assert pages == math.ceil(len(expected) / 50)
+    assert {q["limit"] for q in _image_queries(fake_civitai)} == {"50"}
+
+
+def test_get_image_page_default_size_is_the_setting(fake_civitai, api, restore_settings):
+    setting.set("gallery_page_size", 7)
+    page = api.get_image_page({}, nsfw_levels=NSFW_LEVELS)
+    assert len(page.items) == 7
+    assert page.cursor is None and page.next_cursor
+    assert _image_queries(fake_civitai)[0]["limit"] == "7"
+
+
+def test_get_image_page_refuses_a_bad_size(api):
+    with pytest.raises(InvalidQueryError, match="between 1 and 200"):
+        api.get_image_page({}, limit=500)
+
+
+# -- look-ups --------------------------------------------------------------------------------
+
+
+def test_get_model_lists_versions_and_their_images_without_ids(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    fake_model = dataset.models[0]
+    model = api.get_model(fake_model.id)
+    assert model.id == fake_model.id and model.name == fake_model.name
+    assert model.type == fake_model.type and model.nsfw == fake_model.nsfw
+    assert model.creator == fake_model.creator
+    assert [v.id for v in model.versions] == [v.id for v in fake_model.versions]
+    shown = [image for version in model.versions for image in version.images]
+    assert shown, "the fake lists showcase images under each version"
+    for version in model.versions:
+        assert version.model_id == fake_model.id and version.model_name == fake_model.name
+        for image in version.images:
+            assert "id" not in image.raw
+            assert image.id is not None and image.id == image_id_from_url(image.url)
+            assert version.id in dataset.image(image.id).model_version_ids
+            assert image.version_id == version.id and image.model_id == fake_model.id
+
+
+def test_get_model_version(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    fake_model = dataset.models[1]
+    fake_version = fake_model.versions[-1]
+    version = api.get_model_version(fake_version.id)
+    assert version.id == fake_version.id and version.name == fake_version.name
+    assert version.model_id == fake_model.id and version.model_name == fake_model.name
+    assert version.base_model == fake_version.base_model
+    for image in version.images:
+        assert version.id in dataset.image(image.id).model_version_ids
+
+
+def test_get_image_returns_meta_at_any_level(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    source = next(i for i in dataset.images if i.nsfw_level == "X" and i.meta and not i.meta_hidden)
+    image = api.get_image(source.id)
+    assert image.id == source.id and image.nsfw_level == "X"
+    assert image.meta == source.meta
+    query = _image_queries(fake_civitai)[0]
+    assert query["imageId"] == str(source.id)
+    assert query["withMeta"] == "true" and query["nsfw"] == "X"
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda api: api.get_model(987654321), "model 987654321 was not found on Civitai"),
+        (
+            lambda api: api.get_model_version(987654321),
+            "model version 987654321 was not found on Civitai",
+        ),
+        (lambda api: api.get_image(987654321), "image 987654321 was not found on Civitai"),
+    ],
+    ids=["model", "version", "image"],
+)
+def test_not_found_names_what_was_asked(fake_civitai, api, call, message):
+    with pytest.raises(NotFoundError) as info:
+        call(api)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [0, -3, "abc", None, 1.5])
+def test_look_ups_refuse_bad_ids_before_any_request(fake_civitai, api, bad):
+    with pytest.raises(InvalidQueryError, match="positive number"):
+        api.get_model(bad)
+    assert fake_civitai.api_requests() == []
+
+
+# -- loop guard and odd bodies (requests-mock) -----------------------------------------------
+
+MOCK_BASE = "https://api.mock.test"
+
+
+def _mock_item(image_id, level="None"):
+    return {
+        "id": image_id,
+        "url": f"https://img.mock.test/a/u/width=1/{image_id}.jpeg",
+        "nsfwLevel": level,
+    }
+
+
+def _mock_pages(requests_mock, pages):
+    """pages: {cursor_or_None: (ids, next_cursor)} served on /api/v1/images."""
+
+    calls = []
+
+    def respond(request, context):
+        calls.append(request.url)
+        assert len(calls) <= 10, "the crawl did not stop on a repeated cursor"
+        cursor = request.qs.get("cursor", [None])[0]
+        ids, next_cursor = pages[cursor]
+        metadata = {"nextCursor": next_cursor} if next_cursor else {}
+        return {"items": [_mock_item(i) for i in ids], "metadata": metadata}
+
+    return requests_mock.get(f"{MOCK_BASE}/api/v1/images", json=respond)
+
+
+def test_a_repeated_cursor_stops_the_crawl(requests_mock):
+    matcher = _mock_pages(requests_mock, {None: ([1, 2], "c1"), "c1": ([3, 4], "c1")})
+    api = CivitaiAPI(CivitaiHttpClient(base_url=MOCK_BASE, max_retries=0))
+    got = []
+    with pytest.raises(InvalidResponseError, match="'c1' a second time"):
+        for item in api.iter_images({"modelId": 1}, nsfw_levels=["None"]):
+            got.append(item.id)
+    assert got == [1, 2, 3, 4]
+    assert matcher.call_count == 2
+
+
+def test_a_cursor_cycle_stops_the_crawl(requests_mock):
+    matcher = _mock_pages(requests_mock, {None: ([1], "a"), "a": ([2], "b"), "b": ([3], "a")})
+    api = CivitaiAPI(CivitaiHttpClient(base_url=MOCK_BASE, max_retries=0))
+    with pytest.raises(InvalidResponseError, match="endless loop"):
+        list(api.iter_images({"modelId": 1}, nsfw_levels=["None"]))
+    assert matcher.call_count == 3
+
+
+def test_next_page_url_is_used_when_next_cursor_is_missing(requests_mock):
+    def respond(request, context):
+        if "cursor" not in request.qs:
+            return {
+                "items": [_mock_item(1)],
+                "metadata": {"nextPage": f"{MOCK_BASE}/api/v1/images?limit=200&cursor=77"},
+            }
+        assert request.qs["cursor"] == ["77"]
+        return {"items": [_mock_item(2)], "metadata": {}}
+
+    matcher = requests_mock.get(f"{MOCK_BASE}/api/v1/images", json=respond)
+    api = CivitaiAPI(CivitaiHttpClient(base_url=MOCK_BASE, max_retries=0))
+    assert [i.id for i in api.iter_images({}, nsfw_levels=["None"])] == [1, 2]
+    assert matcher.call_count == 2
+
+
+def test_a_body_without_items_is_an_invalid_response(requests_mock):
+    requests_mock.get(f"{MOCK_BASE}/api/v1/images", json={"error": None, "data": []})
+    api = CivitaiAPI(CivitaiHttpClient(base_url=MOCK_BASE, max_retries=0))
+    with pytest.raises(InvalidResponseError, match="without an 'items' list"):
+        list(api.iter_images({"modelId": 3}, nsfw_levels=["None"]))
+
+
+def test_unusable_items_are_skipped_not_fatal(requests_mock, caplog):
+    requests_mock.get(
+        f"{MOCK_BASE}/api/v1/images",
+        json={"items": [{"id": 1}, "junk", _mock_item(2)], "metadata": {}},
+    )
+    api = CivitaiAPI(CivitaiHttpClient(base_url=MOCK_BASE, max_retries=0))
+    assert [i.id for i in api.iter_images({}, nsfw_levels=["None"])] == [2]
+    assert "skipping an unusable listed image" in caplog.text
+
+
+# -- image URLs ------------------------------------------------------------------------------
+
+REAL = "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/3f2e-uuid/width=450/123.jpeg"
+
+
+@pytest.mark.parametrize(
+    "url,original,sized",
+    [
+        (
+            REAL,
+            "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/3f2e-uuid/original=true/123.jpeg",
+            "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/3f2e-uuid/width=300/123.jpeg",
+        ),
+        (
+            "https://image.civitai.com/x/u/original=true,quality=90,optimized=true/5.jpeg",
+            "https://image.civitai.com/x/u/original=true/5.jpeg",
+            "https://image.civitai.com/x/u/width=300/5.jpeg",
+        ),
+        (
+            "https://image.civitai.com/x/u/5.jpeg",
+            "https://image.civitai.com/x/u/original=true/5.jpeg",
+            "https://image.civitai.com/x/u/width=300/5.jpeg",
+        ),
+        (
+            "https://image.civitai.com/x/u/width=450/5.jpeg?token=abc&v=2#frag",
+            "https://image.civitai.com/x/u/original=true/5.jpeg?token=abc&v=2#frag",
+            "https://image.civitai.com/x/u/width=300/5.jpeg?token=abc&v=2#frag",
+        ),
+        (
+            "http://127.0.0.1:9999/x/u/transcode=true,width=450/7.mp4",
+            "http://127.0.0.1:9999/x/u/original=true/7.mp4",
+            "http://127.0.0.1:9999/x/u/width=300/7.mp4",
+        ),
+    ],
+)
+def test_original_and_sized_urls(url, original, sized):
+    assert original_url(url) == original
+    assert sized_url(url, 300) == sized
+    assert original_url(original_url(url)) == original
+
+
+@pytest.mark.parametrize("bad", ["", "https://image.civitai.com/", None])
+def test_url_helpers_refuse_non_image_urls(bad):
+    with pytest.raises(InvalidQueryError):
+        original_url(bad)
+
+
+def test_sized_url_refuses_bad_width():
+    for width in (0, -1, "300", True):
+        with pytest.raises(InvalidQueryError, match="positive"):
+            sized_url(REAL, width)
+
+
+def test_original_url_serves_the_original_bytes(fake_civitai, api):
+    dataset = fake_civitai.dataset
+    source = next(i for i in dataset.images if i.media == "png")
+    listed = api.get_image(source.id)
+    response = requests.get(original_url(listed.url), timeout=10)
+    assert response.status_code == 200
+    assert response.content == dataset.original_bytes(source.id)
+    small = requests.get(sized_url(listed.url, 64), timeout=10)
+    assert small.status_code == 200
+    assert small.content == dataset.sized_bytes(source.id, 64)
