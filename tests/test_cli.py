@@ -72,6 +72,7 @@ def _media(root):
         (["download", "url", "ftp://civitai.com/models/1"], "Could not understand"),
         (["download", "--template", "{model_id}/{nope}", "model", "1"], "nope"),
         (["tasks", "--limit", "many"], "whole number"),
+        (["tasks", "--status", "lost"], "invalid choice"),
     ],
 )
 def test_bad_usage_exits_2_with_one_sentence_and_writes_nothing(

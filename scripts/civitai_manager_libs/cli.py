@@ -208,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(dl)
 
     tasks = sub.add_parser("tasks", help="show the task history kept in the output folder")
-    tasks.add_argument("--status", help="only tasks with this status (e.g. failed)")
+    tasks.add_argument(
+        "--status",
+        choices=("pending", "downloading", "completed", "skipped", "failed", "cancelled"),
+        help="only tasks with this status",
+    )
     tasks.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default 50)")
     _add_common(tasks)
 
