@@ -247,6 +247,16 @@ def test_nsfw_in_params_is_used_when_no_levels_are_given(fake_civitai, api):
     assert {q["nsfw"] for q in _image_queries(fake_civitai)} == {"None"}
 
 
+def test_an_exact_level_list_in_params_is_kept_exactly(fake_civitai, api):
+    for value in (["None", "Mature"], "none,mature", ("Mature", "None")):
+        fake_civitai.reset()
+        items = list(api.iter_images({"nsfw": value}))
+        assert {item.nsfw_level for item in items} == {"None", "Mature"}, value
+        assert {q["nsfw"] for q in _image_queries(fake_civitai)} == {"Mature"}
+    with pytest.raises(InvalidQueryError, match="Unknown nsfw filter"):
+        api.iter_images({"nsfw": "maybe"})
+
+
 def test_item_level_reads_names_numbers_and_flags():
     assert item_level({"nsfwLevel": "Mature"}) == "Mature"
     assert item_level({"nsfwLevel": "soft"}) == "Soft"

@@ -103,7 +103,16 @@ def nsfw_param(levels: Levels) -> str:
 
 
 def levels_of_param(value: Any) -> Tuple[str, ...]:
-    """The item levels a Civitai ``nsfw`` parameter value lets through (``true`` -> Mature, X)."""
+    """The item levels an ``nsfw`` value given in the caller's params lets through.
+
+    A single Civitai value keeps Civitai's meaning (``Mature`` -> None, Soft, Mature; ``true`` ->
+    Mature, X; ``false`` -> None). A list/tuple/set of level names, or a comma-separated string
+    of two or more, is an exact set of levels (``["None", "Mature"]`` keeps just those two).
+    """
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        isinstance(value, str) and "," in value
+    ):
+        return normalize_levels(value)
     text = str(value).strip().lower()
     for name, mask in _MASKS:
         if name.lower() == text:
@@ -111,7 +120,8 @@ def levels_of_param(value: Any) -> Tuple[str, ...]:
     if text == "false":
         return ("None",)
     raise InvalidQueryError(
-        f"Unknown nsfw filter {value!r}; use None, Soft, Mature, X, true or false."
+        f"Unknown nsfw filter {value!r}; use None, Soft, Mature, X, true or false, "
+        "or a list of levels."
     )
 
 
@@ -378,9 +388,9 @@ class CivitaiAPI:
         - Pages with cursors (``start_cursor`` resumes a crawl; a ``cursor`` in ``params`` is used
           when ``start_cursor`` is None) until the server sends no ``nextCursor``; ``page`` is never
           sent. Asks 200 items per request, or ``limit`` when smaller; always ``withMeta=true``.
-        - ``nsfw_levels``: levels to keep (default: the ``nsfw`` value in ``params``, else the
-          setting ``images.default_nsfw_filter``). The smallest covering mask is requested and each
-          item's level is checked exactly.
+        - ``nsfw_levels``: levels to keep (default: the ``nsfw`` value in ``params`` as read by
+          :func:`levels_of_param`, else the setting ``images.default_nsfw_filter``). The
+          smallest covering mask is requested and each item's level is checked exactly.
         - ``limit``: stop after that many items *after* NSFW filtering (0 = no limit).
         - ``on_page(cursor_used, next_cursor, items_count)`` is called when a page has been
           fetched, *before* its items are yielded; ``items_count`` is the number of items the
