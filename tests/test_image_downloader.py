@@ -718,3 +718,43 @@ def test_metadata_helpers_delegate_to_metadata_module(make_downloader, fake_civi
     txt = downloader.save_metadata_file(str(target), record, format="txt")
     assert open(txt, encoding="utf-8").read().startswith(record["generation"]["prompt"][:20])
     assert os.path.exists(os.path.join(downloader.output_path, ARCHIVE_NAME)) is False
+
+
+def test_wait_timeout_cancel_some_and_close(make_downloader, fake_civitai):
+    fake_civitai.bandwidth = 60_000  # bytes/s per response: downloads take a while
+    downloader = make_downloader(workers=2)
+    ids = downloader.download_model_images(4384, nsfw_levels=list(NSFW_LEVELS))
+    assert downloader.wait(timeout=0.2) is False
+    chosen = ids[-3:]
+    assert downloader.cancel(chosen) == 3
+    assert {downloader.get_task(t).status for t in chosen} == {CANCELLED}
+    assert downloader.get_task(ids[0]).status in ("downloading", "completed")
+    downloader.close()
+    assert all(downloader.get_task(t).done for t in ids)
+    assert downloader.summary(ids).pending == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        downloader.download_model_images(4384)
+    never = {downloader.get_task(t).image_id for t in chosen}
+    assert not never & set(requested_ids(fake_civitai))
+
+
+def test_save_metadata_file_can_embed_into_the_image(make_downloader, fake_civitai, tmp_path):
+    from PIL import Image
+
+    image = next(
+        i
+        for i in fake_civitai.dataset.images
+        if i.media == "png" and i.meta and i.meta.get("prompt") and not i.embedded
+    )
+    downloader = make_downloader()
+    target = tmp_path / "embed.png"
+    target.write_bytes(fake_civitai.dataset.original_bytes(image.id))
+    item = CivitaiAPI(CivitaiHttpClient(base_url=fake_civitai.base_url, api_key="")).get_image(
+        image.id
+    )
+    record = downloader.extract_image_metadata(item.raw)
+    assert downloader.save_metadata_file(str(target), record, format="exif") == str(target)
+    with Image.open(target) as picture:
+        assert picture.info["parameters"].startswith(record["generation"]["prompt"][:20])
+    with pytest.raises(ValueError, match="json, txt or exif"):
+        downloader.save_metadata_file(str(target), record, format="xml")
