@@ -235,6 +235,25 @@ def test_default_nsfw_filter_is_the_setting(make_downloader, fake_civitai):
     assert downloader.wait(timeout=30)
 
 
+@pytest.mark.parametrize(
+    "nsfw, levels",
+    [
+        (["None", "Mature"], ["None", "Mature"]),  # a list is an exact set
+        ("Mature", ["None", "Soft", "Mature"]),  # one Civitai value keeps Civitai's mask meaning
+        ("true", ["Mature", "X"]),
+    ],
+)
+def test_filtered_images_honour_the_nsfw_filter_param(make_downloader, fake_civitai, nsfw, levels):
+    downloader = make_downloader()
+    ids = downloader.download_filtered_images({"modelId": 90210, "nsfw": nsfw}, limit=0)
+    want = sorted(i.id for i in fake_civitai.dataset.select(model_id=90210, levels=levels))
+    assert sorted(downloader.get_task(t).image_id for t in ids) == want
+    assert downloader.wait(timeout=30)
+    assert sorted(id_of(p) for p in media_files(downloader.output_path)) == want
+    limited = downloader.download_filtered_images({"modelId": 90210, "nsfw": nsfw}, limit=3)
+    assert len(limited) == 3
+
+
 # -- names and paths -----------------------------------------------------------------------------
 
 
