@@ -165,9 +165,9 @@ def _start_demo_civitai():
     fake = FakeCivitai()
     fake.start()
     if os.environ.get("CIVITAI_BASE_URL"):
-        logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ["CIVITAI_BASE_URL"])
-    os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): override it
+        logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
     setting.set("civitai_base_url", fake.base_url)
+    os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
     return fake
 
 

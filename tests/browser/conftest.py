@@ -143,6 +143,12 @@ def gallery(page, base_url, output_dir, fake):
 
 
 @pytest.fixture
+def open_app():
+    """``open_app(page, url)``: route ``page`` to local hosts, open ``url``, wait for the tab."""
+    return open_tab
+
+
+@pytest.fixture
 def second_tab(page, base_url):
     """Another browser tab on the app (same context), opened on demand."""
     opened = []
