@@ -695,6 +695,14 @@ def test_same_content_under_another_id_follows_the_policy(make_downloader, fake_
     task, out, older = results["replace"]
     assert task.status == COMPLETED and not os.path.exists(older)
     assert media_files(out) == [task.image_path]
+    replaced = ImageDownloader(
+        api_client=object(),
+        download_engine=DownloadEngine(client=object(), max_workers=1),
+        output_path=str(out),
+    )
+    assert replaced.archive.get_image(999).path == task.image_path  # no ping-pong later
+    replaced.close()
+    replaced.engine.shutdown()
     task, out, older = results["keep_both"]
     assert task.status == COMPLETED and sorted(media_files(out)) == sorted([older, task.image_path])
 

@@ -860,6 +860,11 @@ class ImageDownloader:
                 self._final(task, FAILED, f"no safe file name for this image: {exc}")
                 continue
             with self._lock:
+                other = self._active_by_image.get(ident)  # another listing may have just won
+                if other is not None:
+                    listing.task_ids[-1] = other.id
+                    page.open.add(other.id)
+                    continue
                 self._register(task)
                 page.open.add(task.id)
             self._schedule(task, listing, page)
@@ -1027,7 +1032,7 @@ class ImageDownloader:
         row = self.archive.find_by_sha256(result.sha256)
         row = self._as_dict(row)
         other = row.get("path") if row else None
-        if not other or row.get("id", row.get("image_id")) == task.image_id:
+        if not other or row.get("image_id") == task.image_id:
             return False
         if os.path.abspath(other) == os.path.abspath(result.path) or not os.path.isfile(other):
             return False
@@ -1045,6 +1050,15 @@ class ImageDownloader:
         if self.duplicate_policy == "replace":
             os.remove(other)
             logger.info("image %s replaces %s (same content)", task.image_id, other)
+            other_id = row.get("image_id")
+            if other_id is not None:  # the older id now lives in the new file: no ping-pong
+                self.archive.record_image(
+                    image_id=other_id,
+                    url=row.get("url"),
+                    sha256=result.sha256,
+                    path=result.path,
+                    size=result.size,
+                )
         return False
 
     def _write_metadata(
