@@ -6,7 +6,7 @@ from itertools import combinations
 import pytest
 import requests
 
-from scripts.civitai_manager_libs import setting
+from scripts.civitai_manager_libs import http_client, setting
 from scripts.civitai_manager_libs.civitai_api import (
     CivitaiAPI,
     image_id_from_url,
@@ -436,6 +436,17 @@ def test_get_image_returns_meta_at_any_level(fake_civitai, api):
     query = _image_queries(fake_civitai)[0]
     assert query["imageId"] == str(source.id)
     assert query["withMeta"] == "true" and query["nsfw"] == "X"
+
+
+def test_default_client_follows_the_base_url_setting(fake_civitai, restore_settings):
+    setting.set("civitai_base_url", fake_civitai.base_url)
+    http_client.reset_http_client()
+    try:
+        model = CivitaiAPI().get_model(fake_civitai.dataset.models[0].id)
+    finally:
+        http_client.reset_http_client()
+    assert model.name == fake_civitai.dataset.models[0].name
+    assert [r.path for r in fake_civitai.api_requests()] == [f"/api/v1/models/{model.id}"]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,10 @@
 """parse_query / target_to_params: the full table of accepted inputs and the refusals."""
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scripts.civitai_manager_libs.errors import InvalidQueryError
 from scripts.civitai_manager_libs.query import (
@@ -237,3 +241,31 @@ def test_target_to_params_returns_a_copy_for_filters():
 def test_target_to_params_refuses_unknown_kind():
     with pytest.raises(InvalidQueryError, match="Unknown target kind"):
         target_to_params(Target("collection", 1))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(lambda s: "@" + s, st.text(max_size=30)),
+        st.builds(lambda s: "https://civitai.com/user/" + s, st.text(max_size=30)),
+        st.builds(lambda s: "username=" + s, st.text(max_size=30)),
+        st.builds(lambda s: "https://civitai.com/user/" + quote(s, safe=""), st.text(max_size=30)),
+    )
+)
+def test_any_text_gives_a_target_or_an_invalid_query_error(text):
+    try:
+        target = parse_query(text)
+    except InvalidQueryError as exc:
+        assert str(exc)
+        return
+    assert target.kind in ("model", "version", "user", "image", "filter")
+    params = target_to_params(target)
+    names = [target.value] if target.kind == "user" else []
+    names += [v for k, v in params.items() if k == "username"]
+    for name in names:
+        assert name and "/" not in name and "\\" not in name and ".." not in name
+        assert not any(ord(ch) < 32 or ch.isspace() for ch in name)
+    for key in ("modelId", "modelVersionId", "imageId", "postId", "userId"):
+        if key in params:
+            assert isinstance(params[key], int) and params[key] > 0
