@@ -48,6 +48,12 @@ ACCEPTED = [
         {"modelId": 123, "modelVersionId": 456},
     ),
     ("civitai.com/models/123", Target("model", 123), {"modelId": 123}),
+    ("https://civitai.com/models/123?modelVersionId=", Target("model", 123), {"modelId": 123}),
+    (
+        "HTTPS://CIVITAI.COM/Models/123/slug?modelversionid=4#gallery",
+        Target("model", 123, version_id=4),
+        {"modelId": 123, "modelVersionId": 4},
+    ),
     ("www.civitai.com/images/789", Target("image", 789), {"imageId": 789}),
     ("http://127.0.0.1:8765/models/5/x", Target("model", 5), {"modelId": 5}),
     ("localhost:8765/images/6", Target("image", 6), {"imageId": 6}),

@@ -266,8 +266,8 @@ def _parse_url(url: str, original: str) -> Target:
     rest = segments[1:]
     if head == "models" and rest:
         model_id = _parse_id(unquote(rest[0]), "model")
-        version = query.get("modelversionid")
-        version_id = _parse_id(version, "model version") if version is not None else None
+        version = (query.get("modelversionid") or "").strip()
+        version_id = _parse_id(version, "model version") if version else None
         return Target("model", model_id, version_id=version_id)
     if head == "images" and len(rest) == 1:
         return Target("image", _parse_id(unquote(rest[0]), "image"))
