@@ -618,3 +618,9 @@ def test_original_url_serves_the_original_bytes(fake_civitai, api):
     small = requests.get(sized_url(listed.url, 64), timeout=10)
     assert small.status_code == 200
     assert small.content == dataset.sized_bytes(source.id, 64)
+
+
+def test_url_errors_do_not_carry_tokens():
+    with pytest.raises(InvalidQueryError) as info:
+        original_url("https://image.civitai.com/?token=s3cr3tvalue")
+    assert "s3cr3tvalue" not in str(info.value)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import setting
 from .errors import InvalidQueryError, InvalidResponseError, NotFoundError
+from .logging_setup import redact
 from .records import NSFW_LEVELS, ImageItem, ImagePage, ModelInfo, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _int_or_none(value: Any) -> Optional[int]:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return None
 
@@ -253,7 +254,8 @@ def _with_params_segment(url: str, segment: str) -> str:
     segments = parts.path.split("/")
     if len(segments) < 2 or not segments[-1]:
         raise InvalidQueryError(
-            f"{url!r} is not an image URL (it has no file name); copy the image's own link."
+            f"{redact(url)!r} is not an image URL (it has no file name); copy the image's own "
+            "link."
         )
     if len(segments) >= 3 and _is_params_segment(segments[-2]):
         segments[-2] = segment
@@ -290,7 +292,7 @@ def describe_params(params: Mapping[str, Any]) -> str:
     if params.get("modelId") is not None:
         return f"model {params['modelId']}"
     if params.get("username") is not None:
-        return f"creator '{params['username']}'"
+        return f"creator {str(params['username'])!r}"
     if params.get("postId") is not None:
         return f"post {params['postId']}"
     shown = "&".join(f"{k}={v}" for k, v in params.items() if k not in _CONTROLLED)
