@@ -268,6 +268,7 @@ class _Listing:
         self.task_ids: List[str] = []
         self.seen_images: Set[Any] = set()
         self.stop = threading.Event()
+        self.lock = threading.Lock()  # orders checkpoint writes
         self.listing_done = False
         self.written: Any = start_cursor  # what the archive holds now
 
@@ -731,6 +732,12 @@ class ImageDownloader:
             logger.info("resuming %s from its checkpoint", query_key)
         listing = _Listing(query_key, use_checkpoint, start)
         with self._lock:
+            for older in [x for x in self._listings if x.query_key == query_key]:
+                # an earlier, interrupted run of the same query: this one resumes from its
+                # checkpoint and takes over its unfinished tasks, so it alone writes from now on
+                older.use_checkpoint = False
+                older.stop.set()
+                self._listings.remove(older)
             self._listings.append(listing)
         context = self._listing_context(kind, value)
         listed = 0
@@ -1130,18 +1137,19 @@ class ImageDownloader:
     def _update_checkpoint(self, listing: _Listing) -> None:
         if not listing.use_checkpoint:
             return
-        with self._lock:
-            finished, cursor = listing.checkpoint()
-            if finished:
-                self._listings = [x for x in self._listings if x is not listing]
-            wanted = None if finished else cursor
-            if wanted == listing.written:
-                return
+        with listing.lock:  # compute and write together: a stale value never lands last
+            with self._lock:
+                finished, cursor = listing.checkpoint()
+                if finished:
+                    self._listings = [x for x in self._listings if x is not listing]
+                wanted = None if finished else cursor
+                if wanted == listing.written:
+                    return
+            if wanted is None:
+                self.archive.clear_checkpoint(listing.query_key)
+            else:
+                self.archive.set_checkpoint(listing.query_key, wanted)
             listing.written = wanted
-        if wanted is None:
-            self.archive.clear_checkpoint(listing.query_key)
-        else:
-            self.archive.set_checkpoint(listing.query_key, wanted)
 
     def _disk_full(self, task: ImageDownloadTask, exc: BaseException) -> None:
         message = describe_failure(DiskSpaceError(str(exc)), self.output_path)
