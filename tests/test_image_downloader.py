@@ -23,6 +23,7 @@ from scripts.civitai_manager_libs.errors import (
     DiskSpaceError,
     NotFoundError,
     OutputPathError,
+    ServerError,
     TemplateError,
 )
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
@@ -461,6 +462,44 @@ def test_cancel_stops_the_work_and_the_same_call_resumes(make_downloader, fake_c
     first_page = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"][0]
     assert first_page.query.get("cursor") == checkpoint  # the listing resumed, not restarted
     assert resumed.archive.get_checkpoint(key) is None  # listing and tasks all done
+
+
+def test_a_listing_error_is_raised_and_the_rerun_continues_after_it(make_downloader, fake_civitai):
+    class BreaksAfterTwoPages(CivitaiAPI):
+        pages = 0
+
+        def get_image_page(self, *args, **kwargs):
+            page = super().get_image_page(*args, **kwargs)
+            self.pages += 1
+            if self.pages == 2:  # from now on the listing endpoint is down
+                fake_civitai.faults.queue_status("/api/v1/images", 503, count=1000, server="api")
+            return page
+
+    downloader = make_downloader()
+    downloader.api = BreaksAfterTwoPages(downloader.client)
+    downloader.page_size = 20
+    with pytest.raises(ServerError):
+        downloader.download_model_images(4201, nsfw_levels=SFW)
+    assert downloader.wait(timeout=30)
+    first_two_pages = {t.image_id for t in downloader.get_all_tasks()}
+    assert len(first_two_pages) == 40
+    assert downloader.summary().completed == 40  # the listed pages were downloaded anyway
+    third_cursor = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"][-1]
+    key = f"model:4201|nsfw={','.join(SFW)}"
+    assert downloader.archive.get_checkpoint(key) == third_cursor.query["cursor"]
+
+    fake_civitai.faults.clear()
+    fake_civitai.reset()
+    again = make_downloader()
+    again.page_size = 20
+    again.download_model_images(4201, nsfw_levels=SFW)
+    assert again.wait(timeout=60)
+    first = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"][0]
+    assert first.query["cursor"] == third_cursor.query["cursor"]
+    expected = {i.id for i in fake_civitai.dataset.select(model_id=4201, levels=SFW)}
+    assert {id_of(p) for p in media_files(again.output_path)} == expected
+    assert not set(requested_ids(fake_civitai)) & first_two_pages
+    assert again.archive.get_checkpoint(key) is None
 
 
 def test_kill_and_resume_downloads_every_image_exactly_once(make_downloader, tmp_path):
