@@ -141,9 +141,14 @@ def test_download_all_shows_progress_then_summary_and_files_with_metadata(
 ):
     page = gallery
     load(page, f"https://civitai.com/models/{MODEL_ID}?modelVersionId={VERSION_ID}")
-    fake.latency = 0.15  # long enough to watch the progress bar
+    fake.latency = 0.3  # long enough to watch the progress bar
     click(page, "civitai_gallery_download_all")
-    page.wait_for_selector(".progress-bar, .progress-level, .meta-text-center, .meta-text")
+    # The n / total bar of gr.Progress (class names shared by Gradio 3.41 to 6.x).
+    page.wait_for_selector("#civitai_gallery_status .progress-level, .progress-level-inner")
+    page.wait_for_function(  # past listing: the bar counts images ("Downloading n/total")
+        "() => document.querySelector('#civitai_gallery_status').innerText"
+        ".includes('Downloading')"
+    )
     shot(page, "progress")
     text = wait_status(page, r"downloaded \d+")
     downloaded, skipped, failed, total = downloaded_count(text)
