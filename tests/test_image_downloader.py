@@ -315,13 +315,27 @@ def test_image_listed_under_two_versions_is_saved_once(make_downloader, fake_civ
 # -- concurrency, faults -------------------------------------------------------------------------
 
 
-def test_simultaneous_image_requests_never_exceed_the_setting(make_downloader, fake_civitai):
+def test_simultaneous_image_requests_never_exceed_the_setting(fake_civitai, tmp_path):
+    from scripts.civitai_manager_libs import http_client
+
     fake_civitai.latency = 0.05
-    downloader = make_downloader(workers=3)
-    ids = downloader.download_model_images(4384, nsfw_levels=list(NSFW_LEVELS))
-    assert downloader.wait(timeout=60)
-    assert downloader.summary(ids).completed == len(ids) > 10
+    setting.update(
+        {
+            "civitai_base_url": fake_civitai.base_url,
+            "images.max_concurrent": 3,
+            "http_backoff_factor": 0.01,
+        }
+    )
+    http_client.reset_http_client()
+    # every collaborator from the defaults: shared client, owned engine, settings
+    with ImageDownloader(output_path=str(tmp_path / "defaults")) as downloader:
+        assert downloader.engine.max_workers == 3
+        ids = downloader.download_model_images(4384, nsfw_levels=list(NSFW_LEVELS))
+        assert downloader.wait(timeout=60)
+        assert downloader.summary(ids).completed == len(ids) > 10
     assert 2 <= fake_civitai.max_concurrent_image_requests <= 3
+    assert downloader.engine.worker_count == 0  # close() shut the owned engine down
+    http_client.reset_http_client()
 
 
 def test_a_429_storm_still_completes(make_downloader, fake_civitai):
@@ -619,6 +633,7 @@ def test_a_full_disk_fails_the_task_and_stops_scheduling(make_downloader, fake_c
     assert set(statuses[3:]) == {CANCELLED}
     assert all("disk full" in t.error for t in tasks[3:])
     assert client.fetches == 3
+    assert downloader.stopped_reason == f"not started: {tasks[2].error}"
     assert len(original_requests(fake_civitai)) == 2
     assert len(media_files(downloader.output_path)) == 2
 

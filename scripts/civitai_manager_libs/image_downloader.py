@@ -15,8 +15,9 @@ Decisions worth knowing (the spec leaves them open):
 * Metadata is written when both the call's ``save_metadata`` and ``images.save_metadata`` are true.
 * ``limit`` counts listed images after the NSFW filter, including ones skipped as already
   downloaded, so re-running a limited call looks at the same images again.
-* Duplicates: an image id already in the archive is skipped before any request ("already
-  downloaded"); with ``images.skip_existing`` a file already at the target path is skipped and
+* Duplicates: an image id already in the archive (with its file still on disk) is skipped before
+  any request ("already downloaded"; such no-op tasks are not added to the archive's history);
+  with ``images.skip_existing`` a file already at the target path is skipped and
   adopted into the archive; when ``skip_existing`` is off and the target exists,
   ``images.duplicate_policy`` decides (``skip``, ``replace`` overwrites, ``keep_both`` saves as
   ``name (1).ext``). After a download the SHA-256 is compared with the archive: ``skip`` deletes the
@@ -30,6 +31,14 @@ Decisions worth knowing (the spec leaves them open):
   *completed* task (the spec's "download completed"), ``register_task_finished_callback`` once per
   task reaching any final state, ``register_progress_callback`` with a
   :class:`records.DownloadSummary`. An exception in a callback is logged and otherwise ignored.
+* ``download_filtered_images``: ``filter_params`` go to the images endpoint; the NSFW filter is
+  ``filter_params["nsfw_levels"]`` (exact list) or ``filter_params["nsfw"]`` (a Civitai value such
+  as ``"Mature"`` keeps Civitai's meaning, a list is exact), else the setting.
+* Disk space: each ``download_*`` call first checks ``images.min_free_space_mb`` (DiskSpaceError,
+  nothing written, no request). After each listed page the queued work is estimated (observed
+  average size, else width x height x 1.2 bytes); when it would bring the disk under the minimum,
+  or when a write meets a full disk, scheduling stops: listings end and every task not started yet
+  is cancelled with the reason (``stopped_reason``). The next ``download_*`` call starts afresh.
 * ``download_single_image(image_id, output_path=None)``: ``output_path`` is either a folder (it
   exists as one or ends with a separator; the file is ``<folder>/<id>.<ext>``) or a file path whose
   extension, if any, is replaced by the real one. It is taken as given (the user chose it).
@@ -662,12 +671,11 @@ class ImageDownloader:
         self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         self._check_free_space(root)
-        if output_path is None and self.archive.has_image(image_id):
-            row = self._archive_row(image_id)
+        row = self._archive_row(image_id) if output_path is None else {}
+        if row.get("path") and os.path.isfile(row["path"]):
             task = self._new_task(image_id, row.get("url") or "", None)
-            task.target = None
             self._register(task)
-            self._final(task, SKIPPED, REASON_KNOWN, image_path=row.get("path"))
+            self._final(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
             return task.id
         item = self.api.get_image(image_id)
         item = self._with_context(item, {})
@@ -692,6 +700,11 @@ class ImageDownloader:
         self._schedule(task, listing=None, page=None)
         self._reserve_space()
         return task.id
+
+    @property
+    def stopped_reason(self) -> Optional[str]:
+        """Why scheduling stopped (disk space), or None."""
+        return self._halt_reason
 
     def _ensure_open(self) -> None:
         if self._closed:
