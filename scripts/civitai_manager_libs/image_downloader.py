@@ -1294,7 +1294,7 @@ class ImageDownloader:
         if self._history is None:
             history: Dict[str, ImageDownloadTask] = {}
             if self._archive_exists():
-                for row in self.archive.tasks():
+                for row in reversed(self.archive.tasks()):  # oldest first, like the session
                     task = _task_from_record(self._as_dict(row))
                     history[task.id] = task
             self._history = history
@@ -1385,8 +1385,15 @@ class ImageDownloader:
         return result
 
     def retry_failed(self) -> List[str]:
-        """New tasks for the failed images of this session and of the archive's history."""
+        """New tasks for the failed images of this session and of the archive's history.
+
+        An image that is in the archive by now, or already queued again, is left out; an image
+        Civitai no longer has gets a failed task saying so.
+        """
+        self._ensure_open()
+        self._check_free_space(self.output_path)
         with self._lock:
+            self._halt_reason = None
             failed = [t for t in self._tasks.values() if t.status == FAILED]
         retried: Set[Any] = set()
         new_ids: List[str] = []
@@ -1417,12 +1424,19 @@ class ImageDownloader:
                     continue
             task = self._new_task(image_id, item.url, item)
             task.save_metadata = self.save_metadata_default
+            new_ids.append(task.id)
             if target is None:
-                target = safe_join(self.output_path, self.template.render(fields_from_item(item)))
+                try:
+                    target = safe_join(
+                        self.output_path, self.template.render(fields_from_item(item))
+                    )
+                except CivitaiGalleryError as exc:
+                    self._register(task)
+                    self._final(task, FAILED, f"no safe file name for this image: {exc}")
+                    continue
             task.target = target
             self._register(task)
             self._schedule(task, None, None)
-            new_ids.append(task.id)
         if new_ids:
             self._reserve_space()
         return new_ids
