@@ -639,18 +639,11 @@ def _run(
         _stop(downloader, starter)
     finally:
         report.summary = downloader.summary()
-        if report.summary.cancelled and not report.interrupted:
-            report.stopped_reason = _halt_reason(downloader, starter.task_ids)
-
-
-def _halt_reason(downloader, task_ids: Optional[List[str]]) -> Optional[str]:
-    """Why tasks were cancelled without a signal (the downloader stops scheduling on disk full)."""
-    wanted = set(task_ids or ())
-    for task in downloader.get_all_tasks():
-        if task.id in wanted and task.status == "cancelled" and task.error:
-            reason = task.error
-            return reason[len("not started: ") :] if reason.startswith("not started: ") else reason
-    return None
+        if not report.interrupted and downloader.stopped_reason:
+            reason = downloader.stopped_reason  # scheduling stopped: a full disk
+            report.stopped_reason = (
+                reason[len("not started: ") :] if reason.startswith("not started: ") else reason
+            )
 
 
 def _exit_code(report: RunReport) -> int:
