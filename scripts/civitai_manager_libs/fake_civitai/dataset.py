@@ -8,8 +8,9 @@ building a dataset is cheap and a 10,000-image benchmark dataset does not sit in
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import media
 from .meta_shapes import a1111_infotext
@@ -146,6 +147,8 @@ class Dataset:
             for version_id in image.model_version_ids:
                 self._by_version.setdefault(version_id, []).append(image)
         self._cache = media.ByteCache(cache_bytes)
+        self._memo: Dict[Tuple, Any] = {}
+        self._memo_lock = threading.Lock()
         self._noise_side: Optional[int] = None
 
     # ------------------------------------------------------------------ construction
@@ -209,10 +212,24 @@ class Dataset:
             out.append(image)
         return out
 
+    def memo(self, key: Tuple, produce: Callable[[], Any], max_entries: int = 256) -> Any:
+        """Derived data (e.g. a sorted listing) computed once per key; the dataset never changes."""
+        with self._memo_lock:
+            if key in self._memo:
+                return self._memo[key]
+        value = produce()
+        with self._memo_lock:
+            if len(self._memo) >= max_entries:
+                self._memo.clear()
+            self._memo[key] = value
+        return value
+
     # ------------------------------------------------------------------ bytes
     def original_bytes(self, image_id: int) -> bytes:
         """The original upload's bytes (real format, PNG chunks included)."""
         image = self._require(image_id)
+        if image.padded_size is not None:  # a concatenation: cheaper to redo than to keep
+            return self._make_original(image)
         return self._cache.get((image_id, "original"), lambda: self._make_original(image))
 
     def sized_bytes(self, image_id: int, width: int) -> bytes:
@@ -221,6 +238,8 @@ class Dataset:
         if image.media == "mp4":
             return self.original_bytes(image_id)
         width = max(1, min(width, image.width))
+        if image.padded_size is not None:
+            return self._make_sized(image, width)
         return self._cache.get((image_id, "w", width), lambda: self._make_sized(image, width))
 
     def _require(self, image_id: int) -> FakeImage:

@@ -228,16 +228,10 @@ def list_images(
     wrapped = _one(params, "imageId") is not None or (
         _one(params, "modelId") is not None and _one(params, "modelVersionId") is None
     )
-    primary, descending = SORTS[sort]
-    ranked = sorted(
-        (
-            (_sort_key(primary(i), i.created_ms, descending), primary(i), i)
-            for i in _filtered(dataset, params)
-        ),
-        key=lambda row: row[0],
-    )
+    _, descending = SORTS[sort]
+    ranked, keys = _ranked(dataset, params, sort)
     if cursor is not None:
-        start = bisect_left([row[0] for row in ranked], _sort_key(cursor[0], cursor[1], descending))
+        start = bisect_left(keys, _sort_key(cursor[0], cursor[1], descending))
     elif page is not None:
         start = (page - 1) * limit
     else:
@@ -263,6 +257,25 @@ def list_images(
         "items": [item_json(row[2], image_base_url, with_meta, wrapped) for row in window],
         "metadata": metadata,
     }
+
+
+def _ranked(dataset: Dataset, params: Dict[str, List[str]], sort: str):
+    """``(rows, keys)``: the filtered images in ``sort`` order, computed once per filter set."""
+    filters = tuple(sorted((k, tuple(v)) for k, v in params.items() if k not in _PAGING_KEYS))
+
+    def produce():
+        primary, descending = SORTS[sort]
+        rows = []
+        for image in _filtered(dataset, params):
+            value = primary(image)
+            rows.append((_sort_key(value, image.created_ms, descending), value, image))
+        rows.sort(key=lambda row: row[0])
+        return rows, [row[0] for row in rows]
+
+    return dataset.memo(("images", sort, filters), produce)
+
+
+_PAGING_KEYS = ("cursor", "page", "limit", "withMeta")
 
 
 def _flat(params: Dict[str, List[str]]) -> List[Tuple[str, str]]:
