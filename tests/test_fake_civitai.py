@@ -616,3 +616,51 @@ def test_command_line_prints_the_urls_and_serves(tmp_path):
         assert process.wait(timeout=10) == 0
         process.stdout.close()
         process.stderr.close()
+
+
+def test_kept_alive_requests_do_not_stall(fake_civitai):
+    """Headers and body leave in separate writes: without TCP_NODELAY each request waits ~40 ms."""
+    url = fake_civitai.base_url + "/api/v1/models/4201"
+    with requests.Session() as session:
+        session.get(url, timeout=10)
+        started = time.perf_counter()
+        for _ in range(40):
+            session.get(url, timeout=10)
+        elapsed = time.perf_counter() - started
+    assert elapsed < 1.2, f"40 kept-alive requests took {elapsed:.2f} s"
+
+
+def test_a_burst_of_parallel_connections_is_served(fake_civitai):
+    ids = [i.id for i in fake_civitai.dataset.images[:32]]
+    urls = [fake_civitai.image_url(i, original=True) for i in ids]
+    _, sizes = _timed_parallel(urls)
+    assert sizes == [len(fake_civitai.dataset.original_bytes(i)) for i in ids]
+    assert all(r.status == 200 and r.completed for r in fake_civitai.image_requests())
+
+
+def test_parallel_first_requests_for_one_image_get_identical_bytes():
+    dataset = Dataset.default(seed=7)  # a fresh byte cache
+    with FakeCivitai(dataset) as fake:
+        source = next(i for i in dataset.images if i.embedded == "a1111")
+        url = fake.image_url(source.id, width=200)
+        results = []
+        threads = [
+            threading.Thread(target=lambda: results.append(requests.get(url, timeout=10).content))
+            for _ in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 6 and len(set(results)) == 1
+    assert results[0] == dataset.sized_bytes(source.id, 200)
+
+
+def test_large_generated_listing_pages_in_order():
+    dataset = Dataset.generate(n_images=3000, image_kb=1)
+    with FakeCivitai(dataset) as fake:
+        started = time.perf_counter()
+        items, metas = all_pages(fake, modelId=dataset.models[0].id, limit=200, sort="Newest")
+        elapsed = time.perf_counter() - started
+    assert len(metas) == 15 and [i["id"] for i in items] == [i.id for i in reversed(dataset.images)]
+    assert elapsed < 10
