@@ -397,6 +397,32 @@ def test_failed_tasks_from_an_earlier_session_are_retried(make_downloader, fake_
     assert requested_ids(fake_civitai) == [victim.id]
 
 
+def test_the_api_key_stays_on_the_api_host_and_out_of_files_and_logs(
+    make_downloader, fake_civitai, caplog
+):
+    secret = "sk-test-0123456789abcdef"
+    client = CivitaiHttpClient(base_url=fake_civitai.base_url, api_key=secret)
+    downloader = make_downloader(client=client, metadata_formats=["json", "txt"])
+    caplog.set_level("DEBUG")
+    fake_civitai.faults.not_found("*/original=true/*")  # failures put messages in tasks and logs
+    ids = downloader.download_model_images(58390, nsfw_levels=SFW, limit=3)
+    assert downloader.wait(timeout=30)
+    fake_civitai.faults.clear()
+    ids += downloader.retry_failed()
+    assert downloader.wait(timeout=30)
+    assert downloader.summary(ids).completed == 3
+    assert all(
+        r.headers.get("Authorization") == f"Bearer {secret}" for r in fake_civitai.api_requests()
+    )
+    assert all("Authorization" not in r.headers for r in fake_civitai.image_requests())
+    for folder, _, files in os.walk(downloader.output_path):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                assert secret.encode() not in handle.read(), name
+    assert secret not in caplog.text
+    assert all(secret not in json.dumps(t.to_dict()) for t in downloader.get_all_tasks())
+
+
 # -- callbacks -----------------------------------------------------------------------------------
 
 
