@@ -532,16 +532,16 @@ def _timed_parallel(urls):
 
 def test_bandwidth_is_per_response_and_total_bandwidth_is_shared(fake_civitai):
     size = 100_000
-    urls = [fake_civitai.blob_url(size) for _ in range(2)]
-    fake_civitai.bandwidth = 500_000  # 0.2 s per blob, each
+    urls = [fake_civitai.blob_url(size) for _ in range(4)]
+    fake_civitai.bandwidth = 500_000  # 0.2 s per blob, for each response on its own
     alone, _ = _timed_parallel(urls[:1])
-    both, sizes = _timed_parallel(urls)
-    assert sizes == [size, size]
-    assert 0.18 <= alone < 0.6 and 0.18 <= both < 0.6
+    four, sizes = _timed_parallel(urls)
+    assert sizes == [size] * 4
+    assert 0.19 <= alone < 0.6 and 0.19 <= four < 0.6
     fake_civitai.bandwidth = None
-    fake_civitai.total_bandwidth = 500_000  # 0.4 s for both together
+    fake_civitai.total_bandwidth = 500_000  # 0.8 s for the four together
     shared, _ = _timed_parallel(urls)
-    assert 0.38 <= shared < 1.2
+    assert 0.78 <= shared < 2.0
 
 
 def test_max_concurrent_image_requests(fake_civitai):
@@ -579,6 +579,7 @@ def test_other_methods_are_refused(fake_civitai):
 
 
 def test_stop_frees_the_ports_and_closes_kept_alive_connections():
+    threads_before = threading.active_count()
     fake = FakeCivitai(Dataset.generate(n_images=3, image_kb=1)).start()
     session = requests.Session()
     session.get(fake.base_url + "/api/v1/images", timeout=10).raise_for_status()
@@ -589,6 +590,10 @@ def test_stop_frees_the_ports_and_closes_kept_alive_connections():
     with pytest.raises(RuntimeError):
         fake.base_url
     session.close()
+    deadline = time.time() + 5
+    while threading.active_count() > threads_before and time.time() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads_before, [t.name for t in threading.enumerate()]
     again = FakeCivitai(Dataset.generate(n_images=3, image_kb=1), port=port).start()
     try:
         assert again.base_url.endswith(f":{port}")
@@ -664,3 +669,24 @@ def test_large_generated_listing_pages_in_order():
         elapsed = time.perf_counter() - started
     assert len(metas) == 15 and [i["id"] for i in items] == [i.id for i in reversed(dataset.images)]
     assert elapsed < 10
+
+
+def test_command_line_reports_a_busy_port():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scripts.civitai_manager_libs.fake_civitai",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2
+    assert "cannot start the fake Civitai" in done.stderr and "Traceback" not in done.stderr

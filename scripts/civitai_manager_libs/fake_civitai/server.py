@@ -421,7 +421,7 @@ class FakeCivitai:
         """Clear the log, the faults and the concurrency counters (knobs such as latency stay)."""
         with self._lock:
             self._log.clear()
-            self._max_in_flight = dict(self._in_flight_count)
+            self._max_in_flight = {"api": 0, "image": 0}
         self.faults.clear()
 
     def __repr__(self) -> str:
