@@ -606,10 +606,17 @@ def test_disk_space_refusal_writes_nothing_and_requests_nothing(make_downloader,
     assert fake_civitai.log == []
 
 
-def test_queued_work_larger_than_the_free_space_is_not_started(make_downloader, fake_civitai):
-    downloader = make_downloader(workers=1)
-    free_mb = shutil.disk_usage(downloader.output_path.rsplit(os.sep, 1)[0]).free // 2**20
-    downloader.min_free_space_mb = free_mb - 20  # the batch may start; ~57 MB of work may not
+def test_queued_work_larger_than_the_free_space_is_not_started(
+    make_downloader, fake_civitai, monkeypatch
+):
+    from scripts.civitai_manager_libs import image_downloader
+
+    # The disk this machine shares with other jobs moves by megabytes at any moment: report a
+    # fixed 100 MB free so the batch may start (minimum 80 MB) but ~57 MB of queued work may not.
+    usage = shutil.disk_usage("/")
+    fixed = type(usage)(usage.total, usage.total - 100 * 2**20, 100 * 2**20)
+    monkeypatch.setattr(image_downloader.shutil, "disk_usage", lambda path: fixed)
+    downloader = make_downloader(workers=1, min_free_space_mb=80)
     fake_civitai.latency = 0.2
     ids = downloader.download_model_images(4201, nsfw_levels=list(NSFW_LEVELS))
     assert downloader.wait(timeout=30)
@@ -617,7 +624,8 @@ def test_queued_work_larger_than_the_free_space_is_not_started(make_downloader, 
     cancelled = [t for t in tasks if t.status == CANCELLED]
     assert len(cancelled) >= len(tasks) - 2
     assert all(t.error.startswith("not started: the queued images need about") for t in cancelled)
-    assert "images.min_free_space_mb" in cancelled[0].error
+    assert "only 100 MB are free" in cancelled[0].error
+    assert "images.min_free_space_mb = 80" in cancelled[0].error
     assert len(original_requests(fake_civitai)) <= 2
 
 
