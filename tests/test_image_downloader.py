@@ -129,6 +129,17 @@ def test_options_default_from_settings_and_are_validated(tmp_path):
         ImageDownloader(api_client=object(), output_path=str(tmp_path), duplicate_policy="merge")
 
 
+def test_images_save_metadata_off_writes_no_sidecars(make_downloader, fake_civitai):
+    setting.set("images.save_metadata", False)
+    downloader = make_downloader(metadata_formats=["json", "txt"])
+    ids = downloader.download_model_images(58390, nsfw_levels=SFW, limit=2, save_metadata=True)
+    assert downloader.wait(timeout=30)
+    assert downloader.summary(ids).completed == 2
+    names = [n for _, _, files in os.walk(downloader.output_path) for n in files]
+    assert not [n for n in names if n.endswith((".json", ".txt"))]
+    assert all(downloader.get_task(t).metadata_path is None for t in ids)
+
+
 # -- model listing over several pages ------------------------------------------------------------
 
 
