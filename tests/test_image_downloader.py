@@ -266,6 +266,21 @@ def test_filtered_images_honour_the_nsfw_filter_param(make_downloader, fake_civi
     assert len(limited) == 3
 
 
+def test_videos_are_saved_as_mp4_without_thumbnails(make_downloader, fake_civitai):
+    videos = [i for i in fake_civitai.dataset.select(model_id=99001) if i.media == "mp4"]
+    assert videos
+    downloader = make_downloader(generate_thumbnails=True)
+    ids = downloader.download_model_images(99001, nsfw_levels=list(NSFW_LEVELS))
+    assert downloader.wait(timeout=30)
+    tasks = {downloader.get_task(t).image_id: downloader.get_task(t) for t in ids}
+    for video in videos:
+        task = tasks[video.id]
+        assert task.status == COMPLETED and task.image_path.endswith(".mp4")
+        assert task.thumbnail_path is None
+    pictures = [t for i, t in tasks.items() if i not in {v.id for v in videos}]
+    assert pictures and all(os.path.isfile(t.thumbnail_path) for t in pictures)
+
+
 # -- names and paths -----------------------------------------------------------------------------
 
 
