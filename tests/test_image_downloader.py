@@ -355,11 +355,20 @@ def test_simultaneous_image_requests_never_exceed_the_setting(fake_civitai, tmp_
     http_client.reset_http_client()
     # every collaborator from the defaults: shared client, owned engine, settings
     with ImageDownloader(output_path=str(tmp_path / "defaults")) as downloader:
-        assert downloader.engine.max_workers == 3
+        assert downloader.max_concurrent == downloader.engine.max_workers == 3
         ids = downloader.download_model_images(4384, nsfw_levels=list(NSFW_LEVELS))
         assert downloader.wait(timeout=60)
         assert downloader.summary(ids).completed == len(ids) > 10
-    assert 2 <= fake_civitai.max_concurrent_image_requests <= 3
+        assert 2 <= fake_civitai.max_concurrent_image_requests <= 3
+
+        fake_civitai.reset()
+        downloader.max_concurrent = 1  # turned down between batches (also works during one)
+        ids = downloader.download_model_images(58390, nsfw_levels=list(NSFW_LEVELS))
+        assert downloader.wait(timeout=60)
+        assert downloader.summary(ids).completed == len(ids) > 5
+        assert fake_civitai.max_concurrent_image_requests == 1
+        with pytest.raises(ValueError, match="images.max_concurrent"):
+            downloader.max_concurrent = 0
     assert downloader.engine.worker_count == 0  # close() shut the owned engine down
     http_client.reset_http_client()
 

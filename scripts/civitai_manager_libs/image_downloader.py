@@ -702,6 +702,15 @@ class ImageDownloader:
         return task.id
 
     @property
+    def max_concurrent(self) -> int:
+        """Simultaneous downloads; can be changed while a batch runs (the engine's pool size)."""
+        return self.engine.max_workers
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        self.engine.max_workers = setting.SPECS["images.max_concurrent"].validate(value)
+
+    @property
     def stopped_reason(self) -> Optional[str]:
         """Why scheduling stopped (disk space), or None."""
         return self._halt_reason
