@@ -326,3 +326,19 @@ def test_atomic_write_keeps_mode_of_existing_files_and_umask_for_new_ones(tmp_pa
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(new).st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.filterwarnings("ignore:Truncated File Read")  # Pillow notices the bad count too
+def test_corrupt_exif_counts_are_refused_before_piexif_reads_them(tmp_path):
+    """A hostile count would make piexif build a multi-gigabyte struct format (a hang)."""
+    tiff = bytearray(piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon EOS"}})[6:])
+    entry = 8 + 2  # first entry of IFD0 in piexif's big-endian layout
+    assert tiff[entry : entry + 2] == piexif.ImageIFD.Make.to_bytes(2, "big")
+    tiff[entry + 4 : entry + 8] = (0x7FFFFFFF).to_bytes(4, "big")
+    path = str(tmp_path / "hostile.jpeg")
+    noise_image().save(path, "JPEG", exif=b"Exif\x00\x00" + bytes(tiff))
+    before = open(path, "rb").read()
+    with pytest.raises(EmbedSkipped, match="cannot be read"):
+        embed_infotext(path, TEXT)
+    assert open(path, "rb").read() == before
+    assert read_infotext(path) is None

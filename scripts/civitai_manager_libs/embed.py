@@ -179,6 +179,14 @@ def user_comment(text: str) -> bytes:
     return piexif.helper.UserComment.dump(text, encoding="unicode")
 
 
+#: Bytes per value of each TIFF field type (TIFF 6.0, section 2).
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+
+
+#: Tags whose value is an offset or length piexif does arithmetic with: one integer each.
+_OFFSET_TAGS = {0x8769: (4,), 0x8825: (4,), 0xA005: (4,), 0x0201: (3, 4), 0x0202: (3, 4)}
+
+
 def _ifd_tags(tiff: bytes, offset: int, order: str) -> Tuple[Dict[int, int], int]:
     """``{tag: raw value/offset}`` of the IFD at ``offset`` and the next IFD's offset."""
     if offset < 8 or offset + 2 > len(tiff):
@@ -189,7 +197,15 @@ def _ifd_tags(tiff: bytes, offset: int, order: str) -> Tuple[Dict[int, int], int
         raise ValueError("IFD runs past the end of the EXIF block")
     tags = {}
     for pos in range(offset + 2, end, 12):
-        tag, _type, _count, value = struct.unpack(order + "HHII", tiff[pos : pos + 12])
+        tag, kind, count_, value = struct.unpack(order + "HHII", tiff[pos : pos + 12])
+        size = _TIFF_TYPE_SIZES.get(kind)
+        if size is None:
+            raise ValueError(f"tag {tag:#06x} has unknown type {kind}")
+        # piexif builds a struct format of ``count`` items: a corrupt count must never reach it.
+        if count_ * size > 4 and value + count_ * size > len(tiff):
+            raise ValueError(f"tag {tag:#06x} claims {count_:,} values beyond the EXIF block")
+        if tag in _OFFSET_TAGS and (kind not in _OFFSET_TAGS[tag] or count_ != 1):
+            raise ValueError(f"offset tag {tag:#06x} has type {kind} x {count_}, not one integer")
         tags[tag] = value
     # Some writers end a sub-IFD without the next-IFD pointer; only IFD0's is ever followed.
     next_ifd = struct.unpack(order + "I", tiff[end : end + 4])[0] if end + 4 <= len(tiff) else 0
@@ -221,8 +237,8 @@ def _merged_exif(tiff: Optional[bytes], text: str, path: str) -> Optional[bytes]
         if tiff[:2] not in (b"II", b"MM"):
             raise EmbedSkipped(path, "its existing EXIF is not TIFF-structured; it is kept as is")
         try:
+            present = exif_tag_sets(tiff)  # validates every count before piexif reads it
             exif = piexif.load(tiff)
-            present = exif_tag_sets(tiff)
         except (ValueError, struct.error, IndexError) as exc:
             raise EmbedSkipped(path, f"its existing EXIF cannot be read ({exc}); it is kept as is")
         dropped = sum(len(tags - set(exif.get(ifd) or {})) for ifd, tags in present.items())
@@ -426,6 +442,7 @@ def _load_exif_bytes(raw: bytes) -> Optional[dict]:
     if not isinstance(raw, bytes) or not (raw[:4] == b"Exif" or raw[:2] in (b"II", b"MM")):
         return None
     try:
+        exif_tag_sets(raw[6:] if raw[:4] == b"Exif" else raw)  # refuse corrupt counts first
         return piexif.load(raw)
     except (ValueError, struct.error, IndexError):
         return None
