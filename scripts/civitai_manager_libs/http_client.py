@@ -12,7 +12,6 @@ Every request of the package goes through :class:`CivitaiHttpClient` (usually th
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -22,31 +21,20 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import setting
+from .api_response import decode_json_object, status_error
 from .errors import (
-    ApiError,
-    AuthError,
-    BadRequestError,
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
     NetworkError,
-    NotFoundError,
     OutputPathError,
-    RateLimitedError,
-    ServerError,
 )
 from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
 from .host_gate import HostGate, origin_of
 from .logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
 from .records import DownloadResult
-from .retry_policy import (
-    PAUSE_STATUSES,
-    CivitaiRetry,
-    RetryCancelled,
-    current_cancel_event,
-    retry_after_seconds,
-)
+from .retry_policy import PAUSE_STATUSES, CivitaiRetry, RetryCancelled, current_cancel_event
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +173,6 @@ class CivitaiHttpClient:
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self._closed = threading.Event()
 
     def __repr__(self) -> str:
         return (
@@ -199,7 +186,6 @@ class CivitaiHttpClient:
 
     def close(self) -> None:
         """Close the pooled connections (the client must not be used afterwards)."""
-        self._closed.set()
         self.session.close()
 
     def __enter__(self) -> "CivitaiHttpClient":
@@ -234,50 +220,10 @@ class CivitaiHttpClient:
         with response:
             safe = redact(response.url or url)
             if response.status_code >= 300:
-                raise self._status_error(response, safe)
-            return _decode_json(response, safe)
-
-    def _status_error(self, response: requests.Response, safe: str) -> ApiError:
-        status = response.status_code
-        server = _server_message(response)
-        said = f": {server}" if server else ""
-        common = dict(status=status, url=safe, server_message=server)
-        if status in (404, 410):
-            return NotFoundError(
-                f"Civitai found nothing at {safe} (HTTP {status}){said}. Check the id or URL.",
-                **common,
-            )
-        if status in (401, 403):
-            hint = (
-                "The API key was rejected or lacks access: check civitai_api_key (CIVITAI_API_KEY)."
-                if self._api_key
-                else "This content needs an API key: set civitai_api_key (or CIVITAI_API_KEY)."
-            )
-            return AuthError(
-                f"Civitai refused access to {safe} (HTTP {status}){said}. {hint}", **common
-            )
-        if status == 429:
-            wait = retry_after_seconds(response.headers)
-            return RateLimitedError(
-                f"Civitai is rate limiting us (HTTP 429) on {safe} after {self.max_retries} "
-                f"retries{said}. Wait a few minutes or lower images.max_concurrent, then retry.",
-                retry_after=wait,
-                **common,
-            )
-        if status >= 500:
-            return ServerError(
-                f"Civitai had a server error (HTTP {status}) on {safe} after {self.max_retries} "
-                f"retries{said}. Try again later.",
-                **common,
-            )
-        if 400 <= status < 500:
-            return BadRequestError(
-                f"Civitai refused the request {safe} (HTTP {status}){said}. Check the parameters.",
-                **common,
-            )
-        return InvalidResponseError(
-            f"Civitai answered {safe} with an unexpected HTTP {status} instead of JSON.", **common
-        )
+                raise status_error(
+                    response, safe, retries=self.max_retries, has_api_key=bool(self._api_key)
+                )
+            return decode_json_object(response, safe)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -363,58 +309,6 @@ def _network_message(exc: BaseException, safe: str, timeout: Tuple[float, float]
     if "timeout" in reason or "timed out" in reason:
         hint = f"It did not answer within {timeout[1]:g} s; try again or raise http_timeout."
     return f"Could not reach Civitai for {safe}: {reason}. {hint}"
-
-
-def _server_message(response: requests.Response) -> Optional[str]:
-    """The server's own ``error``/``message`` text (or a short plain-text body), redacted."""
-    try:
-        body = response.text
-    except requests.exceptions.RequestException:
-        return None
-    if not body:
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        content_type = response.headers.get("Content-Type", "").lower()
-        if "html" in content_type or body.lstrip().startswith("<"):
-            return None
-        return redact(body.strip()[:200]) or None
-    if isinstance(data, dict):
-        for key in ("error", "message", "detail"):
-            value = data.get(key)
-            if value:
-                text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-                return redact(text[:300])
-    return None
-
-
-def _decode_json(response: requests.Response, safe: str) -> dict:
-    content_type = response.headers.get("Content-Type", "")
-    try:
-        data = response.json()
-    except ValueError:
-        body = response.content[:64].lstrip().lower()
-        if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
-            what = "an HTML page (maybe a Cloudflare check or maintenance page)"
-        elif not response.content:
-            what = "an empty body"
-        else:
-            what = f"something that is not JSON ({content_type or 'no Content-Type'})"
-        raise InvalidResponseError(
-            f"Civitai answered {safe} with {what}. Try again later; if it persists, check "
-            "civitai_base_url.",
-            status=response.status_code,
-            url=safe,
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidResponseError(
-            f"Civitai answered {safe} with JSON of type {type(data).__name__} where an object was "
-            "expected.",
-            status=response.status_code,
-            url=safe,
-        )
-    return data
 
 
 # -- the shared client ----------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Read a Civitai API answer: the JSON object it carries, or the typed error its status means."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import requests
+
+from .errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+)
+from .logging_setup import redact
+from .retry_policy import retry_after_seconds
+
+
+def status_error(
+    response: requests.Response, safe: str, *, retries: int, has_api_key: bool
+) -> ApiError:
+    """The typed error for a non-2xx answer; ``safe`` is the request URL without secrets."""
+    status = response.status_code
+    server = server_message(response)
+    said = f": {server}" if server else ""
+    common = dict(status=status, url=safe, server_message=server)
+    if status in (404, 410):
+        return NotFoundError(
+            f"Civitai found nothing at {safe} (HTTP {status}){said}. Check the id or URL.",
+            **common,
+        )
+    if status in (401, 403):
+        hint = (
+            "The API key was rejected or lacks access: check civitai_api_key (CIVITAI_API_KEY)."
+            if has_api_key
+            else "This content needs an API key: set civitai_api_key (or CIVITAI_API_KEY)."
+        )
+        return AuthError(
+            f"Civitai refused access to {safe} (HTTP {status}){said}. {hint}", **common
+        )
+    if status == 429:
+        wait = retry_after_seconds(response.headers)
+        return RateLimitedError(
+            f"Civitai is rate limiting us (HTTP 429) on {safe} after {retries} "
+            f"retries{said}. Wait a few minutes or lower images.max_concurrent, then retry.",
+            retry_after=wait,
+            **common,
+        )
+    if status >= 500:
+        return ServerError(
+            f"Civitai had a server error (HTTP {status}) on {safe} after {retries} "
+            f"retries{said}. Try again later.",
+            **common,
+        )
+    if 400 <= status < 500:
+        return BadRequestError(
+            f"Civitai refused the request {safe} (HTTP {status}){said}. Check the parameters.",
+            **common,
+        )
+    return InvalidResponseError(
+        f"Civitai answered {safe} with an unexpected HTTP {status} instead of JSON.", **common
+    )
+
+
+def server_message(response: requests.Response) -> Optional[str]:
+    """The server's own ``error``/``message`` text (or a short plain-text body), redacted."""
+    try:
+        body = response.text
+    except requests.exceptions.RequestException:
+        return None
+    if not body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "").lower()
+        if "html" in content_type or body.lstrip().startswith("<"):
+            return None
+        return redact(body.strip()[:200]) or None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                return redact(text[:300])
+    return None
+
+
+def decode_json_object(response: requests.Response, safe: str) -> dict:
+    """The body as a JSON object, or InvalidResponseError saying what arrived instead."""
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        data = response.json()
+    except ValueError:
+        body = response.content[:64].lstrip().lower()
+        if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
+            what = "an HTML page (maybe a Cloudflare check or maintenance page)"
+        elif not response.content:
+            what = "an empty body"
+        else:
+            what = f"something that is not JSON ({content_type or 'no Content-Type'})"
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with {what}. Try again later; if it persists, check "
+            "civitai_base_url.",
+            status=response.status_code,
+            url=safe,
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with JSON of type {type(data).__name__} where an object was "
+            "expected.",
+            status=response.status_code,
+            url=safe,
+        )
+    return data
