@@ -654,18 +654,19 @@ def test_get_stream_response_is_a_context_manager(fake_civitai, caplog):
 
 
 @pytest.fixture
-def restore_settings():
-    keys = ("http_timeout", "civitai_base_url", "http_max_retries")
-    saved = {k: setting.get(k) for k in keys}
-    sources = {k: setting.source(k) for k in keys}
+def restore_settings(tmp_path, monkeypatch):
+    """Defaults, no env overrides, a throwaway settings file; the shared client forgotten."""
+    for name in ("CIVITAI_BASE_URL", "CIVITAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CIVITAI_GALLERY_SETTINGS", str(tmp_path / "settings.json"))
+    setting.reset()
     http_client.reset_http_client()
     yield
-    setting.update({k: v for k, v in saved.items() if sources[k] != "env"})
+    setting.reset()
     http_client.reset_http_client()
 
 
 def test_shared_client_is_reused_and_rebuilt_on_change(restore_settings, monkeypatch):
-    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
     first = get_http_client()
     assert get_http_client() is first
     setting.set("http_timeout", 42)
@@ -676,6 +677,9 @@ def test_shared_client_is_reused_and_rebuilt_on_change(restore_settings, monkeyp
     assert get_http_client() is second
     setting.set("civitai_base_url", "http://127.0.0.1:9")
     assert get_http_client().base_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("CIVITAI_API_KEY", KEY)
+    keyed = get_http_client()
+    assert keyed.has_api_key and KEY not in repr(keyed)
 
 
 def test_shared_client_is_safe_to_create_from_many_threads(restore_settings):
