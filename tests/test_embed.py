@@ -8,6 +8,8 @@ import zlib
 import piexif
 import piexif.helper
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from scripts.civitai_manager_libs import embed
@@ -342,3 +344,32 @@ def test_corrupt_exif_counts_are_refused_before_piexif_reads_them(tmp_path):
         embed_infotext(path, TEXT)
     assert open(path, "rb").read() == before
     assert read_infotext(path) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    sources = {}
+    for name, fmt, options in (
+        ("t.png", "PNG", {}),
+        ("t.jpeg", "JPEG", {}),
+        ("t.webp", "WEBP", {"lossless": True}),
+    ):
+        path = folder / name
+        noise_image(size=(9, 7)).save(path, fmt, **options)
+        sources[name] = path.read_bytes()
+    return sources
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300))
+def test_any_text_reads_back_exactly_as_webui_sees_it(tmp_path, tiny_images, text):
+    for name, data in tiny_images.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        embed_infotext(str(path), text)
+        seen = webui_png_parameters(path) if name.endswith(".png") else webui_exif_comment(path)
+        assert seen == text
+        assert read_infotext(str(path)) == text
