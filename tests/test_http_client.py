@@ -584,6 +584,15 @@ def test_a_caller_supplied_bearer_is_removed_for_other_hosts(fake_civitai):
     assert "Authorization" not in fake_civitai.image_requests()[0].headers
 
 
+def test_plain_http_to_a_remote_host_with_a_key_is_warned(caplog):
+    with caplog.at_level(logging.WARNING):
+        CivitaiHttpClient(base_url="http://civitai.example", api_key=KEY)
+        CivitaiHttpClient(base_url="http://127.0.0.1:8000", api_key=KEY)
+        CivitaiHttpClient(base_url="http://civitai.example", api_key="")
+    assert caplog.text.count("sent unencrypted") == 1
+    assert KEY not in caplog.text
+
+
 # -- many threads, one client -----------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -158,6 +158,12 @@ class CivitaiHttpClient:
             )
         self.pool_size = max(1, int(pool_size))
         self._api_key = _ApiKey(setting.get("civitai_api_key") if api_key is None else api_key)
+        if self._api_key and _plain_http_to_remote(self.base_url):
+            logger.warning(
+                "The API key will be sent unencrypted to %s (plain http); use an https "
+                "civitai_base_url.",
+                self.api_origin,
+            )
         self.host_gate = host_gate if host_gate is not None else HostGate()
         self.retry = CivitaiRetry.build(
             self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
@@ -301,6 +307,12 @@ def _timeout_pair(value: Timeout, connect_default: float, read_default: Any) -> 
         return (float(connect), float(read))
     read = float(value)
     return (min(connect_default, read), read)
+
+
+def _plain_http_to_remote(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1")
 
 
 def _network_message(exc: BaseException, safe: str, timeout: Tuple[float, float]) -> str:
