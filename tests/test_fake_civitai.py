@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 
+import piexif
+import piexif.helper
 import pytest
 import requests
 from PIL import Image
@@ -123,6 +125,10 @@ def test_png_originals_carry_their_own_generation_data(fake_dataset):
     with Image.open(io.BytesIO(fake_dataset.original_bytes(comfy[0].id))) as picture:
         graph = json.loads(picture.text["prompt"])
     assert graph["3"]["class_type"] == "KSampler"
+    jpeg = next(i for i in fake_dataset.images if i.embedded == "a1111" and i.media == "jpeg")
+    exif = piexif.load(fake_dataset.original_bytes(jpeg.id))["Exif"]
+    comment = piexif.helper.UserComment.load(exif[piexif.ExifIFD.UserComment])
+    assert comment.startswith(jpeg.meta["prompt"]) and f"Seed: {jpeg.meta['seed']}" in comment
 
 
 def test_generated_dataset_has_exact_sizes_and_distinct_valid_jpegs():

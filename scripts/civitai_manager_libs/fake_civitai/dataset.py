@@ -84,7 +84,9 @@ class FakeImage:
     collected: int
     tag_ids: Tuple[int, ...] = ()
     blurhash: str = "UDF~Ee%M_3of~qofofof~qofWBof"
-    embedded: Optional[str] = None  # "a1111" | "comfy": what the original PNG carries itself
+    # What the original upload carries itself: "a1111" (PNG "parameters" chunk, or EXIF
+    # UserComment in a JPEG) or "comfy" (a PNG "prompt" chunk).
+    embedded: Optional[str] = None
     padded_size: Optional[int] = None  # generated datasets: exact size of the original bytes
 
     @property
@@ -260,7 +262,10 @@ class Dataset:
         elif image.embedded == "comfy" and image.meta and "comfy" in image.meta:
             chunks = {"prompt": _comfy_prompt(image.meta["comfy"])}
         picture = media.render_picture(image.id, image.width, image.height)
-        return media.encode_picture(picture, image.media, chunks)
+        data = media.encode_picture(picture, image.media, chunks)
+        if image.media == "jpeg" and image.embedded == "a1111" and image.meta:
+            data = media.with_user_comment(data, a1111_infotext(image.meta))
+        return data
 
     def _make_sized(self, image: FakeImage, width: int) -> bytes:
         if image.padded_size is not None:

@@ -14,6 +14,8 @@ import threading
 from collections import OrderedDict
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
+import piexif
+import piexif.helper
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
@@ -89,6 +91,15 @@ def encode_picture(
         image.save(out, format="WEBP", quality=80)
     else:
         raise ValueError(f"cannot encode a picture as {kind!r}")
+    return out.getvalue()
+
+
+def with_user_comment(jpeg: bytes, text: str) -> bytes:
+    """``jpeg`` with ``text`` in EXIF ``UserComment``, the way A1111 saves JPEGs (no re-encode)."""
+    comment = piexif.helper.UserComment.dump(text, encoding="unicode")
+    exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: comment}})
+    out = io.BytesIO()
+    piexif.insert(exif, jpeg, out)
     return out.getvalue()
 
 
