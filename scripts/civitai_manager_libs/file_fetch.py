@@ -150,6 +150,9 @@ class FileFetch:
         self.cancel_event = cancel_event
         self.fix_extension = fix_extension
         self.resumed = False
+        # The validator of the response the .part was started from: resumes within this call
+        # send it as If-Range, so a file changed on the server restarts instead of mixing.
+        self.validator: Optional[str] = None
 
     # -- driver -----------------------------------------------------------------------------
 
@@ -211,6 +214,8 @@ class FileFetch:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if self.validator:
+                headers["If-Range"] = self.validator
         try:
             with cancel_scope(self.cancel_event):
                 response = self.session.get(
@@ -338,6 +343,8 @@ class FileFetch:
             )
         # "Resumed" means the final file keeps bytes fetched by an earlier request.
         self.resumed = offset > 0
+        if not offset:
+            self.validator = _validator(response.headers)
         try:
             handle = open(self.part, "ab" if offset else "wb")
         except OSError as exc:
@@ -445,6 +452,14 @@ def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+def _validator(headers) -> Optional[str]:
+    """A strong ETag, else Last-Modified: what If-Range may carry (RFC 9110 section 13.1.5)."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
 
 
 def _int_header(value: Optional[str]) -> Optional[int]:
