@@ -457,6 +457,18 @@ def test_image_503_is_retried(fake_civitai, tmp_path):
     assert os.path.getsize(result.path) == result.size > 0
 
 
+def test_a_stalled_image_host_times_out(fake_civitai, tmp_path):
+    url = _image_urls(fake_civitai, 4)[0]
+    fake_civitai.faults.delay(_path_of(url), 1.0)
+    client = _client(fake_civitai, max_retries=0, download_timeout=(2, 0.3))
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="read timeout") as info:
+        client.fetch_to_file(url, str(tmp_path / "x.jpeg"))
+    assert info.value.status is None
+    assert time.monotonic() - start < 0.9
+    assert os.listdir(tmp_path) == []
+
+
 def test_cancel_keeps_the_part_for_a_later_resume(fake_civitai, tmp_path):
     url = fake_civitai.blob_url(1_000_000, kind="webm")
     expected = _reference(fake_civitai, url, tmp_path)
