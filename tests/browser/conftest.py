@@ -13,6 +13,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from scripts.civitai_manager_libs import setting
 
@@ -29,6 +30,21 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
 UI_TIMEOUT_MS = 30_000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failed test, save the page as tests/artifacts/<test>-FAILED.png for the CI log."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and page is not None:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        name = getattr(item, "originalname", None) or item.name
+        try:
+            page.screenshot(path=os.path.join(ARTIFACTS, f"{name}-FAILED.png"), full_page=True)
+        except PlaywrightError as exc:  # a crashed page must not hide the real failure
+            report.sections.append(("failure screenshot", str(exc)))
 
 
 def pytest_collection_modifyitems(items):

@@ -73,7 +73,7 @@ def test_demo_mode_works_offline_from_query_to_files(page, demo_app, open_app, s
     deadline = time.monotonic() + 60
     while "downloaded" not in status.input_value():
         assert time.monotonic() < deadline, "no summary within 60 s"
-        time.sleep(0.2)
+        page.wait_for_timeout(200)  # not time.sleep: the page's route handler must keep running
     text = status.input_value()
     assert "failed 0" in text and str(root / "images") in text
     images = [f for _r, _d, files in os.walk(root / "images") for f in files]

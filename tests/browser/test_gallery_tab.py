@@ -23,13 +23,19 @@ THUMBS = "#civitai_gallery_gallery .thumbnail-item img"
 TOAST = '[data-testid="toast-body"]'
 
 
-def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
+def wait_until(predicate, timeout=30.0, interval=0.1, what="condition", page=None):
+    """Poll ``predicate``. With ``page``, wait through Playwright so its event loop keeps running:
+    the route handler that lets the browser's requests through runs only then (a bare sleep
+    would hold every request of the page, e.g. the click's /queue/join, until it returns)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(interval)
+        if page is not None:
+            page.wait_for_timeout(interval * 1000)
+        else:
+            time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
@@ -82,6 +88,7 @@ def wait_status(page, pattern, timeout=60):
     return wait_until(
         lambda: regex.search(status(page)) and status(page),
         timeout=timeout,
+        page=page,
         what=f"status matching {pattern!r} (last: {status(page)!r})",
     )
 
@@ -123,6 +130,7 @@ def test_load_model_and_open_an_image_shows_its_prompt(gallery, fake, shot):
     wait_until(
         lambda: prompt_line in text_field(page, "civitai_gallery_info").input_value(),
         what="the selected image's prompt in the info box",
+        page=page,
     )
     info = text_field(page, "civitai_gallery_info").input_value()
     assert info == image_details(item)[0]
@@ -209,7 +217,7 @@ def test_second_click_does_not_start_a_duplicate_job(gallery, fake, output_dir, 
     load(page, f"version {VERSION_ID}")
     fake.latency = 0.3
     click(page, "civitai_gallery_download_all")
-    wait_until(lambda: jobs.running, timeout=10, what="the download to start")
+    wait_until(lambda: jobs.running, timeout=10, what="the download to start", page=page)
     # Same page: Gradio 3.x ignores the click while the event is pending; 4.x+ sends it and the
     # job lock answers. Another browser tab always reaches the lock.
     page.locator("#civitai_gallery_download_all").click()
@@ -231,7 +239,7 @@ def test_cancel_stops_the_running_download(gallery, fake, output_dir, shot):
     load(page, str(MODEL_ID))
     fake.latency = 0.4
     click(page, "civitai_gallery_download_all")
-    wait_until(lambda: jobs.running, timeout=10, what="the download to start")
+    wait_until(lambda: jobs.running, timeout=10, what="the download to start", page=page)
     click(page, "civitai_gallery_cancel")
     text = wait_status(page, r"cancelled \d+", timeout=60)
     downloaded, _skipped, _failed, total = downloaded_count(text)
