@@ -303,6 +303,8 @@ def test_load_gallery_pages_forward_and_back(env):
     assert [i.id for i in back.items] == [i.id for i in view.items]
     info, record = action.select_image(back, gr.SelectData(None, {"index": 0, "value": None}))
     assert record["id"] == back.items[0].id
+    assert record["model_name"] == "DreamShaper"  # filled from the loaded model
+    assert record["version_name"] in {name for _id, name in view.versions}
 
 
 def test_invalid_query_becomes_an_error_toast_and_writes_nothing(env):
@@ -345,3 +347,29 @@ def test_job_runner_refuses_a_second_job_and_reports_counts(env):
     assert "downloaded" in action.summary_text(outcome)
     rows = jobs.recent_tasks(5)
     assert len(rows) == 5 and rows[0][2] == "completed"
+
+
+def test_retry_with_nothing_failed_says_so(env):
+    status, _tasks = action.retry_failed(progress=None)
+    assert status == "Nothing to retry: no download has failed."
+    assert env.image_requests() == []
+
+
+def test_concurrent_callers_share_one_fetch_per_file(env):
+    """The prefetch and a page load may want the same thumbnails at once: one request per file,
+    and both callers see success (no writer trips over the other's .part file)."""
+    env.latency = 0.05
+    urls = [url for _, url in image_urls(env, 8)]
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(action.download_images(urls)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 3 and all(r.failed == 0 for r in results)
+    assert sum(r.downloaded + r.skipped for r in results) == 24
+    paths = [r.path for r in env.image_requests()]
+    assert sorted(paths) == sorted(set(paths)) and len(paths) == 8

@@ -79,6 +79,8 @@ class GalleryView:
     next_cursor: Optional[str] = None
     items: List[ImageItem] = field(default_factory=list)
     versions: List[Tuple[int, str]] = field(default_factory=list)
+    model_id: Optional[int] = None
+    model_name: Optional[str] = None
 
     @property
     def page_number(self) -> int:
@@ -165,7 +167,26 @@ def _fetch_page(view: GalleryView) -> GalleryView:
         limit=int(setting.get("gallery_page_size")),
         nsfw_levels=view.nsfw_levels,
     )
-    return replace(view, items=list(page.items), next_cursor=page.next_cursor)
+    return replace(
+        view, items=[_with_names(view, i) for i in page.items], next_cursor=page.next_cursor
+    )
+
+
+def _with_names(view: GalleryView, item: ImageItem) -> ImageItem:
+    """Fill the model and version names the listing does not carry (for the metadata panel)."""
+    changes: Dict[str, Any] = {}
+    if item.model_name is None and view.model_name and item.model_id == view.model_id:
+        changes["model_name"] = view.model_name
+    names = dict(view.versions)
+    version_id = item.version_id
+    if version_id is None:  # model listings name the versions only in the raw item
+        listed = item.raw.get("modelVersionIds") if isinstance(item.raw, dict) else None
+        known = [v for v in listed or [] if v in names]
+        if known:
+            version_id = changes["version_id"] = known[0]
+    if item.version_name is None and version_id in names:
+        changes["version_name"] = names[version_id]
+    return replace(item, **changes) if changes else item
 
 
 def _gallery_value(view: GalleryView) -> Tuple[GalleryView, List[Tuple[str, str]]]:
@@ -256,6 +277,8 @@ def load_gallery(query: str, nsfw: Sequence[str], sort: str, period: str, view: 
         params=_listing_params(target, sort, period),
         nsfw_levels=levels,
         versions=versions,
+        model_id=model_id,
+        model_name=model_name,
     )
     outputs = _show(view)
     selected = _selected_version(target)
@@ -370,6 +393,8 @@ def summary_text(outcome: JobOutcome) -> str:
     """The status line after a job: counts and where the files are."""
     s = outcome.summary
     if outcome.total == 0:
+        if outcome.kind == "retry":
+            return "Nothing to retry: no download has failed."
         return "Nothing to download: no image matches this selection and NSFW levels."
     parts = [f"{s.line()} of {outcome.total} images"]
     if s.cancelled or outcome.cancelled:

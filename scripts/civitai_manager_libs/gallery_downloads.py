@@ -165,6 +165,33 @@ def _unique(urls: Iterable[str]) -> List[str]:
     return out
 
 
+class _Fetch:
+    """One cache file being downloaded; every batch that wants it listens for the outcome."""
+
+    def __init__(self) -> None:
+        self.listeners: List[Tuple["queue.Queue[Tuple[str, bool]]", str]] = []
+
+
+_inflight_lock = threading.Lock()
+_inflight: Dict[str, _Fetch] = {}  # cache path -> fetch in progress (never two writers per file)
+
+
+def _fetch_job(url: str, path: str, fetch: _Fetch) -> Callable[[threading.Event], bool]:
+    def run(cancel_event: threading.Event) -> bool:
+        ok = False
+        try:
+            ok = _download_single_image(url, path)
+        finally:
+            with _inflight_lock:
+                _inflight.pop(path, None)
+                listeners = list(fetch.listeners)
+            for outcomes, wanted_url in listeners:
+                outcomes.put((wanted_url, ok))
+        return ok
+
+    return run
+
+
 def _run_batch(
     urls: List[str],
     on_each: Optional[Callable[[int, int], None]] = None,
@@ -189,20 +216,15 @@ def _run_batch(
         return result
     outcomes: "queue.Queue[Tuple[str, bool]]" = queue.Queue()
     engine = _gallery_engine()
-
-    def job(url: str, path: str) -> Callable[[threading.Event], bool]:
-        def run(cancel_event: threading.Event) -> bool:
-            ok = False
-            try:
-                ok = _download_single_image(url, path)
-            finally:
-                outcomes.put((url, ok))
-            return ok
-
-        return run
-
     for url, path in pending:
-        engine.submit(job(url, path), priority=priority)
+        with _inflight_lock:
+            fetch = _inflight.get(path)
+            started_here = fetch is None
+            if started_here:
+                fetch = _inflight[path] = _Fetch()
+            fetch.listeners.append((outcomes, url))
+        if started_here:  # else another caller (e.g. the prefetch) is already fetching it
+            engine.submit(_fetch_job(url, path, fetch), priority=priority)
     for _ in pending:
         url, ok = outcomes.get()
         finished += 1

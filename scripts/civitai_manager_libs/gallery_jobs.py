@@ -37,6 +37,7 @@ class JobOutcome:
     task_ids: List[str] = field(default_factory=list)
     summary: DownloadSummary = field(default_factory=DownloadSummary)
     cancelled: bool = False
+    kind: str = "download"  # download | retry
 
     @property
     def total(self) -> int:
@@ -88,11 +89,19 @@ class GalleryJobs:
         progress: ProgressFn = _no_progress,
     ) -> JobOutcome:
         """Download every image of ``target`` (NSFW levels applied) and wait for the tasks."""
-        return self._run(lambda dl: _start(dl, target, nsfw_levels), progress, "Listing images")
+
+        def start(downloader) -> List[str]:
+            return _start(downloader, target, nsfw_levels)
+
+        return self._run(start, progress, "Listing images", "download")
 
     def retry_failed(self, progress: ProgressFn = _no_progress) -> JobOutcome:
         """Retry every failed task the downloader knows and wait for them."""
-        return self._run(lambda dl: list(dl.retry_failed()), progress, "Retrying failed images")
+
+        def start(downloader) -> List[str]:
+            return list(downloader.retry_failed())
+
+        return self._run(start, progress, "Retrying failed images", "retry")
 
     def cancel(self) -> int:
         """Cancel the running job (its queued and running tasks). Returns how many tasks."""
@@ -107,7 +116,7 @@ class GalleryJobs:
         logger.info("cancel requested for the running gallery download (%d tasks)", len(task_ids))
         return len(task_ids)
 
-    def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str):
+    def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str, kind):
         if not self._lock.acquire(blocking=False):
             raise JobBusyError(
                 "A download is already running: wait for it to finish or press Cancel."
@@ -122,6 +131,7 @@ class GalleryJobs:
             if self._cancel.is_set() and task_ids:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
+            outcome.kind = kind
             self.last_outcome = outcome
             return outcome
         finally:

@@ -172,6 +172,10 @@ def test_download_all_shows_progress_then_summary_and_files_with_metadata(
         assert record["version_id"] == VERSION_ID
     assert page.locator(TOAST).filter(has_text=re.compile("Error|Warning")).count() == 0
     shot(page, "summary")
+    page.locator("#civitai_gallery_tasks_box").get_by_text("Recent tasks").click()
+    table = page.locator("#civitai_gallery_tasks")
+    table.get_by_text("completed").first.wait_for(state="visible")
+    assert os.path.basename(images[0]).split(".")[0] in table.inner_text()
 
 
 def test_failures_show_a_warning_and_retry_failed_completes_them(gallery, fake, output_dir, shot):
@@ -246,3 +250,16 @@ def test_cancel_stops_the_running_download(gallery, fake, output_dir, shot):
     assert downloaded < total
     assert len(saved_images(output_dir)) == downloaded
     shot(page, "cancelled")
+
+
+def test_thumbnails_that_fail_show_the_network_warning(gallery, fake, shot):
+    page = gallery
+    listing = first_page({"modelVersionId": VERSION_ID})
+    missing = [item.id for item in listing.items[:2]]
+    for image_id in missing:
+        fake.faults.not_found(f"*/width=320/{image_id}.*")
+    load(page, f"version {VERSION_ID}")
+    warning = toast(page, "Warning")
+    assert "some images failed to download (2), check your network connection" in warning
+    assert page.locator(THUMBS).count() == len(listing.items) - 2
+    shot(page, "thumbnail-warning")
