@@ -1,10 +1,24 @@
-"""Shared fixtures: a fresh local Civitai per test, on top of one session-wide default dataset."""
+"""Shared fixtures: a fresh local Civitai per test on one session-wide default dataset, and a guard
+that keeps one test's settings from leaking into the next."""
 
 from __future__ import annotations
 
 import pytest
 
+from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+
+@pytest.fixture(autouse=True)
+def _settings_do_not_leak():
+    """Undo whatever a test set or loaded into the in-process settings (e.g. a CLI run that read
+    ``{"http_max_retries": 0}`` from its settings file), so test order never matters."""
+    saved = {key: setting.get(key) for key in setting.SPECS if setting.source(key) == "set"}
+    before = setting.revision()
+    yield
+    if setting.revision() != before:
+        setting.reset()
+        setting.update(saved)
 
 
 @pytest.fixture(scope="session")
