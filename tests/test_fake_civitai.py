@@ -131,6 +131,13 @@ def test_png_originals_carry_their_own_generation_data(fake_dataset):
     assert comment.startswith(jpeg.meta["prompt"]) and f"Seed: {jpeg.meta['seed']}" in comment
 
 
+@pytest.mark.parametrize("image_kb", [1, 2, 3, 8, 200])
+def test_generated_images_have_exactly_the_requested_size(image_kb):
+    dataset = Dataset.generate(n_images=8, image_kb=image_kb)
+    sizes = {len(dataset.original_bytes(image.id)) for image in dataset.images}
+    assert sizes == {image_kb * 1024}
+
+
 def test_generated_dataset_has_exact_sizes_and_distinct_valid_jpegs():
     dataset = Dataset.generate(n_images=1000, image_kb=50, seed=3)
     assert len(dataset.images) == 1000 and len(dataset.models) == 1
