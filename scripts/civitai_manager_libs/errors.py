@@ -84,7 +84,7 @@ class DownloadError(CivitaiGalleryError):
 
 
 class UnexpectedContentError(DownloadError):
-    """The server sent HTML/JSON (or another non-media type) where an image or video was expected."""
+    """The server sent HTML/JSON (or other non-media) where an image or video was expected."""
 
 
 class IncompleteDownloadError(DownloadError):

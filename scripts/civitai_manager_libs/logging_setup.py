@@ -1,4 +1,4 @@
-"""Logging configuration shared by the shells, with a filter that keeps secrets out of every record."""
+"""Logging set-up shared by the shells, with a filter that keeps secrets out of every record."""
 
 from __future__ import annotations
 
