@@ -36,12 +36,12 @@
     window.civitaiGallery = {
         version: 1,
         root: root,
+        ready: false,
     };
 
     onUiLoaded(function () {
-        const tab = root();
-        if (!tab) return;
-        tab.classList.add('civitai-gallery-ready');
+        if (window.civitaiGallery.ready) return;
+        window.civitaiGallery.ready = true;
         document.addEventListener('keydown', onKey);
     });
 })();

@@ -146,7 +146,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
             elem_id="civitai_gallery_status",
         )
         with component(
-            gr.Accordion, "Recent tasks", open=False, elem_id="civitai_gallery_tasks_box"
+            gr.Accordion, "Recent tasks", open=True, elem_id="civitai_gallery_tasks_box"
         ):
             c["tasks"] = component(
                 gr.Dataframe,

@@ -62,7 +62,7 @@ def demo_app(tmp_path):
 def test_demo_mode_works_offline_from_query_to_files(page, demo_app, open_app, shot):
     url, root = demo_app
     open_app(page, url)
-    assert page.locator("#civitai_gallery_root.civitai-gallery-ready").count() == 1
+    page.wait_for_function("() => window.civitaiGallery && window.civitaiGallery.ready")
     page.locator("#civitai_gallery_query textarea, #civitai_gallery_query input").first.fill(
         VERSION_URL
     )

@@ -12,8 +12,9 @@ import re
 import time
 
 from scripts.civitai_manager_libs import setting
-from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+from scripts.civitai_manager_libs.civitai_api import CivitaiAPI, sized_url
 from scripts.civitai_manager_libs.civitai_gallery_action import image_details, jobs
+from scripts.civitai_manager_libs.gallery_downloads import THUMBNAIL_WIDTH
 from scripts.civitai_manager_libs.http_client import get_http_client
 
 MODEL_ID = 4201  # DreamShaper in the default fake dataset
@@ -140,8 +141,14 @@ def test_load_model_and_open_an_image_shows_its_prompt(gallery, fake, shot):
     cached = os.listdir(setting.get("gallery_cache_path"))
     assert len(cached) >= len(listing.items)
     assert fake.max_concurrent_image_requests <= setting.get("gallery_max_concurrent_downloads")
-    assert page.locator("#civitai_gallery_root.civitai-gallery-ready").count() == 1  # our JS ran
+    page.wait_for_function("() => window.civitaiGallery && window.civitaiGallery.ready")  # JS ran
     shot(page, "image-info")
+    # javascript/civitai_gallery.js: the right arrow key pages forward (Next).
+    page.locator("#civitai_gallery_page").click()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "() => document.querySelector('#civitai_gallery_page').innerText.includes('page 2')"
+    )
 
 
 def test_download_all_shows_progress_then_summary_and_files_with_metadata(
@@ -172,9 +179,10 @@ def test_download_all_shows_progress_then_summary_and_files_with_metadata(
         assert record["version_id"] == VERSION_ID
     assert page.locator(TOAST).filter(has_text=re.compile("Error|Warning")).count() == 0
     shot(page, "summary")
-    page.locator("#civitai_gallery_tasks_box").get_by_text("Recent tasks").click()
     table = page.locator("#civitai_gallery_tasks")
-    table.get_by_text("completed").first.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelector('#civitai_gallery_tasks').innerText.includes('completed')"
+    )
     assert os.path.basename(images[0]).split(".")[0] in table.inner_text()
 
 
@@ -255,9 +263,11 @@ def test_cancel_stops_the_running_download(gallery, fake, output_dir, shot):
 def test_thumbnails_that_fail_show_the_network_warning(gallery, fake, shot):
     page = gallery
     listing = first_page({"modelVersionId": VERSION_ID})
-    missing = [item.id for item in listing.items[:2]]
-    for image_id in missing:
-        fake.faults.not_found(f"*/width=320/{image_id}.*")
+    for item in listing.items[:2]:  # not cached by an earlier test, and now failing
+        cached = setting.get_image_url_to_gallery_file(sized_url(item.url, THUMBNAIL_WIDTH))
+        if os.path.exists(cached):
+            os.remove(cached)
+        fake.faults.not_found(f"*/width={THUMBNAIL_WIDTH}/{item.id}.*")
     load(page, f"version {VERSION_ID}")
     warning = toast(page, "Warning")
     assert "some images failed to download (2), check your network connection" in warning
