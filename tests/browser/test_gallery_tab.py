@@ -144,7 +144,7 @@ def test_load_model_and_open_an_image_shows_its_prompt(gallery, fake, shot):
     page.wait_for_function("() => window.civitaiGallery && window.civitaiGallery.ready")  # JS ran
     shot(page, "image-info")
     # javascript/civitai_gallery.js: the right arrow key pages forward (Next).
-    page.locator("#civitai_gallery_page").click()
+    page.locator("#civitai_gallery_page").first.click()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "() => document.querySelector('#civitai_gallery_page').innerText.includes('page 2')"
