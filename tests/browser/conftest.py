@@ -12,6 +12,7 @@ import os
 import socket
 from urllib.parse import urlsplit
 
+import gradio
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
@@ -28,7 +29,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
+ARTIFACTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "artifacts",
+    f"gradio-{gradio.__version__}",  # one folder per Gradio line of the matrix
+)
 UI_TIMEOUT_MS = 30_000
 
 
@@ -45,6 +50,15 @@ def pytest_runtest_makereport(item, call):
             page.screenshot(path=os.path.join(ARTIFACTS, f"{name}-FAILED.png"), full_page=True)
         except PlaywrightError as exc:  # a crashed page must not hide the real failure
             report.sections.append(("failure screenshot", str(exc)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_failure_screenshots():
+    """Drop the failure screenshots of an earlier run so the folder shows only this run's."""
+    if os.path.isdir(ARTIFACTS):
+        for name in os.listdir(ARTIFACTS):
+            if name.endswith("-FAILED.png"):
+                os.remove(os.path.join(ARTIFACTS, name))
 
 
 def pytest_collection_modifyitems(items):
