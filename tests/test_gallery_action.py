@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import tracemalloc
 
 import gradio as gr
@@ -373,3 +374,37 @@ def test_concurrent_callers_share_one_fetch_per_file(env):
     assert sum(r.downloaded + r.skipped for r in results) == 24
     paths = [r.path for r in env.image_requests()]
     assert sorted(paths) == sorted(set(paths)) and len(paths) == 8
+
+
+def test_cancel_while_listing_stops_the_listing(env):
+    from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+
+    def small_pages():
+        downloader = ImageDownloader(output_path=setting.get("images.output_path"))
+        downloader.page_size = 10  # the model's 172 images take 18 listing requests
+        return downloader
+
+    jobs = GalleryJobs(downloader_factory=small_pages)
+    env.faults.delay("/api/v1/images", 0.5)  # every listing page is slow
+    phases = []
+    outcomes = []
+
+    def progress(done, total, desc):
+        phases.append(desc)
+
+    worker = threading.Thread(
+        target=lambda: outcomes.append(jobs.download(Target("model", MODEL_ID), ["None"], progress))
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any(r.path == "/api/v1/images" for r in env.api_requests()):
+        assert time.monotonic() < deadline, "the listing never started"
+        time.sleep(0.02)
+    jobs.cancel()
+    worker.join(30)
+    assert not worker.is_alive()
+    outcome = outcomes[0]
+    assert outcome.cancelled
+    assert len([r for r in env.api_requests() if r.path == "/api/v1/images"]) <= 2
+    assert outcome.total <= 20  # at most the pages listed before the cancel
+    assert action.summary_text(outcome).count("cancelled") == 1

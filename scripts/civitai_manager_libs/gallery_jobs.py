@@ -111,8 +111,10 @@ class GalleryJobs:
         with self._state:
             task_ids = list(self._task_ids)
             downloader = self._downloader
-        if task_ids and downloader is not None:
-            downloader.cancel(task_ids)
+        if downloader is not None:
+            # Still listing (no task ids yet): cancel(None) also stops the listing. The tab's
+            # downloader runs only this one job, so "everything" is exactly this job.
+            downloader.cancel(task_ids or None)
         logger.info("cancel requested for the running gallery download (%d tasks)", len(task_ids))
         return len(task_ids)
 
