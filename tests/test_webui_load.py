@@ -266,3 +266,28 @@ def test_install_adds_only_what_webui_lacks_and_never_its_own_packages():
     install.install(launch)
     assert not any(p in " ".join(calls) for p in ("gradio", "fastapi", "pydantic"))
     assert all("==" not in c and "<" not in c for c in calls)  # no pins that move WebUI's packages
+
+
+def test_compat_helpers_fit_the_installed_gradio():
+    """The kwargs filter keeps the code version-free on every line of the matrix."""
+    import gradio as gr
+
+    from scripts.civitai_manager_libs import gradio_compat as compat
+
+    assert compat.parse_version("4.44.1") == (4, 44, 1)
+    assert compat.parse_version("6.0.0b2") == (6, 0, 0)
+    with pytest.raises(ValueError):
+        compat.parse_version("latest")
+    assert compat.gradio_version()[0] == int(gr.__version__.split(".")[0])
+    kept = compat.supported_kwargs(gr.Textbox.__init__, {"label": "x", "no_such_option": 1})
+    assert kept == {"label": "x"}
+    with gr.Blocks() as demo:
+        table = compat.component(gr.Dataframe, headers=["a"], max_height=123, bogus=True)
+        button = compat.component(gr.Button, "go", elem_id="compat_button")
+        dependency = compat.listen(button.click, None, None, None, js="() => {}", show_api=False)
+    height = getattr(table, "max_height", None) or getattr(table, "height", None)
+    assert height == 123  # max_height, or height where max_height does not exist yet
+    assert dependency is not None
+    assert compat.in_gradio_event() is False
+    assert compat.warn_user("not in an event: only logged") is False
+    assert compat.enable_queue(demo, 3) is not None

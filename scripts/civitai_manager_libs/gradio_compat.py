@@ -161,12 +161,3 @@ def warn_user(message: str) -> bool:
         return False
     gr.Warning(message)
     return True
-
-
-def info_user(message: str) -> bool:
-    """Like :func:`warn_user` with a ``gr.Info`` toast."""
-    logger.info("%s", message)
-    if not in_gradio_event():
-        return False
-    gr.Info(message)
-    return True
