@@ -1,0 +1,103 @@
+"""The duplicate policy: which file name an image gets when its name is taken, and what happens
+to either copy when its content is already in the archive under another image id.
+
+* With ``images.skip_existing`` a file already at the target path is skipped and adopted into the
+  archive. When ``skip_existing`` is off and the target exists, ``images.duplicate_policy``
+  decides: ``skip``, ``replace`` (overwrite) or ``keep_both`` (save as ``name (1).ext``).
+* After a download the SHA-256 is compared with the archive: ``skip`` deletes the new file
+  ("same content as <path>"), ``replace`` deletes the older file (and the older id now points at
+  the new one), ``keep_both`` keeps both.
+* Within one session every image gets its own name (``name (1)`` on a collision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from typing import Any, Dict, Optional
+
+from .download_task import row_as_dict
+from .records import DownloadResult
+
+logger = logging.getLogger(__name__)
+
+MEDIA_EXTENSIONS = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
+
+
+def find_existing(base: str) -> Optional[str]:
+    """The media file saved at ``base`` (a path without extension), whatever its extension."""
+    for ext in MEDIA_EXTENSIONS:
+        if os.path.isfile(base + ext):
+            return base + ext
+    return None
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileNames:
+    """The target names given out in this session, so two images never share a file."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claimed: Dict[str, Any] = {}  # planned target -> image id
+
+    def claim(self, target: str, image_id: Any) -> str:
+        """``target`` for ``image_id``, or ``target (n)`` when another image of the session has
+        it."""
+        with self._lock:
+            candidate, n = target, 0
+            while self._claimed.get(candidate, image_id) != image_id:
+                n += 1
+                candidate = f"{target} ({n})"
+            self._claimed[candidate] = image_id
+            return candidate
+
+    def claim_copy(self, target: str, image_id: Any) -> str:
+        """The first ``target (n)`` neither on disk nor given out (``keep_both``)."""
+        with self._lock:
+            n = 1
+            while find_existing(f"{target} ({n})") or f"{target} ({n})" in self._claimed:
+                n += 1
+            copy = f"{target} ({n})"
+            self._claimed[copy] = image_id
+            return copy
+
+
+def apply_same_content(
+    archive: Any, policy: str, image_id: Any, result: DownloadResult
+) -> Optional[Dict[str, Any]]:
+    """Apply ``policy`` when the archive holds ``result``'s content as another image's file.
+
+    Returns that image's archive row when the new file was deleted (``skip``); None when the new
+    file stays (no such other file, ``replace`` which deleted the older one, ``keep_both``).
+    """
+    row = row_as_dict(archive.find_by_sha256(result.sha256))
+    other = row.get("path")
+    if not other or row.get("image_id") == image_id:
+        return None
+    if os.path.abspath(other) == os.path.abspath(result.path) or not os.path.isfile(other):
+        return None
+    if policy == "skip":
+        os.remove(result.path)
+        return row
+    if policy == "replace":
+        os.remove(other)
+        logger.info("image %s replaces %s (same content)", image_id, other)
+        other_id = row.get("image_id")
+        if other_id is not None:  # the older id now lives in the new file: no ping-pong
+            archive.record_image(
+                image_id=other_id,
+                url=row.get("url"),
+                sha256=result.sha256,
+                path=result.path,
+                size=result.size,
+            )
+    return None

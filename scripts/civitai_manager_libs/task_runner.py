@@ -1,0 +1,186 @@
+"""What one download job does: fetch the original file, apply the duplicate policy, write the
+generation data and thumbnail, record the image in the archive, and say how the task ended.
+
+The runner never settles a task itself: it returns an :class:`Outcome` (final status, the
+sentence for the user, the task fields to set) and the downloader settles it. Every error of a job
+becomes a failed (or, for a full disk, a failed and ``disk_full``) outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import civitai_api
+from .download_task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
+from .duplicates import FileNames, apply_same_content, find_existing, sha256_file
+from .errors import (
+    ApiError,
+    CivitaiGalleryError,
+    DiskSpaceError,
+    DownloadCancelledError,
+    MetadataError,
+)
+from .failures import DISK_FULL_ERRNOS, describe_failure, is_disk_full
+
+logger = logging.getLogger(__name__)
+
+BytesCallback = Callable[[ImageDownloadTask, int, Optional[int]], None]
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a job ended: the task's final status, its error/note and the fields to set."""
+
+    status: str
+    error: Optional[str] = None
+    fields: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    disk_full: bool = False  # scheduling must stop
+
+
+def placeholder_extension(item_type: Optional[str]) -> str:
+    """The extension a file is streamed under until its real type is known."""
+    return ".mp4" if item_type == "video" else ".jpeg"
+
+
+class TaskRunner:
+    """Runs jobs for ``owner``, read at each job (so run-time changes apply): an ImageDownloader
+    or any object with ``client``, ``archive``, ``output_path``, ``metadata_formats``,
+    ``duplicate_policy``, ``generate_thumbnails`` and ``thumbnail_size``."""
+
+    def __init__(self, owner: Any, names: FileNames, on_bytes: BytesCallback):
+        self._owner = owner
+        self._names = names
+        self._on_bytes = on_bytes
+
+    def run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
+        """Download ``task`` (already started); never raises."""
+        root = self._owner.output_path
+        try:
+            return self._download(task, cancel_event)
+        except DownloadCancelledError:
+            return Outcome(CANCELLED, "cancelled")
+        except OSError as exc:  # DiskSpaceError and OutputPathError included
+            if is_disk_full(exc):
+                message = describe_failure(exc, root)
+                logger.error("image %s: %s (%s)", task.image_id, message, exc)
+                return Outcome(FAILED, message, disk_full=True)
+            logger.warning("image %s: %s", task.image_id, exc)
+            return Outcome(FAILED, describe_failure(exc, root))
+        except (CivitaiGalleryError, ApiError) as exc:
+            logger.warning("image %s failed: %s", task.image_id, exc)
+            return Outcome(FAILED, describe_failure(exc, root))
+        except Exception as exc:  # a bug must not leave the task "downloading" forever
+            logger.exception("image %s: unexpected error", task.image_id)
+            return Outcome(FAILED, describe_failure(exc, root))
+
+    def adopt(self, task: ImageDownloadTask, path: str) -> Outcome:
+        """A file is already where this image would go: record it, skip the download."""
+        sha = sha256_file(path)
+        size = os.path.getsize(path)
+        metadata_path = self._complete_sidecars(task, path)
+        self._record_image(task, path, metadata_path, sha, size)
+        fields = {"image_path": path, "metadata_path": metadata_path, "sha256": sha}
+        return Outcome(SKIPPED, f"already on disk: {path}", fields)
+
+    def _download(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
+        owner = self._owner
+        target = task.target
+        existing = None if task.custom_path else find_existing(target)
+        if existing is not None:
+            if owner.duplicate_policy == "skip":
+                return self.adopt(task, existing)
+            if owner.duplicate_policy == "keep_both":
+                target = self._names.claim_copy(target, task.image_id)
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        result = owner.client.fetch_to_file(
+            civitai_api.original_url(task.image_url),
+            target + placeholder_extension(task.item.type if task.item else None),
+            progress_callback=lambda done, total: self._on_bytes(task, done, total),
+            cancel_event=cancel_event,
+            fix_extension=True,
+        )
+        if existing is not None and owner.duplicate_policy == "replace":
+            if os.path.abspath(existing) != os.path.abspath(result.path):
+                os.remove(existing)  # the older copy with another extension
+        other = apply_same_content(owner.archive, owner.duplicate_policy, task.image_id, result)
+        if other is not None:
+            path = other["path"]
+            self._record_image(task, path, other.get("metadata_path"), result.sha256, result.size)
+            fields = {"image_path": path, "sha256": result.sha256}
+            return Outcome(SKIPPED, f"same content as {path}", fields)
+        metadata_path, note = self._write_metadata(task, result.path)
+        thumbnail = self._write_thumbnail(result.path)
+        self._record_image(task, result.path, metadata_path, result.sha256, result.size)
+        fields = {
+            "image_path": result.path,
+            "metadata_path": metadata_path,
+            "sha256": result.sha256,
+            "size": result.size,
+            "thumbnail_path": thumbnail,
+        }
+        return Outcome(COMPLETED, note, fields)
+
+    def _complete_sidecars(self, task: ImageDownloadTask, image_path: str) -> Optional[str]:
+        """Write the json/txt sidecars an adopted file lacks (e.g. after a kill); the file itself
+        is not touched (no EXIF embedding into a file this run did not download)."""
+        formats = [f for f in self._owner.metadata_formats if f != "exif"]
+        if not task.save_metadata or task.item is None or not formats:
+            return None
+        from . import metadata
+
+        missing = [f for f in formats if not os.path.exists(metadata.sidecar_path(image_path, f))]
+        if missing:
+            try:
+                record = metadata.extract_image_metadata(task.item)
+                metadata.save_metadata(image_path, record, missing)
+            except MetadataError as exc:
+                logger.warning("image %s: %s", task.image_id, exc)
+        sidecar = metadata.sidecar_path(image_path, formats[0])
+        return sidecar if os.path.exists(sidecar) else None
+
+    def _write_metadata(
+        self, task: ImageDownloadTask, image_path: str
+    ) -> Tuple[Optional[str], Optional[str]]:
+        """(the sidecar to show, a note when the generation data could not be written)."""
+        formats: List[str] = self._owner.metadata_formats
+        if not task.save_metadata or not formats or task.item is None:
+            return None, None
+        from . import metadata
+
+        try:
+            record = metadata.extract_image_metadata(task.item)
+            paths = metadata.save_metadata(image_path, record, formats)
+        except MetadataError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
+                raise DiskSpaceError(str(exc)) from exc
+            logger.warning("image %s: %s", task.image_id, exc)
+            return None, f"image saved, but its generation data could not be written: {exc}"
+        sidecars = [p for p in paths if os.path.abspath(p) != os.path.abspath(image_path)]
+        chosen = next((p for p in sidecars if p.endswith(".json")), None)
+        return chosen or (sidecars[0] if sidecars else (paths[0] if paths else None)), None
+
+    def _write_thumbnail(self, image_path: str) -> Optional[str]:
+        if not self._owner.generate_thumbnails:
+            return None
+        from . import thumbnails
+
+        try:
+            return thumbnails.make_thumbnail(image_path, size=self._owner.thumbnail_size)
+        except MetadataError as exc:  # ThumbnailError: the image itself is fine
+            logger.warning("%s", exc)
+            return None
+
+    def _record_image(self, task, path, metadata_path, sha256, size) -> None:
+        self._owner.archive.record_image(
+            image_id=task.image_id,
+            url=task.image_url,
+            sha256=sha256,
+            path=path,
+            metadata_path=metadata_path,
+            size=size,
+        )
