@@ -266,6 +266,19 @@ def test_unreachable_api_is_one_clear_sentence(tmp_path, capsys):
     assert not output.exists()
 
 
+def test_html_instead_of_json_names_every_way_to_fix_the_address(fake_civitai, tmp_path, capsys):
+    fake_civitai.faults.html_instead("/api/v1/models/*")
+    output = tmp_path / "out"
+    argv = ["download", "model", fake_civitai.dataset.models[0].id, "--output", output]
+    code, out, err = _run([*argv, "--base-url", fake_civitai.base_url], capsys)
+    assert code == cli.EXIT_FAILED and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: Civitai answered "), err
+    assert "HTML page" in err
+    for fix in ("civitai_base_url setting", "--base-url", "CIVITAI_BASE_URL"):
+        assert fix in err, err
+    assert not output.exists()
+
+
 # --------------------------------------------------------------------------- signals
 
 
@@ -308,3 +321,82 @@ def test_signal_stops_cleanly_then_same_command_resumes(tmp_path, sig):
 def test_run_config_repr_hides_the_key():
     cfg = cli.RunConfig("out", None, "k3y-in-repr-0123", 3)
     assert "k3y-in-repr-0123" not in repr(cfg)
+
+
+# --------------------------------------------------------------------------- archive and disk
+
+
+def _main_py(argv, tmp_path, **kwargs):
+    """``python main.py ARGV`` in a subprocess, without inherited CIVITAI_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVITAI_")}
+    env["CIVITAI_GALLERY_SETTINGS"] = str(tmp_path / "settings.json")
+    command = [sys.executable, os.path.join(REPO, "main.py"), *[str(a) for a in argv]]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+def _damage_archive(output):
+    output.mkdir(parents=True, exist_ok=True)
+    damaged = b"this is not an SQLite database " * 200
+    (output / cli.ARCHIVE_NAME).write_bytes(damaged)
+    return damaged
+
+
+def test_damaged_archive_is_one_clear_sentence_for_every_command(small_fake, tmp_path, capsys):
+    output = tmp_path / "out"
+    damaged = _damage_archive(output)
+    base = ["--base-url", small_fake.base_url, "--output", output, "-q"]
+
+    runs = {
+        "download": _run(["download", "model", small_fake.dataset.models[0].id, *base], capsys),
+        "tasks": _run(["tasks", "--output", output], capsys),
+        "retry-failed": _run(["retry-failed", *base], capsys),
+    }
+
+    for command, (code, _out, err) in runs.items():
+        assert code == cli.EXIT_FAILED, (command, err)
+        assert "Traceback" not in err, (command, err)
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, (command, err)
+        assert "is damaged. Move it away and run again" in errors[0], (command, err)
+        assert str(output / cli.ARCHIVE_NAME) in errors[0]
+    code, out, _err = runs["download"]
+    assert "stopped early: The download archive" in out  # the report says why
+    assert small_fake.image_requests() == []
+    assert _media(output) == []
+    assert (output / cli.ARCHIVE_NAME).read_bytes() == damaged  # left for the user to move
+
+
+def test_damaged_archive_in_a_subprocess_has_no_traceback(tmp_path):
+    output = tmp_path / "out"
+    _damage_archive(output)
+    run = _main_py(["tasks", "--output", output], tmp_path)
+    assert run.returncode == cli.EXIT_FAILED
+    assert run.stderr.startswith("error: The download archive ") and "damaged" in run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_disk_full_fills_stopped_reason_in_the_json_report(tmp_path):
+    # RLIMIT_FSIZE caps every file the CLI writes at 256 KiB (EFBIG, SIGXFSZ ignored): each 400 KiB
+    # image fails the way a full disk does, and the downloader stops scheduling the rest.
+    import resource
+
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+    def cap_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+    with FakeCivitai(dataset=Dataset.generate(n_images=6, image_kb=400)) as fake:
+        output, report = tmp_path / "out", tmp_path / "report.json"
+        argv = ["download", "model", fake.dataset.models[0].id, "--base-url", fake.base_url]
+        argv += ["--output", output, "--report", report, "--nsfw", "all", "--concurrency", 2, "-q"]
+        run = _main_py(argv, tmp_path, preexec_fn=cap_file_size)
+
+    assert run.returncode == cli.EXIT_FAILED, (run.stdout, run.stderr)
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["stopped_reason"] and "disk full" in data["stopped_reason"].lower(), data
+    assert data["complete"] is False and data["exit_code"] == cli.EXIT_FAILED
+    assert data["saved"] == 0 and data["listed"] == 6
+    assert "stopped early" in run.stdout and data["stopped_reason"] in run.stdout

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
-from .errors import CivitaiGalleryError, DiskSpaceError, OutputPathError
+# ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
+from .errors import ArchiveError, DiskSpaceError, OutputPathError
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     updated_at TEXT NOT NULL
 );
 """
-
-
-class ArchiveError(CivitaiGalleryError):
-    """The archive file cannot be used (damaged, from a newer version, locked, or closed)."""
 
 
 @dataclass(frozen=True)

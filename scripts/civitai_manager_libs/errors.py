@@ -105,3 +105,7 @@ class OutputPathError(CivitaiGalleryError, OSError):
 
 class MetadataError(CivitaiGalleryError):
     """Generation data could not be written in the requested format."""
+
+
+class ArchiveError(CivitaiGalleryError):
+    """The archive file cannot be used (damaged, from a newer version, locked, or closed)."""

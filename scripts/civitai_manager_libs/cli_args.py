@@ -1,0 +1,183 @@
+"""Argument parsing for the CLI: the argparse parser and its option value types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .errors import CivitaiGalleryError
+from .records import NSFW_LEVELS
+
+TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
+METADATA_FORMATS = ("json", "txt", "exif")
+DUPLICATE_POLICIES = {"skip": "skip", "replace": "replace", "keep-both": "keep_both"}
+TASK_STATUSES = ("pending", "downloading", "completed", "skipped", "failed", "cancelled")
+
+
+class UsageError(CivitaiGalleryError, ValueError):
+    """The command line is wrong; the message says what to write instead."""
+
+
+class ParserExit(Exception):
+    """``--help`` (or argparse's own exit): ``main`` returns ``status`` instead of exiting."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def exit(self, status: int = 0, message: Optional[str] = None):
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(status)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive_int(text)
+    if not 1 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"concurrency must be between 1 and 32, got {value}")
+    return value
+
+
+def _nsfw_levels(text: str) -> List[str]:
+    if text.strip().lower() == "all":
+        return list(NSFW_LEVELS)
+    by_lower = {level.lower(): level for level in NSFW_LEVELS}
+    levels: List[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.lower() not in by_lower:
+            raise argparse.ArgumentTypeError(
+                f"unknown NSFW level {part!r}; use a comma list of {','.join(NSFW_LEVELS)} or 'all'"
+            )
+        level = by_lower[part.lower()]
+        if level not in levels:
+            levels.append(level)
+    if not levels:
+        raise argparse.ArgumentTypeError("give at least one NSFW level, e.g. --nsfw None,Soft")
+    return levels
+
+
+def _metadata_formats(text: str) -> List[str]:
+    if text.strip().lower() == "none":
+        return []
+    formats: List[str] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if part not in METADATA_FORMATS:
+            raise argparse.ArgumentTypeError(
+                f"unknown metadata format {part!r}; use a comma list of "
+                f"{','.join(METADATA_FORMATS)} or 'none'"
+            )
+        if part not in formats:
+            formats.append(part)
+    return formats
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output", "-o", help="output folder (default: setting images.output_path, ./images)"
+    )
+    parser.add_argument(
+        "--base-url",
+        help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)",
+    )
+    parser.add_argument(
+        "--api-key",
+        help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host only",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no bars")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        help="parallel image downloads (default: setting images.max_concurrent, 5)",
+    )
+    parser.add_argument("--report", metavar="FILE", help="write a JSON completeness report here")
+
+
+def _add_download(sub) -> None:
+    dl = sub.add_parser(
+        "download",
+        help="download the images of a model, version, user, image, URL or filter",
+        description=(
+            "Targets: 'model ID', 'version ID', 'user NAME', 'image ID', 'url URL', "
+            "'filter KEY=VALUE ...' (keys: modelId, modelVersionId, postId, imageId, userId, "
+            "username, sort, period, nsfw, type, baseModels, tags)."
+        ),
+    )
+    dl.add_argument("kind", choices=TARGET_KINDS, help="what to download")
+    dl.add_argument("values", nargs="+", metavar="VALUE", help="id, name, URL or KEY=VALUE pairs")
+    dl.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="at most N images; 0 = no limit (default: all for model/version, 20 for user/filter)",
+    )
+    dl.add_argument(
+        "--nsfw",
+        type=_nsfw_levels,
+        help="comma list of levels None,Soft,Mature,X or 'all' "
+        "(default: setting images.default_nsfw_filter)",
+    )
+    dl.add_argument("--template", help="path template, e.g. '{model_id}/{id}' (no extension)")
+    dl.add_argument(
+        "--metadata",
+        type=_metadata_formats,
+        help="comma list of json,txt,exif or 'none' (default: setting images.metadata_format)",
+    )
+    dl.add_argument(
+        "--thumbnails", action="store_true", default=None, help="also write .thumbnails/"
+    )
+    dl.add_argument(
+        "--duplicates",
+        choices=sorted(DUPLICATE_POLICIES),
+        help="what to do with a file whose content is already saved (default: skip)",
+    )
+    _add_run_options(dl)
+    _add_common(dl)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``main.py download|tasks|retry-failed`` parser; it raises ``UsageError`` on bad input
+    and ``ParserExit`` where argparse would exit (``--help``)."""
+    parser = _Parser(
+        prog="main.py",
+        description="Download Civitai images with their generation data, headless.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{download,tasks,retry-failed}")
+    sub.required = True
+    _add_download(sub)
+
+    tasks = sub.add_parser("tasks", help="show the task history kept in the output folder")
+    tasks.add_argument("--status", choices=TASK_STATUSES, help="only tasks with this status")
+    tasks.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default 50)")
+    _add_common(tasks)
+
+    retry = sub.add_parser("retry-failed", help="download again every failed task of the archive")
+    _add_run_options(retry)
+    _add_common(retry)
+    return parser

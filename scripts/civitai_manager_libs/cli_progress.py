@@ -1,0 +1,70 @@
+"""Progress display of a CLI run: two tqdm bars on stderr, with log records printed above them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from typing import Iterator, Optional, TextIO
+
+from .logging_setup import install_filter
+from .records import DownloadSummary
+
+
+class ProgressBars:
+    """Two tqdm bars on stderr (images, bytes) fed from ``DownloadSummary`` callbacks."""
+
+    def __init__(self, enabled: bool, stream: Optional[TextIO] = None):
+        self._lock = threading.Lock()
+        self._images = self._bytes = None
+        self.enabled = enabled
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        stream = stream or sys.stderr
+        self._images = tqdm(total=0, unit="img", desc="images", position=0, file=stream)
+        self._bytes = tqdm(
+            total=None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc="bytes ",
+            position=1,
+            file=stream,
+        )
+
+    def update(self, summary: DownloadSummary) -> None:
+        if self._images is None:
+            return
+        done = summary.completed + summary.skipped + summary.failed + summary.cancelled
+        with self._lock:
+            if self._images.total != summary.listed:
+                self._images.total = summary.listed
+            self._images.n = done
+            self._images.set_postfix(failed=summary.failed, refresh=False)
+            self._images.refresh()
+            self._bytes.n = summary.bytes_downloaded
+            self._bytes.refresh()
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in (self._images, self._bytes):
+                if bar is not None:
+                    bar.close()
+            self._images = self._bytes = None
+
+
+@contextlib.contextmanager
+def logs_above_bars(enabled: bool) -> Iterator[None]:
+    """Route log records through ``tqdm.write`` while the bars are drawn (the secret filter is
+    put on the temporary handler too)."""
+    if not enabled:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        install_filter(logging.getLogger())
+        yield

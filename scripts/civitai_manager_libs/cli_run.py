@@ -1,0 +1,125 @@
+"""One download run of the CLI: list off the main thread, wait with progress bars, stop cleanly on
+a signal, and print (and write) the completeness report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, TextIO
+
+from .cli_progress import ProgressBars, logs_above_bars
+from .cli_report import RunReport, finish, user_message
+from .cli_service import RunConfig, Service
+from .cli_signals import Interrupted
+from .cli_target import CliTarget, check_target
+from .errors import ApiError, ArchiveError, DiskSpaceError, OutputPathError
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+STOP_TIMEOUT = 20.0
+_NOT_STARTED = "not started: "
+
+# Problems that end a run that has started: the report is still printed, the exit code is 1.
+RUN_STOPPERS = (ApiError, ArchiveError, DiskSpaceError, OutputPathError)
+
+Begin = Callable[[Any], List[str]]
+
+
+class _Starter(threading.Thread):
+    """Runs the listing (``begin(downloader)``) off the main thread, so a signal in the main thread
+    only ever interrupts the CLI's own waiting loop, never the service in the middle of a write."""
+
+    def __init__(self, begin: Begin, downloader):
+        super().__init__(name="cli-listing", daemon=True)
+        self._begin = begin
+        self._downloader = downloader
+        self.task_ids: Optional[List[str]] = None
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            self.task_ids = list(self._begin(self._downloader))
+        except BaseException as exc:  # handed to the main thread, which reports it
+            self.error = exc
+
+
+def _wait_all(downloader, starter: _Starter, bars: ProgressBars) -> None:
+    # One downloader per run: ``None`` selects exactly this run's tasks (not the history).
+    while starter.is_alive():
+        starter.join(POLL_SECONDS)
+        bars.update(downloader.summary())
+    if starter.error is not None:
+        raise starter.error
+    while not downloader.wait(timeout=POLL_SECONDS):
+        bars.update(downloader.summary())
+    bars.update(downloader.summary())
+
+
+def _stop(downloader, starter: _Starter) -> None:
+    """Cancel every task and the listing; wait (bounded) for workers to leave their .part files."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    downloader.cancel()
+    while starter.is_alive() and time.monotonic() < deadline:
+        starter.join(POLL_SECONDS)
+        downloader.cancel()  # tasks planned by the page that was in flight
+    if starter.is_alive():
+        log.warning("the listing did not stop within %.0f s; leaving it", STOP_TIMEOUT)
+    downloader.wait(timeout=max(1.0, deadline - time.monotonic()))
+
+
+def _run(
+    report: RunReport,
+    service: Service,
+    bars: ProgressBars,
+    begin: Begin,
+    sig: Dict[str, Any],
+) -> None:
+    """Run ``begin(downloader)`` then wait; fills ``report`` even when interrupted."""
+    downloader = service.open_downloader()
+    starter = _Starter(begin, downloader)
+    try:
+        starter.start()
+        _wait_all(downloader, starter, bars)
+    except Interrupted:
+        report.interrupted = True
+        log.warning("%s received: stopping; partial files are kept for resume", sig["signal"])
+        _stop(downloader, starter)
+    finally:
+        report.summary = downloader.summary()
+        reason = downloader.stopped_reason  # scheduling stopped: a full disk
+        if not report.interrupted and reason:
+            report.stopped_reason = (
+                reason[len(_NOT_STARTED) :] if reason.startswith(_NOT_STARTED) else reason
+            )
+
+
+def execute(
+    args: argparse.Namespace,
+    out: TextIO,
+    report: RunReport,
+    cfg: RunConfig,
+    begin: Begin,
+    target: Optional[CliTarget] = None,
+) -> int:
+    """Build the service, check the target, run with bars, print (and write) the report."""
+    service = Service(cfg)
+    try:
+        if target is not None:
+            check_target(service.api, target)  # NotFoundError before any folder is created
+        bars = ProgressBars(enabled=not args.quiet)
+        try:
+            with logs_above_bars(bars.enabled):
+                _run(report, service, bars, begin, args.signal)
+        except RUN_STOPPERS as exc:
+            report.stopped_reason = user_message(exc, cfg.base_url)
+            bars.close()
+            sys.stderr.write(f"error: {report.stopped_reason}\n")
+        finally:
+            bars.close()
+    finally:
+        service.close()
+    return finish(report, args.report, out)

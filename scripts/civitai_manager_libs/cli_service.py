@@ -1,0 +1,114 @@
+"""The service one CLI run uses, built from its options: client, API, engine and downloader, and
+the ``download_*`` call that matches the target."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from .cli_args import DUPLICATE_POLICIES
+from .cli_target import CliTarget
+
+
+@dataclass
+class RunConfig:
+    output: str
+    base_url: Optional[str]
+    api_key: Optional[str] = field(repr=False)  # never in a repr, log or report
+    concurrency: Optional[int] = None
+    template: Optional[str] = None
+    nsfw: Optional[List[str]] = None
+    metadata: Optional[List[str]] = None
+    thumbnails: Optional[bool] = None
+    duplicates: Optional[str] = None
+    limit: Optional[int] = None
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """Options over environment over saved settings (the settings themselves are not changed)."""
+    from . import setting
+
+    output = args.output or setting.get("images.output_path")
+    return RunConfig(
+        output=os.path.abspath(os.path.expanduser(output)),
+        base_url=(args.base_url or os.environ.get("CIVITAI_BASE_URL") or None),
+        api_key=(args.api_key or os.environ.get("CIVITAI_API_KEY") or None),
+        concurrency=getattr(args, "concurrency", None),
+        template=getattr(args, "template", None),
+        nsfw=getattr(args, "nsfw", None),
+        metadata=getattr(args, "metadata", None),
+        thumbnails=getattr(args, "thumbnails", None),
+        duplicates=getattr(args, "duplicates", None),
+        limit=getattr(args, "limit", None),
+    )
+
+
+class Service:
+    """The objects one CLI run uses: one client, one API, one engine, one downloader (closed on
+    exit). Every option goes to the constructors; the saved settings are never changed."""
+
+    def __init__(self, cfg: RunConfig):
+        from .civitai_api import CivitaiAPI
+        from .http_client import CivitaiHttpClient
+
+        self.cfg = cfg
+        self.client = CivitaiHttpClient(
+            api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
+        )
+        self.api = CivitaiAPI(client=self.client)
+        self.downloader = None
+
+    def open_downloader(self):
+        from . import setting
+        from .download_engine import DownloadEngine
+        from .image_downloader import ImageDownloader
+
+        cfg = self.cfg
+        workers = cfg.concurrency or setting.get("images.max_concurrent")
+        options: Dict[str, Any] = {"max_concurrent": workers}
+        if cfg.metadata:
+            options["metadata_formats"] = list(cfg.metadata)
+        if cfg.thumbnails:
+            options["generate_thumbnails"] = True
+        if cfg.duplicates:
+            options["duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
+        self.downloader = ImageDownloader(
+            api_client=self.api,
+            download_engine=DownloadEngine(client=self.client, max_workers=workers),
+            output_path=cfg.output,
+            path_template=cfg.template or setting.get("images.path_template"),
+            **options,
+        )
+        return self.downloader
+
+    def close(self) -> None:
+        if self.downloader is not None:
+            self.downloader.close()
+            self.downloader.engine.shutdown(wait=True, cancel_pending=True)
+        self.client.close()
+
+
+def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
+    """Call the matching ``download_*`` method; listing runs here, downloads in the engine."""
+    save = cfg.metadata is None or bool(cfg.metadata)
+    levels = cfg.nsfw
+    limit_kw = {} if cfg.limit is None else {"limit": cfg.limit}
+    by_kind = {
+        "model": downloader.download_model_images,
+        "version": downloader.download_version_images,
+        "user": downloader.download_creator_images,
+    }
+    kind, value = target.kind, target.value
+    if kind == "model" and target.version_id:  # a model URL naming one version
+        kind, value = "version", target.version_id
+    if kind in by_kind:
+        return by_kind[kind](value, nsfw_levels=levels, save_metadata=save, **limit_kw)
+    if target.kind == "image":
+        return [downloader.download_single_image(target.value, save_metadata=save)]
+    params = dict(target.value)
+    if levels is not None:  # --nsfw wins over an ``nsfw`` key in the filter
+        params.pop("nsfw", None)
+        params["nsfw_levels"] = list(levels)
+    return downloader.download_filtered_images(params, save_metadata=save, **limit_kw)
