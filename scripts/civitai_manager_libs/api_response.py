@@ -104,8 +104,9 @@ def decode_json_object(response: requests.Response, safe: str) -> dict:
         else:
             what = f"something that is not JSON ({content_type or 'no Content-Type'})"
         raise InvalidResponseError(
-            f"Civitai answered {safe} with {what}. Try again later; if it persists, check "
-            "civitai_base_url.",
+            f"Civitai answered {safe} with {what}. Try again later; if it persists, check the "
+            "Civitai address: the civitai_base_url setting, or --base-url / CIVITAI_BASE_URL for "
+            "the command line.",
             status=response.status_code,
             url=safe,
         ) from None

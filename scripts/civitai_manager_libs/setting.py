@@ -619,7 +619,7 @@ def load(path: Optional[str] = None) -> Optional[str]:
         with open(path, "r", encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
-        logger.info("No settings file at %s; using defaults.", path)
+        logger.debug("No settings file at %s; using defaults.", path)
         return None
     except OSError as exc:
         raise SettingsError(f"Cannot read the settings file {path}: {exc.strerror}.") from None
