@@ -21,6 +21,7 @@ from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
 from scripts.civitai_manager_libs.download_engine import DownloadEngine
 from scripts.civitai_manager_libs.errors import (
     DiskSpaceError,
+    InvalidResponseError,
     NotFoundError,
     OutputPathError,
     ServerError,
@@ -575,6 +576,42 @@ def test_a_listing_error_is_raised_and_the_rerun_continues_after_it(make_downloa
     assert {id_of(p) for p in media_files(again.output_path)} == expected
     assert not set(requested_ids(fake_civitai)) & first_two_pages
     assert again.archive.get_checkpoint(key) is None
+
+
+def test_a_server_cycling_cursors_stops_the_listing_after_planning_the_page(
+    make_downloader, fake_civitai
+):
+    every = list(NSFW_LEVELS)
+    wanted = fake_civitai.dataset.select(model_id=58390, levels=every)[:6]
+    client = CivitaiHttpClient(base_url=fake_civitai.base_url, api_key="")
+    items = [
+        client.get_json(f"/api/v1/images?imageId={image.id}&nsfw=X&withMeta=true")["items"][0]
+        for image in wanted
+    ]
+    client.close()
+    fake_civitai.reset()
+    # the server answers a -> b -> a -> b ... (queued answers are served in order)
+    served = [(items[0:2], "cur-a"), (items[2:4], "cur-b"), (items[4:6], "cur-a")]
+    served += [(items[4:6], "cur-b" if n % 2 else "cur-a") for n in range(8)]
+    for page_items, next_cursor in served:
+        body = {"items": page_items, "metadata": {"nextCursor": next_cursor}}
+        fake_civitai.faults.queue_status("/api/v1/images", 200, body=body, server="api")
+
+    downloader = make_downloader()
+    with pytest.raises(InvalidResponseError) as raised:
+        downloader.download_model_images(58390, nsfw_levels=every)
+    assert str(raised.value).startswith(
+        "Civitai returned a cursor it already gave ('cur-a'): stopping the listing to avoid "
+        "an endless loop"
+    )
+    listing = [r for r in fake_civitai.api_requests() if r.path == "/api/v1/images"]
+    assert [r.query.get("cursor") for r in listing] == [None, "cur-a", "cur-b"]
+    assert downloader.wait(timeout=30)
+    # the page that sent the repeated cursor was planned too: all six images are on disk
+    assert sorted(id_of(p) for p in media_files(downloader.output_path)) == sorted(
+        i.id for i in wanted
+    )
+    assert downloader.summary().completed == 6
 
 
 def test_kill_and_resume_downloads_every_image_exactly_once(make_downloader, tmp_path):
