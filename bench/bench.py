@@ -86,28 +86,13 @@ def machine() -> str:
     )
 
 
-def fake_with_tcp_nodelay() -> None:
-    """Set TCP_NODELAY on the fake's accepted sockets, as nginx and CDNs do (``tcp_nodelay on``).
-
-    Without it the fake's separate header and body writes meet the client's delayed ACK on a
-    kept-alive connection and every response stalls ~40 ms: a cost of the fake, not of the
-    client (a new connection per request, as the sequential loop makes, starts in quick-ACK mode
-    and hides it). Idempotent; a no-op once the fake sets the option itself.
-    """
-    import socket
-
+def set_fake_nodelay(enabled: bool) -> None:
+    """TCP_NODELAY on the fake's sockets in this process (the fake's default, as nginx and CDNs
+    ``tcp_nodelay on``); ``--no-nodelay`` turns it off to show the delayed-ACK stall (~40 ms per
+    kept-alive response) that the fake's separate header and body writes meet without it."""
     from scripts.civitai_manager_libs.fake_civitai import server
 
-    if getattr(server._Handler, "_bench_nodelay", False) or os.environ.get("BENCH_NO_NODELAY"):
-        return
-    original = server._Handler.setup
-
-    def setup(self) -> None:
-        original(self)
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    server._Handler.setup = setup
-    server._Handler._bench_nodelay = True
+    server._Handler.disable_nagle_algorithm = enabled
 
 
 def ideal_seconds(n: int, total_bytes: int, latency: float, bandwidth: float, c: int) -> float:
@@ -213,9 +198,9 @@ class RemoteFake:
     """A FakeCivitai in its own process, so the server never competes with the client being
     measured for the GIL (the real Civitai is not inside our process either)."""
 
-    def __init__(self, n: int, image_kb: int, latency: float, bandwidth: int):
+    def __init__(self, n: int, image_kb: int, latency: float, bandwidth: int, nodelay: bool):
         self.cmd = [sys.executable, __file__, "--child-fake", str(n), str(image_kb)]
-        self.cmd += [str(latency), str(bandwidth)]
+        self.cmd += [str(latency), str(bandwidth), "1" if nodelay else "0"]
 
     def __enter__(self) -> "RemoteFake":
         self.proc = subprocess.Popen(
@@ -230,10 +215,10 @@ class RemoteFake:
         self.proc.wait(timeout=30)
 
 
-def child_fake(n: str, image_kb: str, latency: str, bandwidth: str) -> int:
+def child_fake(n: str, image_kb: str, latency: str, bandwidth: str, nodelay: str) -> int:
     from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 
-    fake_with_tcp_nodelay()
+    set_fake_nodelay(nodelay == "1")
     dataset = Dataset.generate(n_images=int(n), image_kb=int(image_kb), seed=1)
     with FakeCivitai(dataset, latency=float(latency), total_bandwidth=float(bandwidth)) as fake:
         print("BASE", fake.base_url, flush=True)
@@ -242,9 +227,11 @@ def child_fake(n: str, image_kb: str, latency: str, bandwidth: str) -> int:
     return 0
 
 
-def throughput(n: int, image_kb: int, latency: float, bandwidth: int, work: str) -> List[Row]:
+def throughput(
+    n: int, image_kb: int, latency: float, bandwidth: int, work: str, nodelay: bool
+) -> List[Row]:
     rows: List[Row] = []
-    with RemoteFake(n, image_kb, latency, bandwidth) as fake:
+    with RemoteFake(n, image_kb, latency, bandwidth, nodelay) as fake:
         model_id = fake.model_id
         urls = list_urls(fake, model_id)
         total_bytes = n * image_kb * 1024
@@ -502,11 +489,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--only", choices=("throughput", "memory", "scale"), help="run one section only"
     )
     parser.add_argument(
-        "--no-nodelay", action="store_true", help="leave the fake without TCP_NODELAY"
+        "--no-nodelay",
+        action="store_true",
+        help="run the fake without TCP_NODELAY (shows the delayed-ACK stall it avoids)",
     )
     parser.add_argument("--child-stream", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    parser.add_argument("--child-fake", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child-fake", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_stream:
         return child_stream(*args.child_stream)
@@ -518,9 +507,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    if args.no_nodelay:
-        os.environ["BENCH_NO_NODELAY"] = "1"  # also for the fake's own process
-    fake_with_tcp_nodelay()
+    set_fake_nodelay(not args.no_nodelay)  # the in-process fakes; RemoteFake gets it as an arg
     n, kb = (40, 100) if args.quick else (200, 200)
     stream_size = (128 if args.quick else 1024) * MiB
     big = 200 if args.quick else 1000
@@ -537,7 +524,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"fake Civitai (own process): latency {args.latency * 1000:.0f} ms per request, "
                 f"{args.bandwidth:g} MiB/s link shared by all responses; {n} images x {kb} KiB\n"
             )
-            rows = throughput(n, kb, args.latency, bandwidth, work)
+            rows = throughput(n, kb, args.latency, bandwidth, work, not args.no_nodelay)
             headers = ["run", "seconds", "ideal s", "vs ideal", "speedup vs loop", "files"]
             print(table(headers, [r.cells() for r in rows]) + "\n")
             c5 = {r.name: r for r in rows}["ours, concurrency 5 (+json)"]
