@@ -408,3 +408,14 @@ def test_cancel_while_listing_stops_the_listing(env):
     assert len([r for r in env.api_requests() if r.path == "/api/v1/images"]) <= 2
     assert outcome.total <= 20  # at most the pages listed before the cancel
     assert action.summary_text(outcome).count("cancelled") == 1
+
+
+def test_cancel_with_nothing_running_only_says_so(env):
+    assert action.cancel_download() == "No download is running."
+
+
+def test_summary_of_a_job_cancelled_while_listing():
+    from scripts.civitai_manager_libs.gallery_jobs import JobOutcome
+
+    text = action.summary_text(JobOutcome(task_ids=[], cancelled=True))
+    assert text == "Cancelled while listing the images: nothing was downloaded."

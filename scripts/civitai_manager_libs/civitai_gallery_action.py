@@ -393,6 +393,8 @@ def summary_text(outcome: JobOutcome) -> str:
     """The status line after a job: counts and where the files are."""
     s = outcome.summary
     if outcome.total == 0:
+        if outcome.cancelled:
+            return "Cancelled while listing the images: nothing was downloaded."
         if outcome.kind == "retry":
             return "Nothing to retry: no download has failed."
         return "Nothing to download: no image matches this selection and NSFW levels."
@@ -446,12 +448,20 @@ def retry_failed(progress=gr.Progress()):
     return _run_job(jobs.retry_failed, progress)
 
 
-def cancel_download():
-    """Cancel. Returns the status text."""
+def cancel_download() -> str:
+    """Cancel button. Shows a toast and returns its text; the status box is left to the running
+    download, whose own summary (with the cancelled count) arrives when it stops."""
+    was_running = jobs.running
     count = jobs.cancel()
-    if not jobs.running:
-        return "No download is running."
-    return f"Cancelling the running download ({count} images queued or in progress)..."
+    if not was_running:
+        message = "No download is running."
+    elif count:
+        message = f"Cancelling the running download ({count} images)..."
+    else:
+        message = "Cancelling the running download while it is still listing images..."
+    logger.info("%s", message)
+    gr.Info(message)
+    return message
 
 
 def recent_tasks(limit: int = 20) -> Any:

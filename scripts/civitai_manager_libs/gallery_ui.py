@@ -200,7 +200,7 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
         concurrency_id="civitai_gallery_jobs",
         trigger_mode="multiple",
     )
-    listen(c["cancel"].click, action.cancel_download, None, [c["status"]], concurrency_limit=None)
+    listen(c["cancel"].click, action.cancel_download, None, None, concurrency_limit=None)
     listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
 
 

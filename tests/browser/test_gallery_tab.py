@@ -252,11 +252,16 @@ def test_cancel_stops_the_running_download(gallery, fake, output_dir, shot):
     fake.latency = 0.4
     click(page, "civitai_gallery_download_all")
     wait_until(lambda: jobs.running, timeout=10, what="the download to start", page=page)
+    page.wait_for_function(  # let it list and start downloading, then cancel
+        "() => document.querySelector('#civitai_gallery_status').innerText"
+        ".includes('Downloading')"
+    )
     click(page, "civitai_gallery_cancel")
     text = wait_status(page, r"cancelled \d+", timeout=60)
     downloaded, _skipped, _failed, total = downloaded_count(text)
     assert downloaded < total
     assert len(saved_images(output_dir)) == downloaded
+    assert jobs.running is False
     shot(page, "cancelled")
 
 
