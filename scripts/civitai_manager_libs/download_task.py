@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 from .download_engine import PRIORITY_BULK
@@ -181,6 +182,11 @@ class ImageDownloadTask:
             f"ImageDownloadTask(id={self._id!r}, image_id={self._image_id}, "
             f"status={self._status!r}, progress={self._progress:.2f})"
         )
+
+
+def new_task(image_id: Any, url: str, item: Optional[ImageItem]) -> ImageDownloadTask:
+    """A pending task with a fresh id for an image (``item`` None when only the id is known)."""
+    return ImageDownloadTask.for_item(uuid.uuid4().hex, image_id, url, item)
 
 
 def summarize(tasks: Iterable[ImageDownloadTask], output_path: str) -> DownloadSummary:

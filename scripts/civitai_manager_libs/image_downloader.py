@@ -3,9 +3,10 @@
 The ``download_*`` methods list images through :class:`civitai_api.CivitaiAPI` in the calling
 thread, page by page, and hand one :class:`ImageDownloadTask` per image to the
 :class:`download_engine.DownloadEngine` as each page arrives; they return the task ids while the
-downloads go on in the engine (use :meth:`ImageDownloader.wait`). What one job does is
-``task_runner``; the duplicate policy ``duplicates``; checkpoints ``crawl_state``; callbacks
-``callback_dispatcher``; free space ``disk_space``.
+downloads go on in the engine (use :meth:`ImageDownloader.wait`). This module is the facade: the
+pages are planned by ``listing_planner`` (checkpoints: ``crawl_state``), the session's tasks kept
+by ``task_registry``, one job run by ``task_runner`` (duplicate policy: ``duplicates``), callbacks
+run by ``callback_dispatcher``, free space judged by ``disk_space``.
 
 Decisions worth knowing (the spec leaves them open):
 
@@ -44,14 +45,12 @@ import os
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import civitai_api, disk_space, setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
-from .crawl_state import ListingPage, ListingState
 from .download_engine import PRIORITY_SINGLE, DownloadEngine
-from .download_task import (  # noqa: F401  (re-exported: the task and its statuses live here)
+from .download_task import (  # noqa: F401  (re-exported: the task and its statuses live there)
     CANCELLED,
     COMPLETED,
     DOWNLOADING,
@@ -60,22 +59,18 @@ from .download_task import (  # noqa: F401  (re-exported: the task and its statu
     PENDING,
     SKIPPED,
     ImageDownloadTask,
+    new_task,
     row_as_dict,
     summarize,
     task_from_record,
 )
-from .duplicates import MEDIA_EXTENSIONS, FileNames, find_existing  # noqa: F401
-from .errors import (
-    CivitaiGalleryError,
-    InvalidQueryError,
-    MetadataError,
-    NotFoundError,
-    OutputPathError,
-    SettingsError,
-)
+from .duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
+from .errors import InvalidQueryError, MetadataError, NotFoundError, OutputPathError, SettingsError
 from .failures import describe_failure  # noqa: F401  (re-exported)
+from .listing_planner import REASON_KNOWN, ListingPlanner
 from .paths import PathTemplate, fields_from_item, safe_join
 from .records import NSFW_LEVELS, DownloadSummary, ImageItem
+from .task_registry import TaskRegistry
 from .task_runner import Outcome, TaskRunner
 from .template_context import TemplateContext, int_or_none
 
@@ -83,7 +78,6 @@ logger = logging.getLogger(__name__)
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
 ALL_LEVELS = list(NSFW_LEVELS)
-REASON_KNOWN = "already downloaded"
 
 
 def _positive_id(value: Any, what: str) -> int:
@@ -152,24 +146,23 @@ class ImageDownloader:
         self._archive = archive
         self._owns_archive = archive is None
         self._archive_lock = threading.Lock()
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._tasks: Dict[str, ImageDownloadTask] = {}
-        self._active_by_image: Dict[Any, ImageDownloadTask] = {}
+        self._callbacks = TaskCallbacks(self.summary)
+        self._registry = TaskRegistry(lambda: self.archive, self._callbacks)
         self._names = FileNames()
-        self._listings: List[ListingState] = []
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
         self._context = TemplateContext(path_template, lambda: self.api)
+        self._planner = ListingPlanner(
+            self, self._registry, self._context, self._schedule, self._reserve
+        )
         self._runner = TaskRunner(self, self._names, self._on_bytes)
         self._sizes: List[int] = []
-        self._callbacks = TaskCallbacks(self.summary)
         self._closed = False
 
     def __repr__(self) -> str:
         return (
             f"ImageDownloader(output_path={self.output_path!r}, "
-            f"path_template={self.template.template!r}, tasks={len(self._tasks)})"
+            f"path_template={self.template.template!r}, tasks={len(self._registry)})"
         )
 
     def __enter__(self) -> "ImageDownloader":
@@ -291,12 +284,12 @@ class ImageDownloader:
         disk_space.check_free_space(root, self.min_free_space_mb)
         row = self._archive_row(image_id) if output_path is None else {}
         if row.get("path") and os.path.isfile(row["path"]):
-            task = self._new_task(image_id, row.get("url") or "", None)
-            self._register(task)
-            self._final(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
+            task = new_task(image_id, row.get("url") or "", None)
+            self._registry.add(task)
+            self._registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
             return task.id
         item = self._context.complete(self.api.get_image(image_id), {})
-        task = self._new_task(image_id, item.url, item)
+        task = new_task(image_id, item.url, item)
         task.priority = PRIORITY_SINGLE
         task.save_metadata = bool(save_metadata) and self.save_metadata_default
         if output_path is None:
@@ -309,13 +302,13 @@ class ImageDownloader:
             else:
                 base, ext = os.path.splitext(custom)
                 task.target = base if ext.lower() in MEDIA_EXTENSIONS else custom
-        with self._lock:
-            existing = self._active_by_image.get(image_id)
+        with self._registry.lock:
+            existing = self._registry.active(image_id)
             if existing is not None and output_path is None:
                 return existing.id
-            self._register(task)
+            self._registry.add(task)
         self._schedule(task)
-        self._reserve_space()
+        self._reserve()
         return task.id
 
     @property
@@ -359,129 +352,11 @@ class ImageDownloader:
         if limit:
             query_key += f"|limit={limit}"
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._lock:
+        with self._registry.lock:
             self._halt_reason = None
-        listing = self._start_listing(query_key, use_checkpoint=limit == 0)
-        context = self._context.for_listing(kind, value)
-        listed = 0
-        cursor = listing.start_cursor
-        try:
-            while not listing.stop.is_set() and self._halt_reason is None:
-                size = min(self.page_size, limit) if limit else self.page_size
-                listing.note_request(cursor)
-                page = self.api.get_image_page(
-                    params, cursor=cursor, limit=size, nsfw_levels=levels
-                )
-                items = page.items[: limit - listed] if limit else page.items
-                listed += len(items)
-                self._plan_page(
-                    listing, page.cursor, page.next_cursor, items, context, save_metadata
-                )
-                if page.next_cursor is None or (limit and listed >= limit):
-                    listing.listing_done = True
-                    break
-                listing.check_next_cursor(page.next_cursor)  # a cycle would never end
-                cursor = page.next_cursor
-        finally:
-            self._update_checkpoint(listing)
-        logger.info("%s: %d image(s) listed, %d task(s)", query_key, listed, len(listing.task_ids))
-        return list(listing.task_ids)
-
-    def _start_listing(self, query_key: str, use_checkpoint: bool) -> ListingState:
-        archive = self.archive  # OutputPathError before any request when the folder is unusable
-        start = archive.get_checkpoint(query_key) if use_checkpoint else None
-        if start:
-            logger.info("resuming %s from its checkpoint", query_key)
-        listing = ListingState(query_key, use_checkpoint, start)
-        with self._lock:
-            for older in [x for x in self._listings if x.query_key == query_key]:
-                # an earlier, interrupted run of the same query: this one resumes from its
-                # checkpoint and takes over its unfinished tasks, so it alone writes from now on
-                older.use_checkpoint = False
-                older.stop.set()
-                self._listings.remove(older)
-            self._listings.append(listing)
-        return listing
-
-    def _plan_page(
-        self,
-        listing: ListingState,
-        cursor: Optional[str],
-        next_cursor: Optional[str],
-        items: List[ImageItem],
-        context: Mapping[str, Any],
-        save_metadata: bool,
-    ) -> None:
-        ids = [item.id for item in items if item.id is not None]
-        known = set(self.archive.known_ids(ids)) if ids else set()
-        page = listing.add_page(cursor, next_cursor)
-        for item in items:
-            if listing.stop.is_set() or self._halt_reason is not None:
-                break
-            ident = item.id if item.id is not None else item.url
-            if ident in listing.seen_images:
-                continue  # listed twice in this call (e.g. under two versions)
-            listing.seen_images.add(ident)
-            if self._join_active(listing, page, ident, replace_last=False):
-                continue
-            item = self._context.complete(item, context)
-            task = self._new_task(item.id, item.url, item)
-            task.query_key = listing.query_key
-            task.save_metadata = bool(save_metadata) and self.save_metadata_default
-            listing.task_ids.append(task.id)
-            if item.id in known:
-                row = self._archive_row(item.id)
-                if row.get("path") and os.path.isfile(row["path"]):
-                    self._register(task)
-                    self._final(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
-                    continue
-                logger.info("image %s: its saved file is gone; downloading it again", item.id)
-            if not self._plan_target(task, item):
-                continue
-            with self._lock:  # another listing may have just won
-                if self._join_active(listing, page, ident, replace_last=True):
-                    continue
-                self._register(task)
-                page.open.add(task.id)
-            self._schedule(task)
-        self._reserve_space()
-        self._update_checkpoint(listing)
-
-    def _join_active(
-        self, listing: ListingState, page: ListingPage, ident: Any, replace_last: bool
-    ) -> bool:
-        """Use the live task another call already has for this image; True when there is one."""
-        with self._lock:
-            existing = self._active_by_image.get(ident)
-            if existing is None:
-                return False
-            if replace_last:
-                listing.task_ids[-1] = existing.id
-            else:
-                listing.task_ids.append(existing.id)
-            page.open.add(existing.id)
-            return True
-
-    def _plan_target(self, task: ImageDownloadTask, item: ImageItem) -> bool:
-        """Set the task's target from the path template; False (task failed) when no safe name."""
-        try:
-            task.target = safe_join(self.output_path, self.template.render(fields_from_item(item)))
-        except CivitaiGalleryError as exc:
-            self._register(task)
-            self._final(task, FAILED, f"no safe file name for this image: {exc}")
-            return False
-        return True
+        return self._planner.run(query_key, kind, value, params, limit, levels, save_metadata)
 
     # -- scheduling and running ------------------------------------------------------------------
-
-    def _new_task(self, image_id: Any, url: str, item: Optional[ImageItem]) -> ImageDownloadTask:
-        return ImageDownloadTask.for_item(uuid.uuid4().hex, image_id, url, item)
-
-    def _register(self, task: ImageDownloadTask) -> None:
-        with self._lock:
-            self._tasks[task.id] = task
-            if not task.done and task.image_id is not None:
-                self._active_by_image[task.image_id] = task
 
     def _schedule(self, task: ImageDownloadTask) -> None:
         """Settle what can be settled without a request, else hand the task to the engine."""
@@ -495,24 +370,24 @@ class ImageDownloader:
         try:
             self.engine.submit(lambda ev, t=task: self._run(t, ev), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
-            self._final(task, CANCELLED, f"not started: {exc}")
+            self._registry.settle(task, CANCELLED, f"not started: {exc}")
 
     def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
         """Engine job: download, post-process, record. Never leaves the task half-final."""
         if self._halt_reason is not None:
-            self._final(task, CANCELLED, self._halt_reason)
+            self._registry.settle(task, CANCELLED, self._halt_reason)
             return
         if cancel_event.is_set() or not task._start():
-            self._final(task, CANCELLED, "cancelled")
+            self._registry.settle(task, CANCELLED, "cancelled")
             return
         self._callbacks.progress()
         self._settle(task, self._runner.run(task, cancel_event))
 
     def _settle(self, task: ImageDownloadTask, outcome: Outcome) -> None:
         if outcome.status == COMPLETED:
-            with self._lock:
+            with self._registry.lock:
                 self._sizes.append(outcome.fields["size"])
-        self._final(task, outcome.status, outcome.error, **outcome.fields)
+        self._registry.settle(task, outcome.status, outcome.error, **outcome.fields)
         if outcome.disk_full:
             self._halt(f"not started: {outcome.error}")
 
@@ -520,55 +395,22 @@ class ImageDownloader:
         task._set_progress(done, total)
         self._callbacks.progress(throttle=True)
 
-    # -- final states, archive, callbacks --------------------------------------------------------
-
-    def _final(self, task: ImageDownloadTask, status: str, error: Optional[str], record=True, **kw):
-        """Settle a task once: archive it, update checkpoints, queue callbacks, wake waiters."""
-        if not task._finish(status, error, **kw):
-            return
-        try:
-            if record and task.image_id is not None:
-                self.archive.record_task(task.to_dict())
-            with self._lock:
-                if self._active_by_image.get(task.image_id) is task:
-                    del self._active_by_image[task.image_id]
-                listings = list(self._listings)
-            for listing in listings:
-                if listing.task_final(task):
-                    self._update_checkpoint(listing)
-        except CivitaiGalleryError as exc:  # the archive failed: the task's state still counts
-            logger.error("image %s: could not update the download archive: %s", task.image_id, exc)
-        finally:
-            self._callbacks.task_final(task, completed=status == COMPLETED)
-            with self._lock:
-                if status in (COMPLETED, SKIPPED):
-                    task.item = None  # the listing's data is not needed any more (memory)
-                task._settled = True
-                self._changed.notify_all()
-        self._callbacks.progress()
-
-    def _update_checkpoint(self, listing: ListingState) -> None:
-        def forget() -> None:
-            self._listings = [x for x in self._listings if x is not listing]
-
-        listing.sync_checkpoint(self._lock, lambda: self.archive, forget)
+    # -- stopping ----------------------------------------------------------------------------------
 
     def _halt(self, reason: str) -> None:
         """Stop scheduling: stop every listing and cancel the tasks not started yet."""
-        with self._lock:
+        with self._registry.lock:
             self._halt_reason = reason
-            listings = list(self._listings)
-            waiting = [t for t in self._tasks.values() if t.status == PENDING]
-        for listing in listings:
-            listing.stop.set()
+            self._registry.stop_listings()
+            waiting = self._registry.with_status(PENDING)
         self.engine.cancel([t.id for t in waiting])
         for task in waiting:
-            self._final(task, CANCELLED, reason)
+            self._registry.settle(task, CANCELLED, reason)
 
-    def _reserve_space(self) -> None:
+    def _reserve(self) -> None:
         """Stop scheduling when the queued work would bring the disk under the minimum."""
-        with self._lock:
-            pending = [t for t in self._tasks.values() if not t.done]
+        with self._registry.lock:
+            pending = self._registry.unfinished()
             sizes = list(self._sizes)
         reason = disk_space.shortfall(pending, sizes, self.output_path, self.min_free_space_mb)
         if reason is not None:
@@ -580,8 +422,7 @@ class ImageDownloader:
     # -- the rest of the public API --------------------------------------------------------------
 
     def get_task(self, task_id: str) -> Optional[ImageDownloadTask]:
-        with self._lock:
-            task = self._tasks.get(task_id)
+        task = self._registry.get(task_id)
         if task is None:
             task = self._load_history().get(task_id)
         return task
@@ -589,8 +430,7 @@ class ImageDownloader:
     def get_all_tasks(self) -> List[ImageDownloadTask]:
         """This session's tasks after the archive's history (restored with their final state)."""
         history = self._load_history()
-        with self._lock:
-            session = list(self._tasks.values())
+        session = self._registry.select()
         ids = {task.id for task in session}
         return [t for t in history.values() if t.id not in ids] + session
 
@@ -642,35 +482,25 @@ class ImageDownloader:
         """Block until the tasks (all of this session when None) are final and their callbacks
         have run; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while True:
-                tasks = self._select(task_ids)
-                if all(task._settled for task in tasks):
-                    break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._changed.wait(remaining if remaining is not None else 1.0)
+        if not self._registry.wait(task_ids, deadline):
+            return False
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self._callbacks.dispatcher.drain(remaining)
 
     def cancel(self, task_ids: Optional[Iterable[str]] = None) -> int:
         """Cancel tasks (all, and every ongoing listing, when None); returns how many were live."""
-        with self._lock:
+        with self._registry.lock:
             if task_ids is None:
-                for listing in self._listings:
-                    listing.stop.set()
-            live = [task for task in self._select(task_ids) if not task.done]
+                self._registry.stop_listings()
+            live = [task for task in self._registry.select(task_ids) if not task.done]
         self.engine.cancel([task.id for task in live])
         for task in live:
             if task.status == PENDING:
-                self._final(task, CANCELLED, "cancelled")
+                self._registry.settle(task, CANCELLED, "cancelled")
         return len(live)
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
-        with self._lock:
-            tasks = self._select(task_ids)
-        return summarize(tasks, self.output_path)
+        return summarize(self._registry.select(task_ids), self.output_path)
 
     def retry_failed(self) -> List[str]:
         """New tasks for the failed images of this session and of the archive's history.
@@ -680,9 +510,9 @@ class ImageDownloader:
         """
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._lock:
+        with self._registry.lock:
             self._halt_reason = None
-            failed = [t for t in self._tasks.values() if t.status == FAILED]
+            failed = self._registry.with_status(FAILED)
         retried: Set[Any] = set()
         new_ids: List[str] = []
         archive = self.archive
@@ -695,31 +525,32 @@ class ImageDownloader:
             if image_id is None or image_id in retried:
                 continue
             retried.add(image_id)
-            with self._lock:
-                if image_id in self._active_by_image:
-                    continue
+            if self._registry.active(image_id) is not None:
+                continue
             if archive.has_image(image_id):
                 continue
             if item is None:
                 try:
                     item = self._context.complete(self.api.get_image(int(image_id)), {})
                 except NotFoundError:
-                    task = self._new_task(image_id, "", None)
-                    self._register(task)
-                    self._final(task, FAILED, "HTTP 404: the image is no longer on Civitai")
+                    task = new_task(image_id, "", None)
+                    self._registry.add(task)
+                    self._registry.settle(
+                        task, FAILED, "HTTP 404: the image is no longer on Civitai"
+                    )
                     new_ids.append(task.id)
                     continue
-            task = self._new_task(image_id, item.url, item)
+            task = new_task(image_id, item.url, item)
             task.save_metadata = self.save_metadata_default
             new_ids.append(task.id)
             if target is not None:
                 task.target = target
-            elif not self._plan_target(task, item):
+            elif not self._planner.plan_target(task, item):
                 continue
-            self._register(task)
+            self._registry.add(task)
             self._schedule(task)
         if new_ids:
-            self._reserve_space()
+            self._reserve()
         return new_ids
 
     def close(self) -> None:
@@ -735,11 +566,3 @@ class ImageDownloader:
         self._callbacks.dispatcher.close()
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
-
-    def _select(self, task_ids: Optional[Iterable[str]]) -> List[ImageDownloadTask]:
-        if task_ids is None:
-            return list(self._tasks.values())
-        if isinstance(task_ids, str):
-            task_ids = [task_ids]
-        unique = dict.fromkeys(t for t in task_ids if t in self._tasks)  # keeps the order
-        return [self._tasks[t] for t in unique]

@@ -1,0 +1,146 @@
+"""The session's tasks and open listings: each task by id and the live one per image, settled
+exactly once (archive row, listing checkpoints, callbacks, waiters woken) and waited for."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from .callback_dispatcher import TaskCallbacks
+from .crawl_state import ListingPage, ListingState
+from .download_task import COMPLETED, SKIPPED, ImageDownloadTask
+from .errors import CivitaiGalleryError
+
+logger = logging.getLogger(__name__)
+
+
+class TaskRegistry:
+    """Tasks of one ImageDownloader; ``archive_of()`` gives the archive (opened on first use)."""
+
+    def __init__(self, archive_of: Callable[[], Any], callbacks: TaskCallbacks):
+        self._archive_of = archive_of
+        self._callbacks = callbacks
+        self.lock = threading.RLock()
+        self._changed = threading.Condition(self.lock)
+        self._tasks: Dict[str, ImageDownloadTask] = {}
+        self._active_by_image: Dict[Any, ImageDownloadTask] = {}
+        self._listings: List[ListingState] = []
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def add(self, task: ImageDownloadTask) -> None:
+        """Register a task; a task not final yet becomes its image's live task."""
+        with self.lock:
+            self._tasks[task.id] = task
+            if not task.done and task.image_id is not None:
+                self._active_by_image[task.image_id] = task
+
+    def get(self, task_id: str) -> Optional[ImageDownloadTask]:
+        with self.lock:
+            return self._tasks.get(task_id)
+
+    def active(self, image_id: Any) -> Optional[ImageDownloadTask]:
+        """The live (not final) task of an image, if any."""
+        with self.lock:
+            return self._active_by_image.get(image_id)
+
+    def select(self, task_ids: Optional[Iterable[str]] = None) -> List[ImageDownloadTask]:
+        """The tasks with these ids (every task when None), in order, each once."""
+        with self.lock:
+            if task_ids is None:
+                return list(self._tasks.values())
+            if isinstance(task_ids, str):
+                task_ids = [task_ids]
+            unique = dict.fromkeys(t for t in task_ids if t in self._tasks)  # keeps the order
+            return [self._tasks[t] for t in unique]
+
+    def with_status(self, status: str) -> List[ImageDownloadTask]:
+        with self.lock:
+            return [t for t in self._tasks.values() if t.status == status]
+
+    def unfinished(self) -> List[ImageDownloadTask]:
+        with self.lock:
+            return [t for t in self._tasks.values() if not t.done]
+
+    def join_active(
+        self, listing: ListingState, page: ListingPage, ident: Any, replace_last: bool
+    ) -> bool:
+        """Give ``listing`` the live task another call already has for this image (in place of
+        its last task id with ``replace_last``); True when there is one."""
+        with self.lock:
+            existing = self._active_by_image.get(ident)
+            if existing is None:
+                return False
+            if replace_last:
+                listing.task_ids[-1] = existing.id
+            else:
+                listing.task_ids.append(existing.id)
+            page.open.add(existing.id)
+            return True
+
+    def settle(
+        self, task: ImageDownloadTask, status: str, error: Optional[str], record=True, **fields
+    ) -> None:
+        """Settle a task once: archive it, update checkpoints, queue callbacks, wake waiters."""
+        if not task._finish(status, error, **fields):
+            return
+        try:
+            if record and task.image_id is not None:
+                self._archive_of().record_task(task.to_dict())
+            with self.lock:
+                if self._active_by_image.get(task.image_id) is task:
+                    del self._active_by_image[task.image_id]
+                listings = list(self._listings)
+            for listing in listings:
+                if listing.task_final(task):
+                    self.update_checkpoint(listing)
+        except CivitaiGalleryError as exc:  # the archive failed: the task's state still counts
+            logger.error("image %s: could not update the download archive: %s", task.image_id, exc)
+        finally:
+            self._callbacks.task_final(task, completed=status == COMPLETED)
+            with self.lock:
+                if status in (COMPLETED, SKIPPED):
+                    task.item = None  # the listing's data is not needed any more (memory)
+                task._settled = True
+                self._changed.notify_all()
+        self._callbacks.progress()
+
+    def wait(self, task_ids: Optional[Iterable[str]], deadline: Optional[float]) -> bool:
+        """Block until the tasks are settled; False when ``deadline`` (monotonic) passes."""
+        with self.lock:
+            while True:
+                if all(task._settled for task in self.select(task_ids)):
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining if remaining is not None else 1.0)
+
+    # -- listings --------------------------------------------------------------------------------
+
+    def open_listing(self, listing: ListingState) -> None:
+        """Track a listing; an earlier, interrupted run of the same query stops and hands over."""
+        with self.lock:
+            for older in [x for x in self._listings if x.query_key == listing.query_key]:
+                # this run resumes from the checkpoint and takes over the older run's unfinished
+                # tasks, so it alone writes the checkpoint from now on
+                older.use_checkpoint = False
+                older.stop.set()
+                self._listings.remove(older)
+            self._listings.append(listing)
+
+    def stop_listings(self) -> None:
+        with self.lock:
+            for listing in self._listings:
+                listing.stop.set()
+
+    def update_checkpoint(self, listing: ListingState) -> None:
+        def forget() -> None:
+            self._listings = [x for x in self._listings if x is not listing]
+
+        listing.sync_checkpoint(self.lock, self._archive_of, forget)
