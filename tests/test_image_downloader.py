@@ -612,6 +612,9 @@ def test_a_server_cycling_cursors_stops_the_listing_after_planning_the_page(
         i.id for i in wanted
     )
     assert downloader.summary().completed == 6
+    # like any listing error: the next run of the same call resumes where this one stopped
+    key = f"model:58390|nsfw={','.join(every)}"
+    assert downloader.archive.get_checkpoint(key) == "cur-a"
 
 
 def test_kill_and_resume_downloads_every_image_exactly_once(make_downloader, tmp_path):
