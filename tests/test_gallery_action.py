@@ -411,7 +411,7 @@ def test_cancel_while_listing_stops_the_listing(env):
 
 
 def test_cancel_with_nothing_running_only_says_so(env):
-    assert action.cancel_download() == "No download is running."
+    assert action.cancel_message() == "No download is running."
 
 
 def test_summary_of_a_job_cancelled_while_listing():

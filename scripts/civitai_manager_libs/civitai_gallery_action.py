@@ -448,9 +448,14 @@ def retry_failed(progress=gr.Progress()):
     return _run_job(jobs.retry_failed, progress)
 
 
-def cancel_download() -> str:
-    """Cancel button. Shows a toast and returns its text; the status box is left to the running
-    download, whose own summary (with the cancelled count) arrives when it stops."""
+def cancel_download() -> None:
+    """Cancel button. Shows a toast; the status box is left to the running download, whose own
+    summary (with the cancelled count) arrives when it stops."""
+    gr.Info(cancel_message())
+
+
+def cancel_message() -> str:
+    """Cancel the running download (if any) and say what happened."""
     was_running = jobs.running
     count = jobs.cancel()
     if not was_running:
@@ -460,7 +465,6 @@ def cancel_download() -> str:
     else:
         message = "Cancelling the running download while it is still listing images..."
     logger.info("%s", message)
-    gr.Info(message)
     return message
 
 
