@@ -407,7 +407,7 @@ def test_cancel_while_listing_stops_the_listing(env):
     assert outcome.cancelled
     assert len([r for r in env.api_requests() if r.path == "/api/v1/images"]) <= 2
     assert outcome.total <= 20  # at most the pages listed before the cancel
-    assert action.summary_text(outcome).count("cancelled") == 1
+    assert "cancelled" in action.summary_text(outcome).lower()
 
 
 def test_cancel_with_nothing_running_only_says_so(env):
