@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Standalone entry point.
 
-    python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
-    python main.py download model 123 [options]                    the same service, headless
-    python main.py tasks | retry-failed                            history and retries
+python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
+python main.py download model 123 [options]                    the same service, headless
+python main.py tasks | retry-failed                            history and retries
 """
 
 from __future__ import annotations
