@@ -122,6 +122,27 @@ def test_cancel_sets_the_event_of_running_jobs(engine):
     assert queued.status == CANCELLED and queued.result is None
 
 
+def test_cancel_queued_leaves_running_jobs_alone(engine):
+    seen_cancel = []
+
+    def running(cancel_event):
+        release.wait(10)
+        seen_cancel.append(cancel_event.is_set())
+        return "finished"
+
+    release = threading.Event()
+    job = engine.submit(running, key="running")
+    while job.status == QUEUED:
+        time.sleep(0.01)
+    later = [engine.submit(lambda ev: "never", key=f"later{i}") for i in range(3)]
+    assert sorted(engine.cancel_queued()) == ["later0", "later1", "later2"]
+    release.set()
+    assert job.wait(5)
+    assert job.status == DONE and job.result == "finished"
+    assert seen_cancel == [False]
+    assert [j.status for j in later] == [CANCELLED] * 3
+
+
 def test_a_job_that_fails_after_cancel_counts_as_cancelled(engine):
     started = threading.Event()
 

@@ -204,6 +204,21 @@ class DownloadEngine:
                 self._cond.notify_all()
             return touched
 
+    def cancel_queued(self, keys: Optional[Iterable[str]] = None) -> List[str]:
+        """Cancel the named jobs that have not started (all when None); running ones go on.
+
+        Returns the keys of the jobs cancelled, so the caller can settle exactly those.
+        """
+        with self._cond:
+            cancelled = []
+            for job in self._select_locked(keys):
+                if job.status == QUEUED:
+                    self._finish_locked(job, CANCELLED)
+                    cancelled.append(job.key)
+            if cancelled:
+                self._cond.notify_all()
+            return cancelled
+
     def wait(self, keys: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> bool:
         """Block until the named jobs (all known jobs when None) are finished; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout

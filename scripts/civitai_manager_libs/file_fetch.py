@@ -108,6 +108,15 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def _close_failed(handle) -> None:
+    """Close a file whose write just failed; the buffered rest fails to flush again (EFBIG or
+    ENOSPC once more), which must not mask the first error: the caller removes the file anyway."""
+    try:
+        handle.close()
+    except OSError as exc:
+        logger.debug("Closing %s after a failed write failed too: %s", handle.name, exc)
+
+
 def _disk_error(exc: OSError, part: str, safe_url: str) -> Exception:
     """Turn a write failure into the typed error, removing the ``.part`` file."""
     _remove(part)
@@ -381,7 +390,7 @@ class FileFetch:
         try:
             handle.write(chunk)
         except OSError as exc:
-            handle.close()
+            _close_failed(handle)
             raise _disk_error(exc, self.part, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
@@ -394,7 +403,7 @@ class FileFetch:
             handle.flush()
             os.fsync(handle.fileno())
         except OSError as exc:
-            handle.close()
+            _close_failed(handle)
             raise _disk_error(exc, self.part, self.safe_url) from None
 
     def _check_cancel_with(self, handle, done: int) -> None:

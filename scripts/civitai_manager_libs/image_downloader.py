@@ -398,14 +398,18 @@ class ImageDownloader:
     # -- stopping ----------------------------------------------------------------------------------
 
     def _halt(self, reason: str) -> None:
-        """Stop scheduling: stop every listing and cancel the tasks not started yet."""
+        """Stop scheduling: stop every listing and cancel the tasks not started yet.
+
+        Jobs already running are left to finish (or fail cleanly on their own), so none is
+        cancelled mid-stream: a halt never leaves a ``.part`` file behind. A job that was taken
+        from the queue but has not started its task sees ``_halt_reason`` and settles itself.
+        """
         with self._registry.lock:
             self._halt_reason = reason
             self._registry.stop_listings()
-            waiting = self._registry.with_status(PENDING)
-        self.engine.cancel([t.id for t in waiting])
-        for task in waiting:
-            self._registry.settle(task, CANCELLED, reason)
+            waiting = {t.id: t for t in self._registry.with_status(PENDING)}
+        for key in self.engine.cancel_queued(list(waiting)):
+            self._registry.settle(waiting[key], CANCELLED, reason)
 
     def _reserve(self) -> None:
         """Stop scheduling when the queued work would bring the disk under the minimum."""

@@ -114,3 +114,40 @@ def test_read_only_output_folder(generated_fake, tmp_path):
         assert _files(output) == []
     finally:
         output.chmod(0o755)
+
+
+@pytest.mark.parametrize("limit", [100_001, 150_003, 262_144])
+def test_a_write_cut_short_by_the_disk_limit_leaves_no_part(fake_civitai, tmp_path, limit):
+    # RLIMIT_FSIZE makes the kernel accept part of a write, then refuse the rest: the buffered
+    # remainder fails to flush again when the file is closed. That second failure must not
+    # escape and leave the .part behind.
+    import subprocess
+    import sys
+
+    url = fake_civitai.blob_url(400 * 1024, kind="mp4")
+    target = tmp_path / "blob"
+    code = (
+        "import sys\n"
+        "from scripts.civitai_manager_libs.http_client import CivitaiHttpClient\n"
+        "from scripts.civitai_manager_libs.errors import DiskSpaceError\n"
+        "from scripts.civitai_manager_libs import file_fetch\n"
+        "body_chunks = file_fetch._body_chunks\n"
+        "# chunks smaller than the file buffer, as a slow network delivers them\n"
+        "file_fetch._body_chunks = lambda response, size: body_chunks(response, 1000)\n"
+        "client = CivitaiHttpClient(base_url=sys.argv[1], max_retries=0)\n"
+        "try:\n"
+        "    client.fetch_to_file(sys.argv[2], sys.argv[3])\n"
+        "except DiskSpaceError as exc:\n"
+        "    print('disk-full:', exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, fake_civitai.base_url, url, str(target)],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=ignore_sigxfsz_and_limit(limit),
+    )
+    assert "disk-full:" in run.stdout, (run.stdout, run.stderr[-3000:])
+    assert "Traceback" not in run.stderr
+    assert os.listdir(tmp_path) == [], "a partial file was left behind"
