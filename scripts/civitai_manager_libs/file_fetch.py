@@ -24,7 +24,13 @@ from .errors import (
 )
 from .host_gate import HostGate, origin_of
 from .logging_setup import redact
-from .media_sniff import SNIFF_BYTES, describe_non_media, media_kind, mime_for
+from .media_sniff import (
+    MEDIA_EXTENSIONS,
+    SNIFF_BYTES,
+    describe_non_media,
+    media_kind,
+    mime_for,
+)
 from .records import DownloadResult
 from .retry_policy import RetryCancelled, cancel_scope
 
@@ -37,27 +43,8 @@ _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
 # Suffixes that fix_extension replaces; any other suffix is part of the name and is kept.
-_REPLACEABLE_SUFFIXES = {
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".webp",
-    ".gif",
-    ".avif",
-    ".mp4",
-    ".mov",
-    ".webm",
-    ".mkv",
-    ".mp3",
-    ".m4a",
-    ".ogg",
-    ".wav",
-    ".flac",
-    ".bin",
-    ".tmp",
-}
+# Suffixes ``fix_extension`` may replace: every media extension plus their aliases.
+_REPLACEABLE_SUFFIXES = set(MEDIA_EXTENSIONS) | {".jpg", ".jpe", ".jfif", ".bin", ".tmp"}
 # Errors that mean "the body stopped arriving": resume from what is on disk.
 _STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
 

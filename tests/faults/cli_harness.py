@@ -176,3 +176,22 @@ def generated_model_id(fake) -> int:
 
 def image_ids(fake, **criteria) -> List[int]:
     return [image.id for image in fake.dataset.select(**criteria)]
+
+
+def download_model_args(fake, output, concurrency: int = 5, *extra) -> List[str]:
+    """``download model <generated>`` from ``fake`` into ``output``: all NSFW levels, quiet."""
+    return [
+        "download",
+        "model",
+        generated_model_id(fake),
+        "--base-url",
+        fake.base_url,
+        "--output",
+        output,
+        "--nsfw",
+        "all",
+        "--concurrency",
+        str(concurrency),
+        "-q",
+        *extra,
+    ]

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from cli_harness import (
+    download_model_args,
     assert_decodable,
     generated_model_id,
     ignore_sigxfsz_and_limit,
@@ -18,20 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _args(fake, output):
-    return [
-        "download",
-        "model",
-        generated_model_id(fake),
-        "--base-url",
-        fake.base_url,
-        "--output",
-        output,
-        "--nsfw",
-        "all",
-        "--concurrency",
-        "2",
-        "-q",
-    ]
+    return download_model_args(fake, output, 2)
 
 
 def _files(root):

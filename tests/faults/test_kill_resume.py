@@ -9,9 +9,9 @@ import time
 
 import pytest
 from cli_harness import (
+    download_model_args,
     assert_decodable,
     assert_complete,
-    generated_model_id,
     image_ids,
     media_files,
     part_files,
@@ -26,22 +26,7 @@ SEED = int(os.environ.get("FAULT_SEED", "20261123"))
 
 
 def _download_args(fake, output):
-    return [
-        "download",
-        "model",
-        generated_model_id(fake),
-        "--base-url",
-        fake.base_url,
-        "--output",
-        output,
-        "--concurrency",
-        "3",
-        "--nsfw",
-        "all",
-        "--metadata",
-        "json",
-        "-q",
-    ]
+    return download_model_args(fake, output, 3, "--metadata", "json")
 
 
 def test_kill_nine_ten_times_then_resume(generated_fake, tmp_path):

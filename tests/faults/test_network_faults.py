@@ -7,8 +7,8 @@ import random
 
 import pytest
 from cli_harness import (
+    download_model_args,
     assert_complete,
-    generated_model_id,
     image_ids,
     media_files,
     part_files,
@@ -21,21 +21,7 @@ N_IMAGES = 30
 
 
 def _args(fake, output, *extra):
-    return [
-        "download",
-        "model",
-        generated_model_id(fake),
-        "--base-url",
-        fake.base_url,
-        "--output",
-        output,
-        "--nsfw",
-        "all",
-        "--concurrency",
-        "5",
-        "-q",
-        *extra,
-    ]
+    return download_model_args(fake, output, 5, *extra)
 
 
 def _image_id(path: str) -> int:
