@@ -6,6 +6,7 @@ job runner (one job at a time, summaries, errors as toasts)."""
 from __future__ import annotations
 
 import logging
+import json
 import os
 import threading
 import time
@@ -419,3 +420,19 @@ def test_summary_of_a_job_cancelled_while_listing():
 
     text = action.summary_text(JobOutcome(task_ids=[], cancelled=True))
     assert text == "Cancelled while listing the images: nothing was downloaded."
+
+
+def test_a_filter_download_keeps_exactly_the_chosen_nsfw_levels(env):
+    # One level ("Mature") must not widen into Civitai's mask for it (which also lets X through).
+    jobs = GalleryJobs()
+    target = Target("filter", "modelId=4201", params={"modelId": MODEL_ID})
+    outcome = jobs.download(target, ["Mature"])
+    s = outcome.summary
+    assert s.completed > 0 and s.failed == 0
+    levels = set()
+    for folder, _dirs, files in os.walk(s.output_path):
+        for name in files:
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    levels.add(json.load(handle)["nsfw_level"])
+    assert levels == {"Mature"}

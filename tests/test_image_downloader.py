@@ -948,3 +948,24 @@ def test_save_metadata_file_can_embed_into_the_image(make_downloader, fake_civit
         assert picture.info["parameters"].startswith(record["generation"]["prompt"][:20])
     with pytest.raises(ValueError, match="json, txt or exif"):
         downloader.save_metadata_file(str(target), record, format="xml")
+
+
+def test_hidden_meta_takes_the_generation_data_the_file_itself_carries(make_downloader, tmp_path):
+    # Image 12005567 hides its meta on Civitai, but the uploaded PNG still holds WebUI's
+    # "parameters": the JSON record must carry that generation data instead of null.
+    from PIL import Image
+
+    from scripts.civitai_manager_libs.infotext import parse_infotext
+
+    downloader = make_downloader(metadata_formats="json")
+    task_id = downloader.download_single_image(12005567)
+    assert downloader.wait(timeout=30)
+    task = downloader.get_task(task_id)
+    assert task.status == "completed", task.error
+    assert task.image_path.endswith(".png")
+    with Image.open(task.image_path) as image:
+        own = parse_infotext(image.info["parameters"])
+    with open(task.metadata_path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["generation"] is not None
+    assert record["generation"]["prompt"] == own["prompt"]

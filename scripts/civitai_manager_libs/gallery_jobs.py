@@ -194,9 +194,8 @@ def _start(downloader, target: Target, nsfw_levels: Optional[Sequence[str]]) -> 
         return [downloader.download_single_image(target.value)]
     params = dict(target.params or {})
     if levels:
-        from .civitai_api import nsfw_param
-
-        params.setdefault("nsfw", nsfw_param(levels))
+        # the exact levels chosen (a list); one Civitai value such as "Mature" would widen them
+        params.setdefault("nsfw", list(levels))
     return downloader.download_filtered_images(params, limit=0)
 
 

@@ -135,7 +135,7 @@ class TaskRunner:
         missing = [f for f in formats if not os.path.exists(metadata.sidecar_path(image_path, f))]
         if missing:
             try:
-                record = metadata.extract_image_metadata(task.item)
+                record = _record_for(task, image_path)
                 metadata.save_metadata(image_path, record, missing)
             except MetadataError as exc:
                 logger.warning("image %s: %s", task.image_id, exc)
@@ -152,7 +152,7 @@ class TaskRunner:
         from . import metadata
 
         try:
-            record = metadata.extract_image_metadata(task.item)
+            record = _record_for(task, image_path)
             paths = metadata.save_metadata(image_path, record, formats)
         except MetadataError as exc:
             cause = exc.__cause__
@@ -184,3 +184,11 @@ class TaskRunner:
             metadata_path=metadata_path,
             size=size,
         )
+
+
+def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:
+    """The metadata record of a downloaded file: Civitai's data, and when the author hid it on
+    Civitai, the generation data the uploaded file itself still carries (WebUI's ``parameters``)."""
+    from . import metadata
+
+    return metadata.with_file_generation(metadata.extract_image_metadata(task.item), image_path)
