@@ -624,3 +624,119 @@ def test_url_errors_do_not_carry_tokens():
     with pytest.raises(InvalidQueryError) as info:
         original_url("https://image.civitai.com/?token=s3cr3tvalue")
     assert "s3cr3tvalue" not in str(info.value)
+
+
+# -- the helper modules behind civitai_api ---------------------------------------------------
+
+
+def test_civitai_api_re_exports_the_helpers_themselves():
+    from scripts.civitai_manager_libs import civitai_api, image_items, image_urls, nsfw
+
+    owners = {
+        "image_id_from_url": image_urls,
+        "original_url": image_urls,
+        "sized_url": image_urls,
+        "item_level": image_items,
+        "to_image_item": image_items,
+        "unwrap_meta": image_items,
+        "nsfw_param": nsfw,
+        "normalize_levels": nsfw,
+        "levels_of_param": nsfw,
+    }
+    for name, module in owners.items():
+        assert getattr(civitai_api, name) is getattr(module, name), name
+        assert name in civitai_api.__all__, name
+    for name in civitai_api.__all__:
+        assert hasattr(civitai_api, name), name
+    assert civitai_api.MAX_PAGE_SIZE == 200
+
+
+def test_keep_levels_keeps_exactly_the_chosen_levels_in_order_and_lazily():
+    from itertools import count, islice
+
+    from scripts.civitai_manager_libs.nsfw import keep_levels
+
+    def endless():
+        for n in count(1):
+            yield to_image_item(_mock_item(n, NSFW_LEVELS[n % len(NSFW_LEVELS)]))
+
+    kept = list(islice(keep_levels(endless(), ["Soft", "X"]), 6))
+    assert [item.id for item in kept] == [1, 3, 5, 7, 9, 11]
+    assert [item.nsfw_level for item in kept] == ["Soft", "X"] * 3
+    assert list(keep_levels([to_image_item(_mock_item(1, "Mature"))], ["None"])) == []
+
+
+def test_to_image_items_skips_unusable_items_naming_where(caplog):
+    from scripts.civitai_manager_libs.image_items import to_image_items
+
+    raw = [_mock_item(1), {"id": 2}, "junk", _mock_item(3)]
+    with caplog.at_level("WARNING"):
+        items = list(to_image_items(raw, {"model_id": "7"}, where="model 7: skipping"))
+    assert [item.id for item in items] == [1, 3]
+    assert {item.model_id for item in items} == {7}
+    assert caplog.text.count("model 7: skipping") == 2
+    assert "image 2 without a URL" in caplog.text
+    assert "str instead of an object" in caplog.text
+
+
+def test_int_or_none_takes_ints_and_ascii_digit_strings_only():
+    from scripts.civitai_manager_libs.image_items import int_or_none
+
+    assert int_or_none(12) == 12
+    assert int_or_none(" 34 ") == 34
+    for value in (True, False, None, 1.5, "", "12a", "-3", "\u0663", [1]):
+        assert int_or_none(value) is None, value
+
+
+def test_build_request_owns_paging_meta_and_mask(restore_settings):
+    from scripts.civitai_manager_libs.image_query import build_request
+
+    given = {
+        "modelId": 5,
+        "username": None,
+        "limit": 3,
+        "page": 9,
+        "withMeta": "false",
+        "nsfw": "true",
+        "cursor": 77,
+    }
+    request, levels, cursor = build_request(given, None)
+    assert request == {"modelId": 5, "withMeta": "true", "nsfw": "true"}
+    assert levels == ("Mature", "X")
+    assert cursor == "77"
+    assert given["limit"] == 3  # the caller's dict is left alone
+
+    request, levels, cursor = build_request({"nsfw": "X", "cursor": ""}, ["soft", "none"])
+    assert (request["nsfw"], levels, cursor) == ("Soft", ("None", "Soft"), None)
+
+    setting.set("images.default_nsfw_filter", ["Mature"])
+    request, levels, cursor = build_request(None, None)
+    assert request == {"withMeta": "true", "nsfw": "true"}
+    assert levels == ("Mature",)
+
+
+def test_read_next_cursor_from_next_cursor_or_next_page():
+    from scripts.civitai_manager_libs.image_query import read_next_cursor
+
+    assert read_next_cursor({"nextCursor": 123}) == "123"
+    assert read_next_cursor({"nextCursor": "", "nextPage": "https://x/api?limit=2&cursor=9|8"}) == (
+        "9|8"
+    )
+    assert read_next_cursor({"nextPage": "https://x/api?limit=2"}) is None
+    assert read_next_cursor({"nextCursor": None}) is None
+    assert read_next_cursor(None) is None
+    assert read_next_cursor(["nextCursor"]) is None
+
+
+def test_describe_params_names_what_is_listed():
+    from scripts.civitai_manager_libs.image_query import describe_params
+
+    assert describe_params({"modelId": 1, "modelVersionId": 2}) == "model version 2"
+    assert describe_params({"modelId": 1}) == "model 1"
+    assert describe_params({"username": "ann"}) == "creator 'ann'"
+    assert describe_params({"postId": 4}) == "post 4"
+    assert describe_params({"imageId": 3, "modelId": 1}) == "image 3"
+    assert describe_params({"sort": "Newest", "nsfw": "X", "limit": 5}) == (
+        "images matching sort=Newest"
+    )
+    assert describe_params({"withMeta": "true", "cursor": "c"}) == "all images"
