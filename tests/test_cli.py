@@ -400,3 +400,31 @@ def test_disk_full_fills_stopped_reason_in_the_json_report(tmp_path):
     assert data["complete"] is False and data["exit_code"] == cli.EXIT_FAILED
     assert data["saved"] == 0 and data["listed"] == 6
     assert "stopped early" in run.stdout and data["stopped_reason"] in run.stdout
+
+
+def test_tasks_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    # ``python main.py tasks | head -1``: a closed pipe is no crash and no traceback.
+    import subprocess
+    import sys
+
+    from scripts.civitai_manager_libs.archive import Archive, archive_path
+
+    output = tmp_path / "out"
+    output.mkdir()
+    with Archive(archive_path(str(output))) as archive:
+        archive.record_tasks(
+            {"id": f"task-{n:05d}", "image_id": n, "status": "failed", "error": "x" * 200}
+            for n in range(5000)
+        )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "tasks", "--output", str(output), "--limit", "5000"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline()  # the header; then the reader goes away
+    proc.stdout.close()
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()

@@ -149,3 +149,8 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     except KeyboardInterrupt:
         sys.stderr.write("interrupted before any download started; nothing to resume\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``... | head``): stop writing quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
