@@ -969,3 +969,25 @@ def test_hidden_meta_takes_the_generation_data_the_file_itself_carries(make_down
         record = json.load(handle)
     assert record["generation"] is not None
     assert record["generation"]["prompt"] == own["prompt"]
+
+
+def test_images_sharing_a_template_name_each_get_their_own_file(make_downloader, tmp_path):
+    # "{model_id}" gives every image of a model the same name: each image still gets its own
+    # file ("4201 (n)"), in one run and across runs, and none is "adopted" as another's file.
+    output = tmp_path / "same"
+    first = make_downloader(output=output, template="{model_id}", metadata_formats="json")
+    first.download_model_images(4201, limit=6, nsfw_levels=list(NSFW_LEVELS))
+    assert first.wait(timeout=60)
+    assert first.summary().completed == 6 and first.summary().skipped == 0
+    second = make_downloader(output=output, template="{model_id}", metadata_formats="json")
+    second.download_model_images(4201, limit=12, nsfw_levels=list(NSFW_LEVELS))
+    assert second.wait(timeout=60)
+    summary = second.summary()
+    assert (summary.completed, summary.skipped, summary.failed) == (6, 6, 0)
+    files = media_files(output)
+    assert len(files) == 12
+    records = {}
+    for path in files:
+        with open(os.path.splitext(path)[0] + ".json", encoding="utf-8") as handle:
+            records[path] = json.load(handle)["id"]
+    assert len(set(records.values())) == 12  # twelve different images, one file each

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS images (
     downloaded_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+CREATE INDEX IF NOT EXISTS images_path ON images (path);
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
     image_id INTEGER,
@@ -305,6 +306,11 @@ class Archive:
     def get_image(self, image_id: Any) -> Optional[ArchivedImage]:
         rows = self._query("SELECT * FROM images WHERE image_id = ?", (_image_id(image_id),))
         return ArchivedImage(**dict(rows[0])) if rows else None
+
+    def image_ids_at_path(self, path: str) -> Set[int]:
+        """The ids of the saved images recorded at ``path`` (normally one, or none)."""
+        rows = self._query("SELECT image_id FROM images WHERE path = ?", (str(path),))
+        return {row["image_id"] for row in rows}
 
     def find_by_sha256(self, sha256: str) -> Optional[ArchivedImage]:
         """The first saved image with this content hash, or None."""

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Set
 
 from .download_task import row_as_dict
 from .records import DownloadResult
@@ -49,16 +49,32 @@ class FileNames:
         self._lock = threading.Lock()
         self._claimed: Dict[str, Any] = {}  # planned target -> image id
 
-    def claim(self, target: str, image_id: Any) -> str:
-        """``target`` for ``image_id``, or ``target (n)`` when another image of the session has
-        it."""
+    def claim(
+        self,
+        target: str,
+        image_id: Any,
+        owners_of: Optional[Callable[[str], Set[Any]]] = None,
+    ) -> str:
+        """``target`` for ``image_id``, or ``target (n)`` when the name belongs to another image:
+        given out to it in this session, or (``owners_of``: the archive's record of a file) saved
+        for it by an earlier run. A file there that no image owns is this image's to adopt (a run
+        killed between saving and recording it)."""
         with self._lock:
             candidate, n = target, 0
-            while self._claimed.get(candidate, image_id) != image_id:
+            while not self._free(candidate, image_id, owners_of):
                 n += 1
                 candidate = f"{target} ({n})"
             self._claimed[candidate] = image_id
             return candidate
+
+    def _free(self, candidate: str, image_id: Any, owners_of) -> bool:
+        if self._claimed.get(candidate, image_id) != image_id:
+            return False
+        existing = find_existing(candidate) if owners_of is not None else None
+        if existing is None:
+            return True
+        owners = owners_of(existing)
+        return not owners or image_id in owners
 
     def claim_copy(self, target: str, image_id: Any) -> str:
         """The first ``target (n)`` neither on disk nor given out (``keep_both``)."""

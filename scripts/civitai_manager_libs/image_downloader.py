@@ -361,12 +361,17 @@ class ImageDownloader:
     def _schedule(self, task: ImageDownloadTask) -> None:
         """Settle what can be settled without a request, else hand the task to the engine."""
         assert task.target is not None
-        if self.skip_existing and not task.custom_path:
-            existing = find_existing(task.target)
+        if task.custom_path:
+            task.target = self._names.claim(task.target, task.image_id)
+        else:
+            # a name another image owns (this session or an earlier run) is never adopted
+            task.target = self._names.claim(
+                task.target, task.image_id, owners_of=self.archive.image_ids_at_path
+            )
+            existing = find_existing(task.target) if self.skip_existing else None
             if existing is not None:
                 self._settle(task, self._runner.adopt(task, existing))
                 return
-        task.target = self._names.claim(task.target, task.image_id)
         try:
             self.engine.submit(lambda ev, t=task: self._run(t, ev), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
