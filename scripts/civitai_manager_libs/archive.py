@@ -17,6 +17,7 @@ folder by :meth:`Archive.verify`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -66,6 +67,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 CREATE INDEX IF NOT EXISTS tasks_image_id ON tasks (image_id);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
+CREATE TABLE IF NOT EXISTS run_options (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     query_key TEXT PRIMARY KEY,
     cursor TEXT NOT NULL,
@@ -523,6 +528,21 @@ class Archive:
         """The cursor to continue ``query_key`` from, or None (never started, or finished)."""
         rows = self._query("SELECT cursor FROM checkpoints WHERE query_key = ?", (query_key,))
         return rows[0][0] if rows else None
+
+    def set_run_options(self, options: Mapping[str, Any]) -> None:
+        """Remember how files in this folder are written (template, metadata formats, ...), so a
+        later ``retry-failed`` writes its files the same way. Values are stored as JSON."""
+        with self._transaction("write to") as conn:
+            conn.executemany(
+                "INSERT INTO run_options (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                [(name, json.dumps(value)) for name, value in options.items()],
+            )
+
+    def run_options(self) -> Dict[str, Any]:
+        """What :meth:`set_run_options` remembered (empty for a new archive)."""
+        rows = self._query("SELECT name, value FROM run_options")
+        return {row["name"]: json.loads(row["value"]) for row in rows}
 
     def set_checkpoint(self, query_key: str, cursor: Optional[str]) -> None:
         """Remember where ``query_key`` continues; a None cursor (last page done) clears it."""

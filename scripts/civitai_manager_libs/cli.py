@@ -27,7 +27,7 @@ from .cli_report import (
     write_report,
 )
 from .cli_run import execute
-from .cli_service import RunConfig, resolve_config, start_download
+from .cli_service import RunConfig, apply_remembered_options, resolve_config, start_download
 from .cli_signals import interruptible
 from .cli_target import CliTarget, parse_target
 from .cli_tasks import format_table, task_lines
@@ -81,12 +81,16 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     if os.path.exists(cfg.output) and not os.path.isdir(cfg.output):
         raise OutputPathError(f"the output path {cfg.output} exists and is not a folder")
     report = RunReport("download", target.describe(), cfg.output)
-    return execute(args, out, report, cfg, lambda d: start_download(d, target, cfg), target)
+
+    def begin(downloader):
+        return start_download(downloader, target, cfg)
+
+    return execute(args, out, report, cfg, begin, target, remember_options=True)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
     cfg = resolve_config(args)
-    _history_path(cfg.output)
+    apply_remembered_options(cfg, _history_path(cfg.output))
     report = RunReport("retry-failed", None, cfg.output)
     return execute(args, out, report, cfg, lambda d: d.retry_failed())
 

@@ -120,6 +120,33 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE", help="write a JSON completeness report here")
 
 
+def _add_file_options(parser: argparse.ArgumentParser, remembered: bool) -> None:
+    """How files are written: template, metadata, thumbnails, duplicate policy. ``remembered``:
+    the defaults are what the last download into the folder used (``retry-failed``)."""
+    last = "what the last download into this folder used"
+    parser.add_argument(
+        "--template",
+        help="path template, e.g. '{model_id}/{id}' (no extension; default: "
+        + (last if remembered else "setting images.path_template")
+        + ")",
+    )
+    parser.add_argument(
+        "--metadata",
+        type=_metadata_formats,
+        help="comma list of json,txt,exif or 'none' (default: "
+        + (last if remembered else "setting images.metadata_format")
+        + ")",
+    )
+    parser.add_argument(
+        "--thumbnails", action="store_true", default=None, help="also write .thumbnails/"
+    )
+    parser.add_argument(
+        "--duplicates",
+        choices=sorted(DUPLICATE_POLICIES),
+        help="what to do with a file whose content is already saved (default: skip)",
+    )
+
+
 def _add_download(sub) -> None:
     dl = sub.add_parser(
         "download",
@@ -143,20 +170,7 @@ def _add_download(sub) -> None:
         help="comma list of levels None,Soft,Mature,X or 'all' "
         "(default: setting images.default_nsfw_filter)",
     )
-    dl.add_argument("--template", help="path template, e.g. '{model_id}/{id}' (no extension)")
-    dl.add_argument(
-        "--metadata",
-        type=_metadata_formats,
-        help="comma list of json,txt,exif or 'none' (default: setting images.metadata_format)",
-    )
-    dl.add_argument(
-        "--thumbnails", action="store_true", default=None, help="also write .thumbnails/"
-    )
-    dl.add_argument(
-        "--duplicates",
-        choices=sorted(DUPLICATE_POLICIES),
-        help="what to do with a file whose content is already saved (default: skip)",
-    )
+    _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)
 
@@ -178,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(tasks)
 
     retry = sub.add_parser("retry-failed", help="download again every failed task of the archive")
+    _add_file_options(retry, remembered=True)
     _add_run_options(retry)
     _add_common(retry)
     return parser

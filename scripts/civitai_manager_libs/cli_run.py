@@ -104,9 +104,10 @@ def execute(
     cfg: RunConfig,
     begin: Begin,
     target: Optional[CliTarget] = None,
+    remember_options: bool = False,
 ) -> int:
     """Build the service, check the target, run with bars, print (and write) the report."""
-    service = Service(cfg)
+    service = Service(cfg, remember_options=remember_options)
     try:
         if target is not None:
             check_target(service.api, target)  # NotFoundError before any folder is created

@@ -49,7 +49,7 @@ class Service:
     """The objects one CLI run uses: one client, one API, one engine, one downloader (closed on
     exit). Every option goes to the constructors; the saved settings are never changed."""
 
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, remember_options: bool = False):
         from .civitai_api import CivitaiAPI
         from .http_client import CivitaiHttpClient
 
@@ -59,6 +59,7 @@ class Service:
         )
         self.api = CivitaiAPI(client=self.client)
         self.downloader = None
+        self.remember_options = remember_options
 
     def open_downloader(self):
         from . import setting
@@ -81,6 +82,16 @@ class Service:
             path_template=cfg.template or setting.get("images.path_template"),
             **options,
         )
+        if self.remember_options:  # retry-failed in this folder writes its files the same way
+            d = self.downloader
+            d.archive.set_run_options(
+                {
+                    "template": d.template.template,
+                    "metadata": list(d.metadata_formats),
+                    "thumbnails": bool(d.generate_thumbnails),
+                    "duplicates": d.duplicate_policy,
+                }
+            )
         return self.downloader
 
     def close(self) -> None:
@@ -112,3 +123,21 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
         params.pop("nsfw", None)
         params["nsfw_levels"] = list(levels)
     return downloader.download_filtered_images(params, save_metadata=save, **limit_kw)
+
+
+def apply_remembered_options(cfg: RunConfig, db_path: str) -> None:
+    """Fill the file options ``retry-failed`` was not given from what the last download into the
+    folder used (its archive remembers them); options given on the command line win."""
+    from .archive import Archive
+
+    with Archive(db_path) as archive:
+        remembered = archive.run_options()
+    if cfg.template is None:
+        cfg.template = remembered.get("template")
+    if cfg.metadata is None and "metadata" in remembered:
+        cfg.metadata = list(remembered["metadata"])
+    if cfg.thumbnails is None and remembered.get("thumbnails"):
+        cfg.thumbnails = True
+    if cfg.duplicates is None and remembered.get("duplicates"):
+        by_policy = {policy: name for name, policy in DUPLICATE_POLICIES.items()}
+        cfg.duplicates = by_policy.get(remembered["duplicates"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -156,3 +157,30 @@ def test_404_images_are_reported_once_then_retry_failed_completes(generated_fake
     assert retry.last_line == "downloaded 4, skipped 0, failed 0"
     assert {_image_id(r.path) for r in fake.image_requests()} == set(missing)
     assert_complete(output, ids)
+
+
+def test_retry_failed_writes_files_the_way_the_download_did(generated_fake, tmp_path):
+    # The download chose a template and metadata formats; retry-failed, given neither, must
+    # put the retried images in the same place with the same sidecars.
+    fake = generated_fake(n_images=8, image_kb=16)
+    ids = image_ids(fake)
+    missing = ids[:3]
+    for image_id in missing:
+        fake.faults.not_found(f"*/{image_id}.*")
+    output = tmp_path / "out"
+    extra = ("--template", "by-post/{id}", "--metadata", "json,txt")
+    run = run_cli(_args(fake, output, *extra), tmp_path)
+    assert run.returncode == 1, run.stderr
+
+    fake.faults.clear()
+    retry = run_cli(
+        ["retry-failed", "--output", output, "--base-url", fake.base_url, "-q"], tmp_path
+    )
+    assert retry.returncode == 0, retry.stderr
+    saved = media_files(output)
+    assert set(saved) == set(ids)
+    for image_id in ids:
+        (path,) = saved[image_id]
+        assert os.path.basename(os.path.dirname(path)) == "by-post", path
+        stem = os.path.splitext(path)[0]
+        assert os.path.isfile(stem + ".json") and os.path.isfile(stem + ".txt"), path
