@@ -428,3 +428,33 @@ def test_tasks_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+
+
+def test_a_listing_that_fails_on_page_two_still_saves_page_one(
+    fake_civitai, tmp_path, capsys, monkeypatch
+):
+    # Page 1 lists 200 images, page 2 answers 400: the 200 are still downloaded, then the error
+    # is reported with a non-zero exit code (the next run resumes from the checkpoint).
+    from scripts.civitai_manager_libs import http_client
+
+    real_get_json = http_client.CivitaiHttpClient.get_json
+    cursors = []
+
+    def get_json(self, url, params=None):
+        if "api/v1/images" in str(url) and (params or {}).get("cursor"):
+            cursors.append(params["cursor"])
+            fake_civitai.faults.queue_status(
+                "/api/v1/images", 400, body=b'{"error": "bad cursor"}', count=1
+            )
+        return real_get_json(self, url, params)
+
+    monkeypatch.setattr(http_client.CivitaiHttpClient, "get_json", get_json)
+    output = tmp_path / "out"
+    code = cli.main(
+        ["download", "model", "4201", "--nsfw", "all", "--metadata", "none", "-q"]
+        + ["--output", str(output), "--base-url", fake_civitai.base_url]
+    )
+    out = capsys.readouterr().out
+    assert code != 0 and cursors, out
+    saved = [f for _d, _s, files in os.walk(output) for f in files if not f.startswith(".")]
+    assert len(saved) == 200, out

@@ -52,11 +52,13 @@ def _wait_all(downloader, starter: _Starter, bars: ProgressBars) -> None:
     while starter.is_alive():
         starter.join(POLL_SECONDS)
         bars.update(downloader.summary())
-    if starter.error is not None:
-        raise starter.error
+    # A listing that failed on a later page still leaves its earlier pages' images to finish
+    # (and its checkpoint for the next run); the error is reported once they are done.
     while not downloader.wait(timeout=POLL_SECONDS):
         bars.update(downloader.summary())
     bars.update(downloader.summary())
+    if starter.error is not None:
+        raise starter.error
 
 
 def _stop(downloader, starter: _Starter) -> None:
