@@ -991,3 +991,31 @@ def test_images_sharing_a_template_name_each_get_their_own_file(make_downloader,
         with open(os.path.splitext(path)[0] + ".json", encoding="utf-8") as handle:
             records[path] = json.load(handle)["id"]
     assert len(set(records.values())) == 12  # twelve different images, one file each
+
+
+def test_an_adopted_file_gets_the_generation_data_it_lacks(make_downloader, tmp_path):
+    # A run killed (or stopped by a full disk) after saving images but before writing their
+    # metadata leaves bare files; the next run adopts them and completes json and exif.
+    from scripts.civitai_manager_libs.embed import read_infotext
+
+    output = tmp_path / "out"
+    first = make_downloader(output=output, metadata_formats="json")
+    first.download_model_images(4201, limit=8, nsfw_levels=list(NSFW_LEVELS))
+    assert first.wait(timeout=60)
+    first.close()
+    os.remove(os.path.join(output, ARCHIVE_NAME))
+    bare = media_files(output)
+    for path in bare:
+        os.remove(os.path.splitext(path)[0] + ".json")
+    second = make_downloader(output=output, metadata_formats="json,exif")
+    second.download_model_images(4201, limit=8, nsfw_levels=list(NSFW_LEVELS))
+    assert second.wait(timeout=60)
+    assert second.summary().skipped == 8  # adopted, not downloaded again
+    embedded = 0
+    for path in bare:
+        with open(os.path.splitext(path)[0] + ".json", encoding="utf-8") as handle:
+            record = json.load(handle)
+        if record["generation"] is not None and not path.endswith(".mp4"):
+            assert read_infotext(path) is not None, path
+            embedded += 1
+    assert embedded > 0

@@ -125,22 +125,29 @@ class TaskRunner:
         return Outcome(COMPLETED, note, fields)
 
     def _complete_sidecars(self, task: ImageDownloadTask, image_path: str) -> Optional[str]:
-        """Write the json/txt sidecars an adopted file lacks (e.g. after a kill); the file itself
-        is not touched (no EXIF embedding into a file this run did not download)."""
-        formats = [f for f in self._owner.metadata_formats if f != "exif"]
+        """Write the generation data an adopted file lacks: a run killed (or stopped by a full
+        disk) between saving the image and writing its metadata leaves the file without it.
+        Missing json/txt sidecars are written; ``exif`` is embedded only into a file that carries
+        no infotext yet (a file's own ``parameters`` are never replaced)."""
+        formats = list(self._owner.metadata_formats)
         if not task.save_metadata or task.item is None or not formats:
             return None
-        from . import metadata
+        from . import embed, metadata
 
-        missing = [f for f in formats if not os.path.exists(metadata.sidecar_path(image_path, f))]
+        def lacking(fmt: str) -> bool:
+            if fmt == "exif":
+                return embed.read_infotext(image_path) is None
+            return not os.path.exists(metadata.sidecar_path(image_path, fmt))
+
+        missing = [f for f in formats if lacking(f)]
         if missing:
             try:
                 record = _record_for(task, image_path)
                 metadata.save_metadata(image_path, record, missing)
             except MetadataError as exc:
                 logger.warning("image %s: %s", task.image_id, exc)
-        sidecar = metadata.sidecar_path(image_path, formats[0])
-        return sidecar if os.path.exists(sidecar) else None
+        sidecars = [metadata.sidecar_path(image_path, f) for f in formats if f != "exif"]
+        return next((p for p in sidecars if os.path.exists(p)), None)
 
     def _write_metadata(
         self, task: ImageDownloadTask, image_path: str
