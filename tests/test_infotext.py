@@ -261,3 +261,30 @@ def test_too_few_parameters_are_not_written_where_webui_would_read_them_as_promp
     text = to_infotext({"prompt": "a fox", "seed": 5, "extra": {}})
     assert text == "a fox"
     assert parse_infotext(text)["prompt"] == "a fox"
+
+
+def test_a_prompt_whose_last_line_looks_like_parameters_is_never_read_as_them():
+    # Few parameters: WebUI would take a prompt line full of "(word:1.2)" weights for the
+    # parameters line. The infotext must keep the whole prompt as prompt.
+    prompt = "(masterpiece:1.2), (best quality:1.1), 1girl, (detailed eyes:1.3)"
+    parsed = parse_infotext(to_infotext({"prompt": prompt, "seed": 5}))
+    assert parsed["prompt"].startswith(prompt)
+    assert not any("masterpiece" in key for key in parsed["params"])
+    negative = "ugly, hands: bad, text: yes, blur: 1"
+    parsed = parse_infotext(
+        to_infotext({"prompt": "a cat", "negative_prompt": negative, "seed": 5})
+    )
+    assert parsed["negative_prompt"].startswith(negative)
+    assert "hands" not in parsed["params"]
+
+
+def test_a_record_without_size_takes_it_from_the_image_dimensions():
+    record = {
+        "width": 512,
+        "height": 768,
+        "generation": {"prompt": "a cat", "seed": 5, "steps": 20},
+    }
+    parsed = parse_infotext(to_infotext(record))
+    assert parsed["prompt"] == "a cat"
+    assert parsed["params"]["Size"] == "512x768" and parsed["params"]["Seed"] == "5"
+    assert (parsed["width"], parsed["height"]) == (512, 768)

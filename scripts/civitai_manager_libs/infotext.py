@@ -158,6 +158,7 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
     generation = _generation_of(record_or_generation)
     if not generation:
         return ""
+    generation = _with_record_size(generation, record_or_generation)
     prompt = generation.get("prompt")
     negative = generation.get("negative_prompt")
     prompt_text = "" if prompt is None else str(prompt)
@@ -165,12 +166,31 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
     negative_text = f"\n{NEGATIVE_PREFIX} {negative}" if negative not in (None, "") else ""
     pairs = parameter_pairs(generation)
     params = ", ".join(f"{label}: {quote(text)}" for label, text in pairs)
+    text = f"{prompt_text}{negative_text}"
     if len(pairs) < MIN_PARAMETERS:
-        # WebUI reads a last line with fewer than 3 pairs as prompt text: pasting it would put
-        # "Seed: 5" into the prompt. Such values stay in the JSON and the txt's facts section.
-        log.debug("infotext: only %d parameter(s); parameters line left out", len(pairs))
-        params = ""
-    return f"{prompt_text}{negative_text}\n{params}".strip()
+        # WebUI reads a last line with fewer than 3 pairs as prompt text, so a short parameters
+        # line would end up in the prompt ("Seed: 5"): leave it out (the values stay in the JSON
+        # and the txt's facts)... unless the text's own last line has 3+ "key: value" look-alikes
+        # ("(masterpiece:1.2), (best quality:1.1), ..."), which WebUI would then take for the
+        # parameters. Ending with our short line keeps the prompt whole.
+        last_line = text.strip().rsplit("\n", 1)[-1]
+        if not pairs or len(PARAM_RE.findall(last_line)) < MIN_PARAMETERS:
+            log.debug("infotext: only %d parameter(s); parameters line left out", len(pairs))
+            params = ""
+    return f"{text}\n{params}".strip()
+
+
+def _with_record_size(
+    generation: Mapping[str, Any], record_or_generation: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """``generation`` with ``size`` from the record's width and height when it has none: WebUI
+    always writes ``Size``, and the image's own dimensions are exactly that."""
+    width, height = record_or_generation.get("width"), record_or_generation.get("height")
+    if generation.get("size") or not isinstance(width, int) or not isinstance(height, int):
+        return generation
+    if isinstance(width, bool) or isinstance(height, bool) or width <= 0 or height <= 0:
+        return generation
+    return {**generation, "size": f"{width}x{height}"}
 
 
 def parse_infotext(text: str) -> Dict[str, Any]:
