@@ -515,7 +515,19 @@ class Archive:
         return [TaskRecord(**dict(row)) for row in self._query(sql, params)]
 
     def failed_tasks(self) -> List[TaskRecord]:
-        return self.tasks(status="failed")
+        """The images still failing: the newest failed task of each image not saved since (a
+        later retry that saved it settles the failure), newest first."""
+        rows = self.tasks(status="failed")
+        saved = self.known_ids(r.image_id for r in rows if r.image_id is not None)
+        seen: Set[Any] = set()
+        still = []
+        for row in rows:
+            key = row.image_id if row.image_id is not None else ("task", row.task_id)
+            if row.image_id in saved or key in seen:
+                continue
+            seen.add(key)
+            still.append(row)
+        return still
 
     def task_count(self, status: Optional[str] = None) -> int:
         if status is None:

@@ -157,6 +157,10 @@ def test_404_images_are_reported_once_then_retry_failed_completes(generated_fake
     assert retry.last_line == "downloaded 4, skipped 0, failed 0"
     assert {_image_id(r.path) for r in fake.image_requests()} == set(missing)
     assert_complete(output, ids)
+    # the retried images are no longer reported as failing
+    still = run_cli(["tasks", "--output", output, "--status", "failed"], tmp_path)
+    assert still.returncode == 0, still.stderr
+    assert still.last_line.startswith("0 task(s)"), still.stdout
 
 
 def test_retry_failed_writes_files_the_way_the_download_did(generated_fake, tmp_path):
