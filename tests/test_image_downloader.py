@@ -708,7 +708,7 @@ def test_an_unusable_output_folder_is_a_clear_error(make_downloader, fake_civita
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     downloader = make_downloader(output=blocker / "images")
-    with pytest.raises(OutputPathError, match="choose a folder you can write to"):
+    with pytest.raises(OutputPathError, match="Choose an output folder you can write to"):
         downloader.download_model_images(4384)
     assert fake_civitai.image_requests() == []
 

@@ -65,7 +65,7 @@ from .download_task import (  # noqa: F401  (re-exported: the task and its statu
     task_from_record,
 )
 from .duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
-from .errors import InvalidQueryError, MetadataError, NotFoundError, OutputPathError, SettingsError
+from .errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
 from .failures import describe_failure  # noqa: F401  (re-exported)
 from .listing_planner import REASON_KNOWN, ListingPlanner
 from .paths import PathTemplate, fields_from_item, safe_join
@@ -185,13 +185,7 @@ class ImageDownloader:
             if self._archive is None:
                 from .archive import Archive
 
-                try:
-                    os.makedirs(self.output_path, exist_ok=True)
-                except OSError as exc:
-                    raise OutputPathError(
-                        f"Cannot create the output folder {self.output_path} "
-                        f"({exc.strerror or exc}); choose a folder you can write to."
-                    ) from exc
+                # the archive creates the output folder (OutputPathError when it cannot)
                 self._archive = Archive(os.path.join(self.output_path, ARCHIVE_NAME))
             return self._archive
 
