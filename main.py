@@ -17,10 +17,10 @@ CLI_COMMANDS = {"download", "tasks", "retry-failed"}
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in CLI_COMMANDS:
-        from scripts.civitai_manager_libs import cli
+        from scripts.civitai_manager_libs.cli import command as cli
 
         return cli.main(argv)
-    from scripts.civitai_manager_libs import standalone
+    from scripts.civitai_manager_libs.ui import standalone
 
     return standalone.main(argv)
 

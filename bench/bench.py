@@ -104,7 +104,7 @@ def ideal_seconds(n: int, total_bytes: int, latency: float, bandwidth: float, c:
 
 def list_urls(fake, model_id: int) -> List[str]:
     """The image URL list (listed once with our API client; not part of any timing)."""
-    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+    from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
     from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 
     with CivitaiHttpClient(base_url=fake.base_url, api_key="") as client:
@@ -152,8 +152,8 @@ def run_baseline(fake, model_id: int, dest: str) -> float:
 
 def run_ours(fake, model_id: int, dest: str, concurrency: int) -> float:
     from scripts.civitai_manager_libs import setting
-    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
-    from scripts.civitai_manager_libs.download_engine import DownloadEngine
+    from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
+    from scripts.civitai_manager_libs.engine.pool import DownloadEngine
     from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
     from scripts.civitai_manager_libs.image_downloader import ImageDownloader
 
@@ -357,11 +357,14 @@ def child_stream(mode: str, url: str, path: str) -> int:
 
 
 def child_cli(argv: List[str]) -> int:
-    from scripts.civitai_manager_libs import cli
+    from scripts.civitai_manager_libs.cli import command as cli
 
     # Import what a run loads before READY, so "growth" is the run's data, not module code.
-    from scripts.civitai_manager_libs import archive, image_downloader, metadata  # noqa: F401
-    from scripts.civitai_manager_libs import http_client, thumbnails  # noqa: F401
+    from scripts.civitai_manager_libs.store import archive  # noqa: F401
+    from scripts.civitai_manager_libs import image_downloader  # noqa: F401
+    from scripts.civitai_manager_libs.metadata import record as metadata  # noqa: F401
+    from scripts.civitai_manager_libs import http_client  # noqa: F401
+    from scripts.civitai_manager_libs.metadata import thumbnails  # noqa: F401
 
     print("READY", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
     sys.stdin.readline()
@@ -397,7 +400,7 @@ def memory_stream(size: int, work: str) -> List[List[str]]:
 
 
 def listing_requests(sizes: Sequence[int]) -> List[List[str]]:
-    from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
+    from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
     from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
     from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 

@@ -30,11 +30,11 @@ if REPO not in sys.path:
 
 from PIL import Image  # noqa: E402
 
-from scripts.civitai_manager_libs.embed import embed_infotext  # noqa: E402
-from scripts.civitai_manager_libs.infotext import to_infotext  # noqa: E402
-from scripts.civitai_manager_libs.metadata import extract_image_metadata  # noqa: E402
-from scripts.civitai_manager_libs.metadata import save_metadata  # noqa: E402
-from scripts.civitai_manager_libs.thumbnails import make_thumbnail  # noqa: E402
+from scripts.civitai_manager_libs.metadata.embed import embed_infotext  # noqa: E402
+from scripts.civitai_manager_libs.metadata.infotext import to_infotext  # noqa: E402
+from scripts.civitai_manager_libs.metadata.record import extract_image_metadata  # noqa: E402
+from scripts.civitai_manager_libs.metadata.record import save_metadata  # noqa: E402
+from scripts.civitai_manager_libs.metadata.thumbnails import make_thumbnail  # noqa: E402
 
 WIDTH, HEIGHT = 1632, 1224  # 1.998 megapixels
 META = {

@@ -27,8 +27,8 @@ import gradio as gr
 
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.errors import SettingsError
-from scripts.civitai_manager_libs.gallery_ui import TAB_ID, TAB_TITLE, build_tab_contents
-from scripts.civitai_manager_libs.gradio_compat import supported_kwargs
+from scripts.civitai_manager_libs.ui.tab import TAB_ID, TAB_TITLE, build_tab_contents
+from scripts.civitai_manager_libs.ui.gradio_compat import supported_kwargs
 
 logger = logging.getLogger("civitai_gallery")
 

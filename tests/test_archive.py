@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from scripts.civitai_manager_libs.archive import (
+from scripts.civitai_manager_libs.store.archive import (
     ARCHIVE_FILENAME,
     Archive,
     ArchiveError,
@@ -355,7 +355,7 @@ def test_eight_threads_writing_tasks_and_images(tmp_path):
 
 _WRITER = r"""
 import sys
-from scripts.civitai_manager_libs.archive import Archive
+from scripts.civitai_manager_libs.store.archive import Archive
 archive = Archive(sys.argv[1])
 i = 0
 while True:

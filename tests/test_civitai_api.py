@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from scripts.civitai_manager_libs import http_client, setting
-from scripts.civitai_manager_libs.civitai_api import (
+from scripts.civitai_manager_libs.civitai.api import (
     CivitaiAPI,
     image_id_from_url,
     item_level,
@@ -630,7 +630,12 @@ def test_url_errors_do_not_carry_tokens():
 
 
 def test_civitai_api_re_exports_the_helpers_themselves():
-    from scripts.civitai_manager_libs import civitai_api, image_items, image_urls, nsfw
+    from scripts.civitai_manager_libs.civitai import (
+        api as civitai_api,
+        image_items,
+        image_urls,
+        nsfw,
+    )
 
     owners = {
         "image_id_from_url": image_urls,
@@ -654,7 +659,7 @@ def test_civitai_api_re_exports_the_helpers_themselves():
 def test_keep_levels_keeps_exactly_the_chosen_levels_in_order_and_lazily():
     from itertools import count, islice
 
-    from scripts.civitai_manager_libs.nsfw import keep_levels
+    from scripts.civitai_manager_libs.civitai.nsfw import keep_levels
 
     def endless():
         for n in count(1):
@@ -667,7 +672,7 @@ def test_keep_levels_keeps_exactly_the_chosen_levels_in_order_and_lazily():
 
 
 def test_to_image_items_skips_unusable_items_naming_where(caplog):
-    from scripts.civitai_manager_libs.image_items import to_image_items
+    from scripts.civitai_manager_libs.civitai.image_items import to_image_items
 
     raw = [_mock_item(1), {"id": 2}, "junk", _mock_item(3)]
     with caplog.at_level("WARNING"):
@@ -680,7 +685,7 @@ def test_to_image_items_skips_unusable_items_naming_where(caplog):
 
 
 def test_int_or_none_takes_ints_and_ascii_digit_strings_only():
-    from scripts.civitai_manager_libs.image_items import int_or_none
+    from scripts.civitai_manager_libs.civitai.image_items import int_or_none
 
     assert int_or_none(12) == 12
     assert int_or_none(" 34 ") == 34
@@ -689,7 +694,7 @@ def test_int_or_none_takes_ints_and_ascii_digit_strings_only():
 
 
 def test_build_request_owns_paging_meta_and_mask(restore_settings):
-    from scripts.civitai_manager_libs.image_query import build_request
+    from scripts.civitai_manager_libs.civitai.image_query import build_request
 
     given = {
         "modelId": 5,
@@ -716,7 +721,7 @@ def test_build_request_owns_paging_meta_and_mask(restore_settings):
 
 
 def test_read_next_cursor_from_next_cursor_or_next_page():
-    from scripts.civitai_manager_libs.image_query import read_next_cursor
+    from scripts.civitai_manager_libs.civitai.image_query import read_next_cursor
 
     assert read_next_cursor({"nextCursor": 123}) == "123"
     assert read_next_cursor({"nextCursor": "", "nextPage": "https://x/api?limit=2&cursor=9|8"}) == (
@@ -729,7 +734,7 @@ def test_read_next_cursor_from_next_cursor_or_next_page():
 
 
 def test_describe_params_names_what_is_listed():
-    from scripts.civitai_manager_libs.image_query import describe_params
+    from scripts.civitai_manager_libs.civitai.image_query import describe_params
 
     assert describe_params({"modelId": 1, "modelVersionId": 2}) == "model version 2"
     assert describe_params({"modelId": 1}) == "model 1"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from scripts.civitai_manager_libs import cli
+from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.records import DownloadSummary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +144,7 @@ def test_report_lines_and_json_carry_every_count_and_reason(tmp_path):
 
 
 def test_report_masks_registered_secrets(tmp_path):
-    from scripts.civitai_manager_libs.logging_setup import register_secret
+    from scripts.civitai_manager_libs.util.logging_setup import register_secret
 
     register_secret("s3cr3t-k3y-value")
     summary = DownloadSummary(listed=1, failed=1, failures=[(1, "GET ?token=s3cr3t-k3y-value")])
@@ -285,7 +285,7 @@ def test_html_instead_of_json_names_every_way_to_fix_the_address(fake_civitai, t
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_then_same_command_resumes(tmp_path, sig):
-    from scripts.civitai_manager_libs.archive import Archive
+    from scripts.civitai_manager_libs.store.archive import Archive
     from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 
     dataset = Dataset.generate(n_images=24, image_kb=128)
@@ -407,7 +407,7 @@ def test_tasks_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     import subprocess
     import sys
 
-    from scripts.civitai_manager_libs.archive import Archive, archive_path
+    from scripts.civitai_manager_libs.store.archive import Archive, archive_path
 
     output = tmp_path / "out"
     output.mkdir()

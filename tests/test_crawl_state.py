@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from scripts.civitai_manager_libs.archive import Archive
-from scripts.civitai_manager_libs.crawl_state import ListingState
-from scripts.civitai_manager_libs.download_task import (
+from scripts.civitai_manager_libs.store.archive import Archive
+from scripts.civitai_manager_libs.planning.crawl_state import ListingState
+from scripts.civitai_manager_libs.engine.task import (
     CANCELLED,
     COMPLETED,
     FAILED,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scripts.civitai_manager_libs.download_engine import (
+from scripts.civitai_manager_libs.engine.pool import (
     CANCELLED,
     DONE,
     FAILED,

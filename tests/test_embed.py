@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from scripts.civitai_manager_libs import embed
-from scripts.civitai_manager_libs.embed import EmbedSkipped, embed_infotext, read_infotext
+from scripts.civitai_manager_libs.metadata import embed
+from scripts.civitai_manager_libs.metadata.embed import EmbedSkipped, embed_infotext, read_infotext
 
 TEXT = (
     "a castle, sunset\nNegative prompt: blurry\n"

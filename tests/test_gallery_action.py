@@ -15,12 +15,12 @@ import tracemalloc
 import gradio as gr
 import pytest
 
-from scripts.civitai_manager_libs import civitai_gallery_action as action
+from scripts.civitai_manager_libs.ui import actions as action
 from scripts.civitai_manager_libs import http_client, setting
-from scripts.civitai_manager_libs.civitai_api import CivitaiAPI, sized_url
-from scripts.civitai_manager_libs.gallery_downloads import THUMBNAIL_WIDTH
-from scripts.civitai_manager_libs.gallery_jobs import GalleryJobs, JobBusyError
-from scripts.civitai_manager_libs.query import Target
+from scripts.civitai_manager_libs.civitai.api import CivitaiAPI, sized_url
+from scripts.civitai_manager_libs.ui.downloads import THUMBNAIL_WIDTH
+from scripts.civitai_manager_libs.ui.jobs import GalleryJobs, JobBusyError
+from scripts.civitai_manager_libs.civitai.query import Target
 
 MODEL_ID = 4201
 VERSION_ID = 43888
@@ -177,7 +177,7 @@ def test_batch_size_must_be_positive(env):
 def test_download_large_image_streams_the_whole_body(env, tmp_path):
     ((image_id, url),) = image_urls(env, 1)
     target = tmp_path / "out" / "large.png"
-    from scripts.civitai_manager_libs.civitai_api import original_url
+    from scripts.civitai_manager_libs.civitai.api import original_url
 
     assert action.download_large_image(original_url(url), str(target), chunk_size=4096)
     assert target.read_bytes() == env.dataset.original_bytes(image_id)
@@ -416,7 +416,7 @@ def test_cancel_with_nothing_running_only_says_so(env):
 
 
 def test_summary_of_a_job_cancelled_while_listing():
-    from scripts.civitai_manager_libs.gallery_jobs import JobOutcome
+    from scripts.civitai_manager_libs.ui.jobs import JobOutcome
 
     text = action.summary_text(JobOutcome(task_ids=[], cancelled=True))
     assert text == "Cancelled while listing the images: nothing was downloaded."

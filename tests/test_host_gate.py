@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from scripts.civitai_manager_libs.host_gate import HostGate, origin_of
+from scripts.civitai_manager_libs.transport.host_gate import HostGate, origin_of
 
 
 @pytest.mark.parametrize(

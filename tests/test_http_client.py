@@ -24,7 +24,7 @@ from scripts.civitai_manager_libs.errors import (
     ServerError,
     UnexpectedContentError,
 )
-from scripts.civitai_manager_libs.host_gate import origin_of
+from scripts.civitai_manager_libs.transport.host_gate import origin_of
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient, get_http_client
 
 KEY = "sk-test-0123456789abcdef"

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from scripts.civitai_manager_libs import setting
-from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
-from scripts.civitai_manager_libs.download_engine import DownloadEngine
+from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
+from scripts.civitai_manager_libs.engine.pool import DownloadEngine
 from scripts.civitai_manager_libs.errors import (
     DiskSpaceError,
     InvalidResponseError,
@@ -625,8 +625,8 @@ def test_kill_and_resume_downloads_every_image_exactly_once(make_downloader, tmp
         script = textwrap.dedent(f"""
             import logging
             from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
-            from scripts.civitai_manager_libs.civitai_api import CivitaiAPI
-            from scripts.civitai_manager_libs.download_engine import DownloadEngine
+            from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
+            from scripts.civitai_manager_libs.engine.pool import DownloadEngine
             from scripts.civitai_manager_libs.image_downloader import ImageDownloader
             client = CivitaiHttpClient(base_url={fake.base_url!r}, api_key="")
             d = ImageDownloader(CivitaiAPI(client), DownloadEngine(client, 3), {str(out)!r})
@@ -955,7 +955,7 @@ def test_hidden_meta_takes_the_generation_data_the_file_itself_carries(make_down
     # "parameters": the JSON record must carry that generation data instead of null.
     from PIL import Image
 
-    from scripts.civitai_manager_libs.infotext import parse_infotext
+    from scripts.civitai_manager_libs.metadata.infotext import parse_infotext
 
     downloader = make_downloader(metadata_formats="json")
     task_id = downloader.download_single_image(12005567)
@@ -996,7 +996,7 @@ def test_images_sharing_a_template_name_each_get_their_own_file(make_downloader,
 def test_an_adopted_file_gets_the_generation_data_it_lacks(make_downloader, tmp_path):
     # A run killed (or stopped by a full disk) after saving images but before writing their
     # metadata leaves bare files; the next run adopts them and completes json and exif.
-    from scripts.civitai_manager_libs.embed import read_infotext
+    from scripts.civitai_manager_libs.metadata.embed import read_infotext
 
     output = tmp_path / "out"
     first = make_downloader(output=output, metadata_formats="json")

@@ -6,7 +6,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.civitai_manager_libs.infotext import parse_infotext, quote, to_infotext
+from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, quote, to_infotext
 
 # The parameters regex exactly as written in /work/shared/civitai-api-notes.md (WebUI's re_param).
 NOTES_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -238,7 +238,7 @@ def test_parameters_line_reads_with_the_notes_regex(gen):
 
 
 def test_raw_civitai_meta_is_normalized_first():
-    from scripts.civitai_manager_libs.metadata import extract_generation
+    from scripts.civitai_manager_libs.metadata.record import extract_generation
 
     meta = {
         "prompt": "p",

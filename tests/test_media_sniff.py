@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from scripts.civitai_manager_libs.media_sniff import (
+from scripts.civitai_manager_libs.transport.media_sniff import (
     MEDIA_EXTENSIONS,
     describe_non_media,
     media_kind,

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from scripts.civitai_manager_libs.embed import read_infotext
+from scripts.civitai_manager_libs.metadata.embed import read_infotext
 from scripts.civitai_manager_libs.errors import MetadataError
-from scripts.civitai_manager_libs.infotext import parse_infotext, to_infotext
-from scripts.civitai_manager_libs.metadata import (
+from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, to_infotext
+from scripts.civitai_manager_libs.metadata.record import (
     RECORD_KEYS,
     extract_image_metadata,
     generation_from_infotext,
@@ -340,7 +340,7 @@ def test_exif_falls_back_to_txt_when_png_has_its_own_parameters(tmp_path, record
     image = str(tmp_path / "orig.png")
     noise().save(image, "PNG", pnginfo=info)
     before = open(image, "rb").read()
-    with caplog.at_level(logging.INFO, logger="scripts.civitai_manager_libs.metadata"):
+    with caplog.at_level(logging.INFO, logger="scripts.civitai_manager_libs.metadata.record"):
         paths = save_metadata(image, record, ["exif"])
     assert paths == [str(tmp_path / "orig.txt")]
     assert open(image, "rb").read() == before

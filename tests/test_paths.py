@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scripts.civitai_manager_libs.errors import TemplateError
-from scripts.civitai_manager_libs.paths import (
+from scripts.civitai_manager_libs.store.paths import (
     FIELDS,
     MAX_SEGMENT_BYTES,
     PathTemplate,

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scripts.civitai_manager_libs.errors import InvalidQueryError
-from scripts.civitai_manager_libs.query import (
+from scripts.civitai_manager_libs.civitai.query import (
     ACCEPTED_FORMS,
     Target,
     parse_query,

@@ -7,8 +7,8 @@ import time
 import pytest
 from urllib3.util.retry import RequestHistory
 
-from scripts.civitai_manager_libs.host_gate import HostGate
-from scripts.civitai_manager_libs.retry_policy import CivitaiRetry, retry_after_seconds
+from scripts.civitai_manager_libs.transport.host_gate import HostGate
+from scripts.civitai_manager_libs.transport.retry_policy import CivitaiRetry, retry_after_seconds
 
 
 class _Resp:
@@ -119,7 +119,7 @@ def test_sleep_without_retry_after_backs_off(status, caplog):
 def test_a_cancel_scope_ends_a_backoff_early():
     import threading
 
-    from scripts.civitai_manager_libs.retry_policy import RetryCancelled, cancel_scope
+    from scripts.civitai_manager_libs.transport.retry_policy import RetryCancelled, cancel_scope
 
     retry = _with_history(CivitaiRetry.build(3, 30, 60), 1)
     event = threading.Event()

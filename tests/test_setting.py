@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from scripts.civitai_manager_libs import logging_setup, setting
+from scripts.civitai_manager_libs.util import logging_setup
+from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.errors import SettingsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -404,7 +405,7 @@ def test_settings_log_lines_do_not_carry_the_key(tmp_path, caplog):
     secret = "kkkk5555secretkey"
     setting.set("civitai_api_key", secret)
     # No SecretFilter installed here: the raw records themselves must not carry the key.
-    with caplog.at_level(logging.DEBUG, logger="scripts.civitai_manager_libs.setting"):
+    with caplog.at_level(logging.DEBUG, logger="scripts.civitai_manager_libs.settings.state"):
         setting.save(str(tmp_path / "s.json"), include_secrets=True)
         setting.load(str(tmp_path / "s.json"))
     assert caplog.records  # save and load do log

@@ -5,8 +5,8 @@ import os
 import pytest
 from PIL import Image
 
-from scripts.civitai_manager_libs import embed
-from scripts.civitai_manager_libs.thumbnails import ThumbnailError, make_thumbnail
+from scripts.civitai_manager_libs.metadata import embed
+from scripts.civitai_manager_libs.metadata.thumbnails import ThumbnailError, make_thumbnail
 
 
 def test_jpeg_thumbnail_keeps_aspect_and_goes_in_dot_thumbnails(tmp_path):

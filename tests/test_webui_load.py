@@ -272,7 +272,7 @@ def test_compat_helpers_fit_the_installed_gradio():
     """The kwargs filter keeps the code version-free on every line of the matrix."""
     import gradio as gr
 
-    from scripts.civitai_manager_libs import gradio_compat as compat
+    from scripts.civitai_manager_libs.ui import gradio_compat as compat
 
     assert compat.parse_version("4.44.1") == (4, 44, 1)
     assert compat.parse_version("6.0.0b2") == (6, 0, 0)

@@ -102,7 +102,7 @@ def session_fake():
 @pytest.fixture(scope="session")
 def gallery_server(session_fake, tmp_path_factory):
     """The standalone app, served in-process against ``session_fake``."""
-    from scripts.civitai_manager_libs import standalone
+    from scripts.civitai_manager_libs.ui import standalone
 
     saved_env = os.environ.pop("CIVITAI_BASE_URL", None)
     root = tmp_path_factory.mktemp("gallery-app")

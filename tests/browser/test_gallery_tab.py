@@ -12,9 +12,9 @@ import re
 import time
 
 from scripts.civitai_manager_libs import setting
-from scripts.civitai_manager_libs.civitai_api import CivitaiAPI, sized_url
-from scripts.civitai_manager_libs.civitai_gallery_action import image_details, jobs
-from scripts.civitai_manager_libs.gallery_downloads import THUMBNAIL_WIDTH
+from scripts.civitai_manager_libs.civitai.api import CivitaiAPI, sized_url
+from scripts.civitai_manager_libs.ui.actions import image_details, jobs
+from scripts.civitai_manager_libs.ui.downloads import THUMBNAIL_WIDTH
 from scripts.civitai_manager_libs.http_client import get_http_client
 
 MODEL_ID = 4201  # DreamShaper in the default fake dataset

@@ -127,7 +127,7 @@ def assert_complete(output, expected_ids: Iterable[int]) -> None:
 
 
 def assert_archive_agrees(output, files: Dict[int, List[str]]) -> None:
-    from scripts.civitai_manager_libs.archive import Archive
+    from scripts.civitai_manager_libs.store.archive import Archive
 
     archive = Archive(os.path.join(str(output), ARCHIVE_NAME))
     try:

@@ -118,7 +118,7 @@ def test_a_write_cut_short_by_the_disk_limit_leaves_no_part(fake_civitai, tmp_pa
         "import sys\n"
         "from scripts.civitai_manager_libs.http_client import CivitaiHttpClient\n"
         "from scripts.civitai_manager_libs.errors import DiskSpaceError\n"
-        "from scripts.civitai_manager_libs import file_fetch\n"
+        "from scripts.civitai_manager_libs.transport import file_fetch\n"
         "body_chunks = file_fetch._body_chunks\n"
         "# chunks smaller than the file buffer, as a slow network delivers them\n"
         "file_fetch._body_chunks = lambda response, size: body_chunks(response, 1000)\n"

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from . import setting
-from .errors import InvalidQueryError, InvalidResponseError, NotFoundError
+from .. import setting
+from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
 from .image_items import int_or_none, item_level, to_image_item, to_image_items, unwrap_meta
 from .image_query import build_request, describe_params, listing_context, read_next_cursor
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
-from .records import ImageItem, ImagePage, ModelInfo, VersionInfo
+from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
 __all__ = [
     "CivitaiAPI",
@@ -59,7 +59,7 @@ class CivitaiAPI:
 
     def __init__(self, client=None):
         if client is None:
-            from .http_client import get_http_client
+            from ..http_client import get_http_client
 
             client = get_http_client()
         self.client = client

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 
-from .errors import InvalidResponseError
+from ..errors import InvalidResponseError
 from .image_urls import image_id_from_url
-from .records import NSFW_LEVELS, ImageItem
+from ..records import NSFW_LEVELS, ImageItem
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from . import setting
+from .. import setting
 from .nsfw import Levels, levels_of_param, normalize_levels, nsfw_param
 
 # Parameters the listing owns: a caller's values for them are replaced.

@@ -11,8 +11,8 @@ import re
 from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import InvalidQueryError
-from .logging_setup import redact
+from ..errors import InvalidQueryError
+from ..util.logging_setup import redact
 
 _ID_FROM_NAME = re.compile(r"^([0-9]+)(?:\.[A-Za-z0-9]+)?$")
 _PARAM_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^/=]*$")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Optional, Tuple, Union
 
-from .errors import InvalidQueryError
-from .records import NSFW_LEVELS, ImageItem
+from ..errors import InvalidQueryError
+from ..records import NSFW_LEVELS, ImageItem
 
 # Browsing-level bits (PG=1, PG13=2, R=4, X=8, XXX=16) and the string levels items carry.
 _LEVEL_BITS = {"None": 1, "Soft": 2, "Mature": 4, "X": 8 | 16}

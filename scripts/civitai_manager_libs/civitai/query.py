@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from .errors import InvalidQueryError
+from ..errors import InvalidQueryError
 
 KINDS = ("model", "version", "user", "image", "filter")
 

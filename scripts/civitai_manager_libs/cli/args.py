@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .errors import CivitaiGalleryError
-from .records import NSFW_LEVELS
+from ..errors import CivitaiGalleryError
+from ..records import NSFW_LEVELS
 
 TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
 METADATA_FORMATS = ("json", "txt", "exif")

@@ -16,8 +16,8 @@ import os
 import sys
 from typing import Optional, Sequence, TextIO
 
-from .cli_args import ParserExit, UsageError, build_parser
-from .cli_report import (
+from .args import ParserExit, UsageError, build_parser
+from .report import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,12 +26,12 @@ from .cli_report import (
     user_message,
     write_report,
 )
-from .cli_run import execute
-from .cli_service import RunConfig, apply_remembered_options, resolve_config, start_download
-from .cli_signals import interruptible
-from .cli_target import CliTarget, parse_target
-from .cli_tasks import format_table, task_lines
-from .errors import (
+from .run import execute
+from .service import RunConfig, apply_remembered_options, resolve_config, start_download
+from .signals import interruptible
+from .target import CliTarget, parse_target
+from .tasks import format_table, task_lines
+from ..errors import (
     ApiError,
     ArchiveError,
     DiskSpaceError,
@@ -41,7 +41,7 @@ from .errors import (
     SettingsError,
     TemplateError,
 )
-from .logging_setup import configure_logging, register_secret
+from ..util.logging_setup import configure_logging, register_secret
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -75,7 +75,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     target = parse_target(args.kind, args.values)
     cfg = resolve_config(args)
     if cfg.template:
-        from .paths import PathTemplate
+        from ..store.paths import PathTemplate
 
         PathTemplate(cfg.template)  # TemplateError before any request or folder
     if os.path.exists(cfg.output) and not os.path.isdir(cfg.output):
@@ -143,7 +143,7 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if key:
         register_secret(key)
     try:
-        from . import setting
+        from .. import setting
 
         setting.load()  # what the UI saved (data/settings.json or $CIVITAI_GALLERY_SETTINGS)
         with interruptible() as args.signal:

@@ -8,8 +8,8 @@ import sys
 import threading
 from typing import Iterator, Optional, TextIO
 
-from .logging_setup import install_filter
-from .records import DownloadSummary
+from ..util.logging_setup import install_filter
+from ..records import DownloadSummary
 
 
 class ProgressBars:

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, TextIO
 
-from .errors import AuthError, NetworkError
-from .logging_setup import redact
-from .records import DownloadSummary
+from ..errors import AuthError, NetworkError
+from ..util.logging_setup import redact
+from ..records import DownloadSummary
 
 EXIT_OK = 0
 EXIT_FAILED = 1

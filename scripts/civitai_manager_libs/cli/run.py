@@ -10,12 +10,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
-from .cli_progress import ProgressBars, logs_above_bars
-from .cli_report import RunReport, finish, user_message
-from .cli_service import RunConfig, Service
-from .cli_signals import Interrupted
-from .cli_target import CliTarget, check_target
-from .errors import ApiError, ArchiveError, DiskSpaceError, OutputPathError
+from .progress import ProgressBars, logs_above_bars
+from .report import RunReport, finish, user_message
+from .service import RunConfig, Service
+from .signals import Interrupted
+from .target import CliTarget, check_target
+from ..errors import ApiError, ArchiveError, DiskSpaceError, OutputPathError
 
 log = logging.getLogger(__name__)
 

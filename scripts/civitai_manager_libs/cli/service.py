@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from .cli_args import DUPLICATE_POLICIES
-from .cli_target import CliTarget
+from .args import DUPLICATE_POLICIES
+from .target import CliTarget
 
 
 @dataclass
@@ -28,7 +28,7 @@ class RunConfig:
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Options over environment over saved settings (the settings themselves are not changed)."""
-    from . import setting
+    from .. import setting
 
     output = args.output or setting.get("images.output_path")
     return RunConfig(
@@ -50,8 +50,8 @@ class Service:
     exit). Every option goes to the constructors; the saved settings are never changed."""
 
     def __init__(self, cfg: RunConfig, remember_options: bool = False):
-        from .civitai_api import CivitaiAPI
-        from .http_client import CivitaiHttpClient
+        from ..civitai.api import CivitaiAPI
+        from ..http_client import CivitaiHttpClient
 
         self.cfg = cfg
         self.client = CivitaiHttpClient(
@@ -62,9 +62,9 @@ class Service:
         self.remember_options = remember_options
 
     def open_downloader(self):
-        from . import setting
-        from .download_engine import DownloadEngine
-        from .image_downloader import ImageDownloader
+        from .. import setting
+        from ..engine.pool import DownloadEngine
+        from ..image_downloader import ImageDownloader
 
         cfg = self.cfg
         workers = cfg.concurrency or setting.get("images.max_concurrent")
@@ -128,7 +128,7 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
 def apply_remembered_options(cfg: RunConfig, db_path: str) -> None:
     """Fill the file options ``retry-failed`` was not given from what the last download into the
     folder used (its archive remembers them); options given on the command line win."""
-    from .archive import Archive
+    from ..store.archive import Archive
 
     with Archive(db_path) as archive:
         remembered = archive.run_options()

@@ -10,7 +10,7 @@ import signal
 import threading
 from typing import Any, Dict, Iterator
 
-from .cli_report import EXIT_INTERRUPTED
+from .report import EXIT_INTERRUPTED
 
 log = logging.getLogger(__name__)
 

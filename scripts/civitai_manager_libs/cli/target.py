@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 from urllib.parse import quote
 
-from .cli_args import UsageError
-from .records import NSFW_LEVELS
+from .args import UsageError
+from ..records import NSFW_LEVELS
 
 
 @dataclass
@@ -39,7 +39,7 @@ def _parse_id(kind: str, text: str) -> int:
 
 def _parse_filter(pairs: Sequence[str]) -> Dict[str, Any]:
     """``KEY=VALUE`` words -> validated images-endpoint parameters (query.py's rules, as the UI)."""
-    from .query import parse_query
+    from ..civitai.query import parse_query
 
     encoded = []
     for pair in pairs:
@@ -62,7 +62,7 @@ def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
     text = values[0].strip()
     if kind in ("model", "version", "image"):
         return CliTarget(kind, _parse_id(kind, text))
-    from .query import parse_query, validate_username
+    from ..civitai.query import parse_query, validate_username
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))

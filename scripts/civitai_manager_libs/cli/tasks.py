@@ -6,7 +6,7 @@ import contextlib
 import datetime as _dt
 from typing import Any, List, Optional, Sequence, Tuple
 
-from .logging_setup import redact
+from ..util.logging_setup import redact
 
 TASK_COLUMNS = (
     ("id", "task"),
@@ -58,7 +58,7 @@ def format_table(rows: Sequence[Tuple[str, ...]], headers: Sequence[str]) -> Lis
 def task_lines(db_path: str, status: Optional[str], limit: int) -> List[str]:
     """The table of the archive's tasks (only ``status`` ones if given, at most ``limit`` rows, 0 =
     all) and a closing count line; raises ``ArchiveError`` when the archive cannot be read."""
-    from .archive import Archive
+    from ..store.archive import Archive
 
     archive = Archive(db_path)
     try:

@@ -18,8 +18,8 @@ import os
 import threading
 from typing import Any, Callable, Dict, Optional, Set
 
-from .download_task import row_as_dict
-from .records import DownloadResult
+from .task import row_as_dict
+from ..records import DownloadResult
 
 logger = logging.getLogger(__name__)
 

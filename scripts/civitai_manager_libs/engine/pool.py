@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .errors import DownloadCancelledError
+from ..errors import DownloadCancelledError
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class DownloadEngine:
     @property
     def client(self):
         if self._client is None:
-            from .http_client import get_http_client
+            from ..http_client import get_http_client
 
             return get_http_client()
         return self._client

@@ -9,8 +9,8 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from .download_engine import PRIORITY_BULK
-from .records import DownloadSummary, ImageItem
+from .pool import PRIORITY_BULK
+from ..records import DownloadSummary, ImageItem
 
 PENDING = "pending"
 DOWNLOADING = "downloading"

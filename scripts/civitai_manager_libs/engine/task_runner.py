@@ -14,10 +14,10 @@ import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import civitai_api
-from .download_task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
+from ..civitai import api as civitai_api
+from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
 from .duplicates import FileNames, apply_same_content, find_existing, sha256_file
-from .errors import (
+from ..errors import (
     ApiError,
     CivitaiGalleryError,
     DiskSpaceError,
@@ -132,7 +132,8 @@ class TaskRunner:
         formats = list(self._owner.metadata_formats)
         if not task.save_metadata or task.item is None or not formats:
             return None
-        from . import embed, metadata
+        from ..metadata import embed
+        from ..metadata import record as metadata
 
         def lacking(fmt: str) -> bool:
             if fmt == "exif":
@@ -156,7 +157,7 @@ class TaskRunner:
         formats: List[str] = self._owner.metadata_formats
         if not task.save_metadata or not formats or task.item is None:
             return None, None
-        from . import metadata
+        from ..metadata import record as metadata
 
         try:
             record = _record_for(task, image_path)
@@ -174,7 +175,7 @@ class TaskRunner:
     def _write_thumbnail(self, image_path: str) -> Optional[str]:
         if not self._owner.generate_thumbnails:
             return None
-        from . import thumbnails
+        from ..metadata import thumbnails
 
         try:
             return thumbnails.make_thumbnail(image_path, size=self._owner.thumbnail_size)
@@ -196,6 +197,6 @@ class TaskRunner:
 def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:
     """The metadata record of a downloaded file: Civitai's data, and when the author hid it on
     Civitai, the generation data the uploaded file itself still carries (WebUI's ``parameters``)."""
-    from . import metadata
+    from ..metadata import record as metadata
 
     return metadata.with_file_generation(metadata.extract_image_metadata(task.item), image_path)

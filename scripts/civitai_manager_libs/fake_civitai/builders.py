@@ -9,10 +9,10 @@ import hashlib
 import math
 import random
 import uuid as _uuid
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from . import media
-from .dataset import NSFW_BROWSING_LEVELS, Creator, Dataset, FakeImage, FakeModel, FakeVersion
+from .entities import NSFW_BROWSING_LEVELS, Creator, FakeImage, FakeModel, FakeVersion
 from .meta_shapes import build_meta, pick_shape
 
 # 2026-06-01T00:00:00Z: the dataset's "now", so `period` filters stay deterministic.
@@ -164,7 +164,7 @@ def _level(rng: random.Random, nsfw_model: bool) -> str:
     return rng.choices(names, weights=[weights[n] for n in names])[0]
 
 
-def build_default(seed: int = 0) -> Dataset:
+def build_default(seed: int = 0) -> Dict[str, Any]:
     rng = random.Random(seed)
     models: List[FakeModel] = []
     slots: List[Tuple[FakeModel, FakeVersion]] = []
@@ -236,7 +236,7 @@ def build_default(seed: int = 0) -> Dataset:
         )
     _guarantee_variety(images, rng)
     _assign_posts(images, rng)
-    return Dataset(CREATORS, models, images, now_ms=DATASET_NOW_MS, seed=seed)
+    return dict(creators=CREATORS, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
 
 
 def _guarantee_variety(images: List[FakeImage], rng: random.Random) -> None:
@@ -308,7 +308,7 @@ def _noise_side(target_bytes: int, seed: int) -> int:
 
 def build_generated(
     n_images: int, image_kb: int = 200, seed: int = 0, nsfw_level: str = "None"
-) -> Dataset:
+) -> Dict[str, Any]:
     if n_images < 0 or image_kb <= 0:
         raise ValueError("n_images must be >= 0 and image_kb > 0")
     if nsfw_level not in NSFW_BROWSING_LEVELS:
@@ -363,4 +363,11 @@ def build_generated(
                 padded_size=target,
             )
         )
-    return Dataset([creator], [model], images, now_ms=DATASET_NOW_MS, seed=seed, image_kb=image_kb)
+    return dict(
+        creators=[creator],
+        models=[model],
+        images=images,
+        now_ms=DATASET_NOW_MS,
+        seed=seed,
+        image_kb=image_kb,
+    )

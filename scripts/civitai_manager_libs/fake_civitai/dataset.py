@@ -7,117 +7,21 @@ building a dataset is cheap and a 10,000-image benchmark dataset does not sit in
 
 from __future__ import annotations
 
-import datetime as _dt
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import media
+from .builders import build_default, build_generated
+from .entities import (  # noqa: F401  (re-exported: the dataset's vocabulary)
+    IMAGE_HOST_PREFIX,
+    NSFW_BROWSING_LEVELS,
+    Creator,
+    FakeImage,
+    FakeModel,
+    FakeVersion,
+    iso_ms,
+)
 from .meta_shapes import a1111_infotext
-
-IMAGE_HOST_PREFIX = "/xG1nkqKTMzGDvpLrqFT7WA"
-NSFW_BROWSING_LEVELS: Dict[str, Tuple[int, ...]] = {
-    "None": (1,),
-    "Soft": (2,),
-    "Mature": (4,),
-    "X": (8, 16),
-}
-
-
-def iso_ms(ms: int) -> str:
-    """Civitai's ``createdAt`` format: ``2024-04-04T21:17:27.499Z``."""
-    moment = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-@dataclass(frozen=True)
-class Creator:
-    username: str
-    user_id: int
-    image: Optional[str] = None
-
-
-@dataclass
-class FakeVersion:
-    id: int
-    model_id: int
-    name: str
-    base_model: str
-    created_ms: int
-    trained_words: Tuple[str, ...] = ()
-    file_size_kb: float = 2_000_000.0
-
-
-@dataclass
-class FakeModel:
-    id: int
-    name: str
-    type: str
-    nsfw: bool
-    creator: str
-    tags: Tuple[str, ...]
-    versions: List[FakeVersion] = field(default_factory=list)
-
-
-@dataclass
-class FakeImage:
-    """One listed image or video. ``media`` is the real format of the original upload."""
-
-    id: int
-    uuid: str
-    media: str  # png | jpeg | webp | mp4
-    width: int
-    height: int
-    nsfw_level: str  # None | Soft | Mature | X
-    browsing_level: int  # 1, 2, 4, 8 or 16
-    type: Optional[str]  # image | video; None on a few old items (the key is then absent)
-    created_ms: int
-    post_id: int
-    username: str
-    user_id: int
-    model_id: int
-    model_version_ids: Tuple[int, ...]
-    base_model: str
-    meta: Optional[Dict[str, Any]]
-    meta_shape: str
-    stats: Dict[str, int]
-    collected: int
-    tag_ids: Tuple[int, ...] = ()
-    blurhash: str = "UDF~Ee%M_3of~qofofof~qofWBof"
-    # What the original upload carries itself: "a1111" (PNG "parameters" chunk, or EXIF
-    # UserComment in a JPEG) or "comfy" (a PNG "prompt" chunk).
-    embedded: Optional[str] = None
-    padded_size: Optional[int] = None  # generated datasets: exact size of the original bytes
-
-    @property
-    def created_at(self) -> str:
-        return iso_ms(self.created_ms)
-
-    @property
-    def meta_hidden(self) -> bool:
-        return self.meta_shape == "hidden"
-
-    @property
-    def nsfw(self) -> bool:
-        return self.nsfw_level != "None"
-
-    @property
-    def content_type(self) -> str:
-        return media.content_type(self.media)
-
-    @property
-    def file_name(self) -> str:
-        """The forced name in the URL: ``<id>.jpeg`` for images, ``<id>.mp4`` for videos."""
-        return f"{self.id}.mp4" if self.media == "mp4" else f"{self.id}.jpeg"
-
-    def path(self, params: str) -> str:
-        """The image-host path for a params segment such as ``width=450`` or ``original=true``."""
-        return f"{IMAGE_HOST_PREFIX}/{self.uuid}/{params}/{self.file_name}"
-
-    @property
-    def listed_path(self) -> str:
-        """The path the API lists (``width=<original width>``, as Civitai does)."""
-        return self.path(f"width={self.width}")
 
 
 class Dataset:
@@ -157,18 +61,14 @@ class Dataset:
     @classmethod
     def default(cls, seed: int = 0) -> "Dataset":
         """~8 models, 2–3 versions each, 6 creators, a few hundred images: the test/demo dataset."""
-        from .builders import build_default
-
-        return build_default(seed)
+        return cls(**build_default(seed))
 
     @classmethod
     def generate(
         cls, n_images: int, image_kb: int = 200, seed: int = 0, nsfw_level: str = "None"
     ) -> "Dataset":
         """One model/version with ``n_images`` JPEGs of exactly ``image_kb`` KiB (benchmarks)."""
-        from .builders import build_generated
-
-        return build_generated(n_images, image_kb=image_kb, seed=seed, nsfw_level=nsfw_level)
+        return cls(**build_generated(n_images, image_kb=image_kb, seed=seed, nsfw_level=nsfw_level))
 
     # ------------------------------------------------------------------ look-ups
     def model(self, model_id: int) -> Optional[FakeModel]:

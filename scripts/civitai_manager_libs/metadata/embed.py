@@ -26,7 +26,7 @@ import piexif
 import piexif.helper
 from PIL import Image, UnidentifiedImageError
 
-from .errors import MetadataError
+from ..errors import MetadataError
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ import logging
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .generation import extract_generation
+
 log = logging.getLogger(__name__)
 
 #: WebUI's own parameter regex (modules/infotext_utils.py ``re_param_code``).
@@ -97,8 +99,6 @@ def _generation_of(record_or_generation: Mapping[str, Any]) -> Optional[Mapping[
         return generation if isinstance(generation, Mapping) else None
     if "extra" not in record_or_generation:
         # A raw Civitai ``meta`` dict (cfgScale, clipSkip, ...): normalize it first.
-        from .metadata import extract_generation  # late: metadata imports this module
-
         return extract_generation(record_or_generation)
     return record_or_generation
 

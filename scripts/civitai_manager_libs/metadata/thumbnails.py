@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .embed import sniff_format, write_atomic
-from .errors import MetadataError
+from ..errors import MetadataError
 
 log = logging.getLogger(__name__)
 

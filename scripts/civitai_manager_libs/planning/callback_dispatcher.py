@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
-from .records import DownloadSummary
+from ..records import DownloadSummary
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, List, Optional, Set, Tuple
 
-from .download_task import CANCELLED
-from .errors import InvalidResponseError
+from ..engine.task import CANCELLED
+from ..errors import InvalidResponseError
 
 _CURSOR_SHOWN = 80  # characters of a repeated cursor quoted in the error
 

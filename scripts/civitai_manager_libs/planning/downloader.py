@@ -47,10 +47,12 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from . import civitai_api, disk_space, setting
+from ..civitai import api as civitai_api
+from ..store import disk_space
+from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
-from .download_engine import PRIORITY_SINGLE, DownloadEngine
-from .download_task import (  # noqa: F401  (re-exported: the task and its statuses live there)
+from ..engine.pool import PRIORITY_SINGLE, DownloadEngine
+from ..engine.task import (  # noqa: F401  (re-exported: the task and its statuses live there)
     CANCELLED,
     COMPLETED,
     DOWNLOADING,
@@ -64,14 +66,14 @@ from .download_task import (  # noqa: F401  (re-exported: the task and its statu
     summarize,
     task_from_record,
 )
-from .duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
-from .errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
-from .failures import describe_failure  # noqa: F401  (re-exported)
+from ..engine.duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
+from ..errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
+from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
 from .listing_planner import REASON_KNOWN, ListingPlanner
-from .paths import PathTemplate, fields_from_item, safe_join
-from .records import NSFW_LEVELS, DownloadSummary, ImageItem
+from ..store.paths import PathTemplate, fields_from_item, safe_join
+from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
-from .task_runner import Outcome, TaskRunner
+from ..engine.task_runner import Outcome, TaskRunner
 from .template_context import TemplateContext, int_or_none
 
 logger = logging.getLogger(__name__)
@@ -183,7 +185,7 @@ class ImageDownloader:
         """The archive, opened (and the output folder created) on first use."""
         with self._archive_lock:
             if self._archive is None:
-                from .archive import Archive
+                from ..store.archive import Archive
 
                 # the archive creates the output folder (OutputPathError when it cannot)
                 self._archive = Archive(os.path.join(self.output_path, ARCHIVE_NAME))
@@ -448,7 +450,7 @@ class ImageDownloader:
         return self._history
 
     def extract_image_metadata(self, image_data: Dict[str, Any]) -> Dict[str, Any]:
-        from . import metadata
+        from ..metadata import record as metadata
 
         return metadata.extract_image_metadata(image_data)
 
@@ -457,7 +459,7 @@ class ImageDownloader:
     ) -> str:
         """Write ``metadata`` for ``image_path`` as ``json``, ``txt`` or ``exif``; returns the path
         written (the image itself for ``exif`` when embedding worked)."""
-        from . import metadata as metadata_module
+        from ..metadata import record as metadata_module
 
         fmt = str(format).strip().lower()
         if fmt not in setting.METADATA_FORMATS:

@@ -9,10 +9,10 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .crawl_state import ListingState
-from .download_task import FAILED, SKIPPED, ImageDownloadTask, new_task, row_as_dict
-from .errors import CivitaiGalleryError
-from .paths import fields_from_item, safe_join
-from .records import ImageItem
+from ..engine.task import FAILED, SKIPPED, ImageDownloadTask, new_task, row_as_dict
+from ..errors import CivitaiGalleryError
+from ..store.paths import fields_from_item, safe_join
+from ..records import ImageItem
 from .task_registry import TaskRegistry
 from .template_context import TemplateContext
 

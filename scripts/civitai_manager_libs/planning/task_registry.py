@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .callback_dispatcher import TaskCallbacks
 from .crawl_state import ListingPage, ListingState
-from .download_task import COMPLETED, SKIPPED, ImageDownloadTask
-from .errors import CivitaiGalleryError
+from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask
+from ..errors import CivitaiGalleryError
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import logging
 import string
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from .errors import NotFoundError
-from .records import ImageItem
+from ..errors import NotFoundError
+from ..records import ImageItem
 
 logger = logging.getLogger(__name__)
 

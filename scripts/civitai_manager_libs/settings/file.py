@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Any, Dict, Mapping, Optional
 
-from .errors import SettingsError
+from ..errors import SettingsError
 
 
 def read_settings_file(path: str) -> Optional[Dict[str, Any]]:

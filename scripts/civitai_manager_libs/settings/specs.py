@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import SettingsError
-from .records import NSFW_LEVELS
-from .setting_values import (
+from ..errors import SettingsError
+from ..records import NSFW_LEVELS
+from .values import (
     DUPLICATE_POLICIES,
     METADATA_FORMATS,
     Validator,
@@ -29,7 +29,7 @@ from .setting_values import (
 
 def repo_root() -> str:
     """The repository (extension) folder: the parent of ``scripts/``."""
-    return str(Path(__file__).resolve().parents[2])
+    return str(Path(__file__).resolve().parents[3])
 
 
 @dataclass(frozen=True)

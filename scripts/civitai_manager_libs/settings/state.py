@@ -41,12 +41,12 @@ import os
 import threading
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from . import logging_setup
-from .errors import SettingsError
-from .gallery_cache_name import DEFAULT_CACHE_EXTENSION, MEDIA_EXTENSIONS, gallery_cache_name
-from .setting_specs import ATTRIBUTE_KEYS, ENV_KEYS, SPECS, SettingSpec, repo_root, spec_for
-from .setting_values import DUPLICATE_POLICIES, METADATA_FORMATS, type_name
-from .settings_file import read_settings_file, write_settings_file
+from ..util import logging_setup
+from ..errors import SettingsError
+from .cache_name import DEFAULT_CACHE_EXTENSION, MEDIA_EXTENSIONS, gallery_cache_name
+from .specs import ATTRIBUTE_KEYS, ENV_KEYS, SPECS, SettingSpec, repo_root, spec_for
+from .values import DUPLICATE_POLICIES, METADATA_FORMATS, type_name
+from .file import read_settings_file, write_settings_file
 
 __all__ = [
     "DEFAULT_CACHE_EXTENSION",

@@ -7,8 +7,8 @@ import re
 from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from .errors import SettingsError
-from .records import NSFW_LEVELS
+from ..errors import SettingsError
+from ..records import NSFW_LEVELS
 
 METADATA_FORMATS: Tuple[str, ...] = ("json", "txt", "exif")
 DUPLICATE_POLICIES: Tuple[str, ...] = ("skip", "replace", "keep_both")
@@ -121,7 +121,7 @@ def validate_api_key(key: str, value: Any) -> str:
 
 def validate_path_template(key: str, value: Any) -> str:
     value = text_validator(allow_empty=False)(key, value)
-    from .paths import PathTemplate  # paths does not import setting: no cycle
+    from ..store.paths import PathTemplate  # paths does not import setting: no cycle
 
     try:
         PathTemplate(value)

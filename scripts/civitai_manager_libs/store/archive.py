@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
 # ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
-from .errors import ArchiveError, DiskSpaceError, OutputPathError
+from ..errors import ArchiveError, DiskSpaceError, OutputPathError
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 import shutil
 from typing import Iterable, Optional, Sequence
 
-from .errors import DiskSpaceError
+from ..errors import DiskSpaceError
 
 DEFAULT_IMAGE_ESTIMATE = 1024 * 1024
 VIDEO_ESTIMATE = 8 * 1024 * 1024

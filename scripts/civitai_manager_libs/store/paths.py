@@ -21,7 +21,7 @@ import string
 import unicodedata
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 FIELDS: Tuple[str, ...] = (
     "model_id",

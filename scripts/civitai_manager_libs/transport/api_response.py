@@ -7,7 +7,7 @@ from typing import Optional
 
 import requests
 
-from .errors import (
+from ..errors import (
     ApiError,
     AuthError,
     BadRequestError,
@@ -16,7 +16,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .logging_setup import redact
+from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
 
 

@@ -20,9 +20,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from . import setting
+from .. import setting
 from .api_response import decode_json_object, status_error
-from .errors import (
+from ..errors import (
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
@@ -31,9 +31,9 @@ from .errors import (
 )
 from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
 from .host_gate import HostGate, origin_of
-from .logging_setup import redact, register_secret
+from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
-from .records import DownloadResult
+from ..records import DownloadResult
 from .retry_policy import PAUSE_STATUSES, CivitaiRetry, RetryCancelled, current_cancel_event
 
 logger = logging.getLogger(__name__)

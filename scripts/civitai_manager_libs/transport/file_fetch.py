@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import requests
 from urllib3 import exceptions as urllib3_exceptions
 
-from .errors import (
+from ..errors import (
     DiskSpaceError,
     DownloadCancelledError,
     DownloadError,
@@ -23,7 +23,7 @@ from .errors import (
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
-from .logging_setup import redact
+from ..util.logging_setup import redact
 from .media_sniff import (
     MEDIA_EXTENSIONS,
     SNIFF_BYTES,
@@ -31,7 +31,7 @@ from .media_sniff import (
     media_kind,
     mime_for,
 )
-from .records import DownloadResult
+from ..records import DownloadResult
 from .retry_policy import RetryCancelled, cancel_scope
 
 logger = logging.getLogger(__name__)

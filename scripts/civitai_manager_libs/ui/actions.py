@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 
 import gradio as gr
 
-from . import setting
-from .errors import (
+from .. import setting
+from ..errors import (
     ApiError,
     CivitaiGalleryError,
     InvalidQueryError,
@@ -34,7 +34,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .gallery_downloads import (  # noqa: F401 - the backlog item's public names
+from .downloads import (  # noqa: F401 - the backlog item's public names
     BatchResult,
     GalleryDownloadManager,
     _download_single_image,
@@ -46,10 +46,10 @@ from .gallery_downloads import (  # noqa: F401 - the backlog item's public names
     get_http_client,
     pre_loading,
 )
-from .gallery_jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
+from .jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
 from .gradio_compat import update, warn_user
-from .query import Target, parse_query, target_to_params
-from .records import NSFW_LEVELS, ImageItem
+from ..civitai.query import Target, parse_query, target_to_params
+from ..records import NSFW_LEVELS, ImageItem
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _user_errors(fn):
 
 
 def _api():
-    from .civitai_api import CivitaiAPI
+    from ..civitai.api import CivitaiAPI
 
     return CivitaiAPI(client=get_http_client())
 
@@ -349,8 +349,8 @@ def prev_page(view: GalleryView):
 
 def image_details(item: ImageItem) -> Tuple[str, Dict[str, Any]]:
     """(infotext, full metadata record) of one listed image."""
-    from .infotext import to_infotext
-    from .metadata import extract_image_metadata
+    from ..metadata.infotext import to_infotext
+    from ..metadata.record import extract_image_metadata
 
     record = extract_image_metadata(item)
     text = to_infotext(record) if record.get("generation") else ""

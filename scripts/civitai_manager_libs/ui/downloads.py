@@ -23,9 +23,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from . import setting
-from .download_engine import PRIORITY_BULK, PRIORITY_SINGLE, DownloadEngine
-from .errors import CivitaiGalleryError
+from .. import setting
+from ..engine.pool import PRIORITY_BULK, PRIORITY_SINGLE, DownloadEngine
+from ..errors import CivitaiGalleryError
 from .gradio_compat import warn_user
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class BatchResult:
 
 def get_http_client():
     """The shared ``CivitaiHttpClient`` (created lazily, rebuilt when its settings change)."""
-    from . import http_client
+    from .. import http_client
 
     return http_client.get_http_client()
 
@@ -347,7 +347,7 @@ class GalleryDownloadManager:
 
 def thumbnail_url(url: str) -> str:
     """The small rendition of an image URL the gallery shows."""
-    from .civitai_api import sized_url
+    from ..civitai.api import sized_url
 
     return sized_url(url, THUMBNAIL_WIDTH) if url else url
 
@@ -375,7 +375,7 @@ def pre_loading(usergal_page_url, paging_information):
     if not next_cursor:
         logger.debug("no next page to prefetch")
         return None
-    from .civitai_api import CivitaiAPI
+    from ..civitai.api import CivitaiAPI
 
     params: Dict[str, Any] = dict(parse_qsl(urlsplit(str(usergal_page_url)).query))
     params.pop("cursor", None)

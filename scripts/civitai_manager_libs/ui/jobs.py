@@ -14,10 +14,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
-from . import setting
-from .errors import CivitaiGalleryError
-from .query import Target
-from .records import DownloadSummary
+from .. import setting
+from ..errors import CivitaiGalleryError
+from ..civitai.query import Target
+from ..records import DownloadSummary
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def _start(downloader, target: Target, nsfw_levels: Optional[Sequence[str]]) -> 
 
 
 def _default_downloader():
-    from .image_downloader import ImageDownloader
+    from ..image_downloader import ImageDownloader
 
     return ImageDownloader(
         output_path=setting.get("images.output_path"),

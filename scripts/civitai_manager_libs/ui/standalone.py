@@ -22,14 +22,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, a
 
 import gradio as gr  # noqa: E402
 
-from . import setting  # noqa: E402
-from .errors import SettingsError  # noqa: E402
+from .. import setting  # noqa: E402
+from ..errors import SettingsError  # noqa: E402
 from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
-from .logging_setup import configure_logging  # noqa: E402
+from ..util.logging_setup import configure_logging  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXTENSION_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 QUEUE_CONCURRENCY = 8
@@ -77,7 +79,7 @@ def extension_js() -> str:
 
 def build_app() -> gr.Blocks:
     """The standalone page: the Civitai Gallery tab, its styles and scripts."""
-    from .gallery_ui import TAB_ID, TAB_TITLE, build_tab_contents
+    from .tab import TAB_ID, TAB_TITLE, build_tab_contents
 
     css = extension_css()
     with blocks(title=TAB_TITLE, css=css, analytics_enabled=False) as demo:
@@ -160,7 +162,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def _start_demo_civitai():
-    from .fake_civitai import FakeCivitai
+    from ..fake_civitai import FakeCivitai
 
     fake = FakeCivitai()
     fake.start()

@@ -15,11 +15,11 @@ from typing import Dict
 
 import gradio as gr
 
-from . import civitai_gallery_action as action
-from . import setting
-from .gallery_jobs import TASK_COLUMNS
+from . import actions as action
+from .. import setting
+from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
-from .records import NSFW_LEVELS
+from ..records import NSFW_LEVELS
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,32 @@
+"""The shared HTTP client (the backlog's ``http_client`` module): a facade over :mod:`.transport`.
+
+``get_http_client()`` gives the process's :class:`CivitaiHttpClient` (one Session, retries as data,
+the per-host pause, the API key only to the API origin), rebuilt when its settings change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from .transport import client as _client
+from .transport.client import (  # noqa: F401  (the public API)
+    CLIENT_SETTINGS,
+    POOL_HEADROOM,
+    SHARED_HOST_GATE,
+    USER_AGENT,
+    CivitaiAdapter,
+    CivitaiHttpClient,
+    get_http_client,
+    media_kind,
+    redact,
+    reset_http_client,
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Every other name the client module has (errors, policies, helpers it re-exports)."""
+    return getattr(_client, name)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(dir(_client)))

@@ -1,0 +1,6 @@
+"""Transport: bytes on the wire.
+
+One requests Session (`client`), retries as data (`retry_policy`), the shared per-host pause
+(`host_gate`), file downloads to `.part` with resume and checks (`file_fetch`), content sniffing
+(`media_sniff`) and API answers read as JSON or typed errors (`api_response`).
+"""

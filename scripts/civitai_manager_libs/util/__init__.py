@@ -1,0 +1,1 @@
+"""Utilities shared by every layer: logging set-up and secret redaction."""
