@@ -18,6 +18,8 @@ $PY -m pip install -q -r requirements-dev.txt
 
 echo "== black"; $PY -m black --check -q --line-length=100 --skip-string-normalization .
 echo "== flake8"; $PY -m flake8 .
+echo "== import layers (lint-imports, .importlinter)"; $PY -c "from importlinter.cli import lint_imports_command; lint_imports_command()" | tail -n 3
+echo "== mypy"; $PY -m mypy scripts/civitai_manager_libs main.py scripts/civitai_gallery.py
 echo "== pytest (gradio $($PY -c 'import gradio; print(gradio.__version__)'))"
 $PY -m pytest -q -p no:cacheprovider
 

@@ -227,7 +227,8 @@ class CivitaiAPI:
         model_id = _check_id(model_id, "model")
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
         name = str(body.get("name") or "")
-        creator = body.get("creator") if isinstance(body.get("creator"), Mapping) else {}
+        creator_value = body.get("creator")
+        creator: Mapping[str, Any] = creator_value if isinstance(creator_value, Mapping) else {}
         tags = [
             tag.get("name") if isinstance(tag, Mapping) else str(tag)
             for tag in body.get("tags") or []
@@ -251,7 +252,8 @@ class CivitaiAPI:
         """A model version with its showcase images (these carry ``meta``)."""
         version_id = _check_id(version_id, "model version")
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
-        model = body.get("model") if isinstance(body.get("model"), Mapping) else {}
+        model_value = body.get("model")
+        model: Mapping[str, Any] = model_value if isinstance(model_value, Mapping) else {}
         return self._version(
             body, model_id=int_or_none(body.get("modelId")), model_name=model.get("name")
         )
@@ -260,6 +262,8 @@ class CivitaiAPI:
         self, body: Mapping[str, Any], model_id: Optional[int], model_name: Optional[str]
     ) -> VersionInfo:
         version_id = int_or_none(body.get("id"))
+        if version_id is None:
+            raise InvalidResponseError("Civitai answered a model version without an id")
         name = str(body.get("name") or "")
         base_model = body.get("baseModel")
         context = {

@@ -91,7 +91,8 @@ def to_image_item(
     image_id = int_or_none(item.get("id"))
     if image_id is None:
         image_id = image_id_from_url(url)
-    user = item.get("user") if isinstance(item.get("user"), Mapping) else {}
+    user_value = item.get("user")
+    user: Mapping[str, Any] = user_value if isinstance(user_value, Mapping) else {}
     stats = item.get("stats")
     return ImageItem(
         id=image_id,

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .args import DUPLICATE_POLICIES
 from .target import CliTarget
+
+if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
+    from ..image_downloader import ImageDownloader
 
 
 @dataclass
@@ -58,10 +61,10 @@ class Service:
             api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
         )
         self.api = CivitaiAPI(client=self.client)
-        self.downloader = None
+        self.downloader: Optional[ImageDownloader] = None
         self.remember_options = remember_options
 
-    def open_downloader(self):
+    def open_downloader(self) -> "ImageDownloader":
         from .. import setting
         from ..engine.pool import DownloadEngine
         from ..image_downloader import ImageDownloader
@@ -75,7 +78,7 @@ class Service:
             options["generate_thumbnails"] = True
         if cfg.duplicates:
             options["duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
-        self.downloader = ImageDownloader(
+        d = self.downloader = ImageDownloader(
             api_client=self.api,
             download_engine=DownloadEngine(client=self.client, max_workers=workers),
             output_path=cfg.output,
@@ -83,7 +86,6 @@ class Service:
             **options,
         )
         if self.remember_options:  # retry-failed in this folder writes its files the same way
-            d = self.downloader
             d.archive.set_run_options(
                 {
                     "template": d.template.template,
@@ -92,7 +94,7 @@ class Service:
                     "duplicates": d.duplicate_policy,
                 }
             )
-        return self.downloader
+        return d
 
     def close(self) -> None:
         if self.downloader is not None:

@@ -217,7 +217,7 @@ def row_as_dict(row: Any) -> Dict[str, Any]:
         return {}
     if isinstance(row, Mapping):
         return dict(row)
-    if dataclasses.is_dataclass(row):
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
         return dataclasses.asdict(row)
     return dict(vars(row))
 
@@ -226,7 +226,7 @@ def task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
     """An :class:`ImageDownloadTask` rebuilt (final state included) from an archive row."""
     task = ImageDownloadTask(
         str(row.get("id") or row.get("task_id")),
-        row.get("image_id"),
+        row.get("image_id"),  # type: ignore[arg-type]  # an int in every row the archive writes
         row.get("image_url") or row.get("url") or "",
         model_id=row.get("model_id"),
         model_name=row.get("model_name"),

@@ -89,6 +89,7 @@ class TaskRunner:
     def _download(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
         owner = self._owner
         target = task.target
+        assert target is not None  # planned tasks always have one
         existing = None if task.custom_path else find_existing(target)
         if existing is not None:
             if owner.duplicate_policy == "skip":
@@ -199,4 +200,5 @@ def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:
     Civitai, the generation data the uploaded file itself still carries (WebUI's ``parameters``)."""
     from ..metadata import record as metadata
 
-    return metadata.with_file_generation(metadata.extract_image_metadata(task.item), image_path)
+    item: Any = task.item if task.item is not None else {}
+    return metadata.with_file_generation(metadata.extract_image_metadata(item), image_path)

@@ -122,7 +122,7 @@ def resized_jpeg(original: bytes, width: int) -> bytes:
         picture = source.convert("RGB")
     if width < picture.width:
         height = max(1, round(picture.height * width / picture.width))
-        picture = picture.resize((width, height), Image.BILINEAR)
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     picture.save(out, format="JPEG", quality=80)
     return out.getvalue()

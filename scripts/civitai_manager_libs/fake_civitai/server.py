@@ -358,6 +358,8 @@ class FakeCivitai:
         if server is None:
             raise RuntimeError("the fake Civitai is not running: call start() first")
         host, port = server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode("ascii")
         return f"http://{host}:{port}"
 
     @property

@@ -273,7 +273,7 @@ def _merged_exif(tiff: Optional[bytes], text: str, path: str) -> Optional[bytes]
 
 def _jpeg_segments(data: bytes, path: str) -> Tuple[List[bytes], bytes]:
     """Header segments (each with its marker) up to SOS, and the rest of the file from SOS on."""
-    segments = []
+    segments: List[bytes] = []
     pos = 2
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
@@ -384,9 +384,9 @@ def embed_webp(data: bytes, text: str, path: str = "<webp>") -> Optional[bytes]:
         xmp = next((i for i, (f, _) in enumerate(chunks) if f == b"XMP "), None)
         chunks.insert(xmp if xmp is not None else len(chunks), (b"EXIF", tiff))
     if chunks[0][0] == b"VP8X":
-        header = bytearray(chunks[0][1])
-        header[0] |= _VP8X_EXIF
-        chunks[0] = (b"VP8X", bytes(header))
+        vp8x = bytearray(chunks[0][1])
+        vp8x[0] |= _VP8X_EXIF
+        chunks[0] = (b"VP8X", bytes(vp8x))
     else:
         width, height, has_alpha = _webp_canvas(chunks, path)
         flags = _VP8X_EXIF | (_VP8X_ALPHA if has_alpha else 0)

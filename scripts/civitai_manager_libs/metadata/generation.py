@@ -168,7 +168,9 @@ def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
     raw_model = generation["model"]
     generation["model"] = _model_text(raw_model)
 
-    hashes = meta.get("hashes") if isinstance(meta.get("hashes"), Mapping) else {}
+    hashes_value = meta.get("hashes")
+
+    hashes: Mapping[str, Any] = hashes_value if isinstance(hashes_value, Mapping) else {}
     used.update(("hashes", "resources"))
     if generation["model_hash"] is None and isinstance(hashes.get("model"), str):
         generation["model_hash"] = hashes["model"]

@@ -114,7 +114,8 @@ def _extra_hashes_line(hashes: Mapping[str, Any], prefix: str) -> Optional[str]:
 
 def parameter_pairs(generation: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The ``(label, text)`` pairs of the parameters line, in WebUI's order."""
-    extra = generation.get("extra") if isinstance(generation.get("extra"), Mapping) else {}
+    extra_value = generation.get("extra")
+    extra: Mapping[str, Any] = extra_value if isinstance(extra_value, Mapping) else {}
     pairs: List[Tuple[str, str]] = []
     seen = set()
 

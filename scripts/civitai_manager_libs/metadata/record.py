@@ -176,7 +176,8 @@ def extract_image_metadata(
     image_id = _int_or_none(source.get("id"))
     if image_id is None:
         image_id = id_from_url(url)
-    user = raw.get("user") if isinstance(raw.get("user"), Mapping) else {}
+    user_value = raw.get("user")
+    user: Mapping[str, Any] = user_value if isinstance(user_value, Mapping) else {}
     version_id = _int_or_none(pick("version_id", "modelVersionId"))
     if version_id is None:
         version_ids = raw.get("modelVersionIds")

@@ -40,6 +40,7 @@ Decisions worth knowing (the spec leaves them open):
 from __future__ import annotations
 
 import json
+import functools
 import logging
 import os
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
@@ -369,7 +370,7 @@ class ImageDownloader:
                 self._settle(task, self._runner.adopt(task, existing))
                 return
         try:
-            self.engine.submit(lambda ev, t=task: self._run(t, ev), task.priority, key=task.id)
+            self.engine.submit(functools.partial(self._run, task), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
             self._registry.settle(task, CANCELLED, f"not started: {exc}")
 

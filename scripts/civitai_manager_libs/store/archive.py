@@ -498,7 +498,8 @@ class Archive:
     ) -> List[TaskRecord]:
         """Tasks newest first (by creation), optionally only some statuses or one query."""
         sql = "SELECT * FROM tasks"
-        where, params = [], []
+        where: List[str] = []
+        params: List[Any] = []
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             where.append(f"status IN ({', '.join('?' * len(statuses))})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import requests
 
@@ -27,7 +27,7 @@ def status_error(
     status = response.status_code
     server = server_message(response)
     said = f": {server}" if server else ""
-    common = dict(status=status, url=safe, server_message=server)
+    common: Dict[str, Any] = dict(status=status, url=safe, server_message=server)
     if status in (404, 410):
         return NotFoundError(
             f"Civitai found nothing at {safe} (HTTP {status}){said}. Check the id or URL.",

@@ -83,15 +83,16 @@ class CivitaiAdapter(HTTPAdapter):
             max_retries=retry, pool_connections=8, pool_maxsize=pool_maxsize, pool_block=False
         )
 
-    def send(self, request, **kwargs):
-        origin = origin_of(request.url)
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # noqa: E501
+        origin = origin_of(request.url or "")
         if not self._host_gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while the host was paused")
         self._apply_auth(request, origin)
         response = super().send(request, **kwargs)
         if response.status_code in PAUSE_STATUSES:
             # The retries are spent (or were disabled): still hold every other thread back.
-            retry: CivitaiRetry = self.max_retries
+            retry = self.max_retries
+            assert isinstance(retry, CivitaiRetry)  # set in __init__
             delay = retry.requested_wait(response)
             if delay is None or delay <= 0:
                 delay = retry.backoff_factor

@@ -107,6 +107,7 @@ def _close_failed(handle) -> None:
 def _disk_error(exc: OSError, part: str, safe_url: str) -> Exception:
     """Turn a write failure into the typed error, removing the ``.part`` file."""
     _remove(part)
+    err: Exception
     if exc.errno in _DISK_FULL:
         err = DiskSpaceError(
             f"The disk filled up while saving {safe_url} to {part}; the partial file was removed. "

@@ -133,7 +133,7 @@ class CivitaiRetry(Retry):
         delay = self.pause_for(response) if response is not None else self.get_backoff_time()
         where = self.origin or "the server"
         retry_no = self.attempts()
-        gated = self.host_gate is not None and bool(self.origin)
+        gate, origin = self.host_gate, self.origin
         if status in PAUSE_STATUSES:
             asked = self.requested_wait(response)
             if asked is not None and asked > 0:
@@ -159,8 +159,8 @@ class CivitaiRetry(Retry):
                     _secs(delay),
                     retry_no,
                 )
-            if gated:
-                self.host_gate.pause(self.origin, delay, f"HTTP {status}")
+            if gate is not None and origin:
+                gate.pause(origin, delay, f"HTTP {status}")
             else:
                 _cancellable_sleep(delay)
         else:
@@ -173,7 +173,7 @@ class CivitaiRetry(Retry):
                     "Connection problem with %s; retry %d in %s s.", where, retry_no, _secs(delay)
                 )
             _cancellable_sleep(delay)
-        if gated and not self.host_gate.wait(self.origin, current_cancel_event()):
+        if gate is not None and origin and not gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while waiting to retry")
 
 
@@ -216,4 +216,4 @@ def _cancellable_sleep(delay: float) -> None:
         raise RetryCancelled("cancelled while waiting to retry")
 
 
-_UNCAPPED = Retry(total=0, retry_after_max=float("inf"))
+_UNCAPPED = Retry(total=0, retry_after_max=float("inf"))  # type: ignore[arg-type]  # no cap

@@ -220,7 +220,7 @@ def _run_batch(
         with _inflight_lock:
             fetch = _inflight.get(path)
             started_here = fetch is None
-            if started_here:
+            if fetch is None:
                 fetch = _inflight[path] = _Fetch()
             fetch.listeners.append((outcomes, url))
         if started_here:  # else another caller (e.g. the prefetch) is already fetching it

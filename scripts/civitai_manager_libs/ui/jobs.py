@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .. import setting
 from ..errors import CivitaiGalleryError
@@ -55,7 +55,7 @@ class GalleryJobs:
         self._factory = downloader_factory or _default_downloader
         self._lock = threading.Lock()  # held for the whole of a job
         self._state = threading.Lock()  # guards the fields below
-        self._downloader = None
+        self._downloader: Optional[Any] = None
         self._revision: Optional[int] = None
         self._task_ids: List[str] = []
         self._cancel = threading.Event()
