@@ -52,6 +52,7 @@ class RequestRecord:
     connection_id: int = 0  # same id = same TCP connection (keep-alive reuse)
     bytes_sent: int = 0  # body bytes written
     completed: bool = False  # the whole body was written
+    end_time: float = 0.0  # when the last body byte was written (0 until then)
 
 
 class _Server(ThreadingHTTPServer):
@@ -177,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             except DISCONNECTS as exc:
                 logger.debug("fake %s: client left during %s: %s", role, path, exc)
                 self.close_connection = True
+            finally:
+                record.end_time = time.time()
 
     def _send_head(self, response: Response, length: int) -> None:
         self.send_response(response.status)
