@@ -153,8 +153,10 @@ def _export(downloaded, dest, fmt, *extra):
 
 def test_captions_beside_each_image_from_every_metadata_source(fake, downloaded, tmp_path):
     dest = tmp_path / "set"
+    fake.reset()
     code, out = _export(downloaded, dest, "captions")
     assert code == 0, out
+    assert fake.log == []  # the archive and the files only: no request at all
 
     names = sorted(os.listdir(dest))
     images = [n for n in names if n.endswith(MEDIA_EXTS)]

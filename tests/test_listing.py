@@ -122,7 +122,8 @@ def test_an_interrupted_listing_continues_where_it_stopped(fake, tmp_path):
     env["CIVITAI_GALLERY_SETTINGS"] = str(tmp_path / "settings.json")
     state = tmp_path / "big.jsonl.part.json"
     fake.reset()
-    fake.faults.delay("/api/v1/images", 1.5, server="api")
+    fake.faults.delay("/api/v1/images", 0.01, count=1, server="api")  # page 1 at once
+    fake.faults.delay("/api/v1/images", 8, server="api")  # page 2 stalls: SIGTERM lands there
     try:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
