@@ -139,7 +139,7 @@ class _State:
     rows: int = 0
     bytes: int = 0
     videos_skipped: int = 0
-    requested: List[Optional[str]] = field(default_factory=list)
+    requested: List[str] = field(default_factory=list)
 
 
 class ListingFile:
@@ -288,7 +288,7 @@ def run_listing(
     else:
         seen = out.seen_ids(state)
         logger.info("resuming the listing into %s after %d row(s)", out.path, state.rows)
-    requested = set(state.requested)
+    requested: Set[Optional[str]] = set(state.requested)
     done = state.rows >= job.limit > 0
     while not done:
         size = MAX_PAGE_SIZE if not job.limit else min(MAX_PAGE_SIZE, job.limit - state.rows)
@@ -297,7 +297,7 @@ def run_listing(
             job.params, cursor=state.cursor, limit=size, nsfw_levels=list(job.levels)
         )
         result.pages += 1
-        rows = []
+        rows: List[Dict[str, Any]] = []
         for item in page.items:
             ident = item.id if item.id is not None else item.url
             if ident in seen:
