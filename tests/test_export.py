@@ -207,6 +207,18 @@ def test_kohya_layout_with_a_trigger_word(downloaded, tmp_path):
     )
     assert code == 0, out
     assert os.listdir(dest) == ["10_sks style"]
+    assert "left from an earlier export" not in out
+    first_run = set(os.listdir(dest / "10_sks style"))
+
+    code, out = _export(  # again, fewer images: what the first run wrote is named, not deleted
+        downloaded, dest, "captions", "--kohya-repeats", "10", "--concept", "sks style",
+        "--caption-prefix", "sks style", "--model", "4384", "--nsfw", "None",
+    )  # fmt: skip
+    assert code == 0, out
+    exported = int(out.split()[1])
+    stale = len(first_run) - 2 * exported
+    assert 0 < stale and f"  left from an earlier export (not touched): {stale} file(s)" in out
+    assert set(os.listdir(dest / "10_sks style")) == first_run
     folder = dest / "10_sks style"
     captions = [folder / n for n in os.listdir(folder) if n.endswith(".txt")]
     assert len(captions) >= 20

@@ -51,6 +51,7 @@ class ExportSummary:
     exported: int = 0
     linked: int = 0
     copied: int = 0
+    stale: int = 0  # files of an earlier export into the same folder, not written this time
     skipped: Dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
@@ -62,6 +63,8 @@ class ExportSummary:
         lines += [f"  {reason}: {count}" for reason, count in sorted(self.skipped.items())]
         if self.exported:
             lines.append(f"  files hard-linked {self.linked}, copied {self.copied}")
+        if self.stale:
+            lines.append(f"  left from an earlier export (not touched): {self.stale} file(s)")
         return lines
 
 
@@ -177,4 +180,12 @@ def run_export(
         archive.close()
     if writer is not None:
         summary.linked, summary.copied = writer.linked, writer.copied
+        summary.stale = len(writer.stale_files())
+        if summary.stale:
+            logger.warning(
+                "%s also holds %d file(s) of an earlier export that this one did not write; "
+                "export into an empty folder for a set of exactly these images",
+                folder,
+                summary.stale,
+            )
     return summary

@@ -19,7 +19,8 @@ import json
 import logging
 import os
 import shutil
-from typing import IO, Any, Dict, Optional
+import re
+from typing import IO, Any, Dict, List, Optional, Set
 
 from ..metadata.embed import write_atomic
 from .source import ExportItem
@@ -30,6 +31,7 @@ FORMATS = ("captions", "imagefolder", "jsonl")
 IMAGEFOLDER_METADATA = "metadata.jsonl"
 JSONL_RECORDS = "records.jsonl"
 _INT64 = 2**63 - 1
+_EXPORTED_NAME = re.compile(r"^\d+\.(png|jpe?g|webp|gif|mp4|webm|mov|mkv|txt)$", re.IGNORECASE)
 
 
 def place_file(source: str, target: str) -> str:
@@ -83,11 +85,22 @@ class Writer:
         self.folder = folder
         self.linked = 0
         self.copied = 0
+        self.written: Set[str] = set()
         os.makedirs(folder, exist_ok=True)
+
+    def stale_files(self) -> List[str]:
+        """Files named like this export's (``<id>.<ext>``) that this run did not write: left by an
+        earlier export into the same folder. They are not deleted (the folder is the user's)."""
+        return sorted(
+            name
+            for name in os.listdir(self.folder)
+            if _EXPORTED_NAME.match(name) and name not in self.written
+        )
 
     def _place(self, item: ExportItem) -> str:
         name = _file_name(item)
         how = place_file(item.path, os.path.join(self.folder, name))
+        self.written.add(name)
         if how == "copy":
             self.copied += 1
         else:
@@ -108,6 +121,7 @@ class CaptionsWriter(Writer):
         name = self._place(item)
         stem = os.path.splitext(name)[0]
         write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"))
+        self.written.add(stem + ".txt")
 
 
 class _IndexWriter(Writer):
