@@ -16,6 +16,7 @@ import time
 import pytest
 
 from scripts.civitai_manager_libs.cli import command as cli
+from scripts.civitai_manager_libs.export.captions import clean_caption
 from scripts.civitai_manager_libs.export.listing import COLUMNS
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 from tests.dataset_tools import offline_env, venv_python_or_skip
@@ -103,6 +104,14 @@ def test_list_version_user_filter_limit_and_videos(fake, tmp_path):
     assert (
         code == 0 and len(_read(dest)) == 7 and {r["creator"] for r in _read(dest)} == {"BobMakes"}
     )
+    raw = {r["id"]: r["caption"] for r in _read(dest)}
+    assert any(clean_caption(c) != c for c in raw.values())
+    argv = ["user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest, "--clean-captions"]
+    code, out = _list(fake, *argv)
+    assert code == 0
+    assert {r["id"]: r["caption"] for r in _read(dest)} == {
+        i: clean_caption(c) for i, c in raw.items()
+    }
 
     dest = tmp_path / "videos.jsonl"
     code, out = _list(fake, "filter", "modelId=99001", "--nsfw", "all", "--to", dest, "-q")

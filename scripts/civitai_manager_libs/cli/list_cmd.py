@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
     parser.add_argument(
+        "--clean-captions",
+        action="store_true",
+        help="captions cleaned for training as 'export --format captions' does "
+        "(default: the prompt as written)",
+    )
+    parser.add_argument(
         "--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)"
     )
     parser.add_argument(
@@ -78,12 +84,16 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     levels = list(normalize_levels(levels))
     job = ListingJob(
         key=job_key(
-            target.kind, target.value, levels, {"limit": args.limit, "videos": args.videos}
+            target.kind,
+            target.value,
+            levels,
+            {"limit": args.limit, "videos": args.videos, "clean": args.clean_captions},
         ),
         params=params,
         levels=levels,
         limit=args.limit,
         include_videos=args.videos,
+        clean_captions=args.clean_captions,
     )
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,

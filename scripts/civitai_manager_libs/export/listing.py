@@ -25,6 +25,7 @@ from ..errors import InvalidQueryError, InvalidResponseError, OutputPathError
 from ..metadata.embed import write_atomic
 from ..metadata.generation import extract_generation, json_safe
 from ..records import ImageItem
+from .captions import clean_caption
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class ListingJob:
     limit: int = 0
     include_videos: bool = False
     context: Dict[str, Any] = field(default_factory=dict)
+    clean_captions: bool = False  # caption = clean_caption(prompt) instead of the prompt as written
 
 
 @dataclass
@@ -308,7 +310,10 @@ def run_listing(
             if job.limit and state.rows + len(rows) >= job.limit:
                 break
             seen.add(ident)
-            rows.append(listing_row(item, job.context))
+            row = listing_row(item, job.context)
+            if job.clean_captions:
+                row["caption"] = clean_caption(row["caption"])
+            rows.append(row)
         state.bytes = out.append(rows)
         state.rows += len(rows)
         next_cursor = page.next_cursor
