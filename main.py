@@ -4,6 +4,8 @@
 python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
 python main.py download model 123 [options]                    the same service, headless
 python main.py tasks | retry-failed                            history and retries
+python main.py export --from OUT --to DIR --format captions    a training set from a download
+python main.py list model 123 --to images.parquet              a listing for img2dataset
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed"}
+CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

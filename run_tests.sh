@@ -15,6 +15,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 $PY -m pip install -q -r requirements-dev.txt
+# img2dataset + Hugging Face datasets in their own venv (.venvs/img2dataset; old pins, ~850 MB):
+# the export and listing tests run the real tools from it. Reused while its pins are unchanged.
+echo "== dataset tools venv"; bash tests/dataset_tools_venv.sh >/dev/null
 
 echo "== black"; $PY -m black --check -q --line-length=100 --skip-string-normalization .
 echo "== flake8"; $PY -m flake8 .

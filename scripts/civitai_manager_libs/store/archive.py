@@ -383,6 +383,23 @@ class Archive:
             cur = conn.execute("DELETE FROM images WHERE image_id = ?", (_image_id(image_id),))
             return cur.rowcount > 0
 
+    def iter_images(self, batch: int = 1000) -> Iterator[ArchivedImage]:
+        """Every saved image record, by image id, read in batches (memory stays flat)."""
+        last = None
+        while True:
+            if last is None:
+                rows = self._query("SELECT * FROM images ORDER BY image_id LIMIT ?", (batch,))
+            else:
+                rows = self._query(
+                    "SELECT * FROM images WHERE image_id > ? ORDER BY image_id LIMIT ?",
+                    (last, batch),
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield ArchivedImage(**dict(row))
+            last = rows[-1]["image_id"]
+
     def image_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
 
