@@ -404,3 +404,85 @@ def test_another_filter_set_is_another_listing(fake_civitai, make_downloader):
     fake_civitai.reset()
     d.download_version_images(62833, nsfw_levels=ALL, filters=FilterSpec(min_reactions=1))
     assert listing_requests(fake_civitai)[0].query.get("cursor") == "9|9"
+
+
+# --------------------------------------------------------------------------- the tab's handlers
+
+
+@pytest.fixture
+def tab_env(fake_civitai, tmp_path, monkeypatch):
+    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+    setting.reset()
+    setting.update(
+        {
+            "civitai_base_url": fake_civitai.base_url,
+            "gallery_cache_path": str(tmp_path / "cache"),
+            "images.output_path": str(tmp_path / "images"),
+            "http_max_retries": 0,
+        }
+    )
+    yield fake_civitai
+    setting.reset()
+
+
+def test_tab_sends_server_filters_and_says_what_each_filter_hid(tab_env):
+    from scripts.civitai_manager_libs.ui import actions as action
+
+    fake = tab_env
+    # Filters row values: base models, type, with data, since, until, min reactions, used with
+    row = (["SDXL 1.0"], "image", True, "", "", 0, "")
+    out = action.load_gallery(
+        "77777", ["None", "Soft"], "Newest", "AllTime", action.GalleryView(), *row
+    )
+    view, label = out[0], out[2]
+    sent = [r for r in fake.api_requests() if r.path == IMAGES]
+    assert sent[-1].query["baseModels"] == "SDXL 1.0" and sent[-1].query["type"] == "image"
+    pool = sorted(
+        (i for i in fake.dataset.select(model_id=77777, levels=["None", "Soft"])),
+        key=lambda i: -i.created_ms,
+    )[: setting.get("gallery_page_size")]
+    kept = [i.id for i in pool if has_prompt(i)]
+    assert [i.id for i in view.items] == kept
+    assert (
+        f"{len(pool) - len(kept)} hidden by filters ({len(pool) - len(kept)} no generation data)"
+        in label
+    )
+    # the next page keeps the filters of the loaded view (the session's)
+    assert view.filters == FilterSpec(("SDXL 1.0",), "image", True)
+
+
+def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
+    from scripts.civitai_manager_libs.ui import actions as action
+
+    fake = tab_env
+    status, _tasks = action.download_all(
+        "version 62833",
+        ["None", "Soft", "Mature", "X"],
+        None,
+        None,
+        "all",
+        False,
+        "",
+        "",
+        0,
+        "62833 58390",
+        progress=None,
+    )
+    assert status.startswith("Nothing to download: 12 hidden by filters (12 used-with)")
+    status, _tasks = action.download_all(
+        "version 62833",
+        ["None", "Soft", "Mature", "X"],
+        None,
+        None,
+        "all",
+        True,
+        "",
+        "",
+        0,
+        "",
+        progress=None,
+    )
+    pool = fake.dataset.select(version_id=62833)
+    kept = [i for i in pool if has_prompt(i)]
+    assert f"downloaded {len(kept)}, skipped 0, failed 0 of {len(kept)} images" in status
+    assert f"{len(pool) - len(kept)} hidden by filters" in status
