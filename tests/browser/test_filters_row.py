@@ -43,7 +43,7 @@ def expected_page(params, spec):
 
 
 def page_label(page):
-    return page.locator("#civitai_gallery_page").inner_text()
+    return page.locator("#civitai_gallery_page").first.inner_text()
 
 
 def test_filters_hide_images_say_why_stay_for_the_session_and_apply_to_download(
