@@ -425,11 +425,12 @@ def summary_text(outcome: JobOutcome) -> str:
     if outcome.total == 0:
         if outcome.cancelled:
             return "Cancelled while listing the images: nothing was downloaded."
-        if outcome.kind == "retry" and not s.filtered:
-            return "Nothing to retry: no download has failed."
         hidden = filters_row.hidden_text(s.filtered)
+        verb = "retry" if outcome.kind == "retry" else "download"
         if hidden:
-            return f"Nothing to download: {hidden}."
+            return f"Nothing to {verb}: {hidden}."
+        if outcome.kind == "retry":
+            return "Nothing to retry: no download has failed."
         return "Nothing to download: no image matches this selection and NSFW levels."
     parts = [f"{s.line()} of {outcome.total} images"]
     if s.cancelled or outcome.cancelled:
