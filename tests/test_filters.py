@@ -486,3 +486,15 @@ def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
     kept = [i for i in pool if has_prompt(i)]
     assert f"downloaded {len(kept)}, skipped 0, failed 0 of {len(kept)} images" in status
     assert f"{len(pool) - len(kept)} hidden by filters" in status
+
+
+def test_tab_status_names_the_filters_of_an_empty_job():
+    from scripts.civitai_manager_libs.records import DownloadSummary
+    from scripts.civitai_manager_libs.ui.actions import summary_text
+    from scripts.civitai_manager_libs.ui.jobs import JobOutcome
+
+    hidden = DownloadSummary(filtered={"date": 2, "reactions": 1})
+    retry = JobOutcome(summary=hidden, kind="retry")
+    assert summary_text(retry) == "Nothing to retry: 3 hidden by filters (2 date, 1 reactions)."
+    assert summary_text(JobOutcome(kind="retry")) == "Nothing to retry: no download has failed."
+    assert summary_text(JobOutcome(summary=hidden)).startswith("Nothing to download: 3 hidden")
