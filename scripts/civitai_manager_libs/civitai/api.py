@@ -201,11 +201,17 @@ class CivitaiAPI:
             cursor = params_cursor
         cursor = str(cursor) if cursor is not None else None
         items, next_cursor = self._fetch_page(request, cursor, limit)
-        kept = list(keep_levels(to_image_items(items, listing_context(request)), levels))
+        converted = list(to_image_items(items, listing_context(request)))
+        kept = list(keep_levels(converted, levels))
         if next_cursor is not None and next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
             next_cursor = None
-        return ImagePage(items=kept, cursor=cursor, next_cursor=next_cursor)
+        return ImagePage(
+            items=kept,
+            cursor=cursor,
+            next_cursor=next_cursor,
+            nsfw_hidden=len(converted) - len(kept),
+        )
 
     # -- look-ups ---------------------------------------------------------------------------
 

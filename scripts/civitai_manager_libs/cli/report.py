@@ -39,13 +39,19 @@ class RunReport:
     finished_at: Optional[float] = None
     exit_code: int = EXIT_OK
 
+    @property
+    def listed(self) -> int:
+        """Every image looked at: those with a task and those a filter dropped."""
+        return self.summary.listed + sum(self.summary.filtered.values())
+
     def to_dict(self) -> Dict[str, Any]:
         s = self.summary
         return {
             "command": self.command,
             "target": self.target,
             "output": self.output,
-            "listed": s.listed,
+            "listed": self.listed,
+            "filtered": dict(s.filtered),
             "saved": s.completed,
             "skipped": s.skipped,
             "failed": s.failed,
@@ -67,8 +73,12 @@ class RunReport:
 
     def lines(self) -> List[str]:
         s = self.summary
+        filtered = sum(s.filtered.values())
+        reasons = ", ".join(f"{why} {count}" for why, count in s.filtered.items() if count)
         out = [
-            f"listed {s.listed}: saved {s.completed}, skipped {s.skipped}, failed {s.failed}"
+            f"listed {self.listed}: "
+            + (f"filtered {filtered} ({reasons}), " if filtered else "")
+            + f"saved {s.completed}, skipped {s.skipped}, failed {s.failed}"
             + (f", cancelled {s.cancelled}" if s.cancelled else "")
             + (f", not started {s.pending}" if s.pending else "")
         ]

@@ -4,11 +4,12 @@ the ``download_*`` call that matches the target."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .args import DUPLICATE_POLICIES
+from .args import DUPLICATE_POLICIES, filters_from_args
 from .target import CliTarget
 
 if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
@@ -27,6 +28,7 @@ class RunConfig:
     thumbnails: Optional[bool] = None
     duplicates: Optional[str] = None
     limit: Optional[int] = None
+    filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -45,6 +47,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         thumbnails=getattr(args, "thumbnails", None),
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
+        filters=filters_from_args(args),
     )
 
 
@@ -107,7 +110,11 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
     """Call the matching ``download_*`` method; listing runs here, downloads in the engine."""
     save = cfg.metadata is None or bool(cfg.metadata)
     levels = cfg.nsfw
-    limit_kw = {} if cfg.limit is None else {"limit": cfg.limit}
+    limit_kw: Dict[str, Any] = {} if cfg.limit is None else {"limit": cfg.limit}
+    if cfg.filters is not None and target.kind != "image":
+        limit_kw["filters"] = cfg.filters
+    elif cfg.filters is not None:
+        logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
     by_kind = {
         "model": downloader.download_model_images,
         "version": downloader.download_version_images,

@@ -117,6 +117,8 @@ MODELS = (
 )
 VIDEO_MODEL_ID = 99001
 VIDEO_COUNT = 4
+DETAIL_LORA = 62833  # Detail Tweaker LoRA v1.0, used by some DreamShaper images
+DETAIL_LORA_BASE_MODEL = 4201
 DOUBLE_LISTED = ((128713, 109123), (70001, 70002))  # images listed under two versions
 TAGS: Dict[int, str] = {4: "anime", 5133: "woman", 5193: "landscape", 111763: "car", 3628: "sci-fi"}
 SIZES = (
@@ -236,6 +238,7 @@ def build_default(seed: int = 0) -> Dict[str, Any]:
         )
     _guarantee_variety(images, rng)
     _assign_posts(images, rng)
+    _add_lora_resources(images)
     return dict(creators=CREATORS, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
 
 
@@ -263,6 +266,17 @@ def _guarantee_variety(images: List[FakeImage], rng: random.Random) -> None:
     for first, second in DOUBLE_LISTED:
         for image in [i for i in stills if i.model_version_ids == (first,)][:2]:
             image.model_version_ids = (first, second)
+
+
+def _add_lora_resources(images: List[FakeImage]) -> None:
+    """Some DreamShaper images also used the Detail Tweaker LoRA (``--used-with`` finds them in
+    ``meta.civitaiResources``). Chosen from the id, so the RNG stream stays as it was."""
+    for image in images:
+        resources = (image.meta or {}).get("civitaiResources")
+        if image.model_id != DETAIL_LORA_BASE_MODEL or not isinstance(resources, list):
+            continue
+        if int(hashlib.sha256(f"lora:{image.id}".encode()).hexdigest(), 16) % 4 == 0:
+            resources.append({"type": "lora", "weight": 0.7, "modelVersionId": DETAIL_LORA})
 
 
 def _assign_posts(images: List[FakeImage], rng: random.Random) -> None:

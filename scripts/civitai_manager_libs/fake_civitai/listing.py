@@ -14,6 +14,7 @@ from bisect import bisect_left
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
+from ..records import BASE_MODELS
 from .dataset import Dataset, FakeImage
 
 NSFW_MASKS: Dict[str, int] = {"None": 1, "Soft": 3, "Mature": 7, "X": 31, "true": 28, "false": 1}
@@ -102,6 +103,19 @@ def _choice(params: Dict[str, List[str]], name: str, allowed: Sequence[str]) -> 
     return raw
 
 
+def _base_models(params: Dict[str, List[str]]) -> set:
+    """``baseModels`` (comma list or repeated), checked against Civitai's fixed list as it does."""
+    names = set(_many(params, "baseModels"))
+    for name in sorted(names):
+        if name not in BASE_MODELS:
+            raise ListingError(
+                400,
+                f"Invalid enum value for baseModels. Expected one of Civitai's base models "
+                f"('SD 1.5' | 'SDXL 1.0' | 'Pony' | ...), received '{name}'",
+            )
+    return names
+
+
 def nsfw_mask(params: Dict[str, List[str]]) -> int:
     """The browsing-level mask Civitai derives from ``nsfw`` (absent or ``false``: PG only)."""
     raw = _choice(params, "nsfw", list(NSFW_MASKS))
@@ -116,7 +130,7 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
     user_id = _int(params, "userId")
     username = _one(params, "username")
     media_type = _choice(params, "type", TYPES)
-    base_models = set(_many(params, "baseModels"))
+    base_models = _base_models(params)
     tags = set()
     for raw in _many(params, "tags"):
         try:

@@ -32,6 +32,12 @@ Decisions worth knowing (the spec leaves them open):
   under the minimum (``disk_space``), or when a write meets a full disk, scheduling stops:
   listings end and every task not started yet is cancelled with the reason (``stopped_reason``).
   The next ``download_*`` call starts afresh.
+* Filters (``filters=FilterSpec(...)`` on the ``download_*`` listings and ``retry_failed``):
+  ``baseModels`` and ``type`` are sent to Civitai, every filter is checked again on the client,
+  dropped images get no task and are counted by reason (``summary().filtered`` for the session,
+  ``last_filtered`` for the latest call). Another filter set is another listing (its own
+  checkpoint). Each listing remembers its filters in the archive (``run_options["filters"]``):
+  ``retry_failed()`` without ``filters`` applies them.
 * ``download_single_image(image_id, output_path=None)``: ``output_path`` is either a folder (it
   exists as one or ends with a separator; the file is ``<folder>/<id>.<ext>``) or a file path whose
   extension, if any, is replaced by the real one. It is taken as given (the user chose it).
@@ -49,6 +55,7 @@ import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..civitai import api as civitai_api
+from ..civitai.filters import FilterSpec
 from ..store import disk_space
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
@@ -70,6 +77,8 @@ from ..engine.task import (  # noqa: F401  (re-exported: the task and its status
 from ..engine.duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
 from ..errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
 from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
+from . import item_filter
+from .item_filter import FilterCounts
 from .listing_planner import REASON_KNOWN, ListingPlanner
 from ..store.paths import PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
@@ -160,6 +169,8 @@ class ImageDownloader:
         )
         self._runner = TaskRunner(self, self._names, self._on_bytes)
         self._sizes: List[int] = []
+        self._filtered = FilterCounts()  # this session's filtered images, by reason
+        self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -205,6 +216,8 @@ class ImageDownloader:
         limit: int = 0,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download every image of a model (``limit`` 0 = all); returns the task ids.
 
@@ -213,7 +226,7 @@ class ImageDownloader:
         """
         model_id = _positive_id(model_id, "model")
         return self._download_listing(
-            "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata
+            "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata, filters
         )
 
     def download_version_images(
@@ -222,6 +235,8 @@ class ImageDownloader:
         limit: int = 0,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
         version_id = _positive_id(version_id, "model version")
@@ -232,6 +247,7 @@ class ImageDownloader:
             limit,
             nsfw_levels,
             save_metadata,
+            filters,
         )
 
     def download_creator_images(
@@ -240,17 +256,30 @@ class ImageDownloader:
         limit: int = 20,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images posted by ``username`` (0 = all)."""
         if not isinstance(username, str) or not username.strip():
             raise InvalidQueryError("A creator's username is needed, e.g. 'someartist'.")
         username = username.strip()
         return self._download_listing(
-            "creator", username, {"username": username}, limit, nsfw_levels, save_metadata
+            "creator",
+            username,
+            {"username": username},
+            limit,
+            nsfw_levels,
+            save_metadata,
+            filters,
         )
 
     def download_filtered_images(
-        self, filter_params: Dict[str, Any], limit: int = 20, save_metadata: bool = True
+        self,
+        filter_params: Dict[str, Any],
+        limit: int = 20,
+        save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images matching images-endpoint filters (``nsfw`` included)."""
         if not isinstance(filter_params, Mapping):
@@ -263,7 +292,9 @@ class ImageDownloader:
             levels = list(civitai_api.levels_of_param(params["nsfw"]))
         params.pop("nsfw", None)
         value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
-        return self._download_listing("filter", value, params, limit, levels, save_metadata)
+        return self._download_listing(
+            "filter", value, params, limit, levels, save_metadata, filters
+        )
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -336,6 +367,7 @@ class ImageDownloader:
         limit: int,
         nsfw_levels: Any,
         save_metadata: bool,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidQueryError(
@@ -348,10 +380,38 @@ class ImageDownloader:
         query_key = f"{kind}:{value}|nsfw={','.join(levels)}"
         if limit:
             query_key += f"|limit={limit}"
+        spec = filters if filters is not None else FilterSpec()
+        if spec.active:
+            query_key += f"|filters={spec.key()}"
+            params = spec.server_params(params)
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._registry.lock:
             self._halt_reason = None
-        return self._planner.run(query_key, kind, value, params, limit, levels, save_metadata)
+        # retry-failed and a re-run in this folder apply the same filters
+        self.archive.set_run_options({"filters": spec.to_dict()})
+        counts = FilterCounts()
+        try:
+            return self._planner.run(
+                query_key, kind, value, params, limit, levels, save_metadata, spec, counts
+            )
+        finally:
+            self._count_filtered(counts)
+
+    def _count_filtered(self, counts: FilterCounts) -> None:
+        with self._registry.lock:
+            self._filtered.merge(counts)
+            self.last_filtered = counts.as_dict()
+
+    def remembered_filters(self) -> FilterSpec:
+        """The filters the last listing into this folder ran with (none when never recorded)."""
+        if not self._archive_exists():
+            return FilterSpec()
+        data = self.archive.run_options().get("filters")
+        try:
+            return FilterSpec.from_dict(data if isinstance(data, Mapping) else None)
+        except InvalidQueryError as exc:
+            logger.warning("ignoring the filters remembered in the archive: %s", exc)
+            return FilterSpec()
 
     # -- scheduling and running ------------------------------------------------------------------
 
@@ -506,16 +566,32 @@ class ImageDownloader:
         return len(live)
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
-        return summarize(self._registry.select(task_ids), self.output_path)
+        """Counts over the tasks (all of this session when None; then ``filtered`` holds the
+        session's filtered images by reason)."""
+        result = summarize(self._registry.select(task_ids), self.output_path)
+        if task_ids is None:
+            with self._registry.lock:
+                result.filtered = self._filtered.as_dict()
+        return result
 
-    def retry_failed(self) -> List[str]:
+    def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:
         """New tasks for the failed images of this session and of the archive's history.
 
         An image that is in the archive by now, or already queued again, is left out; an image
-        Civitai no longer has gets a failed task saying so.
+        Civitai no longer has gets a failed task saying so. ``filters`` (default: those the last
+        listing into this folder ran with) apply as in a listing: an image they drop is counted,
+        not retried.
         """
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        spec = filters if filters is not None else self.remembered_filters()
+        counts = FilterCounts()
+        try:
+            return self._retry_failed(spec, counts)
+        finally:
+            self._count_filtered(counts)
+
+    def _retry_failed(self, spec: FilterSpec, counts: FilterCounts) -> List[str]:
         with self._registry.lock:
             self._halt_reason = None
             failed = self._registry.with_status(FAILED)
@@ -546,6 +622,10 @@ class ImageDownloader:
                     )
                     new_ids.append(task.id)
                     continue
+            why = item_filter.reason(item, spec) if spec.active else None
+            if why is not None:
+                counts.add(why)
+                continue
             task = new_task(image_id, item.url, item)
             task.save_metadata = self.save_metadata_default
             new_ids.append(task.id)

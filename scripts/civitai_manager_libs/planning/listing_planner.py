@@ -1,6 +1,8 @@
 """Lists one query page by page and turns each page's images into scheduled tasks: one task per
 image (within the call and across live calls), archived images skipped without a request, the
-path template applied, the checkpoint kept, a cursor the server repeats refused."""
+path template applied, the checkpoint kept, a cursor the server repeats refused, images the
+client-side filters drop counted by reason (``item_filter``), a date-sorted listing stopped once it
+is past its date bound."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
+from . import item_filter
+from .item_filter import FilterCounts
 from ..engine.task import FAILED, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
 from ..store.paths import fields_from_item, safe_join
@@ -49,25 +54,37 @@ class ListingPlanner:
         limit: int,
         levels: List[str],
         save_metadata: bool,
+        spec: Optional[FilterSpec] = None,
+        counts: Optional[FilterCounts] = None,
     ) -> List[str]:
         """List ``params`` to the end (or ``limit`` images) and plan every page; the task ids.
+
+        ``spec``: the client-side filters; each image they drop is added to ``counts`` under its
+        reason (as are the images the exact NSFW filter dropped) and gets no task. ``limit``
+        counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
+        ``until``) the listing ends with the first page that goes past the bound.
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
         pages listed so far were planned; their checkpoint is kept for the next run.
         """
         owner = self._owner
+        spec = spec if spec is not None else FilterSpec()
+        counts = counts if counts is not None else FilterCounts()
         listing = self._open(query_key, use_checkpoint=limit == 0)
         context = self._context.for_listing(kind, value)
         listed = 0
         cursor = listing.start_cursor
         try:
             while not listing.stop.is_set() and owner.stopped_reason is None:
-                size = min(owner.page_size, limit) if limit else owner.page_size
+                size = owner.page_size
+                if limit and not spec.client_side:
+                    size = min(owner.page_size, limit)
                 listing.note_request(cursor)
                 page = owner.api.get_image_page(
                     params, cursor=cursor, limit=size, nsfw_levels=levels
                 )
-                items = page.items[: limit - listed] if limit else page.items
+                counts.add(item_filter.NSFW, page.nsfw_hidden)
+                items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
                 self._plan_page(
                     listing, page.cursor, page.next_cursor, items, context, save_metadata
@@ -75,12 +92,39 @@ class ListingPlanner:
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
                     break
+                if item_filter.past_bound(page.items, spec, params.get("sort")):
+                    logger.info("%s: past the date bound; no further page is needed", query_key)
+                    listing.listing_done = True
+                    break
                 listing.check_next_cursor(page.next_cursor)  # a cycle would never end
                 cursor = page.next_cursor
         finally:
             self._registry.update_checkpoint(listing)
-        logger.info("%s: %d image(s) listed, %d task(s)", query_key, listed, len(listing.task_ids))
+        logger.info(
+            "%s: %d image(s) kept, %d task(s)%s",
+            query_key,
+            listed,
+            len(listing.task_ids),
+            f", filtered: {item_filter.describe_counts(counts.as_dict())}" if counts.total else "",
+        )
         return list(listing.task_ids)
+
+    @staticmethod
+    def _kept(
+        items: List[ImageItem], spec: FilterSpec, counts: FilterCounts, room: int
+    ) -> List[ImageItem]:
+        """The page's images the filters keep (at most ``room`` when it is not 0); the others
+        are counted by reason."""
+        kept: List[ImageItem] = []
+        for item in items:
+            if room and len(kept) >= room:
+                break
+            why = item_filter.reason(item, spec) if spec.active else None
+            if why is None:
+                kept.append(item)
+            else:
+                counts.add(why)
+        return kept
 
     def plan_target(self, task: ImageDownloadTask, item: ImageItem) -> bool:
         """Set the task's target from the path template; False (task failed) when no safe name."""

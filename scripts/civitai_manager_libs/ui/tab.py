@@ -16,6 +16,7 @@ from typing import Dict
 import gradio as gr
 
 from . import actions as action
+from . import filters_row
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -83,6 +84,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 label="Period",
                 elem_id="civitai_gallery_period",
             )
+        c.update(filters_row.build())
         c["page"] = component(
             gr.Markdown,
             "Enter a model, link or username and press Load.",
@@ -168,14 +170,15 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
 def _wire(c: Dict[str, gr.components.Component]) -> None:
     page_outputs = [c["state"], c["gallery"], c["page"], c["prev"], c["next"], c["info"]]
     page_outputs.append(c["metadata"])
-    load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]]
+    filters = filters_row.inputs(c)
+    load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters
     for trigger in (c["load"].click, c["query"].submit):
         listen(trigger, action.load_gallery, load_inputs, page_outputs + [c["version"]])
     version_event = getattr(c["version"], "input", None) or c["version"].change
     listen(
         version_event,
         action.select_version,
-        [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]],
+        [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters,
         page_outputs,
     )
     listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
@@ -185,7 +188,7 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     listen(
         c["download_all"].click,
         action.download_all,
-        [c["query"], c["nsfw"], c["state"]],
+        [c["query"], c["nsfw"], c["state"]] + filters,
         job_outputs,
         concurrency_limit=DOWNLOAD_CONCURRENCY,
         concurrency_id="civitai_gallery_jobs",
