@@ -91,6 +91,10 @@ class IncompleteDownloadError(DownloadError):
     """The body ended before Content-Length bytes arrived, even after resuming."""
 
 
+class FileTooLargeError(DownloadError):
+    """The file is larger than ``images.max_file_size_mb``; nothing was kept."""
+
+
 class DownloadCancelledError(DownloadError):
     """The download was cancelled; a resumable ``.part`` file may remain."""
 
@@ -101,6 +105,11 @@ class DiskSpaceError(CivitaiGalleryError, OSError):
 
 class OutputPathError(CivitaiGalleryError, OSError):
     """The output folder cannot be created or written (read-only, permission denied)."""
+
+
+class ConfinementError(OutputPathError):
+    """A write, rename or delete would leave the output root or go through a symbolic link the
+    tool did not create; nothing was written."""
 
 
 class MetadataError(CivitaiGalleryError):

@@ -193,6 +193,12 @@ class BlobBody(Body):
         self.size = size
         self.kind = kind
         self._header = _BLOB_HEADERS[kind]
+        if kind == "mp4" and size >= len(self._header) + 8:
+            # ftyp, then one mdat box over the rest: a whole ISO-BMFF file of exactly ``size``
+            self._header += struct.pack(">I", size - len(self._header)) + b"mdat"
+        elif kind == "webm":
+            # EBML header, then a segment of unknown size running to the end
+            self._header = self._header + b"\x84webm" + b"\x18\x53\x80\x67" + b"\x01" + b"\xff" * 7
         self._block = _rng(seed, f"blob:{kind}").randbytes(self._BLOCK)
 
     def byte_slice(self, start: int, end: int) -> bytes:
