@@ -95,6 +95,11 @@ class FileTooLargeError(DownloadError):
     """The file is larger than ``images.max_file_size_mb``; nothing was kept."""
 
 
+class RefusedContentError(DownloadError):
+    """The body arrived but is refused: it does not decode (a truncated picture or video served
+    whole) or it came content-encoded (media is never decoded); nothing was saved."""
+
+
 class DownloadCancelledError(DownloadError):
     """The download was cancelled; a resumable ``.part`` file may remain."""
 

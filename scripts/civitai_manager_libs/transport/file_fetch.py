@@ -22,6 +22,7 @@ from ..errors import (
     FileTooLargeError,
     IncompleteDownloadError,
     OutputPathError,
+    RefusedContentError,
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
@@ -364,20 +365,25 @@ class FileFetch:
                 head += chunk
         except _STREAM_ERRORS as exc:
             raise _Cut(_reason(exc)) from None
-        kind = media_kind(head, content_type)
+        # An encoded body is kept only when its raw bytes are media themselves (a mislabelled
+        # header): the Content-Type is not trusted for bytes the server says it encoded.
+        kind = media_kind(head, None if encoded else content_type)
         if kind is None and offset:
             logger.info("%s: the partial file is not media; starting over.", self.safe_url)
             _remove(self.part)
             raise _Cut("the partial file was not media")
         if kind is None:
             _remove(self.part)
-            what = describe_non_media(head, content_type)
             if encoded:
-                what = (
-                    f"a body with Content-Encoding "
-                    f"{response.headers.get('Content-Encoding')!r} (media is only saved as sent, "
-                    "never decoded)"
+                raise RefusedContentError(
+                    f"{self.safe_url} sent its body with Content-Encoding "
+                    f"{response.headers.get('Content-Encoding')!r}; media is only saved exactly as "
+                    "sent, never decoded, and these bytes are not an image or video. Nothing was "
+                    "saved.",
+                    url=self.safe_url,
+                    status=response.status_code,
                 )
+            what = describe_non_media(head, content_type)
             raise UnexpectedContentError(
                 f"{self.safe_url} sent {what} instead of an "
                 "image or video; nothing was saved. The file may have been removed or the host "
@@ -503,7 +509,7 @@ class FileFetch:
         problem = check_complete(self.part, kind)
         if problem is not None:
             _remove(self.part)
-            raise IncompleteDownloadError(
+            raise RefusedContentError(
                 f"{self.safe_url} was received whole but {problem}; nothing was saved (the host "
                 "may have sent a damaged or truncated file).",
                 url=self.safe_url,
