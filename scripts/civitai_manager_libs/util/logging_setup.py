@@ -15,7 +15,13 @@ SECRET_NAME = (
     r"[\w.\-]*(?:token|key|auth|authorization|sig|signature|password|passwd|pwd|pass|secret"
     r"|credential|credentials|session|sessionid|jwt|hmac|otp)"
 )
-_TOKEN_RE = re.compile(r"(?i)((?:^|(?<=[?&;\s,'\"(\[{#]))" + SECRET_NAME + r"=)[^&;\s'\"#]+")
+# In a query string (after ``?``, ``&``, ``;`` or ``#``) every secret-looking name is masked; in
+# free text only the unmistakable ones (``token=``, ``api_key=``, ``password=``...).
+_TOKEN_RE = re.compile(r"(?i)((?<=[?&;#])" + SECRET_NAME + r"=)[^&;\s'\"#]+")
+_FREE_TOKEN_RE = re.compile(
+    r"(?i)(\b[\w.\-]*(?:token|api_key|apikey|api-key|password|passwd|secret|signature)=)"
+    r"[^&;\s'\"#]+"
+)
 _USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@'\"]+@")
 _SECRET_NAME_RE = re.compile(r"(?i)^" + SECRET_NAME + r"$")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
@@ -39,6 +45,7 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     text = _TOKEN_RE.sub(r"\1" + MASK, text)
+    text = _FREE_TOKEN_RE.sub(r"\1" + MASK, text)
     text = _USERINFO_RE.sub(r"\1" + MASK + "@", text)
     return _BEARER_RE.sub(r"\1" + MASK, text)
 
