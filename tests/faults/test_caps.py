@@ -170,23 +170,30 @@ def test_a_gzip_encoded_media_body_is_never_inflated(generated_fake, tmp_path):
     assert _disk_use(output) < 2**20
 
 
-def _wait4(args, tmp_path, timeout=120):
-    """Run the CLI; (returncode, stdout, stderr, peak RSS in MB) of that one child."""
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(out, "w") as fo, open(err, "w") as fe:
-        proc = subprocess.Popen(cli_command(args), env=cli_env(tmp_path), stdout=fo, stderr=fe)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+
+def _dump():
+    with open("/proc/self/status") as status, open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM")))
+
+atexit.register(_dump)
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _run_measured(args, tmp_path, timeout=120):
+    """Run the CLI; (returncode, stdout, stderr, peak RSS in MB of that process alone: its own
+    VmHWM, which a fork does not inherit the way ru_maxrss does)."""
+    peak_file = tmp_path / "peak.txt"
+    command = cli_command(args)
+    command = [command[0], "-c", _PEAK_WRAPPER, *command[1:]]
+    env = cli_env(tmp_path, {"PEAK_FILE": str(peak_file)})
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    peak_kb = int(peak_file.read_text().split()[1])
+    return proc.returncode, proc.stdout, proc.stderr, peak_kb / 1024
 
 
 def _gzip_stream(pieces, total_pieces):
@@ -212,7 +219,7 @@ def test_an_api_json_bomb_is_a_clear_error_without_a_memory_spike(fake_civitai, 
     )
     output = tmp_path / "out"
     started = time.monotonic()
-    code, stdout, stderr, peak_mb = _wait4(
+    code, stdout, stderr, peak_mb = _run_measured(
         [
             "download",
             "model",

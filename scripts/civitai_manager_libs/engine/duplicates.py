@@ -28,9 +28,11 @@ MEDIA_EXTENSIONS = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
 
 
 def find_existing(base: str) -> Optional[str]:
-    """The media file saved at ``base`` (a path without extension), whatever its extension."""
+    """The media file saved at ``base`` (a path without extension), whatever its extension.
+    A symbolic link is not a saved file: it is never adopted (nor read), and writing there is
+    refused by the confinement rules."""
     for ext in MEDIA_EXTENSIONS:
-        if os.path.isfile(base + ext):
+        if os.path.isfile(base + ext) and not os.path.islink(base + ext):
             return base + ext
     return None
 

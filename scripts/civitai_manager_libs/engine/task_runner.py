@@ -96,9 +96,12 @@ class TaskRunner:
                 return self.adopt(task, existing)
             if owner.duplicate_policy == "keep_both":
                 target = self._names.claim_copy(target, task.image_id)
+        if target is None:
+            raise ValueError(f"image {task.image_id} has no planned file name")
+        folder = os.path.dirname(os.path.abspath(target))
         # A file the caller named itself (custom_path) is confined to its own folder.
-        root = os.path.dirname(os.path.abspath(target)) if task.custom_path else owner.output_path
-        confined.ensure_dir(os.path.dirname(os.path.abspath(target)), root)
+        root: str = folder if task.custom_path else str(owner.output_path)
+        confined.ensure_dir(folder, root)
         min_free = getattr(owner, "min_free_space_mb", None)
         result = owner.client.fetch_to_file(
             civitai_api.original_url(task.image_url),

@@ -67,7 +67,7 @@ def read_capped(response: requests.Response, safe: str, limit: int = MAX_API_BYT
             ) from None
         body = b"".join(pieces)
         response._content = body
-        response._content_consumed = True
+        setattr(response, "_content_consumed", True)
     return body
 
 
