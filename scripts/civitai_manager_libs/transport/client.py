@@ -84,6 +84,12 @@ def check_base_url(url: str) -> str:
             "they would be sent to every host and shown in logs. Give the API key with "
             "--api-key / CIVITAI_API_KEY / civitai_api_key instead."
         )
+    if parts.query or parts.fragment:
+        raise SettingsError(
+            "The Civitai base URL must be a plain address such as https://civitai.com, without "
+            "a query string or fragment (?...#...): a key belongs in --api-key / CIVITAI_API_KEY "
+            "/ civitai_api_key."
+        )
     return url.rstrip("/")
 
 

@@ -313,7 +313,13 @@ class FileFetch:
             )
         folder = os.path.dirname(os.path.abspath(self.part))
         free = shutil.disk_usage(folder).free
-        if total - offset > free - self.policy.min_free_bytes:
+        if total <= offset and free < self.policy.min_free_bytes:
+            raise DiskSpaceError(
+                f"Only {_mb(free)} free on {folder}, under the {_mb(self.policy.min_free_bytes)} "
+                f"kept free (setting images.min_free_space_mb); {self.safe_url} was not started. "
+                "Free some space or choose another output folder."
+            )
+        if total - offset > free - self.policy.min_free_bytes and total > offset:
             raise DiskSpaceError(
                 f"{self.safe_url} announces {_mb(total - offset)} still to download and only "
                 f"{_mb(free)} are free on {folder} (keeping {_mb(self.policy.min_free_bytes)}, "
@@ -395,6 +401,9 @@ class FileFetch:
         self.resumed = offset > 0
         if not offset:
             self.validator = _validator(response.headers)
+        if total is None:
+            # no size announced: at least the minimum free space must be there to begin
+            self._check_size(offset, offset)
         try:
             handle = confined.open_write(self.part, self.root, append=bool(offset))
         except confined.ConfinementError:
