@@ -90,3 +90,10 @@ def test_relative_to(layout):
     assert confined.relative_to(str(root / "a" / "b.png"), str(root)) == os.path.join("a", "b.png")
     assert confined.relative_to(str(victim), str(root)) is None
     assert confined.relative_to(str(root), str(root)) is None
+
+
+def test_a_pipe_in_the_way_is_refused_without_blocking(layout):
+    root, _outside, _victim = layout
+    os.mkfifo(root / "x.part")
+    with pytest.raises(ConfinementError, match="not a regular file"):
+        confined.open_write(str(root / "x.part"), str(root))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from typing import BinaryIO, Optional
 
@@ -59,6 +60,16 @@ def check_target(path: str, root: Optional[str] = None) -> str:
         raise ConfinementError(
             f"Refused to write {path}: it is a symbolic link (to {os.readlink(path)!r}); the tool "
             "never writes through a link it did not create. Remove the link and run again."
+        )
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(mode):
+        # a FIFO would block the writer for ever, a device would take the bytes elsewhere
+        raise ConfinementError(
+            f"Refused to write {path}: it is not a regular file (a folder, pipe or device is in "
+            "the way). Move it away and run again."
         )
     return path
 
@@ -153,8 +164,6 @@ def regular_size(path: str) -> Optional[int]:
         st = os.lstat(path)
     except OSError:
         return None
-    import stat
-
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
