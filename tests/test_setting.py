@@ -61,6 +61,7 @@ def test_defaults_follow_the_design_table():
         "images.thumbnail_size": (256, 256),
         "images.duplicate_policy": "skip",
         "images.min_free_space_mb": 200,
+        "images.max_file_size_mb": 2048,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

@@ -35,10 +35,15 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Options over environment over saved settings (the settings themselves are not changed)."""
     from .. import setting
 
+    from ..transport.client import check_base_url
+
     output = args.output or setting.get("images.output_path")
+    base_url = args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
+    if base_url:
+        base_url = check_base_url(base_url)  # SettingsError for user:password@ (never echoed)
     return RunConfig(
         output=os.path.abspath(os.path.expanduser(output)),
-        base_url=(args.base_url or os.environ.get("CIVITAI_BASE_URL") or None),
+        base_url=base_url,
         api_key=(args.api_key or os.environ.get("CIVITAI_API_KEY") or None),
         concurrency=getattr(args, "concurrency", None),
         template=getattr(args, "template", None),

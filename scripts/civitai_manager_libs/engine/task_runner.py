@@ -25,6 +25,7 @@ from ..errors import (
     MetadataError,
 )
 from .failures import DISK_FULL_ERRNOS, describe_failure, is_disk_full
+from ..store import confined
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +97,29 @@ class TaskRunner:
                 return self.adopt(task, existing)
             if owner.duplicate_policy == "keep_both":
                 target = self._names.claim_copy(target, task.image_id)
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        if target is None:
+            raise ValueError(f"image {task.image_id} has no planned file name")
+        folder = os.path.dirname(os.path.abspath(target))
+        # A file the caller named itself (custom_path) is confined to its own folder.
+        root: str = folder if task.custom_path else str(owner.output_path)
+        confined.ensure_dir(folder, root)
+        min_free = getattr(owner, "min_free_space_mb", None)
         result = owner.client.fetch_to_file(
             civitai_api.original_url(task.image_url),
             target + placeholder_extension(task.item.type if task.item else None),
             progress_callback=lambda done, total: self._on_bytes(task, done, total),
             cancel_event=cancel_event,
             fix_extension=True,
+            root=root,
+            min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
         )
         if existing is not None and owner.duplicate_policy == "replace":
             if os.path.abspath(existing) != os.path.abspath(result.path):
-                os.remove(existing)  # the older copy with another extension
-        other = apply_same_content(owner.archive, owner.duplicate_policy, task.image_id, result)
+                # the older copy with another extension
+                confined.remove(existing, root)
+        other = apply_same_content(
+            owner.archive, owner.duplicate_policy, task.image_id, result, root
+        )
         if other is not None:
             path = other["path"]
             self._record_image(task, path, other.get("metadata_path"), result.sha256, result.size)

@@ -81,6 +81,9 @@ class FakeImage:
     # UserComment in a JPEG) or "comfy" (a PNG "prompt" chunk).
     embedded: Optional[str] = None
     padded_size: Optional[int] = None  # generated datasets: exact size of the original bytes
+    # A query string the listed URL carries (signed CDN URLs: "token=...&sig=..."); the image host
+    # ignores it.
+    url_query: str = ""
 
     @property
     def created_at(self) -> str:
@@ -110,4 +113,5 @@ class FakeImage:
     @property
     def listed_path(self) -> str:
         """The path the API lists (``width=<original width>``, as Civitai does)."""
-        return self.path(f"width={self.width}")
+        listed = self.path(f"width={self.width}")
+        return f"{listed}?{self.url_query}" if self.url_query else listed

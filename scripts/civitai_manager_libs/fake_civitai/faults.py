@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Dict, List, Optional
 
-from .media import BytesBody
+from .media import Body, BytesBody, EndlessBody
 from .response import JSON_TYPE, Response, reason
 
 SERVERS = ("any", "api", "image")
@@ -41,6 +41,9 @@ class Rule:
     body: Any = None
     nbytes: int = 0
     seconds: float = 0.0
+    declared_length: Optional[int] = None
+    send_length: bool = True
+    endless: bool = False
 
     def matches(self, server: str, path: str) -> bool:
         return self.server in ("any", server) and fnmatchcase(path, self.path_glob)
@@ -102,6 +105,42 @@ class Faults:
         """Stall ``seconds`` before sending the headers."""
         self._add(Rule("delay", path_glob, server, count, seconds=seconds))
 
+    def serve_raw(
+        self,
+        path_glob: str,
+        body: bytes = b"",
+        *,
+        status: int = 200,
+        headers: Optional[Dict[str, str]] = None,
+        content_length: Any = "actual",
+        endless: bool = False,
+        count: Optional[int] = None,
+        server: str = "any",
+    ) -> None:
+        """Answer with exactly these bytes and headers (hostile hosts).
+
+        ``content_length``: ``"actual"`` (the body's size), an int (a lie: ``10 * 2**40`` for
+        10 TB) or None (no Content-Length, the body ends when the connection closes).
+        ``endless``: after ``body``, zero bytes for ever. ``headers`` are sent as given (e.g.
+        ``{"Content-Encoding": "gzip"}`` over a body gzipped by the test: nothing is encoded
+        here).
+        """
+        rule = Rule(
+            "raw",
+            path_glob,
+            server,
+            count,
+            status=status,
+            headers=dict(headers or {}),
+            body=bytes(body),
+            endless=endless,
+        )
+        if content_length is None:
+            rule.send_length = False
+        elif content_length != "actual":
+            rule.declared_length = int(content_length)
+        self._add(rule)
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -134,7 +173,17 @@ class Faults:
 
 
 def fault_response(rule: Rule, server: str) -> Response:
-    """The response a status / html / not_found rule stands for."""
+    """The response a status / html / not_found / raw rule stands for."""
+    if rule.kind == "raw":
+        raw: Body = EndlessBody(rule.body) if rule.endless else BytesBody(rule.body)
+        headers = {"Content-Type": "application/octet-stream"}
+        headers.update(rule.headers)
+        response = Response(rule.status, headers, raw)
+        response.declared_length = rule.declared_length
+        response.send_length = rule.send_length and not rule.endless
+        if rule.endless and rule.declared_length is not None:
+            response.send_length = True
+        return response
     if rule.kind == "html":
         return Response(
             200, {"Content-Type": "text/html; charset=utf-8"}, BytesBody(CHALLENGE_HTML.encode())

@@ -186,7 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in response.headers.items():
             if key.lower() != "content-length":
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(length))
+        if not response.send_length:
+            self.close_connection = True  # the body ends when the connection does
+            self.send_header("Connection", "close")
+        elif response.declared_length is not None:
+            self.send_header("Content-Length", str(response.declared_length))
+        else:
+            self.send_header("Content-Length", str(length))
         self.end_headers()
 
     def _send_body(
@@ -453,7 +459,7 @@ class FakeCivitai:
         return _Pacer(self)
 
     def _route(self, role: str, path: str, params: Dict[str, List[str]]) -> Response:
-        rule = self.faults.take(("status", "not_found", "html"), role, path)
+        rule = self.faults.take(("status", "not_found", "html", "raw"), role, path)
         if rule is not None:
             return fault_response(rule, role)
         try:

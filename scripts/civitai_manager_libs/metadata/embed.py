@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 import zlib
 from typing import Dict, List, Optional, Tuple
 
@@ -26,6 +25,7 @@ import piexif
 import piexif.helper
 from PIL import Image, UnidentifiedImageError
 
+from ..store import confined
 from ..errors import MetadataError
 
 log = logging.getLogger(__name__)
@@ -72,24 +72,10 @@ def sniff_format(head: bytes) -> Optional[str]:
     return None
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        else:  # mkstemp makes 0600; a new sidecar gets the usual mode, like open() would
-            os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
+    """Write ``data`` to ``path`` through a new temporary file in the same folder and
+    ``os.replace``; never through a symbolic link, never outside ``root`` (default: the folder)."""
+    confined.write_atomic(path, data, root)
 
 
 # --------------------------------------------------------------------------------------------- PNG

@@ -212,6 +212,14 @@ def _build_specs() -> Dict[str, SettingSpec]:
             0,
             10_000_000,
         ),
+        _spec_int(
+            "images.max_file_size_mb",
+            2048,
+            "The largest image or video accepted (MB): a larger announced size is refused before "
+            "anything is written, and a stream that passes it is stopped and removed.",
+            1,
+            1_000_000,
+        ),
     ]
     return {spec.key: spec for spec in specs}
 

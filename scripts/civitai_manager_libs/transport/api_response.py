@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from array import array
 from typing import Any, Dict, Optional
 
 import requests
@@ -18,6 +21,63 @@ from ..errors import (
 )
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
+
+#: The largest decoded API answer read (a real page of 200 items with meta is well under 10 MB).
+MAX_API_BYTES = 32 * 1024 * 1024
+#: The deepest nesting of arrays and objects accepted in an API answer.
+MAX_API_DEPTH = 512
+_READ = 16 * 1024  # compressed bytes per read: bounds what one read may inflate to
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def read_capped(response: requests.Response, safe: str, limit: int = MAX_API_BYTES) -> bytes:
+    """The decoded body of a streamed ``response``, read a little at a time and counted: an answer
+    that inflates past ``limit`` is an InvalidResponseError before it can fill the memory. The
+    body is also left on ``response`` (``.content``/``.text``/``.json()`` keep working)."""
+    if getattr(response, "_content_consumed", False) or response.raw is None:
+        body = response.content or b""
+    else:
+        pieces = []
+        total = 0
+        try:
+            while True:
+                piece = response.raw.read(_READ, decode_content=True)
+                if not piece:
+                    break
+                total += len(piece)
+                if total > limit:
+                    response.close()
+                    raise InvalidResponseError(
+                        f"Civitai answered {safe} with more than {limit // 2**20} MB of data once "
+                        "decoded, far more than any real answer; it was not read further. Check "
+                        "the civitai_base_url setting (--base-url / CIVITAI_BASE_URL).",
+                        status=response.status_code,
+                        url=safe,
+                    )
+                pieces.append(piece)
+        except InvalidResponseError:
+            raise
+        except Exception as exc:  # urllib3 decode/protocol errors: one sentence, no traceback
+            raise InvalidResponseError(
+                f"Civitai's answer to {safe} could not be read ({type(exc).__name__}).",
+                status=response.status_code,
+                url=safe,
+            ) from None
+        body = b"".join(pieces)
+        response._content = body
+        setattr(response, "_content_consumed", True)
+    return body
+
+
+def nesting_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in the JSON text ``body`` (strings are skipped)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    steps = array("b", brackets.translate(_BRACKETS))
+    return max(itertools.accumulate(steps))
 
 
 def status_error(
@@ -69,8 +129,9 @@ def status_error(
 def server_message(response: requests.Response) -> Optional[str]:
     """The server's own ``error``/``message`` text (or a short plain-text body), redacted."""
     try:
+        read_capped(response, "", limit=1024 * 1024)
         body = response.text
-    except requests.exceptions.RequestException:
+    except (requests.exceptions.RequestException, InvalidResponseError):
         return None
     if not body:
         return None
@@ -93,8 +154,23 @@ def server_message(response: requests.Response) -> Optional[str]:
 def decode_json_object(response: requests.Response, safe: str) -> dict:
     """The body as a JSON object, or InvalidResponseError saying what arrived instead."""
     content_type = response.headers.get("Content-Type", "")
+    body = read_capped(response, safe)
+    depth = nesting_depth(body)
+    if depth > MAX_API_DEPTH:
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with JSON nested {depth} levels deep (at most "
+            f"{MAX_API_DEPTH} are read); the answer was refused.",
+            status=response.status_code,
+            url=safe,
+        )
     try:
         data = response.json()
+    except RecursionError:
+        raise InvalidResponseError(
+            f"Civitai answered {safe} with JSON nested too deep to read; the answer was refused.",
+            status=response.status_code,
+            url=safe,
+        ) from None
     except ValueError:
         body = response.content[:64].lstrip().lower()
         if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):

@@ -4,8 +4,9 @@ Every request of the package goes through :class:`CivitaiHttpClient` (usually th
 :func:`get_http_client`). It owns one ``requests.Session`` whose adapter
 
 * waits for the :class:`~.host_gate.HostGate` of the target origin before sending anything,
-* adds ``Authorization: Bearer <key>`` only when the target is the API origin (scheme, host and
-  port of ``base_url``) and removes it everywhere else, redirects included,
+* adds ``Authorization: Bearer <key>`` only to a request the client itself addressed to the API
+  origin (scheme, host and port of ``base_url``): never to a redirect hop (a host that redirects
+  into the API origin does not get the key), and removes it everywhere else,
 * retries connection errors, 429 and 5xx for GET/HEAD with :class:`~.retry_policy.CivitaiRetry`.
 """
 
@@ -23,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from .. import setting
 from .api_response import decode_json_object, status_error
 from ..errors import (
+    SettingsError,
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
@@ -65,6 +67,32 @@ class _ApiKey:
     __str__ = __repr__
 
 
+class _Session(requests.Session):
+    """A session that marks every redirect hop, so the adapter never attaches the key to one."""
+
+    def rebuild_auth(self, prepared_request, response):
+        prepared_request.civitai_redirect_hop = True
+        super().rebuild_auth(prepared_request, response)
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash; SettingsError for credentials in it (never echoed)."""
+    parts = urlsplit(url)
+    if "@" in (parts.netloc or ""):
+        raise SettingsError(
+            "The Civitai base URL must not carry a user name or password (user:password@host): "
+            "they would be sent to every host and shown in logs. Give the API key with "
+            "--api-key / CIVITAI_API_KEY / civitai_api_key instead."
+        )
+    if parts.query or parts.fragment:
+        raise SettingsError(
+            "The Civitai base URL must be a plain address such as https://civitai.com, without "
+            "a query string or fragment (?...#...): a key belongs in --api-key / CIVITAI_API_KEY "
+            "/ civitai_api_key."
+        )
+    return url.rstrip("/")
+
+
 class CivitaiAdapter(HTTPAdapter):
     """``HTTPAdapter`` applying the host gate and the API-origin-only bearer to every request."""
 
@@ -103,8 +131,12 @@ class CivitaiAdapter(HTTPAdapter):
         if not self._api_key:
             return
         bearer = self._api_key.header()
-        if origin == self._api_origin:
+        hop = getattr(request, "civitai_redirect_hop", False)
+        if origin == self._api_origin and not hop:
             request.headers["Authorization"] = bearer
+        elif origin == self._api_origin and request.headers.get("Authorization") == bearer:
+            # a same-origin redirect of a request the client addressed to the API keeps its key
+            return
         elif request.headers.get("Authorization") == bearer:
             del request.headers["Authorization"]
 
@@ -150,7 +182,7 @@ class CivitaiHttpClient:
         self.retry_after_cap = float(
             setting.get("http_retry_after_cap") if retry_after_cap is None else retry_after_cap
         )
-        self.base_url = (base_url or setting.get("civitai_base_url")).rstrip("/")
+        self.base_url = check_base_url(base_url or setting.get("civitai_base_url"))
         self.api_origin = origin_of(self.base_url)
         if pool_size is None:
             pool_size = max(
@@ -169,7 +201,7 @@ class CivitaiHttpClient:
         self.retry = CivitaiRetry.build(
             self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
         )
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = CivitaiAdapter(
             self.retry,
@@ -214,8 +246,13 @@ class CivitaiHttpClient:
         url = self.api_url(url_or_path)
         safe = redact(url)
         try:
+            # streamed: the body is read through a counting reader (a cap on the decoded size)
             response = self.session.get(
-                url, params=params, timeout=self.timeout, headers={"Accept": "application/json"}
+                url,
+                params=params,
+                timeout=self.timeout,
+                headers={"Accept": "application/json"},
+                stream=True,
             )
         except requests.exceptions.TooManyRedirects:
             raise InvalidResponseError(
@@ -241,8 +278,15 @@ class CivitaiHttpClient:
         progress_callback: Optional[ProgressCallback] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
+        *,
+        root: Optional[str] = None,
+        min_free_bytes: Optional[int] = None,
     ) -> DownloadResult:
         """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
+
+        ``root``: the output folder every written, renamed or deleted file must stay in (default:
+        the file's folder). ``min_free_bytes``: the free space kept while writing (default:
+        ``images.min_free_space_mb``). Files over ``images.max_file_size_mb`` are refused.
 
         Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
         ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
@@ -252,6 +296,12 @@ class CivitaiHttpClient:
             timeout=self.download_timeout,
             max_attempts=self.max_retries,
             backoff_factor=self.backoff_factor,
+            max_bytes=int(setting.get("images.max_file_size_mb")) * 1024 * 1024,
+            min_free_bytes=(
+                int(setting.get("images.min_free_space_mb")) * 1024 * 1024
+                if min_free_bytes is None
+                else int(min_free_bytes)
+            ),
         )
         fetch = FileFetch(
             self.session,
@@ -262,6 +312,7 @@ class CivitaiHttpClient:
             progress_callback=progress_callback,
             cancel_event=cancel_event,
             fix_extension=fix_extension,
+            root=root,
         )
         return fetch.run()
 
