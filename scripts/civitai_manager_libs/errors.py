@@ -103,6 +103,10 @@ class OutputPathError(CivitaiGalleryError, OSError):
     """The output folder cannot be created or written (read-only, permission denied)."""
 
 
+class OutputBusyError(OutputPathError):
+    """Another process is already downloading into the output folder (it holds its lock)."""
+
+
 class MetadataError(CivitaiGalleryError):
     """Generation data could not be written in the requested format."""
 

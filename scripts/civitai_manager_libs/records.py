@@ -64,6 +64,10 @@ class ImagePage:
     items: List[ImageItem]
     cursor: Optional[str]  # the cursor this page was requested with (None for the first page)
     next_cursor: Optional[str]  # None on the last page
+    # listed items that could not be used (no id, id out of range, nested too deep ...):
+    # (their id as listed or None, why each was skipped)
+    rejected: List[Tuple[Any, str]] = field(default_factory=list)
+    server_items: Optional[int] = None  # items the server sent, before any filter or check
 
 
 @dataclass
@@ -90,6 +94,8 @@ class DownloadSummary:
     bytes_downloaded: int = 0
     output_path: str = ""
     failures: List[Tuple[Optional[int], str]] = field(default_factory=list)  # (image id, reason)
+    # images skipped for a problem worth reporting (malformed item, unreadable file in the way)
+    skipped_notes: List[Tuple[Any, str]] = field(default_factory=list)  # (image id, reason)
 
     @property
     def finished(self) -> bool:

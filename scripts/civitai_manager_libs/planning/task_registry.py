@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from .callback_dispatcher import TaskCallbacks
 from .crawl_state import ListingPage, ListingState
 from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask
-from ..errors import CivitaiGalleryError
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +26,7 @@ class TaskRegistry:
         self._tasks: Dict[str, ImageDownloadTask] = {}
         self._active_by_image: Dict[Any, ImageDownloadTask] = {}
         self._listings: List[ListingState] = []
+        self.after_settle: Optional[Callable[[], None]] = None  # called after each settlement
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -99,7 +99,7 @@ class TaskRegistry:
             for listing in listings:
                 if listing.task_final(task):
                     self.update_checkpoint(listing)
-        except CivitaiGalleryError as exc:  # the archive failed: the task's state still counts
+        except Exception as exc:  # the archive failed: the task's state still counts
             logger.error("image %s: could not update the download archive: %s", task.image_id, exc)
         finally:
             self._callbacks.task_final(task, completed=status == COMPLETED)
@@ -109,6 +109,22 @@ class TaskRegistry:
                 task._settled = True
                 self._changed.notify_all()
         self._callbacks.progress()
+        if self.after_settle is not None:
+            self.after_settle()
+
+    def settle_after_error(self, task: ImageDownloadTask, status: str, reason: str) -> None:
+        """Settle a task whose job raised, even if settling raises too: ``wait()`` must return."""
+        try:
+            self.settle(task, status, reason)
+        except Exception:
+            logger.exception("image %s: could not settle the task cleanly", task.image_id)
+        finally:
+            task._finish(status, reason)  # no-op when it is final already
+            with self.lock:
+                if self._active_by_image.get(task.image_id) is task:
+                    del self._active_by_image[task.image_id]
+                task._settled = True
+                self._changed.notify_all()
 
     def wait(self, task_ids: Optional[Iterable[str]], deadline: Optional[float]) -> bool:
         """Block until the tasks are settled; False when ``deadline`` (monotonic) passes."""

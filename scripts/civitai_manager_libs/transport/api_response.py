@@ -16,8 +16,11 @@ from ..errors import (
     RateLimitedError,
     ServerError,
 )
+from ..util.json_depth import loads_pruned
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
+
+PRUNED_DEPTH = 128  # nesting kept from an answer too deep to decode whole
 
 
 def status_error(
@@ -94,7 +97,12 @@ def decode_json_object(response: requests.Response, safe: str) -> dict:
     """The body as a JSON object, or InvalidResponseError saying what arrived instead."""
     content_type = response.headers.get("Content-Type", "")
     try:
-        data = response.json()
+        try:
+            data = response.json()
+        except RecursionError:
+            # nested too deep for Python's decoder: keep the page, cut what is deeper than any
+            # real answer (the listing then skips the item that held it as malformed)
+            data = loads_pruned(response.text, PRUNED_DEPTH)
     except ValueError:
         body = response.content[:64].lstrip().lower()
         if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
