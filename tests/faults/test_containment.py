@@ -237,3 +237,57 @@ def test_any_exception_in_a_task_or_callback_ends_the_task(generated_fake, tmp_p
     finally:
         downloader.close()
         client.close()
+
+
+def test_any_exception_while_planning_ends_that_task_and_the_listing_goes_on(
+    generated_fake, tmp_path, monkeypatch
+):
+    from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
+    from scripts.civitai_manager_libs.engine.pool import DownloadEngine
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+    from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+    from scripts.civitai_manager_libs.planning import template_context
+
+    fake = generated_fake(n_images=8, image_kb=8)
+    ids = image_ids(fake)
+    client = CivitaiHttpClient(api_key="", base_url=fake.base_url)
+    downloader = ImageDownloader(
+        api_client=CivitaiAPI(client=client),
+        download_engine=DownloadEngine(client=client, max_workers=2),
+        output_path=str(tmp_path / "out"),
+        path_template="{id}",
+        metadata_formats=["json"],
+    )
+    real_complete = template_context.TemplateContext.complete
+    real_schedule = downloader._schedule
+
+    def complete(self, item, context):  # a bug before the task exists
+        if item.id == ids[2]:
+            raise KeyError("a bug in the template context")
+        return real_complete(self, item, context)
+
+    def schedule(task):  # a bug after the task was registered, before the engine has it
+        if task.image_id == ids[5]:
+            raise RuntimeError("a bug while scheduling")
+        return real_schedule(task)
+
+    monkeypatch.setattr(template_context.TemplateContext, "complete", complete)
+    monkeypatch.setattr(downloader, "_schedule", schedule)
+    downloader._planner._schedule = schedule
+    try:
+        task_ids = downloader.download_model_images(
+            generated_model_id(fake), nsfw_levels=["None", "Soft", "Mature", "X"]
+        )
+        done = threading.Event()
+        threading.Thread(target=lambda: downloader.wait() and done.set(), daemon=True).start()
+        assert done.wait(60), "wait() never returned"
+        tasks = {downloader.get_task(t).image_id: downloader.get_task(t) for t in task_ids}
+        assert set(tasks) == set(ids)
+        for image_id, what in ((ids[2], "KeyError"), (ids[5], "RuntimeError")):
+            assert tasks[image_id].status == "failed", tasks[image_id]
+            assert "could not be planned" in tasks[image_id].error
+            assert what in tasks[image_id].error
+        assert sum(t.status == "completed" for t in tasks.values()) == len(ids) - 2
+    finally:
+        downloader.close()
+        client.close()

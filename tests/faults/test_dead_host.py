@@ -13,7 +13,6 @@ from cli_harness import (
     download_model_args,
     image_ids,
     media_files,
-    part_files,
     run_cli,
     start_cli,
 )
@@ -52,9 +51,9 @@ def test_dead_image_host_fails_fast_with_one_line_then_retry_completes(generated
     assert report["failed"] >= 20 and len(unreachable) >= report["failed"] - 5, report["failures"]
     log_lines = [line for line in err.splitlines() if " WARNING " in line or " ERROR " in line]
     assert sum("is unreachable" in line for line in log_lines) == 1, log_lines
-    assert len(log_lines) <= 8, "\n".join(log_lines)
+    assert len(log_lines) <= 3, "\n".join(log_lines)  # the old code printed one per retry
     assert not any("retry" in line.lower() for line in err.splitlines() if " INFO " in line)
-    assert part_files(output) == [] or all(p.endswith(".part") for p in part_files(output))
+    assert not any("Retrying" in line for line in err.splitlines())  # urllib3's, at -v only
 
     failed = run_cli(
         ["tasks", "--output", output, "--status", "failed", "--limit", "100"], tmp_path

@@ -18,7 +18,14 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
-from .image_items import int_or_none, item_level, to_image_item, to_image_items, unwrap_meta
+from .image_items import (
+    MAX_ID,
+    int_or_none,
+    item_level,
+    to_image_item,
+    to_image_items,
+    unwrap_meta,
+)
 from .image_query import build_request, describe_params, listing_context, read_next_cursor
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
@@ -330,8 +337,10 @@ def check_empty_run(empty_pages: int, what: str) -> None:
 
 def _check_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 

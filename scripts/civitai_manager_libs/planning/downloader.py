@@ -82,13 +82,16 @@ from .template_context import TemplateContext, int_or_none
 logger = logging.getLogger(__name__)
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
+MAX_ID = 2**63 - 1  # the largest id the archive (SQLite INTEGER) holds
 ALL_LEVELS = list(NSFW_LEVELS)
 
 
 def _positive_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 

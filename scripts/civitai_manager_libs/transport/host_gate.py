@@ -67,8 +67,8 @@ class HostGate:
         if not was_down:
             logger.warning(
                 "%s is unreachable (%d connection attempts in a row failed): no more requests "
-                "go to it in this run; its images fail with 'host unreachable' (retry-failed "
-                "picks them up).",
+                "go to it for now; what needs it fails with 'host unreachable' (retry-failed "
+                "picks up the images).",
                 origin,
                 count,
             )
