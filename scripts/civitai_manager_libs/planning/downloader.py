@@ -395,7 +395,7 @@ class ImageDownloader:
         if self._lock_pinned or not self._folder_lock.held:
             return
         with self._registry.lock:
-            idle = self._listings_running == 0 and not self._registry.unfinished()
+            idle = self._listings_running == 0 and not self._registry.has_live()
         if idle:
             self._folder_lock.let_go()
 
