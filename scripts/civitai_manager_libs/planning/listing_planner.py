@@ -185,6 +185,8 @@ class ListingPlanner:
         live = registry.active(item.id) if item.id is not None else None
         if live is not None and live.id in listing.task_ids:
             return  # planned and handed on before the error: it settles on its own
+        if listing.task_ids and registry.get(listing.task_ids[-1]) is None:
+            listing.task_ids.pop()  # the task the error cut short: the failed one replaces it
         task = new_task(item.id, item.url, None)
         task.query_key = listing.query_key
         listing.task_ids.append(task.id)
