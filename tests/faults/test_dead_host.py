@@ -45,6 +45,7 @@ def test_dead_image_host_fails_fast_with_one_line_then_retry_completes(generated
             proc.communicate()
 
     assert proc.returncode == 1, err
+    print(f"dead host: the run ended {took:.1f} s after the host died")
     assert took < 20, f"{took:.1f} s after the host died"
     report = json.loads(report_path.read_text(encoding="utf-8"))
     unreachable = [f for f in report["failures"] if "host unreachable" in f["reason"]]

@@ -53,6 +53,7 @@ def test_sigterm_ends_a_run_stalled_mid_body_within_the_stop_time(generated_fake
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    print(f"stalled body: stopped {took:.1f} s after SIGTERM")
     assert took <= STOP_DEADLINE + SLACK, f"stopped {took:.1f} s after SIGTERM"
     assert proc.returncode == 130, err
     assert "interrupted: run the same command again to resume" in out
@@ -83,6 +84,7 @@ def test_sigterm_ends_a_run_whose_worker_is_stuck(generated_fake, tmp_path, mode
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    print(f"stuck worker ({mode}): stopped {took:.1f} s after SIGTERM, rc {proc.returncode}")
     assert took <= STOP_DEADLINE + SLACK, f"stopped {took:.1f} s after SIGTERM ({mode})"
     if mode == "python":  # the main thread still runs: a clean stop with its report
         assert proc.returncode == 130, err
@@ -104,6 +106,7 @@ def test_sigint_stops_a_normal_run_promptly(generated_fake, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    print(f"plain run: stopped {took:.1f} s after SIGINT")
     assert took <= 3.0, f"a plain Ctrl-C took {took:.1f} s"
     assert proc.returncode == 130, err
     assert "did not stop" not in err
