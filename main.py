@@ -10,6 +10,7 @@ python main.py list model 123 --to images.parquet              a listing for img
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -28,4 +29,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 130:
+        # stopped by a signal: a worker thread may still be stuck (a stalled connection, CPU-bound
+        # work); end now rather than wait for it in the interpreter's shutdown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

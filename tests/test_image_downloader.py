@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 
 import pytest
+from PIL import Image
 
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
@@ -792,10 +794,14 @@ def test_existing_target_file_policies(make_downloader, fake_civitai, tmp_path):
     image = next(i for i in fake_civitai.dataset.select(model_id=58390) if i.media == "png")
     ext = EXT_OF[image.media]
 
+    older = io.BytesIO()
+    Image.new("RGB", (3, 3), "white").save(older, format="PNG")  # a readable, older picture
+    older_bytes = older.getvalue()
+
     def prepare(name):
         out = tmp_path / name
         (out / "58390").mkdir(parents=True)
-        (out / "58390" / f"{image.id}{ext}").write_bytes(b"an older file")
+        (out / "58390" / f"{image.id}{ext}").write_bytes(older_bytes)
         return out
 
     out = prepare("skip_existing")
@@ -811,7 +817,7 @@ def test_existing_target_file_policies(make_downloader, fake_civitai, tmp_path):
     downloader = make_downloader(output=out, skip_existing=False, duplicate_policy="keep_both")
     downloader.download_filtered_images({"imageId": image.id}, limit=1, save_metadata=False)
     assert downloader.wait(timeout=30)
-    assert (out / "58390" / f"{image.id}{ext}").read_bytes() == b"an older file"
+    assert (out / "58390" / f"{image.id}{ext}").read_bytes() == older_bytes
     kept = out / "58390" / f"{image.id} (1){ext}"
     assert kept.read_bytes() == fake_civitai.dataset.original_bytes(image.id)
 

@@ -41,6 +41,7 @@ def test_defaults_follow_the_design_table():
         "http_timeout": 30.0,
         "http_connect_timeout": 10.0,
         "http_max_retries": 5,
+        "http_host_down_after": 5,
         "http_backoff_factor": 0.5,
         "http_retry_after_cap": 120.0,
         "civitai_base_url": "https://civitai.com",

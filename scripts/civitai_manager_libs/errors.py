@@ -117,6 +117,10 @@ class ConfinementError(OutputPathError):
     tool did not create; nothing was written."""
 
 
+class OutputBusyError(OutputPathError):
+    """Another process is already downloading into the output folder (it holds its lock)."""
+
+
 class MetadataError(CivitaiGalleryError):
     """Generation data could not be written in the requested format."""
 

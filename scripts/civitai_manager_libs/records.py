@@ -131,6 +131,10 @@ class ImagePage:
     cursor: Optional[str]  # the cursor this page was requested with (None for the first page)
     next_cursor: Optional[str]  # None on the last page
     nsfw_hidden: int = 0  # items the server sent that the exact NSFW filter dropped
+    # listed items that could not be used (no id, id out of range, nested too deep ...):
+    # (their id as listed or None, why each was skipped)
+    rejected: List[Tuple[Any, str]] = field(default_factory=list)
+    server_items: Optional[int] = None  # items the server sent, before any filter or check
 
 
 @dataclass
@@ -159,6 +163,8 @@ class DownloadSummary:
     failures: List[Tuple[Optional[int], str]] = field(default_factory=list)  # (image id, reason)
     # images listed but not made into tasks, by reason (planning/item_filter.py REASONS)
     filtered: Dict[str, int] = field(default_factory=dict)
+    # images skipped for a problem worth reporting (malformed item, unreadable file in the way)
+    skipped_notes: List[Tuple[Any, str]] = field(default_factory=list)  # (image id, reason)
 
     @property
     def finished(self) -> bool:

@@ -18,7 +18,14 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
-from .image_items import int_or_none, item_level, to_image_item, to_image_items, unwrap_meta
+from .image_items import (
+    MAX_ID,
+    int_or_none,
+    item_level,
+    to_image_item,
+    to_image_items,
+    unwrap_meta,
+)
 from .image_query import build_request, describe_params, listing_context, read_next_cursor
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
@@ -50,6 +57,9 @@ IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models/{id}"
 VERSIONS_PATH = "/api/v1/model-versions/{id}"
 MAX_PAGE_SIZE = 200
+# A server answering page after page with no items but a fresh cursor would be followed for ever;
+# a listing stops after this many empty pages in a row.
+MAX_EMPTY_PAGES = 20
 
 OnPage = Callable[[Optional[str], Optional[str], int], None]
 
@@ -142,12 +152,13 @@ class CivitaiAPI:
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
         cursor = str(cursor) if cursor is not None else None
         seen_cursors = {cursor} if cursor is not None else set()
-        yielded = listed = pages = 0
+        yielded = listed = pages = empty_run = 0
         what = describe_params(request)
         while True:
             items, next_cursor = self._fetch_page(request, cursor, page_size)
             pages += 1
             listed += len(items)
+            empty_run = 0 if items else empty_run + 1
             log.debug(
                 "images page %d for %s: cursor=%s, %d items, next=%s",
                 pages,
@@ -175,6 +186,7 @@ class CivitaiAPI:
                     "Try again later.",
                     url=IMAGES_PATH,
                 )
+            check_empty_run(empty_run, what)
             seen_cursors.add(next_cursor)
             cursor = next_cursor
 
@@ -201,7 +213,8 @@ class CivitaiAPI:
             cursor = params_cursor
         cursor = str(cursor) if cursor is not None else None
         items, next_cursor = self._fetch_page(request, cursor, limit)
-        converted = list(to_image_items(items, listing_context(request)))
+        rejected: List[Tuple[Any, str]] = []
+        converted = list(to_image_items(items, listing_context(request), rejected=rejected))
         kept = list(keep_levels(converted, levels))
         if next_cursor is not None and next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
@@ -211,6 +224,8 @@ class CivitaiAPI:
             cursor=cursor,
             next_cursor=next_cursor,
             nsfw_hidden=len(converted) - len(kept),
+            rejected=rejected,
+            server_items=len(items),
         )
 
     # -- look-ups ---------------------------------------------------------------------------
@@ -313,10 +328,24 @@ class CivitaiAPI:
         raise _not_found(what, None, url=IMAGES_PATH)
 
 
+def check_empty_run(empty_pages: int, what: str) -> None:
+    """InvalidResponseError once ``empty_pages`` pages in a row came without items but with a
+    next cursor (a server that would otherwise be followed for ever)."""
+    if empty_pages >= MAX_EMPTY_PAGES:
+        raise InvalidResponseError(
+            f"Civitai sent {empty_pages} empty pages in a row, each with a new cursor, while "
+            f"listing {what}; stopped to avoid an endless loop. The images listed so far are "
+            "still downloaded; try again later.",
+            url=IMAGES_PATH,
+        )
+
+
 def _check_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 

@@ -65,6 +65,10 @@ class RunReport:
                 {"image_id": image_id, "reason": redact(str(reason))}
                 for image_id, reason in s.failures
             ],
+            "skipped_items": [
+                {"image_id": image_id, "reason": redact(str(reason))}
+                for image_id, reason in s.skipped_notes
+            ],
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at) if self.finished_at else None,
             "elapsed_seconds": round((self.finished_at or time.time()) - self.started_at, 3),
@@ -85,6 +89,10 @@ class RunReport:
         if s.failures:
             out.append("failures:")
             for image_id, reason in s.failures:
+                out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
+        if s.skipped_notes:
+            out.append("skipped:")
+            for image_id, reason in s.skipped_notes:
                 out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
         if self.stopped_reason:
             left = f", {s.cancelled} image(s) not started" if s.cancelled else ""

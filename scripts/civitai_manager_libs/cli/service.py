@@ -86,14 +86,19 @@ class Service:
             options["generate_thumbnails"] = True
         if cfg.duplicates:
             options["duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
-        d = self.downloader = ImageDownloader(
+        downloader = ImageDownloader(
             api_client=self.api,
             download_engine=DownloadEngine(client=self.client, max_workers=workers),
             output_path=cfg.output,
             path_template=cfg.template or setting.get("images.path_template"),
             **options,
         )
+        self.downloader = downloader
+        # one run per output folder: a second process refuses here (OutputBusyError), before any
+        # listing or write; the lock is held until close()
+        downloader.lock_output()
         if self.remember_options:  # retry-failed in this folder writes its files the same way
+            d = downloader
             d.archive.set_run_options(
                 {
                     "template": d.template.template,
@@ -102,12 +107,14 @@ class Service:
                     "duplicates": d.duplicate_policy,
                 }
             )
-        return d
+        return downloader
 
-    def close(self) -> None:
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close the downloader, engine and client; with ``timeout`` (a stop request) workers
+        still busy after it are left behind (daemon threads) instead of waited for."""
         if self.downloader is not None:
-            self.downloader.close()
-            self.downloader.engine.shutdown(wait=True, cancel_pending=True)
+            self.downloader.close(timeout=timeout)
+            self.downloader.engine.shutdown(wait=timeout is None, cancel_pending=True)
         self.client.close()
 
 

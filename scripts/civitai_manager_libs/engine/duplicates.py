@@ -37,6 +37,28 @@ def find_existing(base: str) -> Optional[str]:
     return None
 
 
+VIDEO_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3")  # MP4 box type, WebM/Matroska EBML header
+
+
+def unreadable_media(path: str) -> Optional[str]:
+    """None when the file at ``path`` reads as the picture or video its extension says (a cheap
+    structure check, no full decode), else a short reason."""
+    try:
+        if path.lower().endswith((".mp4", ".webm")):
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+            return None if any(magic in head for magic in VIDEO_MAGIC) else "not a video"
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()
+        return None
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}" if exc.strerror else "not an image"
+    except Exception as exc:  # Pillow raises SyntaxError, ValueError ... on broken files
+        return f"not an image ({type(exc).__name__})"
+
+
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

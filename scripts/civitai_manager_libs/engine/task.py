@@ -65,6 +65,7 @@ class ImageDownloadTask:
         self.thumbnail_path: Optional[str] = None
         self.finished_at: Optional[float] = None
         self.restored = False  # True when rebuilt from the archive's history
+        self.skip_noted = False  # skipped for a problem the report lists (malformed item ...)
         self._settled = False  # final state recorded and announced (what wait() waits for)
 
     @classmethod
@@ -200,6 +201,8 @@ def summarize(tasks: Iterable[ImageDownloadTask], output_path: str) -> DownloadS
             result.bytes_downloaded += task.size or 0
         elif status == SKIPPED:
             result.skipped += 1
+            if task.skip_noted:
+                result.skipped_notes.append((task.image_id, task.error or "skipped"))
         elif status == FAILED:
             result.failed += 1
             result.failures.append((task.image_id, task.error or "failed"))

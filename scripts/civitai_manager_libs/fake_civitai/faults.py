@@ -32,7 +32,7 @@ CHALLENGE_HTML = (
 
 @dataclass
 class Rule:
-    kind: str  # status | cut | html | not_found | delay
+    kind: str  # status | cut | html | not_found | delay | empty_pages | stall
     path_glob: str
     server: str = "any"
     remaining: Optional[int] = None  # None: forever
@@ -44,6 +44,7 @@ class Rule:
     declared_length: Optional[int] = None
     send_length: bool = True
     endless: bool = False
+    served: int = 0  # answers given so far (empty_pages numbers its cursors with it)
 
     def matches(self, server: str, path: str) -> bool:
         return self.server in ("any", server) and fnmatchcase(path, self.path_glob)
@@ -141,6 +142,23 @@ class Faults:
             rule.declared_length = int(content_length)
         self._add(rule)
 
+    def empty_pages(self, path_glob: str, count: Optional[int] = None, server: str = "api") -> None:
+        """Answer 200 with no items and a fresh ``nextCursor`` every time (a listing that never
+        ends unless the client gives up)."""
+        self._add(Rule("empty_pages", path_glob, server, count))
+
+    def stall_after(
+        self,
+        path_glob: str,
+        nbytes: int,
+        seconds: float,
+        count: Optional[int] = None,
+        server: str = "any",
+    ) -> None:
+        """Send the headers and ``nbytes`` of the body, then stall ``seconds`` (the socket stays
+        open, nothing more is sent) before going on."""
+        self._add(Rule("stall", path_glob, server, count, nbytes=nbytes, seconds=seconds))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -164,6 +182,7 @@ class Faults:
         with self._lock:
             for rule in self._rules:
                 if rule.kind in kinds and rule.matches(server, path):
+                    rule.served += 1
                     if rule.remaining is not None:
                         rule.remaining -= 1
                         if rule.remaining == 0:
@@ -188,6 +207,9 @@ def fault_response(rule: Rule, server: str) -> Response:
         return Response(
             200, {"Content-Type": "text/html; charset=utf-8"}, BytesBody(CHALLENGE_HTML.encode())
         )
+    if rule.kind == "empty_pages":
+        body = {"items": [], "metadata": {"nextCursor": f"empty-{rule.served}"}}
+        return _body_response(200, body, {})
     if rule.kind == "not_found":
         if server == "image":
             return Response(

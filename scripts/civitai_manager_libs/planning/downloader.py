@@ -45,18 +45,21 @@ Decisions worth knowing (the spec leaves them open):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import functools
 import logging
 import os
+import sys
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
 from ..store import disk_space
+from ..store.folder_lock import FolderLock
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
 from ..engine.pool import PRIORITY_SINGLE, DownloadEngine
@@ -89,13 +92,16 @@ from .template_context import TemplateContext, int_or_none
 logger = logging.getLogger(__name__)
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
+MAX_ID = 2**63 - 1  # the largest id the archive (SQLite INTEGER) holds
 ALL_LEVELS = list(NSFW_LEVELS)
 
 
 def _positive_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 
@@ -172,6 +178,12 @@ class ImageDownloader:
         self._filtered = FilterCounts()  # this session's filtered images, by reason
         self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
         self._closed = False
+        # one writer per output folder (store.folder_lock): held while this downloader has work,
+        # or for its whole life once lock_output() was called (the CLI)
+        self._folder_lock = FolderLock(self.output_path)
+        self._lock_pinned = False
+        self._listings_running = 0
+        self._registry.after_settle = self._release_if_idle
 
     def __repr__(self) -> str:
         return (
@@ -310,6 +322,10 @@ class ImageDownloader:
         self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
+        with self._working():
+            return self._single_image(image_id, output_path, save_metadata)
+
+    def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
         row = self._archive_row(image_id) if output_path is None else {}
         if row.get("path") and os.path.isfile(row["path"]):
             task = new_task(image_id, row.get("url") or "", None)
@@ -385,17 +401,48 @@ class ImageDownloader:
             query_key += f"|filters={spec.key()}"
             params = spec.server_params(params)
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        with self._working():
+            with self._registry.lock:
+                self._halt_reason = None
+            # retry-failed and a re-run in this folder apply the same filters
+            self.archive.set_run_options({"filters": spec.to_dict()})
+            counts = FilterCounts()
+            try:
+                return self._planner.run(
+                    query_key, kind, value, params, limit, levels, save_metadata, spec, counts
+                )
+            finally:
+                self._count_filtered(counts)
+
+    # -- one writer per output folder ------------------------------------------------------------
+
+    def lock_output(self) -> None:
+        """Hold the output folder's lock until :meth:`close` (the CLI: refuse a second process at
+        once, before any listing). OutputBusyError when another process holds it."""
+        self._folder_lock.hold()
+        self._lock_pinned = True
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """Hold the output folder's lock for a call that plans work, and after it while its tasks
+        run (OutputBusyError when another process holds it)."""
+        self._folder_lock.hold()
         with self._registry.lock:
-            self._halt_reason = None
-        # retry-failed and a re-run in this folder apply the same filters
-        self.archive.set_run_options({"filters": spec.to_dict()})
-        counts = FilterCounts()
+            self._listings_running += 1
         try:
-            return self._planner.run(
-                query_key, kind, value, params, limit, levels, save_metadata, spec, counts
-            )
+            yield
         finally:
-            self._count_filtered(counts)
+            with self._registry.lock:
+                self._listings_running -= 1
+            self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        if self._lock_pinned or not self._folder_lock.held:
+            return
+        with self._registry.lock:
+            idle = self._listings_running == 0 and not self._registry.has_live()
+        if idle:
+            self._folder_lock.let_go()
 
     def _count_filtered(self, counts: FilterCounts) -> None:
         with self._registry.lock:
@@ -427,28 +474,45 @@ class ImageDownloader:
             )
             existing = find_existing(task.target) if self.skip_existing else None
             if existing is not None:
-                self._settle(task, self._runner.adopt(task, existing))
-                return
+                try:
+                    outcome = self._runner.existing_file(task, existing)
+                except Exception as exc:  # a file in the way must not stop the listing
+                    logger.warning("image %s: %s: %s", task.image_id, existing, exc, exc_info=True)
+                    outcome = Outcome(FAILED, f"the file already at {existing}: {exc!r}")
+                if outcome is not None:
+                    self._settle(task, outcome)
+                    return
         try:
             self.engine.submit(functools.partial(self._run, task), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
             self._registry.settle(task, CANCELLED, f"not started: {exc}")
 
     def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
-        """Engine job: download, post-process, record. Never leaves the task half-final."""
-        if self._halt_reason is not None:
-            self._registry.settle(task, CANCELLED, self._halt_reason)
-            return
-        if cancel_event.is_set() or not task._start():
-            self._registry.settle(task, CANCELLED, "cancelled")
-            return
-        self._callbacks.progress()
-        self._settle(task, self._runner.run(task, cancel_event))
+        """Engine job: download, post-process, record. Whatever happens (a bug included), the
+        task ends final, so ``wait()`` always returns."""
+        try:
+            if self._halt_reason is not None:
+                self._registry.settle(task, CANCELLED, self._halt_reason)
+                return
+            if cancel_event.is_set() or not task._start():
+                self._registry.settle(task, CANCELLED, "cancelled")
+                return
+            self._callbacks.progress()
+            self._settle(task, self._runner.run(task, cancel_event))
+        finally:
+            if not task._settled:
+                error = sys.exc_info()[1]
+                status = CANCELLED if cancel_event.is_set() else FAILED
+                reason = f"unexpected error: {error!r}" if error is not None else "not finished"
+                logger.error("image %s: %s", task.image_id, reason)
+                self._registry.settle_after_error(task, status, reason)
 
     def _settle(self, task: ImageDownloadTask, outcome: Outcome) -> None:
         if outcome.status == COMPLETED:
             with self._registry.lock:
-                self._sizes.append(outcome.fields["size"])
+                self._sizes.append(outcome.fields.get("size") or 0)
+        if outcome.noted:
+            task.skip_noted = True
         self._registry.settle(task, outcome.status, outcome.error, **outcome.fields)
         if outcome.disk_full:
             self._halt(f"not started: {outcome.error}")
@@ -586,15 +650,18 @@ class ImageDownloader:
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
-        try:
-            return self._retry_failed(spec, counts)
-        finally:
-            self._count_filtered(counts)
+        with self._working():
+            with self._registry.lock:
+                self._halt_reason = None
+                failed = self._registry.with_status(FAILED)
+            try:
+                return self._retry_failed(failed, spec, counts)
+            finally:
+                self._count_filtered(counts)
 
-    def _retry_failed(self, spec: FilterSpec, counts: FilterCounts) -> List[str]:
-        with self._registry.lock:
-            self._halt_reason = None
-            failed = self._registry.with_status(FAILED)
+    def _retry_failed(
+        self, failed: List[ImageDownloadTask], spec: FilterSpec, counts: FilterCounts
+    ) -> List[str]:
         retried: Set[Any] = set()
         new_ids: List[str] = []
         archive = self.archive
@@ -639,16 +706,24 @@ class ImageDownloader:
             self._reserve()
         return new_ids
 
-    def close(self) -> None:
-        """Cancel what is still queued or running, stop the owned engine, flush callbacks."""
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Cancel what is still queued or running, stop the owned engine, flush callbacks.
+
+        ``timeout``: the longest wait for running downloads and callbacks (default: the owned
+        engine's workers are waited for, a shared engine's tasks up to 30 s); a worker that does
+        not stop in time is left behind."""
         if self._closed:
             return
         self._closed = True
         self.cancel()
-        if self._owns_engine:
+        if self._owns_engine and timeout is None:
             self.engine.shutdown(wait=True, cancel_pending=True)
+        elif self._owns_engine:
+            self.engine.shutdown(wait=False, cancel_pending=True)
+            self.wait(timeout=timeout)
         else:
-            self.wait(timeout=30)
-        self._callbacks.dispatcher.close()
+            self.wait(timeout=30 if timeout is None else timeout)
+        self._callbacks.dispatcher.close(10 if timeout is None else timeout)
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
+        self._folder_lock.let_go()

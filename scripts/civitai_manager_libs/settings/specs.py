@@ -95,6 +95,15 @@ def _build_specs() -> Dict[str, SettingSpec]:
             0,
             20,
         ),
+        _spec_int(
+            "http_host_down_after",
+            5,
+            "Connection failures in a row after which a host counts as down for the run: its "
+            "remaining images fail at once with 'host unreachable' (retry-failed picks them "
+            "up). 0 never gives up on a host.",
+            0,
+            100,
+        ),
         _spec_float(
             "http_backoff_factor",
             0.5,

@@ -506,7 +506,7 @@ class Archive:
             if not rows:
                 return
             for row in rows:
-                yield ArchivedImage(**dict(row))
+                yield self._image(row)
             last = rows[-1]["image_id"]
 
     def image_count(self) -> int:

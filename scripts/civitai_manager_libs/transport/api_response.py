@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
-from array import array
 from typing import Any, Dict, Optional
 
 import requests
@@ -19,17 +16,16 @@ from ..errors import (
     RateLimitedError,
     ServerError,
 )
+from ..util.json_depth import loads_pruned
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
 
 #: The largest decoded API answer read (a real page of 200 items with meta is well under 10 MB).
 MAX_API_BYTES = 32 * 1024 * 1024
-#: The deepest nesting of arrays and objects accepted in an API answer.
-MAX_API_DEPTH = 512
 _READ = 16 * 1024  # compressed bytes per read: bounds what one read may inflate to
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+#: Nesting kept from an answer too deep for Python's decoder (the size cap bounds the work; the
+#: listing then skips the item that was cut as malformed, the rest of the page is kept).
+PRUNED_DEPTH = 128
 
 
 def read_capped(response: requests.Response, safe: str, limit: int = MAX_API_BYTES) -> bytes:
@@ -69,15 +65,6 @@ def read_capped(response: requests.Response, safe: str, limit: int = MAX_API_BYT
         response._content = body
         setattr(response, "_content_consumed", True)
     return body
-
-
-def nesting_depth(body: bytes) -> int:
-    """How deep arrays and objects nest in the JSON text ``body`` (strings are skipped)."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    steps = array("b", brackets.translate(_BRACKETS))
-    return max(itertools.accumulate(steps))
 
 
 def status_error(
@@ -154,23 +141,14 @@ def server_message(response: requests.Response) -> Optional[str]:
 def decode_json_object(response: requests.Response, safe: str) -> dict:
     """The body as a JSON object, or InvalidResponseError saying what arrived instead."""
     content_type = response.headers.get("Content-Type", "")
-    body = read_capped(response, safe)
-    depth = nesting_depth(body)
-    if depth > MAX_API_DEPTH:
-        raise InvalidResponseError(
-            f"Civitai answered {safe} with JSON nested {depth} levels deep (at most "
-            f"{MAX_API_DEPTH} are read); the answer was refused.",
-            status=response.status_code,
-            url=safe,
-        )
+    read_capped(response, safe)
     try:
-        data = response.json()
-    except RecursionError:
-        raise InvalidResponseError(
-            f"Civitai answered {safe} with JSON nested too deep to read; the answer was refused.",
-            status=response.status_code,
-            url=safe,
-        ) from None
+        try:
+            data = response.json()
+        except RecursionError:
+            # nested too deep for Python's decoder: keep the page, cut what is deeper than any
+            # real answer (the listing then skips the item that held it as malformed)
+            data = loads_pruned(response.text, PRUNED_DEPTH)
     except ValueError:
         body = response.content[:64].lstrip().lower()
         if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):

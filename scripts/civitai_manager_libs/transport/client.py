@@ -117,6 +117,7 @@ class CivitaiAdapter(HTTPAdapter):
             raise RetryCancelled("cancelled while the host was paused")
         self._apply_auth(request, origin)
         response = super().send(request, **kwargs)
+        self._host_gate.connected(origin)
         if response.status_code in PAUSE_STATUSES:
             # The retries are spent (or were disabled): still hold every other thread back.
             retry = self.max_retries
@@ -198,6 +199,7 @@ class CivitaiHttpClient:
                 self.api_origin,
             )
         self.host_gate = host_gate if host_gate is not None else HostGate()
+        self.host_gate.down_after = int(setting.get("http_host_down_after"))
         self.retry = CivitaiRetry.build(
             self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
         )

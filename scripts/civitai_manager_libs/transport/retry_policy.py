@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from .host_gate import HostGate, origin_key
@@ -95,9 +95,17 @@ class CivitaiRetry(Retry):
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
     ):
+        origin = origin_key(_pool.scheme, _pool.host, _pool.port) if _pool is not None else None
+        if origin is not None and self.host_gate is not None:
+            # a host refusing connection after connection is down: no more retries to it
+            if error is not None and self._is_connection_error(error):
+                if self.host_gate.connect_failed(origin):
+                    raise MaxRetryError(_pool, url, error) from error
+            elif self.host_gate.unreachable(origin) and error is not None:
+                raise MaxRetryError(_pool, url, error) from error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if _pool is not None:
-            retry.origin = origin_key(_pool.scheme, _pool.host, _pool.port)
+        if origin is not None:
+            retry.origin = origin
         return retry
 
     def attempts(self) -> int:
@@ -164,12 +172,13 @@ class CivitaiRetry(Retry):
             else:
                 _cancellable_sleep(delay)
         else:
+            # retry details are for -v: the default output stays one line per problem
             if status is not None:
-                logger.info(
+                logger.debug(
                     "HTTP %d from %s; retry %d in %s s.", status, where, retry_no, _secs(delay)
                 )
             else:
-                logger.info(
+                logger.debug(
                     "Connection problem with %s; retry %d in %s s.", where, retry_no, _secs(delay)
                 )
             _cancellable_sleep(delay)

@@ -86,3 +86,8 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     install_filter(root)
     for noisy in ("urllib3", "httpx", "httpcore", "PIL", "matplotlib", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns on every retry ("Retrying (...) after connection broken ..."): retry details
+    # are for -v; the default output keeps one line per problem (the transport's own)
+    logging.getLogger("urllib3.connectionpool").setLevel(
+        logging.DEBUG if verbose else logging.ERROR
+    )
