@@ -23,8 +23,18 @@ from .generation import extract_generation
 
 log = logging.getLogger(__name__)
 
-#: WebUI's own parameter regex (modules/infotext_utils.py ``re_param_code``).
+#: WebUI's own parameter regex (modules/infotext_utils.py ``re_param_code``). Kept for reference
+#: and tests: ``findall`` with it is quadratic on a long line without pairs (every start position
+#: rescans the word run), so this module reads lines with :func:`param_pairs` instead.
 PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# The same match in two linear steps. A key can only begin at the first word character of a
+# maximal run of ``[\w \-/]`` (a match ends after a comma or at the end, and a comma ends a run),
+# and it runs to the end of that run, which must be followed by ``:``. The lookbehind rejects every
+# other start position in O(1); possessive quantifiers never backtrack into a run.
+_KEY_START_RE = re.compile(r'(?<![\w \-/])[ \-/]*+(\w[\w \-/]++):')
+# The value part of PARAM_RE, matched right after the key's colon. Quoted scans end at the first
+# unescaped quote, which is never past the next quoted value's opening quote: linear overall.
+_VALUE_RE = re.compile(r'\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 #: Keys we can write so that PARAM_RE reads exactly the same key back.
 _KEY_RE = re.compile(r"\w[\w \-/]*[\w\-/]")
@@ -58,6 +68,29 @@ CIVITAI_KEY_MAP = {
     "cfgScale": "CFG scale",
     "clipSkip": "Clip skip",
 }
+
+
+def param_pairs(line: str, limit: Optional[int] = None) -> List[Tuple[str, str]]:
+    """``PARAM_RE.findall(line)`` in linear time: the ``(key, raw value)`` pairs WebUI reads.
+
+    ``limit`` stops after that many pairs (enough to apply WebUI's "at least three" rule).
+    """
+    pairs: List[Tuple[str, str]] = []
+    pos = 0
+    while limit is None or len(pairs) < limit:
+        key = _KEY_START_RE.search(line, pos)
+        if key is None:
+            break
+        value = _VALUE_RE.match(line, key.end())
+        assert value is not None  # the [^,]* branch always matches
+        pairs.append((key.group(1), value.group(1)))
+        pos = value.end()
+    return pairs
+
+
+def is_parameters_line(line: str) -> bool:
+    """WebUI's rule: a last line is the parameters line when it holds at least three pairs."""
+    return len(param_pairs(line, MIN_PARAMETERS)) >= MIN_PARAMETERS
 
 
 def quote(value: str) -> str:
@@ -174,7 +207,7 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
         # ("(masterpiece:1.2), (best quality:1.1), ..."), which WebUI would then take for the
         # parameters. Ending with our short line keeps the prompt whole.
         last_line = text.strip().rsplit("\n", 1)[-1]
-        if not pairs or len(PARAM_RE.findall(last_line)) < MIN_PARAMETERS:
+        if not pairs or not is_parameters_line(last_line):
             log.debug("infotext: only %d parameter(s); parameters line left out", len(pairs))
             params = ""
     return f"{text}\n{params}".strip()
@@ -210,7 +243,7 @@ def parse_infotext(text: str) -> Dict[str, Any]:
     if not text:
         return result
     *lines, last_line = text.strip().split("\n")
-    if len(PARAM_RE.findall(last_line)) < MIN_PARAMETERS:
+    if not is_parameters_line(last_line):
         lines.append(last_line)
         last_line = ""
 
@@ -230,7 +263,7 @@ def parse_infotext(text: str) -> Dict[str, Any]:
     result["negative_prompt"] = negative
 
     params: Dict[str, str] = {}
-    for key, value in PARAM_RE.findall(last_line):
+    for key, value in param_pairs(last_line):
         if value[:1] == '"' and value[-1:] == '"':
             value = unquote(value)
         params[key] = value
