@@ -6,7 +6,13 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, quote, to_infotext
+from scripts.civitai_manager_libs.metadata.generation import webui_sampler
+from scripts.civitai_manager_libs.metadata.infotext import (
+    NON_A1111_KEYS,
+    parse_infotext,
+    quote,
+    to_infotext,
+)
 
 # The parameters regex exactly as written in /work/shared/civitai-api-notes.md (WebUI's re_param).
 NOTES_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -149,8 +155,11 @@ _number = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**64),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-_key = st.from_regex(r"\A\w[\w \-/]{0,14}[\w\-/]\Z", fullmatch=True).filter(
-    lambda k: k
+# Extra keys as WebUI writes them (a capital first; Civitai's camelCase keys stay off the line).
+_key = st.from_regex(r"\A[A-Z][\w \-/]{0,14}[\w\-/]\Z", fullmatch=True).filter(
+    lambda k: k.lower() not in NON_A1111_KEYS
+    and k not in {"Civitai image", "Civitai post", "Civitai version"}
+    and k
     not in {
         "Steps",
         "Sampler",
@@ -199,7 +208,7 @@ def generations(draw):
 def _expected_params(gen):
     expected = {
         "Steps": str(gen["steps"]),
-        "Sampler": gen["sampler"],
+        "Sampler": webui_sampler(gen["sampler"]),
         "CFG scale": str(gen["cfg_scale"]),
         "Seed": str(gen["seed"]),
     }
