@@ -64,6 +64,8 @@ class ImagePage:
     items: List[ImageItem]
     cursor: Optional[str]  # the cursor this page was requested with (None for the first page)
     next_cursor: Optional[str]  # None on the last page
+    # A sentence for the user when Civitai does not give the order asked for (whole-model sort)
+    notice: Optional[str] = None
 
 
 @dataclass

@@ -19,7 +19,13 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
 from .image_items import int_or_none, item_level, to_image_item, to_image_items, unwrap_meta
-from .image_query import build_request, describe_params, listing_context, read_next_cursor
+from .image_query import (
+    build_request,
+    describe_params,
+    listing_context,
+    read_next_cursor,
+    whole_model_sort_notice,
+)
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
@@ -128,6 +134,9 @@ class CivitaiAPI:
             )
         request, levels, params_cursor = build_request(params, nsfw_levels)
         cursor = start_cursor if start_cursor not in (None, "") else params_cursor
+        notice = whole_model_sort_notice(request)
+        if notice:
+            log.warning("%s", notice)
         return self._iterate(request, levels, limit, cursor, on_page)
 
     def _iterate(
@@ -205,7 +214,12 @@ class CivitaiAPI:
         if next_cursor is not None and next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
             next_cursor = None
-        return ImagePage(items=kept, cursor=cursor, next_cursor=next_cursor)
+        return ImagePage(
+            items=kept,
+            cursor=cursor,
+            next_cursor=next_cursor,
+            notice=whole_model_sort_notice(request),
+        )
 
     # -- look-ups ---------------------------------------------------------------------------
 

@@ -28,6 +28,15 @@ def int_or_none(value: Any) -> Optional[int]:
     return None
 
 
+def username_text(value: Any) -> Optional[str]:
+    """A username as text: all-digit usernames arrive as JSON numbers (``20250101``)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def item_level(item: Mapping[str, Any]) -> str:
     """An item's NSFW level as one of ``NSFW_LEVELS``.
 
@@ -41,6 +50,8 @@ def item_level(item: Mapping[str, Any]) -> str:
             by_lower = {level.lower(): level for level in NSFW_LEVELS}
             if value.strip().lower() in by_lower:
                 return by_lower[value.strip().lower()]
+            if value.strip().lower() == "blocked":  # never shown as a safer level
+                return "X"
             if value.strip().isdigit():
                 value = int(value.strip())
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -100,7 +111,7 @@ def to_image_item(
         height=int_or_none(item.get("height")),
         type=item.get("type") or "image",
         nsfw_level=item_level(item),
-        creator=item.get("username") or user.get("username"),
+        creator=username_text(item.get("username")) or username_text(user.get("username")),
         post_id=int_or_none(item.get("postId")),
         created_at=item.get("createdAt"),
         base_model=item.get("baseModel") or ctx.get("base_model"),
