@@ -81,6 +81,7 @@ class GalleryView:
     versions: List[Tuple[int, str]] = field(default_factory=list)
     model_id: Optional[int] = None
     model_name: Optional[str] = None
+    notice: Optional[str] = None  # the order Civitai really gives, when not the one chosen
 
     @property
     def page_number(self) -> int:
@@ -168,7 +169,10 @@ def _fetch_page(view: GalleryView) -> GalleryView:
         nsfw_levels=view.nsfw_levels,
     )
     return replace(
-        view, items=[_with_names(view, i) for i in page.items], next_cursor=page.next_cursor
+        view,
+        items=[_with_names(view, i) for i in page.items],
+        next_cursor=page.next_cursor,
+        notice=page.notice,
     )
 
 
@@ -231,6 +235,8 @@ def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
         label = f"**{view.title}**: page {view.page_number}, {len(view.items)} images"
     else:
         label = f"**{view.title}**: no images on this page for the chosen NSFW levels"
+    if view.notice:  # e.g. the sort Civitai ignores on a whole-model listing
+        label += f"  \n{view.notice}"
     return (
         view,
         value,
