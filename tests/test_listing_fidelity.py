@@ -68,6 +68,7 @@ def test_whole_model_listing_tells_which_order_civitai_really_gives(api, sort, c
         {"modelId": BIG_MODEL, "sort": "Oldest"},
         {"modelId": BIG_MODEL, "modelVersionId": 128713, "sort": "Most Reactions"},
         {"username": "alice_art", "sort": "Most Comments"},
+        {"modelId": BIG_MODEL},  # no sort chosen: nothing to warn about
     ],
 )
 def test_no_notice_when_the_order_is_the_one_asked_for(api, params):
@@ -190,3 +191,24 @@ def test_the_demo_dataset_holds_every_2026_meta_shape(fake_dataset):
     assert any(m.get("scheduler") == "karras" and m.get("sampler") == "dpmpp_2m" for m in metas)
     assert any("Created Date" in m and "engine" in m for m in metas)
     assert any(set(m) <= {"prompt", "seed"} for m in metas)  # fewer than three parameters
+
+
+def test_a_cli_download_of_all_versions_says_which_order_it_gets(fake_civitai, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "CIVITAI_GALLERY_SETTINGS": str(tmp_path / "settings.json")}
+    base = ["--limit", "2", "--metadata", "none", "--output", str(tmp_path / "out")]
+    base += ["--base-url", fake_civitai.base_url]
+
+    def run(*target):
+        argv = [sys.executable, os.path.join(repo, "main.py"), "download", *target, *base]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    told = run("filter", f"modelId={BIG_MODEL}", "sort=Most Reactions")
+    assert told.count("newest first") == 1 and "Most Reactions" in told
+    assert "newest first" not in run("model", str(BIG_MODEL))  # no sort chosen

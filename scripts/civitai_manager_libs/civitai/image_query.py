@@ -22,12 +22,13 @@ WHOLE_MODEL_SORTS = ("Newest", "Oldest", "Random")
 
 def whole_model_sort_notice(request: Mapping[str, Any]) -> Optional[str]:
     """The sentence telling the user which order Civitai really gives, when the chosen ``sort``
-    is one a whole-model listing ignores; None when the order is the one asked for."""
+    is one a whole-model listing ignores; None when the order is the one asked for or no sort
+    was chosen."""
     if request.get("modelId") is None or request.get("modelVersionId") is not None:
         return None
-    sort = request.get("sort") or "Most Reactions"
-    if str(sort) in WHOLE_MODEL_SORTS:
-        return None
+    sort = request.get("sort")
+    if sort in (None, "") or str(sort) in WHOLE_MODEL_SORTS:
+        return None  # no sort chosen (a plain download), or one Civitai honours there
     return (
         f"Civitai ignores the sort {str(sort)!r} when listing all versions of model "
         f"{request['modelId']}: the images come newest first. Pick one version to get them "

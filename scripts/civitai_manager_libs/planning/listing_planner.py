@@ -60,6 +60,7 @@ class ListingPlanner:
         context = self._context.for_listing(kind, value)
         listed = 0
         cursor = listing.start_cursor
+        told = False  # the notice about the order Civitai really gives, once per listing
         try:
             while not listing.stop.is_set() and owner.stopped_reason is None:
                 size = min(owner.page_size, limit) if limit else owner.page_size
@@ -67,6 +68,9 @@ class ListingPlanner:
                 page = owner.api.get_image_page(
                     params, cursor=cursor, limit=size, nsfw_levels=levels
                 )
+                if page.notice and not told:
+                    logger.warning("%s", page.notice)
+                    told = True
                 items = page.items[: limit - listed] if limit else page.items
                 listed += len(items)
                 self._plan_page(
