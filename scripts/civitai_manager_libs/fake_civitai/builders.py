@@ -241,8 +241,8 @@ def build_default(seed: int = 0) -> Dict[str, Any]:
     _guarantee_variety(images, rng)
     _assign_posts(images, rng)
     _real_2026_shapes(images)
-    creators = list(CREATORS) + [NUMERIC_CREATOR]
-    return dict(creators=creators, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
+    everyone = list(CREATORS) + [NUMERIC_CREATOR]
+    return dict(creators=everyone, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
 
 
 def _picked(image: FakeImage, salt: str, every: int) -> bool:
