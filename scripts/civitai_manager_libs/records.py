@@ -135,6 +135,8 @@ class ImagePage:
     # (their id as listed or None, why each was skipped)
     rejected: List[Tuple[Any, str]] = field(default_factory=list)
     server_items: Optional[int] = None  # items the server sent, before any filter or check
+    # A sentence for the user when Civitai does not give the order asked for (whole-model sort)
+    notice: Optional[str] = None
 
 
 @dataclass

@@ -26,7 +26,13 @@ from .image_items import (
     to_image_items,
     unwrap_meta,
 )
-from .image_query import build_request, describe_params, listing_context, read_next_cursor
+from .image_query import (
+    build_request,
+    describe_params,
+    listing_context,
+    read_next_cursor,
+    whole_model_sort_notice,
+)
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
@@ -138,6 +144,9 @@ class CivitaiAPI:
             )
         request, levels, params_cursor = build_request(params, nsfw_levels)
         cursor = start_cursor if start_cursor not in (None, "") else params_cursor
+        notice = whole_model_sort_notice(request)
+        if notice:
+            log.warning("%s", notice)
         return self._iterate(request, levels, limit, cursor, on_page)
 
     def _iterate(
@@ -226,6 +235,7 @@ class CivitaiAPI:
             nsfw_hidden=len(converted) - len(kept),
             rejected=rejected,
             server_items=len(items),
+            notice=whole_model_sort_notice(request),
         )
 
     # -- look-ups ---------------------------------------------------------------------------

@@ -95,6 +95,15 @@ def _image_id(item: Mapping[str, Any], url: str) -> int:
     return number
 
 
+def username_text(value: Any) -> Optional[str]:
+    """A username as text: all-digit usernames arrive as JSON numbers (``20250101``)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def item_level(item: Mapping[str, Any]) -> str:
     """An item's NSFW level as one of ``NSFW_LEVELS``.
 
@@ -108,6 +117,8 @@ def item_level(item: Mapping[str, Any]) -> str:
             by_lower = {level.lower(): level for level in NSFW_LEVELS}
             if value.strip().lower() in by_lower:
                 return by_lower[value.strip().lower()]
+            if value.strip().lower() == "blocked":  # never shown as a safer level
+                return "X"
             if value.strip().isdigit():
                 value = int(value.strip())
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -174,7 +185,7 @@ def to_image_item(
         height=stored_int(item.get("height")),
         type=_text(item.get("type")) or "image",
         nsfw_level=item_level(item),
-        creator=_text(item.get("username")) or _text(user.get("username")),
+        creator=username_text(item.get("username")) or username_text(user.get("username")),
         post_id=stored_int(item.get("postId")),
         created_at=_text(item.get("createdAt")),
         base_model=_text(item.get("baseModel")) or ctx.get("base_model"),

@@ -124,8 +124,8 @@ class ApiRoutes:
 
     def _version_image(self, image: FakeImage, with_meta: bool) -> Dict[str, Any]:
         out: Dict[str, Any] = {
-            "url": self.image_base_url + image.listed_path,
-            "nsfwLevel": image.browsing_level,
+            "url": self.image_base_url + image.version_path,
+            "nsfwLevel": image.browsing_level or 1,
             "width": image.width,
             "height": image.height,
             "hash": image.blurhash,

@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 
 from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
 from ..errors import MetadataError
-from .infotext import MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
+from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
     _str_or_none,
     extract_generation,
+    hash_pairs,
     json_safe,
     to_number,
     unwrap_meta,
@@ -92,26 +93,18 @@ def id_from_url(url: Any) -> Optional[int]:
 # ------------------------------------------------------------------------------------- generation
 
 
-def _hash_pairs(text: str, prefix: str) -> Dict[str, str]:
-    """``"a: 1f, b: 2e"`` (a ``Lora hashes`` value) -> ``{prefix + "a": "1f", ...}``."""
-    pairs = {}
-    for part in text.split(","):
-        name, sep, value = part.rpartition(":")
-        if sep and name.strip() and value.strip():
-            pairs[prefix + name.strip()] = value.strip()
-    return pairs
-
-
 def generation_from_infotext(text: Optional[str]) -> Optional[Dict[str, Any]]:
     """A ``generation`` dict from A1111 infotext (e.g. what an original PNG carries itself)."""
     if not text or not text.strip():
         return None
     parsed = parse_infotext(text)
     meta: Dict[str, Any] = dict(parsed["params"])
+    for _field, label in PADDING:  # our own filler pairs, no generation data
+        meta.pop(label, None)
     hashes: Dict[str, str] = {}
     for label, prefix in (("Lora hashes", "lora:"), ("TI hashes", "embed:")):
         if isinstance(meta.get(label), str):
-            hashes.update(_hash_pairs(meta.pop(label), prefix))
+            hashes.update(hash_pairs(meta.pop(label), prefix))
     if meta.get("Model hash"):
         hashes.setdefault("model", meta["Model hash"])
     meta["hashes"] = hashes
@@ -242,7 +235,7 @@ def _configured_api_key() -> Optional[str]:
     return key if isinstance(key, str) and key else None
 
 
-def _summary_lines(record: Mapping[str, Any]) -> List[str]:
+def _summary_lines(record: Mapping[str, Any], short_parameters: bool = True) -> List[str]:
     def fmt(label: str, value: Any) -> Optional[str]:
         return f"{label}: {value}" if value not in (None, "", [], {}) else None
 
@@ -275,7 +268,7 @@ def _summary_lines(record: Mapping[str, Any]) -> List[str]:
         fmt("Created", record.get("created_at")),
         fmt("LoRAs", loras),
     ]
-    pairs = parameter_pairs(gen) if gen else []
+    pairs = parameter_pairs(gen) if gen and short_parameters else []
     if 0 < len(pairs) < MIN_PARAMETERS:  # too few for WebUI's parameters line (see infotext)
         lines.append(fmt("Parameters", ", ".join(f"{k}: {v}" for k, v in pairs)))
     return [line for line in lines if line]
@@ -285,7 +278,9 @@ def format_txt(record: Mapping[str, Any]) -> str:
     """The ``txt`` sidecar: the infotext first (pastes into WebUI), then the key facts."""
     infotext = to_infotext(record)
     head = infotext if infotext else "(no generation data: the author hid it or Civitai has none)"
-    return head + "\n\n" + "\n".join(_summary_lines(record)) + "\n"
+    # The facts repeat a short parameter list only when the infotext could not carry it.
+    short = not parse_infotext(infotext)["params"] if infotext else True
+    return head + "\n\n" + "\n".join(_summary_lines(record, short)) + "\n"
 
 
 def _write_text(path: str, text: str) -> str:

@@ -75,6 +75,7 @@ class ListingPlanner:
         context = self._context.for_listing(kind, value)
         listed = empty_run = 0
         cursor = listing.start_cursor
+        told = False  # the notice about the order Civitai really gives, once per listing
         try:
             while not listing.stop.is_set() and owner.stopped_reason is None:
                 size = owner.page_size
@@ -84,6 +85,9 @@ class ListingPlanner:
                 page = owner.api.get_image_page(
                     params, cursor=cursor, limit=size, nsfw_levels=levels
                 )
+                if page.notice and not told:
+                    logger.warning("%s", page.notice)
+                    told = True
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)

@@ -84,6 +84,7 @@ class GalleryView:
     model_name: Optional[str] = None
     filters: Any = None  # the Filters row's FilterSpec (None: no filter)
     hidden: Dict[str, int] = field(default_factory=dict)  # this page's images hidden, by filter
+    notice: Optional[str] = None  # the order Civitai really gives, when not the one chosen
 
     @property
     def page_number(self) -> int:
@@ -180,6 +181,7 @@ def _fetch_page(view: GalleryView) -> GalleryView:
         items=[_with_names(view, i) for i in items],
         next_cursor=page.next_cursor,
         hidden=hidden,
+        notice=page.notice,
     )
 
 
@@ -253,6 +255,8 @@ def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
     hidden = filters_row.hidden_text(view.hidden)
     if hidden:
         label += f"; {hidden}"
+    if view.notice:  # e.g. the sort Civitai ignores on a whole-model listing
+        label += f"  \n{view.notice}"
     return (
         view,
         value,

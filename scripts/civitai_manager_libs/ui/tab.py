@@ -183,7 +183,15 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     )
     listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
     listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
-    listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
+    if "send_picture" in c:  # inside WebUI: the send buttons need the note and the picture
+        from . import send_to
+
+        outputs = [c["info"], c["metadata"], c["send_note"], c["send_picture"]]
+        listen(c["gallery"].select, send_to.select_for_webui, [c["state"]], outputs)
+        buttons = [c["send_to_txt2img"], c["send_to_img2img"]]
+        listen(c["info"].change, send_to.buttons_state, [c["info"]], buttons)
+    else:
+        listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
     job_outputs = [c["status"], c["tasks"]]
     listen(
         c["download_all"].click,
@@ -224,15 +232,23 @@ def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]
     if not hasattr(paste, "ParamBinding"):
         logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
         return {}
+    from .send_to import send_components
+
     with gr.Row(elem_id="civitai_gallery_send_row"):
         buttons = paste.create_buttons(["txt2img", "img2img"])
+    extra = send_components()
     for tabname, button in buttons.items():
+        try:  # nothing selected yet: an empty box would paste WebUI's last generation
+            button.interactive = False
+        except AttributeError:
+            pass
         paste.register_paste_params_button(
             paste.ParamBinding(
                 paste_button=button,
                 tabname=tabname,
                 source_text_component=info,
-                source_image_component=None,
+                # img2img gets the picture too (txt2img has no image input)
+                source_image_component=extra["send_picture"] if tabname == "img2img" else None,
             )
         )
-    return {f"send_to_{name}": button for name, button in buttons.items()}
+    return {**extra, **{f"send_to_{name}": button for name, button in buttons.items()}}
