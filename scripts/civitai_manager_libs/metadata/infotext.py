@@ -20,6 +20,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .generation import extract_generation
+from .resources_text import localized_generation
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
     if not generation:
         return ""
     generation = _with_record_size(generation, record_or_generation)
+    if record_or_generation.get("resources"):  # LoRA tags the prompt lacks, the user's names
+        generation = localized_generation(generation, record_or_generation["resources"])
     prompt = generation.get("prompt")
     negative = generation.get("negative_prompt")
     prompt_text = "" if prompt is None else str(prompt)
