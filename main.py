@@ -4,6 +4,7 @@
 python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
 python main.py download model 123 [options]                    the same service, headless
 python main.py tasks | retry-failed                            history and retries
+python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed"}
+CLI_COMMANDS = {"download", "tasks", "retry-failed", "resources"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

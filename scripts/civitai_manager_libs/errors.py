@@ -91,6 +91,10 @@ class IncompleteDownloadError(DownloadError):
     """The body ended before Content-Length bytes arrived, even after resuming."""
 
 
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes do not have the SHA-256 the server lists; nothing was kept."""
+
+
 class DownloadCancelledError(DownloadError):
     """The download was cancelled; a resumable ``.part`` file may remain."""
 

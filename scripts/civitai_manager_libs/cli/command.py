@@ -131,6 +131,10 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     """Entry point for ``python main.py download|tasks|retry-failed ...``; returns the exit code."""
     out = out or sys.stdout
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "resources":
+        from . import resources_cmd
+
+        return resources_cmd.main(argv, out)
     try:
         args = build_parser().parse_args(argv)
     except ParserExit as exc:

@@ -59,6 +59,7 @@ class Resource:
     hashes: List[str] = field(default_factory=list)  # short hashes the image gives (upper case)
     sources: List[str] = field(default_factory=list)
     status: str = "unresolved"  # unresolved | resolved | not_on_civitai
+    note: Optional[str] = None  # why it is unresolved, or that it needs early access
     local_path: Optional[str] = None
     local_name: Optional[str] = None
 

@@ -8,6 +8,7 @@ LoRA the prompt already has).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .resource_refs import TAG_RE, Resource
@@ -95,6 +96,17 @@ def localized_generation(generation: Mapping[str, Any], resources: Sequence[Any]
     result = dict(generation)
     result["prompt"] = with_lora_tags(result.get("prompt"), resources)
     for resource in (_as_resource(v) for v in resources):
+        if resource is None or resource.type != "embedding" or not resource.local_name:
+            continue
+        local = resource.local_name
+        if resource.name and resource.name != local:  # WebUI reads the embedding's word
+            word = re.compile(r"(?<![\w])" + re.escape(resource.name) + r"(?![\w])")
+            for key in ("prompt", "negative_prompt"):
+                if isinstance(result.get(key), str):
+                    result[key] = word.sub(lambda _m: local, result[key])
+    for resource in (_as_resource(v) for v in resources):
         if resource is not None and resource.type == "checkpoint" and resource.local_name:
             result["model"] = resource.local_name
+            if resource.sha256:  # WebUI picks the checkpoint by its short hash on paste
+                result["model_hash"] = resource.sha256[:10].lower()
     return result

@@ -29,7 +29,7 @@ from ..errors import (
     NetworkError,
     OutputPathError,
 )
-from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
+from .file_fetch import ContentCheck, FetchPolicy, FileFetch, ProgressCallback, transport_reason
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
@@ -241,8 +241,14 @@ class CivitaiHttpClient:
         progress_callback: Optional[ProgressCallback] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
+        *,
+        content_kind: Optional[ContentCheck] = None,
+        expected_sha256: Optional[str] = None,
     ) -> DownloadResult:
         """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
+
+        ``content_kind`` replaces the media check (model files); with ``expected_sha256`` the
+        file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
 
         Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
         ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
@@ -262,6 +268,8 @@ class CivitaiHttpClient:
             progress_callback=progress_callback,
             cancel_event=cancel_event,
             fix_extension=fix_extension,
+            content_kind=content_kind or media_kind,
+            expected_sha256=expected_sha256,
         )
         return fetch.run()
 
