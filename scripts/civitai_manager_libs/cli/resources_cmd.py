@@ -18,6 +18,7 @@ from .args import ParserExit, UsageError, _Parser
 from .report import EXIT_FAILED, EXIT_OK, EXIT_USAGE, user_message
 from ..errors import CivitaiGalleryError, NotFoundError
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
+from ..resources.fetch import civitai_page, human_size
 from ..util.logging_setup import configure_logging, register_secret
 
 COMMAND = "resources"
@@ -81,24 +82,6 @@ def _image_id(text: str) -> int:
             f"{text!r} is not an image; give an image id or a civitai.com/images/N link"
         )
     return int(target.value)
-
-
-def human_size(size: Optional[int]) -> str:
-    if not size:
-        return "size unknown"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
-def civitai_page(resource: Resource, base_url: str) -> Optional[str]:
-    if resource.model_id is None:
-        return None
-    link = f"{base_url.rstrip('/')}/models/{resource.model_id}"
-    return link + (f"?modelVersionId={resource.version_id}" if resource.version_id else "")
 
 
 def resource_line(resource: Resource, base_url: str) -> str:

@@ -74,6 +74,26 @@ def total_size(resources: Iterable[Resource]) -> int:
     return sum(r.size or 0 for r in resources)
 
 
+def human_size(size: Optional[int]) -> str:
+    """``47.0 KB``, ``6.5 GB``; "size unknown" for None or 0."""
+    if not size:
+        return "size unknown"
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def civitai_page(resource: Resource, base_url: str) -> Optional[str]:
+    """The resource's page on Civitai (model and version), or None without a model id."""
+    if resource.model_id is None:
+        return None
+    link = f"{base_url.rstrip('/')}/models/{resource.model_id}"
+    return link + (f"?modelVersionId={resource.version_id}" if resource.version_id else "")
+
+
 def target_path(resource: Resource, folders: Dict[str, str]) -> str:
     """Where ``resource`` goes: the type's folder and Civitai's file name (made safe)."""
     folder = folders.get(resource.type)

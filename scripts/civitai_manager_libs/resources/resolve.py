@@ -72,7 +72,9 @@ class ResourceResolver:
     def resolve(self, resources: List[Resource]) -> List[Resource]:
         """Complete each resource from Civitai; returns the list merged again (a tag-only LoRA
         joins its version once Civitai gave the file name)."""
-        for resource in resources:
+        # Version ids first: they are exact and often cached; a hash-only mention of the same
+        # resource then joins it without a by-hash request.
+        for resource in sorted(resources, key=lambda r: r.version_id is None):
             known = next(
                 (
                     r

@@ -16,6 +16,7 @@ from typing import Dict
 import gradio as gr
 
 from . import actions as action
+from . import resources_panel
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -125,6 +126,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 c["metadata"] = component(
                     gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
                 )
+                resources_panel.build(c)
         with gr.Row():
             c["download_all"] = component(
                 gr.Button,
@@ -180,7 +182,10 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     )
     listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
     listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
-    listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
+    selected = listen(
+        c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]]
+    )
+    resources_panel.wire(c, selected)
     job_outputs = [c["status"], c["tasks"]]
     listen(
         c["download_all"].click,
