@@ -64,7 +64,9 @@ def webui_models(webui, monkeypatch, tmp_path):  # noqa: F811 (the imported fixt
     return types.SimpleNamespace(root=models, title=title, short=short)
 
 
-def test_send_to_txt2img_pastes_the_users_names(webui, webui_models, fake_civitai, tmp_path):
+def test_send_to_txt2img_pastes_the_users_names(
+    webui, webui_models, fake_civitai, tmp_path  # noqa: F811 (the imported fixture)
+):
     setting.update(
         {"civitai_base_url": fake_civitai.base_url, "images.output_path": str(tmp_path / "out")}
     )
