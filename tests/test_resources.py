@@ -395,3 +395,21 @@ def test_cli_types_filter_and_bad_input(fake_civitai, tmp_path):
     )
     assert "1 resource(s)" in only.stdout and "BadDream" in only.stdout
     assert "Reproduce Checkpoint" not in only.stdout
+
+
+def test_a_login_page_instead_of_the_file_saves_nothing_and_names_the_key(fake_civitai, tmp_path):
+    client, cache, plan, root = _plan(fake_civitai, tmp_path, M.DEMO_IMAGE_ID)
+    fake_civitai.faults.html_instead("/storage/*")
+    with client, cache:
+        embedding = [r for r in plan.missing() if r.type == "embedding"]
+        (outcome,) = fetch_missing(embedding, plan.folders, client)
+    assert outcome.status == "failed" and "civitai_api_key" in outcome.message
+    assert os.listdir(os.path.join(root, "embeddings")) == []  # no file, no .part
+
+
+def test_a_hostile_file_name_stays_in_the_type_folder(tmp_path):
+    evil = Resource(type="lora", file_name="../../../evil.safetensors")
+    path = fetch_mod.target_path(evil, {"lora": str(tmp_path / "Lora")})
+    assert os.path.dirname(path) == str(tmp_path / "Lora")
+    with pytest.raises(Exception, match="No folder for vae"):
+        fetch_mod.target_path(Resource(type="vae", file_name="v.pt"), {})

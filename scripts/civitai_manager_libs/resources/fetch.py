@@ -19,6 +19,7 @@ from ..errors import (
     DiskSpaceError,
     DownloadError,
     OutputPathError,
+    UnexpectedContentError,
 )
 from ..metadata.resource_refs import Resource
 from ..store.disk_space import existing_parent, free_bytes
@@ -197,8 +198,9 @@ def fetch_resource(
         logger.error("%s: %s", resource.label, exc)
         return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
     except DownloadError as exc:
+        # 401/403, or the login page Civitai shows instead of the file.
         if exc.status in (401, 403) or (
-            exc.status is None and "instead of" in str(exc) and "html" in str(exc).lower()
+            isinstance(exc, UnexpectedContentError) and "html" in str(exc).lower()
         ):
             message = _login_message(resource, bool(getattr(client, "has_api_key", False)))
         else:
