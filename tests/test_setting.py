@@ -61,6 +61,8 @@ def test_defaults_follow_the_design_table():
         "images.thumbnail_size": (256, 256),
         "images.duplicate_policy": "skip",
         "images.min_free_space_mb": 200,
+        "models_path": "",  # issue 13
+        "resources.confirm_over_mb": 1024,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():
