@@ -14,7 +14,7 @@ PANEL = "#civitai_gallery_resources"
 
 
 def panel_text(page):
-    return page.locator(PANEL).inner_text()
+    return page.locator(PANEL).first.inner_text()  # Gradio 3 repeats the id inside
 
 
 def resources_status(page):
