@@ -6,6 +6,7 @@ python main.py download model 123 [options]                    the same service,
 python main.py tasks | retry-failed                            history and retries
 python main.py export --from OUT --to DIR --format captions    a training set from a download
 python main.py list model 123 --to images.parquet              a listing for img2dataset
+python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list"}
+CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resources"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -16,6 +16,7 @@ from PIL import Image, PngImagePlugin
 from scripts.civitai_manager_libs.metadata.embed import read_infotext
 from scripts.civitai_manager_libs.errors import MetadataError
 from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, to_infotext
+from scripts.civitai_manager_libs.metadata.resources_text import with_lora_tags
 from scripts.civitai_manager_libs.metadata.record import (
     RECORD_KEYS,
     extract_image_metadata,
@@ -440,7 +441,9 @@ def test_every_meta_shape_from_the_fake_civitai_round_trips(fake_civitai, tmp_pa
                 text = read_infotext(image)
             assert text == to_infotext(record)
             parsed = parse_infotext(text)
-            assert parsed["prompt"] == "\n".join(x.strip() for x in gen["prompt"].split("\n"))
+            # The LoRAs the prompt lacks are appended as <lora:name:w> tags (issue 13).
+            prompt = with_lora_tags(gen["prompt"], record["resources"])
+            assert parsed["prompt"] == "\n".join(x.strip() for x in prompt.split("\n"))
             assert parsed["params"]["Steps"] == str(gen["steps"])
     assert written >= 20 and kept_own >= 1
     assert {

@@ -63,6 +63,8 @@ def test_defaults_follow_the_design_table():
         "images.duplicate_policy": "skip",
         "images.min_free_space_mb": 200,
         "images.max_file_size_mb": 2048,
+        "models_path": "",  # issue 13
+        "resources.confirm_over_mb": 1024,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 import piexif
 import piexif.helper
@@ -116,6 +117,34 @@ def expected_from_record(record):
     }
 
 
+_TAG = re.compile(r"<lora:([^:<>]+):([^:<>]+)>", re.IGNORECASE)
+
+
+def _without_added_lora_tags(got, want, record):
+    """``got`` without the ``<lora:NAME:W>`` tags the writer appends (issue 13) when the record
+    lists a LoRA resource the prompt lacks; returned unchanged when anything else differs: an
+    added tag names a LoRA not in the record's resources, is added twice, or names one the prompt
+    already has."""
+    if not isinstance(got, str) or not got.startswith(want):
+        return got
+    rest = got[len(want) :]
+    tags = _TAG.findall(rest)
+    if not tags or re.sub(r"(, )?<lora:[^:<>]+:[^:<>]+>", "", rest) != "":
+        return got
+    loras = [r for r in record.get("resources") or [] if r.get("type") == "lora"]
+    names = {
+        str(n).lower()
+        for r in loras
+        for n in (r.get("name"), r.get("file_name"), os.path.splitext(r.get("file_name") or "")[0])
+        if n
+    }
+    in_prompt = {m[0].strip().lower() for m in _TAG.findall(want)}
+    added = [name.strip().lower() for name, _w in tags]
+    if len(set(added)) != len(added) or not set(added) <= names or set(added) & in_prompt:
+        return got
+    return want
+
+
 def readback(fake, output):
     """Download every model of ``fake`` and compare; returns (pictures, compared, mismatches)."""
     for model in fake.dataset.models:
@@ -144,6 +173,8 @@ def readback(fake, output):
                     continue
                 compared += 1
                 got = pasted.get(field)
+                if field == "Prompt" and got != want:
+                    got = _without_added_lora_tags(got, want, record)
                 if got != want:
                     mismatches.append((record["id"], field, want, got))
     return pictures, compared, mismatches

@@ -100,6 +100,10 @@ class RefusedContentError(DownloadError):
     whole) or it came content-encoded (media is never decoded); nothing was saved."""
 
 
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes do not have the SHA-256 the server lists; nothing was kept."""
+
+
 class DownloadCancelledError(DownloadError):
     """The download was cancelled; a resumable ``.part`` file may remain."""
 

@@ -135,6 +135,10 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         return DATASET_COMMANDS[argv[0]](argv[1:], out)
+    if argv and argv[0] == "resources":
+        from . import resources_cmd
+
+        return resources_cmd.main(argv, out)
     try:
         args = build_parser().parse_args(argv)
     except ParserExit as exc:

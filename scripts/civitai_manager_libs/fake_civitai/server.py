@@ -29,6 +29,7 @@ from .faults import Faults, fault_response
 from .imagehost import ImageRoutes
 from .media import Body, BytesBody
 from .response import Response, error_response
+from .storage import ModelStorage
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
             if stall is not None:
                 time.sleep(stall.seconds)
             if allowed:
-                response = fake._route(role, path, params)
+                response = fake._route(role, path, params, record.headers)
             else:
                 response = error_response(405, f"Method {self.command} not allowed")
             start, end = 0, response.size
@@ -342,6 +343,7 @@ class FakeCivitai:
         self._images = ImageRoutes(self.dataset)
         self._stopped_image_port = 0
         self._image_origin: Optional[str] = None
+        self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
@@ -513,15 +515,22 @@ class FakeCivitai:
     def _pacer(self) -> _Pacer:
         return _Pacer(self)
 
-    def _route(self, role: str, path: str, params: Dict[str, List[str]]) -> Response:
+    def _route(
+        self,
+        role: str,
+        path: str,
+        params: Dict[str, List[str]],
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Response:
         rule = self.faults.take(("status", "not_found", "html", "raw", "empty_pages"), role, path)
         if rule is not None:
             return fault_response(rule, role)
         try:
             if role == "api":
                 assert self._api is not None
-                return self._api.handle(path, params)
-            return self._images.handle(path)
+                return self._api.handle(path, params, headers)
+            stored = self.storage.handle(path, headers or {})
+            return stored if stored is not None else self._images.handle(path)
         except Exception:  # a bug in the fake itself: answer 500 and say so loudly
             logger.exception("fake Civitai failed on %s %s", role, path)
             return error_response(500, "fake Civitai internal error (see the server log)")

@@ -26,6 +26,7 @@ from .generation import (
     webui_sampler,
     webui_schedule_type,
 )
+from .resources_text import localized_generation
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,8 @@ def to_infotext(record_or_generation: Optional[Mapping[str, Any]]) -> str:
     if not generation:
         return ""
     generation = _with_record_size(generation, record_or_generation)
+    if record_or_generation.get("resources"):  # LoRA tags the prompt lacks, the user's names
+        generation = localized_generation(generation, record_or_generation["resources"])
     prompt = generation.get("prompt")
     negative = generation.get("negative_prompt")
     prompt_text = "" if prompt is None else str(prompt)

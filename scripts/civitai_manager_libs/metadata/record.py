@@ -21,6 +21,8 @@ from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
 from ..errors import MetadataError
 from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
+from .resource_refs import collect_resources
+from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
     _str_or_none,
@@ -51,6 +53,7 @@ RECORD_KEYS = (
     "base_model",
     "stats",
     "generation",
+    "resources",
 )
 #: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
 _NSFW_BY_LEVEL = {0: "None", 1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "X"}
@@ -201,6 +204,7 @@ def extract_image_metadata(
             str(k): to_number(v) for k, v in (stats.items() if isinstance(stats, Mapping) else ())
         },
         "generation": extract_generation(meta),
+        "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
     }
     return json_safe(record)
 
@@ -271,6 +275,7 @@ def _summary_lines(record: Mapping[str, Any], short_parameters: bool = True) -> 
     pairs = parameter_pairs(gen) if gen and short_parameters else []
     if 0 < len(pairs) < MIN_PARAMETERS:  # too few for WebUI's parameters line (see infotext)
         lines.append(fmt("Parameters", ", ".join(f"{k}: {v}" for k, v in pairs)))
+    lines += resource_lines(record.get("resources") or [])
     return [line for line in lines if line]
 
 

@@ -229,6 +229,21 @@ def _build_specs() -> Dict[str, SettingSpec]:
             1,
             1_000_000,
         ),
+        SettingSpec(
+            "models_path",
+            "",
+            "str",
+            "WebUI-style models folder (Stable-diffusion/, Lora/, embeddings/, VAE/) used to find "
+            "and store an image's resources outside WebUI; inside WebUI its own folders are used.",
+            text_validator(allow_empty=True),
+        ),
+        _spec_int(
+            "resources.confirm_over_mb",
+            1024,
+            "Ask before downloading missing resources larger than this in total (MB).",
+            0,
+            10_000_000,
+        ),
     ]
     return {spec.key: spec for spec in specs}
 

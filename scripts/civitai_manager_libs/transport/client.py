@@ -31,7 +31,7 @@ from ..errors import (
     NetworkError,
     OutputPathError,
 )
-from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
+from .file_fetch import ContentCheck, FetchPolicy, FileFetch, ProgressCallback, transport_reason
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
@@ -283,12 +283,18 @@ class CivitaiHttpClient:
         *,
         root: Optional[str] = None,
         min_free_bytes: Optional[int] = None,
+        content_kind: Optional[ContentCheck] = None,
+        expected_sha256: Optional[str] = None,
+        max_bytes: Optional[int] = None,
     ) -> DownloadResult:
         """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
 
         ``root``: the output folder every written, renamed or deleted file must stay in (default:
         the file's folder). ``min_free_bytes``: the free space kept while writing (default:
         ``images.min_free_space_mb``). Files over ``images.max_file_size_mb`` are refused.
+        ``content_kind`` replaces the media check (model files); with ``expected_sha256`` the
+        file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
+        ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger).
 
         Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
         ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
@@ -298,7 +304,11 @@ class CivitaiHttpClient:
             timeout=self.download_timeout,
             max_attempts=self.max_retries,
             backoff_factor=self.backoff_factor,
-            max_bytes=int(setting.get("images.max_file_size_mb")) * 1024 * 1024,
+            max_bytes=(
+                int(setting.get("images.max_file_size_mb")) * 1024 * 1024
+                if max_bytes is None
+                else int(max_bytes)
+            ),
             min_free_bytes=(
                 int(setting.get("images.min_free_space_mb")) * 1024 * 1024
                 if min_free_bytes is None
@@ -315,6 +325,8 @@ class CivitaiHttpClient:
             cancel_event=cancel_event,
             fix_extension=fix_extension,
             root=root,
+            content_kind=content_kind or media_kind,
+            expected_sha256=expected_sha256,
         )
         return fetch.run()
 

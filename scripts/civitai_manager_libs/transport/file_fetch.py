@@ -16,6 +16,7 @@ import requests
 from urllib3 import exceptions as urllib3_exceptions
 
 from ..errors import (
+    ChecksumMismatchError,
     DiskSpaceError,
     DownloadCancelledError,
     DownloadError,
@@ -42,6 +43,8 @@ from .retry_policy import RetryCancelled, cancel_scope
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, Optional[int]], None]
+#: ``(first bytes, Content-Type) -> extension or None``: what counts as the expected content.
+ContentCheck = Callable[[bytes, Optional[str]], Optional[str]]
 
 CHUNK_SIZE = 64 * 1024
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -148,6 +151,8 @@ class FileFetch:
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
         root: Optional[str] = None,
+        content_kind: ContentCheck = media_kind,
+        expected_sha256: Optional[str] = None,
     ):
         self.session = session
         self.policy = policy
@@ -164,6 +169,9 @@ class FileFetch:
         self.progress = progress_callback
         self.cancel_event = cancel_event
         self.fix_extension = fix_extension
+        # Images and videos by default; model files pass their own check (resources/fetch).
+        self.content_kind = content_kind
+        self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
         self.resumed = False
         # The validator of the response the .part was started from: resumes within this call
         # send it as If-Range, so a file changed on the server restarts instead of mixing.
@@ -374,7 +382,7 @@ class FileFetch:
             raise _Cut(_reason(exc)) from None
         # An encoded body is kept only when its raw bytes are media themselves (a mislabelled
         # header): the Content-Type is not trusted for bytes the server says it encoded.
-        kind = media_kind(head, None if encoded else content_type)
+        kind = self.content_kind(head, None if encoded else content_type)
         if kind is None and offset:
             logger.info("%s: the partial file is not media; starting over.", self.safe_url)
             _remove(self.part)
@@ -508,13 +516,20 @@ class FileFetch:
     def _finish_from_part(self, size: int, content_type: Optional[str]) -> DownloadResult:
         hasher = hashlib.sha256()
         head = self._hash_prefix(hasher)
-        kind = media_kind(head, content_type)
+        kind = self.content_kind(head, content_type)
         if kind is None:
             _remove(self.part)
             raise _Cut("the partial file is not media")
         return self._commit(kind, size, hasher.hexdigest())
 
     def _commit(self, kind: str, size: int, sha256: str) -> DownloadResult:
+        if self.expected_sha256 and sha256.lower() != self.expected_sha256:
+            _remove(self.part)
+            raise ChecksumMismatchError(
+                f"{self.safe_url} arrived with SHA-256 {sha256[:12]}… but the server lists "
+                f"{self.expected_sha256[:12]}…; the damaged file was deleted. Try again later.",
+                url=self.safe_url,
+            )
         target = final_path(self.filepath, kind) if self.fix_extension else self.filepath
         problem = check_complete(self.part, kind)
         if problem is not None:

@@ -17,6 +17,7 @@ import gradio as gr
 
 from . import actions as action
 from . import filters_row
+from . import resources_panel
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -127,6 +128,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 c["metadata"] = component(
                     gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
                 )
+                resources_panel.build(c)
         with gr.Row():
             c["download_all"] = component(
                 gr.Button,
@@ -187,11 +189,14 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
         from . import send_to
 
         outputs = [c["info"], c["metadata"], c["send_note"], c["send_picture"]]
-        listen(c["gallery"].select, send_to.select_for_webui, [c["state"]], outputs)
+        selected = listen(c["gallery"].select, send_to.select_for_webui, [c["state"]], outputs)
         buttons = [c["send_to_txt2img"], c["send_to_img2img"]]
         listen(c["info"].change, send_to.buttons_state, [c["info"]], buttons)
     else:
-        listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
+        selected = listen(
+            c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]]
+        )
+    resources_panel.wire(c, selected)
     job_outputs = [c["status"], c["tasks"]]
     listen(
         c["download_all"].click,
