@@ -198,15 +198,24 @@ def test_any_exception_in_a_task_or_callback_ends_the_task(generated_fake, tmp_p
     fake = generated_fake(n_images=6, image_kb=8)
     ids = image_ids(fake)
     client = CivitaiHttpClient(api_key="", base_url=fake.base_url)
-    real_run = task_runner.TaskRunner.run
+    real_fetch = task_runner.TaskRunner.fetch
+    real_finish = task_runner.TaskRunner.finish
+    # one job dies in its download half (a worker of the engine), one in its local half (the
+    # post-processing pool)
     boom = {ids[1]: SystemExit("a bug leaving through the job"), ids[3]: RecursionError("deep")}
 
-    def exploding_run(self, task, cancel_event):
-        if task.image_id in boom:
+    def exploding_fetch(self, task, cancel_event):
+        if task.image_id == ids[1]:
             raise boom[task.image_id]
-        return real_run(self, task, cancel_event)
+        return real_fetch(self, task, cancel_event)
 
-    monkeypatch.setattr(task_runner.TaskRunner, "run", exploding_run)
+    def exploding_finish(self, task, fetched):
+        if task.image_id == ids[3]:
+            raise boom[task.image_id]
+        return real_finish(self, task, fetched)
+
+    monkeypatch.setattr(task_runner.TaskRunner, "fetch", exploding_fetch)
+    monkeypatch.setattr(task_runner.TaskRunner, "finish", exploding_finish)
     downloader = ImageDownloader(
         api_client=CivitaiAPI(client=client),
         download_engine=DownloadEngine(client=client, max_workers=2),

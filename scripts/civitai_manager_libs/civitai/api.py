@@ -14,7 +14,9 @@ raises the typed errors of ``errors.py``. This module adds what the endpoints me
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
@@ -79,6 +81,9 @@ class CivitaiAPI:
 
             client = get_http_client()
         self.client = client
+        # model / version look-ups: one request per id however many callers ask (the target
+        # check, names for templates and sidecars, the tab), answers kept LOOKUP_TTL seconds
+        self._lookups = _LookupMemo(LOOKUP_TTL)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={type(self.client).__name__})"
@@ -256,6 +261,9 @@ class CivitaiAPI:
     def get_model(self, model_id: int) -> ModelInfo:
         """A model with its versions and their showcase images (as ImageItem, without meta)."""
         model_id = _check_id(model_id, "model")
+        return self._lookups.get(("model", model_id), lambda: self._get_model(model_id))
+
+    def _get_model(self, model_id: int) -> ModelInfo:
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
         name = str(body.get("name") or "")
         creator_value = body.get("creator")
@@ -282,6 +290,9 @@ class CivitaiAPI:
     def get_model_version(self, version_id: int) -> VersionInfo:
         """A model version with its showcase images (these carry ``meta``)."""
         version_id = _check_id(version_id, "model version")
+        return self._lookups.get(("version", version_id), lambda: self._get_version(version_id))
+
+    def _get_version(self, version_id: int) -> VersionInfo:
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
         model_value = body.get("model")
         model: Mapping[str, Any] = model_value if isinstance(model_value, Mapping) else {}
@@ -369,3 +380,50 @@ def _not_found(
         url=cause.url if cause is not None else url,
         server_message=cause.server_message if cause is not None else None,
     )
+
+
+T = TypeVar("T")
+
+#: How long a model or version look-up is reused (the tab lives for hours; a run for minutes).
+LOOKUP_TTL = 300.0
+
+
+class _LookupMemo:
+    """Answers (and NotFoundError) by key for ``ttl`` seconds; concurrent callers of one key wait
+    for the one request in flight instead of sending their own."""
+
+    def __init__(self, ttl: float):
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: Dict[Any, Tuple[float, Any, Optional[BaseException]]] = {}
+        self._inflight: Dict[Any, threading.Event] = {}
+
+    def get(self, key: Any, fetch: Callable[[], T]) -> T:
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and time.monotonic() - entry[0] < self._ttl:
+                    if entry[2] is not None:
+                        raise entry[2]
+                    return entry[1]
+                waiting = self._inflight.get(key)
+                if waiting is None:
+                    done = self._inflight[key] = threading.Event()
+                    break
+            waiting.wait()  # another thread is asking: use its answer
+        try:
+            value = fetch()
+        except NotFoundError as exc:  # a 404 is an answer too; other errors are not kept
+            with self._lock:
+                self._entries[key] = (time.monotonic(), None, exc)
+            raise
+        except BaseException:
+            raise
+        else:
+            with self._lock:
+                self._entries[key] = (time.monotonic(), value, None)
+            return value
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+            done.set()

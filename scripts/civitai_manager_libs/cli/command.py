@@ -12,11 +12,11 @@ identical command resumes).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Optional, Sequence, TextIO
 
-from . import export_cmd, list_cmd
 from .args import ParserExit, UsageError, build_parser
 from .report import (
     EXIT_FAILED,
@@ -104,7 +104,9 @@ def cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_retry_failed}
-DATASET_COMMANDS = {"export": export_cmd.main, "list": list_cmd.main}
+# export / list: their own parsers (cli/export_cmd.py, cli/list_cmd.py), imported only when asked
+# for (start-up of `download` must not pay for them)
+DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd"}
 
 # Typed errors -> exit code; the first matching row wins (NotFoundError before ApiError).
 _EXIT_CODES = (
@@ -134,7 +136,8 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     out = out or sys.stdout
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
-        return DATASET_COMMANDS[argv[0]](argv[1:], out)
+        module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
+        return module.main(argv[1:], out)
     if argv and argv[0] == "resources":
         from . import resources_cmd
 

@@ -105,6 +105,14 @@ def _run(
             )
 
 
+def _import_download_modules() -> None:
+    """Import what opening the downloader needs (planning, engine, metadata, archive): modules
+    only, nothing is written."""
+    from .. import image_downloader  # noqa: F401
+    from ..metadata import record, thumbnails  # noqa: F401
+    from ..store import archive  # noqa: F401
+
+
 def execute(
     args: argparse.Namespace,
     out: TextIO,
@@ -118,7 +126,11 @@ def execute(
     service = Service(cfg, remember_options=remember_options)
     try:
         if target is not None:
+            # The look-up waits on the network: load the download machinery meanwhile.
+            warm = threading.Thread(target=_import_download_modules, daemon=True)
+            warm.start()
             check_target(service.api, target)  # NotFoundError before any folder is created
+            warm.join()
         bars = ProgressBars(enabled=not args.quiet)
         try:
             with logs_above_bars(bars.enabled):

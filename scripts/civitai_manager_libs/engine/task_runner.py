@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..civitai import api as civitai_api
 from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
@@ -31,6 +31,7 @@ from ..errors import (
     MetadataError,
 )
 from .failures import describe_failure, is_disk_full
+from ..records import DownloadResult
 from ..store import confined
 from ..transport.host_gate import origin_of
 
@@ -50,6 +51,14 @@ class Outcome:
     noted: bool = False  # a skip the report lists with its reason
 
 
+@dataclasses.dataclass
+class Fetched:
+    """A downloaded file whose post-processing (:meth:`TaskRunner.finish`) is still to do."""
+
+    result: DownloadResult
+    root: str  # the folder every write for it must stay in
+
+
 def placeholder_extension(item_type: Optional[str]) -> str:
     """The extension a file is streamed under until its real type is known."""
     return ".mp4" if item_type == "video" else ".jpeg"
@@ -66,33 +75,54 @@ class TaskRunner:
         self._on_bytes = on_bytes
 
     def run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
-        """Download ``task`` (already started); never raises."""
-        root = self._owner.output_path
+        """Download ``task`` (already started) and post-process it; never raises."""
+        staged = self.fetch(task, cancel_event)
+        return staged if isinstance(staged, Outcome) else self.finish(task, staged)
+
+    def fetch(
+        self, task: ImageDownloadTask, cancel_event: threading.Event
+    ) -> Union[Outcome, "Fetched"]:
+        """The network half of a job: the file on disk (:class:`Fetched`), or the outcome when
+        the job ends here (adopted file, failure, cancel). Never raises."""
         down = self._host_down(task)
         if down is not None:  # a host that stopped answering gets no more requests
             logger.debug("image %s: %s", task.image_id, down)
             return Outcome(FAILED, down)
         try:
-            return self._download(task, cancel_event)
-        except DownloadCancelledError:
+            return self._fetch(task, cancel_event)
+        except Exception as exc:
+            return self._failure(task, exc)
+
+    def finish(self, task: ImageDownloadTask, fetched: "Fetched") -> Outcome:
+        """The local half: duplicate policy, generation data, thumbnail, archive. It needs no
+        connection, so the downloader runs it off the download slots. Never raises."""
+        try:
+            return self._finish(task, fetched)
+        except Exception as exc:
+            return self._failure(task, exc)
+
+    def _failure(self, task: ImageDownloadTask, exc: Exception) -> Outcome:
+        """The outcome of a job that raised ``exc``."""
+        root = self._owner.output_path
+        if isinstance(exc, DownloadCancelledError):
             return Outcome(CANCELLED, "cancelled")
-        except OSError as exc:  # DiskSpaceError and OutputPathError included
+        if isinstance(exc, OSError):  # DiskSpaceError and OutputPathError included
             if is_disk_full(exc):
                 message = describe_failure(exc, root)
                 logger.error("image %s: %s (%s)", task.image_id, message, exc)
                 return Outcome(FAILED, message, disk_full=True)
             logger.warning("image %s: %s", task.image_id, exc)
             return Outcome(FAILED, describe_failure(exc, root))
-        except (CivitaiGalleryError, ApiError) as exc:
+        if isinstance(exc, (CivitaiGalleryError, ApiError)):
             down = self._host_down(task)
             if down is not None:  # the host went down during this download: one line said so
                 logger.debug("image %s failed: %s", task.image_id, exc)
                 return Outcome(FAILED, down)
             logger.warning("image %s failed: %s", task.image_id, exc)
             return Outcome(FAILED, describe_failure(exc, root))
-        except Exception as exc:  # a bug must not leave the task "downloading" forever
-            logger.exception("image %s: unexpected error", task.image_id)
-            return Outcome(FAILED, describe_failure(exc, root))
+        # a bug must not leave the task "downloading" forever
+        logger.error("image %s: unexpected error", task.image_id, exc_info=exc)
+        return Outcome(FAILED, describe_failure(exc, root))
 
     def _host_down(self, task: ImageDownloadTask) -> Optional[str]:
         """Why the task's image host is not contacted any more (see HostGate), or None."""
@@ -141,7 +171,9 @@ class TaskRunner:
         fields = {"image_path": path, "metadata_path": metadata_path, "sha256": sha}
         return Outcome(SKIPPED, f"already on disk: {path}", fields)
 
-    def _download(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
+    def _fetch(
+        self, task: ImageDownloadTask, cancel_event: threading.Event
+    ) -> Union[Outcome, "Fetched"]:
         owner = self._owner
         target = task.target
         assert target is not None  # planned tasks always have one
@@ -173,6 +205,11 @@ class TaskRunner:
             if os.path.abspath(existing) != os.path.abspath(result.path):
                 # the older copy with another extension
                 confined.remove(existing, root)
+        return Fetched(result, root)
+
+    def _finish(self, task: ImageDownloadTask, fetched: "Fetched") -> Outcome:
+        owner = self._owner
+        result, root = fetched.result, fetched.root
         other = apply_same_content(
             owner.archive, owner.duplicate_policy, task.image_id, result, root
         )

@@ -46,6 +46,7 @@ Decisions worth knowing (the spec leaves them open):
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 import json
 import functools
 import logging
@@ -86,10 +87,13 @@ from .listing_planner import REASON_KNOWN, ListingPlanner
 from ..store.paths import PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
-from ..engine.task_runner import Outcome, TaskRunner
+from ..engine.task_runner import Fetched, Outcome, TaskRunner
 from .template_context import TemplateContext, int_or_none
 
 logger = logging.getLogger(__name__)
+
+#: Threads that post-process downloaded files (JSON/txt/embedded metadata, thumbnail, archive).
+POST_WORKERS = 2
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
 MAX_ID = 2**63 - 1  # the largest id the archive (SQLite INTEGER) holds
@@ -178,6 +182,9 @@ class ImageDownloader:
         self._filtered = FilterCounts()  # this session's filtered images, by reason
         self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
         self._closed = False
+        # post-processing (metadata, thumbnail, archive) runs here, off the download slots
+        self._post_pool: Optional[ThreadPoolExecutor] = None
+        self._post_lock = threading.Lock()
         # one writer per output folder (store.folder_lock): held while this downloader has work,
         # or for its whole life once lock_output() was called (the CLI)
         self._folder_lock = FolderLock(self.output_path)
@@ -488,8 +495,10 @@ class ImageDownloader:
             self._registry.settle(task, CANCELLED, f"not started: {exc}")
 
     def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
-        """Engine job: download, post-process, record. Whatever happens (a bug included), the
-        task ends final, so ``wait()`` always returns."""
+        """Engine job: download, then hand the file to the post-processing pool, so the download
+        slot (a connection to the host) is free for the next image at once. Whatever happens (a
+        bug included), the task ends final, so ``wait()`` always returns."""
+        handed_off = False
         try:
             if self._halt_reason is not None:
                 self._registry.settle(task, CANCELLED, self._halt_reason)
@@ -498,14 +507,41 @@ class ImageDownloader:
                 self._registry.settle(task, CANCELLED, "cancelled")
                 return
             self._callbacks.progress()
-            self._settle(task, self._runner.run(task, cancel_event))
+            staged = self._runner.fetch(task, cancel_event)
+            if isinstance(staged, Outcome):
+                self._settle(task, staged)
+                return
+            handed_off = self._post_process(task, staged)
+            if not handed_off:  # the pool is shut down (closing): finish here
+                self._finish(task, staged)
         finally:
-            if not task._settled:
-                error = sys.exc_info()[1]
-                status = CANCELLED if cancel_event.is_set() else FAILED
-                reason = f"unexpected error: {error!r}" if error is not None else "not finished"
-                logger.error("image %s: %s", task.image_id, reason)
-                self._registry.settle_after_error(task, status, reason)
+            if not handed_off:
+                self._settle_if_unfinished(task, cancel_event.is_set())
+
+    def _post_process(self, task: ImageDownloadTask, staged: Fetched) -> bool:
+        """Queue the local half of a job (metadata, thumbnail, archive); False when closing."""
+        with self._post_lock:
+            if self._post_pool is None:
+                self._post_pool = ThreadPoolExecutor(POST_WORKERS, "civitai-post")
+            try:
+                self._post_pool.submit(self._finish, task, staged)
+            except RuntimeError:  # shut down
+                return False
+        return True
+
+    def _finish(self, task: ImageDownloadTask, staged: Fetched) -> None:
+        try:
+            self._settle(task, self._runner.finish(task, staged))
+        finally:
+            self._settle_if_unfinished(task, False)
+
+    def _settle_if_unfinished(self, task: ImageDownloadTask, cancelled: bool) -> None:
+        if not task._settled:
+            error = sys.exc_info()[1]
+            status = CANCELLED if cancelled else FAILED
+            reason = f"unexpected error: {error!r}" if error is not None else "not finished"
+            logger.error("image %s: %s", task.image_id, reason)
+            self._registry.settle_after_error(task, status, reason)
 
     def _settle(self, task: ImageDownloadTask, outcome: Outcome) -> None:
         if outcome.status == COMPLETED:
@@ -723,6 +759,10 @@ class ImageDownloader:
             self.wait(timeout=timeout)
         else:
             self.wait(timeout=30 if timeout is None else timeout)
+        with self._post_lock:
+            post, self._post_pool = self._post_pool, None
+        if post is not None:  # the files already downloaded are finished, not dropped
+            post.shutdown(wait=timeout is None)
         self._callbacks.dispatcher.close(10 if timeout is None else timeout)
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
