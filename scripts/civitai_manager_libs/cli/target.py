@@ -53,8 +53,11 @@ def _parse_filter(pairs: Sequence[str]) -> Dict[str, Any]:
     return dict(parsed.params or {})
 
 
-def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
-    """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed)."""
+def parse_target(kind: str, values: Sequence[str], base_url: Optional[str] = None) -> CliTarget:
+    """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
+
+    A ``url`` must point at Civitai, the configured Civitai address or ``base_url``
+    (``--base-url``); another website's link is an ``InvalidQueryError``."""
     if kind == "filter":
         return CliTarget("filter", _parse_filter(values))
     if len(values) != 1:
@@ -66,7 +69,7 @@ def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))
-    parsed = parse_query(text)  # InvalidQueryError carries its own sentence
+    parsed = parse_query(text, extra_hosts=[base_url])  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
     return CliTarget(parsed.kind, parsed.value, parsed.version_id)

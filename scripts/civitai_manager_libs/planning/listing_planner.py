@@ -79,7 +79,7 @@ class ListingPlanner:
                 cursor = page.next_cursor
         finally:
             self._registry.update_checkpoint(listing)
-        logger.info("%s: %d image(s) listed, %d task(s)", query_key, listed, len(listing.task_ids))
+        logger.debug("%s: %d image(s) listed, %d task(s)", query_key, listed, len(listing.task_ids))
         return list(listing.task_ids)
 
     def plan_target(self, task: ImageDownloadTask, item: ImageItem) -> bool:

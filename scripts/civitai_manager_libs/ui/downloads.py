@@ -240,7 +240,7 @@ def _run_batch(
 
 
 def _report(result: BatchResult) -> BatchResult:
-    logger.info("gallery images: %s (of %d)", result.line(), result.total)
+    logger.debug("gallery images: %s (of %d)", result.line(), result.total)
     if result.failed:
         warn_user(FAILURE_TOAST.format(n=result.failed))
     return result
