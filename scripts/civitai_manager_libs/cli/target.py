@@ -8,7 +8,6 @@ from typing import Any, Dict, Optional, Sequence
 from urllib.parse import quote
 
 from .args import UsageError
-from ..records import NSFW_LEVELS
 
 
 @dataclass
@@ -76,19 +75,8 @@ def parse_target(kind: str, values: Sequence[str], base_url: Optional[str] = Non
 
 
 def check_target(api, target: CliTarget) -> None:
-    """Look the target up before anything is written; raises ``NotFoundError`` / ``UsageError``."""
-    if target.kind == "model":
-        api.get_model(target.value)
-        if target.version_id:
-            api.get_model_version(target.version_id)
-    elif target.kind == "version":
-        api.get_model_version(target.value)
-    elif target.kind == "image":
-        api.get_image(target.value)
-    elif target.kind == "user":
-        page = api.get_image_page({"username": target.value}, limit=1, nsfw_levels=NSFW_LEVELS)
-        if not page.items:
-            raise UsageError(
-                f"no images found for user {target.value!r} on Civitai; check the spelling "
-                "(usernames are case-sensitive)"
-            )
+    """Look the target up before anything is written; raises ``NotFoundError`` /
+    ``InvalidQueryError`` (the same check and words as the tab's Download all)."""
+    from ..civitai.target_check import check_target_exists
+
+    check_target_exists(api, target.kind, target.value, target.version_id)

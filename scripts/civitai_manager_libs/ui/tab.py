@@ -4,8 +4,10 @@ module). The same function builds the tab inside WebUI (A1111 / Forge) and in th
 Stable element ids (tests and ``style.css`` rely on them): ``civitai_gallery_query``,
 ``civitai_gallery_nsfw``, ``civitai_gallery_load``, ``civitai_gallery_gallery``,
 ``civitai_gallery_info``, ``civitai_gallery_download_all``, ``civitai_gallery_retry_failed``,
-``civitai_gallery_cancel``, ``civitai_gallery_status``; the tab itself is
-``civitai_gallery_tab``.
+``civitai_gallery_cancel``, ``civitai_gallery_status``, ``civitai_gallery_preview``,
+``civitai_gallery_tasks``, and the save options ``civitai_gallery_formats``,
+``civitai_gallery_output``, ``civitai_gallery_template``, ``civitai_gallery_thumbnails``; the tab
+itself is ``civitai_gallery_tab``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 value=list(setting.get("images.default_nsfw_filter")),
                 label="NSFW levels",
                 elem_id="civitai_gallery_nsfw",
+                scale=2,
+                min_width=300,
             )
             c["sort"] = component(
                 gr.Dropdown,
@@ -110,6 +114,16 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                         gr.Button, "Next >", interactive=False, elem_id="civitai_gallery_next"
                     )
             with component(gr.Column, scale=2):
+                c["preview"] = component(
+                    gr.Image,
+                    label="Selected image",
+                    type="filepath",
+                    interactive=False,
+                    height=360,
+                    elem_id="civitai_gallery_preview",
+                    show_download_button=True,
+                    buttons=["download"],
+                )
                 c["info"] = component(
                     gr.Textbox,
                     label="Generation data (select an image)",
@@ -124,6 +138,45 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                     c.update(_webui_paste_buttons(c["info"]))
                 c["metadata"] = component(
                     gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
+                )
+        with component(
+            gr.Accordion, "What a download saves", open=True, elem_id="civitai_gallery_save_box"
+        ):
+            with gr.Row():
+                c["formats"] = component(
+                    gr.CheckboxGroup,
+                    choices=list(action.METADATA_CHOICES),
+                    value=lambda: action.option_value("formats"),
+                    label="Generation data (json / txt sidecars, exif: embedded infotext)",
+                    elem_id="civitai_gallery_formats",
+                    scale=2,
+                )
+                c["thumbnails"] = component(
+                    gr.Checkbox,
+                    value=lambda: action.option_value("thumbnails"),
+                    label="Also write thumbnails (.thumbnails/)",
+                    elem_id="civitai_gallery_thumbnails",
+                    scale=1,
+                )
+            with gr.Row():
+                c["output"] = component(
+                    gr.Textbox,
+                    value=lambda: action.option_value("output"),
+                    label="Output folder",
+                    lines=1,
+                    max_lines=1,
+                    elem_id="civitai_gallery_output",
+                    scale=3,
+                )
+                c["template"] = component(
+                    gr.Textbox,
+                    value=lambda: action.option_value("template"),
+                    label="Path template (no extension): {model_id} {model_name} {version_id} "
+                    "{id} {creator} {nsfw_level} {post_id}",
+                    lines=1,
+                    max_lines=1,
+                    elem_id="civitai_gallery_template",
+                    scale=2,
                 )
         with gr.Row():
             c["download_all"] = component(
@@ -150,6 +203,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         ):
             c["tasks"] = component(
                 gr.Dataframe,
+                value=action.recent_tasks,  # a callable: the archive's history on every page load
                 headers=TASK_COLUMNS,
                 datatype=["str"] * len(TASK_COLUMNS),
                 interactive=False,
@@ -166,8 +220,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
 
 
 def _wire(c: Dict[str, gr.components.Component]) -> None:
-    page_outputs = [c["state"], c["gallery"], c["page"], c["prev"], c["next"], c["info"]]
-    page_outputs.append(c["metadata"])
+    page_outputs = [c[name] for name in action.PAGE_OUTPUTS]
     load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]]
     for trigger in (c["load"].click, c["query"].submit):
         listen(trigger, action.load_gallery, load_inputs, page_outputs + [c["version"]])
@@ -180,28 +233,49 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     )
     listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
     listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
-    listen(c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]])
-    job_outputs = [c["status"], c["tasks"]]
     listen(
-        c["download_all"].click,
-        action.download_all,
-        [c["query"], c["nsfw"], c["state"]],
-        job_outputs,
-        concurrency_limit=DOWNLOAD_CONCURRENCY,
-        concurrency_id="civitai_gallery_jobs",
-        trigger_mode="multiple",
+        c["gallery"].select,
+        action.select_image,
+        [c["state"]],
+        [c["state"], c["preview"], c["info"], c["metadata"]],
     )
-    listen(
-        c["retry_failed"].click,
-        action.retry_failed,
-        None,
-        job_outputs,
-        concurrency_limit=DOWNLOAD_CONCURRENCY,
-        concurrency_id="civitai_gallery_jobs",
-        trigger_mode="multiple",
-    )
+    # A job reports its progress on Status only; the tasks table follows when it ends.
+    for button, handler, inputs in (
+        (c["download_all"], action.download_all, [c["query"], c["nsfw"], c["state"]]),
+        (c["retry_failed"], action.retry_failed, None),
+    ):
+        event = listen(
+            button.click,
+            handler,
+            inputs,
+            [c["status"]],
+            concurrency_limit=DOWNLOAD_CONCURRENCY,
+            concurrency_id="civitai_gallery_jobs",
+            trigger_mode="multiple",
+        )
+        listen(event.then, action.refresh_tasks, None, [c["tasks"]])
     listen(c["cancel"].click, action.cancel_download, None, None, concurrency_limit=None)
     listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
+    _wire_save_options(c)
+
+
+def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
+    """Each save option is stored when the user changes it (a text box when it loses the focus
+    or on Enter); the handler answers with the value in force (the old one after a refusal)."""
+    savers = {
+        "formats": action.save_formats,
+        "thumbnails": action.save_thumbnails,
+        "output": action.save_output,
+        "template": action.save_template,
+    }
+    for name, saver in savers.items():
+        control = c[name]
+        if name in ("output", "template"):
+            triggers = [control.blur, control.submit]
+        else:
+            triggers = [getattr(control, "input", None) or control.change]
+        for trigger in triggers:
+            listen(trigger, saver, [control], [control])
 
 
 def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
