@@ -98,6 +98,12 @@ class RunningApp:
     url: str
 
     def close(self) -> None:
+        """Stop serving. Connections a browser still holds open are not waited for: Gradio 3's
+        server would wait for them forever (no graceful-shutdown timeout); no handler of ours is
+        running by then."""
+        server = getattr(self.demo, "server", None)
+        if server is not None and hasattr(server, "force_exit"):
+            server.force_exit = True
         self.demo.close()
 
 
