@@ -28,28 +28,28 @@ def tab(webui, tmp_path, monkeypatch):  # noqa: F811 - pytest fixture injection
 
 
 def test_tab_choices_become_webui_options_saved_in_its_config(tab, tmp_path):
-    webui, saved = tab
+    host, saved = tab
     assert actions.save_formats(["exif", "json"]) == ["json", "exif"]
-    assert webui.opts.data["civitai_gallery_images_metadata_format"] == "json,exif"
+    assert host.opts.data["civitai_gallery_images_metadata_format"] == "json,exif"
     assert actions.save_thumbnails(True) is True
-    assert webui.opts.data["civitai_gallery_images_generate_thumbnails"] is True
+    assert host.opts.data["civitai_gallery_images_generate_thumbnails"] is True
     chosen = str(tmp_path / "chosen")
     assert actions.save_output(chosen) == chosen
-    assert webui.opts.data["civitai_gallery_images_output_path"] == chosen
+    assert host.opts.data["civitai_gallery_images_output_path"] == chosen
     assert actions.save_template("{model_name}/{id}") == "{model_name}/{id}"
     assert saved and set(saved) == {str(tmp_path / "config.json")}
     assert setting.get("images.metadata_format") == "json,exif"
     assert not (tmp_path / "settings.json").exists()  # not the standalone settings file
     # A refused value changes nothing and the control gets the value in force back.
-    before = dict(webui.opts.data)
+    before = dict(host.opts.data)
     assert actions.save_template("{nope}") == "{model_name}/{id}"
     assert actions.save_formats([]) == ["json", "exif"]
-    assert webui.opts.data == before
+    assert host.opts.data == before
 
 
 def test_settings_page_changes_are_what_the_tab_shows(tab, tmp_path):
-    webui, _saved = tab
-    webui.opts.set("civitai_gallery_images_metadata_format", "txt")
-    webui.opts.set("civitai_gallery_images_path_template", "{creator}/{id}")
+    host, _saved = tab
+    host.opts.set("civitai_gallery_images_metadata_format", "txt")
+    host.opts.set("civitai_gallery_images_path_template", "{creator}/{id}")
     assert actions.option_value("formats") == ["txt"]
     assert actions.option_value("template") == "{creator}/{id}"
