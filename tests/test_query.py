@@ -135,6 +135,7 @@ def test_links_to_the_configured_or_given_civitai_host_are_accepted(monkeypatch)
     from scripts.civitai_manager_libs import setting
 
     monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+    setting.set("civitai_base_url", "https://civitai.com")  # whatever an earlier test configured
     with pytest.raises(InvalidQueryError, match="not Civitai"):
         parse_query("http://127.0.0.1:8765/models/5/x")
     setting.set("civitai_base_url", "http://127.0.0.1:8765")

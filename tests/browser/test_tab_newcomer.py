@@ -118,14 +118,16 @@ def test_the_save_options_show_the_settings_persist_and_apply(gallery, fake, out
     page = gallery
     page.reload()  # the controls read the settings on page load
     page.wait_for_selector("#civitai_gallery_output textarea, #civitai_gallery_output input")
-    wait_until(
-        lambda: value_of(page, "civitai_gallery_output") == str(output_dir),
-        page=page,
-        what="the output folder of the settings in its box",
-    )
-    assert value_of(page, "civitai_gallery_template") == setting.get("images.path_template")
     formats = page.locator("#civitai_gallery_formats input[type=checkbox]")
-    assert [formats.nth(i).is_checked() for i in range(3)] == [True, False, False]  # json
+    wait_until(  # every control shows its setting (each is filled by a page-load event)
+        lambda: value_of(page, "civitai_gallery_output") == str(output_dir)
+        and value_of(page, "civitai_gallery_template") == setting.get("images.path_template")
+        and [formats.nth(i).is_checked() for i in range(3)] == [True, False, False]  # json
+        and not page.locator("#civitai_gallery_thumbnails input[type=checkbox]").is_checked(),
+        page=page,
+        what="the settings in the save options",
+    )
+    page.wait_for_timeout(500)  # let the last page-load events settle before changing them
     # Tick exif and thumbnails, choose another folder and template.
     close_toasts(page)
     page.locator("#civitai_gallery_formats label").filter(has_text="exif").click()
