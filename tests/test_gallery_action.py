@@ -323,6 +323,7 @@ def test_invalid_query_keeps_the_page_says_why_and_writes_nothing(env, caplog):
     view = action.GalleryView(query="x")
     out = action.load_gallery("999999", ["None"], "Newest", "AllTime", view)
     assert out[0] is view and all(o == gr.update() for o in out[1:])  # nothing changes
+    caplog.clear()
     with caplog.at_level("DEBUG", logger="scripts.civitai_manager_libs.ui.actions"):
         action.load_gallery(str(MODEL_ID), [], "Newest", "AllTime", view)
     infos = [r for r in caplog.records if r.levelname == "INFO"]

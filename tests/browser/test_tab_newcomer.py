@@ -145,11 +145,19 @@ def test_the_save_options_show_the_settings_persist_and_apply(gallery, fake, out
         page=page,
         what="the tab's choices in the settings",
     )
-    with open(setting.settings_path(), encoding="utf-8") as handle:
-        saved = json.load(handle)  # persisted: only the tab's keys
-    assert saved["images.metadata_format"] == "json,exif"
-    assert saved["images.output_path"] == str(elsewhere)
-    assert "civitai_base_url" not in saved
+
+    def saved():
+        with open(setting.settings_path(), encoding="utf-8") as handle:
+            return json.load(handle)  # persisted: only the tab's keys
+
+    chosen = {
+        "images.metadata_format": "json,exif",
+        "images.generate_thumbnails": True,
+        "images.output_path": str(elsewhere),
+        "images.path_template": "{model_name}/{id}",
+    }
+    assert {key: saved().get(key) for key in chosen} == chosen
+    assert "civitai_base_url" not in saved()  # the app's in-memory base URL is not written
     # A refused value: one toast, the control shows the value in force.
     text_field(page, "civitai_gallery_template").fill("{nope}/{id}")
     text_field(page, "civitai_gallery_template").press("Enter")
@@ -294,6 +302,9 @@ def listing_page_two(listing):
 def test_layout_tasks_long_urls_and_counts_read_well(gallery, fake, output_dir):
     page = gallery
     # The four NSFW boxes sit on one line at 1400 px.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#civitai_gallery_nsfw label').length === 4"
+    )
     tops = page.evaluate(
         "() => Array.from(document.querySelectorAll('#civitai_gallery_nsfw label'))"
         ".map(l => Math.round(l.getBoundingClientRect().top))"

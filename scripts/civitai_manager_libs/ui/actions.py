@@ -575,6 +575,7 @@ TAB_OPTIONS = {
     "thumbnails": "images.generate_thumbnails",
 }
 METADATA_CHOICES = ("json", "txt", "exif")
+_options_lock = threading.Lock()
 
 
 def save_to_settings_file(key: str, value: Any) -> None:
@@ -622,10 +623,12 @@ def _option_saver(name: str) -> Callable[[Any], Any]:
                 raise InvalidQueryError(
                     "Tick at least one metadata format (json, txt or exif); the choice was kept."
                 )
-        if value == setting.get(key):
-            return option_value(name)
-        stored = setting.set(key, value)
-        option_persister(key, stored)
+        with _options_lock:  # one read-modify-write of the settings file at a time
+            stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
+            if stored == setting.get(key):
+                return option_value(name)
+            option_persister(key, stored)
+            setting.set(key, stored)
         logger.info("tab option %s set to %r", key, stored)
         return option_value(name)
 
