@@ -234,7 +234,9 @@ def test_progress_shows_once_with_images_and_bytes(gallery, fake, output_dir, sh
     )
 
 
-def test_a_selected_image_shows_large_with_its_data_and_paging_clears_it(gallery, fake, shot):
+def test_a_selected_image_shows_large_with_its_data_and_paging_keeps_them_in_step(
+    gallery, fake, shot
+):
     page = gallery
     load(page, str(MODEL_ID))
     listing = first_page({"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"})
