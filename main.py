@@ -4,14 +4,18 @@
 python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
 python main.py download model 123 [options]                    the same service, headless
 python main.py tasks | retry-failed                            history and retries
+python main.py export --from OUT --to DIR --format captions    a training set from a download
+python main.py list model 123 --to images.parquet              a listing for img2dataset
+python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed"}
+CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resources"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -26,4 +30,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 130:
+        # stopped by a signal: a worker thread may still be stuck (a stalled connection, CPU-bound
+        # work); end now rather than wait for it in the interpreter's shutdown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

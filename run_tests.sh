@@ -15,9 +15,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 $PY -m pip install -q -r requirements-dev.txt
+# img2dataset + Hugging Face datasets in their own venv (.venvs/img2dataset; old pins, ~850 MB):
+# the export and listing tests run the real tools from it. Reused while its pins are unchanged.
+echo "== dataset tools venv"; bash tests/dataset_tools_venv.sh >/dev/null
 
 echo "== black"; $PY -m black --check -q --line-length=100 --skip-string-normalization .
 echo "== flake8"; $PY -m flake8 .
+echo "== import layers (lint-imports, .importlinter)"; $PY -c "from importlinter.cli import lint_imports_command; lint_imports_command()" | tail -n 3
+echo "== mypy"; $PY -m mypy scripts/civitai_manager_libs main.py scripts/civitai_gallery.py
 echo "== pytest (gradio $($PY -c 'import gradio; print(gradio.__version__)'))"
 $PY -m pytest -q -p no:cacheprovider
 

@@ -18,7 +18,9 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import platform
 import resource
 import shutil
@@ -28,7 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -210,6 +212,12 @@ class RemoteFake:
         self.base_url, self.model_id = fields["BASE"], int(fields["MODEL"])
         return self
 
+    def take_log(self) -> List[dict]:
+        """The requests the fake saw since the last call (and forget them)."""
+        self.proc.stdin.write("LOG\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
     def __exit__(self, *exc) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
@@ -223,7 +231,22 @@ def child_fake(n: str, image_kb: str, latency: str, bandwidth: str, nodelay: str
     with FakeCivitai(dataset, latency=float(latency), total_bandwidth=float(bandwidth)) as fake:
         print("BASE", fake.base_url, flush=True)
         print("MODEL", dataset.models[0].id, flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
+        for command in sys.stdin:  # until the parent closes our stdin
+            if command.strip() == "LOG":  # the requests since the last LOG, as one JSON line
+                records = [
+                    {
+                        "time": r.time,
+                        "end": r.end_time,
+                        "server": r.server,
+                        "path": r.path,
+                        "query": r.raw_query,
+                        "status": r.status,
+                        "connection": r.connection_id,
+                    }
+                    for r in fake.log
+                ]
+                fake.reset()
+                print(json.dumps(records), flush=True)
     return 0
 
 
@@ -284,6 +307,102 @@ def throughput(
             ideal = ideal_seconds(n, total_bytes, latency, bandwidth, c)
             rows.append(Row(f"ideal bound, c={c}", ideal, n, n, ideal, base))
     return rows
+
+
+# --------------------------------------------------------------------------- whole process
+
+
+@dataclass
+class WholeRun:
+    seconds: float  # process start -> exit
+    first_request: float  # process start -> first request the server saw
+    api_requests: int
+    repeated_api: int  # API requests identical (path + query) to an earlier one in the run
+    page_to_image: float  # first listing page answered -> first image request
+    download_phase: float  # first image request -> last image byte
+    files: int
+
+
+def run_cli_process(fake, model_id: int, dest: str, concurrency: int) -> WholeRun:
+    """``python main.py download model M`` as a user runs it, timed from spawn to exit; the
+    server's log tells where the time went."""
+    env = dict(os.environ, CIVITAI_BASE_URL=fake.base_url)
+    env["CIVITAI_GALLERY_SETTINGS"] = os.path.join(dest, "no-settings.json")
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), "download", "model", str(model_id)]
+    cmd += ["--output", dest, "--concurrency", str(concurrency), "--metadata", "json", "--quiet"]
+    start = time.time()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, timeout=600, stdout=subprocess.DEVNULL)
+    seconds = time.time() - start
+    log = fake.take_log()
+    api = [r for r in log if r["server"] == "api"]
+    keys = [(r["path"], r["query"]) for r in api]
+    images = [r for r in log if r["server"] == "image"]
+    listing = [r for r in api if r["path"] == "/api/v1/images"]
+    first_page_end = min(r["end"] for r in listing) if listing else start
+    first_image = min(r["time"] for r in images) if images else start
+    return WholeRun(
+        seconds=seconds,
+        first_request=min(r["time"] for r in log) - start,
+        api_requests=len(api),
+        repeated_api=len(keys) - len(set(keys)),
+        page_to_image=first_image - first_page_end,
+        download_phase=(max(r["end"] for r in images) - first_image) if images else 0.0,
+        files=count_media(dest),
+    )
+
+
+def whole_process(
+    n: int, image_kb: int, latency: float, work: str, rounds: int = 3, concurrency: int = 5
+) -> Tuple[List[List[str]], Dict[str, float]]:
+    """The CLI's whole process against ``aria2c -j5`` on the same URLs, alternately, ``rounds``
+    times (medians). aria2c gets its URL list for free; we list first."""
+    with RemoteFake(n, image_kb, latency, 0, True) as fake:
+        urls = list_urls(fake, fake.model_id)
+        fake.take_log()
+        ours: List[WholeRun] = []
+        aria: List[float] = []
+        for i in range(rounds):
+            folder = os.path.join(work, f"whole-{i}")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            ours.append(run_cli_process(fake, fake.model_id, folder, concurrency))
+            folder = os.path.join(work, f"aria-{i}")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            secs = run_aria2(urls, folder, concurrency)
+            fake.take_log()
+            if secs is not None:
+                aria.append(secs)
+    bound = n * latency / concurrency
+    med = statistics.median
+    figures = {
+        "ours": med(r.seconds for r in ours),
+        "aria2c": med(aria) if aria else float("nan"),
+        "bound": bound,
+        "first_request_ms": med(r.first_request for r in ours) * 1000,
+        "api_requests": med(r.api_requests for r in ours),
+        "repeated_api": max(r.repeated_api for r in ours),
+        "page_to_image_ms": med(r.page_to_image for r in ours) * 1000,
+        "download_phase": med(r.download_phase for r in ours),
+    }
+    rows = [
+        [
+            f"ours round {i + 1}",
+            f"{r.seconds:.2f}",
+            f"{r.first_request * 1000:.0f}",
+            str(r.api_requests),
+            str(r.repeated_api),
+            f"{r.page_to_image * 1000:.1f}",
+            f"{r.download_phase:.2f}",
+            f"{r.files}/{n}",
+        ]
+        for i, r in enumerate(ours)
+    ]
+    rows += [
+        [f"aria2c round {i + 1}", f"{secs:.2f}", "-", "-", "-", "-", "-", "-"]
+        for i, secs in enumerate(aria)
+    ]
+    return rows, figures
 
 
 # --------------------------------------------------------------------------- memory
@@ -489,7 +608,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--work", help="scratch folder (default: a temp dir, removed after)")
     parser.add_argument(
-        "--only", choices=("throughput", "memory", "scale"), help="run one section only"
+        "--only",
+        choices=("throughput", "whole", "memory", "scale"),
+        help="run one section only",
     )
     parser.add_argument(
         "--no-nodelay",
@@ -518,7 +639,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bandwidth = int(args.bandwidth * MiB)
     work = args.work or tempfile.mkdtemp(prefix="civitai-bench-")
     os.environ.setdefault("CIVITAI_GALLERY_SETTINGS", os.path.join(work, "settings.json"))
-    sections = [args.only] if args.only else ["throughput", "memory", "scale"]
+    sections = [args.only] if args.only else ["throughput", "whole", "memory", "scale"]
     checks = []
     try:
         print(f"machine: {machine()}")
@@ -533,6 +654,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             c5 = {r.name: r for r in rows}["ours, concurrency 5 (+json)"]
             checks.append(("speedup at c=5 >= 4x", c5.baseline / c5.seconds >= 4.0))
             checks.append(("c=5 within 1.15x of ideal", c5.seconds / c5.ideal <= 1.15))
+        if "whole" in sections:
+            wn = 40 if args.quick else 200
+            print(
+                f"whole process: `python main.py download model M --concurrency 5 --metadata json` "
+                f"vs `aria2c -j5` on the same {wn} URLs, alternately, 3 rounds; latency "
+                f"{args.latency * 1000:.0f} ms per request, no bandwidth cap\n"
+            )
+            rows, fig = whole_process(wn, kb, args.latency, work)
+            headers = ["run", "seconds", "first request ms", "API requests", "repeated API"]
+            headers += ["page -> first image ms", "download phase s", "files"]
+            print(table(headers, rows) + "\n")
+            print(
+                f"medians: ours {fig['ours']:.2f} s, aria2c {fig['aria2c']:.2f} s, bound "
+                f"{fig['bound']:.2f} s -> ours/aria2c {fig['ours'] / fig['aria2c']:.3f}, "
+                f"ours/bound {fig['ours'] / fig['bound']:.3f}, download phase/bound "
+                f"{fig['download_phase'] / fig['bound']:.3f}; start-up to first request "
+                f"{fig['first_request_ms']:.0f} ms; {fig['api_requests']:.0f} API requests "
+                f"({fig['repeated_api']} repeated); page -> first image "
+                f"{fig['page_to_image_ms']:.1f} ms\n"
+            )
+            checks.append(("whole process <= 1.0x aria2c", fig["ours"] <= fig["aria2c"]))
+            checks.append(("no API request repeated", fig["repeated_api"] == 0))
+            checks.append(("start-up to first request <= 60 ms", fig["first_request_ms"] <= 60))
+            checks.append(
+                ("download phase <= 1.03x bound", fig["download_phase"] <= 1.03 * fig["bound"])
+            )
         if "memory" in sections:
             mem = memory_stream(stream_size, work)
             rss, rerun = big_run_and_rerun(big, 16, 0.0, work)

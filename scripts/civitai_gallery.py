@@ -1,10 +1,12 @@
 """Stable Diffusion WebUI (A1111 / Forge) entry point: the Civitai Gallery tab and its settings.
 
 WebUI imports every ``scripts/*.py`` of an extension with the extension folder on ``sys.path``;
-this file registers the tab (``on_ui_tabs``) and a "Civitai Gallery" section in WebUI's Settings
-page (``on_ui_settings``) generated from ``setting.SPECS``. WebUI's options become the package's
-settings when the tab is built and whenever one changes. The API key is not offered there (WebUI
-saves options in its config.json): set the ``CIVITAI_API_KEY`` environment variable instead.
+this file registers the tab (``on_ui_tabs``) and a "Civitai Gallery" section (in the "Saving
+images" category) in WebUI's Settings page (``on_ui_settings``) generated from ``setting.SPECS``.
+Inside WebUI the output and cache folders default to ``outputs/civitai-gallery`` and
+``cache/civitai-gallery`` under WebUI's data folder, stored relative. WebUI's options become the
+package's settings when the tab is built and whenever one changes. The API key is not offered
+there (WebUI saves options in its config.json): set the ``CIVITAI_API_KEY`` environment variable.
 
 Outside WebUI (``python main.py``) the ``modules`` import fails and nothing is registered; any
 other import error is a real problem and is raised.
@@ -13,6 +15,7 @@ other import error is a real problem and is raised.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:
@@ -33,7 +36,43 @@ from scripts.civitai_manager_libs.ui.gradio_compat import supported_kwargs
 logger = logging.getLogger("civitai_gallery")
 
 SECTION = ("civitai_gallery", "Civitai Gallery")
+#: WebUI's settings category for the section ("Saving images"), so it is not "Uncategorized".
+CATEGORY_ID = "saving"
 OPTION_PREFIX = "civitai_gallery_"
+#: Folder settings whose WebUI defaults lie under WebUI's own data folder. They are stored relative
+#: (WebUI writes option defaults into its config.json) and resolved against that folder when used.
+WEBUI_FOLDER_DEFAULTS = {
+    "images.output_path": os.path.join("outputs", "civitai-gallery"),
+    "gallery_cache_path": os.path.join("cache", "civitai-gallery"),
+}
+
+
+def webui_data_path() -> str:
+    """WebUI's data folder (``--data-dir``, else WebUI's own folder), where its outputs live."""
+    for name in ("modules.paths_internal", "modules.paths"):
+        try:
+            module = __import__(name, fromlist=["data_path"])
+        except ImportError:
+            continue
+        path = getattr(module, "data_path", None)
+        if isinstance(path, str) and path:
+            return path
+    return os.getcwd()
+
+
+def resolve_folder(key: str, value: Any) -> Any:
+    """A relative folder option (``outputs/civitai-gallery``) as a path under WebUI's data folder;
+    other settings and absolute paths are returned unchanged."""
+    if key not in WEBUI_FOLDER_DEFAULTS or not isinstance(value, str) or not value.strip():
+        return value
+    expanded = os.path.expanduser(value.strip())
+    return expanded if os.path.isabs(expanded) else os.path.join(webui_data_path(), expanded)
+
+
+def option_default(key: str) -> Any:
+    """The default WebUI shows and saves for a setting (relative folders for the folder ones)."""
+    spec = setting.SPECS[key]
+    return WEBUI_FOLDER_DEFAULTS.get(key, _to_option_value(spec, spec.default))
 
 
 def option_key(key: str) -> str:
@@ -76,10 +115,14 @@ def apply_option(key: str) -> bool:
     """Copy WebUI's value of one option into the settings; False (logged) when it is refused."""
     name = option_key(key)
     data = getattr(shared.opts, "data", {}) if shared is not None else {}
-    if name not in data:
+    if name in data:
+        value = data[name]
+    elif key in WEBUI_FOLDER_DEFAULTS:
+        value = option_default(key)  # not saved yet: WebUI's default, not the standalone one
+    else:
         return False
     try:
-        setting.set(key, data[name])
+        setting.set(key, resolve_folder(key, value))
     except SettingsError as exc:
         logger.warning("Civitai Gallery: the WebUI setting %s was not applied: %s", name, exc)
         return False
@@ -97,16 +140,19 @@ def on_ui_settings() -> None:
         spec = setting.SPECS[key]
         component, component_args = _component(spec)
         kwargs = dict(
-            default=_to_option_value(spec, spec.default),
+            default=option_default(key),
             label=spec.description,
             component=component,
             component_args=component_args,
             onchange=lambda key=key: apply_option(key),
             section=section,
+            category_id=CATEGORY_ID,
         )
         info = shared.OptionInfo(**supported_kwargs(shared.OptionInfo.__init__, kwargs))
         if getattr(info, "section", None) is None:
             info.section = section
+        if getattr(info, "category_id", None) is None:
+            info.category_id = CATEGORY_ID
         shared.opts.add_option(option_key(key), info)
 
 

@@ -198,6 +198,8 @@ EXPECTED_MASK = {
     ("None", "Soft", "Mature", "X"): "X",
 }
 SUBSETS = [c for n in range(1, 5) for c in combinations(NSFW_LEVELS, n)]
+_BITS = {"None": 1, "Soft": 2, "Mature": 4, "X": 8 | 16}
+EXPECTED_BITS = {levels: sum(_BITS[level] for level in levels) for levels in SUBSETS}
 
 
 def test_nsfw_param_table_is_complete():
@@ -216,7 +218,7 @@ def test_nsfw_param_refuses_unknown_or_empty_levels(bad):
 
 def test_each_nsfw_combination_asks_the_smallest_mask_and_returns_exact_levels(fake_civitai, api):
     dataset = fake_civitai.dataset
-    assert {img.nsfw_level for img in dataset.images} == set(NSFW_LEVELS)
+    assert {img.nsfw_level for img in dataset.images} >= set(NSFW_LEVELS)
     for levels in SUBSETS:
         fake_civitai.reset()
         items = list(api.iter_images({}, nsfw_levels=levels))
@@ -226,6 +228,8 @@ def test_each_nsfw_combination_asks_the_smallest_mask_and_returns_exact_levels(f
         assert {item.nsfw_level for item in items} == set(levels), levels
         masks = {q["nsfw"] for q in _image_queries(fake_civitai)}
         assert masks == {EXPECTED_MASK[levels]}, levels
+        exact = {q["browsingLevel"] for q in _image_queries(fake_civitai)}
+        assert exact == {str(EXPECTED_BITS[levels])}, levels
 
 
 def test_default_levels_come_from_the_setting(fake_civitai, api, restore_settings):
@@ -282,7 +286,7 @@ def test_items_carry_the_listing_context_and_fields(fake_civitai, api):
     for item in items:
         source = expected[item.id]
         assert item.version_id == version.id
-        assert item.url.endswith(source.file_name)
+        assert item.url.endswith(source.listed_path)
         assert item.creator == source.username
         assert item.post_id == source.post_id
         assert item.nsfw_level == source.nsfw_level
@@ -706,7 +710,7 @@ def test_build_request_owns_paging_meta_and_mask(restore_settings):
         "cursor": 77,
     }
     request, levels, cursor = build_request(given, None)
-    assert request == {"modelId": 5, "withMeta": "true", "nsfw": "true"}
+    assert request == {"modelId": 5, "withMeta": "true", "nsfw": "true", "browsingLevel": 28}
     assert levels == ("Mature", "X")
     assert cursor == "77"
     assert given["limit"] == 3  # the caller's dict is left alone
@@ -716,7 +720,7 @@ def test_build_request_owns_paging_meta_and_mask(restore_settings):
 
     setting.set("images.default_nsfw_filter", ["Mature"])
     request, levels, cursor = build_request(None, None)
-    assert request == {"withMeta": "true", "nsfw": "true"}
+    assert request == {"withMeta": "true", "nsfw": "true", "browsingLevel": 4}
     assert levels == ("Mature",)
 
 

@@ -28,6 +28,7 @@ from scripts.civitai_manager_libs.fake_civitai.builders import (
     UNICODE_CREATOR,
 )
 from scripts.civitai_manager_libs.fake_civitai.listing import NSFW_MASKS, PAGE_CAP_MESSAGE
+from scripts.civitai_manager_libs.fake_civitai.models_api import RESOURCE_FILES
 
 ITEM_KEYS = {
     "id",
@@ -66,6 +67,7 @@ def all_pages(fake, **params):
         cursor = body["metadata"].get("nextCursor")
         if cursor is None:
             return items, metas
+        cursor = str(cursor)  # opaque: a number on the whole-model path, text elsewhere
         assert len(metas) < 100, "paging does not end"
 
 
@@ -93,13 +95,14 @@ def test_default_dataset_is_fast_deterministic_and_varied():
     ]
     assert 300 <= len(first.images) <= 400
     assert len(first.models) >= 8
-    assert all(2 <= len(m.versions) <= 3 for m in first.models)
+    resource_models = {spec.model_id for spec in RESOURCE_FILES}  # one version each (issue 13)
+    assert all(2 <= len(m.versions) <= 3 for m in first.models if m.id not in resource_models)
     names = {m.name for m in first.models}
     assert HOSTILE_MODEL_NAME in names and any(len(n) == 300 for n in names)
     users = {c.username for c in first.creators}
-    assert len(users) == 6 and {HOSTILE_CREATOR, UNICODE_CREATOR} <= users
-    assert {i.nsfw_level for i in first.images} == {"None", "Soft", "Mature", "X"}
-    assert {i.browsing_level for i in first.images} == {1, 2, 4, 8, 16}
+    assert len(users) == 7 and {HOSTILE_CREATOR, UNICODE_CREATOR, "20250101"} <= users
+    assert {i.nsfw_level for i in first.images} == {"None", "Soft", "Mature", "X", "Blocked"}
+    assert {i.browsing_level for i in first.images} == {0, 1, 2, 4, 8, 16, 32}
     assert {i.media for i in first.images} == {"png", "jpeg", "webp", "mp4"}
     assert 3 <= sum(i.type == "video" for i in first.images) <= 5
     assert any(i.type is None for i in first.images)
@@ -160,7 +163,7 @@ def test_cursor_paging_reaches_every_image_and_last_page_has_no_cursor(fake_civi
     assert len(metas) == 2
     assert sorted(i["id"] for i in items) == sorted(expected)
     assert "nextCursor" not in metas[-1] and "nextPage" not in metas[-1]
-    assert re.fullmatch(r"\d+\|\d+", metas[0]["nextCursor"])
+    assert isinstance(metas[0]["nextCursor"], int)  # the whole-model path pages by image id
     following = requests.get(metas[0]["nextPage"], timeout=10).json()
     assert [i["id"] for i in following["items"]] == [i["id"] for i in items[200:]]
 
@@ -188,7 +191,8 @@ def test_page_parameter_is_capped_at_1000_items(fake_civitai):
     assert body["metadata"]["currentPage"] == 1 and "nextCursor" not in body["metadata"]
     last = requests.get(body["metadata"]["nextPage"], timeout=10).json()
     assert last["metadata"]["currentPage"] == 2 and "nextPage" not in last["metadata"]
-    assert len(body["items"]) + len(last["items"]) == len(fake_civitai.dataset.images)
+    served = [i for i in fake_civitai.dataset.images if i.nsfw_level != "Blocked"]
+    assert len(body["items"]) + len(last["items"]) == len(served)
 
 
 @pytest.mark.parametrize("nsfw", [None, "None", "Soft", "Mature", "X", "true", "false"])
@@ -196,10 +200,10 @@ def test_nsfw_parameter_becomes_the_browsing_level_mask(fake_civitai, nsfw):
     mask = NSFW_MASKS[nsfw] if nsfw else 1
     params = {"limit": 200, **({"nsfw": nsfw} if nsfw else {})}
     items, _ = all_pages(fake_civitai, **params)
-    expected = {i.id for i in fake_civitai.dataset.images if i.browsing_level & mask}
+    expected = {i.id for i in fake_civitai.dataset.images if (i.browsing_level or 1) & mask}
     assert {i["id"] for i in items} == expected
-    assert all(i["browsingLevel"] & mask for i in items)
-    assert {NSFW_MASKS[k] for k in ("None", "Soft", "Mature", "X", "true")} == {1, 3, 7, 31, 28}
+    assert all((i["browsingLevel"] or 1) & mask for i in items)
+    assert {NSFW_MASKS[k] for k in ("None", "Soft", "Mature", "X", "true")} == {1, 3, 7, 31, 60}
 
 
 def test_meta_needs_with_meta_and_hidden_meta_stays_null(fake_civitai):
@@ -237,36 +241,38 @@ def test_items_have_the_documented_fields(fake_civitai):
     for item in items:
         assert ITEM_KEYS <= set(item), item
         assert item["url"].startswith(fake_civitai.image_base_url + "/xG1nkqKTMzGDvpLrqFT7WA/")
-        assert item["url"].endswith(f"/{item['id']}.jpeg") or item["url"].endswith(".mp4")
+        source = fake_civitai.dataset.image(item["id"])
+        name = f"{source.uuid}.jpeg" if source.uuid_url else f"{item['id']}.jpeg"
+        assert item["url"].endswith("/" + name) or item["url"].endswith(".mp4")
         assert item["nsfw"] == (item["nsfwLevel"] != "None")
         assert set(item["stats"]) >= {"likeCount", "heartCount", "commentCount", "cryCount"}
     untyped = [i for i in items if "type" not in i]
-    assert untyped and len(untyped) == sum(i.type is None for i in fake_civitai.dataset.images)
+    served = [i for i in fake_civitai.dataset.images if i.nsfw_level != "Blocked"]
+    assert untyped and len(untyped) == sum(i.type is None for i in served)
 
 
 def test_filters(fake_civitai):
     dataset = fake_civitai.dataset
+    served = [i for i in dataset.images if i.nsfw_level != "Blocked"]  # nsfw=X: no bit 32
 
     def ids(**params):
         return {i["id"] for i in all_pages(fake_civitai, nsfw="X", limit=200, **params)[0]}
 
-    assert ids(username=HOSTILE_CREATOR) == {i.id for i in dataset.select(username=HOSTILE_CREATOR)}
-    assert ids(username=UNICODE_CREATOR) == {i.id for i in dataset.select(username=UNICODE_CREATOR)}
+    for name in (HOSTILE_CREATOR, UNICODE_CREATOR):  # the real API: ^[A-Za-z0-9_]*$ or 400
+        assert images(fake_civitai, username=name).status_code == 400
+    listed = ids(username="20250101")
+    assert listed and listed == {i.id for i in dataset.select(username="20250101")}
     sample = dataset.images[10]
-    assert ids(userId=sample.user_id) == {
-        i.id for i in dataset.images if i.user_id == sample.user_id
-    }
-    assert ids(postId=sample.post_id) == {
-        i.id for i in dataset.images if i.post_id == sample.post_id
-    }
-    assert ids(type="video") == {i.id for i in dataset.images if i.type == "video"}
-    assert ids(baseModels="Pony") == {i.id for i in dataset.images if i.base_model == "Pony"}
-    assert ids(tags=4) == {i.id for i in dataset.images if 4 in i.tag_ids}
+    assert ids(userId=sample.user_id) == {i.id for i in served if i.user_id == sample.user_id}
+    assert ids(postId=sample.post_id) == {i.id for i in served if i.post_id == sample.post_id}
+    assert ids(type="video") == {i.id for i in served if i.type == "video"}
+    assert ids(baseModels="Pony") == {i.id for i in served if i.base_model == "Pony"}
+    assert ids(tags=4) == {i.id for i in served if 4 in i.tag_ids}
     newest = sorted(dataset.images, key=lambda i: i.created_ms)[-5:]
     assert ids(period="Day") == {i.id for i in newest}
     assert ids(imageId=sample.id) == {sample.id}
     assert ids(imageId=1) == set() and ids(modelId=999999) == set()
-    double = next(i for i in dataset.images if len(i.model_version_ids) == 2)
+    double = next(i for i in served if len(i.model_version_ids) == 2)
     for version_id in double.model_version_ids:
         assert double.id in ids(modelVersionId=version_id)
 
@@ -308,7 +314,7 @@ def test_model_endpoint_shapes_and_errors(fake_civitai):
             assert "id" not in image and "meta" not in image
             image_id = int(re.search(r"/(\d+)\.jpeg$", image["url"]).group(1))
             assert version["id"] in dataset.image(image_id).model_version_ids
-            assert image["nsfwLevel"] == dataset.image(image_id).browsing_level
+            assert image["nsfwLevel"] == (dataset.image(image_id).browsing_level or 1)
     hostile = requests.get(f"{fake_civitai.base_url}/api/v1/models/66666", timeout=10).json()
     assert hostile["name"] == HOSTILE_MODEL_NAME
     missing = requests.get(f"{fake_civitai.base_url}/api/v1/models/999", timeout=10)

@@ -455,3 +455,17 @@ def test_a_filter_download_keeps_exactly_the_chosen_nsfw_levels(env):
                 with open(os.path.join(folder, name), encoding="utf-8") as handle:
                     levels.add(json.load(handle)["nsfw_level"])
     assert levels == {"Mature"}
+
+
+def test_the_page_says_which_order_civitai_gives_for_all_versions(env):
+    # Issue 11 item 9: on a whole-model listing Civitai ignores the reaction sorts.
+    out = action.load_gallery(
+        str(MODEL_ID), ["None", "Soft"], "Most Reactions", "AllTime", action.GalleryView()
+    )
+    assert "newest first" in out[2] and "Most Reactions" in out[2]
+    ids = [i.id for i in out[0].items]
+    assert ids == sorted(ids, reverse=True)
+    newest = action.load_gallery(
+        str(MODEL_ID), ["None", "Soft"], "Newest", "AllTime", action.GalleryView()
+    )
+    assert "newest first" not in newest[2]

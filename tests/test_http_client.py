@@ -377,8 +377,26 @@ def test_a_part_longer_than_the_file_restarts(fake_civitai, tmp_path):
     assert open(target, "rb").read() == expected and result.resumed is False
 
 
+def _whole_png(min_size: int) -> bytes:
+    """A real PNG of at least ``min_size`` bytes (noise does not compress)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    side = 8
+    while True:
+        rng = random.Random(side)
+        image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        if buffer.tell() >= min_size:
+            return buffer.getvalue()
+        side *= 2
+
+
 def test_mismatched_content_range_restarts_from_zero(requests_mock, tmp_path):
-    body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 100
+    body = _whole_png(25_000)
     url = "https://image.invalid/x/original=true/1.jpeg"
     requests_mock.get(
         url,
@@ -538,10 +556,22 @@ def test_disk_full_removes_the_part(fake_civitai, tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
     url = _image_urls(fake_civitai, 4)[0]
+    import resource
+    import signal
+
     target = str(tmp_path / "x.jpeg")
-    os.symlink("/dev/full", target + ".part")  # every write to the .part fails with ENOSPC
-    with pytest.raises(DiskSpaceError, match="disk filled up"):
-        _client(fake_civitai).fetch_to_file(url, target)
+    client = _client(fake_civitai)
+    # Files may not grow past 1000 bytes: the write fails with EFBIG, as on a full disk. (A .part
+    # linked to /dev/full is refused outright now: the tool never writes through a link.)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    try:
+        with pytest.raises(DiskSpaceError, match="disk filled up"):
+            client.fetch_to_file(url, target)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
     assert os.listdir(tmp_path) == []
 
 

@@ -6,7 +6,13 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, quote, to_infotext
+from scripts.civitai_manager_libs.metadata.generation import webui_sampler
+from scripts.civitai_manager_libs.metadata.infotext import (
+    NON_A1111_KEYS,
+    parse_infotext,
+    quote,
+    to_infotext,
+)
 
 # The parameters regex exactly as written in /work/shared/civitai-api-notes.md (WebUI's re_param).
 NOTES_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -149,8 +155,11 @@ _number = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**64),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-_key = st.from_regex(r"\A\w[\w \-/]{0,14}[\w\-/]\Z", fullmatch=True).filter(
-    lambda k: k
+# Extra keys as WebUI writes them (a capital first; Civitai's camelCase keys stay off the line).
+_key = st.from_regex(r"\A[A-Z][\w \-/]{0,14}[\w\-/]\Z", fullmatch=True).filter(
+    lambda k: k.lower() not in NON_A1111_KEYS
+    and k not in {"Civitai image", "Civitai post", "Civitai version"}
+    and k
     not in {
         "Steps",
         "Sampler",
@@ -199,7 +208,7 @@ def generations(draw):
 def _expected_params(gen):
     expected = {
         "Steps": str(gen["steps"]),
-        "Sampler": gen["sampler"],
+        "Sampler": webui_sampler(gen["sampler"]),
         "CFG scale": str(gen["cfg_scale"]),
         "Seed": str(gen["seed"]),
     }
@@ -288,3 +297,73 @@ def test_a_record_without_size_takes_it_from_the_image_dimensions():
     assert parsed["prompt"] == "a cat"
     assert parsed["params"]["Size"] == "512x768" and parsed["params"]["Seed"] == "5"
     assert (parsed["width"], parsed["height"]) == (512, 768)
+
+
+# ------------------------------------------------------------------ linear time (issue 10, item 1)
+
+_TIMING_SNIPPET = r'''
+import sys, time
+from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, to_infotext
+from scripts.civitai_manager_libs.metadata.record import extract_image_metadata, format_txt
+
+def run(prompt, meta_extra):
+    start = time.perf_counter()
+    record = extract_image_metadata({"id": 7, "width": 64, "height": 64,
+                                     "meta": {"prompt": prompt, **meta_extra}})
+    text = to_infotext(record)
+    format_txt(record)
+    parsed = parse_infotext(text)
+    assert parsed["prompt"].startswith(prompt[:1000])
+    return time.perf_counter() - start
+
+kind = sys.argv[1]
+for size in [int(s) for s in sys.argv[2:]]:
+    if kind == "words":
+        prompt = "p" * size
+    elif kind == "weights":
+        prompt = "(masterpiece:1.2), " * (size // 19)
+    else:
+        prompt = 'a: "' * (size // 4)
+    print(size, min(run(prompt, {"seed": 5}) for _ in range(3)), flush=True)
+'''
+
+
+def _timed(kind, *sizes, timeout=60):
+    """Run the write + parse of prompts of ``sizes`` characters in a child process (so quadratic
+    code fails by timing out instead of hanging the suite); returns ``{size: seconds}``."""
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "-c", _TIMING_SNIPPET, kind, *map(str, sizes)]
+    try:
+        done = subprocess.run(
+            argv, cwd=repo, capture_output=True, text=True, timeout=timeout, check=True
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"infotext of {sizes} characters took over {timeout} s") from None
+    return {int(a): float(b) for a, b in (line.split() for line in done.stdout.split("\n") if line)}
+
+
+def test_a_one_megabyte_prompt_is_written_and_parsed_well_under_a_second():
+    for kind in ("words", "weights", "quotes"):
+        seconds = _timed(kind, 1_000_000, timeout=20)[1_000_000]
+        assert seconds < 2.0, (kind, seconds)
+
+
+def test_infotext_time_grows_linearly_with_prompt_length():
+    # 200 KB prompts with fewer than three parameters (the case that froze runs), and the
+    # ratio between 100 KB and 1 MB: linear is ~10x, quadratic ~100x.
+    times = _timed("words", 200_000, 100_000, 1_000_000, timeout=30)
+    assert times[200_000] < 1.0
+    ratio = times[1_000_000] / max(times[100_000], 0.005)
+    assert ratio < 40, times
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet='ab_1 :,"\\-/\t\né.', max_size=40))
+def test_linear_reader_finds_exactly_what_webuis_regex_finds(line):
+    from scripts.civitai_manager_libs.metadata.infotext import param_pairs
+
+    assert param_pairs(line) == NOTES_PARAM_RE.findall(line)

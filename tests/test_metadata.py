@@ -16,6 +16,7 @@ from PIL import Image, PngImagePlugin
 from scripts.civitai_manager_libs.metadata.embed import read_infotext
 from scripts.civitai_manager_libs.errors import MetadataError
 from scripts.civitai_manager_libs.metadata.infotext import parse_infotext, to_infotext
+from scripts.civitai_manager_libs.metadata.resources_text import with_lora_tags
 from scripts.civitai_manager_libs.metadata.record import (
     RECORD_KEYS,
     extract_image_metadata,
@@ -440,7 +441,9 @@ def test_every_meta_shape_from_the_fake_civitai_round_trips(fake_civitai, tmp_pa
                 text = read_infotext(image)
             assert text == to_infotext(record)
             parsed = parse_infotext(text)
-            assert parsed["prompt"] == "\n".join(x.strip() for x in gen["prompt"].split("\n"))
+            # The LoRAs the prompt lacks are appended as <lora:name:w> tags (issue 13).
+            prompt = with_lora_tags(gen["prompt"], record["resources"])
+            assert parsed["prompt"] == "\n".join(x.strip() for x in prompt.split("\n"))
             assert parsed["params"]["Steps"] == str(gen["steps"])
     assert written >= 20 and kept_own >= 1
     assert {
@@ -516,16 +519,18 @@ def test_any_text_as_infotext_gives_a_json_safe_generation_or_none(text):
     json.dumps(generation, allow_nan=False)
 
 
-def test_minimal_meta_keeps_its_few_parameters_in_the_txt_facts(tmp_path):
+def test_prompt_and_seed_only_meta_gets_a_parameters_line_webui_reads(tmp_path):
+    # Issue 11 item 1: WebUI must see Seed and Size even when meta has fewer than 3 parameters.
     record = extract_image_metadata(api_item({"prompt": "a fox", "seed": "5"}))
     image = str(tmp_path / "fox.png")
     noise().save(image, "PNG")
     (txt,) = save_metadata(image, record, "txt")
     content = open(txt, encoding="utf-8").read()
-    assert content.startswith("a fox\n\n")
-    assert "Parameters: Seed: 5" in content
+    assert content.startswith("a fox\nSeed: 5, Size: 832x1216, Civitai image: 4242\n\n")
     save_metadata(image, record, "exif")
-    assert read_infotext(image) == "a fox"
+    parsed = parse_infotext(read_infotext(image))
+    assert parsed["prompt"] == "a fox"
+    assert parsed["params"]["Seed"] == "5" and (parsed["width"], parsed["height"]) == (832, 1216)
 
 
 def test_listing_context_wins_over_the_item():

@@ -31,7 +31,8 @@ ACCEPTED = [
     ("post 12", Target("filter", "postId=12", params={"postId": 12}), {"postId": 12}),
     ("user alice", Target("user", "alice"), {"username": "alice"}),
     ("creator Bob_99", Target("user", "Bob_99"), {"username": "Bob_99"}),
-    ("@carol.b-2", Target("user", "carol.b-2"), {"username": "carol.b-2"}),
+    ("@carol_b2", Target("user", "carol_b2"), {"username": "carol_b2"}),
+    ("@20250101", Target("user", "20250101"), {"username": "20250101"}),
     ("user @dave", Target("user", "dave"), {"username": "dave"}),
     # links, any host
     ("https://civitai.com/models/123", Target("model", 123), {"modelId": 123}),
@@ -233,11 +234,11 @@ def test_hostile_usernames_are_refused(text):
 
 
 def test_encoded_username_that_is_plain_is_decoded():
-    assert parse_query("https://civitai.com/user/caf%C3%A9") == Target("user", "café")
+    assert parse_query("https://civitai.com/user/Bob%5F1") == Target("user", "Bob_1")
 
 
 def test_validate_username_returns_the_name():
-    assert validate_username("Some_User-1.2") == "Some_User-1.2"
+    assert validate_username("Some_User_12") == "Some_User_12"
     with pytest.raises(InvalidQueryError, match="empty"):
         validate_username("")
 
@@ -302,3 +303,18 @@ def test_any_text_gives_a_target_or_an_invalid_query_error(text):
     for key in ("modelId", "modelVersionId", "imageId", "postId", "userId"):
         if key in params:
             assert isinstance(params[key], int) and params[key] > 0
+
+
+@pytest.mark.parametrize(
+    "name", ["carol.b-2", "café", "Some_User-1.2", "画師タロウ", "a b", "x!", "ｆｕｌｌ"]
+)
+def test_usernames_civitai_refuses_are_refused_before_any_request(name):
+    # Issue 11 item 10: Civitai answers 400 unless the name matches ^[A-Za-z0-9_]+$.
+    from scripts.civitai_manager_libs.civitai.image_query import build_request
+
+    with pytest.raises(InvalidQueryError, match="letters A-Z and a-z, digits and '_'"):
+        validate_username(name)
+    with pytest.raises(InvalidQueryError, match="not a Civitai username"):
+        parse_query("@" + name if " " not in name else "user " + name.replace(" ", "%20"))
+    with pytest.raises(InvalidQueryError, match="not a Civitai username"):
+        build_request({"username": name}, ["None"])

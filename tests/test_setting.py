@@ -41,6 +41,7 @@ def test_defaults_follow_the_design_table():
         "http_timeout": 30.0,
         "http_connect_timeout": 10.0,
         "http_max_retries": 5,
+        "http_host_down_after": 5,
         "http_backoff_factor": 0.5,
         "http_retry_after_cap": 120.0,
         "civitai_base_url": "https://civitai.com",
@@ -61,6 +62,9 @@ def test_defaults_follow_the_design_table():
         "images.thumbnail_size": (256, 256),
         "images.duplicate_policy": "skip",
         "images.min_free_space_mb": 200,
+        "images.max_file_size_mb": 2048,
+        "models_path": "",  # issue 13
+        "resources.confirm_over_mb": 1024,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

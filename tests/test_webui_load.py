@@ -10,6 +10,7 @@ import importlib.abc
 import importlib.util
 import logging
 import os
+from dataclasses import replace
 import socket
 import sys
 import types
@@ -58,6 +59,7 @@ class OptionInfo:
         self.component_args = component_args
         self.onchange = onchange
         self.section = section
+        self.category_id = category_id
 
 
 class Options:
@@ -99,7 +101,7 @@ def _module(name, **attrs):
 
 
 @pytest.fixture
-def webui(monkeypatch):
+def webui(monkeypatch, tmp_path):
     """Stand-ins for the parts of WebUI's ``modules`` package the extension uses."""
     import gradio as gr
 
@@ -123,19 +125,25 @@ def webui(monkeypatch):
         ParamBinding=ParamBinding,
         register_paste_params_button=bindings.append,
     )
+    data_path = str(tmp_path / "webui-data")
+    paths_internal = _module("modules.paths_internal", data_path=data_path)
     package = _module("modules", __path__=[])
     package.script_callbacks = script_callbacks
     package.shared = shared
     package.infotext_utils = infotext_utils
+    package.paths_internal = paths_internal
     for name, module in (
         ("modules", package),
         ("modules.script_callbacks", script_callbacks),
         ("modules.shared", shared),
         ("modules.infotext_utils", infotext_utils),
+        ("modules.paths_internal", paths_internal),
     ):
         monkeypatch.setitem(sys.modules, name, module)
     setting.reset()
-    yield types.SimpleNamespace(callbacks=callbacks, opts=shared.opts, bindings=bindings)
+    yield types.SimpleNamespace(
+        callbacks=callbacks, opts=shared.opts, bindings=bindings, data_path=data_path
+    )
     setting.reset()
 
 
@@ -184,6 +192,105 @@ def test_script_registers_tab_and_settings_with_webui(webui):
     for binding in webui.bindings:
         assert binding.source_text_component.elem_id == "civitai_gallery_info"
         assert binding.paste_button.elem_id == f"civitai_send_{binding.tabname}"
+
+
+def test_settings_section_sits_in_its_own_category(webui):
+    # Issue 11 item 6: without a category WebUI lists the section under "Uncategorized".
+    load_script()
+    webui.callbacks["ui_settings"][0]()
+    labels = webui.opts.data_labels.values()
+    assert {info.category_id for info in labels} == {"saving"}  # WebUI's "Saving images"
+    assert {info.section for info in labels} == {("civitai_gallery", "Civitai Gallery")}
+
+
+def test_folders_default_under_webui_data_and_are_stored_relative(webui):
+    # Issue 11 item 7: no absolute path into config.json, no ./images relative to the cwd.
+    load_script()
+    webui.callbacks["ui_settings"][0]()
+    labels = webui.opts.data_labels
+    output = labels["civitai_gallery_images_output_path"].default
+    cache = labels["civitai_gallery_gallery_cache_path"].default
+    assert (output, cache) == (
+        os.path.join("outputs", "civitai-gallery"),
+        os.path.join("cache", "civitai-gallery"),
+    )
+    webui.callbacks["ui_tabs"][0]()  # the defaults reach the settings, under WebUI's data folder
+    assert setting.get("images.output_path") == os.path.join(webui.data_path, output)
+    assert setting.get("gallery_cache_path") == os.path.join(webui.data_path, cache)
+    webui.opts.set("civitai_gallery_images_output_path", "outputs/mine")
+    assert setting.get("images.output_path") == os.path.join(webui.data_path, "outputs/mine")
+    absolute = os.path.join(webui.data_path, "elsewhere")
+    webui.opts.set("civitai_gallery_images_output_path", absolute)
+    assert setting.get("images.output_path") == absolute
+
+
+def _button_interactive(blocks, button):
+    """The ``interactive`` the page gets for ``button`` (from the served config)."""
+    for entry in blocks.config["components"]:
+        if entry["id"] == button._id:
+            return entry.get("props", {}).get("interactive")
+    raise AssertionError("button not in the page")
+
+
+def test_send_buttons_need_generation_data_and_img2img_gets_the_picture(webui, fake_civitai):
+    # Issue 11 items 4 and 5: no notice pasted into txt2img (and no empty box, which makes WebUI
+    # paste its last generation): the buttons are off; Send to img2img sends the picture too.
+    import gradio as gr
+
+    from scripts.civitai_manager_libs.records import ImageItem
+    from scripts.civitai_manager_libs.ui import actions, send_to
+
+    load_script()
+    webui.callbacks["ui_settings"][0]()
+    blocks = webui.callbacks["ui_tabs"][0]()[0][0]
+    binding = {b.tabname: b for b in webui.bindings}
+    picture = binding["img2img"].source_image_component
+    assert picture is not None and picture.elem_id == "civitai_gallery_send_picture"
+    for name in ("txt2img", "img2img"):  # nothing selected yet
+        assert _button_interactive(blocks, binding[name].paste_button) is False
+    buttons = {binding["txt2img"].paste_button._id, binding["img2img"].paste_button._id}
+    assert any(  # the box drives the buttons
+        buttons <= set(dep.get("outputs", ())) for dep in blocks.config["dependencies"]
+    )
+
+    dataset = fake_civitai.dataset
+    bare = next(i for i in dataset.images if i.meta is None and i.media != "mp4")
+    full = next(i for i in dataset.images if i.meta_shape == "a1111" and i.media == "png")
+    view = actions.GalleryView(
+        items=[
+            ImageItem(id=i.id, url=fake_civitai.image_url(i.id), meta=i.meta) for i in (bare, full)
+        ]
+    )
+
+    def select(index):
+        return send_to.select_for_webui(view, gr.SelectData(None, {"index": index, "value": None}))
+
+    # the tab's select outputs (state, preview, info, metadata) plus the note and the picture
+    state, preview, info, record, note, image = select(0)
+    assert state.selected == 0 and preview is not None
+    assert info == "" and record["id"] == bare.id and image is None
+    assert note["visible"] is True and note["value"] == actions.NO_GENERATION_DATA
+    assert all(u["interactive"] is False for u in send_to.buttons_state(info))
+    state, preview, info, record, note, image = select(1)
+    assert state.selected == 1 and preview == image  # the preview shows the same original
+    assert "Steps: " in info and note["visible"] is False
+    assert all(u["interactive"] is True for u in send_to.buttons_state(info))
+    with open(image, "rb") as handle:
+        assert handle.read() == dataset.original_bytes(full.id)  # the original, fetched once
+    assert os.path.dirname(image) == setting.get("gallery_cache_path")
+    assert image.startswith(webui.data_path + os.sep)
+    # a page change moves the selection (the page outputs fill info and metadata with the
+    # tab's text); the send outputs follow: no data -> an empty box, the note, no picture
+    moved = replace(view, items=[view.items[1], view.items[0]], selected=1)
+    info, record, note, image = send_to.follow_page(moved, actions.NO_GENERATION_DATA, {"id": 1})
+    assert info == "" and note["visible"] is True and image is None
+    info, record, note, image = send_to.follow_page(
+        replace(moved, selected=0), "Steps: 20", {"id": full.id}
+    )
+    assert info == "Steps: 20" and note["visible"] is False
+    assert image is not None and os.path.dirname(image) == setting.get("gallery_cache_path")
+    nothing = send_to.follow_page(replace(moved, selected=None), "", None)
+    assert nothing[0] == "" and nothing[3] is None
 
 
 def test_changed_option_is_applied_and_a_bad_one_refused(webui, caplog):

@@ -91,6 +91,19 @@ class IncompleteDownloadError(DownloadError):
     """The body ended before Content-Length bytes arrived, even after resuming."""
 
 
+class FileTooLargeError(DownloadError):
+    """The file is larger than ``images.max_file_size_mb``; nothing was kept."""
+
+
+class RefusedContentError(DownloadError):
+    """The body arrived but is refused: it does not decode (a truncated picture or video served
+    whole) or it came content-encoded (media is never decoded); nothing was saved."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes do not have the SHA-256 the server lists; nothing was kept."""
+
+
 class DownloadCancelledError(DownloadError):
     """The download was cancelled; a resumable ``.part`` file may remain."""
 
@@ -101,6 +114,15 @@ class DiskSpaceError(CivitaiGalleryError, OSError):
 
 class OutputPathError(CivitaiGalleryError, OSError):
     """The output folder cannot be created or written (read-only, permission denied)."""
+
+
+class ConfinementError(OutputPathError):
+    """A write, rename or delete would leave the output root or go through a symbolic link the
+    tool did not create; nothing was written."""
+
+
+class OutputBusyError(OutputPathError):
+    """Another process is already downloading into the output folder (it holds its lock)."""
 
 
 class MetadataError(CivitaiGalleryError):

@@ -7,6 +7,72 @@ from typing import Any, Dict, List, Optional, Tuple
 
 NSFW_LEVELS: Tuple[str, ...] = ("None", "Soft", "Mature", "X")
 
+# Civitai's fixed list of base model names (``baseModels`` is checked against it: a name not in it
+# is a 400). From Civitai's ``baseModels`` constant as mirrored by client projects (2026-11).
+BASE_MODELS: Tuple[str, ...] = (
+    "ODOR",
+    "SD 1.4",
+    "SD 1.5",
+    "SD 1.5 LCM",
+    "SD 1.5 Hyper",
+    "SD 2.0",
+    "SD 2.0 768",
+    "SD 2.1",
+    "SD 2.1 768",
+    "SD 2.1 Unclip",
+    "SD 3",
+    "SD 3.5",
+    "SD 3.5 Medium",
+    "SD 3.5 Large",
+    "SD 3.5 Large Turbo",
+    "SDXL 0.9",
+    "SDXL 1.0",
+    "SDXL 1.0 LCM",
+    "SDXL Distilled",
+    "SDXL Turbo",
+    "SDXL Lightning",
+    "SDXL Hyper",
+    "Stable Cascade",
+    "Pony",
+    "Pony V7",
+    "Illustrious",
+    "NoobAI",
+    "Flux.1 S",
+    "Flux.1 D",
+    "Flux.1 Krea",
+    "Flux.1 Kontext",
+    "Flux.2 D",
+    "AuraFlow",
+    "Chroma",
+    "HiDream",
+    "Hunyuan 1",
+    "Hunyuan Video",
+    "Kolors",
+    "Lumina",
+    "PixArt a",
+    "PixArt E",
+    "Playground v2",
+    "Qwen",
+    "ZImageTurbo",
+    "ZImageBase",
+    "SVD",
+    "SVD XT",
+    "LTXV",
+    "CogVideoX",
+    "Mochi",
+    "Wan Video",
+    "Wan Video 1.3B t2v",
+    "Wan Video 14B t2v",
+    "Wan Video 14B i2v 480p",
+    "Wan Video 14B i2v 720p",
+    "Wan Video 2.2 TI2V-5B",
+    "Wan Video 2.2 I2V-A14B",
+    "Wan Video 2.2 T2V-A14B",
+    "Wan Video 2.5 T2V",
+    "Wan Video 2.5 I2V",
+    "Other",
+)
+
 
 @dataclass
 class ImageItem:
@@ -64,6 +130,13 @@ class ImagePage:
     items: List[ImageItem]
     cursor: Optional[str]  # the cursor this page was requested with (None for the first page)
     next_cursor: Optional[str]  # None on the last page
+    nsfw_hidden: int = 0  # items the server sent that the exact NSFW filter dropped
+    # listed items that could not be used (no id, id out of range, nested too deep ...):
+    # (their id as listed or None, why each was skipped)
+    rejected: List[Tuple[Any, str]] = field(default_factory=list)
+    server_items: Optional[int] = None  # items the server sent, before any filter or check
+    # A sentence for the user when Civitai does not give the order asked for (whole-model sort)
+    notice: Optional[str] = None
 
 
 @dataclass
@@ -90,6 +163,10 @@ class DownloadSummary:
     bytes_downloaded: int = 0
     output_path: str = ""
     failures: List[Tuple[Optional[int], str]] = field(default_factory=list)  # (image id, reason)
+    # images listed but not made into tasks, by reason (planning/item_filter.py REASONS)
+    filtered: Dict[str, int] = field(default_factory=dict)
+    # images skipped for a problem worth reporting (malformed item, unreadable file in the way)
+    skipped_notes: List[Tuple[Any, str]] = field(default_factory=list)  # (image id, reason)
 
     @property
     def finished(self) -> bool:

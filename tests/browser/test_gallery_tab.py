@@ -227,15 +227,17 @@ def test_invalid_input_shows_a_toast_and_writes_nothing(gallery, fake, output_di
 def test_second_click_does_not_start_a_duplicate_job(gallery, fake, output_dir, shot, second_tab):
     page = gallery
     load(page, f"version {VERSION_ID}")
-    fake.latency = 1.0  # long enough for a second browser tab to open (its page load reads
-    # the task history and the save options) while the job runs
+    # The second tab is ready before the job starts (its page load reads the task history and
+    # the save options), so only its click happens during the job (opening a tab on a loaded
+    # machine can take longer than the whole download).
+    other = second_tab()
+    text_field(other, "civitai_gallery_query").fill(f"version {VERSION_ID}")
+    fake.latency = 0.5
     click(page, "civitai_gallery_download_all")
     wait_until(lambda: jobs.running, timeout=10, what="the download to start", page=page)
     # Same page: Gradio 3.x ignores the click while the event is pending; 4.x+ sends it and the
     # job lock answers. Another browser tab always reaches the lock.
     page.locator("#civitai_gallery_download_all").click()
-    other = second_tab()
-    text_field(other, "civitai_gallery_query").fill(f"version {VERSION_ID}")
     click(other, "civitai_gallery_download_all")
     assert "already running" in toast(other, "Warning")
     shot(other, "busy")

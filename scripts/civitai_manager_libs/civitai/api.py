@@ -18,8 +18,21 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
-from .image_items import int_or_none, item_level, to_image_item, to_image_items, unwrap_meta
-from .image_query import build_request, describe_params, listing_context, read_next_cursor
+from .image_items import (
+    MAX_ID,
+    int_or_none,
+    item_level,
+    to_image_item,
+    to_image_items,
+    unwrap_meta,
+)
+from .image_query import (
+    build_request,
+    describe_params,
+    listing_context,
+    read_next_cursor,
+    whole_model_sort_notice,
+)
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
@@ -50,6 +63,9 @@ IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models/{id}"
 VERSIONS_PATH = "/api/v1/model-versions/{id}"
 MAX_PAGE_SIZE = 200
+# A server answering page after page with no items but a fresh cursor would be followed for ever;
+# a listing stops after this many empty pages in a row.
+MAX_EMPTY_PAGES = 20
 
 OnPage = Callable[[Optional[str], Optional[str], int], None]
 
@@ -128,6 +144,9 @@ class CivitaiAPI:
             )
         request, levels, params_cursor = build_request(params, nsfw_levels)
         cursor = start_cursor if start_cursor not in (None, "") else params_cursor
+        notice = whole_model_sort_notice(request)
+        if notice:
+            log.warning("%s", notice)
         return self._iterate(request, levels, limit, cursor, on_page)
 
     def _iterate(
@@ -142,12 +161,13 @@ class CivitaiAPI:
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
         cursor = str(cursor) if cursor is not None else None
         seen_cursors = {cursor} if cursor is not None else set()
-        yielded = listed = pages = 0
+        yielded = listed = pages = empty_run = 0
         what = describe_params(request)
         while True:
             items, next_cursor = self._fetch_page(request, cursor, page_size)
             pages += 1
             listed += len(items)
+            empty_run = 0 if items else empty_run + 1
             log.debug(
                 "images page %d for %s: cursor=%s, %d items, next=%s",
                 pages,
@@ -175,6 +195,7 @@ class CivitaiAPI:
                     "Try again later.",
                     url=IMAGES_PATH,
                 )
+            check_empty_run(empty_run, what)
             seen_cursors.add(next_cursor)
             cursor = next_cursor
 
@@ -201,11 +222,21 @@ class CivitaiAPI:
             cursor = params_cursor
         cursor = str(cursor) if cursor is not None else None
         items, next_cursor = self._fetch_page(request, cursor, limit)
-        kept = list(keep_levels(to_image_items(items, listing_context(request)), levels))
+        rejected: List[Tuple[Any, str]] = []
+        converted = list(to_image_items(items, listing_context(request), rejected=rejected))
+        kept = list(keep_levels(converted, levels))
         if next_cursor is not None and next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
             next_cursor = None
-        return ImagePage(items=kept, cursor=cursor, next_cursor=next_cursor)
+        return ImagePage(
+            items=kept,
+            cursor=cursor,
+            next_cursor=next_cursor,
+            nsfw_hidden=len(converted) - len(kept),
+            rejected=rejected,
+            server_items=len(items),
+            notice=whole_model_sort_notice(request),
+        )
 
     # -- look-ups ---------------------------------------------------------------------------
 
@@ -227,7 +258,8 @@ class CivitaiAPI:
         model_id = _check_id(model_id, "model")
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
         name = str(body.get("name") or "")
-        creator = body.get("creator") if isinstance(body.get("creator"), Mapping) else {}
+        creator_value = body.get("creator")
+        creator: Mapping[str, Any] = creator_value if isinstance(creator_value, Mapping) else {}
         tags = [
             tag.get("name") if isinstance(tag, Mapping) else str(tag)
             for tag in body.get("tags") or []
@@ -251,7 +283,8 @@ class CivitaiAPI:
         """A model version with its showcase images (these carry ``meta``)."""
         version_id = _check_id(version_id, "model version")
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
-        model = body.get("model") if isinstance(body.get("model"), Mapping) else {}
+        model_value = body.get("model")
+        model: Mapping[str, Any] = model_value if isinstance(model_value, Mapping) else {}
         return self._version(
             body, model_id=int_or_none(body.get("modelId")), model_name=model.get("name")
         )
@@ -260,6 +293,8 @@ class CivitaiAPI:
         self, body: Mapping[str, Any], model_id: Optional[int], model_name: Optional[str]
     ) -> VersionInfo:
         version_id = int_or_none(body.get("id"))
+        if version_id is None:
+            raise InvalidResponseError("Civitai answered a model version without an id")
         name = str(body.get("name") or "")
         base_model = body.get("baseModel")
         context = {
@@ -303,10 +338,24 @@ class CivitaiAPI:
         raise _not_found(what, None, url=IMAGES_PATH)
 
 
+def check_empty_run(empty_pages: int, what: str) -> None:
+    """InvalidResponseError once ``empty_pages`` pages in a row came without items but with a
+    next cursor (a server that would otherwise be followed for ever)."""
+    if empty_pages >= MAX_EMPTY_PAGES:
+        raise InvalidResponseError(
+            f"Civitai sent {empty_pages} empty pages in a row, each with a new cursor, while "
+            f"listing {what}; stopped to avoid an endless loop. The images listed so far are "
+            "still downloaded; try again later.",
+            url=IMAGES_PATH,
+        )
+
+
 def _check_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 

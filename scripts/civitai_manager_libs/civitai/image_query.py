@@ -10,10 +10,30 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from .. import setting
-from .nsfw import Levels, levels_of_param, normalize_levels, nsfw_param
+from .nsfw import Levels, browsing_level, levels_of_param, normalize_levels, nsfw_param
+from .query import validate_username
 
 # Parameters the listing owns: a caller's values for them are replaced.
-CONTROLLED = ("limit", "cursor", "page", "withMeta", "nsfw")
+CONTROLLED = ("limit", "cursor", "page", "withMeta", "nsfw", "browsingLevel")
+#: Sorts Civitai honours on a whole-model listing (``modelId`` without ``modelVersionId``): that
+#: query path orders by newest image id for every other sort.
+WHOLE_MODEL_SORTS = ("Newest", "Oldest", "Random")
+
+
+def whole_model_sort_notice(request: Mapping[str, Any]) -> Optional[str]:
+    """The sentence telling the user which order Civitai really gives, when the chosen ``sort``
+    is one a whole-model listing ignores; None when the order is the one asked for or no sort
+    was chosen."""
+    if request.get("modelId") is None or request.get("modelVersionId") is not None:
+        return None
+    sort = request.get("sort")
+    if sort in (None, "") or str(sort) in WHOLE_MODEL_SORTS:
+        return None  # no sort chosen (a plain download), or one Civitai honours there
+    return (
+        f"Civitai ignores the sort {str(sort)!r} when listing all versions of model "
+        f"{request['modelId']}: the images come newest first. Pick one version to get them "
+        "sorted that way."
+    )
 
 
 def build_request(
@@ -23,7 +43,9 @@ def build_request(
 
     The levels are ``nsfw_levels`` when given, else the ``nsfw`` value in ``params`` (read by
     :func:`nsfw.levels_of_param`), else the setting ``images.default_nsfw_filter``. The request
-    always carries ``withMeta=true`` and the smallest ``nsfw`` mask covering those levels.
+    always carries ``withMeta=true``, the exact ``browsingLevel`` of those levels and the
+    smallest ``nsfw`` mask covering them. A ``username`` Civitai would refuse is an
+    InvalidQueryError before any request.
     """
     given = dict(params or {})
     if nsfw_levels is not None:
@@ -34,8 +56,14 @@ def build_request(
         levels = normalize_levels(setting.get("images.default_nsfw_filter"))
     cursor = given.get("cursor")
     request = {k: v for k, v in given.items() if k not in CONTROLLED and v is not None}
+    if "username" in request:  # Civitai answers 400 for anything but ^[A-Za-z0-9_]+$
+        request["username"] = validate_username(str(request["username"]))
     request["withMeta"] = "true"
+    # ``browsingLevel`` asks for exactly these levels and overrides ``nsfw``; ``nsfw`` (the
+    # smallest covering mask) stays for servers that predate it, and the items are still
+    # checked one by one (``keep_levels``).
     request["nsfw"] = nsfw_param(levels)
+    request["browsingLevel"] = browsing_level(levels)
     return request, levels, (str(cursor) if cursor not in (None, "") else None)
 
 

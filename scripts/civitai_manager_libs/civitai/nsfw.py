@@ -77,6 +77,18 @@ def nsfw_param(levels: Levels) -> str:
     return best[2]
 
 
+def browsing_level(levels: Levels) -> int:
+    """The exact ``browsingLevel`` bitmask for ``levels`` (PG=1, PG13=2, R=4, X=8 | XXX=16).
+
+    Civitai's images endpoint takes it and it overrides ``nsfw``: ``{"None", "X"}`` -> 25, so
+    Soft and Mature items are never sent only to be thrown away here.
+    """
+    mask = 0
+    for level in normalize_levels(levels):
+        mask |= _LEVEL_BITS[level]
+    return mask
+
+
 def levels_of_param(value: Any) -> Tuple[str, ...]:
     """The item levels an ``nsfw`` value given in the caller's params lets through.
 

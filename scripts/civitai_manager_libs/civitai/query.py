@@ -86,7 +86,8 @@ _KEYWORD = re.compile(
 )
 _AT_NAME = re.compile(r"@(?P<value>\S+)")
 _BARE_HOST = re.compile(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?/|[\w.-]+:\d+/", re.IGNORECASE)
-_USERNAME = re.compile(r"[\w.\-]+")
+#: Civitai answers 400 for a username that does not match this (letters, digits, underscore).
+_USERNAME = re.compile(r"[A-Za-z0-9_]+")
 _USER_TABS = ("images", "videos", "posts", "models", "collections", "articles", "reviews")
 _KEYWORD_KINDS = {
     "model": "model",
@@ -186,9 +187,8 @@ def target_to_params(target: Target) -> Dict[str, Any]:
 def validate_username(name: str) -> str:
     """Return ``name`` if it is a plausible Civitai username, else raise InvalidQueryError.
 
-    Refused: empty, longer than 100 characters, anything but letters, digits, ``_``, ``-`` and
-    ``.``, and names made of or containing ``..`` (a username later becomes a URL parameter and
-    possibly a folder name).
+    Refused: empty, longer than 100 characters, and anything but ASCII letters, digits and ``_``
+    (Civitai's own rule, ``^[A-Za-z0-9_]+$``: it answers 400 otherwise).
     """
     shown = _show(name)
     if not name:
@@ -205,8 +205,8 @@ def validate_username(name: str) -> str:
         )
     if not _USERNAME.fullmatch(name):
         raise InvalidQueryError(
-            f"The username {shown} contains characters Civitai usernames do not use (spaces, "
-            "control characters or punctuation other than '_', '-' and '.'); enter just the name."
+            f"The username {shown} is not a Civitai username: Civitai accepts only letters "
+            "A-Z and a-z, digits and '_' in a username; enter just the name, e.g. '@name'."
         )
     return name
 

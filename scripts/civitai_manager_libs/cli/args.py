@@ -153,7 +153,93 @@ DOWNLOAD_EXAMPLES = """examples:
   python main.py download url "https://civitai.com/models/4201?modelVersionId=43888"
   python main.py download user someartist --limit 50
   python main.py download filter modelId=4201 sort=Newest --limit 10
+  python main.py download model 4201 --with-generation-data --since 2024-01-01
 """
+
+
+# -- filters (issue 14): --base-model, --type, --with-generation-data, --since/--until,
+# --min-reactions, --used-with; the spec and its rules live in civitai/filters.py ---------------
+
+
+def _filter_value(parse):
+    """An argparse type from a ``civitai.filters`` parser (its message on bad input)."""
+
+    def convert(text: str):
+        from ..errors import InvalidQueryError
+
+        try:
+            return parse(text)
+        except InvalidQueryError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    from ..civitai import filters as f
+
+    group = parser.add_argument_group("filters (the archive remembers them for retry-failed)")
+    group.add_argument(
+        "--base-model",
+        type=_filter_value(f.parse_base_models),
+        metavar="NAME[,NAME]",
+        help="only these base models, Civitai's names (e.g. 'SDXL 1.0,Pony'); sent to Civitai",
+    )
+    group.add_argument(
+        "--type",
+        dest="media_type",
+        type=_filter_value(f.parse_media_type),
+        metavar="image|video|all",
+        help="only images or only videos (default: all); sent to Civitai",
+    )
+    group.add_argument(
+        "--with-generation-data",
+        action="store_true",
+        help="only images whose metadata holds a prompt (hidden metadata counts as filtered)",
+    )
+    group.add_argument(
+        "--since",
+        type=_filter_value(f.parse_date),
+        metavar="DATE",
+        help="only images posted on or after DATE (YYYY-MM-DD or ISO time, UTC); the listing "
+        "is sorted Newest unless a sort is given, and stops at the first older page",
+    )
+    group.add_argument(
+        "--until",
+        type=_filter_value(lambda text: f.parse_date(text, end=True)),
+        metavar="DATE",
+        help="only images posted up to DATE (a bare date includes that whole day)",
+    )
+    group.add_argument(
+        "--min-reactions",
+        type=_filter_value(f.parse_count),
+        metavar="N",
+        help="only images with at least N reactions (likes, hearts, laughs, cries, dislikes)",
+    )
+    group.add_argument(
+        "--used-with",
+        type=_filter_value(f.parse_version_ids),
+        metavar="VERSION_ID[,...]",
+        help="only images that used all these model versions (modelVersionIds, meta resources)",
+    )
+
+
+def filters_from_args(args: argparse.Namespace):
+    """The ``FilterSpec`` of the filter flags (None when none was given)."""
+    from ..civitai.filters import FilterSpec, iso
+
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    spec = FilterSpec.build(
+        base_models=getattr(args, "base_model", None),
+        media_type=getattr(args, "media_type", None),
+        with_generation_data=getattr(args, "with_generation_data", False),
+        since=iso(since) if since is not None else None,
+        until=iso(until) if until is not None else None,
+        min_reactions=getattr(args, "min_reactions", None),
+        used_with=getattr(args, "used_with", None),
+    )
+    return spec if spec.active else None
 
 
 def _add_download(sub) -> None:
@@ -188,6 +274,7 @@ def _add_download(sub) -> None:
         help="comma list of levels None,Soft,Mature,X or 'all' "
         "(default: setting images.default_nsfw_filter)",
     )
+    _add_filter_options(dl)
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Optional, Sequence, TextIO
 
+from . import export_cmd, list_cmd
 from .args import ParserExit, UsageError, build_parser
 from .report import (
     EXIT_FAILED,
@@ -104,6 +105,7 @@ def cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_retry_failed}
+DATASET_COMMANDS = {"export": export_cmd.main, "list": list_cmd.main}
 
 # Typed errors -> exit code; the first matching row wins (NotFoundError before ApiError).
 _EXIT_CODES = (
@@ -132,6 +134,12 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     """Entry point for ``python main.py download|tasks|retry-failed ...``; returns the exit code."""
     out = out or sys.stdout
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
+        return DATASET_COMMANDS[argv[0]](argv[1:], out)
+    if argv and argv[0] == "resources":
+        from . import resources_cmd
+
+        return resources_cmd.main(argv, out)
     try:
         args = build_parser().parse_args(argv)
     except ParserExit as exc:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import sys
 import threading
-from typing import Iterator, Optional, TextIO
+from typing import Any, Iterator, Optional, TextIO
 
 from ..util.logging_setup import install_filter
 from ..records import DownloadSummary
@@ -31,7 +31,8 @@ class ProgressBars:
 
     def __init__(self, enabled: bool, stream: Optional[TextIO] = None):
         self._lock = threading.Lock()
-        self._images = self._bytes = None
+        self._images: Optional[Any] = None
+        self._bytes: Optional[Any] = None
         self.enabled = enabled
         if not enabled:
             return
@@ -50,17 +51,18 @@ class ProgressBars:
         )
 
     def update(self, summary: DownloadSummary) -> None:
-        if self._images is None:
+        images, size = self._images, self._bytes
+        if images is None or size is None:
             return
         done = summary.completed + summary.skipped + summary.failed + summary.cancelled
         with self._lock:
-            if self._images.total != summary.listed:
-                self._images.total = summary.listed
-            self._images.n = done
-            self._images.set_postfix(failed=summary.failed, refresh=False)
-            self._images.refresh()
-            self._bytes.n = summary.bytes_downloaded
-            self._bytes.refresh()
+            if images.total != summary.listed:
+                images.total = summary.listed
+            images.n = done
+            images.set_postfix(failed=summary.failed, refresh=False)
+            images.refresh()
+            size.n = summary.bytes_downloaded
+            size.refresh()
 
     def close(self) -> None:
         with self._lock:

@@ -39,13 +39,19 @@ class RunReport:
     finished_at: Optional[float] = None
     exit_code: int = EXIT_OK
 
+    @property
+    def listed(self) -> int:
+        """Every image looked at: those with a task and those a filter dropped."""
+        return self.summary.listed + sum(self.summary.filtered.values())
+
     def to_dict(self) -> Dict[str, Any]:
         s = self.summary
         return {
             "command": self.command,
             "target": self.target,
             "output": self.output,
-            "listed": s.listed,
+            "listed": self.listed,
+            "filtered": dict(s.filtered),
             "saved": s.completed,
             "skipped": s.skipped,
             "failed": s.failed,
@@ -59,6 +65,10 @@ class RunReport:
                 {"image_id": image_id, "reason": redact(str(reason))}
                 for image_id, reason in s.failures
             ],
+            "skipped_items": [
+                {"image_id": image_id, "reason": redact(str(reason))}
+                for image_id, reason in s.skipped_notes
+            ],
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at) if self.finished_at else None,
             "elapsed_seconds": round((self.finished_at or time.time()) - self.started_at, 3),
@@ -67,14 +77,22 @@ class RunReport:
 
     def lines(self) -> List[str]:
         s = self.summary
+        filtered = sum(s.filtered.values())
+        reasons = ", ".join(f"{why} {count}" for why, count in s.filtered.items() if count)
         out = [
-            f"listed {s.listed}: saved {s.completed}, skipped {s.skipped}, failed {s.failed}"
+            f"listed {self.listed}: "
+            + (f"filtered {filtered} ({reasons}), " if filtered else "")
+            + f"saved {s.completed}, skipped {s.skipped}, failed {s.failed}"
             + (f", cancelled {s.cancelled}" if s.cancelled else "")
             + (f", not started {s.pending}" if s.pending else "")
         ]
         if s.failures:
             out.append("failures:")
             for image_id, reason in s.failures:
+                out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
+        if s.skipped_notes:
+            out.append("skipped:")
+            for image_id, reason in s.skipped_notes:
                 out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
         if self.stopped_reason:
             left = f", {s.cancelled} image(s) not started" if s.cancelled else ""

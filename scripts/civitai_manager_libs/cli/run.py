@@ -13,14 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, TextIO
 from .progress import ProgressBars, bars_wanted, logs_above_bars
 from .report import RunReport, finish, user_message
 from .service import RunConfig, Service
-from .signals import Interrupted
+from .signals import STOP_GRACE, Interrupted
 from .target import CliTarget, check_target
-from ..errors import ApiError, ArchiveError, DiskSpaceError, OutputPathError
+from ..errors import ApiError, ArchiveError, DiskSpaceError, OutputBusyError, OutputPathError
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
-STOP_TIMEOUT = 20.0
+STOP_TIMEOUT = STOP_GRACE  # seconds a stop waits for the listing and running downloads
 _NOT_STARTED = "not started: "
 
 # Problems that end a run that has started: the report is still printed, the exit code is 1.
@@ -70,18 +70,24 @@ def _stop(downloader, starter: _Starter) -> None:
         downloader.cancel()  # tasks planned by the page that was in flight
     if starter.is_alive():
         log.warning("the listing did not stop within %.0f s; leaving it", STOP_TIMEOUT)
-    downloader.wait(timeout=max(1.0, deadline - time.monotonic()))
+    if not downloader.wait(timeout=max(0.5, deadline - time.monotonic())):
+        busy = downloader.summary().pending
+        log.warning(
+            "%d download(s) did not stop within %.0f s; leaving them (their partial files are "
+            "kept for the next run)",
+            busy,
+            STOP_TIMEOUT,
+        )
 
 
 def _run(
     report: RunReport,
-    service: Service,
+    downloader,
     bars: ProgressBars,
     begin: Begin,
     sig: Dict[str, Any],
 ) -> None:
     """Run ``begin(downloader)`` then wait; fills ``report`` even when interrupted."""
-    downloader = service.open_downloader()
     starter = _Starter(begin, downloader)
     try:
         starter.start()
@@ -116,7 +122,10 @@ def execute(
         bars = ProgressBars(enabled=bars_wanted(args.quiet))
         try:
             with logs_above_bars(bars.enabled):
-                _run(report, service, bars, begin, args.signal)
+                downloader = service.open_downloader()
+                _run(report, downloader, bars, begin, args.signal)
+        except OutputBusyError:
+            raise  # another process downloads into the folder: refused at once, exit 2, no report
         except RUN_STOPPERS as exc:
             report.stopped_reason = user_message(exc, cfg.base_url)
             bars.close()
@@ -124,5 +133,6 @@ def execute(
         finally:
             bars.close()
     finally:
-        service.close()
+        # after a stop request nothing may wait for a worker that does not stop
+        service.close(timeout=1.0 if report.interrupted else None)
     return finish(report, args.report, out)

@@ -4,12 +4,16 @@ the ``download_*`` call that matches the target."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .args import DUPLICATE_POLICIES
+from .args import DUPLICATE_POLICIES, filters_from_args
 from .target import CliTarget
+
+if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
+    from ..image_downloader import ImageDownloader
 
 
 @dataclass
@@ -24,16 +28,22 @@ class RunConfig:
     thumbnails: Optional[bool] = None
     duplicates: Optional[str] = None
     limit: Optional[int] = None
+    filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Options over environment over saved settings (the settings themselves are not changed)."""
     from .. import setting
 
+    from ..transport.client import check_base_url
+
     output = args.output or setting.get("images.output_path")
+    base_url = args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
+    if base_url:
+        base_url = check_base_url(base_url)  # SettingsError for user:password@ (never echoed)
     return RunConfig(
         output=os.path.abspath(os.path.expanduser(output)),
-        base_url=(args.base_url or os.environ.get("CIVITAI_BASE_URL") or None),
+        base_url=base_url,
         api_key=(args.api_key or os.environ.get("CIVITAI_API_KEY") or None),
         concurrency=getattr(args, "concurrency", None),
         template=getattr(args, "template", None),
@@ -42,6 +52,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         thumbnails=getattr(args, "thumbnails", None),
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
+        filters=filters_from_args(args),
     )
 
 
@@ -58,10 +69,10 @@ class Service:
             api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
         )
         self.api = CivitaiAPI(client=self.client)
-        self.downloader = None
+        self.downloader: Optional[ImageDownloader] = None
         self.remember_options = remember_options
 
-    def open_downloader(self):
+    def open_downloader(self) -> "ImageDownloader":
         from .. import setting
         from ..engine.pool import DownloadEngine
         from ..image_downloader import ImageDownloader
@@ -75,15 +86,19 @@ class Service:
             options["generate_thumbnails"] = True
         if cfg.duplicates:
             options["duplicate_policy"] = DUPLICATE_POLICIES[cfg.duplicates]
-        self.downloader = ImageDownloader(
+        downloader = ImageDownloader(
             api_client=self.api,
             download_engine=DownloadEngine(client=self.client, max_workers=workers),
             output_path=cfg.output,
             path_template=cfg.template or setting.get("images.path_template"),
             **options,
         )
+        self.downloader = downloader
+        # one run per output folder: a second process refuses here (OutputBusyError), before any
+        # listing or write; the lock is held until close()
+        downloader.lock_output()
         if self.remember_options:  # retry-failed in this folder writes its files the same way
-            d = self.downloader
+            d = downloader
             d.archive.set_run_options(
                 {
                     "template": d.template.template,
@@ -92,12 +107,14 @@ class Service:
                     "duplicates": d.duplicate_policy,
                 }
             )
-        return self.downloader
+        return downloader
 
-    def close(self) -> None:
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close the downloader, engine and client; with ``timeout`` (a stop request) workers
+        still busy after it are left behind (daemon threads) instead of waited for."""
         if self.downloader is not None:
-            self.downloader.close()
-            self.downloader.engine.shutdown(wait=True, cancel_pending=True)
+            self.downloader.close(timeout=timeout)
+            self.downloader.engine.shutdown(wait=timeout is None, cancel_pending=True)
         self.client.close()
 
 
@@ -105,7 +122,11 @@ def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
     """Call the matching ``download_*`` method; listing runs here, downloads in the engine."""
     save = cfg.metadata is None or bool(cfg.metadata)
     levels = cfg.nsfw
-    limit_kw = {} if cfg.limit is None else {"limit": cfg.limit}
+    limit_kw: Dict[str, Any] = {} if cfg.limit is None else {"limit": cfg.limit}
+    if cfg.filters is not None and target.kind != "image":
+        limit_kw["filters"] = cfg.filters
+    elif cfg.filters is not None:
+        logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
     by_kind = {
         "model": downloader.download_model_images,
         "version": downloader.download_version_images,

@@ -60,7 +60,7 @@ def task_lines(db_path: str, status: Optional[str], limit: int) -> List[str]:
     all) and a closing count line; raises ``ArchiveError`` when the archive cannot be read."""
     from ..store.archive import Archive
 
-    archive = Archive(db_path)
+    archive = Archive(db_path, read_only=True)
     try:
         rows = archive.failed_tasks() if status == "failed" else archive.tasks()
         if status and status != "failed":

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional, Set
 
 from .task import row_as_dict
 from ..records import DownloadResult
+from ..store import confined
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,35 @@ MEDIA_EXTENSIONS = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
 
 
 def find_existing(base: str) -> Optional[str]:
-    """The media file saved at ``base`` (a path without extension), whatever its extension."""
+    """The media file saved at ``base`` (a path without extension), whatever its extension.
+    A symbolic link is not a saved file: it is never adopted (nor read), and writing there is
+    refused by the confinement rules."""
     for ext in MEDIA_EXTENSIONS:
-        if os.path.isfile(base + ext):
+        if os.path.isfile(base + ext) and not os.path.islink(base + ext):
             return base + ext
     return None
+
+
+VIDEO_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3")  # MP4 box type, WebM/Matroska EBML header
+
+
+def unreadable_media(path: str) -> Optional[str]:
+    """None when the file at ``path`` reads as the picture or video its extension says (a cheap
+    structure check, no full decode), else a short reason."""
+    try:
+        if path.lower().endswith((".mp4", ".webm")):
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+            return None if any(magic in head for magic in VIDEO_MAGIC) else "not a video"
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()
+        return None
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}" if exc.strerror else "not an image"
+    except Exception as exc:  # Pillow raises SyntaxError, ValueError ... on broken files
+        return f"not an image ({type(exc).__name__})"
 
 
 def sha256_file(path: str) -> str:
@@ -88,12 +113,17 @@ class FileNames:
 
 
 def apply_same_content(
-    archive: Any, policy: str, image_id: Any, result: DownloadResult
+    archive: Any,
+    policy: str,
+    image_id: Any,
+    result: DownloadResult,
+    root: Optional[str] = None,
 ) -> Optional[Dict[str, Any]]:
     """Apply ``policy`` when the archive holds ``result``'s content as another image's file.
 
     Returns that image's archive row when the new file was deleted (``skip``); None when the new
     file stays (no such other file, ``replace`` which deleted the older one, ``keep_both``).
+    ``root`` (the output folder): a recorded file outside it is never deleted nor pointed to.
     """
     row = row_as_dict(archive.find_by_sha256(result.sha256))
     other = row.get("path")
@@ -101,11 +131,14 @@ def apply_same_content(
         return None
     if os.path.abspath(other) == os.path.abspath(result.path) or not os.path.isfile(other):
         return None
+    if root is not None and confined.relative_to(other, root) is None:
+        logger.debug("image %s: same content as %s, outside %s: left alone", image_id, other, root)
+        return None
     if policy == "skip":
-        os.remove(result.path)
+        confined.remove(result.path, root)
         return row
     if policy == "replace":
-        os.remove(other)
+        confined.remove(other, root)
         logger.info("image %s replaces %s (same content)", image_id, other)
         other_id = row.get("image_id")
         if other_id is not None:  # the older id now lives in the new file: no ping-pong

@@ -341,7 +341,9 @@ class DownloadEngine:
                 return
             status = DONE
             try:
-                job.result = job.fn(job.cancel_event)
+                fn = job.fn
+                assert fn is not None  # cleared only after the job has run
+                job.result = fn(job.cancel_event)
             except DownloadCancelledError as exc:
                 job.exception = exc
                 status = CANCELLED

@@ -65,6 +65,7 @@ class ImageDownloadTask:
         self.thumbnail_path: Optional[str] = None
         self.finished_at: Optional[float] = None
         self.restored = False  # True when rebuilt from the archive's history
+        self.skip_noted = False  # skipped for a problem the report lists (malformed item ...)
         self._settled = False  # final state recorded and announced (what wait() waits for)
 
     @classmethod
@@ -200,6 +201,8 @@ def summarize(tasks: Iterable[ImageDownloadTask], output_path: str) -> DownloadS
             result.bytes_downloaded += task.size or 0
         elif status == SKIPPED:
             result.skipped += 1
+            if task.skip_noted:
+                result.skipped_notes.append((task.image_id, task.error or "skipped"))
         elif status == FAILED:
             result.failed += 1
             result.failures.append((task.image_id, task.error or "failed"))
@@ -217,7 +220,7 @@ def row_as_dict(row: Any) -> Dict[str, Any]:
         return {}
     if isinstance(row, Mapping):
         return dict(row)
-    if dataclasses.is_dataclass(row):
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
         return dataclasses.asdict(row)
     return dict(vars(row))
 
@@ -240,7 +243,7 @@ def task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
     """An :class:`ImageDownloadTask` rebuilt (final state included) from an archive row."""
     task = ImageDownloadTask(
         str(row.get("id") or row.get("task_id")),
-        row.get("image_id"),
+        row.get("image_id"),  # type: ignore[arg-type]  # an int in every row the archive writes
         row.get("image_url") or row.get("url") or "",
         model_id=row.get("model_id"),
         model_name=row.get("model_name"),

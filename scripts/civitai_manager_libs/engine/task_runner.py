@@ -16,7 +16,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..civitai import api as civitai_api
 from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
-from .duplicates import FileNames, apply_same_content, find_existing, sha256_file
+from .duplicates import (
+    FileNames,
+    apply_same_content,
+    find_existing,
+    sha256_file,
+    unreadable_media,
+)
 from ..errors import (
     ApiError,
     CivitaiGalleryError,
@@ -24,7 +30,9 @@ from ..errors import (
     DownloadCancelledError,
     MetadataError,
 )
-from .failures import DISK_FULL_ERRNOS, describe_failure, is_disk_full
+from .failures import describe_failure, is_disk_full
+from ..store import confined
+from ..transport.host_gate import origin_of
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ class Outcome:
     error: Optional[str] = None
     fields: Dict[str, Any] = dataclasses.field(default_factory=dict)
     disk_full: bool = False  # scheduling must stop
+    noted: bool = False  # a skip the report lists with its reason
 
 
 def placeholder_extension(item_type: Optional[str]) -> str:
@@ -59,6 +68,10 @@ class TaskRunner:
     def run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
         """Download ``task`` (already started); never raises."""
         root = self._owner.output_path
+        down = self._host_down(task)
+        if down is not None:  # a host that stopped answering gets no more requests
+            logger.debug("image %s: %s", task.image_id, down)
+            return Outcome(FAILED, down)
         try:
             return self._download(task, cancel_event)
         except DownloadCancelledError:
@@ -71,11 +84,53 @@ class TaskRunner:
             logger.warning("image %s: %s", task.image_id, exc)
             return Outcome(FAILED, describe_failure(exc, root))
         except (CivitaiGalleryError, ApiError) as exc:
+            down = self._host_down(task)
+            if down is not None:  # the host went down during this download: one line said so
+                logger.debug("image %s failed: %s", task.image_id, exc)
+                return Outcome(FAILED, down)
             logger.warning("image %s failed: %s", task.image_id, exc)
             return Outcome(FAILED, describe_failure(exc, root))
         except Exception as exc:  # a bug must not leave the task "downloading" forever
             logger.exception("image %s: unexpected error", task.image_id)
             return Outcome(FAILED, describe_failure(exc, root))
+
+    def _host_down(self, task: ImageDownloadTask) -> Optional[str]:
+        """Why the task's image host is not contacted any more (see HostGate), or None."""
+        gate = getattr(self._owner.client, "host_gate", None)
+        if gate is None or not task.image_url:
+            return None
+        try:
+            origin = origin_of(civitai_api.original_url(task.image_url))
+        except CivitaiGalleryError:
+            return None
+        return gate.unreachable(origin)
+
+    def existing_file(self, task: ImageDownloadTask, path: str) -> Optional[Outcome]:
+        """A file is already where this image would go: adopt it (a readable one), or, when it
+        cannot be read, skip the image leaving the file alone (duplicate policy ``skip``) or
+        return None: download over it (``replace``) or beside it (``keep_both``)."""
+        problem = unreadable_media(path)
+        if problem is None:
+            return self.adopt(task, path)
+        policy = self._owner.duplicate_policy
+        if policy == "skip":
+            message = (
+                f"a file that cannot be read as an image is already at {path} ({problem}); "
+                "it was left as is (duplicate policy 'skip'; choose 'replace' to download over "
+                "it)"
+            )
+            logger.warning("image %s: %s", task.image_id, message)
+            return Outcome(SKIPPED, message, noted=True)
+        logger.warning(
+            "image %s: the file already at %s cannot be read (%s); downloading %s it "
+            "(duplicate policy %r)",
+            task.image_id,
+            path,
+            problem,
+            "over" if policy == "replace" else "beside",
+            policy,
+        )
+        return None
 
     def adopt(self, task: ImageDownloadTask, path: str) -> Outcome:
         """A file is already where this image would go: record it, skip the download."""
@@ -89,24 +144,38 @@ class TaskRunner:
     def _download(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
         owner = self._owner
         target = task.target
+        assert target is not None  # planned tasks always have one
         existing = None if task.custom_path else find_existing(target)
         if existing is not None:
-            if owner.duplicate_policy == "skip":
-                return self.adopt(task, existing)
+            if owner.duplicate_policy == "skip" or unreadable_media(existing) is not None:
+                settled = self.existing_file(task, existing)
+                if settled is not None:
+                    return settled
             if owner.duplicate_policy == "keep_both":
                 target = self._names.claim_copy(target, task.image_id)
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        if target is None:
+            raise ValueError(f"image {task.image_id} has no planned file name")
+        folder = os.path.dirname(os.path.abspath(target))
+        # A file the caller named itself (custom_path) is confined to its own folder.
+        root: str = folder if task.custom_path else str(owner.output_path)
+        confined.ensure_dir(folder, root)
+        min_free = getattr(owner, "min_free_space_mb", None)
         result = owner.client.fetch_to_file(
             civitai_api.original_url(task.image_url),
             target + placeholder_extension(task.item.type if task.item else None),
             progress_callback=lambda done, total: self._on_bytes(task, done, total),
             cancel_event=cancel_event,
             fix_extension=True,
+            root=root,
+            min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
         )
         if existing is not None and owner.duplicate_policy == "replace":
             if os.path.abspath(existing) != os.path.abspath(result.path):
-                os.remove(existing)  # the older copy with another extension
-        other = apply_same_content(owner.archive, owner.duplicate_policy, task.image_id, result)
+                # the older copy with another extension
+                confined.remove(existing, root)
+        other = apply_same_content(
+            owner.archive, owner.duplicate_policy, task.image_id, result, root
+        )
         if other is not None:
             path = other["path"]
             self._record_image(task, path, other.get("metadata_path"), result.sha256, result.size)
@@ -140,13 +209,18 @@ class TaskRunner:
                 return embed.read_infotext(image_path) is None
             return not os.path.exists(metadata.sidecar_path(image_path, fmt))
 
-        missing = [f for f in formats if lacking(f)]
-        if missing:
-            try:
+        try:
+            missing = [f for f in formats if lacking(f)]
+            if missing:
                 record = _record_for(task, image_path)
                 metadata.save_metadata(image_path, record, missing)
-            except MetadataError as exc:
-                logger.warning("image %s: %s", task.image_id, exc)
+        except Exception as exc:  # the file is adopted all the same; its data is a note
+            logger.warning(
+                "image %s: could not complete the generation data of %s: %s",
+                task.image_id,
+                image_path,
+                exc,
+            )
         sidecars = [metadata.sidecar_path(image_path, f) for f in formats if f != "exif"]
         return next((p for p in sidecars if os.path.exists(p)), None)
 
@@ -162,12 +236,18 @@ class TaskRunner:
         try:
             record = _record_for(task, image_path)
             paths = metadata.save_metadata(image_path, record, formats)
-        except MetadataError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
+        except (MetadataError, OSError) as exc:
+            cause = exc.__cause__ if isinstance(exc, MetadataError) else exc
+            if isinstance(cause, OSError) and is_disk_full(cause):
                 raise DiskSpaceError(str(exc)) from exc
             logger.warning("image %s: %s", task.image_id, exc)
             return None, f"image saved, but its generation data could not be written: {exc}"
+        except Exception as exc:  # the image is saved: it is recorded, the data is a note
+            logger.warning("image %s: generation data not written: %r", task.image_id, exc)
+            return None, (
+                "image saved, but its generation data could not be written "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
         sidecars = [p for p in paths if os.path.abspath(p) != os.path.abspath(image_path)]
         chosen = next((p for p in sidecars if p.endswith(".json")), None)
         return chosen or (sidecars[0] if sidecars else (paths[0] if paths else None)), None
@@ -179,8 +259,8 @@ class TaskRunner:
 
         try:
             return thumbnails.make_thumbnail(image_path, size=self._owner.thumbnail_size)
-        except MetadataError as exc:  # ThumbnailError: the image itself is fine
-            logger.warning("%s", exc)
+        except Exception as exc:  # ThumbnailError or worse: the image itself is fine
+            logger.warning("no thumbnail for %s: %s", image_path, exc)
             return None
 
     def _record_image(self, task, path, metadata_path, sha256, size) -> None:
@@ -199,4 +279,5 @@ def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:
     Civitai, the generation data the uploaded file itself still carries (WebUI's ``parameters``)."""
     from ..metadata import record as metadata
 
-    return metadata.with_file_generation(metadata.extract_image_metadata(task.item), image_path)
+    item: Any = task.item if task.item is not None else {}
+    return metadata.with_file_generation(metadata.extract_image_metadata(item), image_path)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from .dataset import Dataset, FakeImage, FakeModel, FakeVersion, iso_ms
 from .listing import ListingError, list_images
+from .models_api import ModelRoutes
 from .response import Response, error_response, json_response
 
 _MODEL_RE = re.compile(r"^/api/v1/models/([^/]+)/?$")
@@ -30,8 +31,14 @@ class ApiRoutes:
         self.base_url = base_url
         self.image_base_url = image_base_url
         self.redirects: Dict[str, str] = {}
+        self.model_files = ModelRoutes(base_url, image_base_url)
 
-    def handle(self, path: str, params: Dict[str, List[str]]) -> Response:
+    def handle(
+        self, path: str, params: Dict[str, List[str]], headers: Optional[Mapping[str, str]] = None
+    ) -> Response:
+        files = self.model_files.handle(path, headers or {}, self._version_json_by_id)
+        if files is not None:
+            return files
         if path.rstrip("/") == "/api/v1/images":
             try:
                 body = list_images(self.dataset, params, self.base_url, self.image_base_url)
@@ -118,14 +125,19 @@ class ApiRoutes:
             "downloadUrl": f"{self.base_url}/api/download/models/{version.id}",
         }
 
+    def _version_json_by_id(self, version_id: int) -> Dict[str, Any]:
+        version = self.dataset.version(version_id)
+        assert version is not None, "a model file without its version"
+        return self.version_json(version)
+
     def _showcase(self, version: FakeVersion) -> List[FakeImage]:
         images = sorted(self.dataset.images_of_version(version.id), key=lambda i: i.created_ms)
         return images[:VERSION_IMAGE_LIMIT]
 
     def _version_image(self, image: FakeImage, with_meta: bool) -> Dict[str, Any]:
         out: Dict[str, Any] = {
-            "url": self.image_base_url + image.listed_path,
-            "nsfwLevel": image.browsing_level,
+            "url": self.image_base_url + image.version_path,
+            "nsfwLevel": image.browsing_level or 1,
             "width": image.width,
             "height": image.height,
             "hash": image.blurhash,
@@ -138,6 +150,9 @@ class ApiRoutes:
         return out
 
     def _file_json(self, model: FakeModel, version: FakeVersion) -> Dict[str, Any]:
+        real = self.model_files.file_json(version.id)
+        if real is not None:
+            return real
         sha = hashlib.sha256(f"file:{version.id}".encode()).hexdigest().upper()
         return {
             "id": version.id + 1_000_000,

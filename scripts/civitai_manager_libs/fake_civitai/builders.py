@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Tuple
 
 from . import media
 from .entities import NSFW_BROWSING_LEVELS, Creator, FakeImage, FakeModel, FakeVersion
-from .meta_shapes import build_meta, pick_shape
+from .meta_shapes import build_meta, civitai_2026, comfy_2026, pick_shape
 
 # 2026-06-01T00:00:00Z: the dataset's "now", so `period` filters stay deterministic.
 DATASET_NOW_MS = 1_780_272_000_000
@@ -26,6 +26,10 @@ HOSTILE_MODEL_NAME = "../../x con\\a:b*?"
 HOSTILE_CREATOR = "..%2f.."
 RESERVED_CREATOR = "con"
 UNICODE_CREATOR = "画師タロウ"
+NUMERIC_CREATOR = Creator("20250101", 107)  # all digits: the API sends it as a JSON number
+# Civitai lists items uploaded since 2025-09 as /<uuid>/original=true/<uuid>.jpeg
+UUID_URLS_SINCE_MS = 1_756_684_800_000
+UUID_URL_MODELS = (88001, 90210)
 
 CREATORS = (
     Creator("alice_art", 101),
@@ -117,6 +121,8 @@ MODELS = (
 )
 VIDEO_MODEL_ID = 99001
 VIDEO_COUNT = 4
+DETAIL_LORA = 62833  # Detail Tweaker LoRA v1.0, used by some DreamShaper images
+DETAIL_LORA_BASE_MODEL = 4201
 DOUBLE_LISTED = ((128713, 109123), (70001, 70002))  # images listed under two versions
 TAGS: Dict[int, str] = {4: "anime", 5133: "woman", 5193: "landscape", 111763: "car", 3628: "sci-fi"}
 SIZES = (
@@ -237,7 +243,53 @@ def build_default(seed: int = 0) -> Dict[str, Any]:
     _guarantee_variety(images, rng)
     _best_foot_forward(images)
     _assign_posts(images, rng)
-    return dict(creators=CREATORS, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
+    _real_2026_shapes(images)
+    _add_lora_resources(images)
+    everyone = list(CREATORS) + [NUMERIC_CREATOR]
+    return dict(creators=everyone, models=models, images=images, now_ms=DATASET_NOW_MS, seed=seed)
+
+
+def _picked(image: FakeImage, salt: str, every: int) -> bool:
+    digest = hashlib.sha256(f"{salt}:{image.id}".encode()).hexdigest()
+    return int(digest, 16) % every == 0
+
+
+def _real_2026_shapes(images: List[FakeImage]) -> None:
+    """What real 2025-2026 listings hold that the first dataset lacked (issue 11): 2026 ``meta``
+    shapes, a numeric username, ``Blocked`` and unrated items, ``original=true/<uuid>`` URLs.
+
+    Chosen from each image's id, never from the random stream, so every other image stays as it
+    was; only images whose original carries no generation data of its own get a new ``meta``.
+    """
+    stills = [i for i in images if i.media != "mp4"]
+    for image in stills:
+        if image.embedded is not None or image.meta is None:
+            continue
+        if image.meta_shape == "a1111" and _picked(image, "civitai_2026", 3):
+            image.meta = civitai_2026(image.meta, image.id, image.width, image.height)
+            image.meta_shape = "civitai_2026"
+        elif image.meta_shape == "comfy" and _picked(image, "comfy_2026", 2):
+            image.meta = comfy_2026(image.meta, image.id, image.width, image.height)
+            image.meta_shape = "comfy_2026"
+    # One post of the LoRA model by a creator whose name is all digits.
+    lora = [i for i in stills if i.model_id == 58390]
+    if lora:
+        for image in [i for i in lora if i.post_id == lora[0].post_id]:
+            image.username, image.user_id = NUMERIC_CREATOR.username, NUMERIC_CREATOR.user_id
+    # Blocked items (served only when the mask asks for bit 32) and unrated items (level 0,
+    # shown as "None" and listed with PG); the first stills keep the levels tests rely on.
+    late = [i for i in stills if i.model_id in UUID_URL_MODELS]
+    rated = [i for i in late if i.nsfw_level in ("Soft", "Mature")]
+    for image in rated[-2:]:
+        image.nsfw_level, image.browsing_level = "Blocked", 32
+    unrated = [i for i in late if i.nsfw_level == "None" and i.meta_shape != "comfy_2026"]
+    for image in unrated[-3:]:
+        image.browsing_level = 0
+    # The newer URL form, on the recent uploads of two models (tests that address images by
+    # the id in their file name use the others).
+    for image in images:
+        if image.model_id in UUID_URL_MODELS and image.created_ms >= UUID_URLS_SINCE_MS:
+            image.uuid_url = True
 
 
 def _reactions(image: FakeImage) -> int:
@@ -290,6 +342,17 @@ def _guarantee_variety(images: List[FakeImage], rng: random.Random) -> None:
     for first, second in DOUBLE_LISTED:
         for image in [i for i in stills if i.model_version_ids == (first,)][:2]:
             image.model_version_ids = (first, second)
+
+
+def _add_lora_resources(images: List[FakeImage]) -> None:
+    """Some DreamShaper images also used the Detail Tweaker LoRA (``--used-with`` finds them in
+    ``meta.civitaiResources``). Chosen from the id, so the RNG stream stays as it was."""
+    for image in images:
+        resources = (image.meta or {}).get("civitaiResources")
+        if image.model_id != DETAIL_LORA_BASE_MODEL or not isinstance(resources, list):
+            continue
+        if int(hashlib.sha256(f"lora:{image.id}".encode()).hexdigest(), 16) % 4 == 0:
+            resources.append({"type": "lora", "weight": 0.7, "modelVersionId": DETAIL_LORA})
 
 
 def _assign_posts(images: List[FakeImage], rng: random.Random) -> None:

@@ -22,6 +22,7 @@ from .entities import (  # noqa: F401  (re-exported: the dataset's vocabulary)
     iso_ms,
 )
 from .meta_shapes import a1111_infotext
+from .models_api import with_resource_fixtures
 
 
 class Dataset:
@@ -61,7 +62,7 @@ class Dataset:
     @classmethod
     def default(cls, seed: int = 0) -> "Dataset":
         """~8 models, 2–3 versions each, 6 creators, a few hundred images: the test/demo dataset."""
-        return cls(**build_default(seed))
+        return cls(**with_resource_fixtures(build_default(seed)))
 
     @classmethod
     def generate(

@@ -61,8 +61,8 @@ class FakeImage:
     media: str  # png | jpeg | webp | mp4
     width: int
     height: int
-    nsfw_level: str  # None | Soft | Mature | X
-    browsing_level: int  # 1, 2, 4, 8 or 16
+    nsfw_level: str  # None | Soft | Mature | X | Blocked (unrated items show None)
+    browsing_level: int  # 1, 2, 4, 8, 16, 32 (Blocked) or 0 (unrated)
     type: Optional[str]  # image | video; None on a few old items (the key is then absent)
     created_ms: int
     post_id: int
@@ -81,6 +81,11 @@ class FakeImage:
     # UserComment in a JPEG) or "comfy" (a PNG "prompt" chunk).
     embedded: Optional[str] = None
     padded_size: Optional[int] = None  # generated datasets: exact size of the original bytes
+    # A query string the listed URL carries (signed CDN URLs: "token=...&sig=..."); the image host
+    # ignores it.
+    url_query: str = ""
+    # Listed with the URL form used since 2025-09: /<uuid>/original=true/<uuid>.jpeg
+    uuid_url: bool = False
 
     @property
     def created_at(self) -> str:
@@ -109,5 +114,17 @@ class FakeImage:
 
     @property
     def listed_path(self) -> str:
-        """The path the API lists (``width=<original width>``, as Civitai does)."""
+        """The path the images endpoint lists: ``width=<original width>/<id>.jpeg`` as Civitai
+        did, or ``original=true/<uuid>.jpeg`` (no id in the name) for items in the newer form;
+        with the query string a signed CDN URL carries, when it has one."""
+        if self.uuid_url:
+            ext = "mp4" if self.media == "mp4" else "jpeg"
+            listed = f"{IMAGE_HOST_PREFIX}/{self.uuid}/original=true/{self.uuid}.{ext}"
+        else:
+            listed = self.path(f"width={self.width}")
+        return f"{listed}?{self.url_query}" if self.url_query else listed
+
+    @property
+    def version_path(self) -> str:
+        """The path the models endpoints list (the name still gives the image id there)."""
         return self.path(f"width={self.width}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Dict, List, Optional
 
-from .media import BytesBody
+from .media import Body, BytesBody, EndlessBody
 from .response import JSON_TYPE, Response, reason
 
 SERVERS = ("any", "api", "image")
@@ -32,7 +32,7 @@ CHALLENGE_HTML = (
 
 @dataclass
 class Rule:
-    kind: str  # status | cut | html | not_found | delay
+    kind: str  # status | cut | html | not_found | delay | empty_pages | stall
     path_glob: str
     server: str = "any"
     remaining: Optional[int] = None  # None: forever
@@ -41,6 +41,10 @@ class Rule:
     body: Any = None
     nbytes: int = 0
     seconds: float = 0.0
+    declared_length: Optional[int] = None
+    send_length: bool = True
+    endless: bool = False
+    served: int = 0  # answers given so far (empty_pages numbers its cursors with it)
 
     def matches(self, server: str, path: str) -> bool:
         return self.server in ("any", server) and fnmatchcase(path, self.path_glob)
@@ -102,6 +106,59 @@ class Faults:
         """Stall ``seconds`` before sending the headers."""
         self._add(Rule("delay", path_glob, server, count, seconds=seconds))
 
+    def serve_raw(
+        self,
+        path_glob: str,
+        body: bytes = b"",
+        *,
+        status: int = 200,
+        headers: Optional[Dict[str, str]] = None,
+        content_length: Any = "actual",
+        endless: bool = False,
+        count: Optional[int] = None,
+        server: str = "any",
+    ) -> None:
+        """Answer with exactly these bytes and headers (hostile hosts).
+
+        ``content_length``: ``"actual"`` (the body's size), an int (a lie: ``10 * 2**40`` for
+        10 TB) or None (no Content-Length, the body ends when the connection closes).
+        ``endless``: after ``body``, zero bytes for ever. ``headers`` are sent as given (e.g.
+        ``{"Content-Encoding": "gzip"}`` over a body gzipped by the test: nothing is encoded
+        here).
+        """
+        rule = Rule(
+            "raw",
+            path_glob,
+            server,
+            count,
+            status=status,
+            headers=dict(headers or {}),
+            body=bytes(body),
+            endless=endless,
+        )
+        if content_length is None:
+            rule.send_length = False
+        elif content_length != "actual":
+            rule.declared_length = int(content_length)
+        self._add(rule)
+
+    def empty_pages(self, path_glob: str, count: Optional[int] = None, server: str = "api") -> None:
+        """Answer 200 with no items and a fresh ``nextCursor`` every time (a listing that never
+        ends unless the client gives up)."""
+        self._add(Rule("empty_pages", path_glob, server, count))
+
+    def stall_after(
+        self,
+        path_glob: str,
+        nbytes: int,
+        seconds: float,
+        count: Optional[int] = None,
+        server: str = "any",
+    ) -> None:
+        """Send the headers and ``nbytes`` of the body, then stall ``seconds`` (the socket stays
+        open, nothing more is sent) before going on."""
+        self._add(Rule("stall", path_glob, server, count, nbytes=nbytes, seconds=seconds))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -125,6 +182,7 @@ class Faults:
         with self._lock:
             for rule in self._rules:
                 if rule.kind in kinds and rule.matches(server, path):
+                    rule.served += 1
                     if rule.remaining is not None:
                         rule.remaining -= 1
                         if rule.remaining == 0:
@@ -134,11 +192,24 @@ class Faults:
 
 
 def fault_response(rule: Rule, server: str) -> Response:
-    """The response a status / html / not_found rule stands for."""
+    """The response a status / html / not_found / raw rule stands for."""
+    if rule.kind == "raw":
+        raw: Body = EndlessBody(rule.body) if rule.endless else BytesBody(rule.body)
+        headers = {"Content-Type": "application/octet-stream"}
+        headers.update(rule.headers)
+        response = Response(rule.status, headers, raw)
+        response.declared_length = rule.declared_length
+        response.send_length = rule.send_length and not rule.endless
+        if rule.endless and rule.declared_length is not None:
+            response.send_length = True
+        return response
     if rule.kind == "html":
         return Response(
             200, {"Content-Type": "text/html; charset=utf-8"}, BytesBody(CHALLENGE_HTML.encode())
         )
+    if rule.kind == "empty_pages":
+        body = {"items": [], "metadata": {"nextCursor": f"empty-{rule.served}"}}
+        return _body_response(200, body, {})
     if rule.kind == "not_found":
         if server == "image":
             return Response(

@@ -9,14 +9,28 @@ and for ``modelId`` without ``modelVersionId``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 from bisect import bisect_left
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
+from ..records import BASE_MODELS
 from .dataset import Dataset, FakeImage
 
-NSFW_MASKS: Dict[str, int] = {"None": 1, "Soft": 3, "Mature": 7, "X": 31, "true": 28, "false": 1}
+NSFW_MASKS: Dict[str, int] = {
+    "None": 1,
+    "Soft": 3,
+    "Mature": 7,
+    "X": 31,
+    "Blocked": 32,
+    "true": 60,  # R + X + XXX + Blocked
+    "false": 1,
+}
+#: Every browsing-level bit: PG=1, PG13=2, R=4, X=8, XXX=16, Blocked=32.
+ALL_LEVEL_BITS = 63
 PERIOD_DAYS: Dict[str, Optional[int]] = {
     "Day": 1,
     "Week": 7,
@@ -25,6 +39,7 @@ PERIOD_DAYS: Dict[str, Optional[int]] = {
     "AllTime": None,
 }
 TYPES = ("image", "video", "audio")
+USERNAME_RE = re.compile(r"[A-Za-z0-9_]*")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 100
 MAX_PAGE_ITEMS = 1000
@@ -62,6 +77,7 @@ SORTS: Dict[str, Tuple[Callable[[FakeImage], int], bool]] = {
     "Newest": (lambda i: i.created_ms, True),
     "Oldest": (lambda i: i.created_ms, False),
     "Random": (_random_rank, False),
+    "Newest id": (lambda i: i.id, True),  # the whole-model path's only order but two
 }
 
 
@@ -102,9 +118,30 @@ def _choice(params: Dict[str, List[str]], name: str, allowed: Sequence[str]) -> 
     return raw
 
 
+def _base_models(params: Dict[str, List[str]]) -> set:
+    """``baseModels`` (comma list or repeated), checked against Civitai's fixed list as it does."""
+    names = set(_many(params, "baseModels"))
+    for name in sorted(names):
+        if name not in BASE_MODELS:
+            raise ListingError(
+                400,
+                f"Invalid enum value for baseModels. Expected one of Civitai's base models "
+                f"('SD 1.5' | 'SDXL 1.0' | 'Pony' | ...), received '{name}'",
+            )
+    return names
+
+
 def nsfw_mask(params: Dict[str, List[str]]) -> int:
-    """The browsing-level mask Civitai derives from ``nsfw`` (absent or ``false``: PG only)."""
+    """The browsing-level mask of a request: ``browsingLevel`` (a bitmask) when given, it
+    overrides ``nsfw``; else the mask Civitai derives from ``nsfw`` (absent/``false``: PG only)."""
     raw = _choice(params, "nsfw", list(NSFW_MASKS))
+    level = _int(params, "browsingLevel", minimum=1)
+    if level is not None:
+        if level > ALL_LEVEL_BITS:
+            raise ListingError(
+                400, f"Invalid browsingLevel: number must be less than or equal to {ALL_LEVEL_BITS}"
+            )
+        return level
     return NSFW_MASKS[raw] if raw is not None else 1
 
 
@@ -115,8 +152,10 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
     image_id = _int(params, "imageId")
     user_id = _int(params, "userId")
     username = _one(params, "username")
+    if username is not None and not USERNAME_RE.fullmatch(username):
+        raise ListingError(400, f"Invalid username: \"{username}\" must match ^[A-Za-z0-9_]*$")
     media_type = _choice(params, "type", TYPES)
-    base_models = set(_many(params, "baseModels"))
+    base_models = _base_models(params)
     tags = set()
     for raw in _many(params, "tags"):
         try:
@@ -156,7 +195,7 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
             continue
         if since is not None and image.created_ms < since:
             continue
-        if not image.browsing_level & mask:
+        if not (image.browsing_level or 1) & mask:  # unrated (0) items list with PG
             continue
         out.append(image)
     return out
@@ -166,14 +205,61 @@ def _sort_key(primary: int, created_ms: int, descending: bool) -> Tuple[int, int
     return (-primary, -created_ms) if descending else (primary, created_ms)
 
 
-def _parse_cursor(raw: str) -> Tuple[int, int]:
-    parts = raw.split("|")
+def _parse_cursor(raw: str) -> Tuple[str, Tuple[int, int]]:
+    """A cursor in any form the fake sends: ``("key", (value, created_ms))`` or
+    ``("offset", (n, 0))``. Real cursors are opaque; clients must send them back verbatim."""
     try:
+        if raw.startswith("offset|"):
+            return "offset", (int(raw[len("offset|") :]), 0)
+        if raw.startswith("bdx:"):
+            data = json.loads(raw[len("bdx:") :])
+            return "key", (int(data["v"]), int(data["c"]))
+        if raw.startswith("feed:"):
+            raw = base64.urlsafe_b64decode(raw[len("feed:") :].encode("ascii")).decode("ascii")
+        if raw.isdigit():  # the old path's cursor: the next item's id
+            return "id", (int(raw), 0)
+        parts = raw.split("|")
         if len(parts) != 2:
             raise ValueError(raw)
-        return int(parts[0]), int(parts[1])
-    except ValueError:
+        return "key", (int(parts[0]), int(parts[1]))
+    except (ValueError, KeyError, TypeError, UnicodeError):
         raise ListingError(400, f"Invalid cursor: \"{raw}\"") from None
+
+
+def _make_cursor(form: str, value: int, created_ms: int, start: int) -> Any:
+    if form == "id":
+        return value  # a JSON number
+    if form == "offset":
+        return f"offset|{start}"
+    if form == "bdx":
+        return "bdx:" + json.dumps({"v": value, "c": created_ms}, separators=(",", ":"))
+    if form == "feed":
+        return "feed:" + base64.urlsafe_b64encode(f"{value}|{created_ms}".encode()).decode()
+    return f"{value}|{created_ms}"
+
+
+#: The cursor form each sort's query path answers with (the whole-model path uses ids).
+CURSOR_FORMS = {
+    "Most Reactions": "pair",
+    "Most Comments": "bdx",
+    "Most Collected": "feed",
+    "Newest": "pair",
+    "Oldest": "pair",
+    "Random": "offset",
+}
+
+
+def whole_model_path(params: Dict[str, List[str]]) -> bool:
+    """``modelId`` without ``modelVersionId``: Civitai's older query path."""
+    return _one(params, "modelId") is not None and _one(params, "modelVersionId") is None
+
+
+def effective_sort(params: Dict[str, List[str]], sort: str) -> str:
+    """The order really applied: the whole-model path orders by newest id for every sort except
+    ``Oldest`` and ``Random`` (the reaction sorts are disabled there)."""
+    if whole_model_path(params) and sort not in ("Oldest", "Random"):
+        return "Newest id"
+    return sort
 
 
 def item_json(
@@ -202,7 +288,8 @@ def item_json(
             "postId": image.post_id,
             "stats": dict(image.stats),
             "meta": meta,
-            "username": image.username,
+            # All-digit usernames come back as JSON numbers (leading zeros lost).
+            "username": int(image.username) if image.username.isdigit() else image.username,
             "baseModel": image.base_model,
             "modelVersionIds": list(image.model_version_ids),
         }
@@ -223,15 +310,18 @@ def list_images(
     cursor = _parse_cursor(cursor_raw) if cursor_raw else None
     if cursor is None and page is not None and page * limit > MAX_PAGE_ITEMS:
         raise ListingError(429, PAGE_CAP_MESSAGE)
-    sort = _choice(params, "sort", list(SORTS)) or "Most Reactions"
+    sort = effective_sort(params, _choice(params, "sort", list(CURSOR_FORMS)) or "Most Reactions")
     with_meta = (_one(params, "withMeta") or "").lower() == "true"
-    wrapped = _one(params, "imageId") is not None or (
-        _one(params, "modelId") is not None and _one(params, "modelVersionId") is None
-    )
+    wrapped = _one(params, "imageId") is not None or whole_model_path(params)
     _, descending = SORTS[sort]
     ranked, keys = _ranked(dataset, params, sort)
-    if cursor is not None:
-        start = bisect_left(keys, _sort_key(cursor[0], cursor[1], descending))
+    form = "id" if sort == "Newest id" else CURSOR_FORMS[sort]
+    if cursor is not None and cursor[0] == "offset":
+        start = cursor[1][0]
+    elif cursor is not None and cursor[0] == "id":
+        start = bisect_left(keys, (-cursor[1][0], -(2**62)))
+    elif cursor is not None:
+        start = bisect_left(keys, _sort_key(cursor[1][0], cursor[1][1], descending))
     elif page is not None:
         start = (page - 1) * limit
     else:
@@ -248,10 +338,10 @@ def list_images(
             )
     elif more:
         nxt = ranked[start + limit]
-        next_cursor = f"{nxt[1]}|{nxt[2].created_ms}"
+        next_cursor = _make_cursor(form, nxt[1], nxt[2].created_ms, start + limit)
         metadata["nextCursor"] = next_cursor
         metadata["nextPage"] = (
-            f"{base_url}/api/v1/images?{urlencode(kept + [('cursor', next_cursor)])}"
+            f"{base_url}/api/v1/images?{urlencode(kept + [('cursor', str(next_cursor))])}"
         )
     return {
         "items": [item_json(row[2], image_base_url, with_meta, wrapped) for row in window],

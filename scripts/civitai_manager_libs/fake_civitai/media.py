@@ -122,7 +122,7 @@ def resized_jpeg(original: bytes, width: int) -> bytes:
         picture = source.convert("RGB")
     if width < picture.width:
         height = max(1, round(picture.height * width / picture.width))
-        picture = picture.resize((width, height), Image.BILINEAR)
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     picture.save(out, format="JPEG", quality=80)
     return out.getvalue()
@@ -193,6 +193,12 @@ class BlobBody(Body):
         self.size = size
         self.kind = kind
         self._header = _BLOB_HEADERS[kind]
+        if kind == "mp4" and size >= len(self._header) + 8:
+            # ftyp, then one mdat box over the rest: a whole ISO-BMFF file of exactly ``size``
+            self._header += struct.pack(">I", size - len(self._header)) + b"mdat"
+        elif kind == "webm":
+            # EBML header, then a segment of unknown size running to the end
+            self._header = self._header + b"\x84webm" + b"\x18\x53\x80\x67" + b"\x01" + b"\xff" * 7
         self._block = _rng(seed, f"blob:{kind}").randbytes(self._BLOCK)
 
     def byte_slice(self, start: int, end: int) -> bytes:
@@ -212,6 +218,22 @@ class BlobBody(Body):
     def iter_range(self, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
         for offset in range(start, end, chunk_size):
             yield self.byte_slice(offset, min(end, offset + chunk_size))
+
+
+class EndlessBody(Body):
+    """``head``, then zero bytes for ever (an endless stream; ``size`` is a huge sentinel)."""
+
+    size = 1 << 62
+
+    def __init__(self, head: bytes = b""):
+        self._head = head
+        self._zeros = bytes(65536)
+
+    def iter_range(self, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
+        if self._head:
+            yield self._head
+        while True:
+            yield self._zeros[:chunk_size]
 
 
 class ByteCache:

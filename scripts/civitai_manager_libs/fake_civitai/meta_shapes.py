@@ -36,6 +36,22 @@ UNICODE_PROMPTS = (
 )
 
 
+#: Shapes of Civitai's 2026 parsers, given to some images after the dataset is drawn (so the
+#: random stream, and every other image, stays as it was): see ``builders._real_2026_shapes``.
+SHAPES_2026 = ("civitai_2026", "comfy_2026")
+COMFY_SAMPLERS = (
+    ("euler_ancestral", "normal"),
+    ("dpmpp_2m", "karras"),
+    ("dpmpp_2m_sde_gpu", "exponential"),
+    ("dpmpp_sde", "sgm_uniform"),
+    ("euler", "simple"),
+    ("uni_pc", "ddim_uniform"),
+    ("dpmpp_3m_sde_gpu", "beta"),
+    ("lcm", "normal"),
+)
+EMBEDDINGS = ("easynegative", "badhandv4", "FastNegativeV2")
+
+
 def pick_shape(rng: random.Random) -> str:
     names = list(SHAPES)
     return rng.choices(names, weights=[SHAPES[n] for n in names])[0]
@@ -199,3 +215,74 @@ def a1111_infotext(meta: Dict[str, Any]) -> str:
         lines.append(f"Negative prompt: {meta['negativePrompt']}")
     lines.append(", ".join(params))
     return "\n".join(lines)
+
+
+def _digest(*parts: Any) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest(), 16)
+
+
+def _hex(seed: int, length: int = 10) -> str:
+    return f"{_digest('hex', seed):064x}"[:length]
+
+
+def civitai_2026(meta: Dict[str, Any], image_id: int, width: int, height: int) -> Dict[str, Any]:
+    """An A1111 ``meta`` as Civitai's 2026 parser sends it: ``width``/``height`` (the size before
+    hires fix) instead of ``Size``, ``TI hashes`` as an object, ``hashes.vae``, hash keys in any
+    case, and Civitai's own keys (``Created Date``)."""
+    out = {k: v for k, v in meta.items() if k != "Size"}
+    upscale = 2 if _digest("hires", image_id) % 2 == 0 else None
+    if upscale:  # a hires-fixed upload: the file is twice the generation size
+        out["Hires upscale"] = str(upscale)
+        out["Hires upscaler"] = "Latent"
+        out["Denoising strength"] = "0.5"
+    out["width"], out["height"] = (
+        (width // upscale, height // upscale) if upscale else (width, height)
+    )
+    hashes: Dict[str, Any] = {}
+    for key, value in (meta.get("hashes") or {}).items():
+        if key.startswith("lora:") and _digest("case", image_id, key) % 2 == 0:
+            key = "LORA:" + key[5:]
+        hashes[key] = value
+    if "model" in hashes and _digest("Model", image_id) % 3 == 0:
+        hashes["Model"] = hashes.pop("model")
+    hashes["vae"] = _hex(image_id)
+    embed = EMBEDDINGS[image_id % len(EMBEDDINGS)]
+    hashes[f"embed:{embed}"] = _hex(image_id + 1, 12)
+    out["hashes"] = hashes
+    out["TI hashes"] = {EMBEDDINGS[(image_id + 1) % len(EMBEDDINGS)]: _hex(image_id + 2, 12)}
+    out["Created Date"] = "2026-04-01T10:00:00.000Z"
+    if _digest("schedule", image_id) % 2 == 0:
+        out["Schedule type"] = "Karras"
+        out["sampler"] = "DPM++ 2M"
+    return out
+
+
+def comfy_2026(meta: Dict[str, Any], image_id: int, width: int, height: int) -> Dict[str, Any]:
+    """A ComfyUI ``meta`` as Civitai sends it in 2026: ComfyUI sampler and scheduler names,
+    ``width``/``height``, generator keys (``denoise``, ``engine``, ``workflow``, ``extra``...), and
+    a ``comfy`` string built by a template that writes ``"workflow": undefined``."""
+    sampler, scheduler = COMFY_SAMPLERS[image_id % len(COMFY_SAMPLERS)]
+    out = {k: v for k, v in meta.items() if k != "comfy"}
+    graph = json.loads(meta["comfy"])["prompt"] if "comfy" in meta else {}
+    if "3" in graph:
+        graph["3"]["inputs"]["sampler_name"] = sampler
+        graph["3"]["inputs"]["scheduler"] = scheduler
+    out.update(
+        {
+            "sampler": sampler,
+            "scheduler": scheduler,
+            "width": width,
+            "height": height,
+            "denoise": 1,
+            "engine": "comfy",
+            "workflow": "txt2img",
+            "extra": {"remixOfId": None},
+            "upscalers": [],
+            "vaes": ["sdxl_vae.safetensors"],
+            "Created Date": "2026-05-02T08:30:00.000Z",
+            "comfy": '{"prompt": ' + json.dumps(graph) + ', "workflow": undefined}',
+        }
+    )
+    return out

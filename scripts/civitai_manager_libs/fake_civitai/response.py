@@ -18,6 +18,10 @@ class Response:
     headers: Dict[str, str] = field(default_factory=dict)
     body: Optional[Body] = None
     ranged: bool = False  # True when the image host may answer a Range request for this body
+    # Fault knobs: the Content-Length sent instead of the body's size (a lie), or none at all
+    # (``send_length=False``: the body runs until the connection closes).
+    declared_length: Optional[int] = None
+    send_length: bool = True
 
     @property
     def size(self) -> int:

@@ -29,6 +29,7 @@ from .faults import Faults, fault_response
 from .imagehost import ImageRoutes
 from .media import Body, BytesBody
 from .response import Response, error_response
+from .storage import ModelStorage
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class RequestRecord:
     connection_id: int = 0  # same id = same TCP connection (keep-alive reuse)
     bytes_sent: int = 0  # body bytes written
     completed: bool = False  # the whole body was written
+    end_time: float = 0.0  # when the last body byte was written (0 until then)
 
 
 class _Server(ThreadingHTTPServer):
@@ -155,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
             if stall is not None:
                 time.sleep(stall.seconds)
             if allowed:
-                response = fake._route(role, path, params)
+                response = fake._route(role, path, params, record.headers)
             else:
                 response = error_response(405, f"Method {self.command} not allowed")
             start, end = 0, response.size
@@ -163,9 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
                 response, start, end = _apply_range(
                     response, self.headers.get("Range"), self.headers.get("If-Range")
                 )
-            cut = None
+            cut = stall = None
             if not head and response.body is not None:
                 cut = fake.faults.take(("cut",), role, path)
+                stall = fake.faults.take(("stall",), role, path) if cut is None else None
             record.status = response.status
             fake._append(record)
             try:
@@ -173,25 +176,48 @@ class _Handler(BaseHTTPRequestHandler):
                 if head or response.body is None:
                     record.completed = True
                     return
+                if stall is not None:
+                    middle = min(end, start + stall.nbytes)
+                    self._send_body(response.body, start, middle, None, record, partial=True)
+                    self.wfile.flush()
+                    time.sleep(stall.seconds)
+                    start = middle
                 self._send_body(response.body, start, end, cut.nbytes if cut else None, record)
             except DISCONNECTS as exc:
                 logger.debug("fake %s: client left during %s: %s", role, path, exc)
                 self.close_connection = True
+            finally:
+                record.end_time = time.time()
 
     def _send_head(self, response: Response, length: int) -> None:
         self.send_response(response.status)
         for key, value in response.headers.items():
             if key.lower() != "content-length":
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(length))
+        if not response.send_length:
+            self.close_connection = True  # the body ends when the connection does
+            self.send_header("Connection", "close")
+        elif response.declared_length is not None:
+            self.send_header("Content-Length", str(response.declared_length))
+        else:
+            self.send_header("Content-Length", str(length))
         self.end_headers()
 
     def _send_body(
-        self, body: Body, start: int, end: int, limit: Optional[int], record: RequestRecord
+        self,
+        body: Body,
+        start: int,
+        end: int,
+        limit: Optional[int],
+        record: RequestRecord,
+        partial: bool = False,
     ) -> None:
+        """Send ``body[start:end]`` (cut after ``limit`` bytes); ``partial``: one piece of a
+        response whose rest follows in another call."""
         fake = self.server.fake
         pacer = fake._pacer()
         sent = 0
+        before = record.bytes_sent
         for piece in body.iter_range(start, end, pacer.chunk_size):
             if limit is not None:
                 piece = piece[: max(0, limit - sent)]
@@ -199,16 +225,18 @@ class _Handler(BaseHTTPRequestHandler):
                 pacer.wait(len(piece))
                 # Update the record before the write: once the client holds the last byte, a test
                 # reading the log must already see the response as complete.
-                record.bytes_sent = sent + len(piece)
-                record.completed = record.bytes_sent == end - start
+                record.bytes_sent = before + sent + len(piece)
+                record.completed = not partial and sent + len(piece) == end - start
                 try:
                     self.wfile.write(piece)
                 except DISCONNECTS:
-                    record.bytes_sent, record.completed = sent, False
+                    record.bytes_sent, record.completed = before + sent, False
                     raise
                 sent += len(piece)
             if limit is not None and sent >= limit:
                 break
+        if partial:
+            return
         if sent < end - start:
             logger.debug("fake %s: cutting %s after %d bytes", self.server.role, record.path, sent)
             self.close_connection = True
@@ -313,6 +341,9 @@ class FakeCivitai:
         self._bucket_next = 0.0
         self._api: Optional[ApiRoutes] = None
         self._images = ImageRoutes(self.dataset)
+        self._stopped_image_port = 0
+        self._image_origin: Optional[str] = None
+        self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
@@ -335,6 +366,7 @@ class FakeCivitai:
 
     def stop(self) -> None:
         servers, self._servers = self._servers, {}
+        self._image_origin = None
         for server in servers.values():
             server.shutdown()
             server.close_connections()
@@ -342,6 +374,34 @@ class FakeCivitai:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
+
+    def stop_image_host(self) -> None:
+        """Take the image host down (as if it died): open connections are cut and new ones are
+        refused; the API host keeps answering. :meth:`start_image_host` brings it back."""
+        server = self._servers.pop("image", None)
+        if server is None:
+            raise RuntimeError("the image host is not running")
+        self._stopped_image_port = server.server_address[1]
+        self._image_origin = self._origin_of(server)
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+
+    def start_image_host(self) -> None:
+        """Bring the image host back on the port it had (after :meth:`stop_image_host`)."""
+        if "image" in self._servers:
+            raise RuntimeError("the image host is already running")
+        server = _Server((self.host, self._stopped_image_port), self, "image")
+        self._servers["image"] = server
+        self._image_origin = None
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-civitai-image",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def __enter__(self) -> "FakeCivitai":
         return self.start()
@@ -356,8 +416,16 @@ class FakeCivitai:
     def _origin(self, role: str) -> str:
         server = self._servers.get(role)
         if server is None:
+            if role == "image" and self._image_origin is not None:
+                return self._image_origin  # taken down by stop_image_host(): URLs still point here
             raise RuntimeError("the fake Civitai is not running: call start() first")
+        return self._origin_of(server)
+
+    @staticmethod
+    def _origin_of(server: "_Server") -> str:
         host, port = server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode("ascii")
         return f"http://{host}:{port}"
 
     @property
@@ -447,15 +515,22 @@ class FakeCivitai:
     def _pacer(self) -> _Pacer:
         return _Pacer(self)
 
-    def _route(self, role: str, path: str, params: Dict[str, List[str]]) -> Response:
-        rule = self.faults.take(("status", "not_found", "html"), role, path)
+    def _route(
+        self,
+        role: str,
+        path: str,
+        params: Dict[str, List[str]],
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Response:
+        rule = self.faults.take(("status", "not_found", "html", "raw", "empty_pages"), role, path)
         if rule is not None:
             return fault_response(rule, role)
         try:
             if role == "api":
                 assert self._api is not None
-                return self._api.handle(path, params)
-            return self._images.handle(path)
+                return self._api.handle(path, params, headers)
+            stored = self.storage.handle(path, headers or {})
+            return stored if stored is not None else self._images.handle(path)
         except Exception:  # a bug in the fake itself: answer 500 and say so loudly
             logger.exception("fake Civitai failed on %s %s", role, path)
             return error_response(500, "fake Civitai internal error (see the server log)")

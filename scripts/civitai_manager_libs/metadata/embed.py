@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 import zlib
 from typing import Dict, List, Optional, Tuple
 
@@ -26,6 +25,7 @@ import piexif
 import piexif.helper
 from PIL import Image, UnidentifiedImageError
 
+from ..store import confined
 from ..errors import MetadataError
 
 log = logging.getLogger(__name__)
@@ -72,24 +72,10 @@ def sniff_format(head: bytes) -> Optional[str]:
     return None
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        else:  # mkstemp makes 0600; a new sidecar gets the usual mode, like open() would
-            os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
+    """Write ``data`` to ``path`` through a new temporary file in the same folder and
+    ``os.replace``; never through a symbolic link, never outside ``root`` (default: the folder)."""
+    confined.write_atomic(path, data, root)
 
 
 # --------------------------------------------------------------------------------------------- PNG
@@ -273,7 +259,7 @@ def _merged_exif(tiff: Optional[bytes], text: str, path: str) -> Optional[bytes]
 
 def _jpeg_segments(data: bytes, path: str) -> Tuple[List[bytes], bytes]:
     """Header segments (each with its marker) up to SOS, and the rest of the file from SOS on."""
-    segments = []
+    segments: List[bytes] = []
     pos = 2
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
@@ -384,9 +370,9 @@ def embed_webp(data: bytes, text: str, path: str = "<webp>") -> Optional[bytes]:
         xmp = next((i for i, (f, _) in enumerate(chunks) if f == b"XMP "), None)
         chunks.insert(xmp if xmp is not None else len(chunks), (b"EXIF", tiff))
     if chunks[0][0] == b"VP8X":
-        header = bytearray(chunks[0][1])
-        header[0] |= _VP8X_EXIF
-        chunks[0] = (b"VP8X", bytes(header))
+        vp8x = bytearray(chunks[0][1])
+        vp8x[0] |= _VP8X_EXIF
+        chunks[0] = (b"VP8X", bytes(vp8x))
     else:
         width, height, has_alpha = _webp_canvas(chunks, path)
         flags = _VP8X_EXIF | (_VP8X_ALPHA if has_alpha else 0)

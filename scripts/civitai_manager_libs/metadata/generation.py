@@ -32,7 +32,112 @@ _GENERATION_KEYS = {
     "clip_skip": ("clipSkip", "Clip skip", "clip_skip"),
     "model": ("Model", "model"),
     "model_hash": ("Model hash", "modelHash", "model_hash"),
+    "schedule_type": ("Schedule type", "schedule_type", "scheduleType"),
+    "vae_hash": ("VAE hash", "vaeHash", "vae_hash"),
 }
+
+#: ComfyUI (and Civitai generator) sampler names -> the names WebUI 1.10 lists.
+WEBUI_SAMPLERS = {
+    "euler": "Euler",
+    "euler_ancestral": "Euler a",
+    "heun": "Heun",
+    "dpm_2": "DPM2",
+    "dpm_2_ancestral": "DPM2 a",
+    "lms": "LMS",
+    "dpm_fast": "DPM fast",
+    "dpm_adaptive": "DPM adaptive",
+    "dpmpp_2s_ancestral": "DPM++ 2S a",
+    "dpmpp_sde": "DPM++ SDE",
+    "dpmpp_sde_gpu": "DPM++ SDE",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp_2m_sde": "DPM++ 2M SDE",
+    "dpmpp_2m_sde_gpu": "DPM++ 2M SDE",
+    "dpmpp_2m_sde_heun": "DPM++ 2M SDE Heun",
+    "dpmpp_2m_sde_heun_gpu": "DPM++ 2M SDE Heun",
+    "dpmpp_3m_sde": "DPM++ 3M SDE",
+    "dpmpp_3m_sde_gpu": "DPM++ 3M SDE",
+    "ddim": "DDIM",
+    "plms": "PLMS",
+    "uni_pc": "UniPC",
+    "uni_pc_bh2": "UniPC",
+    "lcm": "LCM",
+    "restart": "Restart",
+}
+#: ComfyUI scheduler names -> WebUI 1.10's ``Schedule type`` names.
+WEBUI_SCHEDULERS = {
+    "karras": "Karras",
+    "exponential": "Exponential",
+    "polyexponential": "Polyexponential",
+    "sgm_uniform": "SGM Uniform",
+    "simple": "Simple",
+    "normal": "Normal",
+    "ddim_uniform": "DDIM",
+    "beta": "Beta",
+    "kl_optimal": "KL Optimal",
+    "align_your_steps": "Align Your Steps",
+    "uniform": "Uniform",
+    "automatic": "Automatic",
+}
+
+
+def webui_sampler(name: Any) -> Any:
+    """WebUI's name for a ComfyUI sampler name (``euler_ancestral`` -> ``Euler a``); any other
+    value (already a WebUI name, or unknown) is returned unchanged."""
+    if isinstance(name, str):
+        return WEBUI_SAMPLERS.get(name.strip().lower(), name)
+    return name
+
+
+def webui_schedule_type(name: Any) -> Any:
+    """WebUI's ``Schedule type`` for a ComfyUI scheduler name (``karras`` -> ``Karras``)."""
+    if isinstance(name, str):
+        return WEBUI_SCHEDULERS.get(name.strip().lower(), name)
+    return name
+
+
+def find_hash(hashes: Mapping[str, Any], name: str) -> Optional[str]:
+    """``hashes[name]`` with the key in any case (``model``, ``Model``, ``VAE``...)."""
+    for key, value in hashes.items():
+        if isinstance(key, str) and key.lower() == name and isinstance(value, str) and value:
+            return value
+    return None
+
+
+def hash_pairs(value: Any, prefix: str) -> Dict[str, str]:
+    """A ``Lora hashes`` / ``TI hashes`` value as ``{prefix + name: hash}``.
+
+    Takes WebUI's text (``"a: 1f, b: 2e"``) or the object Civitai sends since 2026
+    (``{"a": "1f"}``); anything else gives ``{}``.
+    """
+    pairs: Dict[str, str] = {}
+    if isinstance(value, Mapping):
+        for name, hash_ in value.items():
+            if isinstance(name, str) and name.strip() and isinstance(hash_, str) and hash_:
+                pairs[prefix + name.strip()] = hash_.strip()
+    elif isinstance(value, str):
+        for part in value.split(","):
+            name, sep, hash_ = part.rpartition(":")
+            if sep and name.strip() and hash_.strip():
+                pairs[prefix + name.strip()] = hash_.strip()
+    return pairs
+
+
+_UNDEFINED_RE = re.compile(r"(?<=[:\[,])(\s*)undefined(?=\s*[,}\]])")
+
+
+def parse_comfy(text: str) -> Any:
+    """A ``comfy`` string as JSON: parsed as is, or after Civitai's ``undefined`` values are
+    read as ``null`` (its template can write ``"workflow": undefined``); else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return json.loads(_UNDEFINED_RE.sub(r"\1null", text))
+    except json.JSONDecodeError:
+        log.debug("meta.comfy is not valid JSON; kept as text")
+        return text
+
 
 _NUMERIC_FIELDS = ("steps", "cfg_scale", "seed", "clip_skip")
 
@@ -146,6 +251,14 @@ def _loras(meta: Mapping[str, Any], hashes: Mapping[str, Any], prompt: Optional[
     return list(found.values())
 
 
+def _size_from(width: Any, height: Any) -> Optional[str]:
+    """``"WxH"`` from 2026's ``width`` / ``height`` meta keys (the generation size)."""
+    w, h = _int_or_none(width), _int_or_none(height)
+    if w is None or h is None or w <= 0 or h <= 0:
+        return None
+    return f"{w}x{h}"
+
+
 def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
     """The normalized ``generation`` part of a Civitai ``meta`` value (None when there is none)."""
     meta = unwrap_meta(meta)
@@ -163,30 +276,45 @@ def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
         generation[field] = value
     for field in _NUMERIC_FIELDS:
         generation[field] = to_number(generation[field])
-    for field in ("prompt", "negative_prompt", "sampler", "size", "model_hash"):
+    text_fields = ("prompt", "negative_prompt", "sampler", "size", "model_hash")
+    for field in text_fields + ("schedule_type", "vae_hash"):
         generation[field] = _str_or_none(generation[field])
+    if generation["size"] is None:
+        generation["size"] = _size_from(meta.get("width"), meta.get("height"))
+    raw_sampler = generation["sampler"]
+    generation["sampler"] = webui_sampler(raw_sampler)
+    if generation["schedule_type"] is None:
+        generation["schedule_type"] = _str_or_none(webui_schedule_type(meta.get("scheduler")))
     raw_model = generation["model"]
     generation["model"] = _model_text(raw_model)
 
-    hashes = meta.get("hashes") if isinstance(meta.get("hashes"), Mapping) else {}
+    hashes: Dict[str, Any] = dict(meta["hashes"]) if isinstance(meta.get("hashes"), Mapping) else {}
     used.update(("hashes", "resources"))
-    if generation["model_hash"] is None and isinstance(hashes.get("model"), str):
-        generation["model_hash"] = hashes["model"]
+    for label, prefix in (("Lora hashes", "lora:"), ("TI hashes", "embed:")):
+        if label in meta:
+            found = hash_pairs(meta[label], prefix)
+            if found or meta[label] is None:
+                used.add(label)  # kept in ``hashes`` (a value that is neither stays in extra)
+            known = {key.lower() for key in hashes if isinstance(key, str)}
+            hashes.update({k: v for k, v in found.items() if k.lower() not in known})
+    if generation["model_hash"] is None:
+        generation["model_hash"] = find_hash(hashes, "model")
+    if generation["vae_hash"] is None:
+        generation["vae_hash"] = find_hash(hashes, "vae")
     generation["loras"] = _loras(meta, hashes, generation["prompt"])
     resources = meta.get("resources")
     generation["resources"] = list(resources) if isinstance(resources, list) else []
-    generation["hashes"] = dict(hashes)
+    generation["hashes"] = hashes
 
     extra: Dict[str, Any] = {}
     for key, value in meta.items():
         if key in used:
             continue
         if key == "comfy" and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                log.debug("meta.comfy is not valid JSON; kept as text")
+            value = parse_comfy(value)
         extra[key] = value
+    if raw_sampler != generation["sampler"] and "sampler" not in extra:
+        extra["sampler"] = raw_sampler  # the original (ComfyUI) name, kept in the record
     if raw_model is not None and not isinstance(raw_model, str):
         extra["Model"] = raw_model  # the original object; ``model`` holds its text form
     generation["extra"] = extra

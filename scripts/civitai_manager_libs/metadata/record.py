@@ -19,12 +19,15 @@ from urllib.parse import urlsplit
 
 from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
 from ..errors import MetadataError
-from .infotext import MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
+from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
+from .resource_refs import collect_resources
+from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
     _str_or_none,
     extract_generation,
+    hash_pairs,
     json_safe,
     to_number,
     unwrap_meta,
@@ -50,6 +53,7 @@ RECORD_KEYS = (
     "base_model",
     "stats",
     "generation",
+    "resources",
 )
 #: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
 _NSFW_BY_LEVEL = {0: "None", 1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "X"}
@@ -92,26 +96,18 @@ def id_from_url(url: Any) -> Optional[int]:
 # ------------------------------------------------------------------------------------- generation
 
 
-def _hash_pairs(text: str, prefix: str) -> Dict[str, str]:
-    """``"a: 1f, b: 2e"`` (a ``Lora hashes`` value) -> ``{prefix + "a": "1f", ...}``."""
-    pairs = {}
-    for part in text.split(","):
-        name, sep, value = part.rpartition(":")
-        if sep and name.strip() and value.strip():
-            pairs[prefix + name.strip()] = value.strip()
-    return pairs
-
-
 def generation_from_infotext(text: Optional[str]) -> Optional[Dict[str, Any]]:
     """A ``generation`` dict from A1111 infotext (e.g. what an original PNG carries itself)."""
     if not text or not text.strip():
         return None
     parsed = parse_infotext(text)
     meta: Dict[str, Any] = dict(parsed["params"])
+    for _field, label in PADDING:  # our own filler pairs, no generation data
+        meta.pop(label, None)
     hashes: Dict[str, str] = {}
     for label, prefix in (("Lora hashes", "lora:"), ("TI hashes", "embed:")):
         if isinstance(meta.get(label), str):
-            hashes.update(_hash_pairs(meta.pop(label), prefix))
+            hashes.update(hash_pairs(meta.pop(label), prefix))
     if meta.get("Model hash"):
         hashes.setdefault("model", meta["Model hash"])
     meta["hashes"] = hashes
@@ -176,7 +172,8 @@ def extract_image_metadata(
     image_id = _int_or_none(source.get("id"))
     if image_id is None:
         image_id = id_from_url(url)
-    user = raw.get("user") if isinstance(raw.get("user"), Mapping) else {}
+    user_value = raw.get("user")
+    user: Mapping[str, Any] = user_value if isinstance(user_value, Mapping) else {}
     version_id = _int_or_none(pick("version_id", "modelVersionId"))
     if version_id is None:
         version_ids = raw.get("modelVersionIds")
@@ -207,6 +204,7 @@ def extract_image_metadata(
             str(k): to_number(v) for k, v in (stats.items() if isinstance(stats, Mapping) else ())
         },
         "generation": extract_generation(meta),
+        "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
     }
     return json_safe(record)
 
@@ -241,7 +239,7 @@ def _configured_api_key() -> Optional[str]:
     return key if isinstance(key, str) and key else None
 
 
-def _summary_lines(record: Mapping[str, Any]) -> List[str]:
+def _summary_lines(record: Mapping[str, Any], short_parameters: bool = True) -> List[str]:
     def fmt(label: str, value: Any) -> Optional[str]:
         return f"{label}: {value}" if value not in (None, "", [], {}) else None
 
@@ -274,9 +272,10 @@ def _summary_lines(record: Mapping[str, Any]) -> List[str]:
         fmt("Created", record.get("created_at")),
         fmt("LoRAs", loras),
     ]
-    pairs = parameter_pairs(gen) if gen else []
+    pairs = parameter_pairs(gen) if gen and short_parameters else []
     if 0 < len(pairs) < MIN_PARAMETERS:  # too few for WebUI's parameters line (see infotext)
         lines.append(fmt("Parameters", ", ".join(f"{k}: {v}" for k, v in pairs)))
+    lines += resource_lines(record.get("resources") or [])
     return [line for line in lines if line]
 
 
@@ -284,7 +283,9 @@ def format_txt(record: Mapping[str, Any]) -> str:
     """The ``txt`` sidecar: the infotext first (pastes into WebUI), then the key facts."""
     infotext = to_infotext(record)
     head = infotext if infotext else "(no generation data: the author hid it or Civitai has none)"
-    return head + "\n\n" + "\n".join(_summary_lines(record)) + "\n"
+    # The facts repeat a short parameter list only when the infotext could not carry it.
+    short = not parse_infotext(infotext)["params"] if infotext else True
+    return head + "\n\n" + "\n".join(_summary_lines(record, short)) + "\n"
 
 
 def _write_text(path: str, text: str) -> str:

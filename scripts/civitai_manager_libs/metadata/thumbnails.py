@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .embed import sniff_format, write_atomic
+from ..store import confined
 from ..errors import MetadataError
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def make_thumbnail(image_path: str, size: Sequence[int] = (256, 256)) -> Optiona
     else:
         thumb.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
     try:
-        os.makedirs(folder, exist_ok=True)
+        # .thumbnails is created (or must already resolve) inside the image's folder
+        confined.ensure_dir(folder, os.path.dirname(os.path.abspath(image_path)))
         write_atomic(target, buffer.getvalue())
     except OSError as exc:
         raise ThumbnailError(

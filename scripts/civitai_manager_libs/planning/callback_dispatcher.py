@@ -4,7 +4,8 @@ daemon thread, so user code never runs on a download worker and a raising callba
 ``register_image_downloaded_callback`` fires once per *completed* task (the spec's "download
 completed"), ``register_task_finished_callback`` once per task reaching any final state,
 ``register_progress_callback`` with a :class:`records.DownloadSummary` when tasks change (byte
-progress at most every 0.25 s). An exception in a callback is logged and otherwise ignored.
+progress at most every 0.25 s). An exception in a callback (any, ``SystemExit`` included) is logged
+and otherwise ignored: the thread goes on, so ``wait()`` always returns.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class CallbackDispatcher:
             fn, args = entry
             try:
                 fn(*args)
-            except Exception:  # a user's callback must not stop the others
+            except BaseException:  # noqa: B902 - a callback (even SystemExit) stops nothing
                 logger.exception("a download callback (%s) raised; it was ignored", fn)
             finally:
                 with self._cond:
@@ -141,5 +142,5 @@ class TaskCallbacks:
         for callback in list(self._progress):
             try:
                 callback(summary)
-            except Exception:
+            except BaseException:  # noqa: B902 - see _run
                 logger.exception("a progress callback (%s) raised; it was ignored", callback)

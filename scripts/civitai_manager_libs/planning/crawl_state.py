@@ -42,6 +42,7 @@ class ListingState:
         self.task_ids: List[str] = []
         self.seen_images: Set[Any] = set()
         self.requested_cursors: Set[Optional[str]] = set()
+        self.unscheduled: Set[str] = set()  # registered, not yet handed on (settled on an error)
         self.stop = threading.Event()
         self.lock = threading.Lock()  # orders checkpoint writes
         self.listing_done = False

@@ -32,6 +32,12 @@ Decisions worth knowing (the spec leaves them open):
   under the minimum (``disk_space``), or when a write meets a full disk, scheduling stops:
   listings end and every task not started yet is cancelled with the reason (``stopped_reason``).
   The next ``download_*`` call starts afresh.
+* Filters (``filters=FilterSpec(...)`` on the ``download_*`` listings and ``retry_failed``):
+  ``baseModels`` and ``type`` are sent to Civitai, every filter is checked again on the client,
+  dropped images get no task and are counted by reason (``summary().filtered`` for the session,
+  ``last_filtered`` for the latest call). Another filter set is another listing (its own
+  checkpoint). Each listing remembers its filters in the archive (``run_options["filters"]``):
+  ``retry_failed()`` without ``filters`` applies them.
 * ``download_single_image(image_id, output_path=None)``: ``output_path`` is either a folder (it
   exists as one or ends with a separator; the file is ``<folder>/<id>.<ext>``) or a file path whose
   extension, if any, is replaced by the real one. It is taken as given (the user chose it).
@@ -39,16 +45,21 @@ Decisions worth knowing (the spec leaves them open):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import functools
 import logging
 import os
+import sys
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..civitai import api as civitai_api
+from ..civitai.filters import FilterSpec
 from ..store import disk_space
+from ..store.folder_lock import FolderLock
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
 from ..engine.pool import PRIORITY_SINGLE, DownloadEngine
@@ -69,6 +80,8 @@ from ..engine.task import (  # noqa: F401  (re-exported: the task and its status
 from ..engine.duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
 from ..errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
 from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
+from . import item_filter
+from .item_filter import FilterCounts
 from .listing_planner import REASON_KNOWN, ListingPlanner
 from ..store.paths import PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
@@ -79,13 +92,16 @@ from .template_context import TemplateContext, int_or_none
 logger = logging.getLogger(__name__)
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
+MAX_ID = 2**63 - 1  # the largest id the archive (SQLite INTEGER) holds
 ALL_LEVELS = list(NSFW_LEVELS)
 
 
 def _positive_id(value: Any, what: str) -> int:
     number = int_or_none(value)
-    if number is None or number <= 0:
-        raise InvalidQueryError(f"The {what} id must be a positive number, got {value!r}.")
+    if number is None or number <= 0 or number > MAX_ID:
+        raise InvalidQueryError(
+            f"The {what} id must be a positive number (below 2**63), got {value!r}."
+        )
     return number
 
 
@@ -159,7 +175,15 @@ class ImageDownloader:
         )
         self._runner = TaskRunner(self, self._names, self._on_bytes)
         self._sizes: List[int] = []
+        self._filtered = FilterCounts()  # this session's filtered images, by reason
+        self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
         self._closed = False
+        # one writer per output folder (store.folder_lock): held while this downloader has work,
+        # or for its whole life once lock_output() was called (the CLI)
+        self._folder_lock = FolderLock(self.output_path)
+        self._lock_pinned = False
+        self._listings_running = 0
+        self._registry.after_settle = self._release_if_idle
 
     def __repr__(self) -> str:
         return (
@@ -204,6 +228,8 @@ class ImageDownloader:
         limit: int = 0,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download every image of a model (``limit`` 0 = all); returns the task ids.
 
@@ -212,7 +238,7 @@ class ImageDownloader:
         """
         model_id = _positive_id(model_id, "model")
         return self._download_listing(
-            "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata
+            "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata, filters
         )
 
     def download_version_images(
@@ -221,6 +247,8 @@ class ImageDownloader:
         limit: int = 0,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
         version_id = _positive_id(version_id, "model version")
@@ -231,6 +259,7 @@ class ImageDownloader:
             limit,
             nsfw_levels,
             save_metadata,
+            filters,
         )
 
     def download_creator_images(
@@ -239,17 +268,30 @@ class ImageDownloader:
         limit: int = 20,
         nsfw_levels: Optional[List[str]] = None,
         save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images posted by ``username`` (0 = all)."""
         if not isinstance(username, str) or not username.strip():
             raise InvalidQueryError("A creator's username is needed, e.g. 'someartist'.")
         username = username.strip()
         return self._download_listing(
-            "creator", username, {"username": username}, limit, nsfw_levels, save_metadata
+            "creator",
+            username,
+            {"username": username},
+            limit,
+            nsfw_levels,
+            save_metadata,
+            filters,
         )
 
     def download_filtered_images(
-        self, filter_params: Dict[str, Any], limit: int = 20, save_metadata: bool = True
+        self,
+        filter_params: Dict[str, Any],
+        limit: int = 20,
+        save_metadata: bool = True,
+        *,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images matching images-endpoint filters (``nsfw`` included)."""
         if not isinstance(filter_params, Mapping):
@@ -262,7 +304,9 @@ class ImageDownloader:
             levels = list(civitai_api.levels_of_param(params["nsfw"]))
         params.pop("nsfw", None)
         value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
-        return self._download_listing("filter", value, params, limit, levels, save_metadata)
+        return self._download_listing(
+            "filter", value, params, limit, levels, save_metadata, filters
+        )
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -278,6 +322,10 @@ class ImageDownloader:
         self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
+        with self._working():
+            return self._single_image(image_id, output_path, save_metadata)
+
+    def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
         row = self._archive_row(image_id) if output_path is None else {}
         if row.get("path") and os.path.isfile(row["path"]):
             task = new_task(image_id, row.get("url") or "", None)
@@ -335,6 +383,7 @@ class ImageDownloader:
         limit: int,
         nsfw_levels: Any,
         save_metadata: bool,
+        filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidQueryError(
@@ -347,10 +396,69 @@ class ImageDownloader:
         query_key = f"{kind}:{value}|nsfw={','.join(levels)}"
         if limit:
             query_key += f"|limit={limit}"
+        spec = filters if filters is not None else FilterSpec()
+        if spec.active:
+            query_key += f"|filters={spec.key()}"
+            params = spec.server_params(params)
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        with self._working():
+            with self._registry.lock:
+                self._halt_reason = None
+            # retry-failed and a re-run in this folder apply the same filters
+            self.archive.set_run_options({"filters": spec.to_dict()})
+            counts = FilterCounts()
+            try:
+                return self._planner.run(
+                    query_key, kind, value, params, limit, levels, save_metadata, spec, counts
+                )
+            finally:
+                self._count_filtered(counts)
+
+    # -- one writer per output folder ------------------------------------------------------------
+
+    def lock_output(self) -> None:
+        """Hold the output folder's lock until :meth:`close` (the CLI: refuse a second process at
+        once, before any listing). OutputBusyError when another process holds it."""
+        self._folder_lock.hold()
+        self._lock_pinned = True
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """Hold the output folder's lock for a call that plans work, and after it while its tasks
+        run (OutputBusyError when another process holds it)."""
+        self._folder_lock.hold()
         with self._registry.lock:
-            self._halt_reason = None
-        return self._planner.run(query_key, kind, value, params, limit, levels, save_metadata)
+            self._listings_running += 1
+        try:
+            yield
+        finally:
+            with self._registry.lock:
+                self._listings_running -= 1
+            self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        if self._lock_pinned or not self._folder_lock.held:
+            return
+        with self._registry.lock:
+            idle = self._listings_running == 0 and not self._registry.has_live()
+        if idle:
+            self._folder_lock.let_go()
+
+    def _count_filtered(self, counts: FilterCounts) -> None:
+        with self._registry.lock:
+            self._filtered.merge(counts)
+            self.last_filtered = counts.as_dict()
+
+    def remembered_filters(self) -> FilterSpec:
+        """The filters the last listing into this folder ran with (none when never recorded)."""
+        if not self._archive_exists():
+            return FilterSpec()
+        data = self.archive.run_options().get("filters")
+        try:
+            return FilterSpec.from_dict(data if isinstance(data, Mapping) else None)
+        except InvalidQueryError as exc:
+            logger.warning("ignoring the filters remembered in the archive: %s", exc)
+            return FilterSpec()
 
     # -- scheduling and running ------------------------------------------------------------------
 
@@ -366,28 +474,45 @@ class ImageDownloader:
             )
             existing = find_existing(task.target) if self.skip_existing else None
             if existing is not None:
-                self._settle(task, self._runner.adopt(task, existing))
-                return
+                try:
+                    outcome = self._runner.existing_file(task, existing)
+                except Exception as exc:  # a file in the way must not stop the listing
+                    logger.warning("image %s: %s: %s", task.image_id, existing, exc, exc_info=True)
+                    outcome = Outcome(FAILED, f"the file already at {existing}: {exc!r}")
+                if outcome is not None:
+                    self._settle(task, outcome)
+                    return
         try:
-            self.engine.submit(lambda ev, t=task: self._run(t, ev), task.priority, key=task.id)
+            self.engine.submit(functools.partial(self._run, task), task.priority, key=task.id)
         except RuntimeError as exc:  # the engine was shut down
             self._registry.settle(task, CANCELLED, f"not started: {exc}")
 
     def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
-        """Engine job: download, post-process, record. Never leaves the task half-final."""
-        if self._halt_reason is not None:
-            self._registry.settle(task, CANCELLED, self._halt_reason)
-            return
-        if cancel_event.is_set() or not task._start():
-            self._registry.settle(task, CANCELLED, "cancelled")
-            return
-        self._callbacks.progress()
-        self._settle(task, self._runner.run(task, cancel_event))
+        """Engine job: download, post-process, record. Whatever happens (a bug included), the
+        task ends final, so ``wait()`` always returns."""
+        try:
+            if self._halt_reason is not None:
+                self._registry.settle(task, CANCELLED, self._halt_reason)
+                return
+            if cancel_event.is_set() or not task._start():
+                self._registry.settle(task, CANCELLED, "cancelled")
+                return
+            self._callbacks.progress()
+            self._settle(task, self._runner.run(task, cancel_event))
+        finally:
+            if not task._settled:
+                error = sys.exc_info()[1]
+                status = CANCELLED if cancel_event.is_set() else FAILED
+                reason = f"unexpected error: {error!r}" if error is not None else "not finished"
+                logger.error("image %s: %s", task.image_id, reason)
+                self._registry.settle_after_error(task, status, reason)
 
     def _settle(self, task: ImageDownloadTask, outcome: Outcome) -> None:
         if outcome.status == COMPLETED:
             with self._registry.lock:
-                self._sizes.append(outcome.fields["size"])
+                self._sizes.append(outcome.fields.get("size") or 0)
+        if outcome.noted:
+            task.skip_noted = True
         self._registry.settle(task, outcome.status, outcome.error, **outcome.fields)
         if outcome.disk_full:
             self._halt(f"not started: {outcome.error}")
@@ -505,19 +630,38 @@ class ImageDownloader:
         return len(live)
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
-        return summarize(self._registry.select(task_ids), self.output_path)
+        """Counts over the tasks (all of this session when None; then ``filtered`` holds the
+        session's filtered images by reason)."""
+        result = summarize(self._registry.select(task_ids), self.output_path)
+        if task_ids is None:
+            with self._registry.lock:
+                result.filtered = self._filtered.as_dict()
+        return result
 
-    def retry_failed(self) -> List[str]:
+    def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:
         """New tasks for the failed images of this session and of the archive's history.
 
         An image that is in the archive by now, or already queued again, is left out; an image
-        Civitai no longer has gets a failed task saying so.
+        Civitai no longer has gets a failed task saying so. ``filters`` (default: those the last
+        listing into this folder ran with) apply as in a listing: an image they drop is counted,
+        not retried.
         """
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._registry.lock:
-            self._halt_reason = None
-            failed = self._registry.with_status(FAILED)
+        spec = filters if filters is not None else self.remembered_filters()
+        counts = FilterCounts()
+        with self._working():
+            with self._registry.lock:
+                self._halt_reason = None
+                failed = self._registry.with_status(FAILED)
+            try:
+                return self._retry_failed(failed, spec, counts)
+            finally:
+                self._count_filtered(counts)
+
+    def _retry_failed(
+        self, failed: List[ImageDownloadTask], spec: FilterSpec, counts: FilterCounts
+    ) -> List[str]:
         retried: Set[Any] = set()
         new_ids: List[str] = []
         archive = self.archive
@@ -545,6 +689,10 @@ class ImageDownloader:
                     )
                     new_ids.append(task.id)
                     continue
+            why = item_filter.reason(item, spec) if spec.active else None
+            if why is not None:
+                counts.add(why)
+                continue
             task = new_task(image_id, item.url, item)
             task.save_metadata = self.save_metadata_default
             new_ids.append(task.id)
@@ -558,16 +706,24 @@ class ImageDownloader:
             self._reserve()
         return new_ids
 
-    def close(self) -> None:
-        """Cancel what is still queued or running, stop the owned engine, flush callbacks."""
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Cancel what is still queued or running, stop the owned engine, flush callbacks.
+
+        ``timeout``: the longest wait for running downloads and callbacks (default: the owned
+        engine's workers are waited for, a shared engine's tasks up to 30 s); a worker that does
+        not stop in time is left behind."""
         if self._closed:
             return
         self._closed = True
         self.cancel()
-        if self._owns_engine:
+        if self._owns_engine and timeout is None:
             self.engine.shutdown(wait=True, cancel_pending=True)
+        elif self._owns_engine:
+            self.engine.shutdown(wait=False, cancel_pending=True)
+            self.wait(timeout=timeout)
         else:
-            self.wait(timeout=30)
-        self._callbacks.dispatcher.close()
+            self.wait(timeout=30 if timeout is None else timeout)
+        self._callbacks.dispatcher.close(10 if timeout is None else timeout)
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
+        self._folder_lock.let_go()

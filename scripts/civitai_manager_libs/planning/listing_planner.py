@@ -1,15 +1,21 @@
 """Lists one query page by page and turns each page's images into scheduled tasks: one task per
 image (within the call and across live calls), archived images skipped without a request, the
-path template applied, the checkpoint kept, a cursor the server repeats refused."""
+path template applied, the checkpoint kept, a cursor the server repeats refused, images the
+client-side filters drop counted by reason (``item_filter``), a date-sorted listing stopped once it
+is past its date bound."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..civitai import api as civitai_api
+from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
-from ..engine.task import FAILED, SKIPPED, ImageDownloadTask, new_task, row_as_dict
+from . import item_filter
+from .item_filter import FilterCounts
+from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
 from ..store.paths import fields_from_item, safe_join
 from ..records import ImageItem
@@ -49,38 +55,89 @@ class ListingPlanner:
         limit: int,
         levels: List[str],
         save_metadata: bool,
+        spec: Optional[FilterSpec] = None,
+        counts: Optional[FilterCounts] = None,
     ) -> List[str]:
         """List ``params`` to the end (or ``limit`` images) and plan every page; the task ids.
+
+        ``spec``: the client-side filters; each image they drop is added to ``counts`` under its
+        reason (as are the images the exact NSFW filter dropped) and gets no task. ``limit``
+        counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
+        ``until``) the listing ends with the first page that goes past the bound.
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
         pages listed so far were planned; their checkpoint is kept for the next run.
         """
         owner = self._owner
+        spec = spec if spec is not None else FilterSpec()
+        counts = counts if counts is not None else FilterCounts()
         listing = self._open(query_key, use_checkpoint=limit == 0)
         context = self._context.for_listing(kind, value)
-        listed = 0
+        listed = empty_run = 0
         cursor = listing.start_cursor
+        told = False  # the notice about the order Civitai really gives, once per listing
         try:
             while not listing.stop.is_set() and owner.stopped_reason is None:
-                size = min(owner.page_size, limit) if limit else owner.page_size
+                size = owner.page_size
+                if limit and not spec.client_side:
+                    size = min(owner.page_size, limit)
                 listing.note_request(cursor)
                 page = owner.api.get_image_page(
                     params, cursor=cursor, limit=size, nsfw_levels=levels
                 )
-                items = page.items[: limit - listed] if limit else page.items
+                if page.notice and not told:
+                    logger.warning("%s", page.notice)
+                    told = True
+                counts.add(item_filter.NSFW, page.nsfw_hidden)
+                items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
+                sent = page.server_items if page.server_items is not None else len(page.items)
+                empty_run = 0 if sent or page.rejected else empty_run + 1
                 self._plan_page(
                     listing, page.cursor, page.next_cursor, items, context, save_metadata
                 )
+                self._skip_rejected(listing, page.rejected)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
                     break
+                if item_filter.past_bound(page.items, spec, params.get("sort")):
+                    logger.info("%s: past the date bound; no further page is needed", query_key)
+                    listing.listing_done = True
+                    break
                 listing.check_next_cursor(page.next_cursor)  # a cycle would never end
+                civitai_api.check_empty_run(empty_run, query_key)  # nor would endless empties
                 cursor = page.next_cursor
+        except BaseException as exc:
+            listing.stop.set()
+            self._abandon_unscheduled(listing, exc)
+            raise
         finally:
             self._registry.update_checkpoint(listing)
-        logger.debug("%s: %d image(s) listed, %d task(s)", query_key, listed, len(listing.task_ids))
+        logger.debug(
+            "%s: %d image(s) listed, %d task(s)%s",
+            query_key,
+            listed,
+            len(listing.task_ids),
+            f", filtered: {item_filter.describe_counts(counts.as_dict())}" if counts.total else "",
+        )
         return list(listing.task_ids)
+
+    @staticmethod
+    def _kept(
+        items: List[ImageItem], spec: FilterSpec, counts: FilterCounts, room: int
+    ) -> List[ImageItem]:
+        """The page's images the filters keep (at most ``room`` when it is not 0); the others
+        are counted by reason."""
+        kept: List[ImageItem] = []
+        for item in items:
+            if room and len(kept) >= room:
+                break
+            why = item_filter.reason(item, spec) if spec.active else None
+            if why is None:
+                kept.append(item)
+            else:
+                counts.add(why)
+        return kept
 
     def plan_target(self, task: ImageDownloadTask, item: ImageItem) -> bool:
         """Set the task's target from the path template; False (task failed) when no safe name."""
@@ -120,33 +177,105 @@ class ListingPlanner:
         for item in items:
             if listing.stop.is_set() or owner.stopped_reason is not None:
                 break
-            ident = item.id if item.id is not None else item.url
-            if ident in listing.seen_images:
-                continue  # listed twice in this call (e.g. under two versions)
-            listing.seen_images.add(ident)
-            if registry.join_active(listing, page, ident, replace_last=False):
-                continue
-            item = self._context.complete(item, context)
-            task = new_task(item.id, item.url, item)
-            task.query_key = listing.query_key
-            task.save_metadata = bool(save_metadata) and owner.save_metadata_default
-            listing.task_ids.append(task.id)
-            if item.id in known:
-                row = row_as_dict(owner.archive.get_image(item.id))
-                if row.get("path") and os.path.isfile(row["path"]):
-                    registry.add(task)
-                    registry.settle(
-                        task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False
-                    )
-                    continue
-                logger.info("image %s: its saved file is gone; downloading it again", item.id)
-            if not self.plan_target(task, item):
-                continue
-            with registry.lock:  # another listing may have just won
-                if registry.join_active(listing, page, ident, replace_last=True):
-                    continue
-                registry.add(task)
-                page.open.add(task.id)
-            self._schedule(task)
+            try:
+                self._plan_item(listing, page, item, known, context, save_metadata)
+            except Exception as exc:  # one image's problem never ends the listing
+                self._fail_item(listing, item, exc)
         self._reserve_space()
         registry.update_checkpoint(listing)
+
+    def _plan_item(
+        self,
+        listing: ListingState,
+        page: Any,
+        item: ImageItem,
+        known: set,
+        context: Mapping[str, Any],
+        save_metadata: bool,
+    ) -> None:
+        owner, registry = self._owner, self._registry
+        ident = item.id if item.id is not None else item.url
+        if ident in listing.seen_images:
+            return  # listed twice in this call (e.g. under two versions)
+        listing.seen_images.add(ident)
+        if registry.join_active(listing, page, ident, replace_last=False):
+            return
+        item = self._context.complete(item, context)
+        task = new_task(item.id, item.url, item)
+        task.query_key = listing.query_key
+        task.save_metadata = bool(save_metadata) and owner.save_metadata_default
+        listing.task_ids.append(task.id)
+        if item.id in known:
+            row = row_as_dict(owner.archive.get_image(item.id))
+            if row.get("path") and os.path.isfile(row["path"]):
+                registry.add(task)
+                registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
+                return
+            logger.info("image %s: its saved file is gone; downloading it again", item.id)
+        if not self.plan_target(task, item):
+            return
+        with registry.lock:  # another listing may have just won
+            if registry.join_active(listing, page, ident, replace_last=True):
+                return
+            registry.add(task)
+            page.open.add(task.id)
+            listing.unscheduled.add(task.id)
+        self._schedule(task)
+        listing.unscheduled.discard(task.id)
+
+    def _fail_item(self, listing: ListingState, item: ImageItem, exc: BaseException) -> None:
+        """Settle the task of an item whose planning raised (a new failed task if it had none)."""
+        logger.warning("image %s: could not be planned: %s", item.id, exc, exc_info=True)
+        reason = f"could not be planned: {describe_unexpected(exc)}"
+        registry = self._registry
+        if self._abandon_unscheduled(listing, exc, reason):
+            return
+        live = registry.active(item.id) if item.id is not None else None
+        if live is not None and live.id in listing.task_ids:
+            return  # planned and handed on before the error: it settles on its own
+        if listing.task_ids and registry.get(listing.task_ids[-1]) is None:
+            listing.task_ids.pop()  # the task the error cut short: the failed one replaces it
+        task = new_task(item.id, item.url, None)
+        task.query_key = listing.query_key
+        listing.task_ids.append(task.id)
+        registry.add(task)
+        registry.settle(task, FAILED, reason)
+
+    def _abandon_unscheduled(
+        self, listing: ListingState, exc: BaseException, reason: Optional[str] = None
+    ) -> int:
+        """Fail the tasks this listing registered but did not hand on (so ``wait()`` returns);
+        how many there were."""
+        abandoned = 0
+        for task_id in list(listing.unscheduled):
+            listing.unscheduled.discard(task_id)
+            task = self._registry.get(task_id)
+            if task is None or task.status != PENDING:
+                continue
+            if self._owner.engine.get_job(task_id) is not None:
+                continue  # handed to the engine: it settles there
+            abandoned += 1
+            self._registry.settle(
+                task,
+                FAILED,
+                reason or f"not started: the listing failed: {describe_unexpected(exc)}",
+            )
+        return abandoned
+
+    def _skip_rejected(self, listing: ListingState, rejected: Sequence[Tuple[Any, str]]) -> None:
+        """A task, skipped with its reason, for each listed item that could not be used."""
+        for listed_id, reason in rejected:
+            task = new_task(listed_id, "", None)
+            task.skip_noted = True
+            task.query_key = listing.query_key
+            listing.task_ids.append(task.id)
+            self._registry.add(task)
+            self._registry.settle(task, SKIPPED, reason, record=False)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """A short sentence for an error nobody planned for: its type and (shortened) text."""
+    text = str(exc)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from .callback_dispatcher import TaskCallbacks
 from .crawl_state import ListingPage, ListingState
 from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask
-from ..errors import CivitaiGalleryError
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,9 @@ class TaskRegistry:
         self._changed = threading.Condition(self.lock)
         self._tasks: Dict[str, ImageDownloadTask] = {}
         self._active_by_image: Dict[Any, ImageDownloadTask] = {}
+        self._live: Set[str] = set()  # ids of the tasks not settled yet
         self._listings: List[ListingState] = []
+        self.after_settle: Optional[Callable[[], None]] = None  # called after each settlement
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -37,6 +38,8 @@ class TaskRegistry:
         """Register a task; a task not final yet becomes its image's live task."""
         with self.lock:
             self._tasks[task.id] = task
+            if not task._settled:
+                self._live.add(task.id)
             if not task.done and task.image_id is not None:
                 self._active_by_image[task.image_id] = task
 
@@ -62,6 +65,11 @@ class TaskRegistry:
     def with_status(self, status: str) -> List[ImageDownloadTask]:
         with self.lock:
             return [t for t in self._tasks.values() if t.status == status]
+
+    def has_live(self) -> bool:
+        """True while a registered task is not settled yet (cheap: no scan)."""
+        with self.lock:
+            return bool(self._live)
 
     def unfinished(self) -> List[ImageDownloadTask]:
         with self.lock:
@@ -95,20 +103,41 @@ class TaskRegistry:
             with self.lock:
                 if self._active_by_image.get(task.image_id) is task:
                     del self._active_by_image[task.image_id]
+                self._live.discard(task.id)
                 listings = list(self._listings)
             for listing in listings:
                 if listing.task_final(task):
                     self.update_checkpoint(listing)
-        except CivitaiGalleryError as exc:  # the archive failed: the task's state still counts
+        except Exception as exc:  # the archive failed: the task's state still counts
             logger.error("image %s: could not update the download archive: %s", task.image_id, exc)
         finally:
             self._callbacks.task_final(task, completed=status == COMPLETED)
             with self.lock:
                 if status in (COMPLETED, SKIPPED):
                     task.item = None  # the listing's data is not needed any more (memory)
+                if self._active_by_image.get(task.image_id) is task:  # the archive may have failed
+                    del self._active_by_image[task.image_id]
+                self._live.discard(task.id)
                 task._settled = True
                 self._changed.notify_all()
         self._callbacks.progress()
+        if self.after_settle is not None:
+            self.after_settle()
+
+    def settle_after_error(self, task: ImageDownloadTask, status: str, reason: str) -> None:
+        """Settle a task whose job raised, even if settling raises too: ``wait()`` must return."""
+        try:
+            self.settle(task, status, reason)
+        except Exception:
+            logger.exception("image %s: could not settle the task cleanly", task.image_id)
+        finally:
+            task._finish(status, reason)  # no-op when it is final already
+            with self.lock:
+                if self._active_by_image.get(task.image_id) is task:
+                    del self._active_by_image[task.image_id]
+                self._live.discard(task.id)
+                task._settled = True
+                self._changed.notify_all()
 
     def wait(self, task_ids: Optional[Iterable[str]], deadline: Optional[float]) -> bool:
         """Block until the tasks are settled; False when ``deadline`` (monotonic) passes."""

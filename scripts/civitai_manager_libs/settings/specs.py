@@ -95,6 +95,15 @@ def _build_specs() -> Dict[str, SettingSpec]:
             0,
             20,
         ),
+        _spec_int(
+            "http_host_down_after",
+            5,
+            "Connection failures in a row after which a host counts as down for the run: its "
+            "remaining images fail at once with 'host unreachable' (retry-failed picks them "
+            "up). 0 never gives up on a host.",
+            0,
+            100,
+        ),
         _spec_float(
             "http_backoff_factor",
             0.5,
@@ -209,6 +218,29 @@ def _build_specs() -> Dict[str, SettingSpec]:
             "images.min_free_space_mb",
             200,
             "Refuse to start a batch when the output disk has less free space than this (MB).",
+            0,
+            10_000_000,
+        ),
+        _spec_int(
+            "images.max_file_size_mb",
+            2048,
+            "The largest image or video accepted (MB): a larger announced size is refused before "
+            "anything is written, and a stream that passes it is stopped and removed.",
+            1,
+            1_000_000,
+        ),
+        SettingSpec(
+            "models_path",
+            "",
+            "str",
+            "WebUI-style models folder (Stable-diffusion/, Lora/, embeddings/, VAE/) used to find "
+            "and store an image's resources outside WebUI; inside WebUI its own folders are used.",
+            text_validator(allow_empty=True),
+        ),
+        _spec_int(
+            "resources.confirm_over_mb",
+            1024,
+            "Ask before downloading missing resources larger than this in total (MB).",
             0,
             10_000_000,
         ),

@@ -161,7 +161,8 @@ def set(key: str, value: Any) -> Any:  # noqa: A001 - the contract's name
     validated = _validate_mapping({key: value})
     with _lock:
         _apply_locked(validated)
-    if SPECS[key].env and os.environ.get(SPECS[key].env):
+    env_name = SPECS[key].env
+    if env_name and os.environ.get(env_name):
         logger.info(
             "Setting %s was changed but the %s environment variable still takes precedence.",
             key,

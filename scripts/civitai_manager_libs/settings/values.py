@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import SettingsError
 from ..records import NSFW_LEVELS
+from ..util.logging_setup import redact
 
 METADATA_FORMATS: Tuple[str, ...] = ("json", "txt", "exif")
 DUPLICATE_POLICIES: Tuple[str, ...] = ("skip", "replace", "keep_both")
@@ -90,7 +91,7 @@ def validate_base_url(key: str, value: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(
             f"Setting '{key}' must be an http(s) address such as https://civitai.com, "
-            f"got {value!r}."
+            f"got {redact(value)!r}."
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise SettingsError(

@@ -11,8 +11,13 @@ file.)
 
 Tables: ``images`` (one row per saved image: id, url, sha256, path, metadata path, size, time),
 ``tasks`` (every task with its latest state), ``checkpoints`` (query key -> next cursor) and
-``schema_version``. Paths are stored as given; relative ones are read relative to the archive's
-folder by :meth:`Archive.verify`.
+``schema_version``.
+
+Paths inside the archive's folder (the output root) are stored relative to it and read back as
+absolute paths under the folder the archive is in now, so a copied or moved output folder never
+points at the old one (older archives with absolute paths are rewritten when opened for writing,
+and read the same way meanwhile). URLs are stored with their secrets masked (``?token=***``).
+``Archive(path, read_only=True)`` never writes (``tasks`` on a read-only folder).
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from urllib.parse import quote
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 # ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
 from ..errors import ArchiveError, DiskSpaceError, OutputPathError
+from ..util.logging_setup import redact
+from . import confined
 
 logger = logging.getLogger(__name__)
 
@@ -164,11 +172,15 @@ def _task_values(task: Any) -> Dict[str, Any]:
 class Archive:
     """See the module docstring. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, db_path: Union[str, os.PathLike]):
+    def __init__(self, db_path: Union[str, os.PathLike], read_only: bool = False):
         self.db_path = os.path.abspath(os.fspath(db_path))
         self._folder = os.path.dirname(self.db_path)
         self._lock = threading.RLock()
         self._conn: Optional[sqlite3.Connection] = None
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         try:
             os.makedirs(self._folder, exist_ok=True)
         except OSError as exc:
@@ -176,6 +188,10 @@ class Archive:
                 f"Cannot create the folder {self._folder} for the download archive: "
                 f"{exc.strerror}. Choose an output folder you can write to."
             ) from None
+        # The database and SQLite's companion files are never links (a dangling link there would
+        # create the database outside the output folder).
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            confined.check_target(self.db_path + suffix, self._folder)
         with self._guard("open"):
             conn = sqlite3.connect(
                 self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -188,6 +204,96 @@ class Archive:
             conn.close()
             self._conn = None
             raise
+
+    def _open_read_only(self) -> None:
+        if not os.path.isfile(self.db_path):
+            raise ArchiveError(
+                f"There is no download archive at {self.db_path}; nothing was downloaded into "
+                "this folder yet (check --output)."
+            )
+        uri = "file:" + quote(self.db_path)
+        conn = None
+        for options in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    uri + options,
+                    uri=True,
+                    timeout=30.0,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.Error as exc:
+                # A WAL database in a read-only folder cannot make its -shm file: read it as an
+                # immutable file instead (nothing else can write there either).
+                logger.debug("Opening %s%s failed: %s", self.db_path, options, exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is None:
+            with self._guard("read"):
+                sqlite3.connect(uri + "?mode=ro", uri=True).execute("SELECT 1 FROM images")
+            raise ArchiveError(f"Cannot read the download archive {self.db_path}.")
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            version = self.schema_version()
+        except BaseException:
+            self.close()
+            raise
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise ArchiveError(
+                f"The download archive {self.db_path} was written by a newer version of Civitai "
+                f"Gallery (schema {version}, this one reads {SCHEMA_VERSION}); "
+                "update the extension."
+            )
+
+    # -- paths: relative to the output root on disk, absolute in memory
+
+    def _stored_path(self, path: Any) -> Optional[str]:
+        """How ``path`` is stored: relative to the archive's folder when inside it."""
+        if path is None:
+            return None
+        path = os.fspath(path)
+        if not os.path.isabs(path):
+            return path
+        relative = confined.relative_to(path, self._folder)
+        return relative if relative is not None else path
+
+    def _read_path(self, path: Optional[str]) -> Optional[str]:
+        """A stored path as an absolute path under the archive's current folder."""
+        if path is None or os.path.isabs(path):
+            return path
+        return os.path.join(self._folder, path)
+
+    def _image(self, row: sqlite3.Row) -> "ArchivedImage":
+        values = dict(row)
+        values["path"] = self._read_path(values["path"])
+        values["metadata_path"] = self._read_path(values["metadata_path"])
+        return ArchivedImage(**values)
+
+    def _task(self, row: sqlite3.Row) -> "TaskRecord":
+        values = dict(row)
+        values["path"] = self._read_path(values["path"])
+        values["metadata_path"] = self._read_path(values["metadata_path"])
+        return TaskRecord(**values)
+
+    def _migrate_paths(self, conn: sqlite3.Connection) -> None:
+        """Rewrite absolute paths inside the archive's folder (older archives) as relative."""
+        prefixes = {
+            os.path.join(self._folder, ""),
+            os.path.join(os.path.realpath(self._folder), ""),
+        }
+        for table in ("images", "tasks"):
+            for column in ("path", "metadata_path"):
+                for prefix in prefixes:
+                    conn.execute(
+                        f"UPDATE {table} SET {column} = substr({column}, ?) "
+                        f"WHERE substr({column}, 1, ?) = ?",
+                        (len(prefix) + 1, len(prefix), prefix),
+                    )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -284,6 +390,8 @@ class Archive:
                 version = SCHEMA_VERSION
             else:
                 version = max(row[0] for row in rows)
+            if version <= SCHEMA_VERSION:
+                self._migrate_paths(conn)
         if version > SCHEMA_VERSION:
             raise ArchiveError(
                 f"The download archive {self.db_path} was written by a newer version of Civitai "
@@ -317,11 +425,11 @@ class Archive:
 
     def get_image(self, image_id: Any) -> Optional[ArchivedImage]:
         rows = self._query("SELECT * FROM images WHERE image_id = ?", (_image_id(image_id),))
-        return ArchivedImage(**dict(rows[0])) if rows else None
+        return self._image(rows[0]) if rows else None
 
     def image_ids_at_path(self, path: str) -> Set[int]:
         """The ids of the saved images recorded at ``path`` (normally one, or none)."""
-        rows = self._query("SELECT image_id FROM images WHERE path = ?", (str(path),))
+        rows = self._query("SELECT image_id FROM images WHERE path = ?", (self._stored_path(path),))
         return {row["image_id"] for row in rows}
 
     def find_by_sha256(self, sha256: str) -> Optional[ArchivedImage]:
@@ -332,7 +440,7 @@ class Archive:
             "SELECT * FROM images WHERE sha256 = ? ORDER BY downloaded_at, image_id LIMIT 1",
             (sha256.lower(),),
         )
-        return ArchivedImage(**dict(rows[0])) if rows else None
+        return self._image(rows[0]) if rows else None
 
     def record_image(
         self,
@@ -365,13 +473,14 @@ class Archive:
             sha = values.get("sha256")
             path = values.get("path")
             meta = values.get("metadata_path")
+            url = values.get("url")
             rows.append(
                 (
                     _image_id(values["image_id"]),
-                    values.get("url"),
+                    redact(url) if url else url,
                     sha.lower() if sha else None,
-                    os.fspath(path) if path is not None else None,
-                    os.fspath(meta) if meta is not None else None,
+                    self._stored_path(path),
+                    self._stored_path(meta),
                     values.get("size"),
                     values.get("downloaded_at") or _now(),
                 )
@@ -390,6 +499,23 @@ class Archive:
             cur = conn.execute("DELETE FROM images WHERE image_id = ?", (_image_id(image_id),))
             return cur.rowcount > 0
 
+    def iter_images(self, batch: int = 1000) -> Iterator[ArchivedImage]:
+        """Every saved image record, by image id, read in batches (memory stays flat)."""
+        last = None
+        while True:
+            if last is None:
+                rows = self._query("SELECT * FROM images ORDER BY image_id LIMIT ?", (batch,))
+            else:
+                rows = self._query(
+                    "SELECT * FROM images WHERE image_id > ? ORDER BY image_id LIMIT ?",
+                    (last, batch),
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield self._image(row)
+            last = rows[-1]["image_id"]
+
     def image_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
 
@@ -403,10 +529,8 @@ class Archive:
                 if not rows:
                     break
                 for row in rows:
-                    rec = ArchivedImage(**dict(row))
+                    rec = self._image(row)
                     path = rec.path
-                    if path and not os.path.isabs(path):
-                        path = os.path.join(self._folder, path)
                     if not path or not os.path.isfile(path):
                         missing.append(rec)
         return missing
@@ -464,8 +588,7 @@ class Archive:
                     )
         return len(prepared)
 
-    @staticmethod
-    def _prepare_task(values: Dict[str, Any]):
+    def _prepare_task(self, values: Dict[str, Any]):
         values = dict(values)
         task_id = values.pop("task_id", None)
         if not isinstance(task_id, str) or not task_id:
@@ -488,14 +611,16 @@ class Archive:
             values["image_id"] = _optional_id(values["image_id"])
         for key in ("path", "metadata_path"):
             if values.get(key) is not None:
-                values[key] = os.fspath(values[key])
+                values[key] = self._stored_path(values[key])
+        if values.get("url"):
+            values["url"] = redact(str(values["url"]))
         if values.get("error") is not None:
             values["error"] = str(values["error"])
         return task_id, values
 
     def get_task(self, task_id: str) -> Optional[TaskRecord]:
         rows = self._query("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
-        return TaskRecord(**dict(rows[0])) if rows else None
+        return self._task(rows[0]) if rows else None
 
     def tasks(
         self,
@@ -505,7 +630,8 @@ class Archive:
     ) -> List[TaskRecord]:
         """Tasks newest first (by creation), optionally only some statuses or one query."""
         sql = "SELECT * FROM tasks"
-        where, params = [], []
+        where: List[str] = []
+        params: List[Any] = []
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
@@ -519,7 +645,7 @@ class Archive:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [TaskRecord(**dict(row)) for row in self._query(sql, params)]
+        return [self._task(row) for row in self._query(sql, params)]
 
     def failed_tasks(self) -> List[TaskRecord]:
         """The images still failing: the newest failed task of each image not saved since (a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import requests
 
@@ -16,8 +16,55 @@ from ..errors import (
     RateLimitedError,
     ServerError,
 )
+from ..util.json_depth import loads_pruned
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
+
+#: The largest decoded API answer read (a real page of 200 items with meta is well under 10 MB).
+MAX_API_BYTES = 32 * 1024 * 1024
+_READ = 16 * 1024  # compressed bytes per read: bounds what one read may inflate to
+#: Nesting kept from an answer too deep for Python's decoder (the size cap bounds the work; the
+#: listing then skips the item that was cut as malformed, the rest of the page is kept).
+PRUNED_DEPTH = 128
+
+
+def read_capped(response: requests.Response, safe: str, limit: int = MAX_API_BYTES) -> bytes:
+    """The decoded body of a streamed ``response``, read a little at a time and counted: an answer
+    that inflates past ``limit`` is an InvalidResponseError before it can fill the memory. The
+    body is also left on ``response`` (``.content``/``.text``/``.json()`` keep working)."""
+    if getattr(response, "_content_consumed", False) or response.raw is None:
+        body = response.content or b""
+    else:
+        pieces = []
+        total = 0
+        try:
+            while True:
+                piece = response.raw.read(_READ, decode_content=True)
+                if not piece:
+                    break
+                total += len(piece)
+                if total > limit:
+                    response.close()
+                    raise InvalidResponseError(
+                        f"Civitai answered {safe} with more than {limit // 2**20} MB of data once "
+                        "decoded, far more than any real answer; it was not read further. Check "
+                        "the civitai_base_url setting (--base-url / CIVITAI_BASE_URL).",
+                        status=response.status_code,
+                        url=safe,
+                    )
+                pieces.append(piece)
+        except InvalidResponseError:
+            raise
+        except Exception as exc:  # urllib3 decode/protocol errors: one sentence, no traceback
+            raise InvalidResponseError(
+                f"Civitai's answer to {safe} could not be read ({type(exc).__name__}).",
+                status=response.status_code,
+                url=safe,
+            ) from None
+        body = b"".join(pieces)
+        response._content = body
+        setattr(response, "_content_consumed", True)
+    return body
 
 
 def status_error(
@@ -27,7 +74,7 @@ def status_error(
     status = response.status_code
     server = server_message(response)
     said = f": {server}" if server else ""
-    common = dict(status=status, url=safe, server_message=server)
+    common: Dict[str, Any] = dict(status=status, url=safe, server_message=server)
     if status in (404, 410):
         return NotFoundError(
             f"Civitai found nothing at {safe} (HTTP {status}){said}. Check the id or URL.",
@@ -69,8 +116,9 @@ def status_error(
 def server_message(response: requests.Response) -> Optional[str]:
     """The server's own ``error``/``message`` text (or a short plain-text body), redacted."""
     try:
+        read_capped(response, "", limit=1024 * 1024)
         body = response.text
-    except requests.exceptions.RequestException:
+    except (requests.exceptions.RequestException, InvalidResponseError):
         return None
     if not body:
         return None
@@ -93,8 +141,14 @@ def server_message(response: requests.Response) -> Optional[str]:
 def decode_json_object(response: requests.Response, safe: str) -> dict:
     """The body as a JSON object, or InvalidResponseError saying what arrived instead."""
     content_type = response.headers.get("Content-Type", "")
+    read_capped(response, safe)
     try:
-        data = response.json()
+        try:
+            data = response.json()
+        except RecursionError:
+            # nested too deep for Python's decoder: keep the page, cut what is deeper than any
+            # real answer (the listing then skips the item that held it as malformed)
+            data = loads_pruned(response.text, PRUNED_DEPTH)
     except ValueError:
         body = response.content[:64].lstrip().lower()
         if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):

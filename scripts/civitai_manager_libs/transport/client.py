@@ -4,8 +4,9 @@ Every request of the package goes through :class:`CivitaiHttpClient` (usually th
 :func:`get_http_client`). It owns one ``requests.Session`` whose adapter
 
 * waits for the :class:`~.host_gate.HostGate` of the target origin before sending anything,
-* adds ``Authorization: Bearer <key>`` only when the target is the API origin (scheme, host and
-  port of ``base_url``) and removes it everywhere else, redirects included,
+* adds ``Authorization: Bearer <key>`` only to a request the client itself addressed to the API
+  origin (scheme, host and port of ``base_url``): never to a redirect hop (a host that redirects
+  into the API origin does not get the key), and removes it everywhere else,
 * retries connection errors, 429 and 5xx for GET/HEAD with :class:`~.retry_policy.CivitaiRetry`.
 """
 
@@ -23,13 +24,14 @@ from requests.adapters import HTTPAdapter
 from .. import setting
 from .api_response import decode_json_object, status_error
 from ..errors import (
+    SettingsError,
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
     NetworkError,
     OutputPathError,
 )
-from .file_fetch import FetchPolicy, FileFetch, ProgressCallback, transport_reason
+from .file_fetch import ContentCheck, FetchPolicy, FileFetch, ProgressCallback, transport_reason
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
@@ -65,6 +67,32 @@ class _ApiKey:
     __str__ = __repr__
 
 
+class _Session(requests.Session):
+    """A session that marks every redirect hop, so the adapter never attaches the key to one."""
+
+    def rebuild_auth(self, prepared_request, response):
+        prepared_request.civitai_redirect_hop = True
+        super().rebuild_auth(prepared_request, response)
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash; SettingsError for credentials in it (never echoed)."""
+    parts = urlsplit(url)
+    if "@" in (parts.netloc or ""):
+        raise SettingsError(
+            "The Civitai base URL must not carry a user name or password (user:password@host): "
+            "they would be sent to every host and shown in logs. Give the API key with "
+            "--api-key / CIVITAI_API_KEY / civitai_api_key instead."
+        )
+    if parts.query or parts.fragment:
+        raise SettingsError(
+            "The Civitai base URL must be a plain address such as https://civitai.com, without "
+            "a query string or fragment (?...#...): a key belongs in --api-key / CIVITAI_API_KEY "
+            "/ civitai_api_key."
+        )
+    return url.rstrip("/")
+
+
 class CivitaiAdapter(HTTPAdapter):
     """``HTTPAdapter`` applying the host gate and the API-origin-only bearer to every request."""
 
@@ -83,15 +111,17 @@ class CivitaiAdapter(HTTPAdapter):
             max_retries=retry, pool_connections=8, pool_maxsize=pool_maxsize, pool_block=False
         )
 
-    def send(self, request, **kwargs):
-        origin = origin_of(request.url)
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # noqa: E501
+        origin = origin_of(request.url or "")
         if not self._host_gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while the host was paused")
         self._apply_auth(request, origin)
         response = super().send(request, **kwargs)
+        self._host_gate.connected(origin)
         if response.status_code in PAUSE_STATUSES:
             # The retries are spent (or were disabled): still hold every other thread back.
-            retry: CivitaiRetry = self.max_retries
+            retry = self.max_retries
+            assert isinstance(retry, CivitaiRetry)  # set in __init__
             delay = retry.requested_wait(response)
             if delay is None or delay <= 0:
                 delay = retry.backoff_factor
@@ -102,8 +132,12 @@ class CivitaiAdapter(HTTPAdapter):
         if not self._api_key:
             return
         bearer = self._api_key.header()
-        if origin == self._api_origin:
+        hop = getattr(request, "civitai_redirect_hop", False)
+        if origin == self._api_origin and not hop:
             request.headers["Authorization"] = bearer
+        elif origin == self._api_origin and request.headers.get("Authorization") == bearer:
+            # a same-origin redirect of a request the client addressed to the API keeps its key
+            return
         elif request.headers.get("Authorization") == bearer:
             del request.headers["Authorization"]
 
@@ -149,7 +183,7 @@ class CivitaiHttpClient:
         self.retry_after_cap = float(
             setting.get("http_retry_after_cap") if retry_after_cap is None else retry_after_cap
         )
-        self.base_url = (base_url or setting.get("civitai_base_url")).rstrip("/")
+        self.base_url = check_base_url(base_url or setting.get("civitai_base_url"))
         self.api_origin = origin_of(self.base_url)
         if pool_size is None:
             pool_size = max(
@@ -165,10 +199,11 @@ class CivitaiHttpClient:
                 self.api_origin,
             )
         self.host_gate = host_gate if host_gate is not None else HostGate()
+        self.host_gate.down_after = int(setting.get("http_host_down_after"))
         self.retry = CivitaiRetry.build(
             self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
         )
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = CivitaiAdapter(
             self.retry,
@@ -213,8 +248,13 @@ class CivitaiHttpClient:
         url = self.api_url(url_or_path)
         safe = redact(url)
         try:
+            # streamed: the body is read through a counting reader (a cap on the decoded size)
             response = self.session.get(
-                url, params=params, timeout=self.timeout, headers={"Accept": "application/json"}
+                url,
+                params=params,
+                timeout=self.timeout,
+                headers={"Accept": "application/json"},
+                stream=True,
             )
         except requests.exceptions.TooManyRedirects:
             raise InvalidResponseError(
@@ -240,8 +280,21 @@ class CivitaiHttpClient:
         progress_callback: Optional[ProgressCallback] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
+        *,
+        root: Optional[str] = None,
+        min_free_bytes: Optional[int] = None,
+        content_kind: Optional[ContentCheck] = None,
+        expected_sha256: Optional[str] = None,
+        max_bytes: Optional[int] = None,
     ) -> DownloadResult:
         """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
+
+        ``root``: the output folder every written, renamed or deleted file must stay in (default:
+        the file's folder). ``min_free_bytes``: the free space kept while writing (default:
+        ``images.min_free_space_mb``). Files over ``images.max_file_size_mb`` are refused.
+        ``content_kind`` replaces the media check (model files); with ``expected_sha256`` the
+        file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
+        ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger).
 
         Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
         ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
@@ -251,6 +304,16 @@ class CivitaiHttpClient:
             timeout=self.download_timeout,
             max_attempts=self.max_retries,
             backoff_factor=self.backoff_factor,
+            max_bytes=(
+                int(setting.get("images.max_file_size_mb")) * 1024 * 1024
+                if max_bytes is None
+                else int(max_bytes)
+            ),
+            min_free_bytes=(
+                int(setting.get("images.min_free_space_mb")) * 1024 * 1024
+                if min_free_bytes is None
+                else int(min_free_bytes)
+            ),
         )
         fetch = FileFetch(
             self.session,
@@ -261,6 +324,9 @@ class CivitaiHttpClient:
             progress_callback=progress_callback,
             cancel_event=cancel_event,
             fix_extension=fix_extension,
+            root=root,
+            content_kind=content_kind or media_kind,
+            expected_sha256=expected_sha256,
         )
         return fetch.run()
 

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
@@ -15,11 +16,14 @@ import requests
 from urllib3 import exceptions as urllib3_exceptions
 
 from ..errors import (
+    ChecksumMismatchError,
     DiskSpaceError,
     DownloadCancelledError,
     DownloadError,
+    FileTooLargeError,
     IncompleteDownloadError,
     OutputPathError,
+    RefusedContentError,
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
@@ -32,11 +36,15 @@ from .media_sniff import (
     mime_for,
 )
 from ..records import DownloadResult
+from ..store import confined
+from .media_check import check_complete
 from .retry_policy import RetryCancelled, cancel_scope
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, Optional[int]], None]
+#: ``(first bytes, Content-Type) -> extension or None``: what counts as the expected content.
+ContentCheck = Callable[[bytes, Optional[str]], Optional[str]]
 
 CHUNK_SIZE = 64 * 1024
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -47,6 +55,8 @@ _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
 _REPLACEABLE_SUFFIXES = set(MEDIA_EXTENSIONS) | {".jpg", ".jpe", ".jfif", ".bin", ".tmp"}
 # Errors that mean "the body stopped arriving": resume from what is on disk.
 _STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
+FREE_CHECK_EVERY = 8 * 1024 * 1024  # bytes written between two free-space checks
+DEFAULT_MAX_BYTES = 2048 * 1024 * 1024
 
 
 class _Cut(Exception):
@@ -61,6 +71,8 @@ class FetchPolicy:
     max_attempts: int = 5
     backoff_factor: float = 0.5
     chunk_size: int = CHUNK_SIZE
+    max_bytes: Optional[int] = DEFAULT_MAX_BYTES  # images.max_file_size_mb; None: no cap
+    min_free_bytes: int = 0  # images.min_free_space_mb, kept while the body is written
 
 
 def final_path(filepath: str, extension: Optional[str]) -> str:
@@ -74,6 +86,9 @@ def final_path(filepath: str, extension: Optional[str]) -> str:
 
 
 def _remove(path: str) -> None:
+    """Remove a ``.part`` the fetch wrote; a symbolic link is never the fetch's own: left alone."""
+    if os.path.islink(path):
+        return
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -107,6 +122,7 @@ def _close_failed(handle) -> None:
 def _disk_error(exc: OSError, part: str, safe_url: str) -> Exception:
     """Turn a write failure into the typed error, removing the ``.part`` file."""
     _remove(part)
+    err: Exception
     if exc.errno in _DISK_FULL:
         err = DiskSpaceError(
             f"The disk filled up while saving {safe_url} to {part}; the partial file was removed. "
@@ -134,6 +150,9 @@ class FileFetch:
         progress_callback: Optional[ProgressCallback] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
+        root: Optional[str] = None,
+        content_kind: ContentCheck = media_kind,
+        expected_sha256: Optional[str] = None,
     ):
         self.session = session
         self.policy = policy
@@ -142,9 +161,17 @@ class FileFetch:
         self.safe_url = redact(url)
         self.filepath = os.fspath(filepath)
         self.part = self.filepath + ".part"
+        # Every file this fetch writes, renames or deletes stays inside ``root``.
+        self.root = (
+            os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.filepath))
+        )
+        self._checked_free = 0
         self.progress = progress_callback
         self.cancel_event = cancel_event
         self.fix_extension = fix_extension
+        # Images and videos by default; model files pass their own check (resources/fetch).
+        self.content_kind = content_kind
+        self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
         self.resumed = False
         # The validator of the response the .part was started from: resumes within this call
         # send it as If-Range, so a file changed on the server restarts instead of mixing.
@@ -155,7 +182,11 @@ class FileFetch:
     def run(self) -> DownloadResult:
         folder = os.path.dirname(os.path.abspath(self.filepath))
         try:
-            os.makedirs(folder, exist_ok=True)
+            confined.ensure_dir(folder, self.root)
+            confined.check_target(self.part, self.root)
+            confined.check_target(self.filepath, self.root)
+        except confined.ConfinementError:
+            raise
         except OSError as exc:
             raise OutputPathError(
                 f"Cannot create the folder {folder} ({exc.strerror or exc}); choose an output "
@@ -189,10 +220,7 @@ class FileFetch:
                     threading.Event().wait(delay)
 
     def _part_size(self) -> int:
-        try:
-            return os.path.getsize(self.part)
-        except OSError:
-            return 0
+        return confined.regular_size(self.part) or 0
 
     def _check_cancel(self, done: int) -> None:
         if self.cancel_event is not None and self.cancel_event.is_set():
@@ -204,7 +232,7 @@ class FileFetch:
     # -- one request ------------------------------------------------------------------------
 
     def _attempt(self) -> DownloadResult:
-        offset = self._part_size() if os.path.isfile(self.part) else 0
+        offset = self._part_size()
         if not self.host_gate.wait(origin_of(self.url), self.cancel_event):
             self._check_cancel(offset)
         headers = {"Accept-Encoding": "identity"}
@@ -243,6 +271,8 @@ class FileFetch:
             "identity",
         )
         length = _int_header(response.headers.get("Content-Length"))
+        if status == 200 and length is not None:
+            self._check_size(length, 0)
         if status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start is None or start != offset:
@@ -257,14 +287,16 @@ class FileFetch:
                 raise _Cut("mismatched Content-Range")
             if total is None and length is not None:
                 total = offset + length
+            if total is not None:
+                self._check_size(total, offset)
             return self._stream(response, offset, total, content_type, encoded)
         if offset:
             logger.info(
                 "%s ignored the Range request (HTTP 200); downloading it again from the start.",
                 self.safe_url,
             )
-        total = None if encoded else length
-        return self._stream(response, 0, total, content_type, encoded)
+        # The body is read as sent (never decoded): Content-Length counts exactly those bytes.
+        return self._stream(response, 0, length, content_type, encoded)
 
     def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> DownloadResult:
         match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
@@ -277,6 +309,31 @@ class FileFetch:
         )
         _remove(self.part)
         raise _Cut("stale partial file")
+
+    def _check_size(self, total: int, offset: int) -> None:
+        """Refuse, before writing, a file over the size cap or over the free space."""
+        cap = self.policy.max_bytes
+        if cap is not None and total > cap:
+            _remove(self.part)
+            raise FileTooLargeError(
+                f"{self.safe_url} announces {_mb(total)}, more than the largest file accepted "
+                f"({_mb(cap)}, setting images.max_file_size_mb); nothing was saved.",
+                url=self.safe_url,
+            )
+        folder = os.path.dirname(os.path.abspath(self.part))
+        free = shutil.disk_usage(folder).free
+        if total <= offset and free < self.policy.min_free_bytes:
+            raise DiskSpaceError(
+                f"Only {_mb(free)} free on {folder}, under the {_mb(self.policy.min_free_bytes)} "
+                f"kept free (setting images.min_free_space_mb); {self.safe_url} was not started. "
+                "Free some space or choose another output folder."
+            )
+        if total - offset > free - self.policy.min_free_bytes and total > offset:
+            raise DiskSpaceError(
+                f"{self.safe_url} announces {_mb(total - offset)} still to download and only "
+                f"{_mb(free)} are free on {folder} (keeping {_mb(self.policy.min_free_bytes)}, "
+                "setting images.min_free_space_mb); nothing was written. Free some space."
+            )
 
     def _status_error(self, response: requests.Response) -> DownloadError:
         status = response.status_code
@@ -323,15 +380,27 @@ class FileFetch:
                 head += chunk
         except _STREAM_ERRORS as exc:
             raise _Cut(_reason(exc)) from None
-        kind = media_kind(head, content_type)
+        # An encoded body is kept only when its raw bytes are media themselves (a mislabelled
+        # header): the Content-Type is not trusted for bytes the server says it encoded.
+        kind = self.content_kind(head, None if encoded else content_type)
         if kind is None and offset:
             logger.info("%s: the partial file is not media; starting over.", self.safe_url)
             _remove(self.part)
             raise _Cut("the partial file was not media")
         if kind is None:
             _remove(self.part)
+            if encoded:
+                raise RefusedContentError(
+                    f"{self.safe_url} sent its body with Content-Encoding "
+                    f"{response.headers.get('Content-Encoding')!r}; media is only saved exactly as "
+                    "sent, never decoded, and these bytes are not an image or video. Nothing was "
+                    "saved.",
+                    url=self.safe_url,
+                    status=response.status_code,
+                )
+            what = describe_non_media(head, content_type)
             raise UnexpectedContentError(
-                f"{self.safe_url} sent {describe_non_media(head, content_type)} instead of an "
+                f"{self.safe_url} sent {what} instead of an "
                 "image or video; nothing was saved. The file may have been removed or the host "
                 "may be showing an error page.",
                 url=self.safe_url,
@@ -341,8 +410,13 @@ class FileFetch:
         self.resumed = offset > 0
         if not offset:
             self.validator = _validator(response.headers)
+        if total is None:
+            # no size announced: at least the minimum free space must be there to begin
+            self._check_size(offset, offset)
         try:
-            handle = open(self.part, "ab" if offset else "wb")
+            handle = confined.open_write(self.part, self.root, append=bool(offset))
+        except confined.ConfinementError:
+            raise
         except OSError as exc:
             raise _disk_error(exc, self.part, self.safe_url) from None
         with handle:
@@ -374,6 +448,15 @@ class FileFetch:
         return self._commit(kind, done, hasher.hexdigest())
 
     def _write(self, handle, hasher, chunk: bytes, done: int, total: Optional[int]) -> int:
+        cap = self.policy.max_bytes
+        if cap is not None and done + len(chunk) > cap:
+            _close_failed(handle)
+            _remove(self.part)
+            raise FileTooLargeError(
+                f"{self.safe_url} sent more than the largest file accepted ({_mb(cap)}, setting "
+                "images.max_file_size_mb); the download was stopped and nothing was saved.",
+                url=self.safe_url,
+            )
         try:
             handle.write(chunk)
         except OSError as exc:
@@ -381,9 +464,26 @@ class FileFetch:
             raise _disk_error(exc, self.part, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
+        if done - self._checked_free >= FREE_CHECK_EVERY:
+            self._checked_free = done
+            self._keep_free_space(handle)
         if self.progress is not None:
             self.progress(done, total)
         return done
+
+    def _keep_free_space(self, handle) -> None:
+        """Stop the stream when the disk goes under ``images.min_free_space_mb``."""
+        folder = os.path.dirname(os.path.abspath(self.part))
+        free = shutil.disk_usage(folder).free
+        if free >= self.policy.min_free_bytes:
+            return
+        _close_failed(handle)
+        _remove(self.part)
+        raise DiskSpaceError(
+            f"Only {_mb(free)} left on {folder} while saving {self.safe_url}, under the "
+            f"{_mb(self.policy.min_free_bytes)} kept free (setting images.min_free_space_mb); "
+            "the partial file was removed. Free some space or choose another output folder."
+        )
 
     def _sync(self, handle) -> None:
         try:
@@ -401,7 +501,7 @@ class FileFetch:
     def _hash_prefix(self, hasher) -> bytes:
         """Feed the existing ``.part`` into ``hasher``; returns its first bytes for sniffing."""
         head = b""
-        with open(self.part, "rb") as existing:
+        with confined.open_read(self.part, self.root) as existing:
             while True:
                 block = existing.read(1024 * 1024)
                 if not block:
@@ -410,22 +510,39 @@ class FileFetch:
                     head += block[: SNIFF_BYTES - len(head)]
                 hasher.update(block)
         if self.progress is not None:
-            self.progress(os.path.getsize(self.part), None)
+            self.progress(self._part_size(), None)
         return head
 
     def _finish_from_part(self, size: int, content_type: Optional[str]) -> DownloadResult:
         hasher = hashlib.sha256()
         head = self._hash_prefix(hasher)
-        kind = media_kind(head, content_type)
+        kind = self.content_kind(head, content_type)
         if kind is None:
             _remove(self.part)
             raise _Cut("the partial file is not media")
         return self._commit(kind, size, hasher.hexdigest())
 
     def _commit(self, kind: str, size: int, sha256: str) -> DownloadResult:
+        if self.expected_sha256 and sha256.lower() != self.expected_sha256:
+            _remove(self.part)
+            raise ChecksumMismatchError(
+                f"{self.safe_url} arrived with SHA-256 {sha256[:12]}… but the server lists "
+                f"{self.expected_sha256[:12]}…; the damaged file was deleted. Try again later.",
+                url=self.safe_url,
+            )
         target = final_path(self.filepath, kind) if self.fix_extension else self.filepath
+        problem = check_complete(self.part, kind)
+        if problem is not None:
+            _remove(self.part)
+            raise RefusedContentError(
+                f"{self.safe_url} was received whole but {problem}; nothing was saved (the host "
+                "may have sent a damaged or truncated file).",
+                url=self.safe_url,
+            )
         try:
-            os.replace(self.part, target)
+            confined.replace(self.part, target, self.root)
+        except confined.ConfinementError:
+            raise
         except OSError as exc:
             raise _disk_error(exc, self.part, self.safe_url) from None
         _fsync_dir(os.path.dirname(os.path.abspath(target)))
@@ -441,13 +558,21 @@ def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
     raw = response.raw
     read1 = getattr(raw, "read1", None)
     if read1 is None:  # pragma: no cover - urllib3 < 2.3
-        yield from response.iter_content(chunk_size=size)
+        yield from raw.stream(size, decode_content=False)
         return
     while True:
-        data = read1(size, decode_content=True)
+        # Never decoded: a Content-Encoding on media is saved as sent (or refused by the sniff),
+        # so a small gzip body cannot inflate into gigabytes on disk.
+        data = read1(size, decode_content=False)
         if not data:
             return
         yield data
+
+
+def _mb(size: int) -> str:
+    if size >= 1024**3:
+        return f"{size / 1024 ** 3:.1f} GiB"
+    return f"{size / 1024 ** 2:.1f} MB"
 
 
 def _validator(headers) -> Optional[str]:

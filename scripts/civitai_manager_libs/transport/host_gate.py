@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 logger = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+DOWN_FOR = 300.0  # seconds a host that stopped answering is left alone before one more try
 
 
 def origin_key(scheme: str, host: str, port: Optional[int]) -> str:
@@ -45,6 +46,52 @@ class HostGate:
         self._clock = clock
         self._until: Dict[str, float] = {}
         self._cond = threading.Condition()
+        # A host is "down" after ``down_after`` connection failures in a row (0: never): nothing
+        # more is sent to it for ``down_for`` seconds, then one request may try again.
+        self.down_after = 0
+        self.down_for = DOWN_FOR
+        self._failures: Dict[str, int] = {}
+        self._down_until: Dict[str, float] = {}
+
+    # -- hosts that stopped answering ------------------------------------------------------------
+
+    def connect_failed(self, origin: str) -> bool:
+        """Count a failed connection to ``origin``; True when the host is (now) down."""
+        with self._cond:
+            count = self._failures.get(origin, 0) + 1
+            self._failures[origin] = count
+            if not self.down_after or count < self.down_after:
+                return False
+            was_down = self._clock() < self._down_until.get(origin, 0.0)
+            self._down_until[origin] = self._clock() + self.down_for
+        if not was_down:
+            logger.warning(
+                "%s is unreachable (%d connection attempts in a row failed): no more requests "
+                "go to it for now; what needs it fails with 'host unreachable' (retry-failed "
+                "picks up the images).",
+                origin,
+                count,
+            )
+        return True
+
+    def connected(self, origin: str) -> None:
+        """A response came from ``origin``: it is up, its failure streak starts over."""
+        if origin in self._failures or origin in self._down_until:
+            with self._cond:
+                self._failures.pop(origin, None)
+                self._down_until.pop(origin, None)
+
+    def unreachable(self, origin: str) -> Optional[str]:
+        """Why ``origin`` is not contacted any more (a sentence), or None while it may be."""
+        with self._cond:
+            until = self._down_until.get(origin)
+            if until is None or self._clock() >= until:
+                return None
+            count = self._failures.get(origin, 0)
+        return (
+            f"host unreachable: {origin} failed {count} connection attempts in a row, so this "
+            "image was not tried; run retry-failed when the host is back"
+        )
 
     def pause(self, origin: str, seconds: float, reason: str = "") -> float:
         """Close ``origin`` for ``seconds``; returns the effective remaining pause."""

@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from .host_gate import HostGate, origin_key
@@ -95,9 +95,17 @@ class CivitaiRetry(Retry):
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
     ):
+        origin = origin_key(_pool.scheme, _pool.host, _pool.port) if _pool is not None else None
+        if origin is not None and self.host_gate is not None:
+            # a host refusing connection after connection is down: no more retries to it
+            if error is not None and self._is_connection_error(error):
+                if self.host_gate.connect_failed(origin):
+                    raise MaxRetryError(_pool, url, error) from error
+            elif self.host_gate.unreachable(origin) and error is not None:
+                raise MaxRetryError(_pool, url, error) from error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if _pool is not None:
-            retry.origin = origin_key(_pool.scheme, _pool.host, _pool.port)
+        if origin is not None:
+            retry.origin = origin
         return retry
 
     def attempts(self) -> int:
@@ -133,7 +141,7 @@ class CivitaiRetry(Retry):
         delay = self.pause_for(response) if response is not None else self.get_backoff_time()
         where = self.origin or "the server"
         retry_no = self.attempts()
-        gated = self.host_gate is not None and bool(self.origin)
+        gate, origin = self.host_gate, self.origin
         if status in PAUSE_STATUSES:
             asked = self.requested_wait(response)
             if asked is not None and asked > 0:
@@ -159,21 +167,22 @@ class CivitaiRetry(Retry):
                     _secs(delay),
                     retry_no,
                 )
-            if gated:
-                self.host_gate.pause(self.origin, delay, f"HTTP {status}")
+            if gate is not None and origin:
+                gate.pause(origin, delay, f"HTTP {status}")
             else:
                 _cancellable_sleep(delay)
         else:
+            # retry details are for -v: the default output stays one line per problem
             if status is not None:
-                logger.info(
+                logger.debug(
                     "HTTP %d from %s; retry %d in %s s.", status, where, retry_no, _secs(delay)
                 )
             else:
-                logger.info(
+                logger.debug(
                     "Connection problem with %s; retry %d in %s s.", where, retry_no, _secs(delay)
                 )
             _cancellable_sleep(delay)
-        if gated and not self.host_gate.wait(self.origin, current_cancel_event()):
+        if gate is not None and origin and not gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while waiting to retry")
 
 
@@ -216,4 +225,4 @@ def _cancellable_sleep(delay: float) -> None:
         raise RetryCancelled("cancelled while waiting to retry")
 
 
-_UNCAPPED = Retry(total=0, retry_after_max=float("inf"))
+_UNCAPPED = Retry(total=0, retry_after_max=float("inf"))  # type: ignore[arg-type]  # no cap

@@ -50,6 +50,7 @@ from .downloads import (  # noqa: F401 - the backlog item's public names
     get_http_client,
     pre_loading,
 )
+from . import filters_row
 from .jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
 from .gradio_compat import in_gradio_event, update, warn_user
 from ..civitai.query import Target, parse_query, target_to_params
@@ -87,6 +88,9 @@ class GalleryView:
     model_id: Optional[int] = None
     model_name: Optional[str] = None
     selected: Optional[int] = None  # the highlighted thumbnail (Gradio keeps it across pages)
+    filters: Any = None  # the Filters row's FilterSpec (None: no filter)
+    hidden: Dict[str, int] = field(default_factory=dict)  # this page's images hidden, by filter
+    notice: Optional[str] = None  # the order Civitai really gives, when not the one chosen
 
     @property
     def page_number(self) -> int:
@@ -212,9 +216,23 @@ def _fetch_page(view: GalleryView) -> GalleryView:
         limit=int(setting.get("gallery_page_size")),
         nsfw_levels=view.nsfw_levels,
     )
-    return replace(
-        view, items=[_with_names(view, i) for i in page.items], next_cursor=page.next_cursor
+    items, hidden = filters_row.apply(
+        page.items,
+        filters_row.spec_from_values() if view.filters is None else view.filters,
+        page.nsfw_hidden,
     )
+    return replace(
+        view,
+        items=[_with_names(view, i) for i in items],
+        next_cursor=page.next_cursor,
+        hidden=hidden,
+        notice=page.notice,
+    )
+
+
+def _filtered_params(params: Dict[str, Any], spec: Any) -> Dict[str, Any]:
+    """The listing's params plus what Civitai filters itself (base models, type)."""
+    return spec.server_params(params) if spec is not None and spec.active else params
 
 
 def _with_names(view: GalleryView, item: ImageItem) -> ImageItem:
@@ -286,7 +304,15 @@ def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
     if view.items:
         label = f"**{view.title}**: page {view.page_number}, {_count(len(view.items), 'image')}"
     else:
-        label = f"**{view.title}**: no images on this page for the chosen NSFW levels"
+        chosen = (
+            "NSFW levels and filters" if view.filters and view.filters.active else "NSFW levels"
+        )
+        label = f"**{view.title}**: page {view.page_number}, no images for the chosen {chosen}"
+    hidden = filters_row.hidden_text(view.hidden)
+    if hidden:
+        label += f"; {hidden}"
+    if view.notice:  # e.g. the sort Civitai ignores on a whole-model listing
+        label += f"  \n{view.notice}"
     preview, text, record = None, NO_SELECTION, None
     if view.selected is not None and 0 <= view.selected < len(view.items):
         item = view.items[view.selected]
@@ -312,14 +338,16 @@ def _show(view: GalleryView) -> Tuple:
 
 
 @_handled(_keep_page(4, extra=1))
-def load_gallery(query: str, nsfw: Sequence[str], sort: str, period: str, old: GalleryView):
-    """Load button / Enter in the query box.
+def load_gallery(
+    query: str, nsfw: Sequence[str], sort: str, period: str, old: GalleryView, *filters: Any
+):
+    """Load button / Enter in the query box; ``filters``: the Filters row's values.
 
-    Returns (state, gallery, page label, prev button, next button, info, metadata, version
-    dropdown).
+    Returns the page outputs (:data:`PAGE_OUTPUTS`) and the version dropdown.
     """
     target = parse_query(query or "")
     levels = _levels(nsfw)
+    spec = filters_row.spec_from_values(*filters)
     api = _api()
     versions: List[Tuple[int, str]] = []
     model_name = None
@@ -336,12 +364,13 @@ def load_gallery(query: str, nsfw: Sequence[str], sort: str, period: str, old: G
         query=query,
         target=target,
         title=_describe(target, model_name) if target.kind == "model" else target.describe(),
-        params=_listing_params(target, sort, period),
+        params=_filtered_params(_listing_params(target, sort, period), spec),
         nsfw_levels=levels,
         versions=versions,
         model_id=model_id,
         model_name=model_name,
         selected=old.selected if isinstance(old, GalleryView) else None,
+        filters=spec,
     )
     outputs = _show(view)
     selected = _selected_version(target)
@@ -363,8 +392,11 @@ def _selected_version(target: Target) -> Optional[int]:
 
 
 @_handled(_keep_page(4))
-def select_version(version: str, nsfw: Sequence[str], sort: str, period: str, view: GalleryView):
+def select_version(
+    version: str, nsfw: Sequence[str], sort: str, period: str, view: GalleryView, *filters: Any
+):
     """Version dropdown changed. Returns the page outputs (see :func:`_page_outputs`)."""
+    spec = filters_row.spec_from_values(*filters)
     if view is None or view.target is None or not view.versions:
         raise InvalidQueryError("Load a model first, then pick one of its versions.")
     model_id = view.target.value if view.target.kind == "model" else None
@@ -377,7 +409,8 @@ def select_version(version: str, nsfw: Sequence[str], sort: str, period: str, vi
     new = replace(
         view,
         target=target,
-        params=_listing_params(target, sort, period),
+        params=_filtered_params(_listing_params(target, sort, period), spec),
+        filters=spec,
         nsfw_levels=_levels(nsfw),
         cursor=None,
         previous=[],
@@ -482,12 +515,19 @@ def summary_text(outcome: JobOutcome) -> str:
     if outcome.total == 0:
         if outcome.cancelled:
             return "Cancelled while listing the images: nothing was downloaded."
+        hidden = filters_row.hidden_text(s.filtered)
+        verb = "retry" if outcome.kind == "retry" else "download"
+        if hidden:
+            return f"Nothing to {verb}: {hidden}."
         if outcome.kind == "retry":
             return "Nothing to retry: no download has failed."
         return "Nothing to download: no image matches this selection and NSFW levels."
     parts = [f"{s.line()} of {outcome.total} images"]
     if s.cancelled or outcome.cancelled:
         parts.append(f"cancelled {s.cancelled}")
+    hidden = filters_row.hidden_text(s.filtered)
+    if hidden:
+        parts.append(hidden)
     text = "; ".join(parts) + f". Saved in {s.output_path}."
     if s.failed:
         reasons = "; ".join(f"#{image_id}: {reason}" for image_id, reason in s.failures[:3])
@@ -522,11 +562,28 @@ def _run_job(start, progress) -> Any:
 
 
 @_handled(_status_only)
-def download_all(query: str, nsfw: Sequence[str], view: GalleryView, progress=gr.Progress()):
-    """Download all examples. Returns the status text."""
+def download_all(
+    query: str,
+    nsfw: Sequence[str],
+    view: GalleryView,
+    base: Optional[Sequence[str]] = None,
+    media_type: Optional[str] = None,
+    with_data: bool = False,
+    since: Optional[str] = None,
+    until: Optional[str] = None,
+    reactions: Any = None,
+    used_with: Optional[str] = None,
+    progress=gr.Progress(),
+):
+    """Download all examples with the Filters row's filters (``base`` .. ``used_with``, the
+    order of ``filters_row.FIELDS``). Returns the status text (the tasks table follows the
+    event)."""
     target = _target_for_download(query, view)
     levels = _levels(nsfw)
-    return _run_job(lambda report: jobs.download(target, levels, report), progress)
+    spec = filters_row.spec_from_values(
+        base, media_type, with_data, since, until, reactions, used_with
+    )
+    return _run_job(lambda report: jobs.download(target, levels, report, filters=spec), progress)
 
 
 @_handled(_status_only)

@@ -22,10 +22,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
 
 from .. import setting
 from ..engine.pool import PRIORITY_BULK, PRIORITY_SINGLE, DownloadEngine
 from ..errors import CivitaiGalleryError
+from ..store import confined
 from .gradio_compat import warn_user
 
 logger = logging.getLogger(__name__)
@@ -110,8 +112,11 @@ def download_large_image(img_url: str, save_path: str, chunk_size: int = 8192) -
 
     Memory stays at one chunk. The body goes to ``save_path + ".part"`` and is renamed into place
     only when complete (the byte count is checked against ``Content-Length``); on a cut stream or
-    a write error the partial file is removed and the response is always closed.
+    a write error the partial file is removed and the response is always closed. The bytes are
+    saved as sent (never decoded), at most ``images.max_file_size_mb``, and never through a
+    symbolic link.
     """
+    cap = int(setting.get("images.max_file_size_mb")) * 1024 * 1024
     part_path = save_path + ".part"
     try:
         _ensure_parent(save_path)
@@ -126,17 +131,22 @@ def download_large_image(img_url: str, save_path: str, chunk_size: int = 8192) -
     try:
         with response:
             expected = response.headers.get("Content-Length")
-            with open(part_path, "wb") as handle:
-                for chunk in response.iter_content(chunk_size=chunk_size):
+            with confined.open_write(part_path) as handle:
+                for chunk in response.raw.stream(chunk_size, decode_content=False):
                     if chunk:
+                        if written + len(chunk) > cap:
+                            raise OSError(
+                                f"the file is larger than {cap // 2**20} MB "
+                                "(setting images.max_file_size_mb)"
+                            )
                         handle.write(chunk)
                         written += len(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             if expected is not None and expected.isdigit() and int(expected) != written:
                 raise OSError(f"stream ended after {written} of {expected} bytes")
-        os.replace(part_path, save_path)
-    except (requests.RequestException, OSError) as exc:
+        confined.replace(part_path, save_path)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         logger.warning("download of %s failed after %d bytes: %s", img_url, written, exc)
         _remove_quietly(part_path)
         return False
@@ -145,6 +155,8 @@ def download_large_image(img_url: str, save_path: str, chunk_size: int = 8192) -
 
 
 def _remove_quietly(path: str) -> None:
+    if os.path.islink(path):
+        return  # never the download's own file
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -220,7 +232,7 @@ def _run_batch(
         with _inflight_lock:
             fetch = _inflight.get(path)
             started_here = fetch is None
-            if started_here:
+            if fetch is None:
                 fetch = _inflight[path] = _Fetch()
             fetch.listeners.append((outcomes, url))
         if started_here:  # else another caller (e.g. the prefetch) is already fetching it

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .. import setting
 from ..errors import CivitaiGalleryError
@@ -56,7 +56,7 @@ class GalleryJobs:
         self._factory = downloader_factory or _default_downloader
         self._lock = threading.Lock()  # held for the whole of a job
         self._state = threading.Lock()  # guards the fields below
-        self._downloader = None
+        self._downloader: Optional[Any] = None
         self._revision: Optional[int] = None
         self._task_ids: List[str] = []
         self._cancel = threading.Event()
@@ -88,11 +88,13 @@ class GalleryJobs:
         target: Target,
         nsfw_levels: Optional[Sequence[str]] = None,
         progress: ProgressFn = _no_progress,
+        filters: Any = None,
     ) -> JobOutcome:
-        """Download every image of ``target`` (NSFW levels applied) and wait for the tasks."""
+        """Download every image of ``target`` (NSFW levels and ``filters``, a FilterSpec,
+        applied) and wait for the tasks."""
 
         def start(downloader) -> List[str]:
-            return _start(downloader, target, nsfw_levels)
+            return _start(downloader, target, nsfw_levels, filters)
 
         return self._run(start, progress, "Listing images", "download")
 
@@ -134,6 +136,7 @@ class GalleryJobs:
             if self._cancel.is_set() and task_ids:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
+            outcome.summary.filtered = dict(getattr(downloader, "last_filtered", None) or {})
             outcome.kind = kind
             self.last_outcome = outcome
             return outcome
@@ -221,7 +224,9 @@ def _output_path(downloader) -> str:
     return str(getattr(downloader, "output_path", "") or setting.get("images.output_path"))
 
 
-def _start(downloader, target: Target, nsfw_levels: Optional[Sequence[str]]) -> List[str]:
+def _start(
+    downloader, target: Target, nsfw_levels: Optional[Sequence[str]], filters: Any = None
+) -> List[str]:
     """The ``ImageDownloader`` call that lists (and queues) every image of ``target``, after the
     check the CLI makes too (``NotFoundError``: "model N was not found on Civitai; ...")."""
     from ..civitai.target_check import check_target_exists
@@ -229,21 +234,24 @@ def _start(downloader, target: Target, nsfw_levels: Optional[Sequence[str]]) -> 
     value: Any = target.value
     check_target_exists(downloader.api, target.kind, value, target.version_id)
     levels = list(nsfw_levels) if nsfw_levels else None
+    kw: Dict[str, Any] = {"limit": 0}
+    if filters is not None and filters.active:
+        kw["filters"] = filters
     if target.kind == "model" and target.version_id is not None:
-        return downloader.download_version_images(target.version_id, limit=0, nsfw_levels=levels)
+        return downloader.download_version_images(target.version_id, nsfw_levels=levels, **kw)
     if target.kind == "model":
-        return downloader.download_model_images(target.value, limit=0, nsfw_levels=levels)
+        return downloader.download_model_images(target.value, nsfw_levels=levels, **kw)
     if target.kind == "version":
-        return downloader.download_version_images(target.value, limit=0, nsfw_levels=levels)
+        return downloader.download_version_images(target.value, nsfw_levels=levels, **kw)
     if target.kind == "user":
-        return downloader.download_creator_images(target.value, limit=0, nsfw_levels=levels)
+        return downloader.download_creator_images(target.value, nsfw_levels=levels, **kw)
     if target.kind == "image":
         return [downloader.download_single_image(target.value)]
     params = dict(target.params or {})
     if levels:
         # the exact levels chosen (a list); one Civitai value such as "Mature" would widen them
         params.setdefault("nsfw", list(levels))
-    return downloader.download_filtered_images(params, limit=0)
+    return downloader.download_filtered_images(params, **kw)
 
 
 def _default_downloader():

@@ -18,6 +18,8 @@ from typing import Dict
 import gradio as gr
 
 from . import actions as action
+from . import filters_row
+from . import resources_panel
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -87,6 +89,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 label="Period",
                 elem_id="civitai_gallery_period",
             )
+        c.update(filters_row.build())
         c["page"] = component(
             gr.Markdown,
             "Enter a model, link or username and press Load.",
@@ -139,6 +142,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 c["metadata"] = component(
                     gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
                 )
+                resources_panel.build(c)
         with component(
             gr.Accordion, "What a download saves", open=True, elem_id="civitai_gallery_save_box"
         ):
@@ -221,27 +225,42 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
 
 def _wire(c: Dict[str, gr.components.Component]) -> None:
     page_outputs = [c[name] for name in action.PAGE_OUTPUTS]
-    load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]]
-    for trigger in (c["load"].click, c["query"].submit):
+    filters = filters_row.inputs(c)
+    load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters
+    # a page change moves the selection to the new page's image (see action._page_outputs)
+    paged = [
         listen(trigger, action.load_gallery, load_inputs, page_outputs + [c["version"]])
+        for trigger in (c["load"].click, c["query"].submit)
+    ]
     version_event = getattr(c["version"], "input", None) or c["version"].change
-    listen(
-        version_event,
-        action.select_version,
-        [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]],
-        page_outputs,
+    paged.append(
+        listen(
+            version_event,
+            action.select_version,
+            [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters,
+            page_outputs,
+        )
     )
-    listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
-    listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
-    listen(
-        c["gallery"].select,
-        action.select_image,
-        [c["state"]],
-        [c["state"], c["preview"], c["info"], c["metadata"]],
-    )
+    paged.append(listen(c["next"].click, action.next_page, [c["state"]], page_outputs))
+    paged.append(listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs))
+    select_outputs = [c["state"], c["preview"], c["info"], c["metadata"]]
+    if "send_picture" in c:  # inside WebUI: the send buttons need the note and the picture
+        from . import send_to
+
+        outputs = select_outputs + [c["send_note"], c["send_picture"]]
+        selected = listen(c["gallery"].select, send_to.select_for_webui, [c["state"]], outputs)
+        buttons = [c["send_to_txt2img"], c["send_to_img2img"]]
+        listen(c["info"].change, send_to.buttons_state, [c["info"]], buttons)
+        follow = [c["state"], c["info"], c["metadata"]]
+        paged = [event.then(send_to.follow_page, follow, outputs[2:]) for event in paged]
+    else:
+        selected = listen(c["gallery"].select, action.select_image, [c["state"]], select_outputs)
+    resources_panel.wire(c, selected)
+    for event in paged:
+        resources_panel.chain(c, event)
     # A job reports its progress on Status only; the tasks table follows when it ends.
     for button, handler, inputs in (
-        (c["download_all"], action.download_all, [c["query"], c["nsfw"], c["state"]]),
+        (c["download_all"], action.download_all, [c["query"], c["nsfw"], c["state"]] + filters),
         (c["retry_failed"], action.retry_failed, None),
     ):
         event = listen(
@@ -295,15 +314,23 @@ def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]
     if not hasattr(paste, "ParamBinding"):
         logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
         return {}
+    from .send_to import send_components
+
     with gr.Row(elem_id="civitai_gallery_send_row"):
         buttons = paste.create_buttons(["txt2img", "img2img"])
+    extra = send_components()
     for tabname, button in buttons.items():
+        try:  # nothing selected yet: an empty box would paste WebUI's last generation
+            button.interactive = False
+        except AttributeError:
+            pass
         paste.register_paste_params_button(
             paste.ParamBinding(
                 paste_button=button,
                 tabname=tabname,
                 source_text_component=info,
-                source_image_component=None,
+                # img2img gets the picture too (txt2img has no image input)
+                source_image_component=extra["send_picture"] if tabname == "img2img" else None,
             )
         )
-    return {f"send_to_{name}": button for name, button in buttons.items()}
+    return {**extra, **{f"send_to_{name}": button for name, button in buttons.items()}}

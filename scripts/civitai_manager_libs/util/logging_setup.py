@@ -9,7 +9,21 @@ from typing import Set
 
 _secrets: Set[str] = set()
 _lock = threading.Lock()
-_TOKEN_RE = re.compile(r"(?i)((?:token|api_key|apikey)=)[^&\s'\"]+")
+# A query (or ``name=value``) whose name ends like a secret: token, key, api_key, auth, sig,
+# signature, password, secret, credential, session... (``access_token``, ``X-Amz-Signature``).
+SECRET_NAME = (
+    r"[\w.\-]*(?:token|key|auth|authorization|sig|signature|password|passwd|pwd|pass|secret"
+    r"|credential|credentials|session|sessionid|jwt|hmac|otp)"
+)
+# In a query string (after ``?``, ``&``, ``;`` or ``#``) every secret-looking name is masked; in
+# free text only the unmistakable ones (``token=``, ``api_key=``, ``password=``...).
+_TOKEN_RE = re.compile(r"(?i)((?<=[?&;#])" + SECRET_NAME + r"=)[^&;\s'\"#]+")
+_FREE_TOKEN_RE = re.compile(
+    r"(?i)(\b[\w.\-]*(?:token|api_key|apikey|api-key|password|passwd|secret|signature)=)"
+    r"[^&;\s'\"#]+"
+)
+_USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@'\"]+@")
+_SECRET_NAME_RE = re.compile(r"(?i)^" + SECRET_NAME + r"$")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
 MASK = "***"
 
@@ -22,7 +36,8 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """Mask every registered secret, ``token=`` query values and bearer tokens in ``text``."""
+    """Mask every registered secret, the values of secret-looking query names (``token=``,
+    ``key=``, ``sig=``, ``password=``...), ``user:password@`` in URLs and bearer tokens."""
     if not text:
         return text
     with _lock:
@@ -30,7 +45,14 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     text = _TOKEN_RE.sub(r"\1" + MASK, text)
+    text = _FREE_TOKEN_RE.sub(r"\1" + MASK, text)
+    text = _USERINFO_RE.sub(r"\1" + MASK + "@", text)
     return _BEARER_RE.sub(r"\1" + MASK, text)
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a query parameter called ``name`` looks like it carries a secret."""
+    return bool(_SECRET_NAME_RE.match(name or ""))
 
 
 class SecretFilter(logging.Filter):
@@ -64,3 +86,8 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     install_filter(root)
     for noisy in ("urllib3", "httpx", "httpcore", "PIL", "matplotlib", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns on every retry ("Retrying (...) after connection broken ..."): retry details
+    # are for -v; the default output keeps one line per problem (the transport's own)
+    logging.getLogger("urllib3.connectionpool").setLevel(
+        logging.DEBUG if verbose else logging.ERROR
+    )

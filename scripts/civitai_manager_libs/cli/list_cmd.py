@@ -1,0 +1,134 @@
+"""``python main.py list model|version|user|filter ... --to FILE.parquet|FILE.jsonl``: the listing
+alone, one row per image, for img2dataset to download at scale. Resumable (see export.listing)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, Optional, Sequence, TextIO
+
+from .args import _nsfw_levels, _positive_int
+from .dataset_shell import add_logging, new_parser, run_command
+from .target import check_target, parse_target
+from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
+
+LIST_KINDS = ("model", "version", "user", "filter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(
+        "main.py list",
+        "List the images of a model, version, user or filter into a Parquet or JSON Lines file "
+        "(url, caption, id, NSFW level, size, creator, model/version ids, generation data) "
+        "without downloading them; img2dataset downloads from it. An interrupted listing "
+        "continues when the same command runs again.",
+    )
+    parser.add_argument("kind", choices=LIST_KINDS, help="what to list")
+    parser.add_argument("values", nargs="+", metavar="VALUE", help="id, name or KEY=VALUE pairs")
+    parser.add_argument(
+        "--to", dest="dest", required=True, metavar="FILE", help="FILE.parquet or FILE.jsonl"
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=0, help="at most N images (default 0: all)"
+    )
+    parser.add_argument(
+        "--nsfw",
+        type=_nsfw_levels,
+        help="comma list of levels None,Soft,Mature,X or 'all' "
+        "(default: setting images.default_nsfw_filter)",
+    )
+    parser.add_argument("--videos", action="store_true", help="list videos too")
+    parser.add_argument(
+        "--clean-captions",
+        action="store_true",
+        help="captions cleaned for training as 'export --format captions' does "
+        "(default: the prompt as written)",
+    )
+    parser.add_argument(
+        "--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)"
+    )
+    parser.add_argument(
+        "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host only"
+    )
+    add_logging(parser)
+    return parser
+
+
+def _params(kind: str, value: Any) -> Dict[str, Any]:
+    if kind == "model":
+        return {"modelId": value}
+    if kind == "version":
+        return {"modelVersionId": value}
+    if kind == "user":
+        return {"username": value}
+    return dict(value)
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    from .. import setting
+    from ..civitai.api import CivitaiAPI, levels_of_param, normalize_levels
+    from ..http_client import CivitaiHttpClient
+
+    dest = os.path.abspath(os.path.expanduser(args.dest))
+    if listing_format(dest) == "parquet":
+        require_pyarrow()  # before any request
+    target = parse_target(args.kind, args.values)
+    params = _params(target.kind, target.value)
+    levels = args.nsfw
+    if levels is None and params.get("nsfw") not in (None, ""):
+        levels = list(levels_of_param(params["nsfw"]))
+    params.pop("nsfw", None)
+    if levels is None:
+        levels = setting.get("images.default_nsfw_filter")
+    levels = list(normalize_levels(levels))
+    job = ListingJob(
+        key=job_key(
+            target.kind,
+            target.value,
+            levels,
+            {"limit": args.limit, "videos": args.videos, "clean": args.clean_captions},
+        ),
+        params=params,
+        levels=levels,
+        limit=args.limit,
+        include_videos=args.videos,
+        clean_captions=args.clean_captions,
+    )
+    client = CivitaiHttpClient(
+        api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
+        base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
+    )
+    bar = None
+    try:
+        api = CivitaiAPI(client=client)
+        check_target(api, target)  # NotFoundError before the file is touched
+        if target.kind == "model":
+            job.context = {"model_id": target.value}
+        elif target.kind == "version":
+            version = api.get_model_version(target.value)
+            job.context = {"model_id": version.model_id, "version_id": target.value}
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=None, unit="img", desc="listed", file=sys.stderr)
+
+        def progress(rows: int, _videos: int) -> None:
+            if bar is not None:
+                bar.update(rows - bar.n)
+
+        result = run_listing(api, job, dest, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        client.close()
+    resumed = " (resumed)" if result.resumed else ""
+    out.write(f"listed {result.rows} image(s) into {result.path}{resumed}\n")
+    if result.videos_skipped:
+        out.write(f"  videos skipped: {result.videos_skipped} (use --videos to list them)\n")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
+    """``python main.py list ...`` (``argv`` without the word ``list``)."""
+    return run_command(build_parser(), cmd_list, list(argv or []), out)

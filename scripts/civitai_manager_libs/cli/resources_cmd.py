@@ -1,0 +1,227 @@
+"""``python main.py resources IMAGE_ID|URL [--download] [--models-dir DIR] [--types lora,...]``.
+
+Shows what an image was made with (checkpoint, LoRAs, embeddings, VAE), which of those the user
+has (✓, found by SHA-256 under any name) and which are missing (✗, with size and Civitai link),
+then the infotext to paste into txt2img with the user's own names. ``--download`` fetches the
+missing files into the WebUI folders, verified against Civitai's SHA-256. Exit codes: 0 all
+present (or downloaded), 1 something is still missing or failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+
+from .args import ParserExit, UsageError, _Parser
+from .report import EXIT_FAILED, EXIT_OK, EXIT_USAGE, user_message
+from ..errors import CivitaiGalleryError, NotFoundError
+from ..metadata.resource_refs import RESOURCE_TYPES, Resource
+from ..resources.fetch import civitai_page, human_size
+from ..util.logging_setup import configure_logging, register_secret
+
+COMMAND = "resources"
+
+
+def _types(text: str) -> List[str]:
+    aliases = {"checkpoints": "checkpoint", "loras": "lora", "embeddings": "embedding"}
+    types: List[str] = []
+    for part in text.split(","):
+        name = aliases.get(part.strip().lower(), part.strip().lower())
+        if not name:
+            continue
+        if name not in RESOURCE_TYPES:
+            raise argparse.ArgumentTypeError(
+                f"unknown resource type {part!r}; use a comma list of {','.join(RESOURCE_TYPES)}"
+            )
+        if name not in types:
+            types.append(name)
+    if not types:
+        raise argparse.ArgumentTypeError("give at least one type, e.g. --types lora,embedding")
+    return types
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py resources",
+        description="Show (and with --download fetch) the models an image was made with.",
+    )
+    parser.add_argument("image", metavar="IMAGE_ID|URL", help="image id or civitai.com/images/N")
+    parser.add_argument(
+        "--download", action="store_true", help="download the missing files (SHA-256 verified)"
+    )
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="WebUI models folder (Stable-diffusion/, Lora/, embeddings/, VAE/); default: the "
+        "models_path setting",
+    )
+    parser.add_argument(
+        "--types", type=_types, help="only these types: checkpoint,lora,embedding,vae,other"
+    )
+    parser.add_argument(
+        "--output", "-o", help="output folder whose archive caches look-ups (default: setting)"
+    )
+    parser.add_argument("--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL)")
+    parser.add_argument("--api-key", help="Civitai API key (default: $CIVITAI_API_KEY)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress")
+    return parser
+
+
+def _image_id(text: str) -> int:
+    from ..civitai.query import parse_query
+
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    target = parse_query(stripped)
+    if target.kind != "image":
+        raise UsageError(
+            f"{text!r} is not an image; give an image id or a civitai.com/images/N link"
+        )
+    return int(target.value)
+
+
+def resource_line(resource: Resource, base_url: str) -> str:
+    mark = "✓" if resource.local_path else "✗"
+    parts = [f"{mark} {resource.type:<10} {resource.label}"]
+    if resource.weight is not None and resource.type == "lora":
+        parts.append(f"weight {resource.weight:g}")
+    if resource.local_path:
+        parts.append(f"yours: {resource.local_name} ({resource.local_path})")
+    else:
+        if resource.file_name:
+            parts.append(resource.file_name)
+        parts.append(human_size(resource.size))
+        page = civitai_page(resource, base_url)
+        if page:
+            parts.append(page)
+        if resource.note:
+            parts.append(resource.note)
+    return "  " + ", ".join(parts)
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bars: Dict[Tuple[str, str], Any] = {}
+
+    def hashing(done: int, total: int, name: str) -> None:
+        bar = bars.get(("hash", name))
+        if bar is None:
+            bar = bars[("hash", name)] = tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"hashing {name}", file=sys.stderr
+            )
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def fetching(done: int, total: Optional[int], label: str) -> None:
+        bar = bars.get(("get", label))
+        if bar is None:
+            bar = bars[("get", label)] = tqdm(
+                total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr
+            )
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return hashing, fetching
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .. import setting
+    from ..civitai.api import CivitaiAPI
+    from ..http_client import CivitaiHttpClient
+    from ..resources.fetch import fetch_missing, total_size
+    from ..resources.hash_cache import FileHasher
+    from ..resources.service import open_cache, reproduce
+
+    image_id = _image_id(args.image)
+    models_dir = args.models_dir or setting.get("models_path") or None
+    if models_dir and not os.path.isdir(os.path.expanduser(models_dir)):
+        raise UsageError(f"the models folder {models_dir} does not exist (see --models-dir)")
+    output = os.path.abspath(os.path.expanduser(args.output or setting.get("images.output_path")))
+    client = CivitaiHttpClient(
+        api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
+        base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
+    )
+    hashing, fetching = _progress(args.quiet)
+    with client, open_cache(output) as cache:
+        item = CivitaiAPI(client=client).get_image(image_id)
+        plan = reproduce(item, client, cache, models_dir, hash_progress=hashing)
+        shown = [r for r in plan.resources if not args.types or r.type in args.types]
+        where = models_dir or ("WebUI" if plan.inventory.source == "webui" else None)
+        out.write(
+            f"Image {image_id}: {len(shown)} resource(s)"
+            + (f"; your models: {where}" if where else "; no models folder (use --models-dir)")
+            + "\n"
+        )
+        for resource in shown:
+            out.write(resource_line(resource, client.base_url) + "\n")
+        missing = plan.missing(args.types)
+        status = EXIT_OK
+        if missing and args.download:
+            if not plan.folders:
+                raise UsageError("--download needs a models folder: pass --models-dir DIR")
+            out.write(f"Downloading {len(missing)} file(s), {human_size(total_size(missing))}\n")
+            outcomes = fetch_missing(
+                missing,
+                plan.folders,
+                client,
+                FileHasher(cache),
+                progress=fetching,
+                min_free_mb=int(setting.get("images.min_free_space_mb")),
+            )
+            for outcome in outcomes:
+                mark = "✓" if outcome.status in ("downloaded", "present") else "✗"
+                out.write(f"  {mark} {outcome.message}\n")
+                if outcome.status not in ("downloaded", "present"):
+                    status = EXIT_FAILED
+        elif missing:
+            out.write(
+                f"Missing: {len(missing)} file(s), {human_size(total_size(missing))}. "
+                "Run again with --download to fetch them.\n"
+            )
+            status = EXIT_FAILED
+        else:
+            out.write("Everything is present.\n")
+        text = plan.infotext()
+        if text:
+            out.write("\nGeneration data with your file names (paste into txt2img):\n")
+            out.write(text + "\n")
+    return status
+
+
+def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    """``argv`` starts with ``resources``; returns the exit code."""
+    out = out or sys.stdout
+    try:
+        args = build_parser().parse_args(list(argv)[1:])
+    except ParserExit as exc:
+        return exc.status
+    except UsageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    configure_logging(verbose=args.verbose, quiet=args.quiet)
+    key = args.api_key or os.environ.get("CIVITAI_API_KEY")
+    if key:
+        register_secret(key)
+    try:
+        from .. import setting
+
+        setting.load()
+        return run(args, out)
+    except (UsageError, NotFoundError) as exc:
+        sys.stderr.write(f"error: {user_message(exc, args.base_url)}\n")
+        return EXIT_USAGE
+    except CivitaiGalleryError as exc:
+        sys.stderr.write(f"error: {user_message(exc, args.base_url)}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; a partial download is kept and resumes next time\n")
+        return 130

@@ -1,0 +1,82 @@
+"""A prompt made fit for training: the caption a LoRA trainer reads beside each image.
+
+:func:`clean_caption` removes what only steers WebUI (extra-network tags such as ``<lora:x:0.8>``,
+``<hypernet:y>``, ``<lyco:z>``; ``BREAK``), reduces attention syntax to its words (``(word:1.2)``,
+``((word))``, ``[word]``, prompt editing ``[from:to:0.5]`` -> ``to``, alternation ``[a|b]`` ->
+``a``), turns escaped brackets (``\\(``) into plain ones, drops repeated tags (case-insensitive,
+first kept) and normalises whitespace; tags are joined with ``", "``. A prefix (a trigger word)
+comes first, once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional
+
+_EXTRA_NETWORK = re.compile(r"<\s*[A-Za-z_][\w-]*\s*:[^<>]*>")
+_BREAK = re.compile(r"\bBREAK\b")
+_WEIGHT = re.compile(r"\s*:\s*[+-]?(?:\d+\.?\d*|\.\d+)\s*$")
+_INNER_ROUND = re.compile(r"\(([^()\[\]]*)\)")
+_INNER_SQUARE = re.compile(r"\[([^()\[\]]*)\]")
+_EDIT_STEP = re.compile(r"^(?:(.*?):)?(.*?):\s*[+-]?(?:\d+\.?\d*|\.\d+)\s*$", re.DOTALL)
+_SPACES = re.compile(r"\s+")
+# Escaped brackets are literal text in A1111 prompts: park them while the syntax is reduced.
+_ESCAPES = {"\\(": "\x00", "\\)": "\x01", "\\[": "\x02", "\\]": "\x03"}
+_RESTORE = {"\x00": "(", "\x01": ")", "\x02": "[", "\x03": "]"}
+
+
+def _round(match: "re.Match[str]") -> str:
+    """``(words:1.2)`` / ``(words)`` -> ``words``."""
+    return _WEIGHT.sub("", match.group(1))
+
+
+def _square(match: "re.Match[str]") -> str:
+    """``[words]`` -> ``words``; ``[from:to:n]`` / ``[to:n]`` -> ``to``; ``[a|b]`` -> ``a``."""
+    inner = match.group(1)
+    edit = _EDIT_STEP.match(inner)
+    if edit:
+        return edit.group(2)
+    if "|" in inner:
+        return inner.split("|", 1)[0]
+    return inner
+
+
+def _reduce_attention(text: str) -> str:
+    """Innermost brackets first, until none is left (unbalanced ones are dropped at the end)."""
+    while True:
+        reduced = _INNER_SQUARE.sub(_square, _INNER_ROUND.sub(_round, text))
+        if reduced == text:
+            break
+        text = reduced
+    return re.sub(r"[()\[\]]", " ", text)
+
+
+def caption_tags(prompt: Optional[str]) -> List[str]:
+    """The cleaned tags of ``prompt`` in order, each once (see the module docstring)."""
+    if not prompt:
+        return []
+    text = _EXTRA_NETWORK.sub(" ", prompt)
+    text = _BREAK.sub(",", text)
+    for escaped, mark in _ESCAPES.items():
+        text = text.replace(escaped, mark)
+    text = _reduce_attention(text)
+    for mark, plain in _RESTORE.items():
+        text = text.replace(mark, plain)
+    tags: List[str] = []
+    seen = set()
+    for part in re.split(r"[,\n]", text):
+        tag = _SPACES.sub(" ", part).strip(" \t:")
+        key = tag.lower()
+        if tag and key not in seen:
+            seen.add(key)
+            tags.append(tag)
+    return tags
+
+
+def clean_caption(prompt: Optional[str], prefix: Optional[str] = None) -> str:
+    """The training caption of ``prompt``: cleaned tags joined with ``", "``, ``prefix``'s tags
+    (e.g. a trigger word) first and not repeated later; ``""`` when nothing is left."""
+    head = caption_tags(prefix)
+    seen = {tag.lower() for tag in head}
+    tail = [tag for tag in caption_tags(prompt) if tag.lower() not in seen]
+    return ", ".join(head + tail)

@@ -1,0 +1,213 @@
+"""The three export layouts, one small writer each: ``add(item, caption)`` per image, ``close()``.
+
+* ``captions``: ``<id>.<ext>`` beside ``<id>.txt`` (the cleaned caption); with kohya repeats the
+  files go in ``N_CONCEPT/`` as kohya's trainer expects.
+* ``imagefolder``: Hugging Face ``datasets``' layout: the files and ``metadata.jsonl`` whose
+  ``file_name`` names each file, the other keys becoming columns (scalar columns of one type each;
+  the full generation data as a JSON string).
+* ``jsonl``: the files and ``records.jsonl``, one JSON record per image with ``file`` (relative to
+  the export folder) and ``caption``.
+
+Files are hard-linked when the file system allows it (same device), else copied; names are the
+image ids, so nothing can leave the export folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import re
+from typing import IO, Any, Dict, List, Optional, Set
+
+from ..metadata.embed import write_atomic
+from .source import ExportItem
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("captions", "imagefolder", "jsonl")
+IMAGEFOLDER_METADATA = "metadata.jsonl"
+JSONL_RECORDS = "records.jsonl"
+_INT64 = 2**63 - 1
+_EXPORTED_NAME = re.compile(r"^\d+\.(png|jpe?g|webp|gif|mp4|webm|mov|mkv|txt)$", re.IGNORECASE)
+
+
+def place_file(source: str, target: str) -> str:
+    """``target`` holds ``source``'s bytes: a hard link when possible, else a copy; "link" or
+    "copy" (or "kept" when it already is the same file). Written through a temporary name."""
+    if os.path.exists(target) and os.path.samefile(source, target):
+        return "kept"
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    how = "link"
+    try:
+        os.link(source, tmp)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        how = "copy"
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return how
+
+
+def _file_name(item: ExportItem) -> str:
+    return f"{item.image_id}{os.path.splitext(item.path)[1].lower()}"
+
+
+def _int(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and -_INT64 <= value <= _INT64:
+        return value
+    return None
+
+
+def _float(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> Optional[str]:
+    return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+class Writer:
+    """Base: places each file in ``folder`` and counts links and copies."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.linked = 0
+        self.copied = 0
+        self.written: Set[str] = set()
+        os.makedirs(folder, exist_ok=True)
+
+    def stale_files(self) -> List[str]:
+        """Files named like this export's (``<id>.<ext>``) that this run did not write: left by an
+        earlier export into the same folder. They are not deleted (the folder is the user's)."""
+        return sorted(
+            name
+            for name in os.listdir(self.folder)
+            if _EXPORTED_NAME.match(name) and name not in self.written
+        )
+
+    def _place(self, item: ExportItem) -> str:
+        name = _file_name(item)
+        how = place_file(item.path, os.path.join(self.folder, name))
+        self.written.add(name)
+        if how == "copy":
+            self.copied += 1
+        else:
+            self.linked += 1
+        return name
+
+    def add(self, item: ExportItem, caption: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the export (index files); the base has nothing to finish."""
+
+
+class CaptionsWriter(Writer):
+    """``<id>.<ext>`` + ``<id>.txt`` holding the caption."""
+
+    def add(self, item: ExportItem, caption: str) -> None:
+        name = self._place(item)
+        stem = os.path.splitext(name)[0]
+        write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"))
+        self.written.add(stem + ".txt")
+
+
+class _IndexWriter(Writer):
+    """A writer with one JSON-lines index, written to a temporary file and renamed on close."""
+
+    index_name = ""
+
+    def __init__(self, folder: str):
+        super().__init__(folder)
+        self._index_path = os.path.join(folder, self.index_name)
+        self._tmp = self._index_path + ".tmp"
+        self._handle: Optional[IO[str]] = open(self._tmp, "w", encoding="utf-8")
+
+    def _row(self, item: ExportItem, name: str, caption: str) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def add(self, item: ExportItem, caption: str) -> None:
+        assert self._handle is not None
+        name = self._place(item)
+        row = self._row(item, name, caption)
+        self._handle.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
+
+    def close(self) -> None:
+        if self._handle is None:
+            return
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self._handle = None
+        os.replace(self._tmp, self._index_path)
+
+    def abort(self) -> None:
+        """Drop the half-written index (an interrupted export keeps the previous one)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+class ImageFolderWriter(_IndexWriter):
+    """Hugging Face imagefolder: ``metadata.jsonl`` rows of one fixed set of typed columns."""
+
+    index_name = IMAGEFOLDER_METADATA
+
+    def _row(self, item: ExportItem, name: str, caption: str) -> Dict[str, Any]:
+        rec, gen = item.record, item.generation
+        return {
+            "file_name": name,
+            "id": item.image_id,
+            "caption": caption,
+            "prompt": _text(gen.get("prompt")),
+            "negative_prompt": _text(gen.get("negative_prompt")),
+            "seed": _int(gen.get("seed")),
+            "steps": _int(gen.get("steps")),
+            "cfg_scale": _float(gen.get("cfg_scale")),
+            "sampler": _text(gen.get("sampler")),
+            "clip_skip": _int(gen.get("clip_skip")),
+            "checkpoint": _text(gen.get("model")),
+            "checkpoint_hash": _text(gen.get("model_hash")),
+            "loras": [str(lora.get("name")) for lora in gen.get("loras") or [] if lora.get("name")],
+            "width": _int(rec.get("width")),
+            "height": _int(rec.get("height")),
+            "nsfw_level": _text(rec.get("nsfw_level")),
+            "creator": _text(rec.get("creator")),
+            "model_id": _int(rec.get("model_id")),
+            "model_name": _text(rec.get("model_name")),
+            "version_id": _int(rec.get("version_id")),
+            "version_name": _text(rec.get("version_name")),
+            "base_model": _text(rec.get("base_model")),
+            "created_at": _text(rec.get("created_at")),
+            "url": _text(rec.get("url")),
+            "generation": json.dumps(gen, ensure_ascii=False) if gen else None,
+        }
+
+
+class JsonlWriter(_IndexWriter):
+    """``records.jsonl``: the JSON record, ``file`` and ``caption`` added."""
+
+    index_name = JSONL_RECORDS
+
+    def _row(self, item: ExportItem, name: str, caption: str) -> Dict[str, Any]:
+        return {**item.record, "file": name, "caption": caption}
+
+
+def open_writer(fmt: str, folder: str) -> Writer:
+    """The writer of ``fmt`` (one of :data:`FORMATS`) writing into ``folder``."""
+    by_format = {"captions": CaptionsWriter, "imagefolder": ImageFolderWriter, "jsonl": JsonlWriter}
+    return by_format[fmt](folder)

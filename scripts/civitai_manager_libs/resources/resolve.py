@@ -1,0 +1,174 @@
+"""Resolve an image's resources: what the image names, completed from Civitai (cached).
+
+``GET /api/v1/model-versions/{id}`` for a known version id, else
+``GET /api/v1/model-versions/by-hash/{hash}`` for each hash the image gives. Every answer (a 404
+too) goes into the archive's :class:`~..store.resource_cache.ResourceCache`, so a resource is
+looked up once per library, not per image.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from ..errors import ApiError, NotFoundError
+from ..metadata.resource_refs import (
+    Resource,
+    collect_resources,
+    merge_all,
+    merge_into,
+    resource_type,
+    same_resource,
+)
+from ..records import ImageItem
+from ..store.resource_cache import ResourceCache
+
+logger = logging.getLogger(__name__)
+
+VERSION_PATH = "/api/v1/model-versions/{}"
+BY_HASH_PATH = "/api/v1/model-versions/by-hash/{}"
+
+
+class ResourceResolver:
+    """Fills :class:`Resource` entries from Civitai through ``client`` and ``cache``."""
+
+    def __init__(self, client: Any, cache: Optional[ResourceCache] = None):
+        self.client = client
+        self.cache = cache
+        self.requests = 0  # API requests made (cache misses)
+
+    # ------------------------------------------------------------------ look-ups
+
+    def _lookup(self, key: str, path: str) -> Optional[Dict[str, Any]]:
+        """The JSON for ``path`` (None for a 404), through the cache."""
+        if self.cache is not None:
+            cached = self.cache.get_lookup(key)
+            if cached is not None:
+                logger.debug("resource look-up %s: cached (%d)", key, cached.status)
+                return cached.body if cached.status == 200 else None
+        self.requests += 1
+        try:
+            body = self.client.get_json(path)
+        except NotFoundError:
+            if self.cache is not None:
+                self.cache.put_lookup(key, 404, None)
+            return None
+        if self.cache is not None:
+            self.cache.put_lookup(key, 200, body)
+            version_id = body.get("id")
+            if key.startswith("hash:") and isinstance(version_id, int):
+                self.cache.put_lookup(f"version:{version_id}", 200, body)
+        return body
+
+    def version(self, version_id: int) -> Optional[Dict[str, Any]]:
+        return self._lookup(f"version:{version_id}", VERSION_PATH.format(version_id))
+
+    def by_hash(self, digest: str) -> Optional[Dict[str, Any]]:
+        digest = digest.upper()
+        return self._lookup(f"hash:{digest}", BY_HASH_PATH.format(digest))
+
+    # ------------------------------------------------------------------ resolution
+
+    def resolve(self, resources: List[Resource]) -> List[Resource]:
+        """Complete each resource from Civitai; returns the list merged again (a tag-only LoRA
+        joins its version once Civitai gave the file name)."""
+        # Version ids first: they are exact and often cached; a hash-only mention of the same
+        # resource then joins it without a by-hash request.
+        for resource in sorted(resources, key=lambda r: r.version_id is None):
+            known = next(
+                (
+                    r
+                    for r in resources
+                    if r is not resource and r.status == "resolved" and same_resource(r, resource)
+                ),
+                None,
+            )
+            if known is not None:  # another mention of a resource already looked up
+                merge_into(resource, known)
+                continue
+            try:
+                body = None
+                if resource.version_id is not None:
+                    body = self.version(resource.version_id)
+                else:
+                    for digest in resource.all_hashes():
+                        body = self.by_hash(digest)
+                        if body is not None:
+                            break
+            except ApiError as exc:
+                resource.note = f"Civitai look-up failed: {exc}"
+                logger.warning("Could not look up %s on Civitai: %s", resource.label, exc)
+                continue
+            if body is not None:
+                fill_from_version(resource, body)
+            elif resource.version_id is not None or resource.all_hashes():
+                resource.status = "not_on_civitai"
+                resource.note = "not on Civitai"
+        merged = merge_all(resources)
+        # A tag-only LoRA that joined nothing stays "unresolved"; say why.
+        for resource in merged:
+            if resource.status == "unresolved" and resource.note is None:
+                resource.note = "the image gives no hash or version id for it"
+        return merged
+
+
+def _pick_file(resource: Resource, files: List[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    wanted = [h.upper() for h in resource.all_hashes()]
+    for entry in files:
+        hashes_value = entry.get("hashes")
+        values = (
+            [str(v).upper() for v in (hashes_value or {}).values()]
+            if isinstance(hashes_value, Mapping)
+            else []
+        )
+        if any(v.startswith(w) or w.startswith(v) for v in values for w in wanted if v and w):
+            return entry
+    for entry in files:
+        if entry.get("primary"):
+            return entry
+    return files[0] if files else None
+
+
+def fill_from_version(resource: Resource, body: Mapping[str, Any]) -> None:
+    """Copy what a ``/model-versions`` answer says into ``resource`` (status ``resolved``)."""
+    model_value = body.get("model")
+    model: Mapping[str, Any] = model_value if isinstance(model_value, Mapping) else {}
+    if isinstance(body.get("id"), int):
+        resource.version_id = body["id"]
+    if isinstance(body.get("modelId"), int):
+        resource.model_id = body["modelId"]
+    resource.model_name = model.get("name") or resource.model_name
+    resource.version_name = body.get("name") or resource.version_name
+    civitai_type = resource_type(model.get("type"))
+    if civitai_type != "other":
+        resource.type = civitai_type
+    files = [f for f in body.get("files") or [] if isinstance(f, Mapping)]
+    chosen = _pick_file(resource, files)
+    if chosen is not None:
+        hashes_value = chosen.get("hashes")
+        hashes: Mapping[str, Any] = hashes_value if isinstance(hashes_value, Mapping) else {}
+        resource.file_name = chosen.get("name") or resource.file_name
+        sha = hashes.get("SHA256")
+        resource.sha256 = str(sha).upper() if sha else resource.sha256
+        autov2 = hashes.get("AutoV2") or (resource.sha256[:10] if resource.sha256 else None)
+        resource.autov2 = str(autov2).upper() if autov2 else None
+        size_kb = chosen.get("sizeKB")
+        if isinstance(size_kb, (int, float)) and not isinstance(size_kb, bool):
+            resource.size = int(round(size_kb * 1024))
+        resource.download_url = chosen.get("downloadUrl") or body.get("downloadUrl")
+    else:
+        resource.download_url = body.get("downloadUrl") or resource.download_url
+    if body.get("availability") == "EarlyAccess" or body.get("earlyAccessEndsAt"):
+        resource.note = "early access: downloading needs a logged-in API key"
+    resource.status = "resolved"
+
+
+def item_resources(item: Union[ImageItem, Mapping[str, Any]]) -> List[Resource]:
+    """The resources one listed image names (no network)."""
+    if isinstance(item, ImageItem):
+        raw: Mapping[str, Any] = item.raw or {}
+        meta = item.meta if item.meta is not None else raw.get("meta")
+    else:
+        raw = item
+        meta = item.get("meta")
+    return collect_resources(meta, raw.get("modelVersionIds"))

@@ -1,0 +1,142 @@
+"""What we already know about model resources, kept in the archive's SQLite file.
+
+Two tables, added beside the archive's own (same file, own connection, created if missing, so an
+archive written before them still opens):
+
+* ``civitai_lookups``: the answer of one Civitai look-up (``version:<id>`` or ``hash:<HASH>``):
+  the JSON body, or a 404 (``status`` 404, no body), with the time it was fetched. A resource is
+  looked up once per library, not per image; a 404 is trusted for :data:`NOT_FOUND_MAX_AGE`.
+* ``local_hashes``: SHA-256 of a local model file keyed by path, size and mtime, so a 6 GB
+  checkpoint is hashed once, not on every start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional, Union
+
+from ..errors import ArchiveError
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND_MAX_AGE = 7 * 86_400.0  # seconds a cached 404 counts as "not on Civitai"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS civitai_lookups (
+        lookup_key TEXT PRIMARY KEY,
+        status INTEGER NOT NULL,
+        body TEXT,
+        fetched_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS local_hashes (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class CachedLookup:
+    status: int  # 200 or 404
+    body: Optional[Dict[str, Any]]
+    fetched_at: float
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.time() - self.fetched_at)
+
+
+class ResourceCache:
+    """Look-up answers and local file hashes in the SQLite file at ``db_path``."""
+
+    def __init__(self, db_path: Union[str, os.PathLike]):
+        self.db_path = os.path.abspath(os.fspath(db_path))
+        self._lock = threading.RLock()
+        try:
+            os.makedirs(os.path.dirname(self.db_path), exist_ok=True)
+            self._conn: Optional[sqlite3.Connection] = sqlite3.connect(
+                self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise ArchiveError(
+                f"Cannot open the resource cache in {self.db_path}: {exc}. Check that the output "
+                "folder is writable."
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "ResourceCache":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def _db(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise ArchiveError(f"The resource cache {self.db_path} is closed.")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise ArchiveError(
+                    f"Cannot {action} the resource cache {self.db_path}: {exc}."
+                ) from None
+
+    # ------------------------------------------------------------------ Civitai look-ups
+
+    def get_lookup(self, key: str) -> Optional[CachedLookup]:
+        """The cached answer for ``key``; an expired 404 counts as no answer."""
+        with self._db("read") as conn:
+            row = conn.execute(
+                "SELECT status, body, fetched_at FROM civitai_lookups WHERE lookup_key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        status, body, fetched_at = row
+        cached = CachedLookup(int(status), json.loads(body) if body else None, float(fetched_at))
+        if cached.status == 404 and cached.age > NOT_FOUND_MAX_AGE:
+            return None
+        return cached
+
+    def put_lookup(self, key: str, status: int, body: Optional[Dict[str, Any]]) -> None:
+        text = json.dumps(body, ensure_ascii=False) if body is not None else None
+        with self._db("write") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO civitai_lookups (lookup_key, status, body, fetched_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, int(status), text, time.time()),
+            )
+
+    # ------------------------------------------------------------------ local file hashes
+
+    def get_hash(self, path: str, size: int, mtime_ns: int) -> Optional[str]:
+        with self._db("read") as conn:
+            row = conn.execute(
+                "SELECT sha256 FROM local_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+                (path, int(size), int(mtime_ns)),
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def put_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self._db("write") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO local_hashes (path, size, mtime_ns, sha256) "
+                "VALUES (?, ?, ?, ?)",
+                (path, int(size), int(mtime_ns), sha256.upper()),
+            )

@@ -1,0 +1,88 @@
+"""Inside WebUI: what the Send to txt2img / img2img buttons get for the selected image.
+
+WebUI pastes whatever the infotext box holds, and with an empty box it pastes the *last
+generation* (``params.txt``). So an image without generation data leaves the box empty, says so in
+a note beside it, and the send buttons are disabled while the box is empty. Send to img2img also
+sends the picture, as WebUI's own send buttons do: the original upload, fetched when the image is
+selected, goes into a hidden image component that the img2img binding reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import gradio as gr
+
+from .. import setting
+from ..civitai.image_urls import original_url
+from ..errors import CivitaiGalleryError
+from ..records import ImageItem
+from .actions import NO_GENERATION_DATA, GalleryView, select_image
+from .downloads import get_http_client
+from .gradio_compat import update
+
+logger = logging.getLogger(__name__)
+
+
+def buttons_state(text: Optional[str]) -> Tuple[Any, Any]:
+    """Updates for the txt2img and img2img send buttons: usable only with infotext in the box."""
+    usable = bool(text and text.strip())
+    return update(interactive=usable), update(interactive=usable)
+
+
+def original_picture(item: ImageItem) -> Optional[str]:
+    """The selected image's original upload, in the gallery cache (downloaded once); None when
+    it cannot be had (the reason is logged, the text is still sent)."""
+    if not item.url or (item.type or "image") != "image":
+        return None
+    try:
+        url = original_url(item.url)
+        path = setting.get_image_url_to_gallery_file(url)
+        if not os.path.isfile(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            get_http_client().fetch_to_file(url, path)
+    except (CivitaiGalleryError, OSError) as exc:
+        logger.warning("image %s: the picture for img2img could not be fetched: %s", item.id, exc)
+        return None
+    return path
+
+
+def select_for_webui(view: GalleryView, evt: gr.SelectData) -> Tuple[Any, ...]:
+    """A thumbnail was clicked inside WebUI. Returns what :func:`actions.select_image` returns
+    (state, preview, infotext, metadata), with the infotext "" when the image has no generation
+    data, plus (note update, picture path for img2img)."""
+    view, preview, text, record = select_image(view, evt)
+    return (view, preview) + send_outputs(view, text, record)
+
+
+def follow_page(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[Any, ...]:
+    """After a page change (the selection moved to the new page's image): (infotext or "",
+    metadata, note update, picture for img2img), so the send buttons match what is shown."""
+    return send_outputs(view, text, record)
+
+
+def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[Any, ...]:
+    """(infotext or "", metadata, note update, picture for img2img) for the selected image of
+    ``view`` (its ``selected`` position) whose data the tab shows as ``text`` and ``record``."""
+    index = getattr(view, "selected", None)
+    items = getattr(view, "items", None) or []
+    if record is None or index is None or not 0 <= index < len(items):
+        return "", record, update(value="", visible=False), None
+    if text == NO_GENERATION_DATA:
+        return "", record, update(value=NO_GENERATION_DATA, visible=True), None
+    return text, record, update(value="", visible=False), original_picture(items[index])
+
+
+def send_components() -> Dict[str, Any]:
+    """The note and the hidden picture the send buttons work with (created in the current
+    Blocks context)."""
+    from .gradio_compat import component
+
+    return {
+        "send_note": component(gr.Markdown, "", visible=False, elem_id="civitai_gallery_send_note"),
+        "send_picture": component(
+            gr.Image, type="pil", visible=False, elem_id="civitai_gallery_send_picture"
+        ),
+    }
