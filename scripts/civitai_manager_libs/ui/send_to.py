@@ -19,7 +19,7 @@ from .. import setting
 from ..civitai.image_urls import original_url
 from ..errors import CivitaiGalleryError
 from ..records import ImageItem
-from .actions import NO_GENERATION_DATA, GalleryView, select_image
+from .actions import NO_GENERATION_DATA, GalleryView, _handled, select_image
 from .downloads import get_http_client
 from .gradio_compat import update
 
@@ -49,6 +49,15 @@ def original_picture(item: ImageItem) -> Optional[str]:
     return path
 
 
+def _nothing_selected(message: str, view: Any = None, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    return view, None, "", None, update(value="", visible=False), None
+
+
+def _send_unchanged(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    return "", update(), update(value="", visible=False), None  # send buttons off
+
+
+@_handled(_nothing_selected)
 def select_for_webui(view: GalleryView, evt: gr.SelectData) -> Tuple[Any, ...]:
     """A thumbnail was clicked inside WebUI. Returns what :func:`actions.select_image` returns
     (state, preview, infotext, metadata), with the infotext "" when the image has no generation
@@ -57,6 +66,7 @@ def select_for_webui(view: GalleryView, evt: gr.SelectData) -> Tuple[Any, ...]:
     return (view, preview) + send_outputs(view, text, record)
 
 
+@_handled(_send_unchanged)
 def follow_page(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[Any, ...]:
     """After a page change (the selection moved to the new page's image): (infotext or "",
     metadata, note update, picture for img2img), so the send buttons match what is shown."""
