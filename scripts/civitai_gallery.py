@@ -156,8 +156,22 @@ def on_ui_settings() -> None:
         shared.opts.add_option(option_key(key), info)
 
 
+def store_option(key: str, value: Any) -> None:
+    """Persist a choice made on the tab (metadata formats, output folder, template, thumbnails)
+    as WebUI's option, the same one its Settings page shows, in WebUI's config file."""
+    spec = setting.SPECS[key]
+    shared.opts.set(option_key(key), _to_option_value(spec, value))
+    save = getattr(shared.opts, "save", None)
+    config = getattr(shared, "config_filename", None)
+    if save is not None and config:
+        save(config)
+
+
 def on_ui_tabs():
     apply_all_options()
+    from scripts.civitai_manager_libs.ui import actions
+
+    actions.option_persister = store_option  # the tab's save options live in WebUI's settings
     with gr.Blocks(analytics_enabled=False) as tab:
         build_tab_contents(webui=True)
     return [(tab, TAB_TITLE, TAB_ID)]

@@ -457,7 +457,7 @@ def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
     from scripts.civitai_manager_libs.ui import actions as action
 
     fake = tab_env
-    status, _tasks = action.download_all(
+    status = action.download_all(
         "version 62833",
         ["None", "Soft", "Mature", "X"],
         None,
@@ -471,7 +471,7 @@ def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
         progress=None,
     )
     assert status.startswith("Nothing to download: 12 hidden by filters (12 used-with)")
-    status, _tasks = action.download_all(
+    status = action.download_all(
         "version 62833",
         ["None", "Soft", "Mature", "X"],
         None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import json
 import os
+import re
 import threading
 import time
 import tracemalloc
@@ -296,28 +297,43 @@ def test_load_gallery_pages_forward_and_back(env):
     view, value, label = out[0], out[1], out[2]
     assert len(value) == len(view.items) == 8 and "page 1" in label
     assert all(os.path.isfile(path) for path, _caption in value)
-    assert out[7]["visible"] is True and any("[43888]" in c for c in out[7]["choices"])
+    assert out[8]["visible"] is True and any("[43888]" in c for c in out[8]["choices"])
     second = action.next_page(view)[0]
     assert second.page_number == 2 and {i.id for i in second.items}.isdisjoint(
         i.id for i in view.items
     )
     back = action.prev_page(second)[0]
     assert [i.id for i in back.items] == [i.id for i in view.items]
-    info, record = action.select_image(back, gr.SelectData(None, {"index": 0, "value": None}))
-    assert record["id"] == back.items[0].id
+    chosen, preview, info, record = action.select_image(
+        back, gr.SelectData(None, {"index": 1, "value": None})
+    )
+    assert chosen.selected == 1 and record["id"] == back.items[1].id
+    assert os.path.isfile(preview) and "original=true" not in preview
     assert record["model_name"] == "DreamShaper"  # filled from the loaded model
     assert record["version_name"] in {name for _id, name in view.versions}
+    # Gradio keeps the highlight on position 1 when the page changes: the data follows it.
+    out = action.next_page(chosen)
+    assert out[0].selected == 1 and out[7]["id"] == out[0].items[1].id and out[6]
+    assert os.path.isfile(out[5])
 
 
-def test_invalid_query_becomes_an_error_toast_and_writes_nothing(env):
-    with pytest.raises(gr.Error) as err:
-        action.download_all("https://civitai.com/models/abc", ["None"], action.GalleryView())
-    assert "model" in str(err.value).lower()
-    with pytest.raises(gr.Error):
-        action.load_gallery("999999", ["None"], "Newest", "AllTime", action.GalleryView())
-    with pytest.raises(gr.Error) as err:
-        action.load_gallery(str(MODEL_ID), [], "Newest", "AllTime", action.GalleryView())
-    assert "NSFW" in str(err.value)
+def test_invalid_query_keeps_the_page_says_why_and_writes_nothing(env, caplog):
+    status = action.download_all("https://civitai.com/models/abc", ["None"], action.GalleryView())
+    assert status.startswith("Nothing downloaded: ") and "model" in status.lower()
+    view = action.GalleryView(query="x")
+    out = action.load_gallery("999999", ["None"], "Newest", "AllTime", view)
+    assert out[0] is view and all(o == gr.update() for o in out[1:])  # nothing changes
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="scripts.civitai_manager_libs.ui.actions"):
+        action.load_gallery(str(MODEL_ID), [], "Newest", "AllTime", view)
+    infos = [r for r in caplog.records if r.levelname == "INFO"]
+    assert len(infos) == 1 and "NSFW" in infos[0].getMessage() and infos[0].exc_info is None
+    assert any(r.levelname == "DEBUG" and r.exc_info for r in caplog.records)
+    status = action.download_all("999999999", ["None"], action.GalleryView())
+    assert (
+        status == "Nothing downloaded: model 999999999 was not found on Civitai; check the id "
+        "(it may also be hidden or removed)."
+    )
     assert env.image_requests() == []
     assert not os.path.exists(setting.get("images.output_path"))
 
@@ -348,11 +364,14 @@ def test_job_runner_refuses_a_second_job_and_reports_counts(env):
     assert len(saved) >= outcome.total  # a metadata sidecar per image
     assert "downloaded" in action.summary_text(outcome)
     rows = jobs.recent_tasks(5)
-    assert len(rows) == 5 and rows[0][2] == "completed"
+    assert len(rows) == 5 and rows[0][3] == "completed"
+    assert rows[0][1] == f"version {VERSION_ID}" and re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d", rows[0][0]
+    )
 
 
 def test_retry_with_nothing_failed_says_so(env):
-    status, _tasks = action.retry_failed(progress=None)
+    status = action.retry_failed(progress=None)
     assert status == "Nothing to retry: no download has failed."
     assert env.image_requests() == []
 

@@ -56,8 +56,6 @@ ACCEPTED = [
         {"modelId": 123, "modelVersionId": 4},
     ),
     ("www.civitai.com/images/789", Target("image", 789), {"imageId": 789}),
-    ("http://127.0.0.1:8765/models/5/x", Target("model", 5), {"modelId": 5}),
-    ("localhost:8765/images/6", Target("image", 6), {"imageId": 6}),
     ("https://civitai.com/images/789", Target("image", 789), {"imageId": 789}),
     (
         "https://civitai.com/images/789?postId=3&modelVersionId=9",
@@ -119,6 +117,35 @@ def test_accepted_inputs(text, target, params):
     assert parsed == target
     assert parsed.params == target.params
     assert target_to_params(parsed) == params
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.com/models/4201",
+        "example.org/images/6",
+        "http://evil.civitai.com.x.io/models/1",
+    ],
+)
+def test_links_to_other_websites_are_refused(text):
+    with pytest.raises(InvalidQueryError, match="not Civitai"):
+        parse_query(text)
+
+
+def test_links_to_the_configured_or_given_civitai_host_are_accepted(monkeypatch):
+    from scripts.civitai_manager_libs import setting
+
+    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+    setting.set("civitai_base_url", "https://civitai.com")  # whatever an earlier test configured
+    with pytest.raises(InvalidQueryError, match="not Civitai"):
+        parse_query("http://127.0.0.1:8765/models/5/x")
+    setting.set("civitai_base_url", "http://127.0.0.1:8765")
+    assert parse_query("http://127.0.0.1:8765/models/5/x") == Target("model", 5)
+    assert parse_query("localhost:8765/images/6", extra_hosts=["http://localhost:9"]) == Target(
+        "image", 6
+    )
+    assert parse_query("https://civitai.green/models/5") == Target("model", 5)
+    assert parse_query("https://www.civitai.com/models/5") == Target("model", 5)
 
 
 REFUSED = [

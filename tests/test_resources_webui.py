@@ -75,6 +75,12 @@ def test_send_to_txt2img_pastes_the_users_names(
     blocks = webui.callbacks["ui_tabs"][0]()[0][0]
     fns = blocks.fns.values() if isinstance(blocks.fns, dict) else blocks.fns
     assert any(getattr(fn, "fn", None) is resources_panel.show_resources for fn in fns)
+    # chained on the select event and on every page event (the selection follows the page)
+    chained = [fn for fn in fns if getattr(fn, "fn", None) is resources_panel.show_resources]
+    assert len(chained) == 6  # select, Load, Enter, version, Next, Previous
+    # "Download missing" before a selection: a status line, no exception (no error badge)
+    kept, status, _info, _plan = resources_panel.download_missing(None, False, progress=None)
+    assert status == "Select an image first." and kept == {"__type__": "update"}
     (binding,) = [b for b in webui.bindings if b.tabname == "txt2img"]
     assert binding.source_text_component.elem_id == "civitai_gallery_info"
 

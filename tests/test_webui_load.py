@@ -10,6 +10,7 @@ import importlib.abc
 import importlib.util
 import logging
 import os
+from dataclasses import replace
 import socket
 import sys
 import types
@@ -264,17 +265,32 @@ def test_send_buttons_need_generation_data_and_img2img_gets_the_picture(webui, f
     def select(index):
         return send_to.select_for_webui(view, gr.SelectData(None, {"index": index, "value": None}))
 
-    info, record, note, image = select(0)
+    # the tab's select outputs (state, preview, info, metadata) plus the note and the picture
+    state, preview, info, record, note, image = select(0)
+    assert state.selected == 0 and preview is not None
     assert info == "" and record["id"] == bare.id and image is None
     assert note["visible"] is True and note["value"] == actions.NO_GENERATION_DATA
     assert all(u["interactive"] is False for u in send_to.buttons_state(info))
-    info, record, note, image = select(1)
+    state, preview, info, record, note, image = select(1)
+    assert state.selected == 1 and preview == image  # the preview shows the same original
     assert "Steps: " in info and note["visible"] is False
     assert all(u["interactive"] is True for u in send_to.buttons_state(info))
     with open(image, "rb") as handle:
         assert handle.read() == dataset.original_bytes(full.id)  # the original, fetched once
     assert os.path.dirname(image) == setting.get("gallery_cache_path")
     assert image.startswith(webui.data_path + os.sep)
+    # a page change moves the selection (the page outputs fill info and metadata with the
+    # tab's text); the send outputs follow: no data -> an empty box, the note, no picture
+    moved = replace(view, items=[view.items[1], view.items[0]], selected=1)
+    info, record, note, image = send_to.follow_page(moved, actions.NO_GENERATION_DATA, {"id": 1})
+    assert info == "" and note["visible"] is True and image is None
+    info, record, note, image = send_to.follow_page(
+        replace(moved, selected=0), "Steps: 20", {"id": full.id}
+    )
+    assert info == "Steps: 20" and note["visible"] is False
+    assert image is not None and os.path.dirname(image) == setting.get("gallery_cache_path")
+    nothing = send_to.follow_page(replace(moved, selected=None), "", None)
+    assert nothing[0] == "" and nothing[3] is None
 
 
 def test_changed_option_is_applied_and_a_bad_one_refused(webui, caplog):

@@ -106,6 +106,8 @@ def gallery_server(session_fake, tmp_path_factory):
 
     saved_env = os.environ.pop("CIVITAI_BASE_URL", None)
     root = tmp_path_factory.mktemp("gallery-app")
+    saved_settings = os.environ.get("CIVITAI_GALLERY_SETTINGS")
+    os.environ["CIVITAI_GALLERY_SETTINGS"] = str(root / "settings.json")  # the tab saves options
     setting.reset()
     setting.update(
         {
@@ -122,6 +124,10 @@ def gallery_server(session_fake, tmp_path_factory):
         setting.reset()
         if saved_env is not None:
             os.environ["CIVITAI_BASE_URL"] = saved_env
+        if saved_settings is None:
+            os.environ.pop("CIVITAI_GALLERY_SETTINGS", None)
+        else:
+            os.environ["CIVITAI_GALLERY_SETTINGS"] = saved_settings
 
 
 @pytest.fixture(scope="session")

@@ -19,21 +19,26 @@ input                                                Target
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
 
-Links may use any http(s) host (the UI's base URL may be a local Civitai), and ``civitai.com/...``
-without a scheme. Usernames are checked before they go anywhere near a URL or a path: separators,
-``..``, control characters and whitespace are refused, also when they arrive percent-encoded.
+Links must point at Civitai: ``civitai.com`` (and its subdomains such as ``www.``),
+``civitai.green``, the host of the configured Civitai address (``civitai_base_url``, which may be
+a local Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website
+is refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
+go anywhere near a URL or a path: separators, ``..``, control characters and whitespace are
+refused, also when they arrive percent-encoded.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Set
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import InvalidQueryError
 
 KINDS = ("model", "version", "user", "image", "filter")
+# Civitai's own sites (a subdomain of one, e.g. www.civitai.com, is accepted too).
+CIVITAI_HOSTS = ("civitai.com", "civitai.green")
 
 MAX_INPUT_LENGTH = 2000
 MAX_USERNAME_LENGTH = 100
@@ -128,8 +133,12 @@ class Target:
         return f"{self.kind} {self.value}"
 
 
-def parse_query(text: str) -> Target:
-    """Parse one user input into a :class:`Target`; raises InvalidQueryError naming the forms."""
+def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
+    """Parse one user input into a :class:`Target`; raises InvalidQueryError naming the forms.
+
+    A link is accepted on Civitai's hosts, the configured ``civitai_base_url``'s host and the
+    hosts (or base URLs) in ``extra_hosts``; a link to another website raises InvalidQueryError.
+    """
     if not isinstance(text, str):
         raise InvalidQueryError(f"Expected text to search for, got {type(text).__name__}.")
     stripped = text.strip()
@@ -143,9 +152,9 @@ def parse_query(text: str) -> Target:
     if _DIGITS.fullmatch(stripped):
         return Target("model", _parse_id(stripped, "model"))
     if stripped.lower().startswith(("http://", "https://")) or stripped.startswith("/"):
-        return _parse_url(stripped, text)
+        return _parse_url(stripped, text, extra_hosts)
     if _BARE_HOST.match(stripped):
-        return _parse_url("https://" + stripped, text)
+        return _parse_url("https://" + stripped, text, extra_hosts)
     match = _AT_NAME.fullmatch(stripped)
     if match:
         return Target("user", validate_username(match.group("value")))
@@ -246,9 +255,43 @@ def _filter_target(params: Dict[str, Any]) -> Target:
     return Target("filter", urlencode(params), params=params)
 
 
-def _parse_url(url: str, original: str) -> Target:
+def _hostname(text: Optional[str]) -> Optional[str]:
+    """The lower-case host of a base URL or bare host name (``None`` when there is none)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname
+    except ValueError:
+        return None
+    return host.lower().rstrip(".") if host else None
+
+
+def allowed_hosts(extra_hosts: Iterable[Optional[str]] = ()) -> Set[str]:
+    """Hosts a link may name besides Civitai's: the configured base URL's and ``extra_hosts``."""
+    from .. import setting
+
+    hosts = {_hostname(setting.get("civitai_base_url"))}
+    hosts.update(_hostname(h) for h in extra_hosts)
+    return {h for h in hosts if h}
+
+
+def _check_host(host: Optional[str], original: str, extra_hosts: Iterable[Optional[str]]) -> None:
+    host = (host or "").lower().rstrip(".")
+    if any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS):
+        return
+    if host in allowed_hosts(extra_hosts):
+        return
+    raise InvalidQueryError(
+        f"The link {_show(original.strip())} points to {host or 'no host'}, not Civitai: paste a "
+        "link from civitai.com (or from the Civitai address in the settings)."
+    )
+
+
+def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
     try:
         parts = urlsplit(url)
+        host = parts.hostname
     except ValueError as exc:
         raise InvalidQueryError(
             f"The link {_show(original.strip())} is malformed ({exc})."
@@ -257,6 +300,8 @@ def _parse_url(url: str, original: str) -> Target:
         raise _not_understood(original)
     if parts.scheme and not parts.netloc:
         raise _not_understood(original)
+    if parts.netloc:
+        _check_host(host, original, extra_hosts)
     # Split the raw (still encoded) path so an encoded '/' stays inside its segment.
     segments = [seg for seg in parts.path.split("/") if seg]
     query = _query_dict(parts.query, original)

@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: Optional[str] = None):
         if message:
@@ -147,6 +147,16 @@ def _add_file_options(parser: argparse.ArgumentParser, remembered: bool) -> None
     )
 
 
+DOWNLOAD_EXAMPLES = """examples:
+  python main.py download model 4201 --output images
+  python main.py download version 43888 --nsfw None,Soft --metadata json,txt,exif
+  python main.py download url "https://civitai.com/models/4201?modelVersionId=43888"
+  python main.py download user someartist --limit 50
+  python main.py download filter modelId=4201 sort=Newest --limit 10
+  python main.py download model 4201 --with-generation-data --since 2024-01-01
+"""
+
+
 # -- filters (issue 14): --base-model, --type, --with-generation-data, --since/--until,
 # --min-reactions, --used-with; the spec and its rules live in civitai/filters.py ---------------
 
@@ -235,14 +245,23 @@ def filters_from_args(args: argparse.Namespace):
 def _add_download(sub) -> None:
     dl = sub.add_parser(
         "download",
-        help="download the images of a model, version, user, image, URL or filter",
+        help="download the images of a model, version, user, image, url or filter",
+        usage="%(prog)s KIND VALUE [VALUE ...] [options]",
         description=(
-            "Targets: 'model ID', 'version ID', 'user NAME', 'image ID', 'url URL', "
-            "'filter KEY=VALUE ...' (keys: modelId, modelVersionId, postId, imageId, userId, "
-            "username, sort, period, nsfw, type, baseModels, tags)."
+            "Download every image of a target with its generation data. KIND VALUE is one of:\n"
+            "  model ID | version ID | user NAME | image ID | url URL (a civitai.com link) |\n"
+            "  filter KEY=VALUE ... (keys: modelId, modelVersionId, postId, imageId, userId,\n"
+            "  username, sort, period, nsfw, type, baseModels, tags)"
         ),
+        epilog=DOWNLOAD_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dl.add_argument("kind", choices=TARGET_KINDS, help="what to download")
+    dl.add_argument(
+        "kind",
+        choices=TARGET_KINDS,
+        metavar="KIND",
+        help="what to download: " + ", ".join(TARGET_KINDS),
+    )
     dl.add_argument("values", nargs="+", metavar="VALUE", help="id, name, URL or KEY=VALUE pairs")
     dl.add_argument(
         "--limit",
@@ -265,10 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``main.py download|tasks|retry-failed`` parser; it raises ``UsageError`` on bad input
     and ``ParserExit`` where argparse would exit (``--help``)."""
     parser = _Parser(
-        prog="main.py",
-        description="Download Civitai images with their generation data, headless.",
+        prog="python main.py",
+        description="Download Civitai images with their generation data, headless. "
+        "Without a command, python main.py serves the gallery tab (python main.py --help).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{download,tasks,retry-failed}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{download,tasks,retry-failed}", title="commands"
+    )
     sub.required = True
     _add_download(sub)
 

@@ -73,14 +73,15 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values)
+    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
     cfg = resolve_config(args)
     if cfg.template:
         from ..store.paths import PathTemplate
 
         PathTemplate(cfg.template)  # TemplateError before any request or folder
-    if os.path.exists(cfg.output) and not os.path.isdir(cfg.output):
-        raise OutputPathError(f"the output path {cfg.output} exists and is not a folder")
+    from ..store.paths import check_output_folder
+
+    check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
     report = RunReport("download", target.describe(), cfg.output)
 
     def begin(downloader):

@@ -1,4 +1,8 @@
-"""Progress display of a CLI run: two tqdm bars on stderr, with log records printed above them."""
+"""Progress display of a CLI run: two tqdm bars on stderr, with log records printed above them.
+
+Bars are drawn only on a terminal: they redraw themselves with cursor-up escapes (``ESC[A``),
+which show up as garbage between the lines of a log file, a pipe or a CI console. Elsewhere the
+log lines and the final report are the whole output."""
 
 from __future__ import annotations
 
@@ -10,6 +14,16 @@ from typing import Any, Iterator, Optional, TextIO
 
 from ..util.logging_setup import install_filter
 from ..records import DownloadSummary
+
+
+def bars_wanted(quiet: bool, stream: Optional[TextIO] = None) -> bool:
+    """Whether to draw bars: not ``--quiet`` and ``stream`` (stderr) is a terminal."""
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return not quiet and bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 class ProgressBars:

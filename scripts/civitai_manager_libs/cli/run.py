@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
-from .progress import ProgressBars, logs_above_bars
+from .progress import ProgressBars, bars_wanted, logs_above_bars
 from .report import RunReport, finish, user_message
 from .service import RunConfig, Service
 from .signals import STOP_GRACE, Interrupted
@@ -131,7 +131,7 @@ def execute(
             warm.start()
             check_target(service.api, target)  # NotFoundError before any folder is created
             warm.join()
-        bars = ProgressBars(enabled=not args.quiet)
+        bars = ProgressBars(enabled=bars_wanted(args.quiet))
         try:
             with logs_above_bars(bars.enabled):
                 downloader = service.open_downloader()

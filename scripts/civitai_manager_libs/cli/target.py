@@ -8,7 +8,6 @@ from typing import Any, Dict, Optional, Sequence
 from urllib.parse import quote
 
 from .args import UsageError
-from ..records import NSFW_LEVELS
 
 
 @dataclass
@@ -53,8 +52,11 @@ def _parse_filter(pairs: Sequence[str]) -> Dict[str, Any]:
     return dict(parsed.params or {})
 
 
-def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
-    """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed)."""
+def parse_target(kind: str, values: Sequence[str], base_url: Optional[str] = None) -> CliTarget:
+    """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
+
+    A ``url`` must point at Civitai, the configured Civitai address or ``base_url``
+    (``--base-url``); another website's link is an ``InvalidQueryError``."""
     if kind == "filter":
         return CliTarget("filter", _parse_filter(values))
     if len(values) != 1:
@@ -66,26 +68,15 @@ def parse_target(kind: str, values: Sequence[str]) -> CliTarget:
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))
-    parsed = parse_query(text)  # InvalidQueryError carries its own sentence
+    parsed = parse_query(text, extra_hosts=[base_url])  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
     return CliTarget(parsed.kind, parsed.value, parsed.version_id)
 
 
 def check_target(api, target: CliTarget) -> None:
-    """Look the target up before anything is written; raises ``NotFoundError`` / ``UsageError``."""
-    if target.kind == "model":
-        api.get_model(target.value)
-        if target.version_id:
-            api.get_model_version(target.version_id)
-    elif target.kind == "version":
-        api.get_model_version(target.value)
-    elif target.kind == "image":
-        api.get_image(target.value)
-    elif target.kind == "user":
-        page = api.get_image_page({"username": target.value}, limit=1, nsfw_levels=NSFW_LEVELS)
-        if not page.items:
-            raise UsageError(
-                f"no images found for user {target.value!r} on Civitai; check the spelling "
-                "(usernames are case-sensitive)"
-            )
+    """Look the target up before anything is written; raises ``NotFoundError`` /
+    ``InvalidQueryError`` (the same check and words as the tab's Download all)."""
+    from ..civitai.target_check import check_target_exists
+
+    check_target_exists(api, target.kind, target.value, target.version_id)

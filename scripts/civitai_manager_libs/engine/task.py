@@ -225,6 +225,20 @@ def row_as_dict(row: Any) -> Dict[str, Any]:
     return dict(vars(row))
 
 
+def _timestamp(value: Any, default: float) -> float:
+    """Seconds since the epoch from an archive's ISO time (or a number); ``default`` otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return default
+    return default
+
+
 def task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
     """An :class:`ImageDownloadTask` rebuilt (final state included) from an archive row."""
     task = ImageDownloadTask(
@@ -238,6 +252,7 @@ def task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
     )
     task.restored = True
     task._settled = True
+    task.created_at = _timestamp(row.get("created_at"), task.created_at)
     task.version_id = row.get("version_id")
     task.query_key = row.get("query_key")
     status = row.get("status") or FAILED

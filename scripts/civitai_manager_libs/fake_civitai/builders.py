@@ -241,6 +241,7 @@ def build_default(seed: int = 0) -> Dict[str, Any]:
             )
         )
     _guarantee_variety(images, rng)
+    _best_foot_forward(images)
     _assign_posts(images, rng)
     _real_2026_shapes(images)
     _add_lora_resources(images)
@@ -289,6 +290,32 @@ def _real_2026_shapes(images: List[FakeImage]) -> None:
     for image in images:
         if image.model_id in UUID_URL_MODELS and image.created_ms >= UUID_URLS_SINCE_MS:
             image.uuid_url = True
+
+
+def _reactions(image: FakeImage) -> int:
+    keys = ("likeCount", "heartCount", "laughCount", "cryCount")
+    return sum(int(image.stats.get(key, 0)) for key in keys)
+
+
+def _best_foot_forward(images: List[FakeImage]) -> None:
+    """The first thumbnail a model shows (most reactions, default NSFW levels) carries a prompt,
+    so the demo's first click shows what the tool does best: its stats trade places with those
+    of the model's most-reacted image that has one."""
+    for model_id in sorted({image.model_id for image in images}):
+        shown = [
+            i
+            for i in images
+            if i.model_id == model_id and i.nsfw_level in ("None", "Soft") and i.media != "mp4"
+        ]
+        if not shown:
+            continue
+        first = max(shown, key=lambda i: (_reactions(i), i.id))
+        if first.meta and first.meta.get("prompt"):
+            continue
+        with_prompt = [i for i in shown if i.meta and i.meta.get("prompt")]
+        if with_prompt:
+            best = max(with_prompt, key=lambda i: (_reactions(i), i.id))
+            first.stats, best.stats = best.stats, first.stats
 
 
 def _guarantee_variety(images: List[FakeImage], rng: random.Random) -> None:

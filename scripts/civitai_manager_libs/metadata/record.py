@@ -355,7 +355,9 @@ def save_metadata(
 def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
     infotext = to_infotext(record)
     if not infotext:
-        log.info("image %s: no generation data to embed; writing the txt sidecar", record.get("id"))
+        log.debug(
+            "image %s: no generation data to embed; writing the txt sidecar", record.get("id")
+        )
     else:
         try:
             return embed_infotext(image_path, infotext)

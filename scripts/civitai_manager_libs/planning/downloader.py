@@ -173,7 +173,7 @@ class ImageDownloader:
         self._names = FileNames()
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
-        self._context = TemplateContext(path_template, lambda: self.api)
+        self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(
             self, self._registry, self._context, self._schedule, self._reserve
         )

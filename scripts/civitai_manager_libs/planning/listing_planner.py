@@ -113,8 +113,8 @@ class ListingPlanner:
             raise
         finally:
             self._registry.update_checkpoint(listing)
-        logger.info(
-            "%s: %d image(s) kept, %d task(s)%s",
+        logger.debug(
+            "%s: %d image(s) listed, %d task(s)%s",
             query_key,
             listed,
             len(listing.task_ids),

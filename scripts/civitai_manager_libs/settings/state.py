@@ -231,7 +231,7 @@ def load(path: Optional[str] = None) -> Optional[str]:
         raise SettingsError(f"{exc} (in the settings file {path})") from None
     with _lock:
         _apply_locked(validated, replace_all=True)
-    logger.info("Loaded %d settings from %s.", len(validated), path)
+    logger.debug("Loaded %d settings from %s.", len(validated), path)
     return path
 
 

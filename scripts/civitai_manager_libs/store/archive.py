@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from urllib.parse import quote
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 # ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
 from ..errors import ArchiveError, DiskSpaceError, OutputPathError
@@ -78,6 +78,13 @@ CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 CREATE TABLE IF NOT EXISTS run_options (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    model_id INTEGER,
+    PRIMARY KEY (kind, id)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     query_key TEXT PRIMARY KEY,
@@ -681,6 +688,28 @@ class Archive:
         """What :meth:`set_run_options` remembered (empty for a new archive)."""
         rows = self._query("SELECT name, value FROM run_options")
         return {row["name"]: json.loads(row["value"]) for row in rows}
+
+    def remember_names(self, rows: Iterable[Tuple[str, int, str, Optional[int]]]) -> None:
+        """Cache Civitai names: ``(kind, id, name, model_id)`` rows, kind ``model`` or
+        ``version`` (a version's row carries its model's id), so every sidecar can name its
+        model and version with one look-up per model or version for the whole folder."""
+        values = [(k, int(i), str(n), m) for k, i, n, m in rows if n and k in ("model", "version")]
+        if not values:
+            return
+        with self._transaction("write to") as conn:
+            conn.executemany(
+                "INSERT INTO names (kind, id, name, model_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(kind, id) DO UPDATE SET name = excluded.name, "
+                "model_id = COALESCE(excluded.model_id, names.model_id)",
+                values,
+            )
+
+    def known_name(self, kind: str, ident: int) -> Optional[Tuple[str, Optional[int]]]:
+        """``(name, model_id)`` remembered by :meth:`remember_names`, or None."""
+        rows = self._query(
+            "SELECT name, model_id FROM names WHERE kind = ? AND id = ?", (kind, int(ident))
+        )
+        return (rows[0]["name"], rows[0]["model_id"]) if rows else None
 
     def set_checkpoint(self, query_key: str, cursor: Optional[str]) -> None:
         """Remember where ``query_key`` continues; a None cursor (last page done) clears it."""

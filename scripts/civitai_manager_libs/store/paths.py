@@ -17,11 +17,13 @@ from __future__ import annotations
 import ntpath
 import os
 import re
+import shutil
 import string
+import tempfile
 import unicodedata
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import TemplateError
+from ..errors import OutputPathError, TemplateError
 
 FIELDS: Tuple[str, ...] = (
     "model_id",
@@ -230,3 +232,34 @@ def safe_join(root: str, relative: str) -> str:
             f"The path {relative!r} leads outside the output folder {real_root}; refused."
         )
     return target
+
+
+def check_output_folder(path: str) -> str:
+    """Check that ``path`` is (or can become) a writable folder, leaving nothing behind.
+
+    The folder itself, or its nearest existing parent when it does not exist yet, gets a
+    temporary folder created and removed at once (a real attempt: ``os.access`` says yes to root
+    on ``/proc``). Returns the absolute path; raises :class:`OutputPathError` with a sentence.
+    """
+    folder = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    probe_in = folder
+    while not os.path.exists(probe_in):
+        parent = os.path.dirname(probe_in)
+        if parent == probe_in:
+            break
+        probe_in = parent
+    if not os.path.isdir(probe_in):
+        where = "is" if probe_in == folder else f"is under {probe_in}, which is"
+        raise OutputPathError(
+            f"the output folder {folder} {where} a file, not a folder; choose another --output"
+        )
+    try:
+        probe = tempfile.mkdtemp(prefix=".civitai-write-check-", dir=probe_in)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise OutputPathError(
+            f"the output folder {folder} cannot be written ({reason} in {probe_in}); "
+            "choose a folder you can write to"
+        ) from None
+    shutil.rmtree(probe, ignore_errors=True)
+    return folder

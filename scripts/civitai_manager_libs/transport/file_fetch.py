@@ -301,7 +301,7 @@ class FileFetch:
     def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> DownloadResult:
         match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
         if match and int(match.group(1)) == offset:
-            logger.info("%s: the partial file is already complete.", self.safe_url)
+            logger.debug("%s: the partial file is already complete.", self.safe_url)
             self.resumed = True
             return self._finish_from_part(offset, None)
         logger.info(

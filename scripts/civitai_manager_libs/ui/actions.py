@@ -3,8 +3,10 @@
 Handlers take plain values and a :class:`GalleryView` (held per browser session in ``gr.State``;
 there is no module-level page state) and return the new values in the order documented on each.
 They call the service (query, civitai_api, gallery_downloads, gallery_jobs, metadata) and never
-talk HTTP themselves. Errors a user can cause or meet become ``gr.Error`` with a sentence saying
-what to do; partial failures become ``gr.Warning`` toasts.
+talk HTTP themselves. A handler never raises into Gradio (which would paint every output with a
+red "Error" badge): a failed action shows one toast with a sentence saying what to do, logs one
+line (the traceback at DEBUG) and leaves every component consistent, with the previous results
+(``_handled``'s fallback). Partial failures are ``gr.Warning`` toasts too.
 
 The backlog names (``get_http_client``, ``download_images``, ``_download_single_image``,
 ``download_images_with_progress``, ``download_images_batch``, ``GalleryDownloadManager``,
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
 import gradio as gr
@@ -42,13 +45,14 @@ from .downloads import (  # noqa: F401 - the backlog item's public names
     download_images_batch,
     download_images_with_progress,
     download_large_image,
+    fetch_preview,
     fetch_thumbnails,
     get_http_client,
     pre_loading,
 )
 from . import filters_row
 from .jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
-from .gradio_compat import update, warn_user
+from .gradio_compat import in_gradio_event, update, warn_user
 from ..civitai.query import Target, parse_query, target_to_params
 from ..records import NSFW_LEVELS, ImageItem
 
@@ -58,6 +62,7 @@ SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest"
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
 ALL_VERSIONS = "All versions"
 _VERSION_ID_RE = re.compile(r"\[(\d+)\]\s*$")
+NO_SELECTION = ""
 NO_GENERATION_DATA = (
     "This image carries no generation data: its author hid it, or it was not made with "
     "Stable Diffusion."
@@ -82,6 +87,7 @@ class GalleryView:
     versions: List[Tuple[int, str]] = field(default_factory=list)
     model_id: Optional[int] = None
     model_name: Optional[str] = None
+    selected: Optional[int] = None  # the highlighted thumbnail (Gradio keeps it across pages)
     filters: Any = None  # the Filters row's FilterSpec (None: no filter)
     hidden: Dict[str, int] = field(default_factory=dict)  # this page's images hidden, by filter
     notice: Optional[str] = None  # the order Civitai really gives, when not the one chosen
@@ -111,18 +117,57 @@ def user_message(exc: BaseException) -> str:
     return text
 
 
-def _user_errors(fn):
-    """Turn the package's typed errors into ``gr.Error`` toasts (nothing else is swallowed)."""
+def toast_problem(message: str) -> None:
+    """The one toast of a failed action: ``gr.Warning`` (raising ``gr.Error`` would also mark every
+    output component with Gradio's error badge). Outside an event it is only logged."""
+    if in_gradio_event():
+        gr.Warning(message)
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CivitaiGalleryError as exc:
-            logger.warning("%s: %s", fn.__name__, exc)
-            raise gr.Error(user_message(exc)) from exc
 
-    return wrapper
+def _handled(fallback: Callable[..., Any]):
+    """Run a handler so that nothing reaches Gradio's error badge.
+
+    A typed error (bad input, Civitai's answer, the disk) is logged as one INFO line (its
+    traceback at DEBUG) and shown as one toast; anything else is a bug: its traceback is logged
+    at ERROR and the toast says so. Either way the handler returns ``fallback(message, *args)``,
+    which keeps every output consistent (usually: unchanged).
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except CivitaiGalleryError as exc:
+                message = user_message(exc)
+                logger.info("%s: %s", fn.__name__, exc)
+                logger.debug("%s failed", fn.__name__, exc_info=True)
+            except Exception as exc:  # the UI boundary: a bug, logged with its traceback
+                logger.exception("%s failed unexpectedly", fn.__name__)
+                message = (
+                    f"Something went wrong ({exc.__class__.__name__}: {exc}); the details are "
+                    "in the console log."
+                )
+            toast_problem(message)
+            return fallback(message, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _keep_page(view_at: int, extra: int = 0) -> Callable[..., Tuple]:
+    """Fallback of the paging handlers: the same state, every other output unchanged."""
+
+    def fallback(message: str, *args, **kwargs) -> Tuple:
+        view = args[view_at] if len(args) > view_at else kwargs.get("view")
+        return (view,) + tuple(update() for _ in range(len(PAGE_OUTPUTS) - 1 + extra))
+
+    return fallback
+
+
+def _status_only(message: str, *args, **kwargs) -> str:
+    return f"Nothing downloaded: {message}"
 
 
 # -- browsing -------------------------------------------------------------------------------------
@@ -243,10 +288,21 @@ def _start_prefetch(view: GalleryView) -> None:
     threading.Thread(target=run, name="civitai-gallery-prefetch", daemon=True).start()
 
 
+PAGE_OUTPUTS = ("state", "gallery", "page", "prev", "next", "preview", "info", "metadata")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
-    """(state, gallery, page label, prev button, next button, info, metadata)."""
+    """(state, gallery, page label, prev button, next button, preview, info, metadata).
+
+    Gradio keeps the highlighted position when the gallery gets a new page (and on 3.x/4.x a
+    click on it then fires no select event), so the preview and data follow the highlight: they
+    show the new page's image at that position, never an empty box beside a highlight."""
     if view.items:
-        label = f"**{view.title}**: page {view.page_number}, {len(view.items)} images"
+        label = f"**{view.title}**: page {view.page_number}, {_count(len(view.items), 'image')}"
     else:
         chosen = (
             "NSFW levels and filters" if view.filters and view.filters.active else "NSFW levels"
@@ -257,14 +313,20 @@ def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
         label += f"; {hidden}"
     if view.notice:  # e.g. the sort Civitai ignores on a whole-model listing
         label += f"  \n{view.notice}"
+    preview, text, record = None, NO_SELECTION, None
+    if view.selected is not None and 0 <= view.selected < len(view.items):
+        item = view.items[view.selected]
+        text, record = image_details(item)
+        preview = preview_path(item)
     return (
         view,
         value,
         label,
         update(interactive=bool(view.previous)),
         update(interactive=bool(view.next_cursor)),
-        "",
-        None,
+        preview,
+        text,
+        record,
     )
 
 
@@ -275,14 +337,13 @@ def _show(view: GalleryView) -> Tuple:
     return _page_outputs(view, value)
 
 
-@_user_errors
+@_handled(_keep_page(4, extra=1))
 def load_gallery(
-    query: str, nsfw: Sequence[str], sort: str, period: str, view: GalleryView, *filters: Any
+    query: str, nsfw: Sequence[str], sort: str, period: str, old: GalleryView, *filters: Any
 ):
     """Load button / Enter in the query box; ``filters``: the Filters row's values.
 
-    Returns (state, gallery, page label, prev button, next button, info, metadata, version
-    dropdown).
+    Returns the page outputs (:data:`PAGE_OUTPUTS`) and the version dropdown.
     """
     target = parse_query(query or "")
     levels = _levels(nsfw)
@@ -308,6 +369,7 @@ def load_gallery(
         versions=versions,
         model_id=model_id,
         model_name=model_name,
+        selected=old.selected if isinstance(old, GalleryView) else None,
         filters=spec,
     )
     outputs = _show(view)
@@ -329,7 +391,7 @@ def _selected_version(target: Target) -> Optional[int]:
     return target.version_id
 
 
-@_user_errors
+@_handled(_keep_page(4))
 def select_version(
     version: str, nsfw: Sequence[str], sort: str, period: str, view: GalleryView, *filters: Any
 ):
@@ -358,7 +420,7 @@ def select_version(
     return _show(new)
 
 
-@_user_errors
+@_handled(_keep_page(0))
 def next_page(view: GalleryView):
     """Next button. Returns the page outputs."""
     if view is None or view.target is None:
@@ -369,7 +431,7 @@ def next_page(view: GalleryView):
     return _show(new)
 
 
-@_user_errors
+@_handled(_keep_page(0))
 def prev_page(view: GalleryView):
     """Previous button. Returns the page outputs."""
     if view is None or view.target is None or not view.previous:
@@ -391,14 +453,38 @@ def image_details(item: ImageItem) -> Tuple[str, Dict[str, Any]]:
     return text or NO_GENERATION_DATA, record
 
 
+def _clear_selection(message: str, view: Any = None, *args, **kwargs) -> Tuple:
+    return view, None, NO_SELECTION, None
+
+
+@_handled(_clear_selection)
 def select_image(view: GalleryView, evt: gr.SelectData):
-    """A thumbnail was clicked. Returns (info text, metadata)."""
+    """A thumbnail was clicked. Returns (state, preview picture, info text, metadata): the
+    original (the cached thumbnail while it cannot be fetched, or for a video) beside its data."""
     index = evt.index
     if isinstance(index, (list, tuple)):  # some versions report [row, col]
         index = index[0]
     if view is None or not isinstance(index, int) or not 0 <= index < len(view.items):
-        return "", None
-    return image_details(view.items[index])
+        return view, None, NO_SELECTION, None
+    item = view.items[index]
+    text, record = image_details(item)
+    return replace(view, selected=index), preview_path(item), text, record
+
+
+def preview_path(item: ImageItem) -> Optional[str]:
+    """A local file to show ``item`` large: its original when it can be fetched, else the
+    gallery's thumbnail (a warning toast says why)."""
+    path = fetch_preview(item.url) if item.url else None
+    if path:
+        return path
+    thumbs, _result = fetch_thumbnails([item.url]) if item.url else ([None], None)
+    if item.url and not _is_video(item.url):
+        warn_user(f"the full-size picture of image #{item.id} could not be downloaded")
+    return thumbs[0]
+
+
+def _is_video(url: str) -> bool:
+    return os.path.splitext(url.split("?", 1)[0])[1].lower() in (".mp4", ".webm", ".mov")
 
 
 # -- bulk download --------------------------------------------------------------------------------
@@ -449,33 +535,33 @@ def summary_text(outcome: JobOutcome) -> str:
     return text
 
 
-def _finish(outcome: JobOutcome) -> Tuple[str, Any]:
-    """Toasts for the outcome; returns (status text, recent tasks)."""
+def _finish(outcome: JobOutcome) -> str:
+    """Toasts for the outcome; returns the status text (the tasks table follows the event)."""
     s = outcome.summary
     text = summary_text(outcome)
     if s.failed and (s.completed + s.skipped) == 0 and not outcome.cancelled:
-        raise gr.Error(
+        toast_problem(
             f"None of the {outcome.total} images could be downloaded ({text}). Check your "
             "network connection and the output folder, then press Retry failed."
         )
-    if s.failed:
+    elif s.failed:
         warn_user(
             f"{s.failed} of {outcome.total} images failed to download; check your network "
             "connection, then press Retry failed."
         )
-    return text, recent_tasks()
+    return text
 
 
-def _run_job(start, progress) -> Tuple[str, Any]:
+def _run_job(start, progress) -> Any:
     try:
         outcome = start(_progress_reporter(progress))
     except JobBusyError as exc:
         warn_user("a download is already running: " + str(exc).split(": ", 1)[-1])
-        return update(), update()
+        return update()
     return _finish(outcome)
 
 
-@_user_errors
+@_handled(_status_only)
 def download_all(
     query: str,
     nsfw: Sequence[str],
@@ -490,7 +576,8 @@ def download_all(
     progress=gr.Progress(),
 ):
     """Download all examples with the Filters row's filters (``base`` .. ``used_with``, the
-    order of ``filters_row.FIELDS``). Returns (status text, recent tasks)."""
+    order of ``filters_row.FIELDS``). Returns the status text (the tasks table follows the
+    event)."""
     target = _target_for_download(query, view)
     levels = _levels(nsfw)
     spec = filters_row.spec_from_values(
@@ -499,9 +586,9 @@ def download_all(
     return _run_job(lambda report: jobs.download(target, levels, report, filters=spec), progress)
 
 
-@_user_errors
+@_handled(_status_only)
 def retry_failed(progress=gr.Progress()):
-    """Retry failed. Returns (status text, recent tasks)."""
+    """Retry failed. Returns the status text."""
     return _run_job(jobs.retry_failed, progress)
 
 
@@ -530,6 +617,83 @@ def recent_tasks(limit: int = 20) -> Any:
     return jobs.recent_tasks(limit) or [[""] * len(TASK_COLUMNS)]
 
 
-@_user_errors
+@_handled(lambda message: update())
 def refresh_tasks():
     return recent_tasks()
+
+
+# -- what a download saves (metadata formats, output folder, template, thumbnails) ----------------
+
+# control name -> setting key; the tab's controls show these settings and change them
+TAB_OPTIONS = {
+    "formats": "images.metadata_format",
+    "output": "images.output_path",
+    "template": "images.path_template",
+    "thumbnails": "images.generate_thumbnails",
+}
+METADATA_CHOICES = ("json", "txt", "exif")
+_options_lock = threading.Lock()
+
+
+def save_to_settings_file(key: str, value: Any) -> None:
+    """Persist one tab option in the standalone app's settings file (only that key changes: the
+    file may hold values this process overrides, e.g. ``--demo``'s local Civitai)."""
+    from ..settings.file import read_settings_file, write_settings_file
+
+    path = setting.settings_path()
+    data = dict(read_settings_file(path) or {})
+    data[key] = list(value) if isinstance(value, tuple) else value
+    write_settings_file(path, data)
+    logger.debug("saved %s in %s", key, path)
+
+
+# Where a changed tab option is kept: the settings file standalone; inside WebUI the host
+# replaces it with one that stores WebUI's option (scripts/civitai_gallery.py).
+option_persister: Callable[[str, Any], None] = save_to_settings_file
+
+
+def option_value(name: str) -> Any:
+    """The current setting behind control ``name``, shaped for the control."""
+    value = setting.get(TAB_OPTIONS[name])
+    if name == "formats":
+        return [f.strip() for f in str(value).split(",") if f.strip()]
+    if name == "output":
+        return os.path.abspath(os.path.expanduser(str(value)))
+    return value
+
+
+def _option_saver(name: str) -> Callable[[Any], Any]:
+    key = TAB_OPTIONS[name]
+
+    @_handled(lambda message, *args, **kwargs: option_value(name))
+    def save(value: Any) -> Any:
+        if name == "output":
+            from ..store.paths import check_output_folder
+
+            text = str(value or "").strip()
+            if not text:
+                raise InvalidQueryError("Enter the folder the downloads are saved in.")
+            value = check_output_folder(text)
+        elif name == "formats":
+            value = ",".join(f for f in METADATA_CHOICES if f in (value or []))
+            if not value:
+                raise InvalidQueryError(
+                    "Tick at least one metadata format (json, txt or exif); the choice was kept."
+                )
+        with _options_lock:  # one read-modify-write of the settings file at a time
+            stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
+            if stored == setting.get(key):
+                return option_value(name)
+            option_persister(key, stored)
+            setting.set(key, stored)
+        logger.info("tab option %s set to %r", key, stored)
+        return option_value(name)
+
+    save.__name__ = f"save_{name}"
+    return save
+
+
+save_formats = _option_saver("formats")
+save_output = _option_saver("output")
+save_template = _option_saver("template")
+save_thumbnails = _option_saver("thumbnails")

@@ -252,7 +252,7 @@ def _run_batch(
 
 
 def _report(result: BatchResult) -> BatchResult:
-    logger.info("gallery images: %s (of %d)", result.line(), result.total)
+    logger.debug("gallery images: %s (of %d)", result.line(), result.total)
     if result.failed:
         warn_user(FAILURE_TOAST.format(n=result.failed))
     return result
@@ -416,3 +416,19 @@ def fetch_thumbnails(urls: Iterable[str]) -> Tuple[List[Optional[str]], BatchRes
         path = setting.get_image_url_to_gallery_file(url) if url else None
         paths.append(path if path and os.path.isfile(path) else None)
     return paths, result
+
+
+def fetch_preview(url: str) -> Optional[str]:
+    """The original of an image in the gallery cache (fetched once, with priority); None for a
+    video or when it cannot be fetched. What the preview shows large."""
+    from ..civitai.image_urls import original_url
+
+    if not url:
+        return None
+    wanted = original_url(url)
+    path = setting.get_image_url_to_gallery_file(wanted)
+    if os.path.splitext(path)[1].lower() in (".mp4", ".webm", ".mov"):
+        return None
+    if not os.path.isfile(path):
+        _run_batch([wanted], priority=PRIORITY_SINGLE)
+    return path if os.path.isfile(path) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 POLL_SECONDS = 0.2
-TASK_COLUMNS = ["Task", "Image", "Status", "Progress", "File or error"]
+TASK_COLUMNS = ["Started", "Download", "Image", "Status", "File or error"]
 
 
 class JobBusyError(CivitaiGalleryError):
@@ -146,11 +147,13 @@ class GalleryJobs:
 
     def _wait(self, downloader, task_ids: List[str], progress: ProgressFn) -> JobOutcome:
         total = len(task_ids)
+        started = time.monotonic()
         while task_ids:
             finished = downloader.wait(task_ids, timeout=POLL_SECONDS)
             summary = downloader.summary(task_ids)
             done = total - summary.pending
-            progress(done, total, f"Downloading {done}/{total} images")
+            elapsed = time.monotonic() - started
+            progress(done, total, progress_text(done, total, summary.bytes_downloaded, elapsed))
             if finished:
                 break
         summary = downloader.summary(task_ids) if task_ids else DownloadSummary()
@@ -161,21 +164,60 @@ class GalleryJobs:
     # -- history ---------------------------------------------------------------------------------
 
     def recent_tasks(self, limit: int = 20) -> List[List[str]]:
-        """Rows for the recent-tasks table, newest first."""
-        tasks = list(self.downloader().get_all_tasks())[-limit:]
+        """Rows for the recent-tasks table, newest first: when it started, what the download was
+        (``model 4201``), the image, its status and its file or error (no task hashes)."""
+        tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)[-limit:]
         rows = []
         for task in reversed(tasks):
             detail = task.error if task.status == "failed" else (task.image_path or task.error)
+            status = str(task.status)
+            if status == "downloading":
+                status += f" {round(float(task.progress or 0) * 100)}%"
             rows.append(
                 [
-                    str(task.id),
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(task.created_at)),
+                    describe_query(task.query_key),
                     str(task.image_id if task.image_id is not None else ""),
-                    str(task.status),
-                    f"{round(float(task.progress or 0) * 100)}%",
+                    status,
                     str(detail or ""),
                 ]
             )
         return rows
+
+
+def describe_query(query_key: Optional[str]) -> str:
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image or retry -> ``image``."""
+    if not query_key:
+        return "single image"
+    head = query_key.split("|", 1)[0]
+    kind, _sep, value = head.partition(":")
+    if kind == "filter":
+        return "filter " + value.strip("{}").replace('"', "")[:60]
+    if kind == "creator":
+        return f"user {value}"
+    return f"{kind} {value}".strip()
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"
+
+
+def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str:
+    """``Downloading 12/40 images · 3.1 MB of ~10.4 MB · 1.2 MB/s · 6 s left``."""
+    parts = [f"Downloading {done}/{total} images"]
+    if done_bytes:
+        estimate = done_bytes / done * total if done else 0
+        parts.append(f"{_size(done_bytes)} of ~{_size(estimate)}" if done else _size(done_bytes))
+        if elapsed > 0.5:
+            parts.append(f"{_size(done_bytes / elapsed)}/s")
+    if done and elapsed > 0.5 and done < total:
+        left = (total - done) * elapsed / done
+        parts.append(f"{left:.0f} s left" if left < 90 else f"{left / 60:.0f} min left")
+    return " · ".join(parts)
 
 
 def _output_path(downloader) -> str:
@@ -185,7 +227,12 @@ def _output_path(downloader) -> str:
 def _start(
     downloader, target: Target, nsfw_levels: Optional[Sequence[str]], filters: Any = None
 ) -> List[str]:
-    """The ``ImageDownloader`` call that lists (and queues) every image of ``target``."""
+    """The ``ImageDownloader`` call that lists (and queues) every image of ``target``, after the
+    check the CLI makes too (``NotFoundError``: "model N was not found on Civitai; ...")."""
+    from ..civitai.target_check import check_target_exists
+
+    value: Any = target.value
+    check_target_exists(downloader.api, target.kind, value, target.version_id)
     levels = list(nsfw_levels) if nsfw_levels else None
     kw: Dict[str, Any] = {"limit": 0}
     if filters is not None and filters.active:

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import gradio as gr
 
 from .. import setting
-from ..errors import CivitaiGalleryError
+from ..errors import CivitaiGalleryError, InvalidQueryError, SettingsError
 from ..metadata.resource_refs import Resource
 from ..resources.fetch import civitai_page, fetch_missing, human_size, total_size
 from ..resources.hash_cache import FileHasher
 from ..resources.service import ResourcePlan, open_cache, reproduce
 from .downloads import get_http_client
-from .gradio_compat import component, listen
+from .actions import _handled
+from .gradio_compat import component, listen, update
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +109,17 @@ def show_resources(view: Any, record: Any, info: str, progress=gr.Progress()):
     return resources_html(plan.resources, client.base_url), text, plan, _status(plan)
 
 
+def _status_kept(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, str, Any, Any]:
+    """``download_missing``'s fallback: the message in the status box, the rest unchanged."""
+    return update(), message, update(), update()
+
+
+@_handled(_status_kept)
 def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.Progress()):
-    """ "Download missing": returns (table html, status, info text, plan)."""
+    """ "Download missing": returns (table html, status, info text, plan). A refusal or a
+    failure is one warning toast and a status line (no Gradio error badge)."""
     if plan is None:
-        raise gr.Error("Select an image first.")
+        raise InvalidQueryError("Select an image first.")
     missing = [r for r in plan.missing() if r.status == "resolved"]
     client = get_http_client()
     if not missing:
@@ -122,7 +130,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             plan,
         )
     if not plan.folders:
-        raise gr.Error(
+        raise SettingsError(
             "No models folder: set models_path to your WebUI models folder (Stable-diffusion/, "
             "Lora/, embeddings/, VAE/) in the settings."
         )
@@ -141,18 +149,15 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
         if total:
             progress((done, total), desc=f"{label}: {done} of {total} bytes", unit="bytes")
 
-    try:
-        with open_cache(setting.get("images.output_path")) as cache:
-            outcomes = fetch_missing(
-                missing,
-                plan.folders,
-                client,
-                FileHasher(cache),
-                progress=fetching,
-                min_free_mb=int(setting.get("images.min_free_space_mb")),
-            )
-    except CivitaiGalleryError as exc:
-        raise gr.Error(str(exc)) from exc
+    with open_cache(setting.get("images.output_path")) as cache:
+        outcomes = fetch_missing(
+            missing,
+            plan.folders,
+            client,
+            FileHasher(cache),
+            progress=fetching,
+            min_free_mb=int(setting.get("images.min_free_space_mb")),
+        )
     failed = [o.message for o in outcomes if o.status not in ("downloaded", "present")]
     done = [o for o in outcomes if o.status == "downloaded"]
     status = f"Downloaded {len(done)} file(s) ({human_size(sum(o.bytes for o in done))}), verified."
@@ -190,14 +195,20 @@ def build(c: Dict[str, Any]) -> None:
         c["resources_plan"] = gr.State(None)
 
 
-def wire(c: Dict[str, Any], selected: Any) -> None:
-    """Chain the panel on the gallery's select event and wire its button."""
+def chain(c: Dict[str, Any], event: Any) -> None:
+    """Show the resources of the selected image after ``event`` (a selection, or a page change
+    that moved the selection to the new page's image)."""
     outputs = [c["resources"], c["info"], c["resources_plan"], c["resources_status"]]
     inputs = [c["state"], c["metadata"], c["info"]]
-    if selected is not None and hasattr(selected, "then"):
-        selected.then(show_resources, inputs, outputs)
+    if event is not None and hasattr(event, "then"):
+        event.then(show_resources, inputs, outputs)
     else:  # pragma: no cover - every supported Gradio returns a dependency with .then
         listen(c["metadata"].change, show_resources, inputs, outputs)
+
+
+def wire(c: Dict[str, Any], selected: Any) -> None:
+    """Chain the panel on the gallery's select event and wire its button."""
+    chain(c, selected)
     listen(
         c["resources_download"].click,
         download_missing,

@@ -19,7 +19,7 @@ from .. import setting
 from ..civitai.image_urls import original_url
 from ..errors import CivitaiGalleryError
 from ..records import ImageItem
-from .actions import NO_GENERATION_DATA, GalleryView, image_details
+from .actions import NO_GENERATION_DATA, GalleryView, _handled, select_image
 from .downloads import get_http_client
 from .gradio_compat import update
 
@@ -49,19 +49,40 @@ def original_picture(item: ImageItem) -> Optional[str]:
     return path
 
 
-def select_for_webui(view: GalleryView, evt: gr.SelectData) -> Tuple[str, Any, Any, Any]:
-    """A thumbnail was clicked inside WebUI. Returns (infotext or "", metadata, note update,
-    picture path for img2img)."""
-    index = evt.index
-    if isinstance(index, (list, tuple)):  # some versions report [row, col]
-        index = index[0]
-    if view is None or not isinstance(index, int) or not 0 <= index < len(view.items):
-        return "", None, update(value="", visible=False), None
-    item = view.items[index]
-    text, record = image_details(item)
+def _nothing_selected(message: str, view: Any = None, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    return view, None, "", None, update(value="", visible=False), None
+
+
+def _send_unchanged(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    return "", update(), update(value="", visible=False), None  # send buttons off
+
+
+@_handled(_nothing_selected)
+def select_for_webui(view: GalleryView, evt: gr.SelectData) -> Tuple[Any, ...]:
+    """A thumbnail was clicked inside WebUI. Returns what :func:`actions.select_image` returns
+    (state, preview, infotext, metadata), with the infotext "" when the image has no generation
+    data, plus (note update, picture path for img2img)."""
+    view, preview, text, record = select_image(view, evt)
+    return (view, preview) + send_outputs(view, text, record)
+
+
+@_handled(_send_unchanged)
+def follow_page(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[Any, ...]:
+    """After a page change (the selection moved to the new page's image): (infotext or "",
+    metadata, note update, picture for img2img), so the send buttons match what is shown."""
+    return send_outputs(view, text, record)
+
+
+def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[Any, ...]:
+    """(infotext or "", metadata, note update, picture for img2img) for the selected image of
+    ``view`` (its ``selected`` position) whose data the tab shows as ``text`` and ``record``."""
+    index = getattr(view, "selected", None)
+    items = getattr(view, "items", None) or []
+    if record is None or index is None or not 0 <= index < len(items):
+        return "", record, update(value="", visible=False), None
     if text == NO_GENERATION_DATA:
         return "", record, update(value=NO_GENERATION_DATA, visible=True), None
-    return text, record, update(value="", visible=False), original_picture(item)
+    return text, record, update(value="", visible=False), original_picture(items[index])
 
 
 def send_components() -> Dict[str, Any]:

@@ -98,6 +98,12 @@ class RunningApp:
     url: str
 
     def close(self) -> None:
+        """Stop serving. Connections a browser still holds open are not waited for: Gradio 3's
+        server would wait for them forever (no graceful-shutdown timeout); no handler of ours is
+        running by then."""
+        server = getattr(self.demo, "server", None)
+        if server is not None and hasattr(server, "force_exit"):
+            server.force_exit = True
         self.demo.close()
 
 
@@ -135,11 +141,28 @@ def launch(
     return RunningApp(demo, url)
 
 
+CLI_EPILOG = """headless commands (each has its own --help, e.g. python main.py download --help):
+  download KIND VALUE   download the images of a model, version, user, image, url or filter
+                        e.g. python main.py download model 4201 --output images
+                             python main.py download url "https://civitai.com/models/4201"
+  tasks                 show the task history kept in an output folder
+  retry-failed          download again every image that failed in an output folder
+
+exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or input,
+130 interrupted (run the same command again to resume)
+"""
+
+
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python main.py",
+        usage="%(prog)s [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [-v]\n"
+        "       %(prog)s {download,tasks,retry-failed} ...",
         description="Civitai Gallery: browse Civitai images and download them with their "
-        "generation data.",
+        "generation data.\nWithout a command it serves the gallery tab in your browser; with "
+        "one of the\ncommands below it works headless.",
+        epilog=CLI_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to serve on (default %(default)s)"

@@ -4,8 +4,10 @@ module). The same function builds the tab inside WebUI (A1111 / Forge) and in th
 Stable element ids (tests and ``style.css`` rely on them): ``civitai_gallery_query``,
 ``civitai_gallery_nsfw``, ``civitai_gallery_load``, ``civitai_gallery_gallery``,
 ``civitai_gallery_info``, ``civitai_gallery_download_all``, ``civitai_gallery_retry_failed``,
-``civitai_gallery_cancel``, ``civitai_gallery_status``; the tab itself is
-``civitai_gallery_tab``.
+``civitai_gallery_cancel``, ``civitai_gallery_status``, ``civitai_gallery_preview``,
+``civitai_gallery_tasks``, and the save options ``civitai_gallery_formats``,
+``civitai_gallery_output``, ``civitai_gallery_template``, ``civitai_gallery_thumbnails``; the tab
+itself is ``civitai_gallery_tab``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 value=list(setting.get("images.default_nsfw_filter")),
                 label="NSFW levels",
                 elem_id="civitai_gallery_nsfw",
+                scale=2,
+                min_width=300,
             )
             c["sort"] = component(
                 gr.Dropdown,
@@ -113,6 +117,16 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                         gr.Button, "Next >", interactive=False, elem_id="civitai_gallery_next"
                     )
             with component(gr.Column, scale=2):
+                c["preview"] = component(
+                    gr.Image,
+                    label="Selected image",
+                    type="filepath",
+                    interactive=False,
+                    height=360,
+                    elem_id="civitai_gallery_preview",
+                    show_download_button=True,
+                    buttons=["download"],
+                )
                 c["info"] = component(
                     gr.Textbox,
                     label="Generation data (select an image)",
@@ -129,6 +143,45 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                     gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
                 )
                 resources_panel.build(c)
+        with component(
+            gr.Accordion, "What a download saves", open=True, elem_id="civitai_gallery_save_box"
+        ):
+            with gr.Row():
+                c["formats"] = component(
+                    gr.CheckboxGroup,
+                    choices=list(action.METADATA_CHOICES),
+                    value=lambda: action.option_value("formats"),
+                    label="Generation data (json / txt sidecars, exif: embedded infotext)",
+                    elem_id="civitai_gallery_formats",
+                    scale=2,
+                )
+                c["thumbnails"] = component(
+                    gr.Checkbox,
+                    value=lambda: action.option_value("thumbnails"),
+                    label="Also write thumbnails (.thumbnails/)",
+                    elem_id="civitai_gallery_thumbnails",
+                    scale=1,
+                )
+            with gr.Row():
+                c["output"] = component(
+                    gr.Textbox,
+                    value=lambda: action.option_value("output"),
+                    label="Output folder",
+                    lines=1,
+                    max_lines=1,
+                    elem_id="civitai_gallery_output",
+                    scale=3,
+                )
+                c["template"] = component(
+                    gr.Textbox,
+                    value=lambda: action.option_value("template"),
+                    label="Path template (no extension): {model_id} {model_name} {version_id} "
+                    "{id} {creator} {nsfw_level} {post_id}",
+                    lines=1,
+                    max_lines=1,
+                    elem_id="civitai_gallery_template",
+                    scale=2,
+                )
         with gr.Row():
             c["download_all"] = component(
                 gr.Button,
@@ -154,6 +207,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         ):
             c["tasks"] = component(
                 gr.Dataframe,
+                value=action.recent_tasks,  # a callable: the archive's history on every page load
                 headers=TASK_COLUMNS,
                 datatype=["str"] * len(TASK_COLUMNS),
                 interactive=False,
@@ -170,54 +224,77 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
 
 
 def _wire(c: Dict[str, gr.components.Component]) -> None:
-    page_outputs = [c["state"], c["gallery"], c["page"], c["prev"], c["next"], c["info"]]
-    page_outputs.append(c["metadata"])
+    page_outputs = [c[name] for name in action.PAGE_OUTPUTS]
     filters = filters_row.inputs(c)
     load_inputs = [c["query"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters
-    for trigger in (c["load"].click, c["query"].submit):
+    # a page change moves the selection to the new page's image (see action._page_outputs)
+    paged = [
         listen(trigger, action.load_gallery, load_inputs, page_outputs + [c["version"]])
+        for trigger in (c["load"].click, c["query"].submit)
+    ]
     version_event = getattr(c["version"], "input", None) or c["version"].change
-    listen(
-        version_event,
-        action.select_version,
-        [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters,
-        page_outputs,
+    paged.append(
+        listen(
+            version_event,
+            action.select_version,
+            [c["version"], c["nsfw"], c["sort"], c["period"], c["state"]] + filters,
+            page_outputs,
+        )
     )
-    listen(c["next"].click, action.next_page, [c["state"]], page_outputs)
-    listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs)
+    paged.append(listen(c["next"].click, action.next_page, [c["state"]], page_outputs))
+    paged.append(listen(c["prev"].click, action.prev_page, [c["state"]], page_outputs))
+    select_outputs = [c["state"], c["preview"], c["info"], c["metadata"]]
     if "send_picture" in c:  # inside WebUI: the send buttons need the note and the picture
         from . import send_to
 
-        outputs = [c["info"], c["metadata"], c["send_note"], c["send_picture"]]
+        outputs = select_outputs + [c["send_note"], c["send_picture"]]
         selected = listen(c["gallery"].select, send_to.select_for_webui, [c["state"]], outputs)
         buttons = [c["send_to_txt2img"], c["send_to_img2img"]]
         listen(c["info"].change, send_to.buttons_state, [c["info"]], buttons)
+        follow = [c["state"], c["info"], c["metadata"]]
+        paged = [event.then(send_to.follow_page, follow, outputs[2:]) for event in paged]
     else:
-        selected = listen(
-            c["gallery"].select, action.select_image, [c["state"]], [c["info"], c["metadata"]]
-        )
+        selected = listen(c["gallery"].select, action.select_image, [c["state"]], select_outputs)
     resources_panel.wire(c, selected)
-    job_outputs = [c["status"], c["tasks"]]
-    listen(
-        c["download_all"].click,
-        action.download_all,
-        [c["query"], c["nsfw"], c["state"]] + filters,
-        job_outputs,
-        concurrency_limit=DOWNLOAD_CONCURRENCY,
-        concurrency_id="civitai_gallery_jobs",
-        trigger_mode="multiple",
-    )
-    listen(
-        c["retry_failed"].click,
-        action.retry_failed,
-        None,
-        job_outputs,
-        concurrency_limit=DOWNLOAD_CONCURRENCY,
-        concurrency_id="civitai_gallery_jobs",
-        trigger_mode="multiple",
-    )
+    for event in paged:
+        resources_panel.chain(c, event)
+    # A job reports its progress on Status only; the tasks table follows when it ends.
+    for button, handler, inputs in (
+        (c["download_all"], action.download_all, [c["query"], c["nsfw"], c["state"]] + filters),
+        (c["retry_failed"], action.retry_failed, None),
+    ):
+        event = listen(
+            button.click,
+            handler,
+            inputs,
+            [c["status"]],
+            concurrency_limit=DOWNLOAD_CONCURRENCY,
+            concurrency_id="civitai_gallery_jobs",
+            trigger_mode="multiple",
+        )
+        listen(event.then, action.refresh_tasks, None, [c["tasks"]])
     listen(c["cancel"].click, action.cancel_download, None, None, concurrency_limit=None)
     listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
+    _wire_save_options(c)
+
+
+def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
+    """Each save option is stored when the user changes it (a text box when it loses the focus
+    or on Enter); the handler answers with the value in force (the old one after a refusal)."""
+    savers = {
+        "formats": action.save_formats,
+        "thumbnails": action.save_thumbnails,
+        "output": action.save_output,
+        "template": action.save_template,
+    }
+    for name, saver in savers.items():
+        control = c[name]
+        if name in ("output", "template"):
+            triggers = [control.blur, control.submit]
+        else:
+            triggers = [getattr(control, "input", None) or control.change]
+        for trigger in triggers:
+            listen(trigger, saver, [control], [control])
 
 
 def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
