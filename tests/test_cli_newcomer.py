@@ -89,7 +89,8 @@ def test_every_sidecar_names_its_model_and_version_whatever_the_template(fake_ci
     # One look-up per model (it names every version too), and none at all on a re-run: the
     # names are cached in the folder's archive.
     lookups = _name_lookups(fake_civitai)
-    assert lookups == [f"/api/v1/models/{MODEL_ID}"] * 2  # check_target's + the names' look-up
+    # one look-up: the target check's answer also gives the names (issue 16: nothing asked twice)
+    assert lookups == [f"/api/v1/models/{MODEL_ID}"]
     fake_civitai.reset()
     again = _main_py(
         ["download", "version", VERSION_ID, "--output", output, "-q"],

@@ -129,8 +129,10 @@ def execute(
             # The look-up waits on the network: load the download machinery meanwhile.
             warm = threading.Thread(target=_import_download_modules, daemon=True)
             warm.start()
-            check_target(service.api, target)  # NotFoundError before any folder is created
-            warm.join()
+            try:
+                check_target(service.api, target)  # NotFoundError before any folder is created
+            finally:
+                warm.join()  # never leave an import running into the interpreter's shutdown
         bars = ProgressBars(enabled=bars_wanted(args.quiet))
         try:
             with logs_above_bars(bars.enabled):
