@@ -9,7 +9,7 @@ import sys
 from typing import List, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int
-from .dataset_shell import add_logging, new_parser, run_command
+from .shell import add_logging, new_parser, run_command
 from ..export.run import ExportOptions, check_export, run_export
 from ..export.source import ExportFilters
 from ..export.writers import FORMATS

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int
-from .dataset_shell import add_logging, new_parser, run_command
+from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
 from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
 

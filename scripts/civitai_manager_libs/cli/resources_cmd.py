@@ -14,12 +14,11 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from .args import ParserExit, UsageError, _Parser
-from .report import EXIT_FAILED, EXIT_OK, EXIT_USAGE, user_message
-from ..errors import CivitaiGalleryError, NotFoundError
+from .args import UsageError, _Parser
+from .report import EXIT_FAILED, EXIT_OK
+from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
 from ..resources.fetch import civitai_page, human_size
-from ..util.logging_setup import configure_logging, register_secret
 
 COMMAND = "resources"
 
@@ -198,30 +197,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
-    """``argv`` starts with ``resources``; returns the exit code."""
-    out = out or sys.stdout
-    try:
-        args = build_parser().parse_args(list(argv)[1:])
-    except ParserExit as exc:
-        return exc.status
-    except UsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return EXIT_USAGE
-    configure_logging(verbose=args.verbose, quiet=args.quiet)
-    key = args.api_key or os.environ.get("CIVITAI_API_KEY")
-    if key:
-        register_secret(key)
-    try:
-        from .. import setting
-
-        setting.load()
-        return run(args, out)
-    except (UsageError, NotFoundError) as exc:
-        sys.stderr.write(f"error: {user_message(exc, args.base_url)}\n")
-        return EXIT_USAGE
-    except CivitaiGalleryError as exc:
-        sys.stderr.write(f"error: {user_message(exc, args.base_url)}\n")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; a partial download is kept and resumes next time\n")
-        return 130
+    """``argv`` starts with ``resources``; returns the exit code (0 all present, 1 something
+    missing or failed, 2 bad input, 130 interrupted)."""
+    return run_command(
+        build_parser(),
+        run,
+        list(argv)[1:],
+        out,
+        interrupted="interrupted; a partial download is kept and resumes next time",
+    )

@@ -1,5 +1,6 @@
-"""What ``export`` and ``list`` share: a parser that raises instead of exiting, logging and the
-key set up once, typed errors turned into one ``error: ...`` line and an exit code, Ctrl-C."""
+"""What ``export``, ``list`` and ``resources`` share: a parser that raises instead of exiting,
+logging and the key set up once, typed errors turned into one ``error: ...`` line and an exit
+code, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .signals import interruptible
 from ..errors import (
     ApiError,
     ArchiveError,
+    CivitaiGalleryError,
     DiskSpaceError,
     InvalidQueryError,
     NotFoundError,
@@ -26,7 +28,7 @@ Command = Callable[[argparse.Namespace, TextIO], int]
 
 _EXIT_CODES = (
     ((UsageError, InvalidQueryError, SettingsError, NotFoundError, OutputPathError), EXIT_USAGE),
-    ((ApiError, ArchiveError, DiskSpaceError), EXIT_FAILED),
+    ((ApiError, ArchiveError, DiskSpaceError, CivitaiGalleryError), EXIT_FAILED),
 )
 _HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)
 
@@ -45,8 +47,10 @@ def run_command(
     command: Command,
     argv: Sequence[str],
     out: Optional[TextIO] = None,
+    interrupted: str = "interrupted: run the same command again to continue",
 ) -> int:
-    """Parse ``argv`` and run ``command``; the exit code (0, 1, 2 or 130)."""
+    """Parse ``argv`` and run ``command``; the exit code (0, 1, 2 or 130). ``interrupted``: the
+    line printed after Ctrl-C."""
     out = out or sys.stdout
     try:
         args = parser.parse_args(list(argv))
@@ -69,7 +73,7 @@ def run_command(
         sys.stderr.write(f"error: {user_message(exc, getattr(args, 'base_url', None))}\n")
         return next(code for kinds, code in _EXIT_CODES if isinstance(exc, kinds))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted: run the same command again to continue\n")
+        sys.stderr.write(interrupted + "\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
