@@ -749,3 +749,15 @@ def test_describe_params_names_what_is_listed():
         "images matching sort=Newest"
     )
     assert describe_params({"withMeta": "true", "cursor": "c"}) == "all images"
+
+
+def test_list_fields_of_another_shape_hold_no_entries(fake_civitai):
+    """A model answer whose lists are ``true`` / a number (hostile or broken server) is a model
+    without tags, versions or images, not a TypeError."""
+    from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+
+    body = {"id": 4201, "name": "Odd", "tags": True, "modelVersions": 7, "creator": {}}
+    fake_civitai.faults.queue_status("/api/v1/models/4201", 200, body=body, server="api")
+    with CivitaiHttpClient(api_key="", base_url=fake_civitai.base_url) as client:
+        model = CivitaiAPI(client=client).get_model(4201)
+    assert (model.name, model.tags, model.versions) == ("Odd", [], [])

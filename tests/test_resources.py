@@ -413,3 +413,11 @@ def test_a_hostile_file_name_stays_in_the_type_folder(tmp_path):
     assert os.path.dirname(path) == str(tmp_path / "Lora")
     with pytest.raises(Exception, match="No folder for vae"):
         fetch_mod.target_path(Resource(type="vae", file_name="v.pt"), {})
+
+
+@pytest.mark.parametrize("odd", [True, 5, "lora", {"type": "lora"}, None])
+def test_odd_resource_fields_hold_no_entries_and_never_raise(odd):
+    """Found by the metadata property test: ``"resources": true`` raised TypeError."""
+    from scripts.civitai_manager_libs.metadata.resource_refs import collect_resources
+
+    assert collect_resources({"prompt": "p", "resources": odd, "civitaiResources": odd}) == []

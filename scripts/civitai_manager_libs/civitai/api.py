@@ -270,11 +270,11 @@ class CivitaiAPI:
         creator: Mapping[str, Any] = creator_value if isinstance(creator_value, Mapping) else {}
         tags = [
             tag.get("name") if isinstance(tag, Mapping) else str(tag)
-            for tag in body.get("tags") or []
+            for tag in _as_list(body.get("tags"))
         ]
         versions = [
             self._version(version, model_id=model_id, model_name=name)
-            for version in body.get("modelVersions") or []
+            for version in _as_list(body.get("modelVersions"))
             if isinstance(version, Mapping) and int_or_none(version.get("id")) is not None
         ]
         return ModelInfo(
@@ -316,7 +316,7 @@ class CivitaiAPI:
             "base_model": base_model,
         }
         where = f"version {version_id}: skipping an unusable image"
-        images = list(to_image_items(body.get("images") or [], context, where))
+        images = list(to_image_items(_as_list(body.get("images")), context, where))
         return VersionInfo(
             id=version_id,
             name=name,
@@ -427,3 +427,9 @@ class _LookupMemo:
             with self._lock:
                 self._inflight.pop(key, None)
             done.set()
+
+
+def _as_list(value: Any) -> List[Any]:
+    """A list field of an answer as a list; any other shape (``true``, a number, an object) holds
+    no entries."""
+    return value if isinstance(value, list) else []

@@ -208,11 +208,17 @@ def _hash_pairs(value: Any) -> List[Tuple[str, str]]:
     return pairs
 
 
+def _entries(value: Any) -> List[Any]:
+    """A list field of ``meta`` as a list; any other shape (``true``, a number, an object) holds
+    no entries."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
 def mentions_in(meta: Any, model_version_ids: Any = None) -> List[Resource]:
     """Every mention of a resource in ``meta`` and the item's ``modelVersionIds`` (unmerged)."""
     found: List[Resource] = []
     meta = unwrap_meta(meta) or {}
-    for entry in meta.get("civitaiResources") or []:
+    for entry in _entries(meta.get("civitaiResources")):
         if isinstance(entry, Mapping) and _int(entry.get("modelVersionId")) is not None:
             found.append(
                 _mention(
@@ -225,7 +231,7 @@ def mentions_in(meta: Any, model_version_ids: Any = None) -> List[Resource]:
                     ),
                 )
             )
-    for entry in meta.get("resources") or []:
+    for entry in _entries(meta.get("resources")):
         if isinstance(entry, Mapping):
             name = entry.get("name") if isinstance(entry.get("name"), str) else None
             short = _hash(entry.get("hash"))

@@ -62,7 +62,8 @@ def used_versions(item: ImageItem) -> Set[int]:
     ``resources``)."""
     found: Set[int] = set()
     raw = item.raw if isinstance(item.raw, Mapping) else {}
-    for value in raw.get("modelVersionIds") or []:
+    listed = raw.get("modelVersionIds")
+    for value in listed if isinstance(listed, list) else []:
         number = _version_id(value)
         if number is not None:
             found.add(number)

@@ -142,7 +142,8 @@ def fill_from_version(resource: Resource, body: Mapping[str, Any]) -> None:
     civitai_type = resource_type(model.get("type"))
     if civitai_type != "other":
         resource.type = civitai_type
-    files = [f for f in body.get("files") or [] if isinstance(f, Mapping)]
+    listed = body.get("files")
+    files = [f for f in (listed if isinstance(listed, list) else []) if isinstance(f, Mapping)]
     chosen = _pick_file(resource, files)
     if chosen is not None:
         hashes_value = chosen.get("hashes")
