@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
 from scripts.civitai_manager_libs.cli import command as cli
@@ -43,7 +44,7 @@ def test_the_next_download_starts_while_the_last_file_is_post_processed(tmp_path
             for _ in range(300):
                 if sum(1 for r in fake.image_requests() if r.completed) == 4:
                     break
-                threading.Event().wait(0.05)
+                time.sleep(0.05)
             fetched = [r for r in fake.image_requests() if r.completed]
             assert len(fetched) == 4, "downloads waited for the post-processing of earlier files"
             assert not any(downloader.get_task(t).done for t in ids)  # all still post-processing

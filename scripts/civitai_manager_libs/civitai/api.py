@@ -260,7 +260,7 @@ class CivitaiAPI:
 
     def get_model(self, model_id: int) -> ModelInfo:
         """A model with its versions and their showcase images (as ImageItem, without meta)."""
-        model_id = _check_id(model_id, "model")
+        model_id = check_id(model_id, "model")
         return self._lookups.get(("model", model_id), lambda: self._get_model(model_id))
 
     def _get_model(self, model_id: int) -> ModelInfo:
@@ -289,7 +289,7 @@ class CivitaiAPI:
 
     def get_model_version(self, version_id: int) -> VersionInfo:
         """A model version with its showcase images (these carry ``meta``)."""
-        version_id = _check_id(version_id, "model version")
+        version_id = check_id(version_id, "model version")
         return self._lookups.get(("version", version_id), lambda: self._get_version(version_id))
 
     def _get_version(self, version_id: int) -> VersionInfo:
@@ -328,7 +328,7 @@ class CivitaiAPI:
 
     def get_image(self, image_id: int) -> ImageItem:
         """One image with its generation data, whatever its NSFW level."""
-        image_id = _check_id(image_id, "image")
+        image_id = check_id(image_id, "image")
         what = f"image {image_id}"
         query = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
         try:
@@ -361,7 +361,8 @@ def check_empty_run(empty_pages: int, what: str) -> None:
         )
 
 
-def _check_id(value: Any, what: str) -> int:
+def check_id(value: Any, what: str) -> int:
+    """``value`` as a positive id the archive can store; InvalidQueryError naming ``what``."""
     number = int_or_none(value)
     if number is None or number <= 0 or number > MAX_ID:
         raise InvalidQueryError(
@@ -416,8 +417,6 @@ class _LookupMemo:
         except NotFoundError as exc:  # a 404 is an answer too; other errors are not kept
             with self._lock:
                 self._entries[key] = (time.monotonic(), None, exc)
-            raise
-        except BaseException:
             raise
         else:
             with self._lock:

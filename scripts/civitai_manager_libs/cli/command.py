@@ -17,32 +17,20 @@ import os
 import sys
 from typing import Optional, Sequence, TextIO
 
-from .args import ParserExit, UsageError, build_parser
+from .args import UsageError, build_parser
 from .report import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     RunReport,
-    user_message,
     write_report,
 )
 from .run import execute
 from .service import RunConfig, apply_remembered_options, resolve_config, start_download
-from .signals import interruptible
+from .shell import run_command
 from .target import CliTarget, parse_target
 from .tasks import format_table, task_lines
-from ..errors import (
-    ApiError,
-    ArchiveError,
-    DiskSpaceError,
-    InvalidQueryError,
-    NotFoundError,
-    OutputPathError,
-    SettingsError,
-    TemplateError,
-)
-from ..util.logging_setup import configure_logging, register_secret
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -109,28 +97,6 @@ COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_re
 # for (start-up of `download` must not pay for them)
 DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd"}
 
-# Typed errors -> exit code; the first matching row wins (NotFoundError before ApiError).
-_EXIT_CODES = (
-    (
-        (
-            UsageError,
-            InvalidQueryError,
-            TemplateError,
-            SettingsError,
-            NotFoundError,
-            OutputPathError,
-        ),
-        EXIT_USAGE,
-    ),
-    ((ApiError, ArchiveError, DiskSpaceError), EXIT_FAILED),
-)
-_HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)
-
-
-def _error_exit(exc: BaseException, args: argparse.Namespace) -> int:
-    sys.stderr.write(f"error: {user_message(exc, getattr(args, 'base_url', None))}\n")
-    return next(code for kinds, code in _EXIT_CODES if isinstance(exc, kinds))
-
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
     """Entry point for ``python main.py download|tasks|retry-failed ...``; returns the exit code."""
@@ -143,30 +109,10 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
         from . import resources_cmd
 
         return resources_cmd.main(argv, out)
-    try:
-        args = build_parser().parse_args(argv)
-    except ParserExit as exc:
-        return exc.status
-    except UsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return EXIT_USAGE
-    configure_logging(verbose=args.verbose, quiet=args.quiet)
-    key = args.api_key or os.environ.get("CIVITAI_API_KEY")
-    if key:
-        register_secret(key)
-    try:
-        from .. import setting
-
-        setting.load()  # what the UI saved (data/settings.json or $CIVITAI_GALLERY_SETTINGS)
-        with interruptible() as args.signal:
-            return COMMANDS[args.command](args, out)
-    except _HANDLED as exc:
-        return _error_exit(exc, args)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted before any download started; nothing to resume\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # the reader went away (``... | head``): stop writing quietly, as Unix tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+    return run_command(
+        build_parser(),
+        lambda args, out: COMMANDS[args.command](args, out),
+        argv,
+        out,
+        interrupted="interrupted before any download started; nothing to resume",
+    )

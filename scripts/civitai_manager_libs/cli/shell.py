@@ -1,6 +1,6 @@
-"""What ``export``, ``list`` and ``resources`` share: a parser that raises instead of exiting,
-logging and the key set up once, typed errors turned into one ``error: ...`` line and an exit
-code, Ctrl-C."""
+"""What every CLI command (``download``, ``tasks``, ``retry-failed``, ``export``, ``list``,
+``resources``) shares: a parser that raises instead of exiting, logging and the key set up once,
+typed errors turned into one ``error: ...`` line and an exit code, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -21,13 +21,24 @@ from ..errors import (
     NotFoundError,
     OutputPathError,
     SettingsError,
+    TemplateError,
 )
 from ..util.logging_setup import configure_logging, register_secret
 
 Command = Callable[[argparse.Namespace, TextIO], int]
 
 _EXIT_CODES = (
-    ((UsageError, InvalidQueryError, SettingsError, NotFoundError, OutputPathError), EXIT_USAGE),
+    (
+        (
+            UsageError,
+            InvalidQueryError,
+            TemplateError,
+            SettingsError,
+            NotFoundError,
+            OutputPathError,
+        ),
+        EXIT_USAGE,
+    ),
     ((ApiError, ArchiveError, DiskSpaceError, CivitaiGalleryError), EXIT_FAILED),
 )
 _HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)
@@ -67,7 +78,7 @@ def run_command(
         from .. import setting
 
         setting.load()
-        with interruptible():
+        with interruptible() as args.signal:  # the download commands poll it while they wait
             return command(args, out)
     except _HANDLED as exc:
         sys.stderr.write(f"error: {user_message(exc, getattr(args, 'base_url', None))}\n")

@@ -88,7 +88,7 @@ from ..store.paths import PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
 from ..engine.task_runner import Fetched, Outcome, TaskRunner
-from .template_context import TemplateContext, int_or_none
+from .template_context import TemplateContext, int_or_none  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -96,17 +96,7 @@ logger = logging.getLogger(__name__)
 POST_WORKERS = 2
 
 ARCHIVE_NAME = ".civitai_archive.sqlite3"
-MAX_ID = 2**63 - 1  # the largest id the archive (SQLite INTEGER) holds
 ALL_LEVELS = list(NSFW_LEVELS)
-
-
-def _positive_id(value: Any, what: str) -> int:
-    number = int_or_none(value)
-    if number is None or number <= 0 or number > MAX_ID:
-        raise InvalidQueryError(
-            f"The {what} id must be a positive number (below 2**63), got {value!r}."
-        )
-    return number
 
 
 def _option(key: str, value: Any) -> Any:
@@ -243,7 +233,7 @@ class ImageDownloader:
         Raises ApiError (NotFoundError naming the model) when listing fails, DiskSpaceError when
         the output disk is below ``images.min_free_space_mb``.
         """
-        model_id = _positive_id(model_id, "model")
+        model_id = civitai_api.check_id(model_id, "model")
         return self._download_listing(
             "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata, filters
         )
@@ -258,7 +248,7 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
-        version_id = _positive_id(version_id, "model version")
+        version_id = civitai_api.check_id(version_id, "model version")
         return self._download_listing(
             "version",
             version_id,
@@ -325,7 +315,7 @@ class ImageDownloader:
         the path template applies and an image already in the archive is skipped without any
         request.
         """
-        image_id = _positive_id(image_id, "image")
+        image_id = civitai_api.check_id(image_id, "image")
         self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Set
 
 from ..civitai.filters import NEWEST, OLDEST, FilterSpec, created_ms
 from ..records import ImageItem
+from .template_context import int_or_none
 
 NSFW = "nsfw"
 TYPE = "type"
@@ -46,16 +47,6 @@ def has_generation_data(item: ImageItem) -> bool:
     return isinstance(prompt, str) and bool(prompt.strip())
 
 
-def _version_id(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def used_versions(item: ImageItem) -> Set[int]:
     """Model versions the image used: its ``modelVersionIds``, the version it was listed under,
     and the ``modelVersionId`` of each resource in its meta (``civitaiResources``,
@@ -64,7 +55,7 @@ def used_versions(item: ImageItem) -> Set[int]:
     raw = item.raw if isinstance(item.raw, Mapping) else {}
     listed = raw.get("modelVersionIds")
     for value in listed if isinstance(listed, list) else []:
-        number = _version_id(value)
+        number = int_or_none(value)
         if number is not None:
             found.add(number)
     if item.version_id is not None:
@@ -76,7 +67,7 @@ def used_versions(item: ImageItem) -> Set[int]:
             continue
         for resource in resources:
             if isinstance(resource, Mapping):
-                number = _version_id(resource.get("modelVersionId"))
+                number = int_or_none(resource.get("modelVersionId"))
                 if number is not None:
                     found.add(number)
     return found
