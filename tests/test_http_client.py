@@ -742,3 +742,71 @@ def test_shared_client_is_safe_to_create_from_many_threads(restore_settings):
     for t in threads:
         t.join(5)
     assert len(seen) == 8 and len({id(c) for c in seen}) == 1
+
+
+# -- the proxy environment: honoured, read once per origin -------------------------------------
+
+
+class _Proxy:
+    """A forward proxy on 127.0.0.1 that answers every request itself with a JSON object naming
+    the absolute URL it was asked for (what a proxy receives), and records it."""
+
+    def __init__(self):
+        import http.server
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                seen.append(self.path)
+                body = ('{"id": 1, "via": "%s"}' % self.path).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_proxy_environment_is_honoured_and_no_proxy_bypasses_it(fake_civitai, monkeypatch):
+    proxy = _Proxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        client = _client(fake_civitai, base_url="http://civitai.invalid")
+        body = client.get_json("/api/v1/models/7")
+        assert body["via"] == "http://civitai.invalid/api/v1/models/7"
+        # the fake on 127.0.0.1 is reached directly (NO_PROXY), through the same session
+        direct = client.get_json(fake_civitai.base_url + "/api/v1/images", {"limit": 1})
+        assert "items" in direct and len(proxy.seen) == 1
+    finally:
+        proxy.close()
+
+
+def test_the_proxy_environment_is_read_once_per_origin_not_per_request(fake_civitai, monkeypatch):
+    calls = []
+    real = requests.sessions.get_environ_proxies
+
+    def counting(url, no_proxy=None):
+        calls.append(origin_of(url))
+        return real(url, no_proxy=no_proxy)
+
+    urls = _image_urls(fake_civitai, 4)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    client = _client(fake_civitai)
+    for _ in range(10):
+        client.get_json("/api/v1/images", {"limit": 1})
+    for url in urls:
+        client.session.get(url, timeout=5).close()
+    assert sorted(set(calls)) == sorted(calls), f"read again for one origin: {calls}"
+    assert len(calls) == 2  # the API origin and the image host

@@ -726,13 +726,13 @@ class _FillingClient(CivitaiHttpClient):
         self.fetches = 0
         self._lock = threading.Lock()
 
-    def fetch_to_file(self, url, filepath, **kwargs):
+    def receive_file(self, url, filepath, **kwargs):
         with self._lock:
             self.fetches += 1
             full = self.fetches > 2
         if full:
             raise DiskSpaceError(f"No space left on device while writing {filepath}.part")
-        return super().fetch_to_file(url, filepath, **kwargs)
+        return super().receive_file(url, filepath, **kwargs)
 
 
 def test_a_full_disk_fails_the_task_and_stops_scheduling(make_downloader, fake_civitai):

@@ -5,6 +5,7 @@ Civitai each model or version once."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 
@@ -15,6 +16,29 @@ from scripts.civitai_manager_libs.engine.pool import DownloadEngine
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+
+
+def _one_slot_downloader(fake, out):
+    """A downloader with one download slot into ``out``, JSON sidecars, files named by id."""
+    client = CivitaiHttpClient(api_key="", base_url=fake.base_url)
+    downloader = ImageDownloader(
+        api_client=CivitaiAPI(client=client),
+        download_engine=DownloadEngine(client=client, max_workers=1),
+        output_path=str(out),
+        path_template="{id}",
+        metadata_formats=["json"],
+    )
+    return client, downloader
+
+
+def _requested(fake, n, seconds):
+    """How many image requests the fake answered whole, once ``n`` were or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sum(1 for r in fake.image_requests() if r.completed) >= n:
+            break
+        time.sleep(0.05)
+    return sum(1 for r in fake.image_requests() if r.completed)
 
 
 def test_the_next_download_starts_while_the_last_file_is_post_processed(tmp_path, monkeypatch):
@@ -30,23 +54,12 @@ def test_the_next_download_starts_while_the_last_file_is_post_processed(tmp_path
 
     monkeypatch.setattr(task_runner.TaskRunner, "finish", held_finish)
     with FakeCivitai(dataset) as fake:
-        client = CivitaiHttpClient(api_key="", base_url=fake.base_url)
-        downloader = ImageDownloader(
-            api_client=CivitaiAPI(client=client),
-            download_engine=DownloadEngine(client=client, max_workers=1),
-            output_path=str(tmp_path / "out"),
-            path_template="{id}",
-            metadata_formats=["json"],
-        )
+        client, downloader = _one_slot_downloader(fake, tmp_path / "out")
         try:
             ids = downloader.download_model_images(dataset.models[0].id, nsfw_levels=["None"])
             assert len(ids) == 4
-            for _ in range(300):
-                if sum(1 for r in fake.image_requests() if r.completed) == 4:
-                    break
-                time.sleep(0.05)
-            fetched = [r for r in fake.image_requests() if r.completed]
-            assert len(fetched) == 4, "downloads waited for the post-processing of earlier files"
+            waited = "downloads waited for the post-processing of earlier files"
+            assert _requested(fake, 4, 15) == 4, waited
             assert not any(downloader.get_task(t).done for t in ids)  # all still post-processing
             release.set()
             assert downloader.wait(timeout=60)
@@ -56,6 +69,47 @@ def test_the_next_download_starts_while_the_last_file_is_post_processed(tmp_path
             release.set()
             downloader.close()
             client.close()
+
+
+def test_the_next_download_does_not_wait_for_the_disk(tmp_path, monkeypatch):
+    """One download slot, every fsync held until all images were requested: the connection's
+    next request leaves while earlier files wait to be synced, and no file is renamed into place
+    before its bytes are synced (with the sync on the slot, the second request never left)."""
+    dataset = Dataset.generate(n_images=4, image_kb=8, seed=5)
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd):
+        release.wait(10)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    out = tmp_path / "out"
+    with FakeCivitai(dataset) as fake:
+        client, downloader = _one_slot_downloader(fake, out)
+        try:
+            ids = downloader.download_model_images(dataset.models[0].id, nsfw_levels=["None"])
+            assert len(ids) == 4
+            requested = _requested(fake, 4, 5)
+            on_disk = sorted(os.listdir(out))
+            release.set()
+            assert requested == 4, "the connection waited for the disk"
+            assert [n for n in on_disk if not n.startswith(".civitai_archive.")] == sorted(
+                f"{i}.jpeg.part" for i in ids_of(downloader, ids)
+            ), "a file was renamed into place before its bytes were synced"
+            assert downloader.wait(timeout=60)
+            tasks = [downloader.get_task(t) for t in ids]
+            assert {t.status for t in tasks} == {"completed"}
+            assert all(os.path.isfile(t.image_path) for t in tasks)
+            assert not [n for n in os.listdir(out) if n.endswith(".part")]
+        finally:
+            release.set()
+            downloader.close()
+            client.close()
+
+
+def ids_of(downloader, task_ids):
+    return [downloader.get_task(t).image_id for t in task_ids]
 
 
 def test_a_version_download_asks_civitai_each_thing_once(fake_civitai, tmp_path):

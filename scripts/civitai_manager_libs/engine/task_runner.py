@@ -31,8 +31,8 @@ from ..errors import (
     MetadataError,
 )
 from .failures import describe_failure, is_disk_full
-from ..records import DownloadResult
 from ..store import confined
+from ..transport.file_fetch import ReceivedFile
 from ..transport.host_gate import origin_of
 
 logger = logging.getLogger(__name__)
@@ -53,10 +53,12 @@ class Outcome:
 
 @dataclasses.dataclass
 class Fetched:
-    """A downloaded file whose post-processing (:meth:`TaskRunner.finish`) is still to do."""
+    """A file received whole whose local half (:meth:`TaskRunner.finish`: commit, duplicate
+    policy, generation data, thumbnail, archive) is still to do."""
 
-    result: DownloadResult
+    received: ReceivedFile
     root: str  # the folder every write for it must stay in
+    replaces: Optional[str] = None  # an older copy to delete once committed (policy replace)
 
 
 def placeholder_extension(item_type: Optional[str]) -> str:
@@ -82,8 +84,8 @@ class TaskRunner:
     def fetch(
         self, task: ImageDownloadTask, cancel_event: threading.Event
     ) -> Union[Outcome, "Fetched"]:
-        """The network half of a job: the file on disk (:class:`Fetched`), or the outcome when
-        the job ends here (adopted file, failure, cancel). Never raises."""
+        """The network half of a job: the body whole in its ``.part`` file (:class:`Fetched`),
+        or the outcome when the job ends here (adopted file, failure, cancel). Never raises."""
         down = self._host_down(task)
         if down is not None:  # a host that stopped answering gets no more requests
             logger.debug("image %s: %s", task.image_id, down)
@@ -94,8 +96,9 @@ class TaskRunner:
             return self._failure(task, exc)
 
     def finish(self, task: ImageDownloadTask, fetched: "Fetched") -> Outcome:
-        """The local half: duplicate policy, generation data, thumbnail, archive. It needs no
-        connection, so the downloader runs it off the download slots. Never raises."""
+        """The local half: commit the file (fsync, decode check, rename), duplicate policy,
+        generation data, thumbnail, archive. It needs no connection, so the downloader runs it
+        off the download slots. Never raises."""
         try:
             return self._finish(task, fetched)
         except Exception as exc:
@@ -192,7 +195,7 @@ class TaskRunner:
         root: str = folder if task.custom_path else str(owner.output_path)
         confined.ensure_dir(folder, root)
         min_free = getattr(owner, "min_free_space_mb", None)
-        result = owner.client.fetch_to_file(
+        received = owner.client.receive_file(
             civitai_api.original_url(task.image_url),
             target + placeholder_extension(task.item.type if task.item else None),
             progress_callback=lambda done, total: self._on_bytes(task, done, total),
@@ -201,15 +204,17 @@ class TaskRunner:
             root=root,
             min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
         )
-        if existing is not None and owner.duplicate_policy == "replace":
-            if os.path.abspath(existing) != os.path.abspath(result.path):
-                # the older copy with another extension
-                confined.remove(existing, root)
-        return Fetched(result, root)
+        replaces = existing if owner.duplicate_policy == "replace" else None
+        return Fetched(received, root, replaces)
 
     def _finish(self, task: ImageDownloadTask, fetched: "Fetched") -> Outcome:
         owner = self._owner
-        result, root = fetched.result, fetched.root
+        root = fetched.root
+        result = fetched.received.commit()
+        if fetched.replaces is not None:
+            if os.path.abspath(fetched.replaces) != os.path.abspath(result.path):
+                # the older copy with another extension
+                confined.remove(fetched.replaces, root)
         other = apply_same_content(
             owner.archive, owner.duplicate_policy, task.image_id, result, root
         )

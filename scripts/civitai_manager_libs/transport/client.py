@@ -31,7 +31,14 @@ from ..errors import (
     NetworkError,
     OutputPathError,
 )
-from .file_fetch import ContentCheck, FetchPolicy, FileFetch, ProgressCallback, transport_reason
+from .file_fetch import (
+    ContentCheck,
+    FetchPolicy,
+    FileFetch,
+    ProgressCallback,
+    ReceivedFile,
+    transport_reason,
+)
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
@@ -68,11 +75,42 @@ class _ApiKey:
 
 
 class _Session(requests.Session):
-    """A session that marks every redirect hop, so the adapter never attaches the key to one."""
+    """A session that marks every redirect hop, so the adapter never attaches the key to one,
+    and reads the proxy environment once per origin instead of once per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # origin and call arguments -> requests' merged settings. requests scans every
+        # environment variable (proxies, no_proxy, CA bundle) for each request: about a third of
+        # the CPU a small download costs. The environment of a running process is taken as fixed.
+        self._environment: Dict[Tuple[Any, ...], Any] = {}
 
     def rebuild_auth(self, prepared_request, response):
         prepared_request.civitai_redirect_hop = True
         super().rebuild_auth(prepared_request, response)
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        try:
+            key = (
+                origin_of(url or ""),
+                tuple(sorted(proxies.items())) if proxies else None,
+                stream,
+                verify,
+                cert,
+                tuple(sorted(self.proxies.items())),
+                self.trust_env,
+                self.verify,
+                self.cert,
+            )
+            hash(key)
+        except TypeError:  # an unhashable argument (a list as cert): no memo for this call
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings: Any = self._environment.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = settings
+        fresh: Any = dict(settings, proxies=dict(settings["proxies"]))
+        return fresh
 
 
 def check_base_url(url: str) -> str:
@@ -273,7 +311,23 @@ class CivitaiHttpClient:
 
     # -- files ----------------------------------------------------------------------------------
 
-    def fetch_to_file(
+    def fetch_to_file(self, url: str, filepath: str, *args: Any, **kwargs: Any) -> DownloadResult:
+        """Download ``url`` to ``filepath`` (via ``filepath + ".part"``) with the arguments of
+        :meth:`file_fetch`.
+
+        Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
+        ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
+        ``OutputPathError``. The final path never holds partial or non-media content.
+        """
+        return self.file_fetch(url, filepath, *args, **kwargs).run()
+
+    def receive_file(self, url: str, filepath: str, *args: Any, **kwargs: Any) -> ReceivedFile:
+        """The network half of :meth:`fetch_to_file` (same arguments and errors): the body whole
+        in ``filepath + ".part"``; its ``commit()`` (the local half: fsync, decode check, rename)
+        may run on another thread, leaving the connection to the next request."""
+        return self.file_fetch(url, filepath, *args, **kwargs).receive()
+
+    def file_fetch(
         self,
         url: str,
         filepath: str,
@@ -286,8 +340,9 @@ class CivitaiHttpClient:
         content_kind: Optional[ContentCheck] = None,
         expected_sha256: Optional[str] = None,
         max_bytes: Optional[int] = None,
-    ) -> DownloadResult:
-        """Download ``url`` to ``filepath`` (via ``filepath + ".part"``); see :class:`FileFetch`.
+    ) -> FileFetch:
+        """One download of ``url`` to ``filepath`` with this client's session and policy, not
+        started (see :class:`FileFetch`).
 
         ``root``: the output folder every written, renamed or deleted file must stay in (default:
         the file's folder). ``min_free_bytes``: the free space kept while writing (default:
@@ -295,10 +350,6 @@ class CivitaiHttpClient:
         ``content_kind`` replaces the media check (model files); with ``expected_sha256`` the
         file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
         ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger).
-
-        Raises :class:`~.errors.DownloadError` (and its subclasses ``UnexpectedContentError``,
-        ``IncompleteDownloadError``, ``DownloadCancelledError``), ``DiskSpaceError`` or
-        ``OutputPathError``. The final path never holds partial or non-media content.
         """
         policy = FetchPolicy(
             timeout=self.download_timeout,
@@ -315,7 +366,7 @@ class CivitaiHttpClient:
                 else int(min_free_bytes)
             ),
         )
-        fetch = FileFetch(
+        return FileFetch(
             self.session,
             policy,
             self.host_gate,
@@ -328,7 +379,6 @@ class CivitaiHttpClient:
             content_kind=content_kind or media_kind,
             expected_sha256=expected_sha256,
         )
-        return fetch.run()
 
     def download_file(
         self, url: str, filepath: str, progress_callback: Optional[ProgressCallback] = None

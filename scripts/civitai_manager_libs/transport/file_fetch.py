@@ -1,4 +1,11 @@
-"""Stream one URL to disk: ``.part`` file, Range resume, sniffing, sha256, fsync, atomic rename."""
+"""Stream one URL to disk: ``.part`` file, Range resume, sniffing, sha256, fsync, atomic rename.
+
+A fetch has two halves. :meth:`FileFetch.receive` is the network half: the body arrives whole in
+the ``.part`` file (closed, typed, hashed). :meth:`FileFetch.commit` is the local half: fsync, the
+decode check, the rename into place and the folder's fsync. :meth:`FileFetch.run` does both; a
+caller with many files (the downloader) commits elsewhere, so the connection serves its next
+request instead of waiting on the disk.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +68,21 @@ DEFAULT_MAX_BYTES = 2048 * 1024 * 1024
 
 class _Cut(Exception):
     """Internal: the body ended early; ``.part`` holds a valid prefix (or nothing)."""
+
+
+@dataclass
+class ReceivedFile:
+    """A body received whole into ``fetch.part`` (closed, typed and hashed, not yet synced or
+    checked): :meth:`commit` makes it the final file."""
+
+    fetch: "FileFetch"
+    kind: str  # the media extension the first bytes showed
+    size: int
+    sha256: str
+
+    def commit(self) -> DownloadResult:
+        """Sync, check and rename into place (see :meth:`FileFetch.commit`)."""
+        return self.fetch.commit(self)
 
 
 @dataclass
@@ -180,6 +202,11 @@ class FileFetch:
     # -- driver -----------------------------------------------------------------------------
 
     def run(self) -> DownloadResult:
+        """Download and commit: the final file, or a typed error (nothing partial in place)."""
+        return self.commit(self.receive())
+
+    def receive(self) -> ReceivedFile:
+        """The network half: the whole body in ``.part`` (resumed and retried as needed)."""
         folder = os.path.dirname(os.path.abspath(self.filepath))
         try:
             confined.ensure_dir(folder, self.root)
@@ -231,7 +258,7 @@ class FileFetch:
 
     # -- one request ------------------------------------------------------------------------
 
-    def _attempt(self) -> DownloadResult:
+    def _attempt(self) -> ReceivedFile:
         offset = self._part_size()
         if not self.host_gate.wait(origin_of(self.url), self.cancel_event):
             self._check_cancel(offset)
@@ -259,7 +286,7 @@ class FileFetch:
         with response:
             return self._handle(response, offset)
 
-    def _handle(self, response: requests.Response, offset: int) -> DownloadResult:
+    def _handle(self, response: requests.Response, offset: int) -> ReceivedFile:
         status = response.status_code
         if status == 416 and offset:
             return self._handle_unsatisfiable(response, offset)
@@ -298,7 +325,7 @@ class FileFetch:
         # The body is read as sent (never decoded): Content-Length counts exactly those bytes.
         return self._stream(response, 0, length, content_type, encoded)
 
-    def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> DownloadResult:
+    def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> ReceivedFile:
         match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
         if match and int(match.group(1)) == offset:
             logger.debug("%s: the partial file is already complete.", self.safe_url)
@@ -361,7 +388,7 @@ class FileFetch:
         total: Optional[int],
         content_type: Optional[str],
         encoded: bool,
-    ) -> DownloadResult:
+    ) -> ReceivedFile:
         hasher = hashlib.sha256()
         head = b""
         if offset:
@@ -444,8 +471,12 @@ class FileFetch:
                     f"{self.safe_url} sent {done} bytes but announced {total}; nothing was saved.",
                     url=self.safe_url,
                 )
-            self._sync(handle)
-        return self._commit(kind, done, hasher.hexdigest())
+            try:
+                handle.flush()  # synced by commit(), off the connection's time
+            except OSError as exc:
+                _close_failed(handle)
+                raise _disk_error(exc, self.part, self.safe_url) from None
+        return ReceivedFile(self, kind, done, hasher.hexdigest())
 
     def _write(self, handle, hasher, chunk: bytes, done: int, total: Optional[int]) -> int:
         cap = self.policy.max_bytes
@@ -513,16 +544,26 @@ class FileFetch:
             self.progress(self._part_size(), None)
         return head
 
-    def _finish_from_part(self, size: int, content_type: Optional[str]) -> DownloadResult:
+    def _finish_from_part(self, size: int, content_type: Optional[str]) -> ReceivedFile:
         hasher = hashlib.sha256()
         head = self._hash_prefix(hasher)
         kind = self.content_kind(head, content_type)
         if kind is None:
             _remove(self.part)
             raise _Cut("the partial file is not media")
-        return self._commit(kind, size, hasher.hexdigest())
+        return ReceivedFile(self, kind, size, hasher.hexdigest())
 
-    def _commit(self, kind: str, size: int, sha256: str) -> DownloadResult:
+    def commit(self, received: ReceivedFile) -> DownloadResult:
+        """The local half: fsync ``.part``, check its checksum and that it decodes, rename it to
+        the final name (the media extension with ``fix_extension``) and sync the folder."""
+        kind, size, sha256 = received.kind, received.size, received.sha256
+        try:
+            with confined.open_write(self.part, self.root, append=True) as handle:
+                os.fsync(handle.fileno())
+        except confined.ConfinementError:
+            raise
+        except OSError as exc:
+            raise _disk_error(exc, self.part, self.safe_url) from None
         if self.expected_sha256 and sha256.lower() != self.expected_sha256:
             _remove(self.part)
             raise ChecksumMismatchError(
