@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-import json
 import functools
 import logging
 import os
@@ -83,7 +82,9 @@ from ..errors import InvalidQueryError, MetadataError, NotFoundError, SettingsEr
 from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
 from . import item_filter
 from .item_filter import FilterCounts
+from . import listing_request
 from .listing_planner import REASON_KNOWN, ListingPlanner
+from .listing_request import ListingRequest
 from ..store.paths import PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
@@ -233,10 +234,8 @@ class ImageDownloader:
         Raises ApiError (NotFoundError naming the model) when listing fails, DiskSpaceError when
         the output disk is below ``images.min_free_space_mb``.
         """
-        model_id = civitai_api.check_id(model_id, "model")
-        return self._download_listing(
-            "model", model_id, {"modelId": model_id}, limit, nsfw_levels, save_metadata, filters
-        )
+        request = listing_request.model_listing(model_id, limit, nsfw_levels, filters)
+        return self.download_listing(request, save_metadata)
 
     def download_version_images(
         self,
@@ -248,16 +247,8 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
-        version_id = civitai_api.check_id(version_id, "model version")
-        return self._download_listing(
-            "version",
-            version_id,
-            {"modelVersionId": version_id},
-            limit,
-            nsfw_levels,
-            save_metadata,
-            filters,
-        )
+        request = listing_request.version_listing(version_id, limit, nsfw_levels, filters)
+        return self.download_listing(request, save_metadata)
 
     def download_creator_images(
         self,
@@ -269,18 +260,8 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images posted by ``username`` (0 = all)."""
-        if not isinstance(username, str) or not username.strip():
-            raise InvalidQueryError("A creator's username is needed, e.g. 'someartist'.")
-        username = username.strip()
-        return self._download_listing(
-            "creator",
-            username,
-            {"username": username},
-            limit,
-            nsfw_levels,
-            save_metadata,
-            filters,
-        )
+        request = listing_request.creator_listing(username, limit, nsfw_levels, filters)
+        return self.download_listing(request, save_metadata)
 
     def download_filtered_images(
         self,
@@ -291,19 +272,24 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images matching images-endpoint filters (``nsfw`` included)."""
-        if not isinstance(filter_params, Mapping):
-            raise InvalidQueryError(
-                "Filters must be a mapping such as {'modelId': 1, 'sort': 'Newest'}."
-            )
-        params = {k: v for k, v in filter_params.items() if v is not None}
-        levels = params.pop("nsfw_levels", None)
-        if levels is None and params.get("nsfw") not in (None, ""):
-            levels = list(civitai_api.levels_of_param(params["nsfw"]))
-        params.pop("nsfw", None)
-        value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
-        return self._download_listing(
-            "filter", value, params, limit, levels, save_metadata, filters
-        )
+        request = listing_request.filtered_listing(filter_params, limit, filters)
+        return self.download_listing(request, save_metadata)
+
+    def download_listing(self, request: ListingRequest, save_metadata: bool = True) -> List[str]:
+        """Download what ``request`` lists (see :mod:`.listing_request`); returns the task ids.
+        The ``download_*`` methods build the request and call this."""
+        self._ensure_open()
+        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        with self._working():
+            with self._registry.lock:
+                self._halt_reason = None
+            # retry-failed and a re-run in this folder apply the same filters
+            self.archive.set_run_options({"filters": request.spec.to_dict()})
+            counts = FilterCounts()
+            try:
+                return self._planner.run(request, save_metadata, counts)
+            finally:
+                self._count_filtered(counts)
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -371,45 +357,6 @@ class ImageDownloader:
             raise RuntimeError("this ImageDownloader was closed; create a new one")
 
     # -- listing ---------------------------------------------------------------------------------
-
-    def _download_listing(
-        self,
-        kind: str,
-        value: Any,
-        params: Dict[str, Any],
-        limit: int,
-        nsfw_levels: Any,
-        save_metadata: bool,
-        filters: Optional[FilterSpec] = None,
-    ) -> List[str]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidQueryError(
-                f"limit must be 0 (no limit) or a positive number, got {limit!r}."
-            )
-        self._ensure_open()
-        if nsfw_levels is None:
-            nsfw_levels = setting.get("images.default_nsfw_filter")
-        levels = list(civitai_api.normalize_levels(nsfw_levels))
-        query_key = f"{kind}:{value}|nsfw={','.join(levels)}"
-        if limit:
-            query_key += f"|limit={limit}"
-        spec = filters if filters is not None else FilterSpec()
-        if spec.active:
-            query_key += f"|filters={spec.key()}"
-            params = spec.server_params(params)
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._working():
-            with self._registry.lock:
-                self._halt_reason = None
-            # retry-failed and a re-run in this folder apply the same filters
-            self.archive.set_run_options({"filters": spec.to_dict()})
-            counts = FilterCounts()
-            try:
-                return self._planner.run(
-                    query_key, kind, value, params, limit, levels, save_metadata, spec, counts
-                )
-            finally:
-                self._count_filtered(counts)
 
     # -- one writer per output folder ------------------------------------------------------------
 

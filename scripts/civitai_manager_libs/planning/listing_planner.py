@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
+from .listing_request import ListingRequest
 from . import item_filter
 from .item_filter import FilterCounts
 from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
@@ -47,21 +48,13 @@ class ListingPlanner:
         self._reserve_space = reserve_space
 
     def run(
-        self,
-        query_key: str,
-        kind: str,
-        value: Any,
-        params: Dict[str, Any],
-        limit: int,
-        levels: List[str],
-        save_metadata: bool,
-        spec: Optional[FilterSpec] = None,
-        counts: Optional[FilterCounts] = None,
+        self, request: ListingRequest, save_metadata: bool, counts: Optional[FilterCounts] = None
     ) -> List[str]:
-        """List ``params`` to the end (or ``limit`` images) and plan every page; the task ids.
+        """List ``request`` to the end (or its ``limit`` images) and plan every page; the task
+        ids.
 
-        ``spec``: the client-side filters; each image they drop is added to ``counts`` under its
-        reason (as are the images the exact NSFW filter dropped) and gets no task. ``limit``
+        The client-side filters (``request.spec``) add each image they drop to ``counts`` under
+        its reason (as are the images the exact NSFW filter dropped); it gets no task. The limit
         counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
         ``until``) the listing ends with the first page that goes past the bound.
 
@@ -69,21 +62,22 @@ class ListingPlanner:
         pages listed so far were planned; their checkpoint is kept for the next run.
         """
         owner = self._owner
-        spec = spec if spec is not None else FilterSpec()
+        spec, limit, params = request.spec, request.limit, request.params
+        query_key = request.query_key
         counts = counts if counts is not None else FilterCounts()
-        listing = self._open(query_key, use_checkpoint=limit == 0)
-        context = self._context.for_listing(kind, value)
+        listing = self._open(query_key, use_checkpoint=request.resumes)
+        context = self._context.for_listing(request.kind, request.value)
         listed = empty_run = 0
         cursor = listing.start_cursor
         told = False  # the notice about the order Civitai really gives, once per listing
         try:
             while not listing.stop.is_set() and owner.stopped_reason is None:
-                size = owner.page_size
-                if limit and not spec.client_side:
-                    size = min(owner.page_size, limit)
                 listing.note_request(cursor)
                 page = owner.api.get_image_page(
-                    params, cursor=cursor, limit=size, nsfw_levels=levels
+                    params,
+                    cursor=cursor,
+                    limit=request.page_size(owner.page_size),
+                    nsfw_levels=request.levels,
                 )
                 if page.notice and not told:
                     logger.warning("%s", page.notice)

@@ -1,0 +1,137 @@
+"""What one listing asks Civitai, decided before anything is asked or written.
+
+The spec's ``download_*`` arguments become a validated :class:`ListingRequest`: the images-endpoint
+parameters (server-side filters included), the NSFW levels, the limit, the client-side filters
+and the key its checkpoint is stored under. The downloader plans from it; the CLI also sends its
+first page beside the target check (:meth:`ListingRequest.first_page` with
+``CivitaiAPI.prefetch_page``), so the listing does not wait for the look-up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+from .. import setting
+from ..civitai import api as civitai_api
+from ..civitai.filters import FilterSpec
+from ..errors import InvalidQueryError
+
+
+@dataclass(frozen=True)
+class ListingRequest:
+    """One listing: ``kind`` (model, version, creator, filter) and ``value`` name it."""
+
+    kind: str
+    value: Any
+    params: Dict[str, Any]  # what the images endpoint is asked (server-side filters included)
+    limit: int  # images kept after filtering; 0: all
+    levels: List[str]  # NSFW levels kept
+    spec: FilterSpec = field(default_factory=FilterSpec)  # the client-side filters
+
+    @property
+    def query_key(self) -> str:
+        """The listing's name in the archive (its checkpoint, its run options)."""
+        key = f"{self.kind}:{self.value}|nsfw={','.join(self.levels)}"
+        if self.limit:
+            key += f"|limit={self.limit}"
+        if self.spec.active:
+            key += f"|filters={self.spec.key()}"
+        return key
+
+    @property
+    def resumes(self) -> bool:
+        """True when the listing resumes from its checkpoint (a whole listing, no limit)."""
+        return self.limit == 0
+
+    def page_size(self, most: int) -> int:
+        """Items asked per page: ``most``, or the limit when it is smaller and no client-side
+        filter may drop images from the page."""
+        if self.limit and not self.spec.client_side:
+            return min(most, self.limit)
+        return most
+
+    def first_page(self, most: int) -> Dict[str, Any]:
+        """The arguments of ``CivitaiAPI.get_image_page`` for the first page of a fresh run."""
+        return {
+            "params": self.params,
+            "cursor": None,
+            "limit": self.page_size(most),
+            "nsfw_levels": self.levels,
+        }
+
+
+def _listing(
+    kind: str,
+    value: Any,
+    params: Dict[str, Any],
+    limit: int,
+    nsfw_levels: Any,
+    filters: Optional[FilterSpec],
+) -> ListingRequest:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidQueryError(f"limit must be 0 (no limit) or a positive number, got {limit!r}.")
+    if nsfw_levels is None:
+        nsfw_levels = setting.get("images.default_nsfw_filter")
+    levels = list(civitai_api.normalize_levels(nsfw_levels))
+    spec = filters if filters is not None else FilterSpec()
+    if spec.active:
+        params = spec.server_params(params)
+    return ListingRequest(kind, value, params, limit, levels, spec)
+
+
+def model_listing(
+    model_id: int,
+    limit: int = 0,
+    nsfw_levels: Optional[List[str]] = None,
+    filters: Optional[FilterSpec] = None,
+) -> ListingRequest:
+    """Every image of a model (``limit`` 0 = all)."""
+    model_id = civitai_api.check_id(model_id, "model")
+    return _listing("model", model_id, {"modelId": model_id}, limit, nsfw_levels, filters)
+
+
+def version_listing(
+    version_id: int,
+    limit: int = 0,
+    nsfw_levels: Optional[List[str]] = None,
+    filters: Optional[FilterSpec] = None,
+) -> ListingRequest:
+    """The images of one model version (``limit`` 0 = all)."""
+    version_id = civitai_api.check_id(version_id, "model version")
+    params = {"modelVersionId": version_id}
+    return _listing("version", version_id, params, limit, nsfw_levels, filters)
+
+
+def creator_listing(
+    username: str,
+    limit: int = 20,
+    nsfw_levels: Optional[List[str]] = None,
+    filters: Optional[FilterSpec] = None,
+) -> ListingRequest:
+    """Up to ``limit`` images posted by ``username`` (0 = all)."""
+    if not isinstance(username, str) or not username.strip():
+        raise InvalidQueryError("A creator's username is needed, e.g. 'someartist'.")
+    username = username.strip()
+    return _listing("creator", username, {"username": username}, limit, nsfw_levels, filters)
+
+
+def filtered_listing(
+    filter_params: Mapping[str, Any],
+    limit: int = 20,
+    filters: Optional[FilterSpec] = None,
+) -> ListingRequest:
+    """Up to ``limit`` images matching images-endpoint filters (``nsfw`` or ``nsfw_levels``
+    included)."""
+    if not isinstance(filter_params, Mapping):
+        raise InvalidQueryError(
+            "Filters must be a mapping such as {'modelId': 1, 'sort': 'Newest'}."
+        )
+    params = {k: v for k, v in filter_params.items() if v is not None}
+    levels = params.pop("nsfw_levels", None)
+    if levels is None and params.get("nsfw") not in (None, ""):
+        levels = list(civitai_api.levels_of_param(params["nsfw"]))
+    params.pop("nsfw", None)
+    value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
+    return _listing("filter", value, params, limit, levels, filters)
