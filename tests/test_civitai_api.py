@@ -1,6 +1,7 @@
 """CivitaiAPI against the local fake Civitai: paging, NSFW masks, limits, look-ups, URL helpers."""
 
 import math
+import threading
 from itertools import combinations
 
 import pytest
@@ -761,3 +762,66 @@ def test_list_fields_of_another_shape_hold_no_entries(fake_civitai):
     with CivitaiHttpClient(api_key="", base_url=fake_civitai.base_url) as client:
         model = CivitaiAPI(client=client).get_model(4201)
     assert (model.name, model.tags, model.versions) == ("Odd", [], [])
+
+
+# -- a page asked ahead (beside a look-up) -----------------------------------------------------
+
+
+def test_a_page_asked_ahead_is_the_page_the_listing_gets(api, fake_civitai):
+    model_id = fake_civitai.dataset.models[0].id
+    params = {"modelId": model_id}
+    api.prefetch_page(params, limit=7, nsfw_levels=list(NSFW_LEVELS))
+    page = api.get_image_page(params, limit=7, nsfw_levels=list(NSFW_LEVELS))
+    assert len(_image_queries(fake_civitai)) == 1 and len(page.items) == 7
+    again = api.get_image_page(params, limit=7, nsfw_levels=list(NSFW_LEVELS))  # taken once
+    assert len(_image_queries(fake_civitai)) == 2
+    assert [i.id for i in again.items] == [i.id for i in page.items]
+
+
+def test_iter_images_takes_the_page_asked_ahead(api, fake_civitai):
+    params = {"modelId": fake_civitai.dataset.models[0].id}
+    api.prefetch_page(params, limit=200, nsfw_levels=["None"])
+    listed = list(api.iter_images(params, nsfw_levels=["None"]))
+    assert listed and len(_image_queries(fake_civitai)) == 1
+
+
+def test_a_page_asked_ahead_for_other_arguments_is_not_taken(api, fake_civitai):
+    params = {"modelId": fake_civitai.dataset.models[0].id}
+    api.prefetch_page(params, limit=5, nsfw_levels=["None"])
+    api.get_image_page(params, limit=6, nsfw_levels=["None"])
+    api.settle_prefetches()
+    assert sorted(q["limit"] for q in _image_queries(fake_civitai)) == ["5", "6"]
+
+
+def test_the_error_of_a_page_asked_ahead_is_raised_by_its_reader(api, fake_civitai):
+    fake_civitai.faults.not_found("/api/v1/images")
+    api.prefetch_page({"modelId": 1}, limit=3)
+    with pytest.raises(NotFoundError, match="was not found on Civitai"):
+        api.get_image_page({"modelId": 1}, limit=3)
+    assert len(_image_queries(fake_civitai)) == 1
+
+
+def test_a_page_asked_ahead_too_long_ago_is_asked_again(api, fake_civitai, monkeypatch):
+    from scripts.civitai_manager_libs.civitai import pages_ahead
+
+    params = {"modelId": fake_civitai.dataset.models[0].id}
+    api.prefetch_page(params, limit=4, nsfw_levels=["None"])
+    api.settle_prefetches()  # forgets what nobody took
+    api.get_image_page(params, limit=4, nsfw_levels=["None"])
+    assert len(_image_queries(fake_civitai)) == 2
+    clock = [1000.0]
+    monkeypatch.setattr(pages_ahead.time, "monotonic", lambda: clock[0])
+    api.prefetch_page(params, limit=4, nsfw_levels=["None"])
+    for _ in range(200):  # the request asked ahead is answered
+        if len([r for r in fake_civitai.api_requests() if r.completed]) == 3:
+            break
+        threading.Event().wait(0.02)
+    clock[0] += 61
+    api.get_image_page(params, limit=4, nsfw_levels=["None"])
+    assert len(_image_queries(fake_civitai)) == 4
+
+
+def test_bad_page_arguments_raise_where_the_page_is_asked_ahead(api, fake_civitai):
+    with pytest.raises(InvalidQueryError):
+        api.prefetch_page({"modelId": 1}, limit=0)
+    assert fake_civitai.api_requests() == []

@@ -469,3 +469,29 @@ def test_the_page_says_which_order_civitai_gives_for_all_versions(env):
         str(MODEL_ID), ["None", "Soft"], "Newest", "AllTime", action.GalleryView()
     )
     assert "newest first" not in newest[2]
+
+
+def test_download_all_lists_beside_the_look_up_and_asks_nothing_twice(env):
+    """The tab's Download all asks the first page beside the target check (each waits 0.3 s on
+    the server). A second Download all (the archive open, no checkpoint left, the look-up
+    remembered) asks that page once too."""
+    jobs = GalleryJobs()
+    env.latency = 0.3
+    outcome = jobs.download(Target("version", VERSION_ID), ["None"])
+    assert outcome.summary.failed == 0 and outcome.summary.completed > 0
+    api = env.api_requests()
+    look_up = next(r for r in api if r.path == f"/api/v1/model-versions/{VERSION_ID}")
+    first_page = next(r for r in api if r.path == "/api/v1/images")
+    assert first_page.time < look_up.end_time, "the listing waited for the look-up"
+    _asked_once(env)
+    env.reset()
+    env.latency = 0.3
+    assert jobs.download(Target("version", VERSION_ID), ["None"]).summary.failed == 0
+    _asked_once(env)
+
+
+def _asked_once(fake):
+    """Every API request of the job differs from the others; one images page was asked."""
+    asked = [(r.path, r.raw_query) for r in fake.api_requests()]
+    assert sorted({a for a in asked if asked.count(a) > 1}) == []
+    assert [p for p, _ in asked].count("/api/v1/images") == 1

@@ -16,6 +16,8 @@ from scripts.civitai_manager_libs.engine.pool import DownloadEngine
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+from scripts.civitai_manager_libs.store.archive import Archive
+from scripts.civitai_manager_libs.store.paths import ARCHIVE_NAME
 
 
 def _one_slot_downloader(fake, out):
@@ -121,3 +123,44 @@ def test_a_version_download_asks_civitai_each_thing_once(fake_civitai, tmp_path)
     assert asked, "the run asked Civitai nothing"
     repeated = sorted({a for a in asked if asked.count(a) > 1})
     assert repeated == [], repeated
+
+
+def _download(fake, out, *extra):
+    argv = ["download", *extra, "--base-url", fake.base_url, "-q", "--output", str(out)]
+    return cli.main(argv + ["--metadata", "json"], out=io.StringIO())
+
+
+def test_the_listing_does_not_wait_for_the_look_up(fake_civitai, tmp_path):
+    """The first page is asked beside the model look-up (each waits 0.3 s on the server), and
+    it is the page the run uses: two API requests, none repeated, all images saved."""
+    model = fake_civitai.dataset.models[0]
+    fake_civitai.latency = 0.3
+    assert _download(fake_civitai, tmp_path / "out", "model", str(model.id)) == 0
+    api = fake_civitai.api_requests()
+    look_up = next(r for r in api if r.path == f"/api/v1/models/{model.id}")
+    first_page = next(r for r in api if r.path == "/api/v1/images")
+    assert first_page.time < look_up.end_time, "the listing waited for the look-up"
+    asked = [(r.path, r.raw_query) for r in api]
+    assert sorted({a for a in asked if asked.count(a) > 1}) == []
+    with Archive(str(tmp_path / "out" / ARCHIVE_NAME), read_only=True) as archive:
+        assert archive.image_count() == archive.task_count() == archive.task_count("completed")
+        assert archive.image_count() == len(fake_civitai.image_requests()) > 0
+
+
+def test_a_missing_target_writes_nothing_though_its_listing_was_asked(fake_civitai, tmp_path):
+    out = tmp_path / "out"
+    assert _download(fake_civitai, out, "model", "999999999") == 2
+    assert not out.exists()
+    assert fake_civitai.image_requests() == []
+
+
+def test_a_run_that_may_resume_asks_no_page_ahead(fake_civitai, tmp_path):
+    """With an archive in the folder the first page may start at a checkpoint's cursor: nothing
+    is asked ahead that the listing would not use."""
+    version = fake_civitai.dataset.models[0].versions[0]
+    out = tmp_path / "out"
+    assert _download(fake_civitai, out, "version", str(version.id)) == 0
+    fake_civitai.reset()
+    assert _download(fake_civitai, out, "version", str(version.id)) == 0
+    asked = [(r.path, r.raw_query) for r in fake_civitai.api_requests()]
+    assert len(asked) == len(set(asked)) and [p for p, _ in asked].count("/api/v1/images") == 1

@@ -37,6 +37,7 @@ from .image_query import (
 )
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
+from .pages_ahead import PagesAhead, query_key
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
 __all__ = [
@@ -84,6 +85,8 @@ class CivitaiAPI:
         # model / version look-ups: one request per id however many callers ask (the target
         # check, names for templates and sidecars, the tab), answers kept LOOKUP_TTL seconds
         self._lookups = _LookupMemo(LOOKUP_TTL)
+        # listing pages asked beside a look-up (prefetch_page), until the listing takes them
+        self._ahead = PagesAhead(PAGE_AHEAD_TTL)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={type(self.client).__name__})"
@@ -93,10 +96,15 @@ class CivitaiAPI:
     def _fetch_page(
         self, request: Dict[str, Any], cursor: Optional[str], page_size: int
     ) -> Tuple[List[Any], Optional[str]]:
-        query = dict(request)
-        query["limit"] = page_size
-        if cursor is not None:
-            query["cursor"] = cursor
+        query = _page_query(request, cursor, page_size)
+        ahead = self._ahead.take(query_key(query))
+        if ahead is not None:  # asked beside the look-up: its answer (or error) is this one's
+            return ahead.result()
+        return self._ask_page(request, query)
+
+    def _ask_page(
+        self, request: Dict[str, Any], query: Dict[str, Any]
+    ) -> Tuple[List[Any], Optional[str]]:
         try:
             body = self.client.get_json(IMAGES_PATH, query)
         except NotFoundError as exc:
@@ -216,16 +224,7 @@ class CivitaiAPI:
         ``limit`` defaults to the setting ``gallery_page_size``; items of unwanted NSFW levels are
         dropped, so a page may hold fewer than ``limit`` items.
         """
-        if limit is None:
-            limit = setting.get("gallery_page_size")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidQueryError(
-                f"Page size must be between 1 and {MAX_PAGE_SIZE} images, got {limit!r}."
-            )
-        request, levels, params_cursor = build_request(params, nsfw_levels)
-        if cursor in (None, ""):
-            cursor = params_cursor
-        cursor = str(cursor) if cursor is not None else None
+        request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
         items, next_cursor = self._fetch_page(request, cursor, limit)
         rejected: List[Tuple[Any, str]] = []
         converted = list(to_image_items(items, listing_context(request), rejected=rejected))
@@ -242,6 +241,45 @@ class CivitaiAPI:
             server_items=len(items),
             notice=whole_model_sort_notice(request),
         )
+
+    def prefetch_page(
+        self,
+        params: Optional[Mapping[str, Any]] = None,
+        cursor: Optional[str] = None,
+        limit: Optional[int] = None,
+        nsfw_levels: Optional[Levels] = None,
+    ) -> None:
+        """Send now, on a thread, the request that :meth:`get_image_page` (or :meth:`iter_images`)
+        with these arguments will make; that call then takes its answer, or its error, instead of
+        asking again (once, within ``PAGE_AHEAD_TTL`` seconds). A run lists beside its target's
+        look-up this way. Bad arguments raise here, as they would there."""
+        request, _levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
+        query = _page_query(request, cursor, limit)
+        self._ahead.start(query_key(query), lambda: self._ask_page(request, query))
+
+    def settle_prefetches(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout`` seconds) for pages asked ahead and forget them; before the
+        client is closed."""
+        self._ahead.settle(timeout)
+
+    def _page_request(
+        self,
+        params: Optional[Mapping[str, Any]],
+        cursor: Optional[str],
+        limit: Optional[int],
+        nsfw_levels: Optional[Levels],
+    ) -> Tuple[Dict[str, Any], Tuple[str, ...], Optional[str], int]:
+        """(request, levels kept, cursor, page size) of one page, validated."""
+        if limit is None:
+            limit = setting.get("gallery_page_size")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQueryError(
+                f"Page size must be between 1 and {MAX_PAGE_SIZE} images, got {limit!r}."
+            )
+        request, levels, params_cursor = build_request(params, nsfw_levels)
+        if cursor in (None, ""):
+            cursor = params_cursor
+        return request, levels, (str(cursor) if cursor is not None else None), limit
 
     # -- look-ups ---------------------------------------------------------------------------
 
@@ -387,6 +425,19 @@ T = TypeVar("T")
 
 #: How long a model or version look-up is reused (the tab lives for hours; a run for minutes).
 LOOKUP_TTL = 300.0
+#: How long a page asked ahead (prefetch_page) waits for the listing that wants it.
+PAGE_AHEAD_TTL = 60.0
+
+
+def _page_query(
+    request: Mapping[str, Any], cursor: Optional[str], page_size: int
+) -> Dict[str, Any]:
+    """The query parameters one images page is asked with."""
+    query = dict(request)
+    query["limit"] = page_size
+    if cursor is not None:
+        query["cursor"] = cursor
+    return query
 
 
 class _LookupMemo:

@@ -27,10 +27,18 @@ from .report import (
     write_report,
 )
 from .run import execute
-from .service import RunConfig, apply_remembered_options, resolve_config, start_download
+from .service import (
+    RunConfig,
+    apply_remembered_options,
+    first_page_ahead,
+    listing_for,
+    resolve_config,
+    start_download,
+)
 from .shell import run_command
 from .target import CliTarget, parse_target
 from .tasks import format_table, task_lines
+from ..store.paths import ARCHIVE_NAME
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -48,8 +56,6 @@ __all__ = [
     "parse_target",
     "write_report",
 ]
-
-ARCHIVE_NAME = ".civitai_archive.sqlite3"
 
 
 def _history_path(output: str) -> str:
@@ -71,11 +77,13 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 
     check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
     report = RunReport("download", target.describe(), cfg.output)
+    listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
 
     def begin(downloader):
-        return start_download(downloader, target, cfg)
+        return start_download(downloader, target, cfg, listing)
 
-    return execute(args, out, report, cfg, begin, target, remember_options=True)
+    ahead = first_page_ahead(listing, cfg.output)
+    return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:

@@ -121,10 +121,16 @@ def execute(
     begin: Begin,
     target: Optional[CliTarget] = None,
     remember_options: bool = False,
+    ahead: Optional[Dict[str, Any]] = None,
 ) -> int:
-    """Build the service, check the target, run with bars, print (and write) the report."""
+    """Build the service, check the target, run with bars, print (and write) the report.
+
+    ``ahead``: the listing's first page (``CivitaiAPI.prefetch_page`` arguments), asked beside
+    the target check so the listing does not wait for it; nothing is written before the check."""
     service = Service(cfg, remember_options=remember_options)
     try:
+        if ahead is not None:
+            service.api.prefetch_page(**ahead)
         if target is not None:
             # The look-up waits on the network: load the download machinery meanwhile.
             warm = threading.Thread(target=_import_download_modules, daemon=True)

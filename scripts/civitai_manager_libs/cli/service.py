@@ -7,13 +7,14 @@ import argparse
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .args import DUPLICATE_POLICIES, filters_from_args
 from .target import CliTarget
 
 if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
     from ..image_downloader import ImageDownloader
+    from ..planning.listing_request import ListingRequest
 
 
 @dataclass
@@ -115,35 +116,65 @@ class Service:
         if self.downloader is not None:
             self.downloader.close(timeout=timeout)
             self.downloader.engine.shutdown(wait=timeout is None, cancel_pending=True)
+        self.api.settle_prefetches(timeout=1.0 if timeout is not None else 5.0)
         self.client.close()
 
 
-def start_download(downloader, target: CliTarget, cfg: RunConfig) -> List[str]:
-    """Call the matching ``download_*`` method; listing runs here, downloads in the engine."""
-    save = cfg.metadata is None or bool(cfg.metadata)
+def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]:
+    """What the run lists for ``target`` (None for a single image), validated before any request:
+    the listing the matching ``download_*`` method would make with these options."""
+    from ..planning import listing_request as listings
+
     levels = cfg.nsfw
     limit_kw: Dict[str, Any] = {} if cfg.limit is None else {"limit": cfg.limit}
     if cfg.filters is not None and target.kind != "image":
         limit_kw["filters"] = cfg.filters
     elif cfg.filters is not None:
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
-    by_kind = {
-        "model": downloader.download_model_images,
-        "version": downloader.download_version_images,
-        "user": downloader.download_creator_images,
+    by_kind: Dict[str, Callable[..., "ListingRequest"]] = {
+        "model": listings.model_listing,
+        "version": listings.version_listing,
+        "user": listings.creator_listing,
     }
     kind, value = target.kind, target.value
     if kind == "model" and target.version_id:  # a model URL naming one version
         kind, value = "version", target.version_id
     if kind in by_kind:
-        return by_kind[kind](value, nsfw_levels=levels, save_metadata=save, **limit_kw)
+        return by_kind[kind](value, nsfw_levels=levels, **limit_kw)
     if target.kind == "image":
-        return [downloader.download_single_image(target.value, save_metadata=save)]
+        return None
     params = dict(target.value)
     if levels is not None:  # --nsfw wins over an ``nsfw`` key in the filter
         params.pop("nsfw", None)
         params["nsfw_levels"] = list(levels)
-    return downloader.download_filtered_images(params, save_metadata=save, **limit_kw)
+    return listings.filtered_listing(params, **limit_kw)
+
+
+def first_page_ahead(listing: Optional["ListingRequest"], output: str) -> Optional[Dict[str, Any]]:
+    """The first page to ask beside the target check (``CivitaiAPI.prefetch_page`` arguments),
+    or None: a single image lists nothing, and a listing that may resume from a checkpoint in
+    ``output`` starts at a cursor only its archive knows."""
+    from ..planning.listing_request import PAGE_SIZE
+    from ..store.paths import ARCHIVE_NAME
+
+    if listing is None:
+        return None
+    if listing.resumes and os.path.exists(os.path.join(output, ARCHIVE_NAME)):
+        return None
+    return listing.first_page(PAGE_SIZE)
+
+
+def start_download(
+    downloader, target: CliTarget, cfg: RunConfig, listing: Optional["ListingRequest"] = None
+) -> List[str]:
+    """Run the target's listing (``listing``, else :func:`listing_for`) or fetch its single
+    image; listing runs here, downloads in the engine."""
+    save = cfg.metadata is None or bool(cfg.metadata)
+    if listing is None:
+        listing = listing_for(target, cfg)
+    if listing is not None:
+        return downloader.download_listing(listing, save_metadata=save)
+    return [downloader.download_single_image(target.value, save_metadata=save)]
 
 
 def apply_remembered_options(cfg: RunConfig, db_path: str) -> None:

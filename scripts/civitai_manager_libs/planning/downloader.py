@@ -85,7 +85,7 @@ from .item_filter import FilterCounts
 from . import listing_request
 from .listing_planner import REASON_KNOWN, ListingPlanner
 from .listing_request import ListingRequest
-from ..store.paths import PathTemplate, fields_from_item, safe_join
+from ..store.paths import ARCHIVE_NAME, PathTemplate, fields_from_item, safe_join
 from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
 from ..engine.task_runner import Fetched, Outcome, TaskRunner
@@ -96,7 +96,6 @@ logger = logging.getLogger(__name__)
 #: Threads that post-process downloaded files (JSON/txt/embedded metadata, thumbnail, archive).
 POST_WORKERS = 2
 
-ARCHIVE_NAME = ".civitai_archive.sqlite3"
 ALL_LEVELS = list(NSFW_LEVELS)
 
 
@@ -110,7 +109,7 @@ def _option(key: str, value: Any) -> Any:
 class ImageDownloader:
     """Civitai image download manager (the spec's API plus wait, cancel, summary, retry)."""
 
-    page_size = civitai_api.MAX_PAGE_SIZE  # items asked per listing request
+    page_size = listing_request.PAGE_SIZE  # items asked per listing request
 
     def __init__(
         self,
@@ -274,6 +273,20 @@ class ImageDownloader:
         """Download up to ``limit`` images matching images-endpoint filters (``nsfw`` included)."""
         request = listing_request.filtered_listing(filter_params, limit, filters)
         return self.download_listing(request, save_metadata)
+
+    def prefetch_first_page(self, request: ListingRequest) -> bool:
+        """Ask ``request``'s first page now, on a thread (``CivitaiAPI.prefetch_page``), so the
+        listing started after a look-up (the target check) does not wait for it. Only when that
+        page is certain: a listing that resumes from a checkpoint starts at another cursor.
+        Nothing is written; True when the page was asked."""
+        if request.resumes:
+            if self._archive is not None:
+                if self._archive.get_checkpoint(request.query_key):
+                    return False
+            elif self._archive_exists():
+                return False  # its checkpoint is not known without opening the archive
+        self.api.prefetch_page(**request.first_page(self.page_size))
+        return True
 
     def download_listing(self, request: ListingRequest, save_metadata: bool = True) -> List[str]:
         """Download what ``request`` lists (see :mod:`.listing_request`); returns the task ids.

@@ -18,6 +18,9 @@ from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
 from ..errors import InvalidQueryError
 
+#: Items asked per listing page (the API's most).
+PAGE_SIZE = civitai_api.MAX_PAGE_SIZE
+
 
 @dataclass(frozen=True)
 class ListingRequest:

@@ -37,6 +37,8 @@ FIELDS: Tuple[str, ...] = (
 )
 ALIASES: Dict[str, str] = {"image_id": "id", "id": "image_id"}
 MISSING_VALUE = "unknown"
+#: The archive's file in an output folder (history, checkpoints, names); see store.archive.
+ARCHIVE_NAME = ".civitai_archive.sqlite3"
 MAX_SEGMENT_BYTES = 120
 
 _FORBIDDEN = frozenset('<>:"/\\|?*')

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .. import setting
 from ..errors import CivitaiGalleryError
@@ -230,28 +230,31 @@ def _start(
     """The ``ImageDownloader`` call that lists (and queues) every image of ``target``, after the
     check the CLI makes too (``NotFoundError``: "model N was not found on Civitai; ...")."""
     from ..civitai.target_check import check_target_exists
+    from ..planning import listing_request as listings
 
-    value: Any = target.value
-    check_target_exists(downloader.api, target.kind, value, target.version_id)
     levels = list(nsfw_levels) if nsfw_levels else None
-    kw: Dict[str, Any] = {"limit": 0}
-    if filters is not None and filters.active:
-        kw["filters"] = filters
+    spec = filters if filters is not None and filters.active else None
+    request = None
     if target.kind == "model" and target.version_id is not None:
-        return downloader.download_version_images(target.version_id, nsfw_levels=levels, **kw)
-    if target.kind == "model":
-        return downloader.download_model_images(target.value, nsfw_levels=levels, **kw)
-    if target.kind == "version":
-        return downloader.download_version_images(target.value, nsfw_levels=levels, **kw)
-    if target.kind == "user":
-        return downloader.download_creator_images(target.value, nsfw_levels=levels, **kw)
-    if target.kind == "image":
+        request = listings.version_listing(target.version_id, 0, levels, spec)
+    elif target.kind == "model":
+        request = listings.model_listing(target.value, 0, levels, spec)
+    elif target.kind == "version":
+        request = listings.version_listing(target.value, 0, levels, spec)
+    elif target.kind == "user":
+        request = listings.creator_listing(target.value, 0, levels, spec)
+    elif target.kind != "image":
+        params = dict(target.params or {})
+        if levels:
+            # the exact levels chosen (a list); one Civitai value such as "Mature" would widen them
+            params.setdefault("nsfw", list(levels))
+        request = listings.filtered_listing(params, 0, spec)
+    if request is not None:
+        downloader.prefetch_first_page(request)  # listed beside the look-up, not after it
+    check_target_exists(downloader.api, target.kind, target.value, target.version_id)
+    if request is None:
         return [downloader.download_single_image(target.value)]
-    params = dict(target.params or {})
-    if levels:
-        # the exact levels chosen (a list); one Civitai value such as "Mature" would widen them
-        params.setdefault("nsfw", list(levels))
-    return downloader.download_filtered_images(params, **kw)
+    return downloader.download_listing(request)
 
 
 def _default_downloader():

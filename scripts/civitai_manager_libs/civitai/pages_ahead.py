@@ -1,0 +1,82 @@
+"""Listing pages asked ahead of their reader.
+
+A run must look its target up (does it exist, what are its names) and list its images. The two
+do not depend on each other on the wire, so the first page is asked beside the look-up
+(:meth:`CivitaiAPI.prefetch_page`) and kept here, keyed by the exact query, until the listing asks
+for that page: it then takes the answer (or the error) instead of sending the request again.
+An answer nobody takes is forgotten after ``ttl`` seconds; each is taken at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+log = logging.getLogger(__name__)
+
+Key = Tuple[Tuple[str, str], ...]
+Page = Any  # what the fetch returns (the api's ``(items, next_cursor)``)
+
+
+def query_key(query: Mapping[str, Any]) -> Key:
+    """A hashable, order-free key of a request's query parameters."""
+    return tuple(
+        sorted((str(k), json.dumps(v, sort_keys=True, default=str)) for k, v in query.items())
+    )
+
+
+class PagesAhead:
+    """Answers of requests sent before their reader asked, by query key."""
+
+    def __init__(self, ttl: float = 60.0):
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: Dict[Key, Tuple[float, "Future[Page]"]] = {}
+
+    def start(self, key: Key, fetch: Callable[[], Page]) -> bool:
+        """Run ``fetch`` on a thread now and keep its answer under ``key``; False when that
+        query is already asked ahead."""
+        future: "Future[Page]" = Future()
+        with self._lock:
+            self._forget_stale()
+            if key in self._entries:
+                return False
+            self._entries[key] = (time.monotonic(), future)
+
+        def run() -> None:
+            try:
+                future.set_result(fetch())
+            except BaseException as exc:  # kept for the reader, who raises it as its own
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="civitai-page-ahead", daemon=True).start()
+        return True
+
+    def take(self, key: Key) -> Optional["Future[Page]"]:
+        """The answer asked ahead for ``key`` (to wait on), or None; it is given once."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+        if entry is None or time.monotonic() - entry[0] > self._ttl:
+            return None
+        return entry[1]
+
+    def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the requests still in flight, then forget every
+        answer (before the client they use is closed)."""
+        with self._lock:
+            futures = [future for _, future in self._entries.values()]
+            self._entries.clear()
+        if futures:
+            done, pending = wait_futures(futures, timeout=timeout)
+            if pending:
+                log.debug("%d page(s) asked ahead still in flight; left behind", len(pending))
+
+    def _forget_stale(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (at, _) in self._entries.items() if now - at > self._ttl]:
+            del self._entries[key]
