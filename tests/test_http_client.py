@@ -810,3 +810,19 @@ def test_the_proxy_environment_is_read_once_per_origin_not_per_request(fake_civi
         client.session.get(url, timeout=5).close()
     assert sorted(set(calls)) == sorted(calls), f"read again for one origin: {calls}"
     assert len(calls) == 2  # the API origin and the image host
+
+
+def test_a_netrc_password_is_never_sent(fake_civitai, tmp_path, monkeypatch):
+    """Civitai is authenticated by the API key alone: a ~/.netrc entry for its hosts (requests
+    would send it as Basic auth on every request) reaches neither the API nor the image host."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = _image_urls(fake_civitai, 4)[0]
+    client = _client(fake_civitai)
+    client.get_json("/api/v1/images", {"limit": 1})
+    client.fetch_to_file(url, str(tmp_path / "x.jpeg"))
+    seen = fake_civitai.api_requests() + fake_civitai.image_requests()
+    assert len(seen) == 2
+    assert [r.headers.get("Authorization") for r in seen] == [None, None]

@@ -13,14 +13,36 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
 Key = Tuple[Tuple[str, str], ...]
 Page = Any  # what the fetch returns (the api's ``(items, next_cursor)``)
+
+
+class Answer:
+    """The answer of one request asked ahead: set once by its thread, read by its reader."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Page = None
+        self._error: Optional[BaseException] = None
+
+    def set(self, value: Page = None, error: Optional[BaseException] = None) -> None:
+        self._value, self._error = value, error
+        self._done.set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once the answer is there (False after ``timeout`` seconds)."""
+        return self._done.wait(timeout)
+
+    def result(self) -> Page:
+        """The page, once it arrived; raises what its request raised."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def query_key(query: Mapping[str, Any]) -> Key:
@@ -36,28 +58,28 @@ class PagesAhead:
     def __init__(self, ttl: float = 60.0):
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._entries: Dict[Key, Tuple[float, "Future[Page]"]] = {}
+        self._entries: Dict[Key, Tuple[float, Answer]] = {}
 
     def start(self, key: Key, fetch: Callable[[], Page]) -> bool:
         """Run ``fetch`` on a thread now and keep its answer under ``key``; False when that
         query is already asked ahead."""
-        future: "Future[Page]" = Future()
+        answer = Answer()
         with self._lock:
             self._forget_stale()
             if key in self._entries:
                 return False
-            self._entries[key] = (time.monotonic(), future)
+            self._entries[key] = (time.monotonic(), answer)
 
         def run() -> None:
             try:
-                future.set_result(fetch())
+                answer.set(fetch())
             except BaseException as exc:  # kept for the reader, who raises it as its own
-                future.set_exception(exc)
+                answer.set(error=exc)
 
         threading.Thread(target=run, name="civitai-page-ahead", daemon=True).start()
         return True
 
-    def take(self, key: Key) -> Optional["Future[Page]"]:
+    def take(self, key: Key) -> Optional[Answer]:
         """The answer asked ahead for ``key`` (to wait on), or None; it is given once."""
         with self._lock:
             entry = self._entries.pop(key, None)
@@ -69,12 +91,12 @@ class PagesAhead:
         """Wait up to ``timeout`` seconds for the requests still in flight, then forget every
         answer (before the client they use is closed)."""
         with self._lock:
-            futures = [future for _, future in self._entries.values()]
+            answers = [answer for _, answer in self._entries.values()]
             self._entries.clear()
-        if futures:
-            done, pending = wait_futures(futures, timeout=timeout)
-            if pending:
-                log.debug("%d page(s) asked ahead still in flight; left behind", len(pending))
+        deadline = time.monotonic() + timeout
+        pending = [a for a in answers if not a.wait(max(0.0, deadline - time.monotonic()))]
+        if pending:
+            log.debug("%d page(s) asked ahead still in flight; left behind", len(pending))
 
     def _forget_stale(self) -> None:
         now = time.monotonic()

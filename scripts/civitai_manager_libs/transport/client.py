@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
 
 from .. import setting
@@ -31,19 +32,15 @@ from ..errors import (
     NetworkError,
     OutputPathError,
 )
-from .file_fetch import (
-    ContentCheck,
-    FetchPolicy,
-    FileFetch,
-    ProgressCallback,
-    ReceivedFile,
-    transport_reason,
-)
+from .failure_reason import transport_reason
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
 from ..records import DownloadResult
 from .retry_policy import PAUSE_STATUSES, CivitaiRetry, RetryCancelled, current_cancel_event
+
+if TYPE_CHECKING:  # imported when the first file is fetched: an API call does not need it
+    from .file_fetch import ContentCheck, FileFetch, ProgressCallback, ReceivedFile
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +71,23 @@ class _ApiKey:
     __str__ = __repr__
 
 
+class _KeyOnly(requests.auth.AuthBase):
+    """The session's authentication: none of its own. Civitai is authenticated by the API key
+    alone (added by :class:`CivitaiAdapter` for the API origin), so the passwords of a
+    ``~/.netrc`` are never sent to Civitai's hosts or image hosts (gallery-dl reads ``.netrc``
+    only when asked to), and it is not looked for on every request."""
+
+    def __call__(self, request):
+        return request
+
+
 class _Session(requests.Session):
     """A session that marks every redirect hop, so the adapter never attaches the key to one,
     and reads the proxy environment once per origin instead of once per request."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.auth = _KeyOnly()
         # origin and call arguments -> requests' merged settings. requests scans every
         # environment variable (proxies, no_proxy, CA bundle) for each request: about a third of
         # the CPU a small download costs. The environment of a running process is taken as fixed.
@@ -321,7 +329,7 @@ class CivitaiHttpClient:
         """
         return self.file_fetch(url, filepath, *args, **kwargs).run()
 
-    def receive_file(self, url: str, filepath: str, *args: Any, **kwargs: Any) -> ReceivedFile:
+    def receive_file(self, url: str, filepath: str, *args: Any, **kwargs: Any) -> "ReceivedFile":
         """The network half of :meth:`fetch_to_file` (same arguments and errors): the body whole
         in ``filepath + ".part"``; its ``commit()`` (the local half: fsync, decode check, rename)
         may run on another thread, leaving the connection to the next request."""
@@ -331,16 +339,16 @@ class CivitaiHttpClient:
         self,
         url: str,
         filepath: str,
-        progress_callback: Optional[ProgressCallback] = None,
+        progress_callback: Optional["ProgressCallback"] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
         *,
         root: Optional[str] = None,
         min_free_bytes: Optional[int] = None,
-        content_kind: Optional[ContentCheck] = None,
+        content_kind: Optional["ContentCheck"] = None,
         expected_sha256: Optional[str] = None,
         max_bytes: Optional[int] = None,
-    ) -> FileFetch:
+    ) -> "FileFetch":
         """One download of ``url`` to ``filepath`` with this client's session and policy, not
         started (see :class:`FileFetch`).
 
@@ -351,6 +359,8 @@ class CivitaiHttpClient:
         file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
         ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger).
         """
+        from .file_fetch import FetchPolicy, FileFetch
+
         policy = FetchPolicy(
             timeout=self.download_timeout,
             max_attempts=self.max_retries,
@@ -381,7 +391,7 @@ class CivitaiHttpClient:
         )
 
     def download_file(
-        self, url: str, filepath: str, progress_callback: Optional[ProgressCallback] = None
+        self, url: str, filepath: str, progress_callback: Optional["ProgressCallback"] = None
     ) -> bool:
         """The backlog's wrapper: True when ``filepath`` holds the file, False (logged) if not."""
         try:

@@ -46,6 +46,8 @@ from ..records import DownloadResult
 from ..store import confined
 from .media_check import check_complete
 from .retry_policy import RetryCancelled, cancel_scope
+from .failure_reason import transport_reason as _reason
+from .failure_reason import transport_reason  # noqa: F401  (its home before; kept importable)
 
 logger = logging.getLogger(__name__)
 
@@ -643,36 +645,3 @@ def _content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
     if int(end) < int(start):
         return None, None
     return int(start), None if total == "*" else int(total)
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free description of a transport failure."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout,)):
-        return "the connection timed out"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "the server stopped sending data (read timeout)"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "the TLS/SSL handshake failed"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection broke off mid-body"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
-        if "timed out" in text.lower() or "timeout" in text.lower():
-            return "the server stopped sending data (read timeout)"
-        if "refused" in text.lower():
-            return "the connection was refused"
-        if "Name or service not known" in text or "getaddrinfo" in text:
-            return "the host name could not be resolved"
-        return "the connection failed"
-    if isinstance(exc, urllib3_exceptions.ReadTimeoutError):
-        return "the server stopped sending data (read timeout)"
-    if isinstance(exc, urllib3_exceptions.ProtocolError):
-        return "the connection broke off mid-body"
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return "too many redirects"
-    return redact(type(exc).__name__)
-
-
-def transport_reason(exc: BaseException) -> str:
-    """Public alias of the short failure description (shared with the JSON client)."""
-    return _reason(exc)
