@@ -193,7 +193,6 @@ class TaskRunner:
         folder = os.path.dirname(os.path.abspath(target))
         # A file the caller named itself (custom_path) is confined to its own folder.
         root: str = folder if task.custom_path else str(owner.output_path)
-        confined.ensure_dir(folder, root)
         min_free = getattr(owner, "min_free_space_mb", None)
         received = owner.client.receive_file(
             civitai_api.original_url(task.image_url),

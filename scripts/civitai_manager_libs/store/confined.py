@@ -78,6 +78,9 @@ def ensure_dir(folder: str, root: str) -> str:
     """Create ``folder`` (inside ``root``) one level at a time; a level that is a link leading
     outside ``root`` is refused before anything is created under it. Returns ``folder``."""
     folder = os.path.abspath(os.fspath(folder))
+    if os.path.isdir(folder) and os.path.isdir(root):  # the usual case: nothing to create
+        if is_inside(_real(folder), _real(root)):
+            return folder
     os.makedirs(os.path.abspath(os.fspath(root)), exist_ok=True)  # the root itself is trusted
     real_root = _real(root)
     if not is_inside(_real(folder), real_root) and not _lexically_inside(folder, root):
