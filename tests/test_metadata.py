@@ -539,3 +539,35 @@ def test_listing_context_wins_over_the_item():
     assert (record["model_id"], record["version_id"]) == (7, 12)
     alone = extract_image_metadata(item)
     assert (alone["model_id"], alone["version_id"]) == (3, None)  # two versions: ambiguous
+
+
+def test_a_record_shares_no_value_with_its_item():
+    """The record is built from a shallow view of the item: changing anything in the record
+    (as a writer or a caller may) never changes the listed item it came from."""
+    import json
+
+    from scripts.civitai_manager_libs.civitai.image_items import to_image_item
+
+    raw = {
+        "id": 5,
+        "url": "https://image.civitai.com/x/y/width=450/5.jpeg",
+        "meta": {"prompt": "a cat", "seed": 1, "resources": [{"name": "l", "weight": 0.8}]},
+        "stats": {"likeCount": 3},
+        "tags": ["a"],
+    }
+    item = to_image_item(raw, {})
+    before = json.dumps([item.raw, item.meta], sort_keys=True)
+
+    def scribble(value):
+        if isinstance(value, dict):
+            for key in list(value):
+                value[key] = scribble(value[key])
+            value["added"] = 1
+        elif isinstance(value, list):
+            value[:] = [scribble(v) for v in value] + ["added"]
+        else:
+            return "changed"
+        return value
+
+    scribble(extract_image_metadata(item))
+    assert json.dumps([item.raw, item.meta], sort_keys=True) == before

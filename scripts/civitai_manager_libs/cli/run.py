@@ -111,6 +111,7 @@ def _import_download_modules() -> None:
     from .. import image_downloader  # noqa: F401
     from ..metadata import record, thumbnails  # noqa: F401
     from ..store import archive  # noqa: F401
+    from ..transport import file_fetch  # noqa: F401
 
 
 def execute(

@@ -132,11 +132,8 @@ class TaskRunner:
         gate = getattr(self._owner.client, "host_gate", None)
         if gate is None or not task.image_url:
             return None
-        try:
-            origin = origin_of(civitai_api.original_url(task.image_url))
-        except CivitaiGalleryError:
-            return None
-        return gate.unreachable(origin)
+        # the original's URL differs from the listed one only in its path: same origin
+        return gate.unreachable(origin_of(task.image_url))
 
     def existing_file(self, task: ImageDownloadTask, path: str) -> Optional[Outcome]:
         """A file is already where this image would go: adopt it (a readable one), or, when it

@@ -146,8 +146,13 @@ def extract_image_metadata(
     context = dict(context or {})
     if isinstance(image_data, ImageItem):
         raw = dict(image_data.raw or {})
-        fields = dataclasses.asdict(image_data)
-        fields.pop("raw")
+        # a shallow view: the record below copies what it keeps (asdict's deep copy of the raw
+        # item was most of a record's cost)
+        fields = {
+            f.name: getattr(image_data, f.name)
+            for f in dataclasses.fields(image_data)
+            if f.name != "raw"
+        }
         meta = image_data.meta if image_data.meta is not None else raw.get("meta")
         source = {**raw, **{k: v for k, v in fields.items() if v not in (None, {}, "")}}
     elif isinstance(image_data, Mapping):

@@ -10,6 +10,7 @@ request instead of waiting on the disk.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -182,7 +183,6 @@ class FileFetch:
         self.policy = policy
         self.host_gate = host_gate
         self.url = url
-        self.safe_url = redact(url)
         self.filepath = os.fspath(filepath)
         self.part = self.filepath + ".part"
         # Every file this fetch writes, renames or deletes stays inside ``root``.
@@ -200,6 +200,11 @@ class FileFetch:
         # The validator of the response the .part was started from: resumes within this call
         # send it as If-Range, so a file changed on the server restarts instead of mixing.
         self.validator: Optional[str] = None
+
+    @functools.cached_property
+    def safe_url(self) -> str:
+        """The URL as messages show it (secrets masked); worked out only when a message needs it."""
+        return redact(self.url)
 
     # -- driver -----------------------------------------------------------------------------
 
@@ -589,7 +594,8 @@ class FileFetch:
         except OSError as exc:
             raise _disk_error(exc, self.part, self.safe_url) from None
         _fsync_dir(os.path.dirname(os.path.abspath(target)))
-        logger.debug("Saved %s (%d bytes) to %s", self.safe_url, size, target)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Saved %s (%d bytes) to %s", self.safe_url, size, target)
         return DownloadResult(
             path=target, size=size, content_type=mime_for(kind), sha256=sha256, resumed=self.resumed
         )
