@@ -825,3 +825,18 @@ def test_bad_page_arguments_raise_where_the_page_is_asked_ahead(api, fake_civita
     with pytest.raises(InvalidQueryError):
         api.prefetch_page({"modelId": 1}, limit=0)
     assert fake_civitai.api_requests() == []
+
+
+def test_asking_ahead_again_replaces_an_answer_nobody_took(api, fake_civitai):
+    """A look-up failed, so the page asked beside it was never taken; when the user tries again
+    the page is asked again, and the listing gets the new answer, not the old error."""
+    params = {"modelId": fake_civitai.dataset.models[0].id}
+    fake_civitai.faults.queue_status("/api/v1/images", 500)
+    api.prefetch_page(params, limit=4, nsfw_levels=["None"])
+    for _ in range(200):  # the failed answer arrived
+        if any(r.completed for r in fake_civitai.api_requests()):
+            break
+        threading.Event().wait(0.02)
+    api.prefetch_page(params, limit=4, nsfw_levels=["None"])
+    page = api.get_image_page(params, limit=4, nsfw_levels=["None"])
+    assert len(page.items) == 4 and len(_image_queries(fake_civitai)) == 2

@@ -62,11 +62,13 @@ class PagesAhead:
 
     def start(self, key: Key, fetch: Callable[[], Page]) -> bool:
         """Run ``fetch`` on a thread now and keep its answer under ``key``; False when that
-        query is already asked ahead."""
+        query is in flight already. An answer that arrived earlier and nobody took is replaced:
+        who asks again wants today's page (or a second chance after an error)."""
         answer = Answer()
         with self._lock:
             self._forget_stale()
-            if key in self._entries:
+            entry = self._entries.get(key)
+            if entry is not None and not entry[1].wait(0):
                 return False
             self._entries[key] = (time.monotonic(), answer)
 
