@@ -354,6 +354,40 @@ def run_cli_process(fake, model_id: int, dest: str, concurrency: int) -> WholeRu
     )
 
 
+def minimal_client_phase(fake, urls: List[str], concurrency: int) -> float:
+    """Seconds from the first image request to the last byte for the leanest client: urllib3
+    alone, ``concurrency`` threads, bodies read and thrown away (no file, no hash, no check).
+    What this server allows any client's download phase."""
+    import queue
+
+    import urllib3
+
+    pool = urllib3.PoolManager(maxsize=concurrency)
+    todo: "queue.Queue[str]" = queue.Queue()
+    for url in urls:
+        todo.put(url)
+
+    def worker() -> None:
+        while True:
+            try:
+                url = todo.get_nowait()
+            except queue.Empty:
+                return
+            response = pool.request("GET", url, preload_content=False)
+            while response.read(256 * 1024):
+                pass
+            response.release_conn()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pool.clear()
+    images = [r for r in fake.take_log() if r["server"] == "image"]
+    return max(r["end"] for r in images) - min(r["time"] for r in images)
+
+
 def first_request_floor(fake, code: str) -> float:
     """Seconds from spawning ``python -c code`` to the first request the fake saw: what the
     interpreter and ``import requests`` cost any Python tool on this machine."""
@@ -385,9 +419,11 @@ def whole_process(
         aria: List[float] = []
         floor: List[float] = []
         aria_phase: List[float] = []
+        lean: List[float] = []
         get = f"import requests; requests.get({fake.base_url + '/api/v1/models/1'!r})"
         for i in range(rounds):
             floor.append(first_request_floor(fake, get))
+            lean.append(minimal_client_phase(fake, urls, concurrency))
             folder = os.path.join(work, f"whole-{i}")
             shutil.rmtree(folder, ignore_errors=True)
             os.makedirs(folder)
@@ -414,6 +450,7 @@ def whole_process(
         "download_phase": med(r.download_phase for r in ours),
         "exit_ms": med(r.exit_after for r in ours) * 1000,
         "aria_phase": med(aria_phase) if aria_phase else float("nan"),
+        "lean_phase": med(lean),
         "floor_ms": med(floor) * 1000,
     }
     rows = [
@@ -437,6 +474,10 @@ def whole_process(
     rows += [
         [f"`import requests; get` round {i + 1}", "-", f"{secs * 1000:.0f}"] + ["-"] * 6
         for i, secs in enumerate(floor)
+    ]
+    rows += [
+        [f"urllib3 alone, bodies dropped, round {i + 1}"] + ["-"] * 5 + [f"{secs:.2f}", "-", "-"]
+        for i, secs in enumerate(lean)
     ]
     return rows, figures
 
@@ -708,7 +749,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"{fig['bound']:.2f} s -> ours/aria2c {fig['ours'] / fig['aria2c']:.3f}, "
                 f"ours/bound {fig['ours'] / fig['bound']:.3f}, download phase/bound "
                 f"{fig['download_phase'] / fig['bound']:.3f} (aria2c's "
-                f"{fig['aria_phase'] / fig['bound']:.3f}); start-up to first request "
+                f"{fig['aria_phase'] / fig['bound']:.3f}, urllib3 alone with bodies dropped "
+                f"{fig['lean_phase'] / fig['bound']:.3f}); start-up to first request "
                 f"{fig['first_request_ms']:.0f} ms (a bare `import requests; requests.get()` "
                 f"process: {fig['floor_ms']:.0f} ms); {fig['api_requests']:.0f} API requests "
                 f"({fig['repeated_api']} repeated); page -> first image "
