@@ -179,6 +179,24 @@ def run_ours(fake, model_id: int, dest: str, concurrency: int) -> float:
         client.close()
 
 
+def run_timed(cmd: List[str], timeout: float = 600, **popen) -> Tuple[float, float]:
+    """Run ``cmd`` to its end; ``(start, end)`` wall-clock times. The end is exact: a blocking
+    wait, with a timer that kills the process after ``timeout`` seconds. (``subprocess.run`` with
+    a timeout polls with sleeps growing to 50 ms, so it saw a process end up to 50 ms late.)"""
+    start = time.time()
+    proc = subprocess.Popen(cmd, **popen)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        code = proc.wait()
+    finally:
+        killer.cancel()
+    end = time.time()
+    if code != 0:
+        raise subprocess.CalledProcessError(code, cmd)
+    return start, end
+
+
 def run_aria2(urls: List[str], dest: str, jobs: int = 5) -> Optional[float]:
     aria2c = shutil.which("aria2c")
     if not aria2c:
@@ -189,11 +207,9 @@ def run_aria2(urls: List[str], dest: str, jobs: int = 5) -> Optional[float]:
             fh.write(url + "\n")
     cmd = [aria2c, f"-j{jobs}", "-x1", "-s1", "-i", listing, "-d", dest, "--quiet=true"]
     cmd += ["--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false"]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, timeout=600)
-    elapsed = time.perf_counter() - start
+    start, end = run_timed(cmd)
     os.unlink(listing)
-    return elapsed
+    return end - start
 
 
 class RemoteFake:
@@ -331,9 +347,7 @@ def run_cli_process(fake, model_id: int, dest: str, concurrency: int) -> WholeRu
     env["CIVITAI_GALLERY_SETTINGS"] = os.path.join(dest, "no-settings.json")
     cmd = [sys.executable, os.path.join(REPO, "main.py"), "download", "model", str(model_id)]
     cmd += ["--output", dest, "--concurrency", str(concurrency), "--metadata", "json", "--quiet"]
-    start = time.time()
-    subprocess.run(cmd, cwd=REPO, env=env, check=True, timeout=600, stdout=subprocess.DEVNULL)
-    end = time.time()
+    start, end = run_timed(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     seconds = end - start
     log = fake.take_log()
     api = [r for r in log if r["server"] == "api"]
@@ -391,8 +405,7 @@ def minimal_client_phase(fake, urls: List[str], concurrency: int) -> float:
 def first_request_floor(fake, code: str) -> float:
     """Seconds from spawning ``python -c code`` to the first request the fake saw: what the
     interpreter and ``import requests`` cost any Python tool on this machine."""
-    start = time.time()
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    start, _ = run_timed([sys.executable, "-c", code], timeout=60)
     log = fake.take_log()
     return min(r["time"] for r in log) - start
 
