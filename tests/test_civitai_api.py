@@ -802,15 +802,13 @@ def test_the_error_of_a_page_asked_ahead_is_raised_by_its_reader(api, fake_civit
 
 
 def test_a_page_asked_ahead_too_long_ago_is_asked_again(api, fake_civitai, monkeypatch):
-    from scripts.civitai_manager_libs.civitai import pages_ahead
-
     params = {"modelId": fake_civitai.dataset.models[0].id}
     api.prefetch_page(params, limit=4, nsfw_levels=["None"])
     api.settle_prefetches()  # forgets what nobody took
     api.get_image_page(params, limit=4, nsfw_levels=["None"])
     assert len(_image_queries(fake_civitai)) == 2
     clock = [1000.0]
-    monkeypatch.setattr(pages_ahead.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(api._ahead, "clock", lambda: clock[0])
     api.prefetch_page(params, limit=4, nsfw_levels=["None"])
     for _ in range(200):  # the request asked ahead is answered
         if len([r for r in fake_civitai.api_requests() if r.completed]) == 3:
@@ -833,10 +831,8 @@ def test_asking_ahead_again_replaces_an_answer_nobody_took(api, fake_civitai):
     params = {"modelId": fake_civitai.dataset.models[0].id}
     fake_civitai.faults.queue_status("/api/v1/images", 500)
     api.prefetch_page(params, limit=4, nsfw_levels=["None"])
-    for _ in range(200):  # the failed answer arrived
-        if any(r.completed for r in fake_civitai.api_requests()):
-            break
-        threading.Event().wait(0.02)
+    for _, answer in list(api._ahead._entries.values()):  # the failed answer arrived
+        assert answer.wait(10)
     api.prefetch_page(params, limit=4, nsfw_levels=["None"])
     page = api.get_image_page(params, limit=4, nsfw_levels=["None"])
     assert len(page.items) == 4 and len(_image_queries(fake_civitai)) == 2

@@ -164,3 +164,53 @@ def test_a_run_that_may_resume_asks_no_page_ahead(fake_civitai, tmp_path):
     assert _download(fake_civitai, out, "version", str(version.id)) == 0
     asked = [(r.path, r.raw_query) for r in fake_civitai.api_requests()]
     assert len(asked) == len(set(asked)) and [p for p, _ in asked].count("/api/v1/images") == 1
+
+
+def test_waiting_for_a_run_looks_at_each_task_once_not_once_per_settlement():
+    """Every settlement wakes the waiters. A waiter that checked every task on each wake-up did
+    N² work over a run of N images (10,000 images: 10⁸ checks under the registry's lock); it now
+    looks only at what settled since its last wake-up."""
+    from scripts.civitai_manager_libs.engine.task import COMPLETED, ImageDownloadTask
+    from scripts.civitai_manager_libs.planning.callback_dispatcher import TaskCallbacks
+    from scripts.civitai_manager_libs.planning.task_registry import TaskRegistry
+
+    waiter_reads = [0]
+
+    class CountedTask(ImageDownloadTask):
+        @property
+        def _settled(self):
+            if threading.current_thread().name == "waiter":
+                waiter_reads[0] += 1
+            return self.__dict__["settled_flag"]
+
+        @_settled.setter
+        def _settled(self, value):
+            self.__dict__["settled_flag"] = value
+
+    class NoArchive:
+        def record_task(self, row):
+            pass
+
+    n = 3000
+    registry = TaskRegistry(lambda: NoArchive(), TaskCallbacks(lambda: None))
+    tasks = [CountedTask.for_item(f"t{i}", i, f"https://x/{i}.jpeg", None) for i in range(n)]
+    for task in tasks:
+        registry.add(task)
+    results = {}
+    waiters = [
+        threading.Thread(
+            target=lambda key=key, ids=ids: results.__setitem__(key, registry.wait(ids, None)),
+            name="waiter",
+        )
+        for key, ids in (("all", None), ("some", [t.id for t in tasks[::2]]))
+    ]
+    for waiter in waiters:
+        waiter.start()
+    for task in tasks:
+        task._start()
+        registry.settle(task, COMPLETED, None, record=False)
+        time.sleep(0)  # let the waiters wake between settlements
+    for waiter in waiters:
+        waiter.join(30)
+    assert results == {"all": True, "some": True}
+    assert waiter_reads[0] < n, f"the waiters read {waiter_reads[0]} task states for {n} tasks"

@@ -55,8 +55,9 @@ def query_key(query: Mapping[str, Any]) -> Key:
 class PagesAhead:
     """Answers of requests sent before their reader asked, by query key."""
 
-    def __init__(self, ttl: float = 60.0):
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self._ttl = ttl
+        self.clock = clock
         self._lock = threading.Lock()
         self._entries: Dict[Key, Tuple[float, Answer]] = {}
 
@@ -70,7 +71,7 @@ class PagesAhead:
             entry = self._entries.get(key)
             if entry is not None and not entry[1].wait(0):
                 return False
-            self._entries[key] = (time.monotonic(), answer)
+            self._entries[key] = (self.clock(), answer)
 
         def run() -> None:
             try:
@@ -85,7 +86,7 @@ class PagesAhead:
         """The answer asked ahead for ``key`` (to wait on), or None; it is given once."""
         with self._lock:
             entry = self._entries.pop(key, None)
-        if entry is None or time.monotonic() - entry[0] > self._ttl:
+        if entry is None or self.clock() - entry[0] > self._ttl:
             return None
         return entry[1]
 
@@ -101,6 +102,6 @@ class PagesAhead:
             log.debug("%d page(s) asked ahead still in flight; left behind", len(pending))
 
     def _forget_stale(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for key in [k for k, (at, _) in self._entries.items() if now - at > self._ttl]:
             del self._entries[key]

@@ -26,6 +26,8 @@ class TaskRegistry:
         self._tasks: Dict[str, ImageDownloadTask] = {}
         self._active_by_image: Dict[Any, ImageDownloadTask] = {}
         self._live: Set[str] = set()  # ids of the tasks not settled yet
+        self._unsettled: Set[str] = set()  # ids whose settlement (callbacks queued) is to come
+        self._settled_ids: List[str] = []  # ids in the order they settled (what waiters read)
         self._listings: List[ListingState] = []
         self.after_settle: Optional[Callable[[], None]] = None  # called after each settlement
 
@@ -40,6 +42,7 @@ class TaskRegistry:
             self._tasks[task.id] = task
             if not task._settled:
                 self._live.add(task.id)
+                self._unsettled.add(task.id)
             if not task.done and task.image_id is not None:
                 self._active_by_image[task.image_id] = task
 
@@ -117,9 +120,7 @@ class TaskRegistry:
                     task.item = None  # the listing's data is not needed any more (memory)
                 if self._active_by_image.get(task.image_id) is task:  # the archive may have failed
                     del self._active_by_image[task.image_id]
-                self._live.discard(task.id)
-                task._settled = True
-                self._changed.notify_all()
+                self._mark_settled(task)
         self._callbacks.progress()
         if self.after_settle is not None:
             self.after_settle()
@@ -135,16 +136,38 @@ class TaskRegistry:
             with self.lock:
                 if self._active_by_image.get(task.image_id) is task:
                     del self._active_by_image[task.image_id]
-                self._live.discard(task.id)
-                task._settled = True
-                self._changed.notify_all()
+                self._mark_settled(task)
+
+    def _mark_settled(self, task: ImageDownloadTask) -> None:
+        """(Under the lock.) The task is settled: wake the waiters."""
+        self._live.discard(task.id)
+        if task.id in self._unsettled:
+            self._unsettled.discard(task.id)
+            self._settled_ids.append(task.id)
+        task._settled = True
+        self._changed.notify_all()
 
     def wait(self, task_ids: Optional[Iterable[str]], deadline: Optional[float]) -> bool:
-        """Block until the tasks are settled; False when ``deadline`` (monotonic) passes."""
+        """Block until the tasks are settled; False when ``deadline`` (monotonic) passes.
+
+        A wake-up looks only at what settled since the last one, never at every task: waiting
+        for a run of N images is O(N) work, not O(N²) (a settlement wakes every waiter)."""
         with self.lock:
+            if task_ids is None:
+                waiting: Optional[Set[str]] = None
+            else:
+                ids = [task_ids] if isinstance(task_ids, str) else task_ids
+                waiting = {t for t in ids if t in self._unsettled}
+            read = len(self._settled_ids)
             while True:
-                if all(task._settled for task in self.select(task_ids)):
-                    return True
+                if waiting is None:
+                    if not self._unsettled:
+                        return True
+                else:
+                    waiting.difference_update(self._settled_ids[read:])
+                    read = len(self._settled_ids)
+                    if not waiting:
+                        return True
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
