@@ -89,8 +89,8 @@ class _Session(requests.Session):
         super().__init__()
         self.auth = _KeyOnly()
         # origin and call arguments -> requests' merged settings. requests scans every
-        # environment variable (proxies, no_proxy, CA bundle) for each request: about a third of
-        # the CPU a small download costs. The environment of a running process is taken as fixed.
+        # environment variable (proxies, no_proxy, CA bundle) for each request: ~12% of the CPU
+        # of a 64 KiB download. The environment of a running process is taken as fixed.
         self._environment: Dict[Tuple[Any, ...], Any] = {}
 
     def rebuild_auth(self, prepared_request, response):
