@@ -441,6 +441,17 @@ def test_summary_of_a_job_cancelled_while_listing():
     assert text == "Cancelled while listing the images: nothing was downloaded."
 
 
+def _saved_levels(output_path):
+    """The NSFW level of every image saved under ``output_path`` (from its JSON sidecar)."""
+    levels = set()
+    for folder, _dirs, files in os.walk(output_path):
+        for name in files:
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    levels.add(json.load(handle)["nsfw_level"])
+    return levels
+
+
 def test_a_filter_download_keeps_exactly_the_chosen_nsfw_levels(env):
     # One level ("Mature") must not widen into Civitai's mask for it (which also lets X through).
     jobs = GalleryJobs()
@@ -448,13 +459,18 @@ def test_a_filter_download_keeps_exactly_the_chosen_nsfw_levels(env):
     outcome = jobs.download(target, ["Mature"])
     s = outcome.summary
     assert s.completed > 0 and s.failed == 0
-    levels = set()
-    for folder, _dirs, files in os.walk(s.output_path):
-        for name in files:
-            if name.endswith(".json"):
-                with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                    levels.add(json.load(handle)["nsfw_level"])
-    assert levels == {"Mature"}
+    assert _saved_levels(s.output_path) == {"Mature"}
+
+
+def test_the_chosen_nsfw_levels_win_over_an_nsfw_key_in_the_filter(env):
+    """The gallery pages a filter with the levels ticked, whatever ``nsfw=`` its link carries;
+    Download all saves those same images (the CLI's --nsfw wins the same way)."""
+    jobs = GalleryJobs()
+    target = Target("filter", "modelId=4201&nsfw=X", params={"modelId": MODEL_ID, "nsfw": "X"})
+    outcome = jobs.download(target, ["None"])
+    s = outcome.summary
+    assert s.completed > 0 and s.failed == 0
+    assert _saved_levels(s.output_path) == {"None"}
 
 
 def test_the_page_says_which_order_civitai_gives_for_all_versions(env):

@@ -30,7 +30,6 @@ from .run import execute
 from .service import (
     RunConfig,
     apply_remembered_options,
-    first_page_ahead,
     listing_for,
     resolve_config,
     start_download,
@@ -82,7 +81,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     def begin(downloader):
         return start_download(downloader, target, cfg, listing)
 
-    ahead = first_page_ahead(listing, cfg.output)
+    from ..planning.listing_request import first_page_ahead
+
+    ahead = first_page_ahead(listing, cfg.output)  # None: nothing certain to ask ahead
     return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)
 
 

@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .args import DUPLICATE_POLICIES, filters_from_args
 from .target import CliTarget
@@ -121,47 +121,18 @@ class Service:
 
 
 def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]:
-    """What the run lists for ``target`` (None for a single image), validated before any request:
-    the listing the matching ``download_*`` method would make with these options."""
-    from ..planning import listing_request as listings
+    """What the run lists for ``target`` (None for a single image), validated before any request;
+    ``--nsfw`` wins over an ``nsfw`` key in a filter."""
+    from ..planning.listing_request import for_target
 
-    levels = cfg.nsfw
-    limit_kw: Dict[str, Any] = {} if cfg.limit is None else {"limit": cfg.limit}
-    if cfg.filters is not None and target.kind != "image":
-        limit_kw["filters"] = cfg.filters
-    elif cfg.filters is not None:
+    filters = cfg.filters
+    if filters is not None and target.kind == "image":
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
-    by_kind: Dict[str, Callable[..., "ListingRequest"]] = {
-        "model": listings.model_listing,
-        "version": listings.version_listing,
-        "user": listings.creator_listing,
-    }
-    kind, value = target.kind, target.value
-    if kind == "model" and target.version_id:  # a model URL naming one version
-        kind, value = "version", target.version_id
-    if kind in by_kind:
-        return by_kind[kind](value, nsfw_levels=levels, **limit_kw)
-    if target.kind == "image":
-        return None
-    params = dict(target.value)
-    if levels is not None:  # --nsfw wins over an ``nsfw`` key in the filter
-        params.pop("nsfw", None)
-        params["nsfw_levels"] = list(levels)
-    return listings.filtered_listing(params, **limit_kw)
-
-
-def first_page_ahead(listing: Optional["ListingRequest"], output: str) -> Optional[Dict[str, Any]]:
-    """The first page to ask beside the target check (``CivitaiAPI.prefetch_page`` arguments),
-    or None: a single image lists nothing, and a listing that may resume from a checkpoint in
-    ``output`` starts at a cursor only its archive knows."""
-    from ..planning.listing_request import PAGE_SIZE
-    from ..store.paths import ARCHIVE_NAME
-
-    if listing is None:
-        return None
-    if listing.resumes and os.path.exists(os.path.join(output, ARCHIVE_NAME)):
-        return None
-    return listing.first_page(PAGE_SIZE)
+        filters = None
+    params = target.value if target.kind == "filter" else None
+    return for_target(
+        target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
+    )
 
 
 def start_download(

@@ -279,14 +279,12 @@ class ImageDownloader:
         listing started after a look-up (the target check) does not wait for it. Only when that
         page is certain: a listing that resumes from a checkpoint starts at another cursor.
         Nothing is written; True when the page was asked."""
-        if request.resumes:
-            if self._archive is not None:
-                if self._archive.get_checkpoint(request.query_key):
-                    return False
-            elif self._archive_exists():
-                return False  # its checkpoint is not known without opening the archive
-        self.api.prefetch_page(**request.first_page(self.page_size))
-        return True
+        ahead = listing_request.first_page_ahead(
+            request, self.output_path, self.page_size, self._archive
+        )
+        if ahead is not None:
+            self.api.prefetch_page(**ahead)
+        return ahead is not None
 
     def download_listing(self, request: ListingRequest, save_metadata: bool = True) -> List[str]:
         """Download what ``request`` lists (see :mod:`.listing_request`); returns the task ids.

@@ -10,13 +10,15 @@ first page beside the target check (:meth:`ListingRequest.first_page` with
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .. import setting
 from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
 from ..errors import InvalidQueryError
+from ..store.paths import ARCHIVE_NAME
 
 #: Items asked per listing page (the API's most).
 PAGE_SIZE = civitai_api.MAX_PAGE_SIZE
@@ -138,3 +140,56 @@ def filtered_listing(
     params.pop("nsfw", None)
     value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
     return _listing("filter", value, params, limit, levels, filters)
+
+
+def for_target(
+    kind: str,
+    value: Any,
+    version_id: Optional[int] = None,
+    params: Optional[Mapping[str, Any]] = None,
+    nsfw_levels: Optional[List[str]] = None,
+    filters: Optional[FilterSpec] = None,
+    limit: Optional[int] = None,
+) -> Optional[ListingRequest]:
+    """The listing of a download target as both shells name it (kind model, version, user,
+    image or filter; ``params`` for a filter); None for a single image. ``nsfw_levels``, when
+    given, win over an ``nsfw`` key in a filter's params, as they do for the gallery's pages.
+    ``limit`` None keeps each kind's default (all of a model or version, 20 otherwise)."""
+    limit_kw: Dict[str, Any] = {} if limit is None else {"limit": limit}
+    if kind == "model" and version_id:  # a model link naming one version
+        kind, value = "version", version_id
+    by_kind: Dict[str, Callable[..., ListingRequest]] = {
+        "model": model_listing,
+        "version": version_listing,
+        "user": creator_listing,
+    }
+    if kind in by_kind:
+        return by_kind[kind](value, nsfw_levels=nsfw_levels, filters=filters, **limit_kw)
+    if kind == "image":
+        return None
+    given = dict(params or {})
+    if nsfw_levels is not None:
+        given.pop("nsfw", None)
+        given["nsfw_levels"] = list(nsfw_levels)
+    return filtered_listing(given, filters=filters, **limit_kw)
+
+
+def first_page_ahead(
+    request: Optional[ListingRequest],
+    output_path: str,
+    page_size: int = PAGE_SIZE,
+    archive: Any = None,
+) -> Optional[Dict[str, Any]]:
+    """The ``CivitaiAPI.prefetch_page`` arguments of ``request``'s first page when that page is
+    certain, else None. A listing that resumes starts at its checkpoint's cursor: known from the
+    open ``archive``, and unknown (so not asked ahead) when an archive file is in ``output_path``
+    but not open."""
+    if request is None:
+        return None
+    if request.resumes:
+        if archive is not None:
+            if archive.get_checkpoint(request.query_key):
+                return None
+        elif os.path.exists(os.path.join(output_path, ARCHIVE_NAME)):
+            return None
+    return request.first_page(page_size)

@@ -230,25 +230,13 @@ def _start(
     """The ``ImageDownloader`` call that lists (and queues) every image of ``target``, after the
     check the CLI makes too (``NotFoundError``: "model N was not found on Civitai; ...")."""
     from ..civitai.target_check import check_target_exists
-    from ..planning import listing_request as listings
+    from ..planning.listing_request import for_target
 
-    levels = list(nsfw_levels) if nsfw_levels else None
     spec = filters if filters is not None and filters.active else None
-    request = None
-    if target.kind == "model" and target.version_id is not None:
-        request = listings.version_listing(target.version_id, 0, levels, spec)
-    elif target.kind == "model":
-        request = listings.model_listing(target.value, 0, levels, spec)
-    elif target.kind == "version":
-        request = listings.version_listing(target.value, 0, levels, spec)
-    elif target.kind == "user":
-        request = listings.creator_listing(target.value, 0, levels, spec)
-    elif target.kind != "image":
-        params = dict(target.params or {})
-        if levels:
-            # the exact levels chosen (a list); one Civitai value such as "Mature" would widen them
-            params.setdefault("nsfw", list(levels))
-        request = listings.filtered_listing(params, 0, spec)
+    levels = list(nsfw_levels) if nsfw_levels else None
+    request = for_target(
+        target.kind, target.value, target.version_id, target.params, levels, spec, limit=0
+    )
     if request is not None:
         downloader.prefetch_first_page(request)  # listed beside the look-up, not after it
     check_target_exists(downloader.api, target.kind, target.value, target.version_id)
