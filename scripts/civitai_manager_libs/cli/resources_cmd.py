@@ -174,7 +174,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 client,
                 FileHasher(cache),
                 progress=fetching,
-                min_free_mb=int(setting.get("images.min_free_space_mb")),
             )
             for outcome in outcomes:
                 mark = "✓" if outcome.status in ("downloaded", "present") else "✗"

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
+from .. import setting
 from ..errors import (
     ChecksumMismatchError,
     DiskSpaceError,
@@ -247,9 +248,12 @@ def fetch_missing(
     hasher: Optional[FileHasher] = None,
     progress: Optional[FetchProgress] = None,
     cancel_event: Optional[threading.Event] = None,
-    min_free_mb: int = 0,
+    min_free_mb: Optional[int] = None,
 ) -> List[FetchOutcome]:
-    """Download each resource of ``resources`` (the missing ones), after one disk check."""
+    """Download each resource of ``resources`` (the missing ones), after one disk check that
+    keeps ``min_free_mb`` free (default: the setting ``images.min_free_space_mb``)."""
+    if min_free_mb is None:
+        min_free_mb = int(setting.get("images.min_free_space_mb"))
     check_space([r for r in resources if r.status == "resolved"], folders, min_free_mb)
     outcomes = []
     for resource in resources:

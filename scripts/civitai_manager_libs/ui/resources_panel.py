@@ -156,7 +156,6 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             client,
             FileHasher(cache),
             progress=fetching,
-            min_free_mb=int(setting.get("images.min_free_space_mb")),
         )
     failed = [o.message for o in outcomes if o.status not in ("downloaded", "present")]
     done = [o for o in outcomes if o.status == "downloaded"]
