@@ -48,7 +48,6 @@ from ..store import confined
 from .media_check import check_complete
 from .retry_policy import RetryCancelled, cancel_scope
 from .failure_reason import transport_reason as _reason
-from .failure_reason import transport_reason  # noqa: F401  (its home before; kept importable)
 
 logger = logging.getLogger(__name__)
 
