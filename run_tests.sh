@@ -15,7 +15,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 $PY -m pip install -q -r requirements-dev.txt
-# img2dataset + Hugging Face datasets in their own venv (.venvs/img2dataset; old pins, ~850 MB):
+# img2dataset + Hugging Face datasets in their own venv (outside the checkout, see tests/dataset_tools_venv.sh; old pins, ~850 MB):
 # the export and listing tests run the real tools from it. Reused while its pins are unchanged.
 echo "== dataset tools venv"; bash tests/dataset_tools_venv.sh >/dev/null
 

@@ -1,4 +1,4 @@
-"""Test helper: the python of ``.venvs/img2dataset`` (img2dataset + Hugging Face ``datasets``),
+"""Test helper: the python of the img2dataset venv (img2dataset + Hugging Face ``datasets``),
 built by ``tests/dataset_tools_venv.sh`` once and reused; tests that need it skip with the build's
 reason when it cannot be built (no network and no wheels). CI builds it before pytest."""
 
@@ -23,7 +23,7 @@ def build_venv() -> str:
     )
     if run.returncode != 0:
         raise RuntimeError((run.stderr or run.stdout).strip()[-600:])
-    python = os.path.join(REPO, run.stdout.strip().splitlines()[-1])
+    python = run.stdout.strip().splitlines()[-1]
     if not os.access(python, os.X_OK):
         raise RuntimeError(f"the venv build printed {python!r}, which is not a python")
     return python
@@ -50,4 +50,4 @@ def venv_python_or_skip() -> str:
     try:
         return build_venv()
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f".venvs/img2dataset could not be built (offline, no wheels?): {exc}")
+        pytest.skip(f"the img2dataset venv could not be built (offline, no wheels?): {exc}")

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the browser suite and the simulated WebUI load on the Gradio lines WebUI ships, each in its
-# own venv under .venvs/ (A1111 1.10: gradio 3.41.2; Forge: gradio 4.44.1), with the pins from
+# own venv under $CIVITAI_GALLERY_TEST_CACHE/venvs/, outside the checkout (A1111 1.10: gradio 3.41.2;
+# Forge: gradio 4.44.1), with the pins from
 # ../shared/gradio-and-webui-notes.md. A venv is reused while its pins are unchanged (stamp file).
 # Usage: bash tests/gradio_matrix.sh [3|4 ...]   (default: both lines)
 #        MATRIX_BUILD_ONLY=1 bash tests/gradio_matrix.sh   (only build the venvs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+CACHE=${CIVITAI_GALLERY_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/civitai-gallery-tests}
+mkdir -p "$CACHE/venvs"
 LINES=("$@")
 [ ${#LINES[@]} -eq 0 ] && LINES=(3 4)
 
@@ -21,7 +24,7 @@ pins_for() {
 TOOLS='pytest>=8 playwright>=1.40 pytest-playwright>=0.4 requests-mock>=1.11 psutil>=5.9'
 
 ensure_venv() {
-  local line=$1 venv=".venvs/gradio$1" pins stamp want
+  local line=$1 venv="$CACHE/venvs/gradio$1" pins stamp want
   pins=$(pins_for "$line")
   want=$(printf '%s\n%s\n' "$pins" "$TOOLS" | cat - requirements.txt | sha256sum | cut -c1-16)
   stamp="$venv/.civitai-gallery-stamp"
@@ -43,7 +46,7 @@ status=0
 for line in "${LINES[@]}"; do
   ensure_venv "$line"
   [ "${MATRIX_BUILD_ONLY:-}" = 1 ] && continue
-  venv=".venvs/gradio$line"
+  venv="$CACHE/venvs/gradio$line"
   version=$("$venv/bin/python" -c 'import gradio; print(gradio.__version__)')
   echo "== pytest browser + webui load (gradio $version)"
   start=$(date +%s)
