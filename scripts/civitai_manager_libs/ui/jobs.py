@@ -13,18 +13,22 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import setting
 from ..errors import CivitaiGalleryError
 from ..civitai.query import Target
 from ..records import DownloadSummary
+from .i18n import t
+from .messages import say
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 POLL_SECONDS = 0.2
-TASK_COLUMNS = ["Started", "Download", "Image", "Status", "File or error"]
+TASK_COLUMNS = ["Started", "Download", "Images", "Result", "Failures"]
+#: Tasks of one query created further apart than this belong to different jobs (a resume later).
+JOB_GAP_SECONDS = 600
 
 
 class JobBusyError(CivitaiGalleryError):
@@ -96,7 +100,7 @@ class GalleryJobs:
         def start(downloader) -> List[str]:
             return _start(downloader, target, nsfw_levels, filters)
 
-        return self._run(start, progress, "Listing images", "download")
+        return self._run(start, progress, say("listing"), "download")
 
     def retry_failed(self, progress: ProgressFn = _no_progress) -> JobOutcome:
         """Retry every failed task the downloader knows and wait for them."""
@@ -104,7 +108,7 @@ class GalleryJobs:
         def start(downloader) -> List[str]:
             return list(downloader.retry_failed())
 
-        return self._run(start, progress, "Retrying failed images", "retry")
+        return self._run(start, progress, say("retrying"), "retry")
 
     def cancel(self) -> int:
         """Cancel the running job (its queued and running tasks). Returns how many tasks."""
@@ -123,13 +127,11 @@ class GalleryJobs:
 
     def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str, kind):
         if not self._lock.acquire(blocking=False):
-            raise JobBusyError(
-                "A download is already running: wait for it to finish or press Cancel."
-            )
+            raise JobBusyError(say("already_running"))
         try:
             self._cancel.clear()
             downloader = self.downloader(_starting_job=True)
-            progress(0, 0, f"{listing}...")
+            progress(0, 0, listing)
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
@@ -164,37 +166,108 @@ class GalleryJobs:
     # -- history ---------------------------------------------------------------------------------
 
     def recent_tasks(self, limit: int = 20) -> List[List[str]]:
-        """Rows for the recent-tasks table, newest first: when it started, what the download was
-        (``model 4201``), the image, its status and its file or error (no task hashes)."""
-        tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)[-limit:]
-        rows = []
-        for task in reversed(tasks):
-            detail = task.error if task.status == "failed" else (task.image_path or task.error)
-            status = str(task.status)
-            if status == "downloading":
-                status += f" {round(float(task.progress or 0) * 100)}%"
-            rows.append(
-                [
-                    time.strftime("%Y-%m-%d %H:%M", time.localtime(task.created_at)),
-                    describe_query(task.query_key),
-                    str(task.image_id if task.image_id is not None else ""),
-                    status,
-                    str(detail or ""),
-                ]
-            )
-        return rows
+        """Rows for the recent-tasks table, one per job, newest first: when it started, what
+        was downloaded (``model 4201``), how many images, the counts by state and the failures
+        grouped by reason (no task hashes). A job is the tasks of one query started together."""
+        tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)
+        return [job_row(group) for group in reversed(group_jobs(tasks)[-limit:])]
 
 
-def describe_query(query_key: Optional[str]) -> str:
-    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image or retry -> ``image``."""
+def group_jobs(tasks: Sequence[Any]) -> List[List[Any]]:
+    """``tasks`` (oldest first) cut into jobs: a run of the same query whose tasks were created
+    less than :data:`JOB_GAP_SECONDS` apart."""
+    groups: List[List[Any]] = []
+    for task in tasks:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and task.query_key is not None  # a single image is a job of its own
+            and last.query_key == task.query_key
+            and task.created_at - last.created_at < JOB_GAP_SECONDS
+        ):
+            groups[-1].append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
+def job_row(tasks: Sequence[Any]) -> List[str]:
+    """One job's row of the tasks table."""
+    counts: Dict[str, int] = {}
+    for task in tasks:
+        counts[str(task.status)] = counts.get(str(task.status), 0) + 1
+    total = len(tasks)
+    active = counts.get("pending", 0) + counts.get("downloading", 0)
+    if active:
+        result = say("task_running", done=total - active, total=total)
+    else:
+        words = (
+            ("completed", "task_done"),
+            ("skipped", "task_done"),
+            ("failed", "task_failed"),
+            ("cancelled", "task_cancelled"),
+        )
+        merged: Dict[str, int] = {}
+        for status, name in words:
+            if counts.get(status):
+                merged[name] = merged.get(name, 0) + counts[status]
+        result = ", ".join(f"{say(name)} {n}" for name, n in merged.items())
+    failures = [(task.image_id, str(task.error or "")) for task in tasks if task.status == "failed"]
+    return [
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(tasks[0].created_at)),
+        describe_query(tasks[0].query_key, tasks[0].image_id),
+        str(total),
+        result,
+        failure_groups_text(failures, ids_shown=3),
+    ]
+
+
+def group_failures(
+    failures: Iterable[Tuple[Optional[int], str]],
+) -> List[Tuple[str, int, List[Optional[int]]]]:
+    """(reason, count, image ids) per reason, most frequent first. The reason is the failure's
+    words before any detail after a colon ("host unreachable: https://... failed 5 ..." is
+    "host unreachable"), so one outage is one group."""
+    groups: Dict[str, List[Optional[int]]] = {}
+    for image_id, reason in failures:
+        key = reason_key(reason)
+        groups.setdefault(key, []).append(image_id)
+    return sorted(((reason, len(ids), ids) for reason, ids in groups.items()), key=lambda g: -g[1])
+
+
+def reason_key(reason: str) -> str:
+    text = (reason or "").strip() or "unknown error"
+    head = text.split(":", 1)[0].strip()
+    return head if 0 < len(head) <= 40 else text[:120]
+
+
+def failure_groups_text(failures: Sequence[Tuple[Optional[int], str]], ids_shown: int = 3) -> str:
+    """``131 × host unreachable (#1, #2, #3 and 128 more); 2 × HTTP 404 (#7, #9)``."""
+    parts = []
+    for reason, count, ids in group_failures(failures):
+        shown = ", ".join(f"#{i}" for i in ids[:ids_shown])
+        if len(ids) > ids_shown:
+            shown = say("failure_more_ids", ids=shown, more=len(ids) - ids_shown)
+        parts.append(say("failure_group", count=count, reason=t(reason), ids=shown))
+    return "; ".join(parts)
+
+
+def describe_query(query_key: Optional[str], image_id: Any = None) -> str:
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image -> ``image 123``."""
     if not query_key:
-        return "single image"
+        return say("task_image", id=image_id if image_id is not None else "")
     head = query_key.split("|", 1)[0]
     kind, _sep, value = head.partition(":")
     if kind == "filter":
-        return "filter " + value.strip("{}").replace('"', "")[:60]
-    if kind == "creator":
-        return f"user {value}"
+        return say("task_filter")
+    if kind in ("creator", "user"):
+        return say("task_user", name=value)
+    if kind == "model":
+        return say("task_model", id=value)
+    if kind == "version":
+        return say("task_version", id=value)
+    if kind == "image":
+        return say("task_image", id=value)
     return f"{kind} {value}".strip()
 
 
@@ -208,7 +281,7 @@ def _size(count: float) -> str:
 
 def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str:
     """``Downloading 12/40 images · 3.1 MB of ~10.4 MB · 1.2 MB/s · 6 s left``."""
-    parts = [f"Downloading {done}/{total} images"]
+    parts = [say("progress", done=done, total=total)]
     if done_bytes:
         estimate = done_bytes / done * total if done else 0
         parts.append(f"{_size(done_bytes)} of ~{_size(estimate)}" if done else _size(done_bytes))
@@ -216,7 +289,10 @@ def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str
             parts.append(f"{_size(done_bytes / elapsed)}/s")
     if done and elapsed > 0.5 and done < total:
         left = (total - done) * elapsed / done
-        parts.append(f"{left:.0f} s left" if left < 90 else f"{left / 60:.0f} min left")
+        if left < 90:
+            parts.append(say("seconds_left", n=f"{left:.0f}"))
+        else:
+            parts.append(say("minutes_left", n=f"{left / 60:.0f}"))
     return " · ".join(parts)
 
 

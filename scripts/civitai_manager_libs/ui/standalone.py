@@ -1,6 +1,7 @@
 """The Civitai Gallery tab as a standalone Gradio app: ``python main.py [options]``.
 
-    python main.py [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [--verbose]
+    python main.py [--host H] [--port P] [--output DIR] [--models-dir DIR] [--lang LANG]
+                   [--demo] [--no-browser] [--verbose]
 
 ``--demo`` starts the bundled local Civitai (``fake_civitai``) and points the app at it, so the
 whole tab works offline. Outside WebUI nobody injects ``javascript/*.js`` and ``style.css``: this
@@ -156,7 +157,8 @@ exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or inp
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python main.py",
-        usage="%(prog)s [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [-v]\n"
+        usage="%(prog)s [--host H] [--port P] [--output DIR] [--models-dir DIR] [--lang LANG]\n"
+        "       %(prog)s [--demo] [--no-browser] [-v]\n"
         "       %(prog)s {download,tasks,retry-failed} ...",
         description="Civitai Gallery: browse Civitai images and download them with their "
         "generation data.\nWithout a command it serves the gallery tab in your browser; with "
@@ -174,6 +176,18 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         help="port to serve on (default %(default)s)",
     )
     parser.add_argument("--output", metavar="DIR", help="folder for downloaded images")
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="WebUI-style models folder (Stable-diffusion/, Lora/, embeddings/, VAE/) where the "
+        "Resources panel finds and stores an image's models (the setting models_path)",
+    )
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        help="language of the tab: en, zh_TW, zh_CN, ja_JP or ko_KR (the setting ui_language; "
+        "the commands stay English)",
+    )
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -203,6 +217,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         setting.load()
         if args.output:
             setting.set("images.output_path", os.path.abspath(args.output))
+        if args.models_dir:
+            setting.set("models_path", os.path.abspath(os.path.expanduser(args.models_dir)))
+        if args.lang:
+            setting.set("ui_language", args.lang)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
