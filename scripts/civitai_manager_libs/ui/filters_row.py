@@ -61,14 +61,14 @@ def build() -> Dict[str, Any]:
             c["filter_since"] = component(
                 gr.Textbox,
                 label=t("Since"),
-                placeholder="YYYY-MM-DD",
+                placeholder=t("YYYY-MM-DD"),
                 max_lines=1,
                 elem_id="civitai_gallery_filter_since",
             )
             c["filter_until"] = component(
                 gr.Textbox,
                 label=t("Until"),
-                placeholder="YYYY-MM-DD",
+                placeholder=t("YYYY-MM-DD"),
                 max_lines=1,
                 elem_id="civitai_gallery_filter_until",
             )

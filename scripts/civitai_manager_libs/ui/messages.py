@@ -128,7 +128,6 @@ MESSAGES: Dict[str, str] = {
     "hashing": "hashing {name}",
     "fetching": "{name}: {done} of {total} bytes",
     # -- settings (standalone) -------------------------------------------------------------------
-    "setting_saved": "Saved: {name} = {value}",
     "setting_reload": "The language changes when the page is reloaded.",
 }
 
@@ -143,6 +142,21 @@ FILTER_REASONS: Dict[str, str] = {
     "reactions": "reactions",
     "used-with": "used-with",
 }
+
+
+#: The words a failure starts with (its reason before the details), as the tab groups them.
+FAILURE_REASONS = (
+    "host unreachable",
+    "the connection timed out",
+    "the connection was refused",
+    "the connection failed",
+    "the server stopped sending data (read timeout)",
+    "the host name could not be resolved",
+    "the connection broke off mid-body",
+    "the TLS/SSL handshake failed",
+    "too many redirects",
+    "unknown error",
+)
 
 
 def say(name: str, /, **fields: Any) -> str:
