@@ -120,7 +120,7 @@ def downloaded_count(text):
 def test_load_model_and_open_an_image_shows_its_prompt(gallery, fake, shot):
     page = gallery
     load(page, str(MODEL_ID))
-    listing = first_page({"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"})
+    listing = first_page({"modelId": MODEL_ID, "sort": "Newest", "period": "AllTime"})
     assert page.locator(THUMBS).count() == len(listing.items)
     assert page.locator("#civitai_gallery_version").is_visible()
     index, item = next(

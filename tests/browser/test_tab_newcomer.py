@@ -239,7 +239,7 @@ def test_a_selected_image_shows_large_with_its_data_and_paging_keeps_them_in_ste
 ):
     page = gallery
     load(page, str(MODEL_ID))
-    listing = first_page({"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"})
+    listing = first_page({"modelId": MODEL_ID, "sort": "Newest", "period": "AllTime"})
     first = listing.items[0]
     # the demo's first thumbnail carries generation data: the first click shows the tool's best
     assert first.meta and first.meta.get("prompt")
@@ -293,7 +293,7 @@ def listing_page_two(listing):
 
     api = CivitaiAPI(client=get_http_client())
     page = api.get_image_page(
-        {"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"},
+        {"modelId": MODEL_ID, "sort": "Newest", "period": "AllTime"},
         cursor=listing.next_cursor,
         limit=int(setting.get("gallery_page_size")),
         nsfw_levels=["None", "Soft"],

@@ -555,7 +555,6 @@ def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:
     parts = [
         say(
             "counts",
-            done=s.completed + s.skipped + s.failed,
             total=outcome.total,
             completed=s.completed,
             skipped=s.skipped,

@@ -69,8 +69,7 @@ MESSAGES: Dict[str, str] = {
     "nothing_to_retry_cancelled": "Nothing to retry: no download has failed. The cancelled "
     "download was not finished: press Download all examples again to resume it (what was saved "
     "is skipped).",
-    "counts": "{done} of {total} images: downloaded {completed}, skipped {skipped}, failed "
-    "{failed}",
+    "counts": "downloaded {completed}, skipped {skipped}, failed {failed} of {total} images",
     "counts_cancelled": "cancelled {cancelled}",
     "saved_in": "Saved in {path}.",
     "failures": "Failed:",
