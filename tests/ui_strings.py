@@ -30,10 +30,17 @@ def component_texts(demo) -> Set[str]:
         for attr in ("label", "info", "placeholder", "headers"):
             found.update(_texts(getattr(block, attr, None)))
         choices = getattr(block, "choices", None)
-        if choices and not isinstance(block, gr.CheckboxGroup) or (
-            isinstance(block, gr.CheckboxGroup) and getattr(block, "elem_id", "") != "civitai_gallery_nsfw"
+        if (
+            choices
+            and not isinstance(block, gr.CheckboxGroup)
+            or (
+                isinstance(block, gr.CheckboxGroup)
+                and getattr(block, "elem_id", "") != "civitai_gallery_nsfw"
+            )
         ):
             found.update(_texts(choices or []))
-        if isinstance(block, (gr.Button, gr.Markdown)) and isinstance(getattr(block, "value", None), str):
+        if isinstance(block, (gr.Button, gr.Markdown)) and isinstance(
+            getattr(block, "value", None), str
+        ):
             found.add(block.value)
     return {text.strip() for text in found if text and text.strip() and not _NO_WORDS.match(text)}

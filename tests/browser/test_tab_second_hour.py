@@ -239,7 +239,8 @@ NARROW_OVERFLOW_JS = """() => {
       }
     }
     if (!clipped && (r.right > width + 1 || r.left < -1)) {
-      wide.push((e.id || e.className || e.tagName) + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+      const name = e.id || e.className || e.tagName;
+      wide.push(name + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
     }
   }
   return {width: width, scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 15)};
@@ -265,7 +266,8 @@ def test_a_420px_screen_shows_everything_inside_the_viewport(
         assert found["scroll"] <= found["width"] + 1, found
         # the gallery adapts: fewer columns than the 5 of a wide screen
         tops = page.evaluate(
-            "() => Array.from(document.querySelectorAll('#civitai_gallery_gallery .thumbnail-item'))"
+            "() => Array.from(document.querySelectorAll("
+            "'#civitai_gallery_gallery .thumbnail-item'))"
             ".slice(0, 6).map(e => Math.round(e.getBoundingClientRect().top))"
         )
         assert len(set(tops[:5])) > 1, tops

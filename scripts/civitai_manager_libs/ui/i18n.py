@@ -92,13 +92,13 @@ def _takes_pairs(cls: Any) -> bool:
 Choice = Union[str, Tuple[str, str]]
 
 
-def choices(cls: Any, values: Iterable[str], translate: bool = True) -> List[Choice]:
+def choices(cls: Any, values: Iterable[str], translate: bool = True) -> List[Any]:
     """Choices for a ``cls`` component whose values stay English while the user reads them in
     the current language: ``(label, value)`` pairs where the component takes them, else the
     translated labels (read back with :func:`value_of`)."""
     values = list(values)
     if not translate or not language():
-        return values
+        return list(values)
     if _takes_pairs(cls):
         return [(t(v), v) for v in values]
     return [t(v) for v in values]

@@ -58,13 +58,21 @@ _RUN_CALLBACKS_JS = """
 """
 
 
+#: The standalone page only: toasts at the bottom, where they cover no button of the tab (the
+#: tab starts at the top of this page; inside WebUI, WebUI's own placement is left alone).
+APP_CSS = """
+.toast-wrap { top: auto !important; bottom: var(--size-4, 16px) !important; }
+"""
+
+
 def extension_css() -> str:
-    """The content of ``style.css`` at the extension root ("" when absent)."""
+    """The content of ``style.css`` at the extension root ("" when absent), and the page's own
+    rules."""
     path = os.path.join(EXTENSION_ROOT, "style.css")
     if not os.path.isfile(path):
-        return ""
+        return APP_CSS
     with open(path, "r", encoding="utf-8") as handle:
-        return handle.read()
+        return handle.read() + APP_CSS
 
 
 def extension_js() -> str:
