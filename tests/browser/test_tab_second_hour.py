@@ -36,6 +36,7 @@ from test_gallery_tab import (
 )
 
 from scripts.civitai_manager_libs import setting
+from scripts.civitai_manager_libs.ui.actions import jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZH_TW = json.load(open(os.path.join(REPO, "localizations", "zh_TW.json"), encoding="utf-8"))
@@ -93,6 +94,10 @@ def test_the_standalone_app_shows_the_tab_in_traditional_chinese(
     url = app_process("--lang", "zh_TW", "--models-dir", str(models))
     open_app(page, url)
     root = page.locator("#civitai_gallery_root")
+    hint = ZH_TW["Enter a model, link or username and press Load."]
+    page.wait_for_function(
+        f"() => document.querySelector('#civitai_gallery_page').innerText.includes('{hint}')"
+    )
     text = root.inner_text()
     for english in (
         "Load",
@@ -203,8 +208,10 @@ def test_failures_are_grouped_in_the_tabs_words_and_a_job_is_one_row(gallery, fa
         page=page,
         what="the job's row",
     )
-    rows = [r for r in page.locator("#civitai_gallery_tasks tbody tr").all() if r.is_visible()]
-    assert len(rows) == 1, [r.inner_text() for r in rows]
+    table = page.locator("#civitai_gallery_tasks").first.inner_text()
+    rows = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d", table)  # each row starts with its time
+    assert len(rows) == 1, table
+    assert "http" not in text and "http" not in table  # no link per failed image
 
 
 def test_retry_after_cancel_points_at_download_all(gallery, fake, output_dir):
@@ -212,7 +219,8 @@ def test_retry_after_cancel_points_at_download_all(gallery, fake, output_dir):
     load(page, f"https://civitai.com/models/{MODEL_ID}?modelVersionId={VERSION_ID}")
     fake.latency = 0.5
     click(page, "civitai_gallery_download_all")
-    wait_status(page, r"Downloading|Listing")
+    wait_until(lambda: jobs.running, timeout=10, what="the download to start", page=page)
+    page.wait_for_timeout(1500)  # a few images in
     page.locator("#civitai_gallery_cancel").click()
     wait_status(page, r"cancelled")
     assert "Download all examples again" in status(page)

@@ -10,6 +10,7 @@ thread, also while it is still listing.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -235,10 +236,19 @@ def group_failures(
     return sorted(((reason, len(ids), ids) for reason, ids in groups.items()), key=lambda g: -g[1])
 
 
+_URL_RE = re.compile(r"https?://\S+")
+_ID_RE = re.compile(r"#?\b\d{4,}\b")
+
+
 def reason_key(reason: str) -> str:
-    text = (reason or "").strip() or "unknown error"
-    head = text.split(":", 1)[0].strip()
-    return head if 0 < len(head) <= 40 else text[:120]
+    """A failure's reason without what differs from image to image (its URL, ids): the words
+    before a colon when they are short ("host unreachable: https://..." is "host unreachable"),
+    else the sentence with its links and ids left out."""
+    text = _URL_RE.sub("…", (reason or "").strip()) or "unknown error"
+    head, sep, _rest = text.partition(": ")
+    if sep and 0 < len(head) <= 40 and "…" not in head:
+        return head
+    return _ID_RE.sub("…", text)[:160].rstrip(". ")
 
 
 def failure_groups_text(failures: Sequence[Tuple[Optional[int], str]], ids_shown: int = 3) -> str:

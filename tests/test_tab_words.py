@@ -1,0 +1,84 @@
+"""The tab's words after a job (issue 24 items 2, 8, 12): failures grouped by reason with a count
+and a few ids, the real cause named (no "output folder" when it was the network), the tab's
+button names (no CLI command), Retry failed after a Cancel pointing at Download all, one Recent
+tasks row per job, and a toast for a finished download."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.civitai_manager_libs.records import DownloadSummary
+from scripts.civitai_manager_libs.ui import actions as action
+from scripts.civitai_manager_libs.ui.jobs import JobOutcome, group_jobs, job_row
+
+URL_404 = "The download of http://img.example/a/{n}/original=true/{n}.jpeg was not found (HTTP 404)"
+
+
+def outcome(failures, completed=0, cancelled=False, kind="download", total=None):
+    summary = DownloadSummary()
+    summary.completed = completed
+    summary.failed = len(failures)
+    summary.failures = list(failures)
+    summary.output_path = "/out"
+    total = total if total is not None else completed + len(failures)
+    return JobOutcome([str(i) for i in range(total)], summary, cancelled=cancelled, kind=kind)
+
+
+def test_identical_failures_are_one_group_with_a_count_and_three_ids():
+    down = [(n, f"host unreachable: http://h failed {n} connection attempts") for n in range(194)]
+    text = action.summary_text(outcome(down))
+    assert text.count("×") == 1 and "194 × host unreachable (#0, #1, #2 and 191 more)" in text
+    gone = [(n, URL_404.format(n=n)) for n in (11, 12)]
+    text = action.summary_text(outcome(gone, completed=3))
+    assert "2 × The download of … was not found (HTTP 404) (#11, #12)" in text
+    assert "http" not in text
+
+
+def test_the_toast_names_the_real_cause_in_the_tabs_words(monkeypatch):
+    said = []
+    monkeypatch.setattr(action, "toast_problem", said.append)
+    monkeypatch.setattr(action, "warn_user", said.append)
+    monkeypatch.setattr(action, "inform_user", said.append)
+    action._finish(outcome([(n, "host unreachable: http://h") for n in range(131)]))
+    assert "network connection" in said[-1] and "press Retry failed" in said[-1]
+    assert "output folder" not in said[-1] and "retry-failed" not in said[-1]
+    action._finish(outcome([(1, "[Errno 28] No space left on device")], completed=2))
+    assert "output folder" in said[-1] and "network" not in said[-1]
+    action._finish(outcome([], completed=5))
+    assert said[-1] == "Download finished: 5 downloaded, 0 already there, 0 failed."
+
+
+def test_retry_after_a_cancel_says_that_download_all_resumes():
+    cancelled = outcome([], completed=2, cancelled=True, total=10)
+    assert "press Download all examples again to resume" in action.summary_text(cancelled).replace(
+        "Press", "press"
+    )
+    nothing = JobOutcome(kind="retry")
+    assert action.summary_text(nothing) == "Nothing to retry: no download has failed."
+    assert "Download all examples again to resume" in action.summary_text(nothing, resumable=True)
+
+
+class _Task:
+    def __init__(self, at, key, status, image_id=1, error=None):
+        self.created_at, self.query_key, self.status = at, key, status
+        self.image_id, self.error = image_id, error
+
+
+def test_recent_tasks_are_one_row_per_job():
+    tasks = [_Task(100 + i, "model:1|nsfw=None", "completed", i) for i in range(30)]
+    tasks += [_Task(140, "model:1|nsfw=None", "failed", 99, "host unreachable: http://h")]
+    tasks += [_Task(5000, "model:1|nsfw=None", "completed", 7)]  # a resume later: another job
+    tasks += [_Task(5001, None, "completed", 55), _Task(5002, None, "completed", 56)]
+    groups = group_jobs(tasks)
+    assert [len(g) for g in groups] == [31, 1, 1, 1]
+    row = job_row(groups[0])
+    assert row[1:] == ["model 1", "31", "done 30, failed 1", "1 × host unreachable (#99)"]
+    assert job_row(groups[2])[1] == "image 55"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["the connection timed out", "host unreachable: http://h failed 5 connection attempts"],
+)
+def test_network_reasons_are_the_networks(reason):
+    assert action.failure_cause([(1, reason)]) == "network"
