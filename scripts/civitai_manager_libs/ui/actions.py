@@ -685,8 +685,12 @@ def cancel_message() -> str:
 
 
 def recent_tasks(limit: int = 20) -> Any:
-    """Rows for the recent-tasks table, one per job (no row at all before the first job)."""
-    return jobs.recent_tasks(limit)
+    """Rows for the recent-tasks table, one per job; before the first job one row that says so
+    (an empty table shows an empty grey row on some Gradio lines)."""
+    rows = jobs.recent_tasks(limit)
+    if rows:
+        return rows
+    return [["", say("no_tasks"), "", "", ""]]
 
 
 @_handled(lambda message: update())

@@ -45,8 +45,14 @@ LANGUAGE_NAMES = {
 def _shown(key: str) -> Any:
     value = setting.get(key)
     if key == "ui_language":
-        return value or "en"
+        return _language_choice(value or "en")
     return value
+
+
+def _language_choice(code: str) -> str:
+    """The dropdown's value for ``code``: the code where choices are (name, code) pairs, else
+    the language's name."""
+    return code if _pairs_ok() else LANGUAGE_NAMES.get(code, code)
 
 
 def saver(name: str) -> Callable[[Any], Any]:
@@ -60,8 +66,10 @@ def saver(name: str) -> Callable[[Any], Any]:
             if value is None or value == "":
                 raise InvalidQueryError(say("enter_number", name=key))
             value = int(value)
-        if key == "ui_language" and value == "en":
-            value = ""
+        if key == "ui_language":
+            codes = {name: code for code, name in LANGUAGE_NAMES.items()}
+            value = codes.get(value, value)
+            value = "" if value == "en" else value
         stored = setting.SPECS[key].validate(value)
         if stored == setting.get(key):
             return _shown(key)
@@ -95,7 +103,7 @@ def build() -> Dict[str, Any]:
                 choices=(
                     [(name, code) for code, name in LANGUAGE_NAMES.items()]
                     if _pairs_ok()
-                    else list(LANGUAGE_NAMES)
+                    else list(LANGUAGE_NAMES.values())  # Gradio 3.41's Dropdown: names only
                 ),
                 value=lambda: _shown("ui_language"),
                 label=t("Language"),
