@@ -209,8 +209,9 @@ def test_failures_are_grouped_in_the_tabs_words_and_a_job_is_one_row(gallery, fa
         what="the job's row",
     )
     table = page.locator("#civitai_gallery_tasks").first.inner_text()
-    rows = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d", table)  # each row starts with its time
-    assert len(rows) == 1, table
+    # one row for the job (Gradio 4 draws the table twice: a sizing copy), not one per image
+    assert table.count(f"version {VERSION_ID}") in (1, 2), table
+    assert f"failed {failed}" in table, table
     assert "http" not in text and "http" not in table  # no link per failed image
 
 

@@ -144,9 +144,9 @@ def build() -> Dict[str, Any]:
         )
     for name in FIELDS:
         control = c[f"setting_{name}"]
-        if isinstance(control, (gr.Textbox, gr.Number)):  # when the typing is done
-            triggers = [control.blur, control.submit]
-        else:
+        # a text or number: when the typing is done (Gradio 4's Number has no blur: submit)
+        triggers = [getattr(control, e) for e in ("blur", "submit") if hasattr(control, e)]
+        if not isinstance(control, (gr.Textbox, gr.Number)) or not triggers:
             triggers = [getattr(control, "input", None) or control.change]
         for trigger in triggers:
             listen(trigger, saver(name), [control], [control])
