@@ -137,7 +137,7 @@ def run_export(
     try:
         total = archive.image_count()
         try:
-            writer = open_writer(options.fmt, folder)
+            writer = open_writer(options.fmt, folder, os.path.abspath(dest))
         except OSError as exc:
             raise _write_error(exc, folder) from None
         for done, (row, item, reason) in enumerate(iter_saved(archive, source), 1):

@@ -113,10 +113,7 @@ def _remove(path: str) -> None:
     """Remove a ``.part`` the fetch wrote; a symbolic link is never the fetch's own: left alone."""
     if os.path.islink(path):
         return
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+    confined.remove(path)
 
 
 def _fsync_dir(folder: str) -> None:
