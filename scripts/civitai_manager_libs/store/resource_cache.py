@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Union
 
 from ..errors import ArchiveError
+from ..util.documents import DocumentError, read_document
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,14 @@ class ResourceCache:
         if row is None:
             return None
         status, body, fetched_at = row
-        cached = CachedLookup(int(status), json.loads(body) if body else None, float(fetched_at))
+        try:  # the one reader: a cached entry that no longer reads is dropped (asked again)
+            value = read_document(body, what="cached look-up") if body else None
+        except DocumentError as exc:
+            logger.info("resource look-up %s: the cached answer is dropped (%s)", key, exc)
+            return None
+        if value is not None and not isinstance(value, dict):
+            return None
+        cached = CachedLookup(int(status), value, float(fetched_at))
         if cached.status == 404 and cached.age > NOT_FOUND_MAX_AGE:
             return None
         return cached
