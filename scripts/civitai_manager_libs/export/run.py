@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
 from ..errors import DiskSpaceError, InvalidQueryError, OutputPathError
+from ..store.paths import is_reserved_name
 from .captions import clean_caption
 from .source import (
     DUPLICATE,
@@ -82,6 +83,13 @@ def _concept_folder(options: ExportOptions) -> Optional[str]:
     if not concept or concept in (".", "..") or any(ch in bad for ch in concept):
         raise InvalidQueryError(
             f"--concept {options.concept!r} must be a plain folder name (no / \\ : * ? \" < > |)"
+        )
+    folder = f"{options.kohya_repeats}_{concept}"
+    if concept.endswith((".", " ")) or is_reserved_name(folder):
+        raise InvalidQueryError(
+            f"--concept {options.concept!r} does not make the same folder on every system: "
+            "Windows drops a trailing dot or space (and reserves CON, NUL, COM1...); choose "
+            "another name"
         )
     return f"{options.kohya_repeats}_{concept}"
 

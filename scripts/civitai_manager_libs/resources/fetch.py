@@ -220,6 +220,9 @@ def fetch_resource(
     except ChecksumMismatchError as exc:
         logger.error("%s: %s", resource.label, exc)
         return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
+    except OutputPathError as exc:  # a link planted below the type folder, an unwritable file
+        logger.error("%s: %s", resource.label, exc)
+        return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
     except DownloadError as exc:
         # 401/403, or the login page Civitai shows instead of the file.
         if exc.status in (401, 403) or (
@@ -239,7 +242,11 @@ def fetch_resource(
     if hasher is not None and hasher.cache is not None:
         info = os.stat(result.path)
         hasher.cache.put_hash(
-            os.path.abspath(result.path), info.st_size, info.st_mtime_ns, resource.sha256
+            os.path.abspath(result.path),
+            info.st_size,
+            info.st_mtime_ns,
+            resource.sha256,
+            info.st_ino,
         )
     logger.debug(
         "Downloaded %s to %s (%d bytes, SHA-256 verified).",

@@ -12,7 +12,8 @@ one error line, never a traceback):
   or, with ``prune_depth``, decoded with the deep containers cut to ``null``;
 * **finite numbers**: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's decoder accepts) are
   refused;
-* **text**: the bytes must be UTF-8 (a BOM is allowed).
+* **text**: the bytes must be UTF-8 (a BOM is allowed); a lone surrogate written as an escape
+  (``"\\ud800"``), which no file name, database or UTF-8 file can hold, becomes ``?``.
 
 Typed fields are checked by the reader of each kind of document (``typed_text``,
 ``finite_number`` help), after this; nothing is cached before it passed both.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import IO, Any, Optional, Union
+import re
+from typing import IO, Any, List, Optional, Union
 
 from .json_depth import depth_of, loads_pruned
 
@@ -30,6 +32,10 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 
 Source = Union[bytes, bytearray, str, IO[bytes]]
+
+
+# a \uD800-\uDFFF escape: maybe half of a pair (fine), maybe alone (fixed after decoding)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class DocumentError(ValueError):
@@ -87,6 +93,44 @@ def read_document(
         raise DocumentError(f"the {what} is not valid JSON ({exc})") from None
     if max_depth is not None and depth_of(value, max_depth) > max_depth:
         raise DocumentError(f"the {what} is nested deeper than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(text):
+        value = _without_lone_surrogates(value)
+    return value
+
+
+def _clean_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with every string (keys too) that holds a lone surrogate cleaned, in place,
+    without recursion."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    stack: List[Any] = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key in list(current):
+                item = current[key]
+                clean_key = _clean_text(key) if isinstance(key, str) else key
+                if isinstance(item, str):
+                    item = _clean_text(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+                if clean_key is not key:
+                    del current[key]
+                current[clean_key] = item
+        elif isinstance(current, list):
+            for index, item in enumerate(current):
+                if isinstance(item, str):
+                    current[index] = _clean_text(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
     return value
 
 
