@@ -126,7 +126,9 @@ def raw_writes(source: str, filename: str) -> List[str]:
         name = _dotted(node.func)
         last = name.rsplit(".", 1)[-1]
         what = None
-        if name in ("open", "io.open", "builtins.open", "codecs.open"):
+        if name in ("io.open", "builtins.open", "codecs.open") or (
+            isinstance(node.func, ast.Name) and name == "open"
+        ):
             if _writes(_open_mode(node, 1)):
                 what = f"{name}() in a writing mode"
         elif isinstance(node.func, ast.Attribute) and last == "open" and name != "os.open":
@@ -203,3 +205,55 @@ def test_no_raw_write_outside_store():
             source = handle.read()
         found.extend(raw_writes(source, os.path.relpath(path, os.path.join(PACKAGE, "..", ".."))))
     assert not found, "raw writes outside store/ (go through store/confined):\n" + "\n".join(found)
+
+
+SAMPLES = {
+    "open(p, 'w')": True,
+    "open(p, mode='ab')": True,
+    "open(p, 'r+b')": True,
+    "open(p, m)": True,  # a mode that is not a constant: counted as a write
+    "open(p)": False,
+    "open(p, 'rb')": False,
+    "io.open(p, 'x')": True,
+    "Path(p).open('w')": True,
+    "Path(p).write_text('x')": True,
+    "p.write_bytes(b'')": True,
+    "p.unlink()": True,
+    "p.mkdir(parents=True)": True,
+    "p.touch()": True,
+    "p.rename(q)": True,
+    "p.replace(q)": True,
+    "'a'.replace('b', 'c')": False,
+    "dataclasses.replace(item, id=1)": False,
+    "os.replace(a, b)": True,
+    "os.rename(a, b)": True,
+    "os.remove(a)": True,
+    "os.unlink(a)": True,
+    "os.makedirs(a, exist_ok=True)": True,
+    "os.mkdir(a)": True,
+    "os.rmdir(a)": True,
+    "os.open(a, os.O_WRONLY | os.O_CREAT)": True,
+    "os.open(a, os.O_RDONLY)": False,
+    "shutil.copyfile(a, b)": True,
+    "shutil.rmtree(a)": True,
+    "shutil.disk_usage(a)": False,
+    "tempfile.mkstemp(dir=a)": True,
+    "tempfile.NamedTemporaryFile()": True,
+    "pq.ParquetWriter(path, schema)": True,
+    "pq.write_table(table, path)": True,
+    "pq.ParquetWriter(handle, schema)": False,
+    "sqlite3.connect(path)": True,
+    "sqlite3.connect(':memory:')": False,
+    "image.save(path, 'PNG')": True,
+    "image.save(buffer, 'PNG')": False,
+    "piexif.insert(exif, path)": True,
+}
+
+
+def test_the_scanner_finds_every_kind_of_raw_write():
+    wrong = []
+    for code, is_write in SAMPLES.items():
+        found = raw_writes(code + "\n", "sample.py")
+        if bool(found) != is_write:
+            wrong.append(f"{code}: {'missed' if is_write else 'false alarm'}")
+    assert not wrong, wrong
