@@ -578,3 +578,23 @@ def test_a_hash_cache_written_before_the_inode_column_still_opens(tmp_path):
         assert cache.get_hash("/m", 1, 1, 5) is None  # an old row is a doubt: hashed again
         cache.put_hash("/m", 1, 1, "BB", 5)
         assert cache.get_hash("/m", 1, 1, 5) == "BB"
+
+
+def test_the_gallery_stream_goes_through_the_same_gate(tmp_path):
+    routes = {"/img/1.png": redirect("http://169.254.169.254/latest/meta-data/")}
+    with HostileServer(routes) as srv:
+        client = CivitaiHttpClient(base_url=srv.base_url, api_key="", max_retries=3)
+        with client:
+            assert client.get_stream_response(srv.base_url + "/img/1.png") is None
+            assert client.get_stream_response("http://[fe80::1]/img/2.png") is None
+        assert srv.paths() == ["/img/1.png"]
+
+
+def test_a_base_url_setting_goes_through_the_gate(settings_file):
+    from scripts.civitai_manager_libs import setting
+    from scripts.civitai_manager_libs.errors import SettingsError
+
+    for bad in ("javascript:alert(1)", "gopher://x", "file:///etc/passwd"):
+        with pytest.raises(SettingsError):
+            setting.set("civitai_base_url", bad)
+    setting.reset()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Union
 
 from ..errors import ArchiveError
+from . import confined
 from ..util.documents import DocumentError, read_document
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class ResourceCache:
         self._lock = threading.RLock()
         try:
             os.makedirs(os.path.dirname(self.db_path), exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):  # never a link (store/confined)
+                confined.check_target(self.db_path + suffix)
             self._conn: Optional[sqlite3.Connection] = sqlite3.connect(
                 self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
             )

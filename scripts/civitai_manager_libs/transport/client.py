@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from .. import setting
 from .api_response import decode_json_object, status_error
 from ..errors import (
+    RefusedUrlError,
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
@@ -408,12 +409,30 @@ class CivitaiHttpClient:
     def get_stream_response(
         self, url: str, headers: Optional[Dict[str, str]] = None
     ) -> Optional[requests.Response]:
-        """An open streaming response (use it in ``with``), or None after logging why not."""
+        """An open streaming response (use it in ``with``), or None after logging why not.
+        The URL and every redirect hop pass the download gate (util/url_gate)."""
         safe = redact(url)
+        trusted = self.trusted_hosts()
+
+        def check_hop(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+            if response.is_redirect:
+                target = urljoin(response.url, response.headers.get("Location", ""))
+                response.close()  # the hop is closed either way: no body is read from it
+                url_gate.check_download_url(target, trusted, redact(target))
+            return response
+
         try:
+            url_gate.check_download_url(url, trusted, safe)
             response = self.session.get(
-                url, headers=headers, stream=True, timeout=self.download_timeout
+                url,
+                headers=headers,
+                stream=True,
+                timeout=self.download_timeout,
+                hooks={"response": check_hop},
             )
+        except RefusedUrlError as exc:
+            logger.warning("%s", exc)
+            return None
         except requests.exceptions.RequestException as exc:
             logger.warning("Could not open %s: %s.", safe, transport_reason(exc))
             return None
