@@ -598,3 +598,27 @@ def test_a_base_url_setting_goes_through_the_gate(settings_file):
         with pytest.raises(SettingsError):
             setting.set("civitai_base_url", bad)
     setting.reset()
+
+
+def test_retry_failed_refuses_a_linked_lock_file_too(fake, tmp_path, settings_file):
+    out = tmp_path / "out"
+    code, _ = _cli(
+        [
+            "download",
+            "model",
+            fake.dataset.models[0].id,
+            "--limit",
+            "1",
+            "-o",
+            out,
+            "-q",
+            "--base-url",
+            fake.base_url,
+        ]
+    )
+    assert code == 0
+    os.remove(out / ".civitai_archive.lock")
+    victim = _victim(tmp_path)
+    os.symlink(victim, out / ".civitai_archive.lock")
+    code, _ = _cli(["retry-failed", "-o", out, "--base-url", fake.base_url, "-q"])
+    assert code == 2 and victim.read_bytes() == VICTIM
