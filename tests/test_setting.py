@@ -67,6 +67,7 @@ def test_defaults_follow_the_design_table():
         "resources.confirm_over_mb": 1024,
         "gallery_cache_max_mb": 500,  # issue 24
         "ui_language": "",  # issue 24
+        "resources.max_unknown_size_mb": 8192,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():
