@@ -151,7 +151,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
         )
 
     def fetching(done: int, total: Optional[int], label: str) -> None:
-        if total:
+        if total and progress is not None:
             progress((done, total), desc=say("fetching", name=label, done=done, total=total))
 
     with open_cache(setting.get("images.output_path")) as cache:
