@@ -62,6 +62,7 @@ class _Task:
     def __init__(self, at, key, status, image_id=1, error=None):
         self.created_at, self.query_key, self.status = at, key, status
         self.image_id, self.error = image_id, error
+        self.id = f"t{at}"
 
 
 def test_recent_tasks_are_one_row_per_job():
@@ -74,6 +75,9 @@ def test_recent_tasks_are_one_row_per_job():
     row = job_row(groups[0])
     assert row[1:] == ["model 1", "31", "done 30, failed 1", "1 × host unreachable (#99)"]
     assert job_row(groups[2])[1] == "image 55"
+    # the same download started again at once is a job of its own when this process ran it
+    again = group_jobs(tasks[:31], starts={"t110"})
+    assert [len(g) for g in again] == [10, 21]
 
 
 @pytest.mark.parametrize(

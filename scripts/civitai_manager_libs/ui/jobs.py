@@ -66,6 +66,7 @@ class GalleryJobs:
         self._task_ids: List[str] = []
         self._cancel = threading.Event()
         self.last_outcome: Optional[JobOutcome] = None
+        self._job_starts: set = set()  # the first task id of each job run by this process
 
     # -- the service -----------------------------------------------------------------------------
 
@@ -136,6 +137,8 @@ class GalleryJobs:
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
+                if task_ids and kind == "download":
+                    self._job_starts.add(min(task_ids, key=_created_at(downloader)))
             if self._cancel.is_set() and task_ids:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
@@ -171,17 +174,30 @@ class GalleryJobs:
         was downloaded (``model 4201``), how many images, the counts by state and the failures
         grouped by reason (no task hashes). A job is the tasks of one query started together."""
         tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)
-        return [job_row(group) for group in reversed(group_jobs(tasks)[-limit:])]
+        with self._state:
+            starts = set(self._job_starts)
+        return [job_row(group) for group in reversed(group_jobs(tasks, starts)[-limit:])]
 
 
-def group_jobs(tasks: Sequence[Any]) -> List[List[Any]]:
+def _created_at(downloader) -> Callable[[str], float]:
+    def created(task_id: str) -> float:
+        task = downloader.get_task(task_id) if hasattr(downloader, "get_task") else None
+        return float(getattr(task, "created_at", 0.0) or 0.0)
+
+    return created
+
+
+def group_jobs(tasks: Sequence[Any], starts: Iterable[str] = ()) -> List[List[Any]]:
     """``tasks`` (oldest first) cut into jobs: a run of the same query whose tasks were created
-    less than :data:`JOB_GAP_SECONDS` apart."""
+    less than :data:`JOB_GAP_SECONDS` apart; a task in ``starts`` (a job of this process began
+    with it) always begins a new one."""
+    starts = set(starts)
     groups: List[List[Any]] = []
     for task in tasks:
         last = groups[-1][-1] if groups else None
         if (
             last is not None
+            and str(getattr(task, "id", "")) not in starts
             and task.query_key is not None  # a single image is a job of its own
             and last.query_key == task.query_key
             and task.created_at - last.created_at < JOB_GAP_SECONDS
