@@ -31,7 +31,7 @@ TECHNICAL = (
     | {"123, https://civitai.com/models/123?modelVersionId=456, /images/789, @username"}
 )
 #: Entries whose translation may equal the English text (a template of fields only).
-SAME_ALLOWED = {"{kind} {id}"}
+SAME_ALLOWED = {"{kind} {id}", "{text}.", "; "}  # Korean punctuates like English
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def _webui_labels():
 def ui_strings(app_in):
     texts = component_texts(app_in("en")) | set(MESSAGES.values()) | _webui_labels()
     texts |= set(FILTER_REASONS.values()) | set(FAILURE_REASONS)
-    return {text for text in texts if text not in TECHNICAL}
+    return {text for text in texts if text.strip() and text not in TECHNICAL}
 
 
 def _fields(text):

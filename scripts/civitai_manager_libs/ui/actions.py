@@ -566,9 +566,14 @@ def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:
     hidden = filters_row.hidden_text(s.filtered)
     if hidden:
         parts.append(hidden)
-    text = "; ".join(parts) + ". " + say("saved_in", path=s.output_path)
+    text = (
+        say("sentence", text=say("list_sep").join(parts))
+        + " "
+        + say("saved_in", path=s.output_path)
+    )
     if s.failed:
-        text += " " + say("failures") + " " + failure_groups_text(s.failures) + "."
+        groups = failure_groups_text(s.failures)
+        text += " " + say("sentence", text=say("failures") + " " + groups)
     if outcome.cancelled and outcome.kind == "download":
         text += " " + say("resume_hint")
     return text

@@ -72,6 +72,8 @@ MESSAGES: Dict[str, str] = {
     "counts": "downloaded {completed}, skipped {skipped}, failed {failed} of {total} images",
     "counts_cancelled": "cancelled {cancelled}",
     "saved_in": "Saved in {path}.",
+    "sentence": "{text}.",
+    "list_sep": "; ",
     "failures": "Failed:",
     "failure_group": "{count} × {reason} ({ids})",
     "failure_more_ids": "{ids} and {more} more",
