@@ -206,7 +206,8 @@ def test_recent_tasks_show_the_history_when_the_page_opens(
     open_app(page, base_url)
     table = page.locator("#civitai_gallery_tasks")
     page.wait_for_function(
-        "() => document.querySelector('#civitai_gallery_tasks').innerText.includes('done')"
+        "() => (document.querySelector('#civitai_gallery_tasks')?.innerText || '')"
+        ".includes('done')"
     )
     text = table.inner_text()
     assert f"version {VERSION_ID}" in text  # a person can read what the download was
