@@ -292,8 +292,7 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
-            with self._registry.lock:
-                self._halt_reason = None
+            self._new_run()
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
@@ -317,6 +316,7 @@ class ImageDownloader:
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             return self._single_image(image_id, output_path, save_metadata)
 
     def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
@@ -348,6 +348,20 @@ class ImageDownloader:
         self._schedule(task)
         self._reserve()
         return task.id
+
+    def _new_run(self) -> None:
+        """What one run learnt dies with it: a disk-full halt and the hosts found down (the
+        shared ``HostGate`` of a long-lived process, the tab) are forgotten, so a new job or a
+        retry asks again."""
+        with self._registry.lock:
+            self._halt_reason = None
+        for gate in {id(g): g for g in self._host_gates()}.values():
+            gate.new_run()
+
+    def _host_gates(self) -> List[Any]:
+        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
+        gates = [getattr(client, "host_gate", None) for client in clients]
+        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
 
     @property
     def max_concurrent(self) -> int:
@@ -635,8 +649,8 @@ class ImageDownloader:
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
         with self._working():
+            self._new_run()
             with self._registry.lock:
-                self._halt_reason = None
                 failed = self._registry.with_status(FAILED)
             try:
                 return self._retry_failed(failed, spec, counts)

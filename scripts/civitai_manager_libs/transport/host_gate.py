@@ -74,6 +74,16 @@ class HostGate:
             )
         return True
 
+    def new_run(self) -> None:
+        """A new job (a download, a retry) begins: forget which hosts were down and every
+        failure streak, so the job asks each host again. "Down" is what one run learnt; in a
+        long-lived process (the tab) it must not outlive that run, or a retry after the network
+        came back fails every image at once for ``down_for`` seconds. The 429/503 pauses stay:
+        they end at the deadline the server gave."""
+        with self._cond:
+            self._failures.clear()
+            self._down_until.clear()
+
     def connected(self, origin: str) -> None:
         """A response came from ``origin``: it is up, its failure streak starts over."""
         if origin in self._failures or origin in self._down_until:
