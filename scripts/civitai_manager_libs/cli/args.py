@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import List, Optional
 
+from .catalog import PROG
 from ..errors import CivitaiGalleryError
 from ..records import NSFW_LEVELS
+from ..util.suggest import SuggestingParser
 
 TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
 METADATA_FORMATS = ("json", "txt", "exif")
@@ -27,8 +29,9 @@ class ParserExit(Exception):
         self.status = status
 
 
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code."""
+class _Parser(SuggestingParser):
+    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code; its
+    errors suggest the closest command, choice or option (``util/suggest.py``)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
@@ -284,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``main.py download|tasks|retry-failed`` parser; it raises ``UsageError`` on bad input
     and ``ParserExit`` where argparse would exit (``--help``)."""
     parser = _Parser(
-        prog="python main.py",
+        prog=PROG,
         description="Download Civitai images with their generation data, headless. "
         "Without a command, python main.py serves the gallery tab (python main.py --help).",
     )

@@ -9,6 +9,7 @@ import sys
 from typing import List, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int
+from .catalog import PROG
 from .shell import add_logging, new_parser, run_command
 from ..export.run import ExportOptions, check_export, run_export
 from ..export.source import ExportFilters
@@ -35,7 +36,7 @@ def _names(text: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py export",
+        f"{PROG} export",
         "Export downloaded images as a training set: captions (kohya), a Hugging Face "
         "imagefolder or JSON lines. Reads only the output folder's archive and files.",
     )

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int
+from .catalog import PROG
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
 from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
@@ -18,7 +19,7 @@ LIST_KINDS = ("model", "version", "user", "filter")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py list",
+        f"{PROG} list",
         "List the images of a model, version, user or filter into a Parquet or JSON Lines file "
         "(url, caption, id, NSFW level, size, creator, model/version ids, generation data) "
         "without downloading them; img2dataset downloads from it. An interrupted listing "

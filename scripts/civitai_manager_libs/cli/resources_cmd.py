@@ -15,6 +15,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from .args import UsageError, _Parser
+from .catalog import PROG
 from .report import EXIT_FAILED, EXIT_OK
 from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
@@ -43,7 +44,7 @@ def _types(text: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="main.py resources",
+        prog=f"{PROG} resources",
         description="Show (and with --download fetch) the models an image was made with.",
     )
     parser.add_argument("image", metavar="IMAGE_ID|URL", help="image id or civitai.com/images/N")
@@ -196,12 +197,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
-    """``argv`` starts with ``resources``; returns the exit code (0 all present, 1 something
+    """``argv`` without the word ``resources``; returns the exit code (0 all present, 1 something
     missing or failed, 2 bad input, 130 interrupted)."""
     return run_command(
         build_parser(),
         run,
-        list(argv)[1:],
+        list(argv),
         out,
         interrupted="interrupted; a partial download is kept and resumes next time",
     )
