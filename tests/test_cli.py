@@ -129,7 +129,8 @@ def test_report_lines_and_json_carry_every_count_and_reason(tmp_path):
     report.exit_code = 1
     lines = report.lines()
     assert lines[0] == "listed 5: saved 2, skipped 1, failed 2"
-    assert "  image 11: HTTP 404: image 11 is gone" in lines
+    assert "1 image failed: no longer on Civitai (HTTP 404) — id 11" in lines  # grouped (#24)
+    assert "1 image failed: the server sent HTML — id 12" in lines
     assert lines[-1] == "downloaded 2, skipped 1, failed 2"
     path = tmp_path / "r" / "report.json"
     cli.write_report(str(path), report.to_dict())
@@ -241,12 +242,21 @@ def test_tasks_lists_history_and_filters_failed(small_fake, tmp_path, capsys):
     code, out, _err = _run(argv + ["--base-url", small_fake.base_url, "--output", output], capsys)
     assert code == 1
     assert out.splitlines()[-1] == "downloaded 11, skipped 0, failed 1"
-    assert f"  image {ids[0]}: " in out
+    assert f"1 image failed: no longer on Civitai (HTTP 404) — id {ids[0]}" in out
 
     code, out, _err = _run(["tasks", "--output", output], capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["task", "image", "status", "finished", "file", "/", "error"]
+    assert lines[0].split() == [
+        "task",
+        "download",
+        "image",
+        "status",
+        "finished",
+        "file",
+        "/",
+        "error",
+    ]
     assert lines[-1].startswith("12 task(s) in ")
     assert sum(" completed " in f" {line} " for line in lines) == 11
 
@@ -261,8 +271,9 @@ def test_unreachable_api_is_one_clear_sentence(tmp_path, capsys):
     output = tmp_path / "out"
     argv = ["download", "model", "1", "--base-url", "http://127.0.0.1:9", "--output", output]
     code, out, err = _run(argv, capsys)
-    assert code == 1
-    assert "could not reach http://127.0.0.1:9" in err
+    assert code == 4  # its own code since issue 24 (1 is "some images failed")
+    assert "Could not reach Civitai for http://127.0.0.1:9/" in err
+    assert "--base-url if http://127.0.0.1:9 is not where Civitai is" in err
     assert not output.exists()
 
 

@@ -64,7 +64,7 @@ def test_caption_is_cleaned_for_training(prompt, caption):
 def test_caption_prefix_comes_first_and_once():
     assert clean_caption("1girl, sks style, red", prefix="sks style") == "sks style, 1girl, red"
     assert clean_caption("(sks:1.3), 1girl", prefix="sks, trigger") == "sks, trigger, 1girl"
-    assert clean_caption(None, prefix="sks") == "sks"
+    assert clean_caption(None, prefix="sks") == ""  # a prefix alone captions nothing (#24)
 
 
 # --------------------------------------------------------------------------- a download to export

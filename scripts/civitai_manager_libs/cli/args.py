@@ -52,6 +52,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def path_arg(text: str) -> str:
+    """A folder or file name given on the command line: an empty one is bad input (``-o ""``
+    was silently ./images), not the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path; give a folder or file name (leave the option out for the default)"
+        )
+    return text
+
+
 def _concurrency(text: str) -> int:
     value = _positive_int(text)
     if not 1 <= value <= 32:
@@ -100,7 +110,10 @@ def _metadata_formats(text: str) -> List[str]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--output", "-o", help="output folder (default: setting images.output_path, ./images)"
+        "--output",
+        "-o",
+        type=path_arg,
+        help="output folder (default: setting images.output_path, ./images)",
     )
     parser.add_argument(
         "--base-url",

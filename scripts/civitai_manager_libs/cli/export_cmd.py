@@ -8,7 +8,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int
+from .args import _nsfw_levels, _positive_int, path_arg
 from .catalog import PROG
 from .shell import add_logging, new_parser, run_command
 from ..export.run import ExportOptions, check_export, run_export
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--from",
         dest="source",
+        type=path_arg,
         required=True,
         metavar="OUTPUT_DIR",
         help="the --output folder of earlier downloads",
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--to",
         dest="dest",
+        type=path_arg,
         required=True,
         metavar="DIR",
         help="the folder to export into (created)",

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int
+from .args import _nsfw_levels, _positive_int, path_arg
 from .catalog import PROG
+from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
 from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
@@ -28,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("kind", choices=LIST_KINDS, help="what to list")
     parser.add_argument("values", nargs="+", metavar="VALUE", help="id, name or KEY=VALUE pairs")
     parser.add_argument(
-        "--to", dest="dest", required=True, metavar="FILE", help="FILE.parquet or FILE.jsonl"
+        "--to",
+        dest="dest",
+        type=path_arg,
+        required=True,
+        metavar="FILE",
+        help="FILE.parquet or FILE.jsonl",
     )
     parser.add_argument(
         "--limit", type=_positive_int, default=0, help="at most N images (default 0: all)"
@@ -66,12 +72,31 @@ def _params(kind: str, value: Any) -> Dict[str, Any]:
     return dict(value)
 
 
+def _check_writable(dest: str) -> None:
+    """``--to`` names a file that can be written: not a folder, in a folder that is (or can
+    become) writable; ``OutputPathError`` (exit 2) with one line otherwise. Nothing is left."""
+    from ..store.paths import check_output_folder
+
+    if os.path.isdir(dest):
+        raise OutputPathError(f"--to {dest} is a folder; give a FILE.parquet or FILE.jsonl")
+    folder = os.path.dirname(dest)
+    try:
+        check_output_folder(folder)
+    except OutputPathError as exc:
+        why = str(exc).split("(", 1)[1].split(")", 1)[0] if "(" in str(exc) else "not a folder"
+        raise OutputPathError(
+            f"cannot write {dest}: its folder {folder} cannot be written ({why}); "
+            "choose another --to"
+        ) from None
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     from .. import setting
     from ..civitai.api import CivitaiAPI, levels_of_param, normalize_levels
     from ..http_client import CivitaiHttpClient
 
     dest = os.path.abspath(os.path.expanduser(args.dest))
+    _check_writable(dest)  # one line and exit 2 before any request
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
     target = parse_target(args.kind, args.values)
@@ -118,7 +143,15 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             if bar is not None:
                 bar.update(rows - bar.n)
 
-        result = run_listing(api, job, dest, progress)
+        try:
+            result = run_listing(api, job, dest, progress)
+        except OSError as exc:
+            if isinstance(exc, CivitaiGalleryError):
+                raise
+            raise OutputPathError(
+                f"cannot write {dest} ({exc.strerror or exc.__class__.__name__}); "
+                "choose another --to"
+            ) from None
     finally:
         if bar is not None:
             bar.close()

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from .args import UsageError, _Parser
+from .args import UsageError, _Parser, path_arg
 from .catalog import PROG
 from .report import EXIT_FAILED, EXIT_OK
 from .shell import run_command
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--models-dir",
+        type=path_arg,
         metavar="DIR",
         help="WebUI models folder (Stable-diffusion/, Lora/, embeddings/, VAE/); default: the "
         "models_path setting",
@@ -61,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--types", type=_types, help="only these types: checkpoint,lora,embedding,vae,other"
     )
     parser.add_argument(
-        "--output", "-o", help="output folder whose archive caches look-ups (default: setting)"
+        "--output",
+        "-o",
+        type=path_arg,
+        help="output folder whose archive caches look-ups (default: setting)",
     )
     parser.add_argument("--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL)")
     parser.add_argument("--api-key", help="Civitai API key (default: $CIVITAI_API_KEY)")

@@ -15,7 +15,14 @@ from .report import RunReport, finish, user_message
 from .service import RunConfig, Service
 from .signals import STOP_GRACE, Interrupted
 from .target import CliTarget, check_target
-from ..errors import ApiError, ArchiveError, DiskSpaceError, OutputBusyError, OutputPathError
+from ..errors import (
+    ApiError,
+    ArchiveError,
+    DiskSpaceError,
+    NetworkError,
+    OutputBusyError,
+    OutputPathError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +156,7 @@ def execute(
             raise  # another process downloads into the folder: refused at once, exit 2, no report
         except RUN_STOPPERS as exc:
             report.stopped_reason = user_message(exc, cfg.base_url)
+            report.unreachable = isinstance(exc, NetworkError)
             bars.close()
             sys.stderr.write(f"error: {report.stopped_reason}\n")
         finally:

@@ -10,7 +10,14 @@ import sys
 from typing import Callable, Optional, Sequence, TextIO
 
 from .args import ParserExit, UsageError, _Parser
-from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, user_message
+from .report import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    user_message,
+)
 from .signals import interruptible
 from ..errors import (
     ApiError,
@@ -18,6 +25,7 @@ from ..errors import (
     CivitaiGalleryError,
     DiskSpaceError,
     InvalidQueryError,
+    NetworkError,
     NotFoundError,
     OutputPathError,
     SettingsError,
@@ -39,6 +47,7 @@ _EXIT_CODES = (
         ),
         EXIT_USAGE,
     ),
+    ((NetworkError,), EXIT_UNREACHABLE),
     ((ApiError, ArchiveError, DiskSpaceError, CivitaiGalleryError), EXIT_FAILED),
 )
 _HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)

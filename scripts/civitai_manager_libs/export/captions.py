@@ -75,8 +75,12 @@ def caption_tags(prompt: Optional[str]) -> List[str]:
 
 def clean_caption(prompt: Optional[str], prefix: Optional[str] = None) -> str:
     """The training caption of ``prompt``: cleaned tags joined with ``", "``, ``prefix``'s tags
-    (e.g. a trigger word) first and not repeated later; ``""`` when nothing is left."""
+    (e.g. a trigger word) first and not repeated later; ``""`` when the prompt leaves nothing:
+    a prefix alone describes no image (such an image is not exported as a captioned one)."""
+    body = caption_tags(prompt)
+    if not body:
+        return ""
     head = caption_tags(prefix)
     seen = {tag.lower() for tag in head}
-    tail = [tag for tag in caption_tags(prompt) if tag.lower() not in seen]
+    tail = [tag for tag in body if tag.lower() not in seen]
     return ", ".join(head + tail)

@@ -67,8 +67,7 @@ class HostGate:
         if not was_down:
             logger.warning(
                 "%s is unreachable (%d connection attempts in a row failed): no more requests "
-                "go to it for now; what needs it fails with 'host unreachable' (retry-failed "
-                "picks up the images).",
+                "go to it in this run; what needs it fails with 'host unreachable'.",
                 origin,
                 count,
             )
@@ -100,7 +99,7 @@ class HostGate:
             count = self._failures.get(origin, 0)
         return (
             f"host unreachable: {origin} failed {count} connection attempts in a row, so this "
-            "image was not tried; run retry-failed when the host is back"
+            "image was not tried"
         )
 
     def pause(self, origin: str, seconds: float, reason: str = "") -> float:
