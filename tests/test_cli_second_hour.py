@@ -4,6 +4,7 @@ real ``python main.py`` in a subprocess, as a user does."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,115 @@ def test_the_top_level_help_costs_no_more_than_a_commands_help(tmp_path):
     assert top <= sub, (top, sub)
     mistyped, gradio = _imports(tmp_path, "downlaod")
     assert not gradio and mistyped <= sub
+
+
+# -- items 2 and 8: failures grouped by reason, exit codes and messages that tell the truth ----
+
+
+@pytest.fixture
+def small_fake():
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+    with FakeCivitai(dataset=Dataset.generate(n_images=12, image_kb=8)) as fake:
+        yield fake
+
+
+def _fast_settings(tmp_path):
+    (tmp_path / "settings.json").write_text(
+        json.dumps({"http_max_retries": 0, "http_backoff_factor": 0}), "utf-8"
+    )
+
+
+def _download(fake, output, *extra):
+    model_id = fake.dataset.models[0].id
+    base = ["download", "model", model_id, "--nsfw", "all", "--base-url", fake.base_url]
+    return [*base, "--output", output, *extra]
+
+
+def test_failures_read_as_one_line_per_reason_with_ids_and_what_to_do(small_fake, tmp_path):
+    _fast_settings(tmp_path)
+    ids = sorted(image.id for image in small_fake.dataset.images)
+    for gone in ids[:2]:
+        small_fake.faults.not_found(f"*/{gone}.*")
+    small_fake.stop_image_host()
+    output = tmp_path / "out"
+    proc = run(_download(small_fake, output, "-q"), tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    failed = [line for line in lines if " failed: " in line]
+    assert len(failed) == 1, proc.stdout  # one reason, one line (not 12)
+    host = small_fake.image_base_url.split("//", 1)[1]
+    assert failed[0].startswith(f"12 images failed: host unreachable ({host}) — ids "), failed
+    assert failed[0].endswith(
+        f" and 9 more; check your network, then run "
+        f"`python main.py retry-failed --output {output}`"
+    ), failed[0]
+    assert not any(line.startswith("  image ") for line in lines)
+    assert "output folder" not in proc.stdout + proc.stderr  # the folder was fine
+
+    small_fake.start_image_host()
+    retry = run(["retry-failed", "--output", output, "--base-url", small_fake.base_url], tmp_path)
+    assert retry.returncode == 1, retry.stderr
+    failed = [line for line in retry.stdout.splitlines() if " failed: " in line]
+    assert failed == [
+        f"2 images failed: no longer on Civitai (HTTP 404) — ids {ids[0]}, {ids[1]}"
+    ], retry.stdout
+
+
+def test_unreachable_civitai_exits_4_in_one_line_without_a_retry_hint(tmp_path):
+    _fast_settings(tmp_path)
+    output = tmp_path / "out"
+    argv = ["download", "user", "alice", "--base-url", "http://127.0.0.1:9", "--output", output]
+    proc = run(argv, tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Could not reach Civitai" in errors[0], proc.stderr
+    assert "retry-failed" not in proc.stderr + proc.stdout  # nothing was listed to retry
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["download", "model", "4201", "-o", ""],
+        ["download", "model", "4201", "--output="],
+        ["tasks", "--output", " "],
+        ["export", "--from", "", "--to", "x", "--format", "jsonl"],
+        ["list", "model", "4201", "--to", ""],
+    ],
+)
+def test_an_empty_path_is_bad_input_not_the_default_folder(tmp_path, args):
+    proc = run(args, tmp_path, CIVITAI_BASE_URL="http://127.0.0.1:9")
+    assert proc.returncode == 2, proc.stderr
+    assert "an empty path" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == []  # no ./images, nothing at all
+
+
+@pytest.mark.parametrize("where", ["/proc/list.jsonl", "a-file/list.jsonl", "."])
+def test_list_to_a_path_it_cannot_write_is_one_line_and_exit_2(fake_civitai, tmp_path, where):
+    (tmp_path / "a-file").write_text("x", "utf-8")
+    argv = ["list", "model", "4201", "--to", where, "--base-url", fake_civitai.base_url]
+    proc = run(argv, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert "--to" in proc.stderr
+    assert fake_civitai.api_requests() == []  # refused before any request
+
+
+def test_tasks_shows_short_ids_the_download_and_no_row_a_resume_replaced(tmp_path):
+    from scripts.civitai_manager_libs.store.archive import Archive, archive_path
+
+    output = tmp_path / "out"
+    output.mkdir()
+    with Archive(archive_path(str(output))) as archive:
+        key = "model:4201|nsfw=None,Soft"
+        archive.record_task("a" * 32, "cancelled", image_id=7, query_key=key, error="cancelled")
+        archive.record_task("b" * 32, "failed", image_id=8, query_key=key, error="HTTP 404: x")
+        archive.record_task("c" * 32, "completed", image_id=7, query_key=key, path="/p/7.png")
+    proc = run(["tasks", "--output", output], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()[2:-1]
+    assert len(rows) == 2, proc.stdout  # image 7's cancelled task was replaced by the resume
+    assert rows[0].split()[:4] == ["cccccccc", "model", "4201", "7"]
+    assert "cancelled" not in proc.stdout and "a" * 32 not in proc.stdout
+    assert rows[1].split()[:5] == ["bbbbbbbb", "model", "4201", "8", "failed"]

@@ -21,9 +21,20 @@ from ..errors import (
     NotFoundError,
     RateLimitedError,
     ServerError,
+    TransferFailedError,
     UnexpectedContentError,
 )
 from ..transport.failure_reason import transport_reason
+from ..transport.host_gate import origin_of
+
+# transport_reason()'s words for a connection that never opened
+CONNECT_REASONS = frozenset(
+    {
+        "the connection was refused",
+        "the host name could not be resolved",
+        "the connection timed out",
+    }
+)
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG)
 
@@ -53,6 +64,11 @@ def describe_failure(exc: BaseException, output_root: str) -> str:
         return f"HTTP {status}: Civitai's image server failed; retry the failed images later"
     if isinstance(exc, IncompleteDownloadError):
         return "the download was cut off before the end; retry to resume it"
+    if isinstance(exc, TransferFailedError):
+        origin = origin_of(exc.url or "")
+        if exc.reason in CONNECT_REASONS:  # never connected: the host is unreachable
+            return f"host unreachable: {origin} ({exc.reason})"
+        return f"network error: {exc.reason} ({_host(origin)}); check the connection and retry"
     if isinstance(exc, NetworkError):
         return f"network error: {exc}; check the connection and retry"
     if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError)):
