@@ -229,3 +229,22 @@ def test_tasks_shows_short_ids_the_download_and_no_row_a_resume_replaced(tmp_pat
     assert rows[0].split()[:4] == ["cccccccc", "model", "4201", "7"]
     assert "cancelled" not in proc.stdout and "a" * 32 not in proc.stdout
     assert rows[1].split()[:5] == ["bbbbbbbb", "model", "4201", "8", "failed"]
+
+
+# -- item 4: the spec's default of 20 for a user or filter says when there is more -------------
+
+
+def test_a_user_download_stopped_by_the_default_limit_says_more_exist(fake_civitai, tmp_path):
+    base = ["--base-url", fake_civitai.base_url, "--nsfw", "all", "-q"]
+    proc = run(["download", "user", "alice_art", "--output", tmp_path / "a", *base], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("listed 20: ")
+    assert "20 of more (--limit 20); --limit 0 for all" in proc.stdout.splitlines()
+    report = tmp_path / "r.json"
+    more = ["--limit", "500", "--report", report]
+    proc = run(
+        ["download", "user", "alice_art", "--output", tmp_path / "b", *base, *more], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert " of more" not in proc.stdout  # everything was listed
+    assert json.loads(report.read_text("utf-8"))["limit_reached"] is None

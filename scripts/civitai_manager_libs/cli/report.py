@@ -53,6 +53,7 @@ class RunReport:
     finished_at: Optional[float] = None
     exit_code: int = EXIT_OK
     unreachable: bool = False  # Civitai's API could not be reached: exit 4
+    limit_cut: Optional[int] = None  # the listing stopped at --limit N while Civitai had more
 
     @property
     def listed(self) -> int:
@@ -87,6 +88,7 @@ class RunReport:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at) if self.finished_at else None,
             "elapsed_seconds": round((self.finished_at or time.time()) - self.started_at, 3),
+            "limit_reached": self.limit_cut,
             "exit_code": self.exit_code,
         }
 
@@ -101,6 +103,8 @@ class RunReport:
             + (f", cancelled {s.cancelled}" if s.cancelled else "")
             + (f", not started {s.pending}" if s.pending else "")
         ]
+        if self.limit_cut:
+            out.append(f"{self.limit_cut} of more (--limit {self.limit_cut}); --limit 0 for all")
         out += failure_lines(s.failures, self.output, self.command)
         if s.skipped_notes:
             out.append("skipped:")

@@ -105,6 +105,7 @@ def _run(
         _stop(downloader, starter)
     finally:
         report.summary = downloader.summary()
+        report.limit_cut = getattr(downloader, "limit_cut", None)
         reason = downloader.stopped_reason  # scheduling stopped: a full disk
         if not report.interrupted and reason:
             report.stopped_reason = (

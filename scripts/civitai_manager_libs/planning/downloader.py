@@ -373,6 +373,11 @@ class ImageDownloader:
         self.engine.max_workers = setting.SPECS["images.max_concurrent"].validate(value)
 
     @property
+    def limit_cut(self) -> Optional[int]:
+        """The limit the latest listing stopped at while Civitai listed more (else None)."""
+        return self._planner.limit_cut
+
+    @property
     def stopped_reason(self) -> Optional[str]:
         """Why scheduling stopped (disk space), or None."""
         return self._halt_reason
