@@ -307,24 +307,27 @@ def test_signal_stops_cleanly_then_same_command_resumes(tmp_path, sig):
         argv += ["--nsfw", "all", "--concurrency", "2", "-q"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIVITAI_")}
         env["CIVITAI_GALLERY_SETTINGS"] = str(tmp_path / "settings.json")
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 20
         while not _media(output) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _media(output), "no image was saved within 20 s"
         sent = time.monotonic()
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=30)
+        paths, out = proc.communicate(timeout=30)  # piped: stdout has the saved paths (#24)
         assert time.monotonic() - sent < 10, "stopping took too long"
         assert proc.returncode == cli.EXIT_INTERRUPTED, out
         assert "interrupted: run the same command again to resume" in out
+        assert paths and set(paths.splitlines()) <= set(_media(output))
         assert 0 < len(_media(output)) < 24
         archive = Archive(os.path.join(output, cli.ARCHIVE_NAME))
         assert list(archive.verify()) == []
 
         resumed = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
         assert resumed.returncode == 0, resumed.stderr
-        last = resumed.stdout.splitlines()[-1]
+        last = resumed.stderr.splitlines()[-1]  # the report: stderr when stdout is piped
         assert last.startswith("downloaded ") and last.endswith(", failed 0")
         assert len(_media(output)) == 24
 
@@ -410,7 +413,7 @@ def test_disk_full_fills_stopped_reason_in_the_json_report(tmp_path):
     assert data["stopped_reason"] and "disk full" in data["stopped_reason"].lower(), data
     assert data["complete"] is False and data["exit_code"] == cli.EXIT_FAILED
     assert data["saved"] == 0 and data["listed"] == 6
-    assert "stopped early" in run.stdout and data["stopped_reason"] in run.stdout
+    assert "stopped early" in run.stderr and data["stopped_reason"] in run.stderr
 
 
 def test_tasks_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):

@@ -151,9 +151,10 @@ def test_failures_read_as_one_line_per_reason_with_ids_and_what_to_do(small_fake
     output = tmp_path / "out"
     proc = run(_download(small_fake, output, "-q"), tmp_path)
     assert proc.returncode == 1, proc.stderr
-    lines = proc.stdout.splitlines()
+    assert proc.stdout == ""  # piped: only saved paths go to stdout, and none was saved
+    lines = proc.stderr.splitlines()
     failed = [line for line in lines if " failed: " in line]
-    assert len(failed) == 1, proc.stdout  # one reason, one line (not 12)
+    assert len(failed) == 1, proc.stderr  # one reason, one line (not 12)
     host = small_fake.image_base_url.split("//", 1)[1]
     assert failed[0].startswith(f"12 images failed: host unreachable ({host}) — ids "), failed
     assert failed[0].endswith(
@@ -166,7 +167,7 @@ def test_failures_read_as_one_line_per_reason_with_ids_and_what_to_do(small_fake
     small_fake.start_image_host()
     retry = run(["retry-failed", "--output", output, "--base-url", small_fake.base_url], tmp_path)
     assert retry.returncode == 1, retry.stderr
-    failed = [line for line in retry.stdout.splitlines() if " failed: " in line]
+    failed = [line for line in retry.stderr.splitlines() if line.startswith("2 images failed")]
     assert failed == [
         f"2 images failed: no longer on Civitai (HTTP 404) — ids {ids[0]}, {ids[1]}"
     ], retry.stdout
@@ -238,13 +239,55 @@ def test_a_user_download_stopped_by_the_default_limit_says_more_exist(fake_civit
     base = ["--base-url", fake_civitai.base_url, "--nsfw", "all", "-q"]
     proc = run(["download", "user", "alice_art", "--output", tmp_path / "a", *base], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].startswith("listed 20: ")
-    assert "20 of more (--limit 20); --limit 0 for all" in proc.stdout.splitlines()
+    assert proc.stderr.splitlines()[0].startswith("listed 20: ")
+    assert "20 of more (--limit 20); --limit 0 for all" in proc.stderr.splitlines()
     report = tmp_path / "r.json"
     more = ["--limit", "500", "--report", report]
     proc = run(
         ["download", "user", "alice_art", "--output", tmp_path / "b", *base, *more], tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert " of more" not in proc.stdout  # everything was listed
+    assert " of more" not in proc.stderr  # everything was listed
     assert json.loads(report.read_text("utf-8"))["limit_reached"] is None
+
+
+# -- item 7: output for terminals, pipes and logs ---------------------------------------------
+
+
+def test_a_piped_download_prints_each_saved_path_and_nothing_else(fake_civitai, tmp_path):
+    output = tmp_path / "out"
+    argv = ["download", "model", "99001", "--nsfw", "all", "--metadata", "exif", "--output"]
+    proc = run([*argv, output, "--base-url", fake_civitai.base_url], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    paths = proc.stdout.splitlines()
+    saved = sorted(
+        os.path.join(folder, name)
+        for folder, dirs, names in os.walk(output)
+        for name in names
+        if not name.startswith(".") and not name.endswith((".txt", ".json"))
+    )
+    assert sorted(paths) == saved and len(paths) == 11  # every file, once, nothing else
+    err = proc.stderr.splitlines()
+    assert err[-1] == "downloaded 11, skipped 0, failed 0"  # the report: on stderr
+    assert not any("scripts.civitai_manager_libs" in line for line in err)  # no module paths
+    videos = [line for line in err if "txt sidecar" in line]
+    assert len(videos) == 1 and videos[0].split(" INFO ", 1)[1].startswith("2 file(s)"), err
+    again = run(
+        [*argv, output, "--base-url", fake_civitai.base_url, "--metadata", "exif,txt"], tmp_path
+    )
+    assert again.returncode == 0 and again.stdout == ""  # all skipped: nothing saved
+    assert "instead" not in again.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_no_progress_bar_is_drawn_into_a_pipe(fake_civitai, tmp_path, command):
+    output = tmp_path / "out"
+    base = ["--base-url", fake_civitai.base_url]
+    assert run(["download", "model", "4201", "--output", output, *base], tmp_path).returncode == 0
+    if command == "list":
+        argv = ["list", "model", "4201", "--to", tmp_path / "l.jsonl", *base]
+    else:
+        argv = ["export", "--from", output, "--to", tmp_path / "set", "--format", "jsonl"]
+    proc = run(argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "img/s" not in proc.stderr and "it/s" not in proc.stderr

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int, path_arg
 from .catalog import PROG
+from .progress import progress_bar
 from .shell import add_logging, new_parser, run_command
 from ..export.run import ExportOptions, check_export, run_export
 from ..export.source import ExportFilters
@@ -118,11 +119,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         include_videos=args.videos,
     )
     check_export(source, dest, options)  # bad input: one sentence, before the bar or any file
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="img", desc="export", file=sys.stderr)
+    bar = progress_bar(args.quiet, total=0, unit="img", desc="export")
 
     def progress(done: int, total: int) -> None:
         if bar is not None:

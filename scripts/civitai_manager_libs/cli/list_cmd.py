@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int, path_arg
 from .catalog import PROG
+from .progress import progress_bar
 from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
@@ -134,10 +135,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         elif target.kind == "version":
             version = api.get_model_version(target.value)
             job.context = {"model_id": version.model_id, "version_id": target.value}
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=None, unit="img", desc="listed", file=sys.stderr)
+        bar = progress_bar(args.quiet, total=None, unit="img", desc="listed")
 
         def progress(rows: int, _videos: int) -> None:
             if bar is not None:

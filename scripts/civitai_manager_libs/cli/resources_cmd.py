@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from .args import UsageError, _Parser, path_arg
 from .catalog import PROG
+from .progress import bars_wanted
 from .report import EXIT_FAILED, EXIT_OK
 from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
@@ -108,7 +109,7 @@ def resource_line(resource: Resource, base_url: str) -> str:
 
 
 def _progress(quiet: bool):
-    if quiet:
+    if not bars_wanted(quiet):  # a pipe or a log gets no bars
         return None, None
     from tqdm import tqdm
 

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
@@ -322,6 +322,8 @@ def save_metadata(
     record: Mapping[str, Any],
     formats: Union[str, Iterable[str]],
     secrets: Iterable[str] = (),
+    *,
+    embed_skipped: Optional[Callable[[str], None]] = None,
 ) -> List[str]:
     """Write ``record`` for the image at ``image_path`` in each of ``formats``; returns the paths.
 
@@ -348,7 +350,7 @@ def save_metadata(
         if "txt" in wanted:
             note(_write_text(sidecar_path(image_path, "txt"), format_txt(clean)))
         if "exif" in wanted:
-            note(_embed_or_sidecar(image_path, clean))
+            note(_embed_or_sidecar(image_path, clean, "txt" in wanted, embed_skipped))
     except OSError as exc:
         raise MetadataError(
             f"could not write generation data beside {image_path}: {exc.strerror or exc}; "
@@ -357,7 +359,15 @@ def save_metadata(
     return written
 
 
-def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
+def _embed_or_sidecar(
+    image_path: str,
+    record: Mapping[str, Any],
+    txt_asked: bool = False,
+    embed_skipped: Optional[Callable[[str], None]] = None,
+) -> str:
+    """Embed the infotext, else write the txt sidecar. A skipped embedding is said at the default
+    level only when nothing else holds the data: not when txt was asked anyway, and, with
+    ``embed_skipped`` (a run counting them for one grouped line), only by that count."""
     infotext = to_infotext(record)
     if not infotext:
         log.debug(
@@ -367,5 +377,11 @@ def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
         try:
             return embed_infotext(image_path, infotext)
         except EmbedSkipped as skipped:
-            log.info("%s; writing the txt sidecar instead", skipped)
+            if txt_asked:
+                log.debug("%s; the txt sidecar holds the data", skipped)
+            elif embed_skipped is not None:
+                log.debug("%s; writing the txt sidecar instead", skipped)
+                embed_skipped(skipped.reason)
+            else:
+                log.info("%s; writing the txt sidecar instead", skipped)
     return _write_text(sidecar_path(image_path, "txt"), format_txt(record))

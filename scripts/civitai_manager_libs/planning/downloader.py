@@ -163,6 +163,7 @@ class ImageDownloader:
         self._names = FileNames()
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
+        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(
             self, self._registry, self._context, self._schedule, self._reserve
@@ -349,12 +350,25 @@ class ImageDownloader:
         self._reserve()
         return task.id
 
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
+        with self._registry.lock:
+            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+
+    @property
+    def embed_skipped(self) -> Dict[str, int]:
+        """This run's files whose generation data went to a txt sidecar instead of being
+        embedded, by reason (the shells say it in one line per reason)."""
+        with self._registry.lock:
+            return dict(self._embed_skipped)
+
     def _new_run(self) -> None:
-        """What one run learnt dies with it: a disk-full halt and the hosts found down (the
-        shared ``HostGate`` of a long-lived process, the tab) are forgotten, so a new job or a
-        retry asks again."""
+        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
+        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
+        forgotten, so a new job or a retry asks again."""
         with self._registry.lock:
             self._halt_reason = None
+            self._embed_skipped = {}
         for gate in {id(g): g for g in self._host_gates()}.values():
             gate.new_run()
 
