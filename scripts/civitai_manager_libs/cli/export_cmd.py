@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int, path_arg

@@ -82,9 +82,9 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.set_name(_HANDLER_NAME)
-        root.addHandler(handler)
+        ours = logging.StreamHandler()
+        ours.set_name(_HANDLER_NAME)
+        root.addHandler(ours)
     # A user's messages by default; the module that said it only with -v (for a bug report).
     where = " %(name)s:" if verbose else ""
     for handler in root.handlers:
