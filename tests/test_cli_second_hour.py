@@ -291,3 +291,38 @@ def test_no_progress_bar_is_drawn_into_a_pipe(fake_civitai, tmp_path, command):
     proc = run(argv, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "img/s" not in proc.stderr and "it/s" not in proc.stderr
+
+
+# -- item 6: one fact, one way: resources deduplicated, one hash case, one meaning of url ------
+
+
+def test_an_images_resources_are_listed_once_each_with_one_hash_case_and_the_original_url(
+    fake_civitai, tmp_path
+):
+    output = tmp_path / "out"
+    base = ["--base-url", fake_civitai.base_url]
+    argv = ["download", "image", "31000001", "--metadata", "json,txt", "--output", output]
+    proc = run([*argv, *base], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    txt = next(output.rglob("31000001.txt")).read_text("utf-8")
+    lines = txt.split("Resources:\n", 1)[1].splitlines()
+    assert len(lines) == 4, txt  # a checkpoint, two LoRAs, an embedding: not 6 entries
+    assert sum(line.startswith("  checkpoint: ") for line in lines) == 1
+    assert "version 31101, version 31101" not in txt and "version 31101" in txt
+    assert "Model hash: 16324e670a" in txt  # WebUI's case, whatever the run
+    record = json.loads(next(output.rglob("31000001.json")).read_text("utf-8"))
+    assert record["generation"]["model_hash"] == "16324e670a"
+    assert "/original=true/" in record["url"] and "width=" not in record["url"]
+    assert f"URL: {record['url']}" in txt
+
+    listed = tmp_path / "l.jsonl"
+    assert run(["list", "model", "31001", "--to", listed, *base], tmp_path).returncode == 0
+    rows = [json.loads(line) for line in listed.read_text("utf-8").splitlines()]
+    assert {row["url"] for row in rows if row["id"] == 31000001} == {record["url"]}
+
+    (tmp_path / "m").mkdir()
+    panel = run(["resources", "31000001", "--models-dir", tmp_path / "m", *base], tmp_path)
+    assert panel.returncode == 1, panel.stderr  # missing files
+    shown = [line for line in panel.stdout.splitlines() if line.startswith("  ✗ ")]
+    assert len(shown) == 4 and "not on Civitai" not in panel.stdout, panel.stdout
+    assert "Model hash: 16324e670a" in panel.stdout

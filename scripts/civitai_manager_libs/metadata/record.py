@@ -22,6 +22,8 @@ from ..errors import MetadataError
 from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
 from .resource_refs import collect_resources
+from ..errors import InvalidQueryError
+from ..transport.image_urls import original_url
 from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
@@ -82,6 +84,17 @@ def _nsfw_name(value: Any) -> Optional[str]:
     if isinstance(value, int):
         return _NSFW_BY_LEVEL.get(value, "X" if value > 8 else None)
     return None
+
+
+def _original(url: Optional[str]) -> Optional[str]:
+    """The original upload's URL (``original=true``), as ``list`` and the download use: one
+    meaning of ``url`` everywhere, never the listed ``width=`` preview."""
+    if not url:
+        return url
+    try:
+        return original_url(url)
+    except InvalidQueryError:  # not an image link (no file name): kept as given
+        return url
 
 
 def id_from_url(url: Any) -> Optional[int]:
@@ -188,7 +201,7 @@ def extract_image_metadata(
     media_type = source.get("type")
     record = {
         "id": image_id,
-        "url": strip_token(url),
+        "url": _original(strip_token(url)),
         "width": _int_or_none(source.get("width")),
         "height": _int_or_none(source.get("height")),
         "type": media_type if isinstance(media_type, str) and media_type else "image",
