@@ -20,7 +20,7 @@ from .progress import bars_wanted
 from .report import EXIT_FAILED, EXIT_OK
 from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
-from ..resources.fetch import civitai_page, human_size
+from ..resources.fetch import civitai_page, human_size, summarize
 
 COMMAND = "resources"
 
@@ -184,8 +184,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             for outcome in outcomes:
                 mark = "✓" if outcome.status in ("downloaded", "present") else "✗"
                 out.write(f"  {mark} {outcome.message}\n")
-                if outcome.status not in ("downloaded", "present"):
-                    status = EXIT_FAILED
+            summary = summarize(outcomes)
+            if summary.failed:
+                status = EXIT_FAILED
+                if summary.all_failed:  # not a "Downloaded 0 file(s)" that reads like success
+                    out.write(
+                        f"None of the {len(summary.failed)} missing file(s) was downloaded.\n"
+                    )
         elif missing:
             out.write(
                 f"Missing: {len(missing)} file(s), {human_size(total_size(missing))}. "

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
 
@@ -132,6 +132,16 @@ class ResourceCache:
                 (path, int(size), int(mtime_ns)),
             ).fetchone()
         return str(row[0]) if row else None
+
+    def paths_with_hash(self, sha256: str) -> List[Tuple[str, int, int]]:
+        """``(path, size, mtime_ns)`` of every file hashed to ``sha256`` (it may have changed or
+        gone since: check the file's size and mtime before trusting a row)."""
+        with self._db("read") as conn:
+            rows = conn.execute(
+                "SELECT path, size, mtime_ns FROM local_hashes WHERE sha256 = ?",
+                (sha256.upper(),),
+            ).fetchall()
+        return [(str(path), int(size), int(mtime)) for path, size, mtime in rows]
 
     def put_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self._db("write") as conn:
