@@ -58,6 +58,11 @@ def test_top_level_help_lists_every_command_with_one_line_each(tmp_path):
         (["list", "model", "1", "--to", "x.jsonl", "--limt", "3"], "did you mean --limit?"),
         (["resources", "12", "--downlaod"], "did you mean --download?"),
         (["--prot", "7861"], "did you mean --port?"),
+        (
+            ["export", "--frm", "out", "--to", "x"],
+            "--frm: did you mean --from?",
+        ),  # 1st error: required
+        (["download", "--limt", "5"], "did you mean --limit?"),
     ],
 )
 def test_a_mistyped_command_choice_or_option_gets_a_suggestion_and_exit_2(tmp_path, args, wanted):

@@ -34,6 +34,7 @@ class _Parser(SuggestingParser):
     errors suggest the closest command, choice or option (``util/suggest.py``)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        message = self.with_hint(message)
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: Optional[str] = None):

@@ -28,6 +28,15 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {found[0]!r}?" if found else ""
 
 
+def _tree(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in (action.choices or {}).values():
+                found += _tree(sub)
+    return found
+
+
 def _chosen_subparser(parser: argparse.ArgumentParser, namespace: Any):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -45,6 +54,38 @@ class SuggestingParser(argparse.ArgumentParser):
             kwargs.setdefault("suggest_on_error", True)
         super().__init__(*args, **kwargs)
 
+    _option_hint = ""
+
+    def _note_unknown_options(self, args: List[str]) -> None:
+        """Remember "did you mean" for options no parser of this tree knows, for whichever
+        error comes first (see :meth:`with_hint`)."""
+        parsers = _tree(self)
+        known = {option for parser in parsers for option in parser._option_string_actions}
+        hints = []
+        for arg in args:
+            if arg == "--":
+                break
+            stem = arg.split("=", 1)[0]
+            if not stem.startswith("--") or stem in known:
+                continue
+            if any(option.startswith(stem) for option in known):  # an abbreviation argparse takes
+                continue
+            found = close_matches(stem, known, n=1)
+            if found:
+                hints.append(f"{stem}: did you mean {found[0]}?")
+        for parser in parsers:
+            if isinstance(parser, SuggestingParser):
+                parser._option_hint = "; ".join(hints)
+
+    def with_hint(self, message: str) -> str:
+        """``message`` with the "did you mean" of a mistyped option, when it does not have it."""
+        if self._option_hint and "did you mean" not in message:
+            return f"{message} ({self._option_hint})"
+        return message
+
+    def error(self, message: str):
+        super().error(self.with_hint(message))
+
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         choices = action.choices
         if _NATIVE or choices is None or value in choices or not isinstance(value, str):
@@ -60,6 +101,8 @@ class SuggestingParser(argparse.ArgumentParser):
     def parse_args(  # type: ignore[override]
         self, args: Optional[Sequence[str]] = None, namespace: Any = None
     ) -> argparse.Namespace:
+        # An error found first (a required argument missing) still names a mistyped option
+        self._note_unknown_options(list(sys.argv[1:] if args is None else args))
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             where = _chosen_subparser(self, parsed) or self
