@@ -105,7 +105,7 @@ class RunReport:
         ]
         if self.limit_cut:
             out.append(f"{self.limit_cut} of more (--limit {self.limit_cut}); --limit 0 for all")
-        out += failure_lines(s.failures, self.output, self.command)
+        out += failure_lines(s.failures, self.output)
         if s.skipped_notes:
             out.append("skipped:")
             for image_id, reason in s.skipped_notes:
@@ -145,6 +145,7 @@ def finish(report: RunReport, report_path: Optional[str], out: TextIO) -> int:
 
 
 def _retry_command(output: str) -> str:
+    """The retry command for ``output`` (``--output`` left out for the default folder)."""
     default = os.path.abspath("images")
     where = "" if os.path.abspath(output) == default else f" --output {shlex.quote(output)}"
     return f"`{PROG} retry-failed{where}`"
@@ -169,7 +170,7 @@ def _ids(group: FailureGroup) -> str:
     return f"{word} {ids}" + (f" and {group.more} more" if group.more else "")
 
 
-def failure_lines(failures, output: str, command: str = "download") -> List[str]:
+def failure_lines(failures, output: str) -> List[str]:
     """One line per reason: ``131 images failed: host unreachable (civitai.com) — ids 12, 13,
     14 and 128 more; check your network, then run `python main.py retry-failed```."""
     lines = []
