@@ -345,6 +345,7 @@ class FakeCivitai:
         self._stopped_image_port = 0
         self._image_origin: Optional[str] = None
         self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
+        self._ids_param = "served"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
@@ -353,6 +354,7 @@ class FakeCivitai:
         for role, port in zip(("api", "image", "video"), self._ports):
             self._servers[role] = _Server((self.host, port), self, role)
         self._api = ApiRoutes(self.dataset, self.base_url, self.image_base_url)
+        self._api.ids_param = self.ids_param
         for role, server in self._servers.items():
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -450,6 +452,21 @@ class FakeCivitai:
         if image is None:
             raise KeyError(f"no image {image_id} in this dataset")
         return f"{self.video_base_url}/file/civitai-media-cache/{image.uuid}/{quality}"
+
+    @property
+    def ids_param(self) -> str:
+        """How ``GET /api/v1/images`` treats ``ids=``: ``"served"`` (a batch by id, late 2026),
+        ``"ignored"`` (an older server: the unfiltered listing comes back) or ``"refused"``
+        (400). Changeable at run time."""
+        return self._ids_param
+
+    @ids_param.setter
+    def ids_param(self, mode: str) -> None:
+        if mode not in ("served", "ignored", "refused"):
+            raise ValueError("ids_param must be 'served', 'ignored' or 'refused'")
+        self._ids_param = mode
+        if self._api is not None:
+            self._api.ids_param = mode
 
     # ------------------------------------------------------------------ URLs for tests
     def image_url(self, image_id: int, original: bool = False, width: Optional[int] = None) -> str:
