@@ -344,3 +344,28 @@ def test_export_caption_source_default_is_the_prompt(fake_civitai, tmp_path, cap
     code, _t, err = run_cli([*bad, "--caption-source", "title"], capsys)
     assert code == 2 and "invalid choice" in err and not (tmp_path / "c").exists()
     assert os.path.isdir(out)
+
+
+# -- retry-failed: the tab's and the CLI's multi-image action --------------------------------
+
+
+def test_retry_failed_looks_the_archives_failed_images_up_in_one_batch(
+    fake_civitai, tmp_path, capsys
+):
+    from scripts.civitai_manager_libs.store.archive import Archive
+
+    fake = fake_civitai
+    wanted = stills(fake, 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    with Archive(str(out / ".civitai_archive.sqlite3")) as archive:
+        for number, image_id in enumerate([i.id for i in wanted] + MISSING[:1]):
+            archive.record_task(
+                {"task_id": f"t{number}", "image_id": image_id, "status": "failed", "url": ""}
+            )
+    argv = ["retry-failed", "--base-url", fake.base_url, "--output", out, "-q"]
+    code, text, err = run_cli(argv, capsys)
+    assert code == cli.EXIT_FAILED, err  # the missing one fails again
+    sent = listing_requests(fake)
+    assert len(sent) == 1 and len(sent[0].query["ids"].split(",")) == 4
+    assert "saved 3" in text and f"image {MISSING[0]}: HTTP 404" in text

@@ -729,6 +729,7 @@ class ImageDownloader:
         ]
         for row in archive.failed_tasks():
             candidates.append((row_as_dict(row).get("image_id"), None, None))
+        looked_up = self._look_up_failed(candidates)
         for image_id, item, target in candidates:
             if image_id is None or image_id in retried:
                 continue
@@ -737,8 +738,14 @@ class ImageDownloader:
                 continue
             if archive.has_image(image_id):
                 continue
+            if item is None and looked_up is not None:
+                item = looked_up.get(int(image_id))
+                if item is not None:
+                    item = self._context.complete(item, {})
             if item is None:
                 try:
+                    if looked_up is not None:  # the batch did not answer it: not on Civitai
+                        raise NotFoundError(f"image {image_id} was not in the batch answer")
                     item = self._context.complete(self.api.get_image(int(image_id)), {})
                 except NotFoundError:
                     task = new_task(image_id, "", None)
@@ -764,6 +771,24 @@ class ImageDownloader:
         if new_ids:
             self._reserve()
         return new_ids
+
+    def _look_up_failed(
+        self, candidates: List[Tuple[Any, Optional[ImageItem], Optional[str]]]
+    ) -> Optional[Dict[int, ImageItem]]:
+        """The failed images retry must look up again, asked in ``ids=`` batches (200 a
+        request instead of one each): image id -> item; None when there is nothing to ask or
+        the API has no batch look-up."""
+        ids: List[int] = []
+        for image_id, item, _target in candidates:
+            number = int_or_none(image_id)
+            if item is not None or number is None or number in ids:
+                continue
+            if self._registry.active(number) is None and not self.archive.has_image(number):
+                ids.append(number)
+        get_images = getattr(self.api, "get_images", None)
+        if len(ids) < 2 or get_images is None:
+            return None
+        return {item.id: item for item in get_images(ids).items if item.id is not None}
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Cancel what is still queued or running, stop the owned engine, flush callbacks.
