@@ -61,7 +61,7 @@ def make_downloader(tmp_path):
     made = []
 
     def make(fake, output=None):
-        client = CivitaiHttpClient(base_url=fake.base_url, api_key="", max_retries=2)
+        client = CivitaiHttpClient(base_url=fake.base_url, api_key="k-secret-1", max_retries=2)
         client.backoff_factor = 0.01
         engine = DownloadEngine(client=client, max_workers=3)
         downloader = ImageDownloader(
@@ -138,6 +138,8 @@ def test_video_originals_come_from_the_video_host(fake, make_downloader):
         ]
         assert requests_for(fake, video.uuid, "video")[0].status == 200
         assert "Authorization" not in requests_for(fake, video.uuid, "video")[0].headers
+        assert "k-secret-1" not in requests_for(fake, video.uuid, "video")[0].raw_query
+    assert fake.api_requests()[0].headers["Authorization"] == "Bearer k-secret-1"  # API host only
     stills = [i for i in fake.dataset.select(model_id=VIDEO_MODEL) if i.media != "mp4"]
     for still in stills:  # pictures stay on the image host
         assert {r.server for r in requests_for(fake, still.uuid)} <= {"image"}

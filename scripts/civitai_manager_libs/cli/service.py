@@ -129,7 +129,7 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     from ..planning.listing_request import for_target
 
     filters = cfg.filters
-    if filters is not None and target.kind == "image":
+    if filters is not None and target.kind in ("image", "images"):
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
     if target.kind == "images":
