@@ -222,3 +222,21 @@ def test_an_archive_holding_the_file_under_its_old_url_skips_it(fake, make_downl
     assert task.image_path == str(saved)
     assert requests_for(fake, first.uuid) == []
     assert os.path.isfile(saved)
+
+
+def test_a_same_file_row_outside_the_output_folder_is_not_taken(fake, make_downloader, tmp_path):
+    """A copied archive's row may point into the folder it was copied from: that file is not
+    this folder's, so the video is downloaded here."""
+    out = tmp_path / "out"
+    first = videos(fake)[0]
+    elsewhere = tmp_path / "elsewhere" / f"{TWIN_ID}.mp4"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(fake.dataset.original_bytes(first.id))
+    out.mkdir()
+    with Archive(str(out / ".civitai_archive.sqlite3")) as archive:
+        archive.record_image(TWIN_ID, url=fake.image_url(TWIN_ID), path=str(elsewhere))
+    downloader = make_downloader(fake, output=out)
+    ids = downloader.download_model_images(VIDEO_MODEL, nsfw_levels=list(NSFW_LEVELS))
+    assert downloader.wait(timeout=60)
+    assert tasks_by_image(downloader, ids)[first.id].status == COMPLETED
+    assert len(requests_for(fake, first.uuid)) == 1

@@ -18,6 +18,7 @@ from . import item_filter
 from .item_filter import FilterCounts
 from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
+from ..store.confined import relative_to
 from ..store.paths import fields_from_item, safe_join
 from ..records import ImageItem
 from ..util.media_key import media_uuid
@@ -201,7 +202,10 @@ class ListingPlanner:
         owner, registry = self._owner, self._registry
         ident = item.id if item.id is not None else item.url
         uuid = media_uuid(item.url)
-        same_file = file_key(uuid) if uuid is not None else None
+        # one file (uuid) listed under two ids or URLs is one download, when the duplicate
+        # policy is skip (replace / keep_both decide once the bytes are in)
+        one_file = uuid is not None and owner.duplicate_policy == "skip"
+        same_file = file_key(uuid) if one_file else None
         if ident in listing.seen_images or same_file in listing.seen_images:
             return  # listed twice in this call (e.g. under two versions, or two URLs)
         listing.seen_images.add(ident)
@@ -225,13 +229,19 @@ class ListingPlanner:
                 registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
                 return
             logger.info("image %s: its saved file is gone; downloading it again", item.id)
-        elif uuid is not None and saved_files and saved_files.get(uuid, item.id) != item.id:
+        elif (
+            uuid is not None
+            and saved_files
+            and saved_files.get(uuid, item.id) != item.id
+            and owner.duplicate_policy == "skip"  # replace / keep_both: the policy decides later
+        ):
             other = saved_files[uuid]
             row = row_as_dict(owner.archive.get_image(other))
-            if row.get("path") and os.path.isfile(row["path"]):
+            path = row.get("path")
+            if path and os.path.isfile(path) and within(path, owner.output_path):
                 registry.add(task)
                 reason = f"{REASON_KNOWN} (the same file as image {other})"
-                registry.settle(task, SKIPPED, reason, image_path=row["path"], record=False)
+                registry.settle(task, SKIPPED, reason, image_path=path, record=False)
                 return
         if not self.plan_target(task, item):
             return
@@ -292,6 +302,12 @@ class ListingPlanner:
             listing.task_ids.append(task.id)
             self._registry.add(task)
             self._registry.settle(task, SKIPPED, reason, record=False)
+
+
+def within(path: str, root: Any) -> bool:
+    """True when ``path`` is inside the output folder ``root`` (a row of a copied archive may
+    point into the folder it was copied from)."""
+    return relative_to(path, str(root)) is not None
 
 
 def describe_unexpected(exc: BaseException) -> str:
