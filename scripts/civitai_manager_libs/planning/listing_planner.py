@@ -205,7 +205,7 @@ class ListingPlanner:
         # one file (uuid) listed under two ids or URLs is one download, when the duplicate
         # policy is skip (replace / keep_both decide once the bytes are in)
         one_file = uuid is not None and owner.duplicate_policy == "skip"
-        same_file = file_key(uuid) if one_file else None
+        same_file = file_key(uuid) if one_file and uuid is not None else None
         if ident in listing.seen_images or same_file in listing.seen_images:
             return  # listed twice in this call (e.g. under two versions, or two URLs)
         listing.seen_images.add(ident)
