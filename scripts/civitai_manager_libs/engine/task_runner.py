@@ -32,6 +32,7 @@ from ..errors import (
     DownloadError,
     MetadataError,
     NetworkError,
+    RefusedUrlError,
     UnexpectedContentError,
 )
 from .failures import describe_failure, is_disk_full
@@ -80,9 +81,10 @@ def video_base_url() -> Optional[str]:
 
 def _try_next_host(exc: Exception) -> bool:
     """Whether a failed fetch should go on to the file's next URL: the host refused it or does
-    not have it (401/403/404/410), sent a page instead of media, or cannot be reached."""
-    if isinstance(exc, NetworkError) or isinstance(exc, UnexpectedContentError):
-        return True
+    not have it (401/403/404/410), sent a page instead of media, cannot be reached, or is a host
+    downloads never go to."""
+    if isinstance(exc, (NetworkError, UnexpectedContentError, RefusedUrlError)):
+        return True  # RefusedUrlError: a video host the URL gate refuses (never asked)
     return isinstance(exc, DownloadError) and exc.status in FALLBACK_STATUSES
 
 
