@@ -17,18 +17,26 @@ from typing import List, Optional
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from scripts.civitai_manager_libs.cli import catalog  # the table of commands; imports nothing
+    try:
+        from scripts.civitai_manager_libs.cli import catalog  # the table of commands; cheap
 
-    if argv and argv[0] in catalog.COMMANDS:
-        from scripts.civitai_manager_libs.cli import command as cli
+        if argv and argv[0] in catalog.COMMANDS:
+            from scripts.civitai_manager_libs.cli import command as cli
 
-        return cli.main(argv)
-    if argv and not argv[0].startswith("-"):  # a word that is no command: a typo, say which
-        sys.stderr.write(catalog.unknown_command(argv[0]) + "\n")
-        return 2
-    from scripts.civitai_manager_libs.ui import standalone  # Gradio only when the app starts
+            return cli.main(argv)
+        if argv and not argv[0].startswith("-"):  # a word that is no command: a typo, say which
+            sys.stderr.write(catalog.unknown_command(argv[0]) + "\n")
+            return 2
+        from scripts.civitai_manager_libs.ui import standalone  # Gradio only when the app starts
 
-    return standalone.main(argv, commands_help=catalog.commands_help())
+        return standalone.main(argv, commands_help=catalog.commands_help())
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # the net: one masked line (the traceback with -v), never raw
+        from scripts.civitai_manager_libs.cli.shell import report_unexpected
+
+        return report_unexpected(exc, "-v" in argv or "--verbose" in argv)
 
 
 if __name__ == "__main__":

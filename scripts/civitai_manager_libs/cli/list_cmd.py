@@ -13,7 +13,14 @@ from .progress import progress_bar
 from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
-from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
+from ..export.listing import (
+    ListingFile,
+    ListingJob,
+    job_key,
+    listing_format,
+    require_pyarrow,
+    run_listing,
+)
 
 LIST_KINDS = ("model", "version", "user", "filter")
 
@@ -46,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: setting images.default_nsfw_filter)",
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
+    parser.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true): the 'tags' column",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished listing at --to (without it, an existing file is refused)",
+    )
     parser.add_argument(
         "--clean-captions",
         action="store_true",
@@ -99,12 +116,15 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     _check_writable(dest)  # one line and exit 2 before any request
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
+    ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
     target = parse_target(args.kind, args.values)
     params = _params(target.kind, target.value)
     levels = args.nsfw
     if levels is None and params.get("nsfw") not in (None, ""):
         levels = list(levels_of_param(params["nsfw"]))
     params.pop("nsfw", None)
+    if args.with_tags:  # without the flag the requests stay as they were
+        params["withTags"] = "true"
     if levels is None:
         levels = setting.get("images.default_nsfw_filter")
     levels = list(normalize_levels(levels))
@@ -113,13 +133,19 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             target.kind,
             target.value,
             levels,
-            {"limit": args.limit, "videos": args.videos, "clean": args.clean_captions},
+            {
+                "limit": args.limit,
+                "videos": args.videos,
+                "clean": args.clean_captions,
+                **({"tags": True} if args.with_tags else {}),
+            },
         ),
         params=params,
         levels=levels,
         limit=args.limit,
         include_videos=args.videos,
         clean_captions=args.clean_captions,
+        overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,

@@ -23,7 +23,7 @@ from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, 
 from ..records import ImageItem
 from .resource_refs import collect_resources
 from ..errors import InvalidQueryError
-from ..transport.image_urls import original_url
+from ..util.media_key import original_url
 from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
@@ -56,6 +56,7 @@ RECORD_KEYS = (
     "stats",
     "generation",
     "resources",
+    "tags",
 )
 #: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
 _NSFW_BY_LEVEL = {0: "None", 1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "X"}
@@ -223,8 +224,26 @@ def extract_image_metadata(
         },
         "generation": extract_generation(meta),
         "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
+        "tags": tag_list(source.get("tags")),
     }
     return json_safe(record)
+
+
+def tag_list(value: Any) -> Optional[List[Dict[str, Any]]]:
+    """Civitai's ``tags`` (``[{id, name}]``, asked with ``withTags=true``) as ``[{id, name}]``;
+    None when the item carries none (not asked), ``[]`` when it has no tags. Names are text;
+    entries without one are dropped."""
+    if not isinstance(value, list):
+        return None
+    tags: List[Dict[str, Any]] = []
+    for entry in value:
+        if isinstance(entry, Mapping):
+            name, ident = entry.get("name"), _int_or_none(entry.get("id"))
+        else:
+            name, ident = entry, None
+        if isinstance(name, str) and name.strip():
+            tags.append({"id": ident, "name": name.strip()})
+    return tags
 
 
 # ------------------------------------------------------------------------------------------ files

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .. import setting
 from ..errors import SettingsError
+from ..store import confined
 from ..util.logging_setup import configure_logging
 from ..util.suggest import SuggestingParser
 
@@ -116,7 +117,7 @@ def _served_paths() -> List[str]:
     paths = []
     for key in ("gallery_cache_path", "images.output_path"):
         path = os.path.abspath(str(setting.get(key)))
-        os.makedirs(path, exist_ok=True)
+        confined.ensure_root(path)
         paths.append(path)
     return paths
 
@@ -190,6 +191,7 @@ def _start_demo_civitai():
         logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
     setting.set("civitai_base_url", fake.base_url)
     os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
+    os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
 

@@ -1,8 +1,11 @@
-"""Civitai image URLs: the id in the file name, and the original / resized variants of a link.
+"""The identity of a Civitai media file: the uuid its URLs carry, whatever host or form.
 
-Image URLs look like ``https://image.civitai.com/<key>/<uuid>/<params>/<id>.jpeg`` where
-``<params>`` is e.g. ``width=450`` or ``original=true``; the name's extension does not tell the
-real type.
+Civitai names one uploaded file by a uuid that every URL of it carries: the image host's
+``/<key>/<uuid>/<params>/<name>`` and the video host's
+``/file/civitai-media-cache/<uuid>/<quality>`` (gallery-dl archives Civitai files by this
+uuid). Two URLs with the same uuid are the same file. The image host's forms of one file
+(``original=true``, ``width=N``) and the id in its name are here too: the listing (``civitai/``)
+and the record (``metadata/``) both build them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,29 @@ from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidQueryError
-from ..util.logging_setup import redact
+from .logging_setup import redact
+
+VIDEO_CACHE_PREFIX = "/file/civitai-media-cache/"
+_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+
+
+def media_uuid(url: Optional[str]) -> Optional[str]:
+    """The uuid of the file ``url`` names (lower case), or None when it carries none."""
+    if not isinstance(url, str) or not url:
+        return None
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        return None
+    if path.startswith(VIDEO_CACHE_PREFIX):
+        candidate = path[len(VIDEO_CACHE_PREFIX) :].split("/", 1)[0]
+        return candidate.lower() if _UUID.match(candidate) else None
+    segments = [s for s in path.split("/") if s]
+    # /<key>/<uuid>/<params>/<name>: the uuid is the first segment after the key
+    if len(segments) >= 3 and _UUID.match(segments[1]):
+        return segments[1].lower()
+    return None
+
 
 _ID_FROM_NAME = re.compile(r"^([0-9]+)(?:\.[A-Za-z0-9]+)?$")
 _PARAM_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^/=]*$")
