@@ -109,14 +109,18 @@ def build_caption(
 ) -> str:
     """The caption of one image from ``source``: ``prompt`` (:func:`clean_caption`), ``tags``
     (the Civitai tag names) or ``both`` (the prompt's tags, then the tag names not already in
-    it); ``prefix`` first, every tag once (case-insensitive)."""
+    it); ``prefix`` first, every tag once (case-insensitive). ``""`` when the source gives no
+    words: a prefix alone describes no image (such an image is not exported as a captioned one)."""
     if source not in CAPTION_SOURCES:
         raise ValueError(f"caption source must be one of {CAPTION_SOURCES}, not {source!r}")
-    words = caption_tags(prefix)
+    body: List[str] = []
     if source in ("prompt", "both"):
-        words += caption_tags(prompt)
+        body += caption_tags(prompt)
     if source in ("tags", "both"):
-        words += tag_names(tags)
+        body += tag_names(tags)
+    if not body:
+        return ""
+    words = caption_tags(prefix) + body
     kept: List[str] = []
     seen = set()
     for word in words:
