@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 # ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
 from ..errors import ArchiveError, DiskSpaceError, OutputPathError
 from ..util.logging_setup import redact
-from . import confined
+from . import confined, library_index
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +363,17 @@ class Archive:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for another store module's reads (store/library_index), under the
+        archive's lock; sqlite3 errors it lets through become typed errors."""
+        with self._lock, self._guard("read"):
+            yield self._db()
+
+    def writing(self) -> Any:
+        """A write transaction on the connection (a context manager), as the archive's own."""
+        return self._transaction("write to")
+
     def _query(self, sql: str, params: Iterable[Any] = ()) -> List[sqlite3.Row]:
         with self._lock, self._guard("read"):
             return self._db().execute(sql, tuple(params)).fetchall()
@@ -392,6 +403,7 @@ class Archive:
                 version = max(row[0] for row in rows)
             if version <= SCHEMA_VERSION:
                 self._migrate_paths(conn)
+                library_index.create(conn)
         if version > SCHEMA_VERSION:
             raise ArchiveError(
                 f"The download archive {self.db_path} was written by a newer version of Civitai "
@@ -451,9 +463,11 @@ class Archive:
         metadata_path: Optional[str] = None,
         size: Optional[int] = None,
         downloaded_at: Optional[str] = None,
+        record: Optional[Mapping[str, Any]] = None,
     ) -> ArchivedImage:
-        """Insert or replace the record of a saved image; returns it."""
-        record = ArchivedImage(
+        """Insert or replace the record of a saved image; returns it. ``record`` (the image's
+        metadata record) also goes into the search index, in the same transaction."""
+        saved = ArchivedImage(
             image_id=_image_id(image_id),
             url=url,
             sha256=sha256.lower() if sha256 else None,
@@ -462,18 +476,21 @@ class Archive:
             size=size,
             downloaded_at=downloaded_at or _now(),
         )
-        self.record_images([record])
-        return record
+        self.record_images([dict(saved.__dict__, record=record)])
+        return saved
 
     def record_images(self, records: Iterable[Union[ArchivedImage, Mapping[str, Any]]]) -> int:
-        """Insert or replace many image records in one transaction; returns how many."""
-        rows = []
+        """Insert or replace many image records in one transaction; returns how many. A mapping's
+        ``record`` (its metadata record) is indexed for search in the same transaction."""
+        rows, indexed = [], []
         for rec in records:
             values = dict(rec) if isinstance(rec, Mapping) else rec.__dict__
             sha = values.get("sha256")
             path = values.get("path")
             meta = values.get("metadata_path")
             url = values.get("url")
+            if values.get("record") is not None:
+                indexed.append(library_index.entry(_image_id(values["image_id"]), values["record"]))
             rows.append(
                 (
                     _image_id(values["image_id"]),
@@ -491,6 +508,7 @@ class Archive:
                 "downloaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            library_index.write(conn, indexed)
         return len(rows)
 
     def remove_image(self, image_id: Any) -> bool:
