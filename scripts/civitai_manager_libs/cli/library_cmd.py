@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import time
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
@@ -177,12 +178,19 @@ def _iso(ms: Any) -> Optional[str]:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _cells(char: str) -> int:
+    """Terminal cells a character takes (CJK and other wide characters take two)."""
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
 def fit(marked: str, width: int, open_mark: str, close_mark: str) -> str:
     """``marked`` (MARK_OPEN / MARK_CLOSE around matches) on one line of at most ``width``
     visible characters, the first match in view, marks drawn as ``open_mark`` / ``close_mark``."""
     text = " ".join(marked.split())
     plain_first = text.find(MARK_OPEN)
     visible = text.replace(MARK_OPEN, "").replace(MARK_CLOSE, "")
+    if sum(_cells(c) for c in visible) <= width:  # all of it fits: only the marks change
+        return text.replace(MARK_OPEN, open_mark).replace(MARK_CLOSE, close_mark)
     width = max(width, 8)
     start = 0
     if plain_first > width - 12 and len(visible) > width:
@@ -198,11 +206,11 @@ def fit(marked: str, width: int, open_mark: str, close_mark: str) -> str:
                 pieces.append(open_mark if inside else close_mark)
             continue
         if plain_index >= start:
-            if shown >= width - 1 and plain_index < len(visible) - 1:
+            if shown + _cells(char) > width - 1:
                 pieces.append("…")
                 break
             pieces.append(char)
-            shown += 1
+            shown += _cells(char)
         plain_index += 1
     if inside:
         pieces.append(close_mark)
@@ -237,7 +245,9 @@ def result_lines(
             yield json.dumps(values, ensure_ascii=False)
             continue
         head = f"{_display_path(hit.path)}  {hit.image_id}  {hit.creator or '-'}  "
-        yield head + fit(marked, width - len(head), open_mark, close_mark)
+        used = sum(_cells(c) for c in head)
+        # the path stays whole (it is what the line is for); the prompt gets what is left
+        yield head + fit(marked, max(width - used, 24), open_mark, close_mark)
 
 
 def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
