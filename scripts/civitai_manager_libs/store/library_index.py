@@ -486,6 +486,20 @@ _RESULT = (
 )
 
 
+def _rows_of(conn: sqlite3.Connection, ids: List[int]) -> List[Any]:
+    rows: List[Any] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows.extend(
+            conn.execute(
+                f"SELECT {_RESULT} FROM library l JOIN images i ON i.image_id = l.image_id "
+                f"WHERE l.image_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    return rows
+
+
 def _syntax_error(exc: sqlite3.Error, text: str) -> Optional[SearchSyntaxError]:
     message = str(exc)
     lowered = message.lower()
@@ -513,12 +527,24 @@ def search(conn: sqlite3.Connection, query: LibraryQuery, limit: int = 50) -> Li
     typed = (" AND " + " AND ".join(where)) if where else ""
     try:
         if expression:
-            rows = conn.execute(
-                f"SELECT {_RESULT}, f.rank AS rank FROM library_fts f "
-                "JOIN library l ON l.image_id = f.rowid JOIN images i ON i.image_id = l.image_id "
-                f"WHERE library_fts MATCH ?{typed} ORDER BY f.rank LIMIT ?",
-                [expression] + params + [int(limit)],
-            ).fetchall()
+            # the best ids first (FTS5 alone when nothing else filters), then their rows
+            if typed:
+                best = conn.execute(
+                    "SELECT f.rowid, f.rank FROM library_fts f JOIN library l "
+                    f"ON l.image_id = f.rowid WHERE library_fts MATCH ?{typed} "
+                    "ORDER BY f.rank LIMIT ?",
+                    [expression] + params + [int(limit)],
+                ).fetchall()
+            else:
+                best = conn.execute(
+                    "SELECT rowid, rank FROM library_fts WHERE library_fts MATCH ? "
+                    "ORDER BY rank LIMIT ?",
+                    (expression, int(limit)),
+                ).fetchall()
+            rank_of = {int(row[0]): row[1] for row in best}
+            rows = _rows_of(conn, list(rank_of))
+            rows = [tuple(row) + (rank_of[int(row[0])],) for row in rows]
+            rows.sort(key=lambda row: row[-1])
         else:
             rows = conn.execute(
                 f"SELECT {_RESULT}, NULL AS rank FROM library l "
@@ -530,12 +556,14 @@ def search(conn: sqlite3.Connection, query: LibraryQuery, limit: int = 50) -> Li
         positive = match_expression(query.text)[0]
         if positive and rows:
             ids = [row[0] for row in rows]
-            for rowid, marked in conn.execute(
-                "SELECT rowid, highlight(library_fts, 0, ?, ?) FROM library_fts "
-                f"WHERE library_fts MATCH ? AND rowid IN ({', '.join('?' * len(ids))})",
-                [MARK_OPEN, MARK_CLOSE, positive] + ids,
-            ):
-                marks[int(rowid)] = marked
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for rowid, marked in conn.execute(
+                    "SELECT rowid, highlight(library_fts, 0, ?, ?) FROM library_fts "
+                    f"WHERE library_fts MATCH ? AND rowid IN ({', '.join('?' * len(chunk))})",
+                    [MARK_OPEN, MARK_CLOSE, positive] + chunk,
+                ):
+                    marks[int(rowid)] = marked
     except sqlite3.OperationalError as exc:
         problem = _syntax_error(exc, query.text)
         if problem is None:
