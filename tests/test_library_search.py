@@ -368,3 +368,19 @@ def test_index_row_is_written_in_the_image_rows_transaction(tmp_path, monkeypatc
         with archive.reading() as conn:
             assert conn.execute("SELECT COUNT(*) FROM library").fetchone()[0] == 0
             assert conn.execute(fts).fetchall() == []
+
+
+def test_a_common_word_ranks_its_newest_matches(folders, records, monkeypatch):
+    """Asked for fewer than RANK_WINDOW, a query matching more ranks only its newest matches (the
+    bound that keeps a query fast on 100,000 images); --limit 0 ranks them all."""
+    a = folders[0]
+    spirit = sorted(i for i, r in records.items() if "spirit" in _words(_prompt(r)))
+    assert len(spirit) > 6
+    monkeypatch.setattr(library_index, "RANK_WINDOW", 4)
+    code, out, _ = _cli(["search", "spirit", "-o", a, "--limit", "3", "--json"])
+    shown = [json.loads(line)["id"] for line in out.splitlines()]
+    assert len(shown) == 3 and set(shown) <= set(spirit[-4:])
+    assert _ids(a, "spirit") == set(spirit)  # --limit 0: every match
+    code, out, _ = _cli(["search", "spirit", "-o", a, "--limit", "3", "--creator", "BobMakes"])
+    bob = sorted(i for i in spirit if records[i]["creator"] == "BobMakes")
+    assert {int(line.split("  ")[1]) for line in out.splitlines()} <= set(bob[-4:])
