@@ -145,9 +145,10 @@ def main() -> int:
             f"Archive.record_images (CPU): {t_plain:.1f} s without the records, "
             f"{t_indexed:.1f} s with them (+{t_indexed - t_plain:.1f} s)"
         )
+        before, after = _archive_size(plain) / 1e6, _archive_size(indexed) / 1e6
         print(
             f"archive growth: {growth / 1e6:.1f} MB = {growth / sidecars:.0%} of the records "
-            f"(archive {_archive_size(plain) / 1e6:.1f} MB -> {_archive_size(indexed) / 1e6:.1f} MB)"
+            f"(archive {before:.1f} MB -> {after:.1f} MB)"
         )
         rare = str(records[len(records) // 2]["generation"]["prompt"]).rsplit(", ", 1)[-1]
         queries = {

@@ -11,7 +11,8 @@ file.)
 
 Tables: ``images`` (one row per saved image: id, url, sha256, path, metadata path, size, time),
 ``tasks`` (every task with its latest state), ``checkpoints`` (query key -> next cursor) and
-``schema_version``.
+``schema_version``; ``library`` / ``library_fts``, the search index (store/library_index.py), are
+written in the image row's transaction.
 
 Paths inside the archive's folder (the output root) are stored relative to it and read back as
 absolute paths under the folder the archive is in now, so a copied or moved output folder never

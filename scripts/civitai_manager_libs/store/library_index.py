@@ -270,9 +270,9 @@ def entry(image_id: int, record: Mapping[str, Any]) -> Tuple[Any, ...]:
     hashes = gen.get("hashes")
     if isinstance(hashes, Mapping):
         for key in hashes:
-            kind, sep, name = str(key).partition(":")
-            if sep and _kind(kind) in names:
-                names[str(_kind(kind))].append(name)
+            prefix, sep, name = str(key).partition(":")
+            if sep and _kind(prefix) in names:
+                names[str(_kind(prefix))].append(name)
     for source in (gen.get("resources"), record.get("resources")):
         for res in source if isinstance(source, list) else []:
             if not isinstance(res, Mapping):
