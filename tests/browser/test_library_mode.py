@@ -14,6 +14,10 @@ from tests.browser.test_gallery_tab import click, text_field, wait_until
 LIB_THUMBS = "#civitai_library_gallery .thumbnail-item img"
 
 
+def status(page):
+    return page.locator("#civitai_library_status").first.inner_text()  # Gradio 3 repeats the id
+
+
 def _cli(*argv):
     out = io.StringIO()
     code = cli.main([str(a) for a in argv], out=out)
@@ -42,16 +46,14 @@ def test_library_search_select_shows_infotext_offline(gallery, fake, output_dir,
     click(page, "civitai_library_search")
     page.wait_for_selector(LIB_THUMBS)
     wait_until(
-        lambda: "1 image(s)" in page.locator("#civitai_library_status").inner_text(),
+        lambda: "1 image(s)" in status(page),
         page=page,
         what="the result count",
     )
     assert page.locator(LIB_THUMBS).count() == 1
     page.locator(LIB_THUMBS).first.click()
     info = text_field(page, "civitai_library_info")
-    wait_until(
-        lambda: "a neon city at night" in info.input_value(), page=page, what="the infotext"
-    )
+    wait_until(lambda: "a neon city at night" in info.input_value(), page=page, what="the infotext")
     text = info.input_value()
     assert "<lora:my_local_name:0.8>" in text  # your file's name, from the cached look-up
     assert "Steps: 28" in text and "Seed: 1234" in text
@@ -66,14 +68,14 @@ def test_library_search_select_shows_infotext_offline(gallery, fake, output_dir,
     text_field(page, "civitai_library_lora").fill("Neon Lines")
     click(page, "civitai_library_search")
     wait_until(
-        lambda: "2 image(s)" in page.locator("#civitai_library_status").inner_text(),
+        lambda: "2 image(s)" in status(page),
         page=page,
         what="two images with the Neon Lines LoRA",
     )
     text_field(page, "civitai_library_query").fill("nothing_like_this")
     click(page, "civitai_library_search")
     wait_until(
-        lambda: "No saved image matches" in page.locator("#civitai_library_status").inner_text(),
+        lambda: "No saved image matches" in status(page),
         page=page,
         what="no result",
     )
