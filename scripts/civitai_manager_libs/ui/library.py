@@ -407,6 +407,10 @@ def _send_buttons(info: Any, picture_box: Any) -> Dict[str, Any]:
     with component(gr.Row, elem_id="civitai_library_send_row"):
         buttons = paste.create_buttons(["txt2img", "img2img"])
     for tabname, button in buttons.items():
+        try:  # nothing selected yet: an empty box would paste WebUI's last generation
+            button.interactive = False
+        except AttributeError:
+            pass
         paste.register_paste_params_button(
             paste.ParamBinding(
                 paste_button=button,
@@ -459,3 +463,8 @@ def wire(c: Dict[str, Any]) -> None:
         c["lib_picture"],
     ]
     listen(c["lib_gallery"].select, select, [c["lib_state"]], selected)
+    if "lib_send_to_txt2img" in c:  # inside WebUI: the buttons work only with infotext
+        from .send_to import buttons_state
+
+        buttons = [c["lib_send_to_txt2img"], c["lib_send_to_img2img"]]
+        listen(c["lib_info"].change, buttons_state, [c["lib_info"]], buttons)
