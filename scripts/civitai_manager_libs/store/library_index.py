@@ -584,7 +584,9 @@ def search(conn: sqlite3.Connection, query: LibraryQuery, limit: int = 50) -> Li
             rows = conn.execute(
                 f"SELECT {_RESULT}, NULL AS rank FROM library l "
                 "JOIN images i ON i.image_id = l.image_id "
-                f"WHERE 1{typed} ORDER BY l.created_ms DESC, l.image_id DESC LIMIT ?",
+                # by one creator: that creator's rows (an index) sorted, not every row by date
+                f"WHERE 1{typed} ORDER BY {'+' if query.creators else ''}l.created_ms DESC, "
+                "l.image_id DESC LIMIT ?",
                 params + [int(limit)],
             ).fetchall()
         marks: Dict[int, str] = {}
