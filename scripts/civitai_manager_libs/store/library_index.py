@@ -467,7 +467,9 @@ def _filters(query: LibraryQuery) -> Tuple[List[str], List[Any]]:
 
     def among(column: str, values: Sequence[Any]) -> None:
         if values:
-            where.append(f"l.{column} IN ({', '.join('?' * len(values))})")
+            # with a creator, that index is the narrow one: "+" keeps SQLite off the others
+            plus = "+" if query.creators and column != "creator" else ""
+            where.append(f"{plus}l.{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
 
     among("base_model", query.base_models)
