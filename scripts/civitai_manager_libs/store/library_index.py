@@ -422,10 +422,6 @@ class LibraryQuery:
     since_ms: Optional[int] = None
     min_reactions: int = 0
 
-    @property
-    def empty(self) -> bool:
-        return self == LibraryQuery()
-
 
 @dataclass
 class Hit:
