@@ -14,7 +14,7 @@ vocabularies; 376 prompts repeated would flatter the index). Printed:
    without the records (the download's path);
 2. the archive's growth (its size with the index minus without, both checkpointed) against the
    size of the records (their json sidecars, as ``save_metadata`` writes them);
-3. the median latency of queries (``library_index.search``, limit 20), over 31 runs each.
+3. the median latency of queries (``library_query.search``, limit 20), over 31 runs each.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ if REPO not in sys.path:
 from scripts.civitai_manager_libs.fake_civitai import Dataset  # noqa: E402
 from scripts.civitai_manager_libs.fake_civitai.listing import item_json  # noqa: E402
 from scripts.civitai_manager_libs.metadata.record import extract_image_metadata  # noqa: E402
-from scripts.civitai_manager_libs.store import library_index  # noqa: E402
+from scripts.civitai_manager_libs.store import library_index, library_query  # noqa: E402
 from scripts.civitai_manager_libs.store.archive import Archive  # noqa: E402
-from scripts.civitai_manager_libs.store.library_index import LibraryQuery  # noqa: E402
+from scripts.civitai_manager_libs.store.library_query import LibraryQuery  # noqa: E402
 
 BATCH = 500
 
@@ -105,7 +105,7 @@ def _median_ms(conn, query: LibraryQuery, runs: int = 31):
     wall, cpu = [], []
     for _ in range(runs):
         started, started_cpu = time.perf_counter(), time.process_time()
-        library_index.search(conn, query, 20)
+        library_query.search(conn, query, 20)
         wall.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - started_cpu) * 1000)
     return statistics.median(wall), statistics.median(cpu)
@@ -171,7 +171,7 @@ def main() -> int:
             print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             print("query (limit 20)                   median ms (wall / CPU)   matches")
             for name, query in queries.items():
-                hits = len(library_index.search(conn, query, 1_000_000))
+                hits = len(library_query.search(conn, query, 1_000_000))
                 wall, cpu = _median_ms(conn, query)
                 print(f"{name:<38}{wall:>8.1f} / {cpu:<8.1f}   {hits:,}")
     return 0

@@ -23,7 +23,7 @@ from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.cli.library_cmd import fit
 from scripts.civitai_manager_libs.errors import ArchiveError
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
-from scripts.civitai_manager_libs.store import library_index
+from scripts.civitai_manager_libs.store import library_index, library_query
 from scripts.civitai_manager_libs.store.archive import Archive, archive_path
 from scripts.civitai_manager_libs.transport import client as transport_client
 
@@ -328,7 +328,7 @@ def test_terminal_lines_fit_the_width(folders):
 
 
 def test_fit_keeps_the_first_match_in_view():
-    o, c = library_index.MARK_OPEN, library_index.MARK_CLOSE
+    o, c = library_query.MARK_OPEN, library_query.MARK_CLOSE
     text = "word " * 30 + f"{o}neon{c} city\nat night"
     line = fit(text, 40, "[", "]")
     assert "[neon]" in line and line.startswith("…") and len(line) - 2 <= 40
@@ -376,7 +376,7 @@ def test_a_common_word_ranks_its_newest_matches(folders, records, monkeypatch):
     a = folders[0]
     spirit = sorted(i for i, r in records.items() if "spirit" in _words(_prompt(r)))
     assert len(spirit) > 6
-    monkeypatch.setattr(library_index, "RANK_WINDOW", 4)
+    monkeypatch.setattr(library_query, "RANK_WINDOW", 4)
     code, out, _ = _cli(["search", "spirit", "-o", a, "--limit", "3", "--json"])
     shown = [json.loads(line)["id"] for line in out.splitlines()]
     assert len(shown) == 3 and set(shown) <= set(spirit[-4:])

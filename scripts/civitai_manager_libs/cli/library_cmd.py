@@ -1,6 +1,6 @@
 """``python main.py search ...`` and ``python main.py index ...``: find saved images by what made
-them, offline. Both read the output folders' archives only (store/library_index.py); nothing here
-builds an HTTP client or sends a request."""
+them, offline. Both read the output folders' archives only (store/library_index.py,
+store/library_query.py); nothing here builds an HTTP client or sends a request."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .args import _filter_value, _nsfw_levels, _positive_int
 from .shell import add_logging, new_parser, run_command
 from ..errors import InvalidQueryError
 from ..store.archive import Archive, archive_path
-from ..store.library_index import MARK_CLOSE, MARK_OPEN, Hit, LibraryQuery
+from ..store.library_query import MARK_CLOSE, MARK_OPEN, Hit, LibraryQuery
 
 logger = logging.getLogger(__name__)
 

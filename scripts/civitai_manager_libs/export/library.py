@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ..store import library_index
+from ..store import library_index, library_query
 from ..store.archive import Archive, archive_path
-from ..store.library_index import Hit, LibraryQuery, NoIndexError
+from ..store.library_query import Hit, LibraryQuery, NoIndexError
 from .source import _inside, load_record
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def search_folders(
                     continue
                 indexed += 1
                 behind = library_index.unindexed_count(conn)
-                hits = library_index.search(conn, query, limit or 1_000_000_000)
+                hits = library_query.search(conn, query, limit or 1_000_000_000)
         if behind:
             warnings.append(
                 f"{behind} image(s) in {folder} are not in the search index yet; "
@@ -136,7 +136,7 @@ def search_folders(
             found.append((folder, hit))
     if not indexed:
         raise NoIndexError(" ".join(warnings))
-    if library_index.ranked(query):
+    if library_query.ranked(query):
         ordered = sorted(found, key=lambda pair: pair[1].rank or 0.0)
     else:
         ordered = sorted(

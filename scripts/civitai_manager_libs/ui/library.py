@@ -40,7 +40,7 @@ from ..records import NSFW_LEVELS
 from ..resources.offline import reproduce_offline
 from ..store import confined
 from ..store.archive import Archive, archive_path
-from ..store.library_index import Hit, LibraryQuery
+from ..store.library_query import Hit, LibraryQuery
 from ..store.resource_cache import ResourceCache
 from .actions import NO_GENERATION_DATA, _handled
 from .gradio_compat import component, listen, update
