@@ -66,8 +66,12 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
+    target = parse_target(
+        args.kind, args.values, getattr(args, "base_url", None), getattr(args, "from_file", None)
+    )
     cfg = resolve_config(args)
+    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
+        target = CliTarget("images", [target.value])
     if cfg.template:
         from ..store.paths import PathTemplate
 
