@@ -11,7 +11,7 @@ from ..util.suggest import did_you_mean
 
 PROG = "python main.py"
 
-# name -> (one line of help, module under cli/ that has ``main(argv, out)``)
+# name -> (one line of help, ``module`` under cli/ with ``main(argv, out)``, or ``module:function``)
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "download": ("download the images of a model, version, user, image, url or filter", "command"),
     "tasks": ("show the task history kept in an output folder", "command"),
@@ -21,13 +21,21 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
         "export_cmd",
     ),
     "list": ("list a target's images into Parquet / JSON Lines for img2dataset", "list_cmd"),
+    "search": (
+        "search the saved images by prompt, models, creator, tags (offline)",
+        "library_cmd:search_main",
+    ),
+    "index": (
+        "build the search index of output folders saved by older versions",
+        "library_cmd:index_main",
+    ),
     "resources": (
         "the models an image was made with; --download fetches the missing",
         "resources_cmd",
     ),
 }
 # what follows the name in the help's list
-_ARGS = {"download": "KIND VALUE", "list": "KIND VALUE", "resources": "IMAGE"}
+_ARGS = {"download": "KIND VALUE", "list": "KIND VALUE", "search": "QUERY", "resources": "IMAGE"}
 
 EXIT_CODES = (
     "exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or input,\n"

@@ -118,9 +118,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     argv = list(sys.argv[1:] if argv is None else argv)
     # export / list / resources: their own parsers (cli/*_cmd.py, see cli/catalog.py), imported
     # only when asked for (start-up of `download` must not pay for them)
-    module_name = catalog.COMMANDS.get(argv[0], ("", "command"))[1] if argv else "command"
-    if module_name != "command":
+    target = catalog.COMMANDS.get(argv[0], ("", "command"))[1] if argv else "command"
+    if target != "command":
+        module_name, _sep, function = target.partition(":")
         module = importlib.import_module(f".{module_name}", __package__)
+        return getattr(module, function or "main")(argv[1:], out)
         return module.main(argv[1:], out)
     return run_command(
         build_parser(),
