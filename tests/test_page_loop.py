@@ -1,6 +1,6 @@
-"""The one listing loop (``civitai/pages.PageLoop``): its guards alone, then each consumer reading it
-against the fake: ``CivitaiAPI.iter_images``, the downloads (``ListingPlanner``, which the CLI and
-the tab's Download all run) and ``list`` (``export/listing.run_listing``)."""
+"""The one listing loop (``civitai/pages.PageLoop``): its guards alone, then each consumer reading
+it against the fake: ``CivitaiAPI.iter_images``, the downloads (``ListingPlanner``, which the CLI
+and the tab's Download all run) and ``list`` (``export/listing.run_listing``)."""
 
 from __future__ import annotations
 
@@ -76,12 +76,24 @@ def test_stopped_is_asked_before_every_request():
     assert asked == [None, "a"]
 
 
-def test_on_page_sees_every_page_first():
-    fetch, _asked = _source({None: (1, "a"), "a": (1, None)})
-    seen = []
-    for page in PageLoop(fetch, "model:1", on_page=lambda p: seen.append(p.cursor)):
-        assert seen[-1] == page.cursor
-    assert seen == [None, "a"]
+class _Watch:
+    def __init__(self):
+        self.seen, self.errors = [], []
+
+    def page(self, page):
+        self.seen.append(page.cursor)
+
+    def error(self, exc):
+        self.errors.append(exc)
+
+
+def test_the_watch_sees_every_page_first_and_every_error():
+    fetch, _asked = _source({None: (1, "a"), "a": (1, "b")})
+    watch = _Watch()
+    with pytest.raises(KeyError):
+        for page in PageLoop(fetch, "model:1", watch=watch):
+            assert watch.seen[-1] == page.cursor
+    assert watch.seen == [None, "a"] and [type(e) for e in watch.errors] == [KeyError]
 
 
 # -- each consumer against the fake ---------------------------------------------------------------

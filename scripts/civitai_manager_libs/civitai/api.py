@@ -37,7 +37,8 @@ from .image_query import (
 )
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
-from .pages import PageLoop
+from .drift import ShapeChangedError, listing_body
+from .pages import PageLoop, Watch
 from .pages_ahead import PagesAhead, query_key
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
@@ -93,7 +94,7 @@ class CivitaiAPI:
 
     def _fetch_page(
         self, request: Dict[str, Any], cursor: Optional[str], page_size: int
-    ) -> Tuple[List[Any], Optional[str]]:
+    ) -> Tuple[List[Any], Optional[str], Optional[str]]:
         query = _page_query(request, cursor, page_size)
         ahead = self._ahead.take(query_key(query))
         if ahead is not None:  # asked beside the look-up: its answer (or error) is this one's
@@ -102,7 +103,8 @@ class CivitaiAPI:
 
     def _ask_page(
         self, request: Dict[str, Any], query: Dict[str, Any]
-    ) -> Tuple[List[Any], Optional[str]]:
+    ) -> Tuple[List[Any], Optional[str], Optional[str]]:
+        """(items, next cursor, the name of an unexpected shape that could still be read)."""
         try:
             body = self.client.get_json(IMAGES_PATH, query)
         except NotFoundError as exc:
@@ -113,13 +115,15 @@ class CivitaiAPI:
                 url=exc.url,
                 server_message=exc.server_message,
             ) from exc
-        if not isinstance(body, Mapping) or not isinstance(body.get("items"), list):
-            raise InvalidResponseError(
+        body, shape = listing_body(body)
+        if body is None:
+            raise ShapeChangedError(
                 f"Civitai answered the image listing for {describe_params(request)} without an "
-                "'items' list; the API may have changed or be failing, try again later.",
+                f"'items' list ({shape}); the API may have changed or be failing, try again later.",
+                shape=shape or "unknown",
                 url=IMAGES_PATH,
             )
-        return body["items"], read_next_cursor(body.get("metadata"))
+        return body["items"], read_next_cursor(body.get("metadata")), shape
 
     def iter_images(
         self,
@@ -128,6 +132,7 @@ class CivitaiAPI:
         limit: int = 0,
         start_cursor: Optional[str] = None,
         on_page: Optional[OnPage] = None,
+        watch: Optional[Watch] = None,
     ) -> Iterator[ImageItem]:
         """Yield every image matching ``params`` (images-endpoint filters), page by page.
 
@@ -145,6 +150,7 @@ class CivitaiAPI:
           ``cursor_used`` until the page's items are handled, then ``next_cursor``.
         - A server that sends back a cursor already used in this crawl would make the crawl loop
           forever: the items of that page are still yielded, then InvalidResponseError is raised.
+        - ``watch`` (``civitai/drift.Drift.watch(levels)``) counts what drifted on each page.
 
         Raises the transport's ApiError family; a 404 is re-raised naming what was listed. An
         unknown username is not an error: Civitai answers an empty list, so nothing is yielded.
@@ -163,6 +169,7 @@ class CivitaiAPI:
             lambda at: self._page(request, levels, at, page_size),
             describe_params(request),
             start=cursor,
+            watch=watch,
         )
         return _items(loop, limit, on_page, "username" in request)
 
@@ -192,7 +199,7 @@ class CivitaiAPI:
         cursor: Optional[str],
         page_size: int,
     ) -> ImagePage:
-        items, next_cursor = self._fetch_page(request, cursor, page_size)
+        items, next_cursor, shape = self._fetch_page(request, cursor, page_size)
         rejected: List[Tuple[Any, str]] = []
         converted = list(to_image_items(items, listing_context(request), rejected=rejected))
         kept = list(keep_levels(converted, levels))
@@ -204,6 +211,7 @@ class CivitaiAPI:
             rejected=rejected,
             server_items=len(items),
             notice=whole_model_sort_notice(request),
+            shape=shape,
         )
 
     def prefetch_page(

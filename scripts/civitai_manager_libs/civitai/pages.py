@@ -8,15 +8,16 @@ guards what would make a listing run for ever: a cursor it already asked for (a 
 a -> b -> a) and :data:`MAX_EMPTY_PAGES` empty pages in a row, each with a fresh cursor. Both
 raise InvalidResponseError *after* the reader has had the page, so what was listed is kept. The
 reader ends the listing early by leaving the ``for`` loop (a limit, a date bound); ``stopped()``
-ends it before the next request (a cancel). ``on_page(page)`` sees every page before its reader
-does (drift counting). A resumed listing passes its checkpoint as ``start`` and, when it kept
-them, the cursors it asked for before (``asked``).
+ends it before the next request (a cancel). ``watch`` (a ``civitai/drift.ListingWatch``) sees
+every page before its reader does, and every error of the page source: the drift count. A
+resumed listing passes its checkpoint as ``start`` and, when it kept them, the cursors it asked
+for before (``asked``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator, Optional, Set
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Set
 
 from ..errors import InvalidResponseError
 from ..records import ImagePage
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 
 #: A page source: the page asked with ``cursor`` (None: the first page).
 FetchPage = Callable[[Optional[str]], ImagePage]
+
+
+class Watch(Protocol):
+    """What sees a listing's pages and its page source's errors (``civitai/drift.ListingWatch``)."""
+
+    def page(self, page: ImagePage) -> None: ...
+
+    def error(self, exc: BaseException) -> None: ...
+
 
 # A server answering page after page with no items but a fresh cursor would be followed for ever;
 # a listing stops after this many empty pages in a row.
@@ -43,14 +53,14 @@ class PageLoop:
         start: Optional[str] = None,
         asked: Iterable[Optional[str]] = (),
         stopped: Optional[Callable[[], bool]] = None,
-        on_page: Optional[Callable[[ImagePage], None]] = None,
+        watch: Optional[Watch] = None,
     ):
         self._fetch = fetch
         self.what = what
         self.start = str(start) if start not in (None, "") else None
         self.asked: Set[Optional[str]] = set(asked)
         self._stopped = stopped
-        self._on_page = on_page
+        self._watch = watch
         self.pages = 0
 
     def __iter__(self) -> Iterator[ImagePage]:
@@ -58,7 +68,12 @@ class PageLoop:
         empty_run = 0
         while self._stopped is None or not self._stopped():
             self.asked.add(cursor)
-            page = self._fetch(cursor)
+            try:
+                page = self._fetch(cursor)
+            except Exception as exc:
+                if self._watch is not None:
+                    self._watch.error(exc)
+                raise
             self.pages += 1
             sent = page.server_items if page.server_items is not None else len(page.items)
             empty_run = 0 if sent or page.rejected else empty_run + 1
@@ -70,8 +85,8 @@ class PageLoop:
                 sent,
                 page.next_cursor,
             )
-            if self._on_page is not None:
-                self._on_page(page)
+            if self._watch is not None:
+                self._watch.page(page)
             yield page
             if page.next_cursor is None:
                 log.debug("listing of %s finished after %d page(s)", self.what, self.pages)

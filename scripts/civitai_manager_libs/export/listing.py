@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 from ..civitai.api import MAX_PAGE_SIZE, original_url
+from ..civitai.drift import Drift
 from ..civitai.pages import PageLoop
 from ..errors import InvalidQueryError, OutputPathError
 from ..metadata.embed import write_atomic
@@ -270,13 +271,18 @@ class ListingFile:
 
 
 def run_listing(
-    api: Any, job: ListingJob, path: str, progress: Optional[PageProgress] = None
+    api: Any,
+    job: ListingJob,
+    path: str,
+    progress: Optional[PageProgress] = None,
+    drift: Optional[Drift] = None,
 ) -> ListingResult:
     """List ``job`` page by page into ``path`` (resuming a listing left unfinished there).
 
     Raises the API's errors after keeping the pages listed so far; InvalidResponseError when the
     server sends back a cursor this listing already asked for, or endless empty pages (the one
-    listing loop, ``civitai/pages.PageLoop``).
+    listing loop, ``civitai/pages.PageLoop``). ``drift`` counts what Civitai answered
+    differently from what is expected (``civitai/drift.py``).
     """
     out = ListingFile(path)
     if out.fmt == "parquet":
@@ -302,7 +308,10 @@ def run_listing(
     def full() -> bool:
         return job.limit > 0 and state.rows >= job.limit
 
-    pages = PageLoop(fetch, job.key, start=state.cursor, asked=state.requested, stopped=full)
+    watch = drift.watch(job.levels) if drift is not None else None
+    pages = PageLoop(
+        fetch, job.key, start=state.cursor, asked=state.requested, stopped=full, watch=watch
+    )
     for page in pages:
         result.pages += 1
         rows: List[Dict[str, Any]] = []

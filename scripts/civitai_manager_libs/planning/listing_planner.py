@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
+from ..civitai.drift import Drift
 from ..civitai.pages import PageLoop
 from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
@@ -29,9 +30,10 @@ REASON_KNOWN = "already downloaded"
 
 
 class ListingPlanner:
-    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``, ``page_size``,
-    ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are read at each
-    use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs after a page."""
+    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``,
+    ``page_size``, ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are
+    read at each use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs
+    after a page."""
 
     def __init__(
         self,
@@ -48,14 +50,19 @@ class ListingPlanner:
         self._reserve_space = reserve_space
 
     def run(
-        self, request: ListingRequest, save_metadata: bool, counts: Optional[FilterCounts] = None
+        self,
+        request: ListingRequest,
+        save_metadata: bool,
+        counts: Optional[FilterCounts] = None,
+        drift: Optional[Drift] = None,
     ) -> List[str]:
         """List ``request`` to the end (or its ``limit`` images) and plan every page; the task
         ids.
 
         The client-side filters (``request.spec``) add each image they drop to ``counts`` under
-        its reason (as are the images the exact NSFW filter dropped); it gets no task. The limit
-        counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
+        its reason (as are the images the exact NSFW filter dropped); it gets no task. ``drift``
+        counts what Civitai answered differently from what is expected (``civitai/drift.py``).
+        The limit counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
         ``until``) the listing ends with the first page that goes past the bound.
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
@@ -80,6 +87,7 @@ class ListingPlanner:
             query_key,
             start=listing.start_cursor,
             stopped=lambda: listing.stop.is_set() or owner.stopped_reason is not None,
+            watch=drift.watch(request.levels) if drift is not None else None,
         )
         try:
             for page in pages:
