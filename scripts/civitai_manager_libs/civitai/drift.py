@@ -5,7 +5,7 @@ Civitai changes shape every few months; a change that only loses data looks like
 kind below is a sign the service moved (or a front filters), not a per-image problem:
 
 * ``meta``: pages asked with ``withMeta=true`` on which no image carried generation data (real
-  pages almost always carry some; a page counts from :data:`META_PAGE_MIN` images);
+  pages almost always carry some; a page counts from :data:`META_PAGE_MIN` images, videos aside);
 * ``levels``: Mature or X asked, :data:`LEVELS_MIN` images or more served, none of them mature;
 * ``hosts``: image URLs on a host this tool does not know (Civitai's own domains and the API's
   host are known);
@@ -115,11 +115,12 @@ class Drift:
         """Count one listed page, asked with ``withMeta=true`` and ``levels``."""
         items = page.items
         served = page.server_items if page.server_items is not None else len(items)
-        bare = sum(1 for item in items if not item.meta)
+        stills = [item for item in items if item.type != "video"]  # videos often carry none
+        bare = sum(1 for item in stills if not item.meta)
         self._add(
             "meta",
-            len(items) if len(items) >= META_PAGE_MIN and bare == len(items) else 0,
-            len(items),
+            len(stills) if len(stills) >= META_PAGE_MIN and bare == len(stills) else 0,
+            len(stills),
         )
         if any(level in MATURE for level in levels):
             mature = sum(1 for item in items if item.nsfw_level in MATURE)
