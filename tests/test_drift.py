@@ -15,6 +15,7 @@ from scripts.civitai_manager_libs.civitai.drift import REPORT_AT, Drift, listing
 from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.civitai.query import Target
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
+from scripts.civitai_manager_libs.records import ImageItem, ImagePage
 from scripts.civitai_manager_libs.ui import actions as action
 from scripts.civitai_manager_libs.ui.jobs import GalleryJobs
 
@@ -143,3 +144,18 @@ def test_the_listing_body_reader_names_each_shape():
         "packed tRPC-like result.data string",
     )
     assert listing_body([1]) == (None, "a JSON list instead of an object")
+
+
+def _page(items, server_items=None):
+    return ImagePage(items=items, cursor=None, next_cursor=None, server_items=server_items)
+
+
+def test_pages_of_videos_or_a_few_images_without_data_are_no_sign():
+    drift = Drift.for_urls("https://civitai.com")
+    url = "https://image.civitai.com/k/u/original=true/1.mp4"
+    drift.page(_page([ImageItem(id=n, url=url, type="video") for n in range(1, 30)]))
+    drift.page(_page([ImageItem(id=n, url=url) for n in range(1, 5)]))  # 4 images: too few
+    assert drift.lines() == []
+    drift.page(_page([ImageItem(id=n, url=url) for n in range(1, 13)]))
+    assert [entry["kind"] for entry in drift.kinds()] == ["meta"]
+    assert "12 of 16 images came without" in drift.lines()[0]
