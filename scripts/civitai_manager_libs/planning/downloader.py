@@ -157,7 +157,7 @@ class ImageDownloader:
         self.api = api_client
         # what Civitai answered differently from what is expected: this session's listings, and
         # the latest listing's (civitai/drift.py)
-        self.drift = Drift.for_urls(getattr(getattr(api_client, "client", None), "base_url", None))
+        self.drift = Drift()
         self.last_drift: List[Dict[str, Any]] = []
 
         self._archive = archive
@@ -302,7 +302,8 @@ class ImageDownloader:
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
-            drift = Drift(self.drift.known_hosts)
+            # the API's host serves this listing's media too (a mirror, the demo)
+            drift = Drift.for_urls(getattr(getattr(self.api, "client", None), "base_url", None))
             try:
                 return self._planner.run(request, save_metadata, counts, drift)
             finally:
