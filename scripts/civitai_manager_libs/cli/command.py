@@ -66,8 +66,12 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
+    target = parse_target(
+        args.kind, args.values, getattr(args, "base_url", None), getattr(args, "from_file", None)
+    )
     cfg = resolve_config(args)
+    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
+        target = CliTarget("images", [target.value])
     if cfg.template:
         from ..store.paths import PathTemplate
 
@@ -89,6 +93,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
     cfg = resolve_config(args)
+    from ..store.paths import check_output_folder
+
+    check_output_folder(cfg.output)  # a lock file that is a link or a folder: exit 2, first
     apply_remembered_options(cfg, _history_path(cfg.output))
     report = RunReport("retry-failed", None, cfg.output)
     return execute(args, out, report, cfg, lambda d: d.retry_failed())

@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from .. import setting  # noqa: E402
 from ..errors import SettingsError  # noqa: E402
+from ..store import confined  # noqa: E402
 from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
 from ..util.logging_setup import configure_logging  # noqa: E402
 
@@ -111,7 +112,7 @@ def _served_paths() -> List[str]:
     paths = []
     for key in ("gallery_cache_path", "images.output_path"):
         path = os.path.abspath(str(setting.get(key)))
-        os.makedirs(path, exist_ok=True)
+        confined.ensure_root(path)
         paths.append(path)
     return paths
 
@@ -193,6 +194,7 @@ def _start_demo_civitai():
         logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
     setting.set("civitai_base_url", fake.base_url)
     os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
+    os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
 
