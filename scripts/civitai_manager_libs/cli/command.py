@@ -121,6 +121,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
         return module.main(argv[1:], out)
+    if argv and argv[0] in ("search", "index"):  # offline: no HTTP client is built
+        from . import library_cmd
+
+        entry = library_cmd.search_main if argv[0] == "search" else library_cmd.index_main
+        return entry(argv[1:], out)
     if argv and argv[0] == "resources":
         from . import resources_cmd
 
