@@ -14,7 +14,17 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(REPO, "main.py")
-COMMANDS = ("download", "tasks", "retry-failed", "export", "list", "search", "index", "resources")
+COMMANDS = (
+    "download",
+    "tasks",
+    "retry-failed",
+    "export",
+    "list",
+    "search",
+    "index",
+    "doctor",
+    "resources",
+)
 
 
 def run(args: List[object], tmp_path, timeout: float = 120, **extra_env):

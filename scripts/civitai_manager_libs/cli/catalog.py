@@ -29,6 +29,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
         "build the search index of output folders saved by older versions",
         "library_cmd:index_main",
     ),
+    "doctor": ("check that Civitai's answers still match what this tool expects", "doctor_cmd"),
     "resources": (
         "the models an image was made with; --download fetches the missing",
         "resources_cmd",
