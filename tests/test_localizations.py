@@ -16,7 +16,7 @@ from ui_strings import component_texts
 
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.records import BASE_MODELS, NSFW_LEVELS
-from scripts.civitai_manager_libs.ui import i18n
+from scripts.civitai_manager_libs.ui import i18n, library
 from scripts.civitai_manager_libs.ui.app_settings import LANGUAGE_NAMES
 from scripts.civitai_manager_libs.ui.messages import FAILURE_REASONS, FILTER_REASONS, MESSAGES
 
@@ -29,6 +29,7 @@ TECHNICAL = (
     | set(LANGUAGE_NAMES.values())
     | {"json", "txt", "exif", "Civitai Gallery"}
     | {"123, https://civitai.com/models/123?modelVersionId=456, /images/789, @username"}
+    | {"Civitai", "LoRA", library.HINT}  # the Library's mode name and search syntax example
 )
 #: Entries whose translation may equal the English text (a template of fields only).
 SAME_ALLOWED = {"{kind} {id}", "{text}.", "; "}  # Korean punctuates like English

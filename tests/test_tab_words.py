@@ -11,7 +11,8 @@ from scripts.civitai_manager_libs.records import DownloadSummary
 from scripts.civitai_manager_libs.ui import actions as action
 from scripts.civitai_manager_libs.ui.jobs import JobOutcome, group_jobs, job_row
 
-URL_404 = "The download of http://img.example/a/{n}/original=true/{n}.jpeg was not found (HTTP 404)"
+#: engine/failures.describe_failure's sentence for an image gone from Civitai
+GONE = "HTTP 404: the image is no longer on Civitai"
 
 
 def outcome(failures, completed=0, cancelled=False, kind="download", total=None):
@@ -27,11 +28,10 @@ def outcome(failures, completed=0, cancelled=False, kind="download", total=None)
 def test_identical_failures_are_one_group_with_a_count_and_three_ids():
     down = [(n, f"host unreachable: http://h failed {n} connection attempts") for n in range(194)]
     text = action.summary_text(outcome(down))
-    assert text.count("×") == 1 and "194 × host unreachable (#0, #1, #2 and 191 more)" in text
-    gone = [(n, URL_404.format(n=n)) for n in (11, 12)]
+    assert text.count("×") == 1 and "194 × host unreachable (h) (#0, #1, #2 and 191 more)" in text
+    gone = [(n, GONE) for n in (11, 12)]
     text = action.summary_text(outcome(gone, completed=3))
-    assert "2 × The download of … was not found (HTTP 404) (#11, #12)" in text
-    assert "http" not in text
+    assert "2 × no longer on Civitai (HTTP 404) (#11, #12)" in text
 
 
 def test_the_toast_names_the_real_cause_in_the_tabs_words(monkeypatch):
@@ -73,7 +73,7 @@ def test_recent_tasks_are_one_row_per_job():
     groups = group_jobs(tasks)
     assert [len(g) for g in groups] == [31, 1, 1, 1]
     row = job_row(groups[0])
-    assert row[1:] == ["model 1", "31", "done 30, failed 1", "1 × host unreachable (#99)"]
+    assert row[1:] == ["model 1", "31", "done 30, failed 1", "1 × host unreachable (h) (#99)"]
     assert job_row(groups[2])[1] == "image 55"
     # the same download started again at once is a job of its own when this process ran it
     again = group_jobs(tasks[:31], starts={"t110"})
@@ -86,3 +86,33 @@ def test_recent_tasks_are_one_row_per_job():
 )
 def test_network_reasons_are_the_networks(reason):
     assert action.failure_cause([(1, reason)]) == "network"
+
+
+def test_grouped_failures_and_drift_lines_are_in_the_users_language():
+    """The groups are engine/failures.group_failures' (the CLI's), their reasons and the drift
+    lines under the status (civitai/drift.py) worded through the message table."""
+    from scripts.civitai_manager_libs.civitai import drift
+    from scripts.civitai_manager_libs.ui import i18n
+
+    down = [(n, "host unreachable: http://img.example:8080 failed 5 attempts") for n in range(4)]
+    done = outcome(down + [(9, GONE)], completed=1)
+    kinds = [("hosts", 3, 60, "cdn.example"), ("levels", 0, 80, None)]
+    done.summary.drift = [
+        dict(kind=k, count=c, of=o, example=e, message=drift._message(k, c, o, e))
+        for k, c, o, e in kinds
+    ]
+    english = action.summary_text(done).split("\n")
+    assert "4 × host unreachable (img.example:8080) (#0, #1, #2 and 1 more)" in english[0]
+    assert english[1:] == [drift.line(entry) for entry in done.summary.drift]
+    i18n.set_language("zh_TW")
+    try:
+        lines = action.summary_text(done).split("\n")
+    finally:
+        i18n.set_language(None)
+    assert "4 × 主機無法連線（img.example:8080）" in lines[0]
+    assert "1 × 已不在 Civitai 上（HTTP 404）（#9）" in lines[0]
+    assert len(lines) == 3 and all(
+        line.startswith("Civitai 的回應格式變了：") for line in lines[1:]
+    )
+    assert "cdn.example" in lines[1] and "civitai.red" in lines[2]
+    assert not any("answers changed" in line or "host unreachable" in line for line in lines)

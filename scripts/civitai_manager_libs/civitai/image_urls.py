@@ -3,64 +3,87 @@
 Image URLs look like ``https://image.civitai.com/<key>/<uuid>/<params>/<id>.jpeg`` where
 ``<params>`` is e.g. ``width=450`` or ``original=true``; the name's extension does not tell the
 real type.
+
+Video originals moved (gallery-dl 1.32.18): ``https://image-b2.civitai.com/file/
+civitai-media-cache/<uuid>/original`` first, the image host's ``original=true`` URL when that one
+answers 403/404, the listed URL last (:func:`download_urls`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
-from urllib.parse import urlsplit, urlunsplit
+from typing import List, Optional
+from urllib.parse import urlsplit
 
-from ..errors import InvalidQueryError
-from ..util.logging_setup import redact
+from ..util.media_key import (  # the URL forms live there: the record (metadata/) uses them too
+    VIDEO_CACHE_PREFIX,
+    image_id_from_url,
+    media_uuid,
+    original_url,
+    sized_url,
+)
 
-_ID_FROM_NAME = re.compile(r"^([0-9]+)(?:\.[A-Za-z0-9]+)?$")
-_PARAM_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^/=]*$")
+__all__ = [
+    "CIVITAI_MEDIA_HOSTS",
+    "CIVITAI_VIDEO_HOST",
+    "download_urls",
+    "image_id_from_url",
+    "is_civitai_media_host",
+    "media_uuid",
+    "original_url",
+    "sized_url",
+    "video_original_url",
+]
+
+#: Civitai's own media hosts: images (and the old video URLs), and the video cache.
+CIVITAI_VIDEO_HOST = "https://image-b2.civitai.com"
+CIVITAI_MEDIA_HOSTS = ("image.civitai.com", "image-b2.civitai.com")
+_VIDEO_NAME = re.compile(r"\.(mp4|webm|mov|m4v)$", re.IGNORECASE)
 
 
-def image_id_from_url(url: str) -> Optional[int]:
-    """The image id carried by a Civitai image URL's file name (``.../<id>.jpeg``), if any."""
+def is_civitai_media_host(url: str) -> bool:
+    """True when ``url`` is on one of Civitai's media hosts (:data:`CIVITAI_MEDIA_HOSTS`)."""
     try:
-        path = urlsplit(url or "").path
+        host = (urlsplit(url or "").hostname or "").lower()
     except ValueError:
-        return None
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    match = _ID_FROM_NAME.match(name)
-    return int(match.group(1)) if match else None
+        return False
+    return host in CIVITAI_MEDIA_HOSTS
 
 
-def _is_params_segment(segment: str) -> bool:
-    return bool(segment) and all(_PARAM_PART.match(part) for part in segment.split(","))
+def video_original_url(uuid: str, video_base_url: str = CIVITAI_VIDEO_HOST) -> str:
+    """The video host's URL of a video original:
+    ``<base>/file/civitai-media-cache/<uuid>/original``."""
+    return f"{video_base_url.rstrip('/')}{VIDEO_CACHE_PREFIX}{uuid}/original"
 
 
-def _with_params_segment(url: str, segment: str) -> str:
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidQueryError("An image URL is needed to build a download link; got nothing.")
-    parts = urlsplit(url.strip())
-    segments = parts.path.split("/")
-    if len(segments) < 2 or not segments[-1]:
-        raise InvalidQueryError(
-            f"{redact(url)!r} is not an image URL (it has no file name); copy the image's own "
-            "link."
-        )
-    if len(segments) >= 3 and _is_params_segment(segments[-2]):
-        segments[-2] = segment
-    else:
-        segments.insert(len(segments) - 1, segment)
-    return urlunsplit(parts._replace(path="/".join(segments)))
+def _is_video(url: str, item_type: Optional[str]) -> bool:
+    if item_type is not None:
+        return item_type == "video"
+    try:
+        return bool(_VIDEO_NAME.search(urlsplit(url).path))
+    except ValueError:
+        return False
 
 
-def original_url(url: str) -> str:
-    """The URL of the original upload: the ``<params>`` segment becomes ``original=true``.
+def download_urls(
+    url: str, item_type: Optional[str] = None, video_base_url: Optional[str] = None
+) -> List[str]:
+    """The URLs to try, in order, for a listed file's original.
 
-    Scheme, host, uuid, file name, query string and fragment are kept; a URL without a params
-    segment gets one inserted before the file name.
+    An image: its ``original=true`` URL. A video whose URL carries its uuid: the video host's
+    original (``video_base_url``, used for Civitai's own media hosts and for any host when given
+    explicitly, e.g. a local fake), then the ``original=true`` URL on the image host, then the URL
+    as listed. A video the video host cannot serve (403/404) comes from the next one.
     """
-    return _with_params_segment(url, "original=true")
-
-
-def sized_url(url: str, width: int) -> str:
-    """The URL of a re-encoded copy ``width`` pixels wide (``width=N`` params segment)."""
-    if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
-        raise InvalidQueryError(f"Image width must be a positive number of pixels, got {width!r}.")
-    return _with_params_segment(url, f"width={width}")
+    first = original_url(url)
+    if not _is_video(url, item_type):
+        return [first]
+    candidates = []
+    uuid = media_uuid(url)
+    base = video_base_url or (CIVITAI_VIDEO_HOST if is_civitai_media_host(url) else None)
+    if uuid is not None and base:
+        candidates.append(video_original_url(uuid, base))
+    for candidate in (first, url.strip()):
+        if candidate not in candidates:
+            candidates.append(candidate)
+    return candidates

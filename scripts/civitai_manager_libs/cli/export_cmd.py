@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int
+from .args import _nsfw_levels, _positive_int, path_arg
+from .catalog import PROG
+from .progress import progress_bar
 from .shell import add_logging, new_parser, run_command
+from ..export.captions import CAPTION_SOURCES
 from ..export.run import ExportOptions, check_export, run_export
 from ..export.source import ExportFilters
 from ..export.writers import FORMATS
@@ -35,13 +37,14 @@ def _names(text: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py export",
+        f"{PROG} export",
         "Export downloaded images as a training set: captions (kohya), a Hugging Face "
         "imagefolder or JSON lines. Reads only the output folder's archive and files.",
     )
     parser.add_argument(
         "--from",
         dest="source",
+        type=path_arg,
         required=True,
         metavar="OUTPUT_DIR",
         help="the --output folder of earlier downloads",
@@ -49,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--to",
         dest="dest",
+        type=path_arg,
         required=True,
         metavar="DIR",
         help="the folder to export into (created)",
@@ -58,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--caption-prefix",
         metavar="TEXT",
         help="tags put first in every caption, e.g. a trigger word",
+    )
+    parser.add_argument(
+        "--caption-source",
+        choices=CAPTION_SOURCES,
+        default="prompt",
+        help="what captions are made of: the prompt (default), Civitai's tags for the image "
+        "(saved by 'download --with-tags'), or both",
     )
     parser.add_argument(
         "--kohya-repeats",
@@ -113,13 +124,10 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         kohya_repeats=args.kohya_repeats,
         concept=args.concept,
         include_videos=args.videos,
+        caption_source=args.caption_source,
     )
     check_export(source, dest, options)  # bad input: one sentence, before the bar or any file
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="img", desc="export", file=sys.stderr)
+    bar = progress_bar(args.quiet, total=0, unit="img", desc="export")
 
     def progress(done: int, total: int) -> None:
         if bar is not None:

@@ -56,7 +56,10 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
+from ..civitai import image_batch
+from ..civitai.image_batch import ImageBatch
 from ..civitai.filters import FilterSpec
 from ..store import disk_space
 from ..store.folder_lock import FolderLock
@@ -90,6 +93,9 @@ from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
 from ..engine.task_runner import Fetched, Outcome, TaskRunner
 from .template_context import TemplateContext, int_or_none  # noqa: F401  (re-exported)
+
+#: The failure of an id asked in a batch that Civitai did not answer.
+MISSING_REASON = "not on Civitai, or hidden (Civitai did not answer this id)"
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +160,10 @@ class ImageDownloader:
         if api_client is None:
             api_client = civitai_api.CivitaiAPI(client=self.engine.configured_client)
         self.api = api_client
+        # what Civitai answered differently from what is expected: this session's listings, and
+        # the latest listing's (civitai/drift.py)
+        self.drift = Drift()
+        self.last_drift: List[Dict[str, Any]] = []
 
         self._archive = archive
         self._owns_archive = archive is None
@@ -163,6 +173,7 @@ class ImageDownloader:
         self._names = FileNames()
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
+        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(
             self, self._registry, self._context, self._schedule, self._reserve
@@ -171,6 +182,7 @@ class ImageDownloader:
         self._sizes: List[int] = []
         self._filtered = FilterCounts()  # this session's filtered images, by reason
         self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
+        self.last_missing: List[int] = []  # ids the latest download_images found no image for
         self._closed = False
         # post-processing (metadata, thumbnail, archive) runs here, off the download slots
         self._post_pool: Optional[ThreadPoolExecutor] = None
@@ -292,15 +304,18 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
-            with self._registry.lock:
-                self._halt_reason = None
+            self._new_run()
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
+            # the API's host serves this listing's media too (a mirror, the demo)
+            drift = Drift.for_urls(getattr(getattr(self.api, "client", None), "base_url", None))
             try:
-                return self._planner.run(request, save_metadata, counts)
+                return self._planner.run(request, save_metadata, counts, drift)
             finally:
                 self._count_filtered(counts)
+                self.drift.merge(drift)
+                self.last_drift = drift.kinds()
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -317,6 +332,7 @@ class ImageDownloader:
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             return self._single_image(image_id, output_path, save_metadata)
 
     def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
@@ -349,6 +365,103 @@ class ImageDownloader:
         self._reserve()
         return task.id
 
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
+        with self._registry.lock:
+            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+
+    @property
+    def embed_skipped(self) -> Dict[str, int]:
+        """This run's files whose generation data went to a txt sidecar instead of being
+        embedded, by reason (the shells say it in one line per reason)."""
+        with self._registry.lock:
+            return dict(self._embed_skipped)
+
+    def _new_run(self) -> None:
+        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
+        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
+        forgotten, so a new job or a retry asks again."""
+        with self._registry.lock:
+            self._halt_reason = None
+            self._embed_skipped = {}
+        for gate in {id(g): g for g in self._host_gates()}.values():
+            gate.new_run()
+
+    def _host_gates(self) -> List[Any]:
+        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
+        gates = [getattr(client, "host_gate", None) for client in clients]
+        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
+
+    def download_images(
+        self,
+        image_ids: Sequence[int],
+        save_metadata: bool = True,
+        *,
+        with_tags: bool = False,
+        batch: Optional[ImageBatch] = None,
+    ) -> List[str]:
+        """Download several images by id; returns their task ids (in the order given).
+
+        Images already in the archive (with their file) are skipped without any request; the
+        others are asked in ``ids=`` batches of up to 200 (``CivitaiAPI.get_images``; ``batch``:
+        that answer when the caller already has it). An id Civitai does not answer (not on
+        Civitai, or hidden) gets a failed task saying so, and one line names them all
+        (:attr:`last_missing` keeps them).
+        """
+        ids = image_batch.unique_ids(civitai_api.check_id(i, "image") for i in image_ids)
+        self._ensure_open()
+        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        with self._working():
+            self._new_run()
+            task_ids: Dict[int, str] = {}
+            ask: List[int] = []
+            for image_id in ids:
+                row = self._archive_row(image_id)
+                if row.get("path") and os.path.isfile(row["path"]):
+                    task = new_task(image_id, row.get("url") or "", None)
+                    self._registry.add(task)
+                    self._registry.settle(
+                        task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False
+                    )
+                    task_ids[image_id] = task.id
+                else:
+                    ask.append(image_id)
+            if batch is None:
+                batch = self.api.get_images(ask, with_tags=with_tags) if ask else ImageBatch()
+            by_id = {item.id: item for item in batch.items}
+            missing = [i for i in ask if i not in by_id]
+            self.last_missing = missing
+            line = ImageBatch(missing=missing).missing_line(len(ids))
+            if line:
+                logger.warning("%s", line)
+            for image_id in ask:
+                item = by_id.get(image_id)
+                if item is None:
+                    task = new_task(image_id, "", None)
+                    self._registry.add(task)
+                    self._registry.settle(task, FAILED, MISSING_REASON)
+                    task_ids[image_id] = task.id
+                    continue
+                task_ids[image_id] = self._plan_one(item, save_metadata)
+            self._reserve()
+            return [task_ids[i] for i in ids]
+
+    def _plan_one(self, item: ImageItem, save_metadata: bool) -> str:
+        """Schedule one looked-up image under the path template (its live task when it has
+        one already); the task id."""
+        item = self._context.complete(item, {})
+        task = new_task(item.id, item.url, item)
+        task.save_metadata = bool(save_metadata) and self.save_metadata_default
+        if not self._planner.plan_target(task, item):
+            return task.id
+        with self._registry.lock:
+            existing = self._registry.active(item.id)
+            if existing is not None:
+                return existing.id
+            self._registry.add(task)
+        self._schedule(task)
+        return task.id
+
     @property
     def max_concurrent(self) -> int:
         """Simultaneous downloads; can be changed while a batch runs (the engine's pool size)."""
@@ -357,6 +470,11 @@ class ImageDownloader:
     @max_concurrent.setter
     def max_concurrent(self, value: int) -> None:
         self.engine.max_workers = setting.SPECS["images.max_concurrent"].validate(value)
+
+    @property
+    def limit_cut(self) -> Optional[int]:
+        """The limit the latest listing stopped at while Civitai listed more (else None)."""
+        return self._planner.limit_cut
 
     @property
     def stopped_reason(self) -> Optional[str]:
@@ -615,11 +733,13 @@ class ImageDownloader:
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
         """Counts over the tasks (all of this session when None; then ``filtered`` holds the
-        session's filtered images by reason)."""
+        session's filtered images by reason and ``drift`` what Civitai answered differently from
+        what is expected, ``civitai/drift.py``)."""
         result = summarize(self._registry.select(task_ids), self.output_path)
         if task_ids is None:
             with self._registry.lock:
                 result.filtered = self._filtered.as_dict()
+            result.drift = self.drift.kinds()
         return result
 
     def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:
@@ -635,8 +755,8 @@ class ImageDownloader:
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
         with self._working():
+            self._new_run()
             with self._registry.lock:
-                self._halt_reason = None
                 failed = self._registry.with_status(FAILED)
             try:
                 return self._retry_failed(failed, spec, counts)
@@ -654,6 +774,7 @@ class ImageDownloader:
         ]
         for row in archive.failed_tasks():
             candidates.append((row_as_dict(row).get("image_id"), None, None))
+        looked_up = self._look_up_failed(candidates)
         for image_id, item, target in candidates:
             if image_id is None or image_id in retried:
                 continue
@@ -662,8 +783,14 @@ class ImageDownloader:
                 continue
             if archive.has_image(image_id):
                 continue
+            if item is None and looked_up is not None:
+                item = looked_up.get(int(image_id))
+                if item is not None:
+                    item = self._context.complete(item, {})
             if item is None:
                 try:
+                    if looked_up is not None:  # the batch did not answer it: not on Civitai
+                        raise NotFoundError(f"image {image_id} was not in the batch answer")
                     item = self._context.complete(self.api.get_image(int(image_id)), {})
                 except NotFoundError:
                     task = new_task(image_id, "", None)
@@ -689,6 +816,24 @@ class ImageDownloader:
         if new_ids:
             self._reserve()
         return new_ids
+
+    def _look_up_failed(
+        self, candidates: List[Tuple[Any, Optional[ImageItem], Optional[str]]]
+    ) -> Optional[Dict[int, ImageItem]]:
+        """The failed images retry must look up again, asked in ``ids=`` batches (200 a
+        request instead of one each): image id -> item; None when there is nothing to ask or
+        the API has no batch look-up."""
+        ids: List[int] = []
+        for image_id, item, _target in candidates:
+            number = int_or_none(image_id)
+            if item is not None or number is None or number in ids:
+                continue
+            if self._registry.active(number) is None and not self.archive.has_image(number):
+                ids.append(number)
+        get_images = getattr(self.api, "get_images", None)
+        if len(ids) < 2 or get_images is None:
+            return None
+        return {item.id: item for item in get_images(ids).items if item.id is not None}
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Cancel what is still queued or running, stop the owned engine, flush callbacks.

@@ -10,7 +10,8 @@ import logging
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
-from ..civitai import api as civitai_api
+from ..civitai.drift import Drift
+from ..civitai.pages import PageLoop
 from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
 from .listing_request import ListingRequest
@@ -18,9 +19,11 @@ from . import item_filter
 from .item_filter import FilterCounts
 from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
+from ..store.confined import relative_to
 from ..store.paths import fields_from_item, safe_join
 from ..records import ImageItem
-from .task_registry import TaskRegistry
+from ..util.media_key import media_uuid
+from .task_registry import TaskRegistry, file_key
 from .template_context import TemplateContext
 
 logger = logging.getLogger(__name__)
@@ -29,9 +32,10 @@ REASON_KNOWN = "already downloaded"
 
 
 class ListingPlanner:
-    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``, ``page_size``,
-    ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are read at each
-    use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs after a page."""
+    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``,
+    ``page_size``, ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are
+    read at each use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs
+    after a page."""
 
     def __init__(
         self,
@@ -46,20 +50,28 @@ class ListingPlanner:
         self._context = context
         self._schedule = schedule
         self._reserve_space = reserve_space
+        # the latest listing stopped at its limit while Civitai had more: that limit (else None)
+        self.limit_cut: Optional[int] = None
 
     def run(
-        self, request: ListingRequest, save_metadata: bool, counts: Optional[FilterCounts] = None
+        self,
+        request: ListingRequest,
+        save_metadata: bool,
+        counts: Optional[FilterCounts] = None,
+        drift: Optional[Drift] = None,
     ) -> List[str]:
         """List ``request`` to the end (or its ``limit`` images) and plan every page; the task
         ids.
 
         The client-side filters (``request.spec``) add each image they drop to ``counts`` under
-        its reason (as are the images the exact NSFW filter dropped); it gets no task. The limit
-        counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
+        its reason (as are the images the exact NSFW filter dropped); it gets no task. ``drift``
+        counts what Civitai answered differently from what is expected (``civitai/drift.py``).
+        The limit counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
         ``until``) the listing ends with the first page that goes past the bound.
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
-        pages listed so far were planned; their checkpoint is kept for the next run.
+        pages listed so far were planned; their checkpoint is kept for the next run. The pages
+        come from the one listing loop (``civitai/pages.PageLoop``).
         """
         owner = self._owner
         spec, limit, params = request.spec, request.limit, request.params
@@ -67,40 +79,43 @@ class ListingPlanner:
         counts = counts if counts is not None else FilterCounts()
         listing = self._open(query_key, use_checkpoint=request.resumes)
         context = self._context.for_listing(request.kind, request.value)
-        listed = empty_run = 0
-        cursor = listing.start_cursor
+        listed = 0
+        self.limit_cut = None
         told = False  # the notice about the order Civitai really gives, once per listing
+        pages = PageLoop(
+            lambda cursor: owner.api.get_image_page(
+                params,
+                cursor=cursor,
+                limit=request.page_size(owner.page_size),
+                nsfw_levels=request.levels,
+            ),
+            query_key,
+            start=listing.start_cursor,
+            stopped=lambda: listing.stop.is_set() or owner.stopped_reason is not None,
+            watch=drift.watch(request.levels) if drift is not None else None,
+        )
         try:
-            while not listing.stop.is_set() and owner.stopped_reason is None:
-                listing.note_request(cursor)
-                page = owner.api.get_image_page(
-                    params,
-                    cursor=cursor,
-                    limit=request.page_size(owner.page_size),
-                    nsfw_levels=request.levels,
-                )
+            for page in pages:
                 if page.notice and not told:
                     logger.warning("%s", page.notice)
                     told = True
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
-                sent = page.server_items if page.server_items is not None else len(page.items)
-                empty_run = 0 if sent or page.rejected else empty_run + 1
                 self._plan_page(
                     listing, page.cursor, page.next_cursor, items, context, save_metadata
                 )
                 self._skip_rejected(listing, page.rejected)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
+                    left_on_page = bool(items) and page.items[-1] is not items[-1]
+                    if limit and listed >= limit and (page.next_cursor or left_on_page):
+                        self.limit_cut = limit  # "20 of more": the user is told
                     break
                 if item_filter.past_bound(page.items, spec, params.get("sort")):
                     logger.info("%s: past the date bound; no further page is needed", query_key)
                     listing.listing_done = True
                     break
-                listing.check_next_cursor(page.next_cursor)  # a cycle would never end
-                civitai_api.check_empty_run(empty_run, query_key)  # nor would endless empties
-                cursor = page.next_cursor
         except BaseException as exc:
             listing.stop.set()
             self._abandon_unscheduled(listing, exc)
@@ -167,16 +182,25 @@ class ListingPlanner:
         owner, registry = self._owner, self._registry
         ids = [item.id for item in items if item.id is not None]
         known = set(owner.archive.known_ids(ids)) if ids else set()
+        saved_files = self._saved_files(items, known)
         page = listing.add_page(cursor, next_cursor)
         for item in items:
             if listing.stop.is_set() or owner.stopped_reason is not None:
                 break
             try:
-                self._plan_item(listing, page, item, known, context, save_metadata)
+                self._plan_item(listing, page, item, known, context, save_metadata, saved_files)
             except Exception as exc:  # one image's problem never ends the listing
                 self._fail_item(listing, item, exc)
         self._reserve_space()
         registry.update_checkpoint(listing)
+
+    def _saved_files(self, items: List[ImageItem], known: set) -> Mapping[str, int]:
+        """The page's files saved under another id or URL: uuid -> the image id they were
+        saved as (a video listed by its old and its new URL is one file)."""
+        uuids = [media_uuid(item.url) for item in items if item.id not in known]
+        wanted = [u for u in uuids if u is not None]
+        lookup = getattr(self._owner.archive, "known_uuids", None)
+        return lookup(wanted) if wanted and lookup is not None else {}
 
     def _plan_item(
         self,
@@ -186,13 +210,25 @@ class ListingPlanner:
         known: set,
         context: Mapping[str, Any],
         save_metadata: bool,
+        saved_files: Optional[Mapping[str, int]] = None,
     ) -> None:
         owner, registry = self._owner, self._registry
         ident = item.id if item.id is not None else item.url
-        if ident in listing.seen_images:
-            return  # listed twice in this call (e.g. under two versions)
+        uuid = media_uuid(item.url)
+        # one file (uuid) listed under two ids or URLs is one download, when the duplicate
+        # policy is skip (replace / keep_both decide once the bytes are in)
+        one_file = uuid is not None and owner.duplicate_policy == "skip"
+        same_file = file_key(uuid) if one_file and uuid is not None else None
+        if ident in listing.seen_images or same_file in listing.seen_images:
+            return  # listed twice in this call (e.g. under two versions, or two URLs)
         listing.seen_images.add(ident)
+        if same_file is not None:
+            listing.seen_images.add(same_file)
         if registry.join_active(listing, page, ident, replace_last=False):
+            return
+        if same_file is not None and registry.join_active(
+            listing, page, same_file, replace_last=False
+        ):
             return
         item = self._context.complete(item, context)
         task = new_task(item.id, item.url, item)
@@ -206,6 +242,20 @@ class ListingPlanner:
                 registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
                 return
             logger.info("image %s: its saved file is gone; downloading it again", item.id)
+        elif (
+            uuid is not None
+            and saved_files
+            and saved_files.get(uuid, item.id) != item.id
+            and owner.duplicate_policy == "skip"  # replace / keep_both: the policy decides later
+        ):
+            other = saved_files[uuid]
+            row = row_as_dict(owner.archive.get_image(other))
+            path = row.get("path")
+            if path and os.path.isfile(path) and within(path, owner.output_path):
+                registry.add(task)
+                reason = f"{REASON_KNOWN} (the same file as image {other})"
+                registry.settle(task, SKIPPED, reason, image_path=path, record=False)
+                return
         if not self.plan_target(task, item):
             return
         with registry.lock:  # another listing may have just won
@@ -265,6 +315,12 @@ class ListingPlanner:
             listing.task_ids.append(task.id)
             self._registry.add(task)
             self._registry.settle(task, SKIPPED, reason, record=False)
+
+
+def within(path: str, root: Any) -> bool:
+    """True when ``path`` is inside the output folder ``root`` (a row of a copied archive may
+    point into the folder it was copied from)."""
+    return relative_to(path, str(root)) is not None
 
 
 def describe_unexpected(exc: BaseException) -> str:

@@ -51,11 +51,12 @@ from .downloads import (  # noqa: F401 - the backlog item's public names
     pre_loading,
 )
 from . import filters_row
-from .jobs import GalleryJobs, JobBusyError, JobOutcome, failure_groups_text, group_failures
+from .jobs import GalleryJobs, JobBusyError, JobOutcome, failure_groups_text, failure_reason
 from .gradio_compat import in_gradio_event, update, warn_user
-from .i18n import choice_value, choices, t, value_of
-from .messages import say
+from .i18n import choice_value, choices, value_of
+from .messages import MESSAGES, say
 from ..civitai.query import Target, parse_query, target_to_params
+from ..engine.failures import group_failures
 from ..records import NSFW_LEVELS, ImageItem
 
 logger = logging.getLogger(__name__)
@@ -538,8 +539,24 @@ def _target_for_download(query: str, view: Optional[GalleryView]) -> Target:
 
 
 def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:
-    """The status line after a job: counts, where the files are, the failures grouped by reason
-    (a count and a few ids each). ``resumable``: a cancelled download came before this retry."""
+    """The status after a job: counts, where the files are, the failures grouped by reason (a
+    count and a few ids each), then one line per kind of change in Civitai's answers
+    (``civitai/drift.py``). ``resumable``: a cancelled download came before this retry."""
+    return _counts_text(outcome, resumable) + "".join(
+        "\n" + drift_line(entry) for entry in outcome.summary.drift
+    )
+
+
+def drift_line(entry: Dict[str, Any]) -> str:
+    """One ``civitai/drift`` entry (kind, count, of, example) as the tab's status line, in the
+    user's language (the English words are ``drift.line``'s)."""
+    kind = str(entry.get("kind"))
+    fields = dict(count=entry.get("count"), of=entry.get("of"), example=entry.get("example"))
+    message = say("drift_" + kind, **fields) if "drift_" + kind in MESSAGES else entry["message"]
+    return say("drift_line", message=message)
+
+
+def _counts_text(outcome: JobOutcome, resumable: bool = False) -> str:
     s = outcome.summary
     if outcome.total == 0:
         if outcome.cancelled:
@@ -596,7 +613,7 @@ def failure_cause(failures: Sequence[Tuple[Any, str]]) -> str:
 
 def _top_reason(failures: Sequence[Tuple[Any, str]]) -> str:
     groups = group_failures(failures)
-    return groups[0][0] if groups else ""
+    return failure_reason(groups[0].reason) if groups else ""
 
 
 def _finish(outcome: JobOutcome, resumable: bool = False) -> str:
@@ -604,7 +621,7 @@ def _finish(outcome: JobOutcome, resumable: bool = False) -> str:
     s = outcome.summary
     text = summary_text(outcome, resumable)
     cause = failure_cause(s.failures)
-    reason = t(_top_reason(s.failures))
+    reason = _top_reason(s.failures)
     if s.failed and (s.completed + s.skipped) == 0 and not outcome.cancelled:
         name = {"network": "none_saved_network", "disk": "none_saved_disk"}.get(cause, "none_saved")
         toast_problem(say(name, total=outcome.total, reason=reason))

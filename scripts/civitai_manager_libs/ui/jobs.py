@@ -19,9 +19,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .. import setting
 from ..errors import CivitaiGalleryError
 from ..civitai.query import Target
+from ..engine.failures import group_failures
 from ..records import DownloadSummary
 from .i18n import t
-from .messages import say
+from .messages import FAILURE_REASONS, say
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class GalleryJobs:
             self._cancel.clear()
             downloader = self.downloader(_starting_job=True)
             progress(0, 0, listing)
+            listed_before = getattr(downloader, "last_drift", None)
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
@@ -143,6 +145,8 @@ class GalleryJobs:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
             outcome.summary.filtered = dict(getattr(downloader, "last_filtered", None) or {})
+            if listed_before is not getattr(downloader, "last_drift", None):  # this job listed
+                outcome.summary.drift = list(getattr(downloader, "last_drift", None) or [])
             outcome.kind = kind
             self.last_outcome = outcome
             return outcome
@@ -239,47 +243,51 @@ def job_row(tasks: Sequence[Any]) -> List[str]:
     ]
 
 
-def group_failures(
-    failures: Iterable[Tuple[Optional[int], str]],
-) -> List[Tuple[str, int, List[Optional[int]]]]:
-    """(reason, count, image ids) per reason, most frequent first. The reason is the failure's
-    words before any detail after a colon ("host unreachable: https://... failed 5 ..." is
-    "host unreachable"), so one outage is one group."""
-    groups: Dict[str, List[Optional[int]]] = {}
-    for image_id, reason in failures:
-        key = reason_key(reason)
-        groups.setdefault(key, []).append(image_id)
-    return sorted(((reason, len(ids), ids) for reason, ids in groups.items()), key=lambda g: -g[1])
-
-
-_URL_RE = re.compile(r"https?://\S+")
-_ID_RE = re.compile(r"#?\b\d{4,}\b")
-
-
-def reason_key(reason: str) -> str:
-    """A failure's reason without what differs from image to image (its URL, ids): the words
-    before a colon when they are short ("host unreachable: https://..." is "host unreachable"),
-    else the sentence with its links and ids left out."""
-    text = _URL_RE.sub("…", (reason or "").strip()) or "unknown error"
-    head, sep, _rest = text.partition(": ")
-    if sep and 0 < len(head) <= 40 and "…" not in head:
-        return head
-    return _ID_RE.sub("…", text)[:160].rstrip(". ")
-
-
 def failure_groups_text(failures: Sequence[Tuple[Optional[int], str]], ids_shown: int = 3) -> str:
-    """``131 × host unreachable (#1, #2, #3 and 128 more); 2 × HTTP 404 (#7, #9)``."""
+    """``131 × host unreachable (#1, #2, #3 and 128 more); 2 × HTTP 404 (#7, #9)``: the groups of
+    ``engine/failures.group_failures`` (the CLI's report groups the same way), in the user's
+    language."""
     parts = []
-    for reason, count, ids in group_failures(failures):
-        shown = ", ".join(f"#{i}" for i in ids[:ids_shown])
-        if len(ids) > ids_shown:
-            shown = say("failure_more_ids", ids=shown, more=len(ids) - ids_shown)
-        parts.append(say("failure_group", count=count, reason=t(reason), ids=shown))
+    for group in group_failures(failures, samples=ids_shown):
+        shown = ", ".join(f"#{i}" for i in group.sample_ids)
+        if group.more > 0:
+            shown = say("failure_more_ids", ids=shown, more=group.more)
+        parts.append(
+            say("failure_group", count=group.count, reason=failure_reason(group.reason), ids=shown)
+        )
     return "; ".join(parts)
 
 
+def failure_reason(reason: str) -> str:
+    """A group's reason (``engine/failures.failure_kind``'s words) in the user's language: one of
+    :data:`~.messages.FAILURE_REASONS` with its fields (a host, an HTTP status) filled; any other
+    reason (the error's own sentence) as it is, through ``t``."""
+    for template, pattern in _REASON_PATTERNS:
+        match = pattern.fullmatch(reason)
+        if match:
+            return t(template, **match.groupdict())
+    return t(reason)
+
+
+def _reason_pattern(template: str) -> "re.Pattern[str]":
+    pieces = re.split(r"\{(\w+)\}", template)
+    return re.compile(
+        "".join(
+            f"(?P<{piece}>.+?)" if odd else re.escape(piece)
+            for odd, piece in ((i % 2 == 1, piece) for i, piece in enumerate(pieces))
+        )
+    )
+
+
+_REASON_PATTERNS = [(template, _reason_pattern(template)) for template in FAILURE_REASONS]
+
+
 def describe_query(query_key: Optional[str], image_id: Any = None) -> str:
-    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image -> ``image 123``."""
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image -> ``image 123``: the kinds
+    of ``planning.listing_request.describe_query_key`` (the CLI's ``tasks`` words), in the user's
+    language."""
+    from ..planning.listing_request import describe_query_key
+
     if not query_key:
         return say("task_image", id=image_id if image_id is not None else "")
     head = query_key.split("|", 1)[0]
@@ -294,7 +302,7 @@ def describe_query(query_key: Optional[str], image_id: Any = None) -> str:
         return say("task_version", id=value)
     if kind == "image":
         return say("task_image", id=value)
-    return f"{kind} {value}".strip()
+    return describe_query_key(query_key)
 
 
 def _size(count: float) -> str:

@@ -98,6 +98,19 @@ MESSAGES: Dict[str, str] = {
     "no_download_running": "No download is running.",
     "cancelling": "Cancelling the running download ({count} images)...",
     "cancelling_listing": "Cancelling the running download while it is still listing images...",
+    # -- drift: Civitai's answers changed (civitai/drift.py; one line per kind after a download) ---
+    "drift_line": "Civitai's answers changed: {message}; please report it at the project's issue "
+    "tracker (README: When Civitai changes)",
+    "drift_meta": "{count} of {of} images came without their generation data although it was "
+    "asked for (withMeta=true); prompts and settings are missing from their records",
+    "drift_levels": "none of {of} images served was Mature or X although those levels were asked "
+    "(civitai.com serves safe-for-work images only; mature images are on civitai.red)",
+    "drift_hosts": "{count} of {of} images are on a host this tool does not know ({example}); "
+    "their downloads may fail or come from elsewhere",
+    "drift_shape": "{count} of {of} answers of the image listing came in an unknown shape "
+    "({example})",
+    "drift_malformed": "{count} of {of} listed items were dropped as unusable (see the skipped "
+    "images)",
     # -- recent tasks ----------------------------------------------------------------------------
     "no_tasks": "No downloads yet: the downloads you start appear here.",
     "task_model": "model {id}",
@@ -124,10 +137,18 @@ MESSAGES: Dict[str, str] = {
     "resources_large": "The missing files total {size}, over {limit} MB (resources.confirm_over_mb "
     "in {where}): tick 'Allow large downloads' and press again.",
     "resources_downloaded": "Downloaded {count} file(s) ({size}), verified.",
+    "resources_present": "{count} already on disk (same SHA-256).",
     "resources_not_downloaded": "Not downloaded: {reasons}",
     "resources_all_failed": "None of the {count} missing files could be downloaded: {reasons}",
     "hashing": "hashing {name}",
     "fetching": "{name}: {done} of {total} bytes",
+    # -- library (ui/library.py: the saved images, searched offline) ------------------------------
+    "library_found": "{count} image(s)",
+    "library_found_best": "{count} image(s) (the best {count})",
+    "library_no_results": "No saved image matches.",
+    "library_no_archive": "There is no download archive in {path}: choose a folder images were "
+    "downloaded into.",
+    "library_gone": "Image {id} is no longer in {folder}.",
     # -- settings (standalone) -------------------------------------------------------------------
     "setting_reload": "The language changes when the page is reloaded.",
 }
@@ -145,18 +166,22 @@ FILTER_REASONS: Dict[str, str] = {
 }
 
 
-#: The words a failure starts with (its reason before the details), as the tab groups them.
+#: The reasons ``engine/failures.failure_kind`` groups failures by (the CLI's report shows the
+#: same groups), as templates: ``jobs.failure_reason`` fills the fields from the reason's text.
+#: Any other reason is the error's own sentence, shown as it is.
 FAILURE_REASONS = (
-    "host unreachable",
-    "the connection timed out",
-    "the connection was refused",
-    "the connection failed",
-    "the server stopped sending data (read timeout)",
-    "the host name could not be resolved",
-    "the connection broke off mid-body",
-    "the TLS/SSL handshake failed",
-    "too many redirects",
-    "unknown error",
+    "host unreachable ({host})",
+    "network error",
+    "no longer on Civitai (HTTP 404)",
+    "needs a Civitai API key (HTTP {status})",
+    "Civitai asked to slow down (HTTP 429)",
+    "Civitai's server failed (HTTP {status})",
+    "disk full",
+    "the server sent a web page instead of an image",
+    "the download was cut off",
+    "could not write the file ({error})",
+    "unexpected error: {error}",
+    "failed",
 )
 
 

@@ -21,7 +21,7 @@ import gradio as gr
 from .. import setting
 from ..errors import CivitaiGalleryError, InvalidQueryError, SettingsError
 from ..metadata.resource_refs import Resource
-from ..resources.fetch import civitai_page, fetch_missing, human_size, total_size
+from ..resources.fetch import civitai_page, fetch_missing, human_size, summarize, total_size
 from ..resources.hash_cache import FileHasher
 from ..resources.service import ResourcePlan, open_cache, reproduce
 from .downloads import get_http_client
@@ -162,18 +162,19 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             FileHasher(cache),
             progress=fetching,
         )
-    failed = [o.message for o in outcomes if o.status not in ("downloaded", "present")]
-    done = [o for o in outcomes if o.status == "downloaded"]
+    summary = summarize(outcomes)  # the CLI words the same counts; here in the user's language
     table = resources_html(plan.resources, client.base_url)
-    if failed and not done:  # nothing came: a toast, and no "Downloaded 0 ... verified"
-        status = say("resources_all_failed", count=len(failed), reasons=" ".join(failed))
+    if summary.all_failed:  # nothing came: a toast, and no "Downloaded 0 ... verified"
+        status = say(
+            "resources_all_failed", count=len(summary.failed), reasons=" ".join(summary.failed)
+        )
         toast_problem(status)
         return table, status, plan.infotext(), plan
-    status = say(
-        "resources_downloaded", count=len(done), size=human_size(sum(o.bytes for o in done))
-    )
-    if failed:
-        status += " " + say("resources_not_downloaded", reasons=" ".join(failed))
+    status = say("resources_downloaded", count=summary.downloaded, size=human_size(summary.bytes))
+    if summary.present:
+        status += " " + say("resources_present", count=summary.present)
+    if summary.failed:
+        status += " " + say("resources_not_downloaded", reasons=" ".join(summary.failed))
         toast_problem(status)
     return table, status, plan.infotext(), plan
 
