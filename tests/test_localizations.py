@@ -84,6 +84,14 @@ def test_every_ui_string_has_a_translation_in_every_shipped_language(app_in):
         assert missing == [], f"{lang}.json has no entry for {missing}"
 
 
+def test_no_entry_is_left_over_from_a_string_the_tab_no_longer_shows(app_in):
+    """A renamed or removed text leaves no dead entry behind (the files stay the tab's words)."""
+    strings = ui_strings(app_in)
+    for lang, table in _files().items():
+        stale = sorted(english for english in table if english not in strings)
+        assert stale == [], f"{lang}.json has entries no UI string uses: {stale}"
+
+
 def test_translations_are_real_and_keep_their_fields():
     for lang, table in _files().items():
         for english, translated in table.items():
