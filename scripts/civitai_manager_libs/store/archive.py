@@ -47,6 +47,11 @@ SCHEMA_VERSION = 1
 TASK_STATUSES = ("pending", "downloading", "completed", "skipped", "failed", "cancelled")
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 _UNSET: Any = object()
+# SQLite primary result codes (sqlite.org/rescode.html) that _guard turns into typed errors
+_SQLITE_FULL = 13
+_SQLITE_NOT_WRITABLE = (3, 8, 14)  # PERM, READONLY, CANTOPEN
+_SQLITE_BUSY = (5, 6)  # BUSY, LOCKED
+_SQLITE_DAMAGED = (11, 26)  # CORRUPT, NOTADB
 _TASK_FIELDS = ("image_id", "url", "status", "path", "metadata_path", "error", "query_key")
 
 _SCHEMA = """
@@ -339,22 +344,23 @@ class Archive:
         try:
             yield
         except sqlite3.Error as exc:
-            text = str(exc).lower()
+            # by SQLite's result code (the primary code is the low byte), never by the wording
+            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
             where = f"the download archive {self.db_path}"
-            if "full" in text:
+            if code == _SQLITE_FULL:
                 raise DiskSpaceError(
                     f"The disk is full: cannot {action} {where}. Free some space and run again."
                 ) from None
-            if "readonly" in text or "unable to open" in text or "permission" in text:
+            if code in _SQLITE_NOT_WRITABLE:
                 raise OutputPathError(
                     f"Cannot {action} {where}: the file or its folder is not writable."
                 ) from None
-            if "locked" in text or "busy" in text:
+            if code in _SQLITE_BUSY:
                 raise ArchiveError(
                     f"Cannot {action} {where}: another program keeps it locked. "
                     "Close other downloads into the same folder and try again."
                 ) from None
-            if "not a database" in text or "malformed" in text or "corrupt" in text:
+            if code in _SQLITE_DAMAGED:
                 raise ArchiveError(
                     f"{where[0].upper()}{where[1:]} is damaged. Move it away and run again; "
                     "images already on disk are kept but will be checked again."
