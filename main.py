@@ -9,6 +9,7 @@ python main.py list model 123 --to images.parquet              a listing for img
 python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
 python main.py search "neon city" [--lora NAME] [--output DIR ...]   find saved images, offline
 python main.py index [--output DIR] [--rebuild]                 the search index of older folders
+python main.py doctor [--base-url URL] [--red-base-url URL]     do Civitai's answers still match?
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CLI_COMMANDS = {
     "resources",
     "search",
     "index",
+    "doctor",
 }
 
 

@@ -109,9 +109,9 @@ def cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_retry_failed}
-# export / list: their own parsers (cli/export_cmd.py, cli/list_cmd.py), imported only when asked
-# for (start-up of `download` must not pay for them)
-DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd"}
+# export / list / doctor: their own parsers (cli/export_cmd.py, list_cmd.py, doctor_cmd.py),
+# imported only when asked for (start-up of `download` must not pay for them)
+DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd", "doctor": "doctor_cmd"}
 
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:

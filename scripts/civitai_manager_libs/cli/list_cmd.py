@@ -4,6 +4,7 @@ alone, one row per image, for img2dataset to download at scale. Resumable (see e
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
@@ -11,6 +12,7 @@ from typing import Any, Dict, Optional, Sequence, TextIO
 from .args import _nsfw_levels, _positive_int
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
+from ..civitai.drift import Drift
 from ..export.listing import (
     ListingFile,
     ListingJob,
@@ -20,6 +22,7 @@ from ..export.listing import (
     run_listing,
 )
 
+log = logging.getLogger(__name__)
 LIST_KINDS = ("model", "version", "user", "filter")
 
 
@@ -126,6 +129,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
     )
     bar = None
+    drift = Drift.for_urls(client.base_url)
     try:
         api = CivitaiAPI(client=client)
         check_target(api, target)  # NotFoundError before the file is touched
@@ -143,11 +147,13 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             if bar is not None:
                 bar.update(rows - bar.n)
 
-        result = run_listing(api, job, dest, progress)
+        result = run_listing(api, job, dest, progress, drift)
     finally:
         if bar is not None:
             bar.close()
         client.close()
+        for line in drift.lines():  # one line per kind of change, at the end
+            log.warning("%s", line)
     resumed = " (resumed)" if result.resumed else ""
     out.write(f"listed {result.rows} image(s) into {result.path}{resumed}\n")
     if result.videos_skipped:
