@@ -15,7 +15,8 @@ from ..util.logging_setup import redact
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and what it wraps: requests keeps urllib3's error in ``args[0]``, urllib3 keeps
     the socket's in ``reason`` and the exception chain (bounded: a chain may loop)."""
-    todo, seen = [exc], set()
+    todo: list = [exc]
+    seen: set = set()
     while todo and len(seen) < 20:
         current = todo.pop()
         if id(current) in seen:
