@@ -16,6 +16,7 @@ from .dataset import Dataset, FakeImage, FakeModel, FakeVersion, iso_ms
 from .listing import ListingError, list_images
 from .models_api import ModelRoutes
 from .response import Response, error_response, json_response
+from .trpc import TrpcRoutes
 
 _MODEL_RE = re.compile(r"^/api/v1/models/([^/]+)/?$")
 _VERSION_RE = re.compile(r"^/api/v1/model-versions/([^/]+)/?$")
@@ -32,6 +33,7 @@ class ApiRoutes:
         self.image_base_url = image_base_url
         self.redirects: Dict[str, str] = {}
         self.model_files = ModelRoutes(base_url, image_base_url)
+        self.trpc = TrpcRoutes(dataset)  # the web API (/api/trpc/...)
 
     def handle(
         self, path: str, params: Dict[str, List[str]], headers: Optional[Mapping[str, str]] = None
@@ -39,6 +41,9 @@ class ApiRoutes:
         files = self.model_files.handle(path, headers or {}, self._version_json_by_id)
         if files is not None:
             return files
+        web = self.trpc.handle(path, params, headers or {})
+        if web is not None:
+            return web
         if path.rstrip("/") == "/api/v1/images":
             try:
                 body = list_images(self.dataset, params, self.base_url, self.image_base_url)

@@ -166,9 +166,17 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
     days = PERIOD_DAYS.get(period) if period else None
     since = dataset.now_ms - days * 86_400_000 if days else None
     mask = nsfw_mask(params)
+    ids = set()
+    for raw in _many(params, "ids"):  # a batch by id (missing or hidden ids are simply absent)
+        try:
+            ids.add(int(raw))
+        except ValueError:
+            raise ListingError(400, f"Invalid ids: expected numbers, received \"{raw}\"") from None
 
     pool: Sequence[FakeImage]
-    if image_id is not None:
+    if ids:
+        pool = [found for found in map(dataset.image, sorted(ids)) if found is not None]
+    elif image_id is not None:
         found = dataset.image(image_id)
         pool = [found] if found else []
     elif version_id is not None:
