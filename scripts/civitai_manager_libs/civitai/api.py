@@ -29,6 +29,7 @@ from .image_items import (
     unwrap_meta,
 )
 from .image_query import (
+    CONTROLLED,
     build_request,
     describe_params,
     listing_context,
@@ -38,6 +39,8 @@ from .image_query import (
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from .pages_ahead import PagesAhead, query_key
+from .trpc import TrpcAPI
+from .web_listing import WebListing, WebPages
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
 __all__ = [
@@ -87,6 +90,15 @@ class CivitaiAPI:
         self._lookups = _LookupMemo(LOOKUP_TTL)
         # listing pages asked beside a look-up (prefetch_page), until the listing takes them
         self._ahead = PagesAhead(PAGE_AHEAD_TTL)
+        self._trpc: Optional[TrpcAPI] = None
+        self.web = WebPages(self)  # page sources of the web API's listings
+
+    @property
+    def trpc(self) -> TrpcAPI:
+        """The web API (tRPC) over the same client."""
+        if self._trpc is None:
+            self._trpc = TrpcAPI(self.client)
+        return self._trpc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={type(self.client).__name__})"
@@ -218,14 +230,21 @@ class CivitaiAPI:
         cursor: Optional[str] = None,
         limit: Optional[int] = None,
         nsfw_levels: Optional[Levels] = None,
+        source: Optional[WebListing] = None,
     ) -> ImagePage:
         """One page of images for the gallery (the UI keeps a stack of cursors for "previous").
 
         ``limit`` defaults to the setting ``gallery_page_size``; items of unwanted NSFW levels are
-        dropped, so a page may hold fewer than ``limit`` items.
+        dropped, so a page may hold fewer than ``limit`` items. ``source``: a listing of the web
+        API (a collection, a post, ...; ``civitai/web_listing.py``), ``params`` then being its
+        server-side filters.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
-        items, next_cursor = self._fetch_page(request, cursor, limit)
+        if source is not None:
+            extra = {k: v for k, v in request.items() if k not in CONTROLLED}
+            items, next_cursor = self.web.source(source, levels, extra)(cursor, limit)
+        else:
+            items, next_cursor = self._fetch_page(request, cursor, limit)
         rejected: List[Tuple[Any, str]] = []
         converted = list(to_image_items(items, listing_context(request), rejected=rejected))
         kept = list(keep_levels(converted, levels))
@@ -281,7 +300,27 @@ class CivitaiAPI:
             cursor = params_cursor
         return request, levels, (str(cursor) if cursor is not None else None), limit
 
+    def rest_page(
+        self, params: Mapping[str, Any], levels: Levels, cursor: Optional[str], size: int
+    ) -> Tuple[List[Any], Optional[str]]:
+        """One raw page of the REST images listing (a web listing's REST half: a tag's images)."""
+        request, _levels, _cursor = build_request(params, levels)
+        return self._fetch_page(request, cursor, size)
+
     # -- look-ups ---------------------------------------------------------------------------
+
+    def get_collection(self, collection_id: int) -> Dict[str, Any]:
+        """A collection (``{id, name, type, read, user}``) through the web API; AuthError for a
+        private one without a key. One request per id however many callers ask."""
+        collection_id = check_id(collection_id, "collection")
+        return self._lookups.get(
+            ("collection", collection_id), lambda: self.trpc.collection(collection_id)
+        )
+
+    def get_tag(self, name: str) -> Tuple[int, str]:
+        """A tag's id and name by its name (the web API); NotFoundError for an unknown tag."""
+        key = ("tag", str(name).lower())
+        return self._lookups.get(key, lambda: self.trpc.tag_id(str(name)))
 
     def _get_object(self, path: str, what: str) -> Mapping[str, Any]:
         try:

@@ -35,7 +35,7 @@ from .service import (
     start_download,
 )
 from .shell import run_command
-from .target import CliTarget, parse_target
+from .target import CliTarget, parse_target, require_key_for
 from .tasks import format_table, task_lines
 from ..store.paths import ARCHIVE_NAME
 
@@ -66,8 +66,11 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
+    target = parse_target(
+        args.kind, args.values, getattr(args, "base_url", None), args.reaction_kinds
+    )
     cfg = resolve_config(args)
+    require_key_for(target, cfg.api_key)  # your reactions: exit 2 without the key
     if cfg.template:
         from ..store.paths import PathTemplate
 

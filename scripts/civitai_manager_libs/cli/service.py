@@ -129,7 +129,7 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     if filters is not None and target.kind == "image":
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
-    params = target.value if target.kind == "filter" else None
+    params = target.value if target.kind == "filter" else target.params
     return for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )

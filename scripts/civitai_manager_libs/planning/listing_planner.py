@@ -78,6 +78,7 @@ class ListingPlanner:
                     cursor=cursor,
                     limit=request.page_size(owner.page_size),
                     nsfw_levels=request.levels,
+                    source=request.source,
                 )
                 if page.notice and not told:
                     logger.warning("%s", page.notice)
