@@ -249,9 +249,7 @@ def test_a_post_all_its_images(fake_civitai, fake_dataset, tmp_path):
     assert _inputs(fake_civitai, "image.getInfinite")[0]["json"]["postId"] == post_id
 
 
-def test_user_videos_are_videos_only_and_images_images_only(
-    fake_civitai, fake_dataset, tmp_path
-):
+def test_user_videos_are_videos_only_and_images_images_only(fake_civitai, fake_dataset, tmp_path):
     url = "https://civitai.com/user/pixel_witch/videos"
     code, text = _run(fake_civitai, tmp_path / "v", "download", "url", url, "--nsfw", "all")
     assert code == 0, text
@@ -280,8 +278,15 @@ def test_user_posts_with_limit(fake_civitai, fake_dataset, tmp_path):
 
 def test_tag_lists_the_images_of_the_tag(fake_civitai, fake_dataset, tmp_path):
     code, text = _run(
-        fake_civitai, tmp_path, "download", "url", "https://civitai.com/tag/sci-fi",
-        "--nsfw", "all", "--limit", 0,
+        fake_civitai,
+        tmp_path,
+        "download",
+        "url",
+        "https://civitai.com/tag/sci-fi",
+        "--nsfw",
+        "all",
+        "--limit",
+        0,
     )
     assert code == 0, text
     assert _saved_ids(tmp_path) == _listed(i for i in fake_dataset.images if 3628 in i.tag_ids)
@@ -301,13 +306,20 @@ def test_reactions_need_the_key_exit_2_and_no_request(fake_civitai, tmp_path, ca
 
 def test_reactions_with_the_key_and_kinds(fake_civitai, fake_dataset, tmp_path):
     code, text = _run(
-        fake_civitai, tmp_path, "download", "reactions", "--kind", "heart,Laugh",
-        "--nsfw", "all", "--limit", 0, key="k1",
+        fake_civitai,
+        tmp_path,
+        "download",
+        "reactions",
+        "--kind",
+        "heart,Laugh",
+        "--nsfw",
+        "all",
+        "--limit",
+        0,
+        key="k1",
     )
     assert code == 0, text
-    expected = _listed(
-        i for i in fake_dataset.images if reaction_of(i.id) in ("Heart", "Laugh")
-    )
+    expected = _listed(i for i in fake_dataset.images if reaction_of(i.id) in ("Heart", "Laugh"))
     assert expected and _saved_ids(tmp_path) == expected
     assert _inputs(fake_civitai, "image.getInfinite")[0]["json"]["reactions"] == ["Heart", "Laugh"]
 
@@ -322,8 +334,15 @@ def test_unknown_reaction_kind_is_a_usage_error(fake_civitai, tmp_path):
 
 def test_videos_link_lists_videos_only(fake_civitai, fake_dataset, tmp_path):
     code, text = _run(
-        fake_civitai, tmp_path, "download", "url", "https://civitai.com/videos?period=AllTime",
-        "--nsfw", "all", "--limit", 0,
+        fake_civitai,
+        tmp_path,
+        "download",
+        "url",
+        "https://civitai.com/videos?period=AllTime",
+        "--nsfw",
+        "all",
+        "--limit",
+        0,
     )
     assert code == 0, text
     assert _saved_ids(tmp_path) == _listed(i for i in fake_dataset.images if i.type == "video")
@@ -332,9 +351,7 @@ def test_videos_link_lists_videos_only(fake_civitai, fake_dataset, tmp_path):
 
 def test_images_link_filters_become_the_listing_filters(fake_civitai, fake_dataset, tmp_path):
     url = "https://civitai.com/images?sort=Oldest&baseModels=Pony&tags=5193&view=feed"
-    code, text = _run(
-        fake_civitai, tmp_path, "download", "url", url, "--nsfw", "all", "--limit", 0
-    )
+    code, text = _run(fake_civitai, tmp_path, "download", "url", url, "--nsfw", "all", "--limit", 0)
     assert code == 0, text
     expected = _listed(
         i
@@ -356,8 +373,15 @@ def test_gallery_link_with_an_unknown_filter_is_refused():
 
 def test_download_filters_apply_to_web_listings(fake_civitai, fake_dataset, tmp_path):
     code, text = _run(
-        fake_civitai, tmp_path, "download", "collection", 7001, "--nsfw", "all",
-        "--type", "video",
+        fake_civitai,
+        tmp_path,
+        "download",
+        "collection",
+        7001,
+        "--nsfw",
+        "all",
+        "--type",
+        "video",
     )
     assert code == 0, text
     members = set(COLLECTIONS[7001].select(fake_dataset))

@@ -93,10 +93,13 @@ _CANONICAL = {key.lower(): key for key in FILTER_KEYS}
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _KEYWORD = re.compile(
-    r"(?P<kw>models?|model[-_ ]?versions?|versions?|images?|img|posts?|users?|creators?"
-    r"|collections?|tags?)"
+    r"(?P<kw>models?|model[-_ ]?versions?|versions?|images?|img|posts?|users?|creators?)"
     r"(?:\s*[:#=]\s*|\s+)(?P<value>\S+)",
     re.IGNORECASE,
+)
+# 'tag x', 'collection 7' ('tags=x' stays a filter)
+_WEB_KEYWORD = re.compile(
+    r"(?P<kw>collections?|tags?)(?:\s*[:#]\s*|\s+)(?P<value>\S+)", re.IGNORECASE
 )
 _AT_NAME = re.compile(r"@(?P<value>\S+)")
 _BARE_HOST = re.compile(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?/|[\w.-]+:\d+/", re.IGNORECASE)
@@ -186,7 +189,7 @@ def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
     match = _AT_NAME.fullmatch(stripped)
     if match:
         return Target("user", validate_username(match.group("value")))
-    match = _KEYWORD.fullmatch(stripped)
+    match = _KEYWORD.fullmatch(stripped) or _WEB_KEYWORD.fullmatch(stripped)
     if match:
         return _keyword_target(match.group("kw").lower(), match.group("value"))
     if "=" in stripped:
@@ -450,9 +453,7 @@ def gallery_target(page: str, raw_query: str, original: str) -> Target:
         elif key in _GALLERY_BOOLS:
             params[key] = value.lower() == "true"
         elif key == "baseModels":
-            params.setdefault(key, []).extend(
-                v.strip() for v in value.split(",") if v.strip()
-            )
+            params.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
         elif key == "types":
             continue  # the page decides (/images: images, /videos: videos)
         elif key in ("modelId", "modelVersionId"):
@@ -463,7 +464,10 @@ def gallery_target(page: str, raw_query: str, original: str) -> Target:
             params[key] = _filter_value(key, value)
     params["types"] = ["video" if page == "videos" else "image"]
     shown = urlencode(
-        [(k, ",".join(map(str, v)) if isinstance(v, list) else v) for k, v in sorted(params.items())]
+        [
+            (k, ",".join(map(str, v)) if isinstance(v, list) else v)
+            for k, v in sorted(params.items())
+        ]
     )
     return Target("gallery", f"/{page}?{shown}", params=params)
 

@@ -14,8 +14,8 @@ from ..records import NSFW_LEVELS
 def check_target_exists(api: Any, kind: str, value: Any, version_id: Optional[int] = None) -> None:
     """Look the target up; raises ``NotFoundError`` (model, version, image) or
     ``InvalidQueryError`` (a user without images), ``AuthError`` (a private collection or your
-    reactions without an API key). Filters, posts and gallery links are not checked (an empty match is
-    an answer, not a mistake)."""
+    reactions without an API key). Filters, posts and gallery links are not checked (an empty
+    match is an answer, not a mistake)."""
     if kind == "model":
         api.get_model(value)
         if version_id:

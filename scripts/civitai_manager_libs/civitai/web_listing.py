@@ -216,7 +216,7 @@ REACTIONS_NEED_KEY = (
 
 def _defaults(params: Dict[str, Any], mask: int) -> Dict[str, Any]:
     """What the site sends with every images query (gallery-dl sends the same)."""
-    out = {"period": "AllTime", "sort": "Newest", "include": ["cosmetics"]}
+    out: Dict[str, Any] = {"period": "AllTime", "sort": "Newest", "include": ["cosmetics"]}
     out.update(params)
     out["browsingLevel"] = mask
     return out

@@ -324,9 +324,7 @@ def _add_download(sub) -> None:
         epilog=DOWNLOAD_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_target_arguments(
-        dl, "default: all for model/version/collection/post, 20 for the others"
-    )
+    add_target_arguments(dl, "default: all for model/version/collection/post, 20 for the others")
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)

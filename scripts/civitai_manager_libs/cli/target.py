@@ -77,6 +77,8 @@ def parse_target(
             raise UsageError("'reactions' takes no value; choose them with --kind Like,Heart")
         parsed = reactions_target(reaction_kinds)
         return CliTarget("reactions", parsed.value, params=parsed.params)
+    if not values:
+        raise UsageError(f"a VALUE is required after '{kind}' (see --help)")
     if len(values) != 1:
         raise UsageError(f"'{kind}' takes exactly one value, got {len(values)}")
     text = values[0].strip()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .builders import TAGS
@@ -349,5 +349,3 @@ def devalue(value: Any) -> str:
     if not pack:
         pack.append(None)
     return json.dumps(pack, ensure_ascii=False, separators=(",", ":"))
-
-
