@@ -438,3 +438,34 @@ def test_titles_of_posts_reach_the_items(fake_civitai, fake_dataset):
         )
     assert page.items
     assert all(item.raw["postTitle"] == post_title(image.post_id) for item in page.items)
+
+
+def test_collection_fields_in_the_template_end_to_end(fake_civitai, fake_dataset, tmp_path):
+    code, text = _run(
+        fake_civitai,
+        tmp_path,
+        "download",
+        "collection",
+        7002,
+        "--nsfw",
+        "all",
+        "--template",
+        "{collection_id}-{collection_name}/{date:%Y-%m}/{post_title:.12}_{id:>010}",
+        key="k1",
+    )
+    assert code == 0, text
+    top = [n for n in os.listdir(tmp_path) if not n.startswith(".")]
+    assert top == ["7002-.._Private stash"]  # '../Private stash': one folder, inside the root
+    members = set(COLLECTIONS[7002].select(fake_dataset))
+    expected = _listed(i for i in fake_dataset.images if i.id in members)
+    found = {}
+    for root, _dirs, files in os.walk(tmp_path / top[0]):
+        for name in files:
+            stem, ext = os.path.splitext(name)
+            if ext in MEDIA_EXTS:
+                found[int(stem[-10:])] = (os.path.relpath(root, tmp_path / top[0]), stem)
+    assert set(found) == expected
+    for image_id, (folder, stem) in found.items():
+        image = fake_dataset.image(image_id)
+        assert folder == image.created_at[:7]  # {date:%Y-%m}
+        assert stem.endswith("_" + str(image_id).rjust(10, "0"))  # {id:>010}
