@@ -469,3 +469,96 @@ def test_collection_fields_in_the_template_end_to_end(fake_civitai, fake_dataset
         image = fake_dataset.image(image_id)
         assert folder == image.created_at[:7]  # {date:%Y-%m}
         assert stem.endswith("_" + str(image_id).rjust(10, "0"))  # {id:>010}
+
+
+# -- list: every target and every filter of download ----------------------------------------
+
+
+def _list(fake, dest, *argv, key=None):
+    args = ["list", *[str(a) for a in argv], "--to", str(dest), "--base-url", fake.base_url, "-q"]
+    if key:
+        args += ["--api-key", key]
+    code = cli.main(args, out=io.StringIO())
+    rows = []
+    if os.path.exists(dest):
+        with open(dest, encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    return code, rows
+
+
+def test_list_a_collection_with_the_download_filters(fake_civitai, fake_dataset, tmp_path):
+    code, rows = _list(
+        fake_civitai,
+        tmp_path / "c.jsonl",
+        "collection",
+        7001,
+        "--nsfw",
+        "all",
+        "--base-model",
+        "Pony",
+        "--with-generation-data",
+    )
+    assert code == 0
+    members = set(COLLECTIONS[7001].select(fake_dataset))
+    expected = {
+        i.id
+        for i in fake_dataset.images
+        if i.id in members
+        and i.nsfw_level in LISTED
+        and i.base_model == "Pony"
+        and i.type != "video"
+        and (i.meta or {}).get("prompt")
+        and not i.meta_hidden
+    }
+    assert expected and {r["id"] for r in rows} == expected
+    assert all(r["generation"] for r in rows)
+    assert _inputs(fake_civitai, "image.getInfinite")[0]["json"]["baseModels"] == ["Pony"]
+
+
+def test_list_takes_links_tags_posts_and_video_type(fake_civitai, fake_dataset, tmp_path):
+    code, rows = _list(
+        fake_civitai,
+        tmp_path / "t.jsonl",
+        "url",
+        "https://civitai.com/tag/car",
+        "--limit",
+        0,
+        "--nsfw",
+        "all",
+        "--since",
+        "2020-01-01",
+        "--min-reactions",
+        1,
+    )
+    assert code == 0
+    expected = {
+        i.id
+        for i in fake_dataset.images
+        if 111763 in i.tag_ids
+        and i.nsfw_level in LISTED
+        and i.type != "video"
+        and sum(i.stats.get(k, 0) for k in ("likeCount", "heartCount", "laughCount", "cryCount"))
+        + i.stats.get("dislikeCount", 0)
+        >= 1
+    }
+    assert {r["id"] for r in rows} == expected
+    code, rows = _list(
+        fake_civitai,
+        tmp_path / "v.jsonl",
+        "url",
+        "https://civitai.com/user/pixel_witch/videos",
+        "--nsfw",
+        "all",
+        "--type",
+        "video",
+    )
+    assert code == 0
+    assert {r["id"] for r in rows} == _listed(
+        i for i in fake_dataset.images if i.username == "pixel_witch" and i.type == "video"
+    )
+
+
+def test_list_reactions_without_key_exit_2(fake_civitai, tmp_path):
+    code, rows = _list(fake_civitai, tmp_path / "r.jsonl", "reactions")
+    assert code == 2 and rows == []
+    assert fake_civitai.api_requests() == []

@@ -122,6 +122,8 @@ class ListingJob:
     include_videos: bool = False
     context: Dict[str, Any] = field(default_factory=dict)
     clean_captions: bool = False  # caption = clean_caption(prompt) instead of the prompt as written
+    source: Any = None  # a web listing (civitai/web_listing.WebListing): its pages, not REST's
+    keep: Optional[Callable[[Any], bool]] = None  # the client-side filters: False drops an item
 
 
 @dataclass
@@ -132,6 +134,7 @@ class ListingResult:
     pages: int = 0
     resumed: bool = False
     complete: bool = False
+    filtered: int = 0  # items the client-side filters dropped (this run)
 
 
 @dataclass
@@ -296,7 +299,11 @@ def run_listing(
         size = MAX_PAGE_SIZE if not job.limit else min(MAX_PAGE_SIZE, job.limit - state.rows)
         requested.add(state.cursor)
         page = api.get_image_page(
-            job.params, cursor=state.cursor, limit=size, nsfw_levels=list(job.levels)
+            job.params,
+            cursor=state.cursor,
+            limit=size if job.keep is None else MAX_PAGE_SIZE,
+            nsfw_levels=list(job.levels),
+            **({"source": job.source} if job.source is not None else {}),
         )
         result.pages += 1
         rows: List[Dict[str, Any]] = []
@@ -306,6 +313,9 @@ def run_listing(
                 continue
             if item.type == "video" and not job.include_videos:
                 state.videos_skipped += 1
+                continue
+            if job.keep is not None and not job.keep(item):
+                result.filtered += 1
                 continue
             if job.limit and state.rows + len(rows) >= job.limit:
                 break
