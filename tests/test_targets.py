@@ -562,3 +562,65 @@ def test_list_reactions_without_key_exit_2(fake_civitai, tmp_path):
     code, rows = _list(fake_civitai, tmp_path / "r.jsonl", "reactions")
     assert code == 2 and rows == []
     assert fake_civitai.api_requests() == []
+
+
+# -- the tab: the query box browses every target; the template box previews -----------------
+
+
+@pytest.fixture
+def tab_env(fake_civitai, tmp_path, monkeypatch):
+    from scripts.civitai_manager_libs import setting
+
+    setting.reset()
+    setting.update(
+        {
+            "civitai_base_url": fake_civitai.base_url,
+            "gallery_cache_path": str(tmp_path / "cache"),
+            "images.output_path": str(tmp_path / "images"),
+            "http_backoff_factor": 0,
+            "http_max_retries": 1,
+            "gallery_page_size": 10,
+        }
+    )
+    yield fake_civitai
+    setting.reset()
+
+
+def test_tab_browses_a_collection_page_by_page(tab_env, fake_dataset):
+    import gradio as gr
+
+    from scripts.civitai_manager_libs.ui import actions as action
+
+    out = action.load_gallery(
+        "https://civitai.com/collections/7001",
+        list(NSFW_LEVELS),
+        "Newest",
+        "AllTime",
+        action.GalleryView(),
+    )
+    view = out[0]
+    members = set(COLLECTIONS[7001].select(fake_dataset))
+    assert view.items and {i.id for i in view.items} <= members
+    second = action.next_page(view)[0]
+    assert {i.id for i in second.items} <= members
+    assert {i.id for i in second.items}.isdisjoint(i.id for i in view.items)
+    pages = _requests(tab_env, "/api/trpc/image.getInfinite")
+    assert len(_requests(tab_env, "/api/v1/images")) == len(pages) == 2
+    chosen = action.select_image(second, gr.SelectData(None, {"index": 0, "value": None}))[0]
+    text = action.template_preview("{collection_name}/{date:%Y}/{id:>010}", chosen)
+    item = second.items[0]
+    assert "{collection_name}" in text and "{date" in text  # the fields are listed
+    expected = os.path.join("Landscapes & videos", item.created_at[:4], str(item.id).rjust(10, "0"))
+    assert expected in text
+    assert "does not fit a number" in action.template_preview("{id:zz}", chosen)
+    assert "Select an image" in action.template_preview("{id}", action.GalleryView())
+
+
+def test_tab_reactions_without_key_say_so(tab_env):
+    from scripts.civitai_manager_libs.ui import actions as action
+
+    status = action.download_all(
+        "https://civitai.com/user/me/images?section=reactions", ["None"], action.GalleryView()
+    )
+    assert "API key" in status
+    assert _requests(tab_env, "/api/trpc/image.getInfinite") == []
