@@ -8,13 +8,18 @@ input                                                Target
 ``123``, ``model 123``, ``model:123``                model 123
 ``version 456``                                      version 456
 ``image 789``                                        image 789
-``post 12``                                          filter ``postId=12``
+``post 12``, ``.../posts/12``                        post 12 (all its images; web API)
+``collection 34``, ``.../collections/34``            collection 34 (web API; private: API key)
+``tag name``, ``.../tag/name``                       tag ``name`` (its images)
+``.../user/name/posts``                              user_posts ``name`` (web API)
+``.../user/name/images`` (``/videos``)               filter ``username=name&type=image`` (video)
+``.../user/name/images?section=reactions``           reactions (yours; the API key)
+``.../images?sort=Newest&...``, ``.../videos?...``   gallery: the site's filters (web API)
 ``user name``, ``creator name``, ``@name``           user ``name``
 ``https://civitai.com/models/123[/slug]``            model 123
 ``.../models/123/slug?modelVersionId=456``           model 123, version_id 456
 ``.../images/789``                                   image 789
-``.../user/name``, ``.../user/name/images``          user ``name``
-``.../posts/12``                                     filter ``postId=12``
+``.../user/name``                                    user ``name``
 ``.../api/v1/images?modelId=1&sort=Newest``          filter
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
