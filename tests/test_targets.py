@@ -624,3 +624,38 @@ def test_tab_reactions_without_key_say_so(tab_env):
     )
     assert "API key" in status
     assert _requests(tab_env, "/api/trpc/image.getInfinite") == []
+
+
+def test_download_and_list_share_one_argument_definition():
+    from scripts.civitai_manager_libs.cli import args as cli_args
+    from scripts.civitai_manager_libs.cli import list_cmd
+
+    def options(parser):
+        found = set()
+        for action in parser._actions:
+            found.update(action.option_strings or [action.dest])
+        return found
+
+    download = next(
+        a
+        for a in cli_args.build_parser()._subparsers._group_actions[0].choices.items()
+        if a[0] == "download"
+    )[1]
+    shared = {
+        "kind",
+        "values",
+        "--limit",
+        "--nsfw",
+        "--kind",
+        "--base-model",
+        "--type",
+        "--with-generation-data",
+        "--since",
+        "--until",
+        "--min-reactions",
+        "--used-with",
+    }
+    assert shared <= options(download)
+    assert shared <= options(list_cmd.build_parser())
+    kinds = [a for a in list_cmd.build_parser()._actions if a.dest == "kind"][0].choices
+    assert tuple(kinds) == cli_args.TARGET_KINDS
