@@ -316,7 +316,7 @@ def _add_download(sub) -> None:
         "download",
         help="download the images of a model, version, user, image, collection, post, tag, "
         "your reactions, a url or a filter",
-        usage="%(prog)s KIND [VALUE ...] [options]",
+        usage="%(prog)s KIND VALUE [VALUE ...] [options]   (reactions: no VALUE)",
         description=(
             "Download every image of a target with its generation data. KIND VALUE is one of:\n"
             + TARGET_HELP
