@@ -65,6 +65,7 @@ def test_defaults_follow_the_design_table():
         "images.max_file_size_mb": 2048,
         "models_path": "",  # issue 13
         "resources.confirm_over_mb": 1024,
+        "resources.max_unknown_size_mb": 8192,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

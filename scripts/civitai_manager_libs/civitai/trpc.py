@@ -14,7 +14,8 @@ forms (Civitai's transformer changed from superjson to devalue in 2026; both sti
   typed value.
 
 The whole answer is read through the transport's bounded JSON reader (size cap, typed errors);
-the packed list is then expanded here within bounds a hostile server cannot get round: a
+the packed string is read by the one document reader (``util/documents``: size, depth, finite
+numbers) and its list then expanded here within bounds a hostile server cannot get round: a
 reference cycle, an index outside the list, nesting deeper than :data:`MAX_DEPTH` or more than
 :data:`MAX_NODES` values expanded (a small list whose entries point at each other many times would
 otherwise expand to billions) is an :class:`InvalidResponseError` naming the procedure.
@@ -31,12 +32,15 @@ import logging
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ApiError, AuthError, InvalidResponseError, NotFoundError
+from ..util.documents import DocumentError, read_document
 
 log = logging.getLogger(__name__)
 
 TRPC_PATH = "/api/trpc/"
 #: Values expanded from one packed answer at most (a page of 200 items is about 20,000).
 MAX_NODES = 1_000_000
+#: The largest packed string read (the whole answer is capped by the transport too).
+MAX_PACKED_BYTES = 32 * 1024 * 1024
 #: Nesting kept from a packed answer (a real one is under 12 levels).
 MAX_DEPTH = 64
 #: devalue's negative constants: undefined, a hole, NaN, +inf, -inf, -0.
@@ -122,11 +126,14 @@ def read_data(body: Mapping[str, Any], what: str) -> Any:
     result = body.get("result") if isinstance(body, Mapping) else None
     data = result.get("data") if isinstance(result, Mapping) else None
     if isinstance(data, str):
-        try:
-            packed = json.loads(data)
-        except (ValueError, RecursionError):
+        try:  # the one bounded reader: a packed list is flat (its entries 2 levels deep at most)
+            packed = read_document(
+                data, what="packed answer", max_bytes=MAX_PACKED_BYTES, max_depth=4
+            )
+        except DocumentError as exc:
             raise InvalidResponseError(
-                f"Civitai sent {what} in the packed form, but it is not JSON; try again later."
+                f"Civitai sent {what} in the packed form, but it is not usable: {exc}; try again "
+                "later."
             ) from None
         return unpack(packed, what)
     if isinstance(data, Mapping) and "json" in data:
@@ -143,8 +150,8 @@ def error_message(server_message: Optional[str]) -> Optional[str]:
     if not server_message or not server_message.lstrip().startswith("{"):
         return server_message
     try:
-        shape = json.loads(server_message)
-    except ValueError:
+        shape = read_document(server_message, what="error", max_bytes=64 * 1024)
+    except DocumentError:
         return server_message
     inner = shape.get("json", shape) if isinstance(shape, dict) else None
     if isinstance(inner, dict) and isinstance(inner.get("message"), str):
@@ -271,7 +278,7 @@ def _cursor_value(text: str) -> Any:
         return int(text[1:])
     if text.startswith("json:"):
         try:
-            return json.loads(text[5:])
-        except ValueError:
+            return read_document(text[5:], what="cursor", max_bytes=64 * 1024)
+        except DocumentError:
             return text
     return text

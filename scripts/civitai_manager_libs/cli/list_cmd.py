@@ -13,7 +13,14 @@ from .args import add_target_arguments, filters_from_args
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target, require_key_for
 from ..records import NSFW_LEVELS
-from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
+from ..export.listing import (
+    ListingFile,
+    ListingJob,
+    job_key,
+    listing_format,
+    require_pyarrow,
+    run_listing,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="dest", required=True, metavar="FILE", help="FILE.parquet or FILE.jsonl"
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished listing at --to (without it, an existing file is refused)",
+    )
     parser.add_argument(
         "--clean-captions",
         action="store_true",
@@ -67,6 +79,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     dest = os.path.abspath(os.path.expanduser(args.dest))
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
+    ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
     target = parse_target(args.kind, args.values, args.base_url, args.reaction_kinds)
     api_key = args.api_key or os.environ.get("CIVITAI_API_KEY") or None
     require_key_for(target, api_key)  # your reactions: exit 2 without the key
@@ -90,6 +103,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             if request.spec.active
             else None
         ),
+        overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
         api_key=api_key, base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
