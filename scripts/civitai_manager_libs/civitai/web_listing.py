@@ -19,13 +19,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import AuthError, InvalidQueryError, InvalidResponseError
+from ..errors import AuthError, InvalidQueryError
 from .image_items import int_or_none
-from .nsfw import browsing_level, nsfw_param
+from .nsfw import browsing_level
 
 PageSource = Callable[[Optional[str], int], Tuple[List[Any], Optional[str]]]
 
-IMAGES_PATH = "/api/v1/images"
 #: Where a uuid-named file lives when no REST item gives its URL (gallery-dl builds it so).
 DEFAULT_IMAGE_PREFIX = "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA"
 #: Posts asked per page of a user's posts (their images are then asked in one listing).
@@ -71,7 +70,7 @@ def web_params(params: Mapping[str, Any]) -> Dict[str, Any]:
 
 class WebPages:
     """The page sources of one ``CivitaiAPI`` (``api.trpc``, ``api.client``, ``api.get_collection``,
-    ``api.get_tag``, ``api.rest_page``)."""
+    ``api.get_tag``, ``api.rest_page``, ``api.get_images``)."""
 
     def __init__(self, api: Any):
         self.api = api
@@ -80,7 +79,8 @@ class WebPages:
         """The page source of ``listing`` keeping ``levels``; ``extra`` are the listing's
         server-side filters (REST names)."""
         mask = browsing_level(levels)
-        filters = web_params(extra)
+        with_tags = str(extra.get("withTags", "")).lower() == "true"
+        filters = web_params({k: v for k, v in extra.items() if k != "withTags"})
         what = listing.describe()
         kind = listing.kind
         if kind == "tag":
@@ -92,7 +92,7 @@ class WebPages:
             ctype = str(found.get("type") or "").lower()
             if ctype == "post":
                 base = {"collectionId": listing.value}
-                return self._posts_source(base, filters, mask, levels, what, labels)
+                return self._posts_source(base, filters, mask, levels, what, labels, with_tags)
             if ctype not in ("image", ""):
                 raise InvalidQueryError(
                     f"{what} is a collection of {found.get('type')}s, not of images or posts; "
@@ -102,7 +102,8 @@ class WebPages:
         elif kind == "post":
             base = {"postId": listing.value, "pending": True}
         elif kind == "user_posts":
-            return self._posts_source({"username": listing.value}, filters, mask, levels, what, {})
+            base = {"username": listing.value}
+            return self._posts_source(base, filters, mask, levels, what, {}, with_tags)
         elif kind == "reactions":
             if not self.api.trpc.has_api_key:
                 raise AuthError(REACTIONS_NEED_KEY)
@@ -117,7 +118,7 @@ class WebPages:
         def page(cursor: Optional[str], size: int) -> Tuple[List[Any], Optional[str]]:
             query = dict(params, limit=size)
             items, next_cursor = self.api.trpc.page("image.getInfinite", query, cursor, what)
-            return self.with_meta(items, levels, labels), next_cursor
+            return self.with_meta(items, levels, labels, with_tags), next_cursor
 
         return page
 
@@ -129,6 +130,7 @@ class WebPages:
         levels: Tuple[str, ...],
         what: str,
         labels: Dict[str, Any],
+        with_tags: bool = False,
     ):
         post_params = dict(base, browsingLevel=mask, period="AllTime", sort="Newest")
         image_filters = {k: v for k, v in filters.items() if k in ("types", "baseModels")}
@@ -146,7 +148,7 @@ class WebPages:
                 for _ in range(MAX_INNER_PAGES):
                     query = dict(params, limit=200)
                     found, inner = self.api.trpc.page("image.getInfinite", query, inner, what)
-                    items += self.with_meta(found, levels, labels)
+                    items += self.with_meta(found, levels, labels, with_tags)
                     if inner is None or inner in seen:
                         break
                     seen.add(inner)
@@ -168,9 +170,15 @@ class WebPages:
     # -- meta: one REST request per page ------------------------------------------------------
 
     def with_meta(
-        self, items: List[Any], levels: Tuple[str, ...], labels: Mapping[str, Any]
+        self,
+        items: List[Any],
+        levels: Tuple[str, ...],
+        labels: Mapping[str, Any],
+        with_tags: bool = False,
     ) -> List[Any]:
-        """``items`` (web API shape) in the REST shape, with their meta from one REST request."""
+        """``items`` (web API shape) in the REST shape, with their meta from one REST request
+        (``CivitaiAPI.get_images``: ``ids=`` with ``withMeta=true``; one id at a time only on a
+        server that cannot take ``ids=``)."""
         ids: List[int] = []
         for item in items:
             number = int_or_none(item.get("id")) if isinstance(item, Mapping) else None
@@ -178,25 +186,10 @@ class WebPages:
                 ids.append(number)
         by_id: Dict[int, Mapping[str, Any]] = {}
         if ids:
-            query = {
-                "ids": ",".join(str(i) for i in ids),
-                "withMeta": "true",
-                "limit": len(ids),
-                "nsfw": nsfw_param(levels),
-                "browsingLevel": browsing_level(levels),
-            }
-            body = self.api.client.get_json(IMAGES_PATH, query)
-            listed = body.get("items") if isinstance(body, Mapping) else None
-            if not isinstance(listed, list):
-                raise InvalidResponseError(
-                    "Civitai answered the generation data of a page of images without an "
-                    "'items' list; try again later.",
-                    url=IMAGES_PATH,
-                )
-            for rest in listed:
-                number = int_or_none(rest.get("id")) if isinstance(rest, Mapping) else None
-                if number is not None:
-                    by_id[number] = rest
+            batch = self.api.get_images(ids, with_tags=with_tags)
+            for found in batch.items:
+                if isinstance(found.raw, Mapping):
+                    by_id[found.id] = found.raw
         prefix = _image_prefix(by_id.values())
         out = []
         for item in items:

@@ -164,6 +164,8 @@ DOWNLOAD_EXAMPLES = """examples:
   python main.py download url "https://civitai.com/models/4201?modelVersionId=43888"
   python main.py download user someartist --limit 50
   python main.py download filter modelId=4201 sort=Newest --limit 10
+  python main.py download image 1001 1002 1003 --with-tags
+  python main.py download image --from-file ids.txt
   python main.py download model 4201 --with-generation-data --since 2024-01-01
   python main.py download collection 107023 --template '{collection_name}/{date:%Y-%m}/{id}'
   python main.py download url https://civitai.com/user/someartist/videos --limit 0
@@ -290,7 +292,10 @@ def add_target_arguments(parser: argparse.ArgumentParser, default_limit: str) ->
         help="what to list: " + ", ".join(TARGET_KINDS),
     )
     parser.add_argument(
-        "values", nargs="*", metavar="VALUE", help="id, name, URL or KEY=VALUE pairs"
+        "values",
+        nargs="*",
+        metavar="VALUE",
+        help="id, name, URL or KEY=VALUE pairs; 'image' takes several ids (asked 200 at a time)",
     )
     parser.add_argument(
         "--limit", type=_positive_int, help=f"at most N images; 0 = no limit ({default_limit})"
@@ -325,6 +330,18 @@ def _add_download(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_arguments(dl, "default: all for model/version/collection/post, 20 for the others")
+    dl.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="with 'image': more image ids or image links, one per line ('#' starts a comment; "
+        "'-' reads standard input)",
+    )
+    dl.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true); they go into the JSON "
+        "sidecar ('tags')",
+    )
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)

@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
     parser.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true): the 'tags' column",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a finished listing at --to (without it, an existing file is refused)",
@@ -80,19 +85,24 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
     ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
-    target = parse_target(args.kind, args.values, args.base_url, args.reaction_kinds)
+    target = parse_target(args.kind, args.values, args.base_url, reaction_kinds=args.reaction_kinds)
     api_key = args.api_key or os.environ.get("CIVITAI_API_KEY") or None
     require_key_for(target, api_key)  # your reactions: exit 2 without the key
     spec = filters_from_args(args)
     request = _request(target, args, spec)  # InvalidQueryError (exit 2) before any request
+    params = dict(request.params)
+    if args.with_tags:  # without the flag the requests stay as they were
+        params["withTags"] = "true"
     videos = args.videos or (spec is not None and spec.media_type == "video")
     extra: Dict[str, Any] = {"limit": args.limit or 0, "videos": videos}
     extra["clean"] = args.clean_captions
+    if args.with_tags:
+        extra["tags"] = True
     if request.spec.active:
         extra["filters"] = request.spec.key()
     job = ListingJob(
         key=job_key(target.kind, target.value, request.levels, extra),
-        params=request.params,
+        params=params,
         levels=request.levels,
         limit=args.limit or 0,
         include_videos=videos,

@@ -4,6 +4,7 @@ the ``download_*`` call that matches the target."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class RunConfig:
     duplicates: Optional[str] = None
     limit: Optional[int] = None
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
+    with_tags: bool = False  # --with-tags: withTags=true on every images request
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -54,6 +56,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
+        with_tags=bool(getattr(args, "with_tags", False)),
     )
 
 
@@ -126,13 +129,18 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     from ..planning.listing_request import for_target
 
     filters = cfg.filters
-    if filters is not None and target.kind == "image":
+    if filters is not None and target.kind in ("image", "images"):
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
+    if target.kind == "images":
+        return None
     params = target.value if target.kind == "filter" else target.params
-    return for_target(
+    request = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )
+    if request is not None and cfg.with_tags:  # without the flag the requests stay as they were
+        request = dataclasses.replace(request, params={**request.params, "withTags": "true"})
+    return request
 
 
 def start_download(
@@ -145,6 +153,10 @@ def start_download(
         listing = listing_for(target, cfg)
     if listing is not None:
         return downloader.download_listing(listing, save_metadata=save)
+    if target.kind == "images":
+        return downloader.download_images(
+            target.value, save_metadata=save, with_tags=cfg.with_tags, batch=target.batch
+        )
     return [downloader.download_single_image(target.value, save_metadata=save)]
 
 

@@ -14,7 +14,8 @@ import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ..civitai import api as civitai_api
+from .. import setting
+from ..civitai import image_urls
 from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
 from .duplicates import (
     FileNames,
@@ -28,12 +29,17 @@ from ..errors import (
     CivitaiGalleryError,
     DiskSpaceError,
     DownloadCancelledError,
+    DownloadError,
     MetadataError,
+    NetworkError,
+    RefusedUrlError,
+    UnexpectedContentError,
 )
 from .failures import describe_failure, is_disk_full
 from ..store import confined
 from ..transport.file_fetch import ReceivedFile
 from ..transport.host_gate import origin_of
+from ..util.logging_setup import redact
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,27 @@ class Fetched:
     received: ReceivedFile
     root: str  # the folder every write for it must stay in
     replaces: Optional[str] = None  # an older copy to delete once committed (policy replace)
+
+
+#: HTTP statuses of a media host that send a file to its next URL (the file is not there).
+FALLBACK_STATUSES = (401, 403, 404, 410)
+
+
+def video_base_url() -> Optional[str]:
+    """The video host set for any media host (a changed ``civitai_video_base_url``), or None:
+    Civitai's own video host then serves only Civitai's own media URLs."""
+    spec_default = setting.SPECS["civitai_video_base_url"].default
+    value = setting.get("civitai_video_base_url")
+    return value if value and value != spec_default else None
+
+
+def _try_next_host(exc: Exception) -> bool:
+    """Whether a failed fetch should go on to the file's next URL: the host refused it or does
+    not have it (401/403/404/410), sent a page instead of media, cannot be reached, or is a host
+    downloads never go to."""
+    if isinstance(exc, (NetworkError, UnexpectedContentError, RefusedUrlError)):
+        return True  # RefusedUrlError: a video host the URL gate refuses (never asked)
+    return isinstance(exc, DownloadError) and exc.status in FALLBACK_STATUSES
 
 
 def placeholder_extension(item_type: Optional[str]) -> str:
@@ -191,15 +218,24 @@ class TaskRunner:
         # A file the caller named itself (custom_path) is confined to its own folder.
         root: str = folder if task.custom_path else str(owner.output_path)
         min_free = getattr(owner, "min_free_space_mb", None)
-        received = owner.client.receive_file(
-            civitai_api.original_url(task.image_url),
-            target + placeholder_extension(task.item.type if task.item else None),
-            progress_callback=lambda done, total: self._on_bytes(task, done, total),
-            cancel_event=cancel_event,
-            fix_extension=True,
-            root=root,
-            min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
-        )
+        item_type = task.item.type if task.item else None
+        urls = image_urls.download_urls(task.image_url, item_type, video_base_url())
+        for number, url in enumerate(urls, 1):
+            try:
+                received = owner.client.receive_file(
+                    url,
+                    target + placeholder_extension(item_type),
+                    progress_callback=lambda done, total: self._on_bytes(task, done, total),
+                    cancel_event=cancel_event,
+                    fix_extension=True,
+                    root=root,
+                    min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
+                )
+                break
+            except (DownloadError, NetworkError) as exc:
+                if number == len(urls) or not _try_next_host(exc):
+                    raise
+                logger.info("image %s: %s; trying %s", task.image_id, exc, redact(urls[number]))
         replaces = existing if owner.duplicate_policy == "replace" else None
         return Fetched(received, root, replaces)
 

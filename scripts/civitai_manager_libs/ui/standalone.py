@@ -194,6 +194,7 @@ def _start_demo_civitai():
         logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
     setting.set("civitai_base_url", fake.base_url)
     os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
+    os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
 
