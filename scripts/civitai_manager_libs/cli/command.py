@@ -114,9 +114,9 @@ def cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_retry_failed}
-# export / list: their own parsers (cli/export_cmd.py, cli/list_cmd.py), imported only when asked
-# for (start-up of `download` must not pay for them)
-DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd"}
+# export / list / doctor: their own parsers (cli/export_cmd.py, list_cmd.py, doctor_cmd.py),
+# imported only when asked for (start-up of `download` must not pay for them)
+DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd", "doctor": "doctor_cmd"}
 
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
@@ -126,6 +126,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
         return module.main(argv[1:], out)
+    if argv and argv[0] in ("search", "index"):  # offline: no HTTP client is built
+        from . import library_cmd
+
+        entry = library_cmd.search_main if argv[0] == "search" else library_cmd.index_main
+        return entry(argv[1:], out)
     if argv and argv[0] == "resources":
         from . import resources_cmd
 

@@ -5,6 +5,7 @@ argument definition: ``cli.args.add_target_arguments``). Resumable (see export.l
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
@@ -13,6 +14,7 @@ from .args import add_target_arguments, filters_from_args
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target, require_key_for
 from ..records import NSFW_LEVELS
+from ..civitai.drift import Drift
 from ..export.listing import (
     ListingFile,
     ListingJob,
@@ -21,6 +23,8 @@ from ..export.listing import (
     require_pyarrow,
     run_listing,
 )
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +123,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         api_key=api_key, base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
     )
     bar = None
+    drift = Drift.for_urls(client.base_url)
     try:
         api = CivitaiAPI(client=client)
         check_target(api, target)  # NotFoundError before the file is touched
@@ -136,11 +141,13 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             if bar is not None:
                 bar.update(rows - bar.n)
 
-        result = run_listing(api, job, dest, progress)
+        result = run_listing(api, job, dest, progress, drift)
     finally:
         if bar is not None:
             bar.close()
         client.close()
+        for line in drift.lines():  # one line per kind of change, at the end
+            log.warning("%s", line)
     resumed = " (resumed)" if result.resumed else ""
     out.write(f"listed {result.rows} image(s) into {result.path}{resumed}\n")
     if result.videos_skipped:

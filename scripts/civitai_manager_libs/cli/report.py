@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, TextIO
 
+from ..civitai import drift
 from ..errors import AuthError, NetworkError
 from ..util.logging_setup import redact
 from ..records import DownloadSummary
 from ..store import confined
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,6 +71,10 @@ class RunReport:
             "skipped_items": [
                 {"image_id": image_id, "reason": redact(str(reason))}
                 for image_id, reason in s.skipped_notes
+            ],
+            "drift": [
+                {key: entry.get(key) for key in ("kind", "count", "of", "example", "message")}
+                for entry in s.drift
             ],
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at) if self.finished_at else None,
@@ -120,6 +128,8 @@ def finish(report: RunReport, report_path: Optional[str], out: TextIO) -> int:
     for line in report.lines():
         out.write(line + "\n")
     out.flush()
+    for entry in report.summary.drift:  # one warning line per kind of change, at the end
+        log.warning("%s", drift.line(entry))
     if report_path:
         write_report(report_path, report.to_dict())
     return report.exit_code

@@ -194,7 +194,7 @@ class TaskRunner:
         sha = sha256_file(path)
         size = os.path.getsize(path)
         metadata_path = self._complete_sidecars(task, path)
-        self._record_image(task, path, metadata_path, sha, size)
+        self._record_image(task, path, metadata_path, sha, size, _index_record(task, path))
         fields = {"image_path": path, "metadata_path": metadata_path, "sha256": sha}
         return Outcome(SKIPPED, f"already on disk: {path}", fields)
 
@@ -252,12 +252,14 @@ class TaskRunner:
         )
         if other is not None:
             path = other["path"]
-            self._record_image(task, path, other.get("metadata_path"), result.sha256, result.size)
+            meta, record = other.get("metadata_path"), _index_record(task, path)
+            self._record_image(task, path, meta, result.sha256, result.size, record)
             fields = {"image_path": path, "sha256": result.sha256}
             return Outcome(SKIPPED, f"same content as {path}", fields)
-        metadata_path, note = self._write_metadata(task, result.path)
+        record = _index_record(task, result.path)
+        metadata_path, note = self._write_metadata(task, result.path, record)
         thumbnail = self._write_thumbnail(result.path)
-        self._record_image(task, result.path, metadata_path, result.sha256, result.size)
+        self._record_image(task, result.path, metadata_path, result.sha256, result.size, record)
         fields = {
             "image_path": result.path,
             "metadata_path": metadata_path,
@@ -299,7 +301,7 @@ class TaskRunner:
         return next((p for p in sidecars if os.path.exists(p)), None)
 
     def _write_metadata(
-        self, task: ImageDownloadTask, image_path: str
+        self, task: ImageDownloadTask, image_path: str, record: Optional[Dict[str, Any]] = None
     ) -> Tuple[Optional[str], Optional[str]]:
         """(the sidecar to show, a note when the generation data could not be written)."""
         formats: List[str] = self._owner.metadata_formats
@@ -308,7 +310,7 @@ class TaskRunner:
         from ..metadata import record as metadata
 
         try:
-            record = _record_for(task, image_path)
+            record = record if record is not None else _record_for(task, image_path)
             paths = metadata.save_metadata(image_path, record, formats)
         except (MetadataError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc, MetadataError) else exc
@@ -337,8 +339,10 @@ class TaskRunner:
             logger.warning("no thumbnail for %s: %s", image_path, exc)
             return None
 
-    def _record_image(self, task, path, metadata_path, sha256, size) -> None:
+    def _record_image(self, task, path, metadata_path, sha256, size, record=None) -> None:
+        """The images row, and with ``record`` its search index row (one transaction)."""
         self._owner.archive.record_image(
+            record=record,
             image_id=task.image_id,
             url=task.image_url,
             sha256=sha256,
@@ -346,6 +350,18 @@ class TaskRunner:
             metadata_path=metadata_path,
             size=size,
         )
+
+
+def _index_record(task: ImageDownloadTask, image_path: str) -> Optional[Dict[str, Any]]:
+    """The record the search index keeps for a saved file; None when there is no item (or it
+    cannot be read: the image is saved all the same and ``python main.py index`` can add it)."""
+    if task.item is None:
+        return None
+    try:
+        return _record_for(task, image_path)
+    except Exception as exc:  # noqa: BLE001 - the index must never cost the image
+        logger.debug("image %s: no record to index: %r", task.image_id, exc)
+        return None
 
 
 def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:

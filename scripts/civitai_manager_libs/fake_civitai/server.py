@@ -25,7 +25,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .api import REDIRECT_PREFIX, ApiRoutes
 from .dataset import Dataset
-from .faults import Faults, fault_response
+from .faults import Faults, drifted, fault_response
 from .imagehost import ImageRoutes
 from .media import Body, BytesBody
 from .response import Response, error_response
@@ -575,7 +575,9 @@ class FakeCivitai:
         try:
             if role == "api":
                 assert self._api is not None
-                return self._api.handle(path, params, headers)
+                answer = self._api.handle(path, params, headers)
+                shape = self.faults.take(("drift",), role, path)
+                return drifted(answer, shape.body) if shape is not None else answer
             if role == "video":
                 return self._images.handle_video(path)
             stored = self.storage.handle(path, headers or {})

@@ -56,6 +56,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
 from ..civitai import image_batch
 from ..civitai.image_batch import ImageBatch
@@ -159,6 +160,10 @@ class ImageDownloader:
         if api_client is None:
             api_client = civitai_api.CivitaiAPI(client=self.engine.configured_client)
         self.api = api_client
+        # what Civitai answered differently from what is expected: this session's listings, and
+        # the latest listing's (civitai/drift.py)
+        self.drift = Drift()
+        self.last_drift: List[Dict[str, Any]] = []
 
         self._archive = archive
         self._owns_archive = archive is None
@@ -303,10 +308,14 @@ class ImageDownloader:
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
+            # the API's host serves this listing's media too (a mirror, the demo)
+            drift = Drift.for_urls(getattr(getattr(self.api, "client", None), "base_url", None))
             try:
-                return self._planner.run(request, save_metadata, counts)
+                return self._planner.run(request, save_metadata, counts, drift)
             finally:
                 self._count_filtered(counts)
+                self.drift.merge(drift)
+                self.last_drift = drift.kinds()
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -690,11 +699,13 @@ class ImageDownloader:
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
         """Counts over the tasks (all of this session when None; then ``filtered`` holds the
-        session's filtered images by reason)."""
+        session's filtered images by reason and ``drift`` what Civitai answered differently from
+        what is expected, ``civitai/drift.py``)."""
         result = summarize(self._registry.select(task_ids), self.output_path)
         if task_ids is None:
             with self._registry.lock:
                 result.filtered = self._filtered.as_dict()
+            result.drift = self.drift.kinds()
         return result
 
     def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:

@@ -11,7 +11,8 @@ file.)
 
 Tables: ``images`` (one row per saved image: id, url, sha256, path, metadata path, size, time),
 ``tasks`` (every task with its latest state), ``checkpoints`` (query key -> next cursor) and
-``schema_version``.
+``schema_version``; ``library`` / ``library_fts``, the search index (store/library_index.py), are
+written in the image row's transaction.
 
 Paths inside the archive's folder (the output root) are stored relative to it and read back as
 absolute paths under the folder the archive is in now, so a copied or moved output folder never
@@ -37,7 +38,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 from ..errors import ArchiveError, DiskSpaceError, OutputPathError
 from ..util.logging_setup import redact
 from ..util.media_key import media_uuid
-from . import confined
+from . import confined, library_index
 
 logger = logging.getLogger(__name__)
 
@@ -377,6 +378,17 @@ class Archive:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for another store module's reads (store/library_index), under the
+        archive's lock; sqlite3 errors it lets through become typed errors."""
+        with self._lock, self._guard("read"):
+            yield self._db()
+
+    def writing(self) -> Any:
+        """A write transaction on the connection (a context manager), as the archive's own."""
+        return self._transaction("write to")
+
     def _query(self, sql: str, params: Iterable[Any] = ()) -> List[sqlite3.Row]:
         with self._lock, self._guard("read"):
             return self._db().execute(sql, tuple(params)).fetchall()
@@ -407,6 +419,7 @@ class Archive:
             if version <= SCHEMA_VERSION:
                 self._migrate_paths(conn)
                 _add_uuid_column(conn)
+                library_index.create(conn)
         if version > SCHEMA_VERSION:
             raise ArchiveError(
                 f"The download archive {self.db_path} was written by a newer version of Civitai "
@@ -484,10 +497,12 @@ class Archive:
         size: Optional[int] = None,
         downloaded_at: Optional[str] = None,
         uuid: Optional[str] = None,
+        record: Optional[Mapping[str, Any]] = None,
     ) -> ArchivedImage:
         """Insert or replace the record of a saved image; returns it. ``uuid`` (default: the one
-        ``url`` carries) is the file's Civitai uuid (:meth:`known_uuids`)."""
-        record = ArchivedImage(
+        ``url`` carries) is the file's Civitai uuid (:meth:`known_uuids`). ``record`` (the
+        image's metadata record) also goes into the search index, in the same transaction."""
+        saved = ArchivedImage(
             image_id=_image_id(image_id),
             url=url,
             sha256=sha256.lower() if sha256 else None,
@@ -497,18 +512,21 @@ class Archive:
             downloaded_at=downloaded_at or _now(),
             uuid=(uuid or media_uuid(url) or "").lower() or None,
         )
-        self.record_images([record])
-        return record
+        self.record_images([dict(saved.__dict__, record=record)])
+        return saved
 
     def record_images(self, records: Iterable[Union[ArchivedImage, Mapping[str, Any]]]) -> int:
-        """Insert or replace many image records in one transaction; returns how many."""
-        rows = []
+        """Insert or replace many image records in one transaction; returns how many. A mapping's
+        ``record`` (its metadata record) is indexed for search in the same transaction."""
+        rows, indexed = [], []
         for rec in records:
             values = dict(rec) if isinstance(rec, Mapping) else rec.__dict__
             sha = values.get("sha256")
             path = values.get("path")
             meta = values.get("metadata_path")
             url = values.get("url")
+            if values.get("record") is not None:
+                indexed.append(library_index.entry(_image_id(values["image_id"]), values["record"]))
             rows.append(
                 (
                     _image_id(values["image_id"]),
@@ -527,6 +545,7 @@ class Archive:
                 "downloaded_at, uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            library_index.write(conn, indexed)
         return len(rows)
 
     def remove_image(self, image_id: Any) -> bool:

@@ -130,6 +130,7 @@ class GalleryJobs:
             self._cancel.clear()
             downloader = self.downloader(_starting_job=True)
             progress(0, 0, f"{listing}...")
+            listed_before = getattr(downloader, "last_drift", None)
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
@@ -137,6 +138,8 @@ class GalleryJobs:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
             outcome.summary.filtered = dict(getattr(downloader, "last_filtered", None) or {})
+            if listed_before is not getattr(downloader, "last_drift", None):  # this job listed
+                outcome.summary.drift = list(getattr(downloader, "last_drift", None) or [])
             outcome.kind = kind
             self.last_outcome = outcome
             return outcome
