@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-from .args import add_target_arguments, filters_from_args
+from .args import add_target_arguments, filters_from_args, path_arg
+from .catalog import PROG
+from .progress import progress_bar
+from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target, require_key_for
 from ..records import NSFW_LEVELS
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py list",
+        f"{PROG} list",
         "List the images of any download target (model, version, user, image, collection, post, "
         "tag, your reactions, a civitai.com link or a filter) into a Parquet or JSON Lines file "
         "(url, caption, id, NSFW level, size, creator, model/version ids, generation data) "
@@ -38,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_target_arguments(parser, "default: 0, all")
     parser.add_argument(
-        "--to", dest="dest", required=True, metavar="FILE", help="FILE.parquet or FILE.jsonl"
+        "--to",
+        dest="dest",
+        type=path_arg,
+        required=True,
+        metavar="FILE",
+        help="FILE.parquet or FILE.jsonl",
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
     parser.add_argument(
@@ -80,12 +87,31 @@ def _request(target: Any, args: argparse.Namespace, spec: Any) -> Any:
     return for_target(target.kind, target.value, target.version_id, params, args.nsfw, spec, limit)
 
 
+def _check_writable(dest: str) -> None:
+    """``--to`` names a file that can be written: not a folder, in a folder that is (or can
+    become) writable; ``OutputPathError`` (exit 2) with one line otherwise. Nothing is left."""
+    from ..store.paths import check_output_folder
+
+    if os.path.isdir(dest):
+        raise OutputPathError(f"--to {dest} is a folder; give a FILE.parquet or FILE.jsonl")
+    folder = os.path.dirname(dest)
+    try:
+        check_output_folder(folder)
+    except OutputPathError as exc:
+        why = str(exc).split("(", 1)[1].split(")", 1)[0] if "(" in str(exc) else "not a folder"
+        raise OutputPathError(
+            f"cannot write {dest}: its folder {folder} cannot be written ({why}); "
+            "choose another --to"
+        ) from None
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     from ..civitai.api import CivitaiAPI
     from ..http_client import CivitaiHttpClient
     from ..planning import item_filter
 
     dest = os.path.abspath(os.path.expanduser(args.dest))
+    _check_writable(dest)  # one line and exit 2 before any request
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
     ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
@@ -132,16 +158,21 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         elif target.kind == "version":
             version = api.get_model_version(target.value)
             job.context = {"model_id": version.model_id, "version_id": target.value}
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=None, unit="img", desc="listed", file=sys.stderr)
+        bar = progress_bar(args.quiet, total=None, unit="img", desc="listed")
 
         def progress(rows: int, _videos: int) -> None:
             if bar is not None:
                 bar.update(rows - bar.n)
 
-        result = run_listing(api, job, dest, progress, drift)
+        try:
+            result = run_listing(api, job, dest, progress, drift)
+        except OSError as exc:
+            if isinstance(exc, CivitaiGalleryError):
+                raise
+            raise OutputPathError(
+                f"cannot write {dest} ({exc.strerror or exc.__class__.__name__}); "
+                "choose another --to"
+            ) from None
     finally:
         if bar is not None:
             bar.close()

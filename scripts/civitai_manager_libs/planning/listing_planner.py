@@ -50,6 +50,8 @@ class ListingPlanner:
         self._context = context
         self._schedule = schedule
         self._reserve_space = reserve_space
+        # the latest listing stopped at its limit while Civitai had more: that limit (else None)
+        self.limit_cut: Optional[int] = None
 
     def run(
         self,
@@ -78,6 +80,7 @@ class ListingPlanner:
         listing = self._open(query_key, use_checkpoint=request.resumes)
         context = self._context.for_listing(request.kind, request.value)
         listed = 0
+        self.limit_cut = None
         told = False  # the notice about the order Civitai really gives, once per listing
         pages = PageLoop(
             lambda cursor: owner.api.get_image_page(
@@ -106,6 +109,9 @@ class ListingPlanner:
                 self._skip_rejected(listing, page.rejected)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
+                    left_on_page = bool(items) and page.items[-1] is not items[-1]
+                    if limit and listed >= limit and (page.next_cursor or left_on_page):
+                        self.limit_cut = limit  # "20 of more": the user is told
                     break
                 if item_filter.past_bound(page.items, spec, params.get("sort")):
                     logger.info("%s: past the date bound; no further page is needed", query_key)
