@@ -2,7 +2,7 @@
 
 Handlers take plain values and a :class:`GalleryView` (held per browser session in ``gr.State``;
 there is no module-level page state) and return the new values in the order documented on each.
-They call the service (query, civitai_api, gallery_downloads, gallery_jobs, metadata) and never
+They call the service (civitai/query, civitai/api, ui/downloads, ui/jobs, metadata) and never
 talk HTTP themselves. A handler never raises into Gradio (which would paint every output with a
 red "Error" badge): a failed action shows one toast with a sentence saying what to do, logs one
 line (the traceback at DEBUG) and leaves every component consistent, with the previous results
@@ -10,7 +10,7 @@ line (the traceback at DEBUG) and leaves every component consistent, with the pr
 
 The backlog names (``get_http_client``, ``download_images``, ``_download_single_image``,
 ``download_images_with_progress``, ``download_images_batch``, ``GalleryDownloadManager``,
-``download_large_image``, ``pre_loading``) live in :mod:`.gallery_downloads` and are importable
+``download_large_image``, ``pre_loading``) live in :mod:`.downloads` and are importable
 from here.
 """
 
