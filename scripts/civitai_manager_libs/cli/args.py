@@ -274,6 +274,11 @@ def _add_download(sub) -> None:
         help="comma list of levels None,Soft,Mature,X or 'all' "
         "(default: setting images.default_nsfw_filter)",
     )
+    dl.add_argument(
+        "--full",
+        action="store_true",
+        help="list every page, even on a re-run that could stop at the images it already has",
+    )
     _add_filter_options(dl)
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)

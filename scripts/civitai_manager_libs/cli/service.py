@@ -4,6 +4,7 @@ the ``download_*`` call that matches the target."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class RunConfig:
     duplicates: Optional[str] = None
     limit: Optional[int] = None
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
+    full: bool = False  # --full: no incremental stop (planning/incremental.py)
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -54,6 +56,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
+        full=bool(getattr(args, "full", False)),
     )
 
 
@@ -130,9 +133,12 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
     params = target.value if target.kind == "filter" else None
-    return for_target(
+    listing = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )
+    if listing is not None and cfg.full:
+        listing = dataclasses.replace(listing, full=True)
+    return listing
 
 
 def start_download(

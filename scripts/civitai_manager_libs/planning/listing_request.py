@@ -34,6 +34,7 @@ class ListingRequest:
     limit: int  # images kept after filtering; 0: all
     levels: List[str]  # NSFW levels kept
     spec: FilterSpec = field(default_factory=FilterSpec)  # the client-side filters
+    full: bool = False  # list every page even when a re-run could stop early (--full)
 
     @property
     def query_key(self) -> str:
