@@ -8,6 +8,7 @@ python main.py export --from OUT --to DIR --format captions    a training set fr
 python main.py list model 123 --to images.parquet              a listing for img2dataset
 python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
 python main.py doctor [--base-url URL] [--red-base-url URL]     do Civitai's answers still match?
+python main.py follow model 123 [options] | sync [--output DIR]  keep followed targets up to date
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from typing import List, Optional
 
 CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resources", "doctor"}
+CLI_COMMANDS |= {"follow", "unfollow", "following", "sync"}  # cli/follow_cmd.py
 
 
 def main(argv: Optional[List[str]] = None) -> int:

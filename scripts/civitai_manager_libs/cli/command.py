@@ -26,14 +26,8 @@ from .report import (
     RunReport,
     write_report,
 )
-from .run import execute
-from .service import (
-    RunConfig,
-    apply_remembered_options,
-    listing_for,
-    resolve_config,
-    start_download,
-)
+from .run import download_run, execute
+from .service import RunConfig, apply_remembered_options, resolve_config
 from .shell import run_command
 from .target import CliTarget, parse_target
 from .tasks import format_table, task_lines
@@ -67,24 +61,7 @@ def _history_path(output: str) -> str:
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
-    cfg = resolve_config(args)
-    if cfg.template:
-        from ..store.paths import PathTemplate
-
-        PathTemplate(cfg.template)  # TemplateError before any request or folder
-    from ..store.paths import check_output_folder
-
-    check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
-    report = RunReport("download", target.describe(), cfg.output)
-    listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
-
-    def begin(downloader):
-        return start_download(downloader, target, cfg, listing)
-
-    from ..planning.listing_request import first_page_ahead
-
-    ahead = first_page_ahead(listing, cfg.output)  # None: nothing certain to ask ahead
-    return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)
+    return download_run(args, out, RunReport("download", target.describe(), ""), target)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
@@ -105,6 +82,7 @@ COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_re
 # export / list / doctor: their own parsers (cli/export_cmd.py, list_cmd.py, doctor_cmd.py),
 # imported only when asked for (start-up of `download` must not pay for them)
 DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd", "doctor": "doctor_cmd"}
+FOLLOW_COMMANDS = ("follow", "unfollow", "following", "sync")  # cli/follow_cmd.py
 
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
@@ -114,6 +92,10 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
         return module.main(argv[1:], out)
+    if argv and argv[0] in FOLLOW_COMMANDS:  # follow / unfollow / following / sync
+        from . import follow_cmd
+
+        return follow_cmd.main(argv, out)
     if argv and argv[0] == "resources":
         from . import resources_cmd
 
