@@ -12,7 +12,7 @@ import io
 import os
 from typing import Any, List, Optional, Sequence, TextIO, Tuple
 
-from .args import UsageError, build_parser
+from .args import UsageError, add_pacing_options, build_parser
 from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunReport
 from .shell import add_logging, new_parser, run_command
 from .target import CliTarget, parse_target
@@ -123,6 +123,7 @@ def _small_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host"
         )
+        add_pacing_options(parser)
     add_logging(parser)
     return parser
 
@@ -165,6 +166,7 @@ def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> Tuple[int, RunRe
     args = build_parser().parse_args(["download", *row.argv, "--output", output])
     args.base_url, args.api_key = ns.base_url, ns.api_key
     args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
+    args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
     target = parse_target(args.kind, args.values, args.base_url)
     report = RunReport("download", target.describe(), output)
     code = download_run(args, io.StringIO(), report, target)

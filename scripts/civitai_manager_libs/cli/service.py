@@ -32,6 +32,8 @@ class RunConfig:
     limit: Optional[int] = None
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
     full: bool = False  # --full: no incremental stop (planning/incremental.py)
+    sleep_request: Optional[str] = None  # --sleep-request / --limit-rate (transport/pacing.py)
+    limit_rate: Optional[str] = None
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -57,6 +59,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
         full=bool(getattr(args, "full", False)),
+        sleep_request=getattr(args, "sleep_request", None),
+        limit_rate=getattr(args, "limit_rate", None),
     )
 
 
@@ -70,7 +74,11 @@ class Service:
 
         self.cfg = cfg
         self.client = CivitaiHttpClient(
-            api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
+            api_key=cfg.api_key,
+            base_url=cfg.base_url,
+            pool_size=cfg.concurrency,
+            sleep_request=cfg.sleep_request,
+            limit_rate=cfg.limit_rate,
         )
         self.api = CivitaiAPI(client=self.client)
         self.downloader: Optional[ImageDownloader] = None

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -35,6 +36,7 @@ from ..errors import (
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
+from .pacing import RateLimit
 from ..util.logging_setup import redact
 from .media_sniff import (
     MEDIA_EXTENSIONS,
@@ -97,6 +99,9 @@ class FetchPolicy:
     chunk_size: int = CHUNK_SIZE
     max_bytes: Optional[int] = DEFAULT_MAX_BYTES  # images.max_file_size_mb; None: no cap
     min_free_bytes: int = 0  # images.min_free_space_mb, kept while the body is written
+    rate_limit: Optional[float] = None  # --limit-rate: bytes per second (transport/pacing)
+    clock: Callable[[], float] = time.monotonic  # the rate limit's (tests inject both)
+    sleep: Callable[[float], None] = time.sleep
 
 
 def final_path(filepath: str, extension: Optional[str]) -> str:
@@ -189,6 +194,7 @@ class FileFetch:
             os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.filepath))
         )
         self._checked_free = 0
+        self._rate: Optional[RateLimit] = None  # --limit-rate, from the first chunk written
         self.progress = progress_callback
         self.cancel_event = cancel_event
         self.fix_extension = fix_extension
@@ -501,6 +507,10 @@ class FileFetch:
             raise _disk_error(exc, self.part, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
+        if self.policy.rate_limit:
+            if self._rate is None:
+                self._rate = RateLimit(self.policy.rate_limit, self.policy.clock, self.policy.sleep)
+            self._rate.sent(len(chunk))
         if done - self._checked_free >= FREE_CHECK_EVERY:
             self._checked_free = done
             self._keep_free_space(handle)
