@@ -7,6 +7,8 @@ python main.py tasks | retry-failed                            history and retri
 python main.py export --from OUT --to DIR --format captions    a training set from a download
 python main.py list model 123 --to images.parquet              a listing for img2dataset
 python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
+python main.py search "neon city" [--lora NAME] [--output DIR ...]   find saved images, offline
+python main.py index [--output DIR] [--rebuild]                 the search index of older folders
 python main.py doctor [--base-url URL] [--red-base-url URL]     do Civitai's answers still match?
 python main.py follow model 123 [options] | sync [--output DIR]  keep followed targets up to date
 """
@@ -18,19 +20,40 @@ import os
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resources", "doctor"}
-CLI_COMMANDS |= {"follow", "unfollow", "following", "sync"}  # cli/follow_cmd.py
+CLI_COMMANDS = {
+    "download",
+    "tasks",
+    "retry-failed",
+    "export",
+    "list",
+    "resources",
+    "search",
+    "index",
+    "doctor",
+    "follow",  # follow / unfollow / following / sync: cli/follow_cmd.py
+    "unfollow",
+    "following",
+    "sync",
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CLI_COMMANDS:
-        from scripts.civitai_manager_libs.cli import command as cli
+    try:
+        if argv and argv[0] in CLI_COMMANDS:
+            from scripts.civitai_manager_libs.cli import command as cli
 
-        return cli.main(argv)
-    from scripts.civitai_manager_libs.ui import standalone
+            return cli.main(argv)
+        from scripts.civitai_manager_libs.ui import standalone
 
-    return standalone.main(argv)
+        return standalone.main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # the net: one masked line (the traceback with -v), never raw
+        from scripts.civitai_manager_libs.cli.shell import report_unexpected
+
+        return report_unexpected(exc, "-v" in argv or "--verbose" in argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ on two copies of the output folder: with ``--full`` (every page, as every re-run
 as is (incremental: it stops at the first page reaching an image it has). Each row: listing
 requests, image requests, seconds (each a separate ``main.py`` process, the fake's latency on
 every request).
+
+Then ``sync`` over 10 followed targets (the default dataset's models and two of its creators) with
+nothing new: API requests (listing and look-ups) and seconds.
 """
 
 from __future__ import annotations
@@ -47,6 +50,37 @@ def _run(fake, output: str, extra: Sequence[str], model_id: int) -> List[str]:
     return [str(len(listing)), str(len(images)), f"{seconds:.2f}"]
 
 
+def sync_ten(work: str, latency: float) -> List[str]:
+    """``sync`` of 10 followed targets with nothing new: [name, listing requests, image requests
+    (0), seconds] and the API requests in all in the name."""
+    from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+
+    dataset = Dataset.default()
+    output = os.path.join(work, "followed")
+    main_py = [sys.executable, os.path.join(REPO, "main.py")]
+    targets = [["model", str(m.id)] for m in dataset.models[:8]]
+    targets += [["user", c.username, "--limit", "0"] for c in dataset.creators[:2]]
+    with FakeCivitai(dataset=dataset, latency=latency) as fake:
+        for target in targets:
+            subprocess.run(
+                [*main_py, "follow", *target, "--nsfw", "all", "--metadata", "none", "-o", output],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
+        sync = [*main_py, "sync", "--output", output, "--base-url", fake.base_url, "-q"]
+        subprocess.run(sync, cwd=REPO, capture_output=True, timeout=900)  # the first, full
+        fake.reset()
+        start = time.perf_counter()
+        subprocess.run(sync, cwd=REPO, capture_output=True, timeout=900)
+        seconds = time.perf_counter() - start
+        listing = [r for r in fake.api_requests() if r.path == "/api/v1/images"]
+        api = len(fake.api_requests())
+        images = len([r for r in fake.image_requests() if r.method == "GET"])
+    name = f"sync, 10 targets, nothing new ({api} API requests in all)"
+    return [name, str(len(listing)), str(images), f"{seconds:.2f}"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 
@@ -68,6 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 copy = os.path.join(work, name.split()[0])
                 shutil.copytree(first, copy)
                 rows.append([name, *_run(fake, copy, extra, model_id)])
+        rows.append(sync_ten(work, args.latency))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     headers = ["re-run, " + f"{n:,} images + 5 new", "listing requests", "image requests", "s"]

@@ -107,7 +107,7 @@ def test_a_busy_service_is_not_a_change(fake_civitai, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--base-url", "ftp://example.org"], "must be an http(s) address"),
+        (["--base-url", "ftp://example.org"], "--base-url must start with https://"),
         (["--base-url", "http://127.0.0.1:1", "--red-base-url", "civitai.red"], "--red-base-url"),
         (["--frobnicate"], "unrecognized arguments"),
     ],

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
+from . import image_batch
+from .image_batch import ImageBatch
 from .image_items import (
     MAX_ID,
     int_or_none,
@@ -336,11 +338,14 @@ class CivitaiAPI:
             images=images,
         )
 
-    def get_image(self, image_id: int) -> ImageItem:
-        """One image with its generation data, whatever its NSFW level."""
+    def get_image(self, image_id: int, *, with_tags: bool = False) -> ImageItem:
+        """One image with its generation data, whatever its NSFW level (and its ``tags`` with
+        ``with_tags``)."""
         image_id = check_id(image_id, "image")
         what = f"image {image_id}"
-        query = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
+        query: Dict[str, Any] = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
+        if with_tags:
+            query["withTags"] = "true"
         try:
             body = self.client.get_json(IMAGES_PATH, query)
         except NotFoundError as exc:
@@ -357,6 +362,13 @@ class CivitaiAPI:
             if item.id == image_id:
                 return item
         raise _not_found(what, None, url=IMAGES_PATH)
+
+    def get_images(self, image_ids: Sequence[int], *, with_tags: bool = False) -> ImageBatch:
+        """Several images by id, ``ids=`` batches of up to 200 (one by one when the server
+        cannot take them): :class:`~.image_batch.ImageBatch` with the items in the order given
+        and the ids Civitai did not answer."""
+        ids = [check_id(i, "image") for i in image_ids]
+        return image_batch.fetch_images(self, ids, with_tags=with_tags)
 
 
 def _items(

@@ -18,8 +18,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import requests
 
-from ..errors import ApiError, NetworkError, RateLimitedError, ServerError
+from ..errors import ApiError, NetworkError, RateLimitedError, RefusedUrlError, ServerError
 from ..records import NSFW_LEVELS
+from ..util.url_gate import check_download_url
 from .drift import host_of, known_host, listing_body
 from .image_items import unwrap_meta
 from .image_urls import original_url
@@ -247,10 +248,24 @@ class Doctor:
         except Exception:  # an URL of another form: asked as listed
             pass
         try:
+            check_download_url(url, [self.api_host])
             with self.client.session.get(
-                url, headers={"Range": "bytes=0-0"}, stream=True, timeout=self.client.timeout
+                url,
+                headers={"Range": "bytes=0-0"},
+                stream=True,
+                timeout=self.client.timeout,
+                allow_redirects=False,  # a hop is only named here, each is gated where it is used
             ) as response:
                 status, ctype = response.status_code, response.headers.get("Content-Type", "")
+                location = response.headers.get("Location", "")
+        except RefusedUrlError as exc:
+            self._say(
+                q,
+                CHANGED,
+                f"a listed file is where downloads may not go: {exc}",
+                "please report it",
+            )
+            return
         except requests.RequestException as exc:
             self._say(
                 q,
@@ -261,6 +276,8 @@ class Doctor:
             return
         if status in (200, 206) and ctype.split("/")[0] in ("image", "video"):
             self._say(q, OK, f"HTTP {status}, {ctype}")
+        elif status in (301, 302, 303, 307, 308) and location:
+            self._say(q, OK, f"HTTP {status} to {host_of(location)}")
         else:
             self._say(
                 q,

@@ -60,12 +60,17 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
+    target = parse_target(
+        args.kind, args.values, getattr(args, "base_url", None), getattr(args, "from_file", None)
+    )
     return download_run(args, out, RunReport("download", target.describe(), ""), target)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
     cfg = resolve_config(args)
+    from ..store.paths import check_output_folder
+
+    check_output_folder(cfg.output)  # a lock file that is a link or a folder: exit 2, first
     apply_remembered_options(cfg, _history_path(cfg.output))
     report = RunReport("retry-failed", None, cfg.output)
     return execute(args, out, report, cfg, lambda d: d.retry_failed())
@@ -92,6 +97,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
         return module.main(argv[1:], out)
+    if argv and argv[0] in ("search", "index"):  # offline: no HTTP client is built
+        from . import library_cmd
+
+        entry = library_cmd.search_main if argv[0] == "search" else library_cmd.index_main
+        return entry(argv[1:], out)
     if argv and argv[0] in FOLLOW_COMMANDS:  # follow / unfollow / following / sync
         from . import follow_cmd
 

@@ -39,13 +39,13 @@ def fronts(args: argparse.Namespace) -> List[Tuple[str, bool]]:
     """``(origin, serves mature levels)`` for each front to ask; SettingsError (exit 2) for an
     address that is not a plain http(s) origin."""
     from .. import setting
-    from ..settings.values import validate_base_url
+    from ..util.url_gate import check_base_url
 
     base = args.base_url or os.environ.get("CIVITAI_BASE_URL") or setting.get("civitai_base_url")
-    base = validate_base_url("--base-url", base)
+    base = check_base_url(base, "--base-url")
     red = args.red_base_url or os.environ.get("CIVITAI_RED_BASE_URL")
     if red:
-        return [(base, False), (validate_base_url("--red-base-url", red), True)]
+        return [(base, False), (check_base_url(red, "--red-base-url"), True)]
     return [(base, True)]
 
 

@@ -72,6 +72,8 @@ def download_options(ns: argparse.Namespace) -> List[str]:
         out.append("--thumbnails")
     if ns.duplicates:
         out += ["--duplicates", ns.duplicates]
+    if getattr(ns, "with_tags", False):
+        out.append("--with-tags")
     if ns.concurrency:
         out += ["--concurrency", str(ns.concurrency)]
     return out

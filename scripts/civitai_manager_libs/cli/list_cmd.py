@@ -13,7 +13,14 @@ from .args import _nsfw_levels, _positive_int
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
 from ..civitai.drift import Drift
-from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
+from ..export.listing import (
+    ListingFile,
+    ListingJob,
+    job_key,
+    listing_format,
+    require_pyarrow,
+    run_listing,
+)
 
 log = logging.getLogger(__name__)
 LIST_KINDS = ("model", "version", "user", "filter")
@@ -42,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: setting images.default_nsfw_filter)",
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
+    parser.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true): the 'tags' column",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished listing at --to (without it, an existing file is refused)",
+    )
     parser.add_argument(
         "--clean-captions",
         action="store_true",
@@ -76,12 +93,15 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     dest = os.path.abspath(os.path.expanduser(args.dest))
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
+    ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
     target = parse_target(args.kind, args.values)
     params = _params(target.kind, target.value)
     levels = args.nsfw
     if levels is None and params.get("nsfw") not in (None, ""):
         levels = list(levels_of_param(params["nsfw"]))
     params.pop("nsfw", None)
+    if args.with_tags:  # without the flag the requests stay as they were
+        params["withTags"] = "true"
     if levels is None:
         levels = setting.get("images.default_nsfw_filter")
     levels = list(normalize_levels(levels))
@@ -90,13 +110,19 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             target.kind,
             target.value,
             levels,
-            {"limit": args.limit, "videos": args.videos, "clean": args.clean_captions},
+            {
+                "limit": args.limit,
+                "videos": args.videos,
+                "clean": args.clean_captions,
+                **({"tags": True} if args.with_tags else {}),
+            },
         ),
         params=params,
         levels=levels,
         limit=args.limit,
         include_videos=args.videos,
         clean_captions=args.clean_captions,
+        overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,

@@ -137,7 +137,8 @@ def execute(
             warm = threading.Thread(target=_import_download_modules, daemon=True)
             warm.start()
             try:
-                check_target(service.api, target)  # NotFoundError before any folder is created
+                # NotFoundError before any folder is created
+                check_target(service.api, target, with_tags=cfg.with_tags)
             finally:
                 warm.join()  # never leave an import running into the interpreter's shutdown
         bars = ProgressBars(enabled=bars_wanted(args.quiet))
@@ -164,6 +165,9 @@ def download_run(
 ) -> int:
     """``download``'s run of ``target``, filling ``report`` (``sync`` reads it)."""
     cfg = resolve_config(args)
+    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
+        target = CliTarget("images", [target.value])
+        report.target = target.describe()
     if cfg.template:
         from ..store.paths import PathTemplate
 

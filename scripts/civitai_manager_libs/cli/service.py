@@ -34,6 +34,7 @@ class RunConfig:
     full: bool = False  # --full: no incremental stop (planning/incremental.py)
     sleep_request: Optional[str] = None  # --sleep-request / --limit-rate (transport/pacing.py)
     limit_rate: Optional[str] = None
+    with_tags: bool = False  # --with-tags: withTags=true on every images request
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -61,6 +62,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         full=bool(getattr(args, "full", False)),
         sleep_request=getattr(args, "sleep_request", None),
         limit_rate=getattr(args, "limit_rate", None),
+        with_tags=bool(getattr(args, "with_tags", False)),
     )
 
 
@@ -137,16 +139,20 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     from ..planning.listing_request import for_target
 
     filters = cfg.filters
-    if filters is not None and target.kind == "image":
+    if filters is not None and target.kind in ("image", "images"):
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
+    if target.kind == "images":
+        return None
     params = target.value if target.kind == "filter" else None
-    listing = for_target(
+    request = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )
-    if listing is not None and cfg.full:
-        listing = dataclasses.replace(listing, full=True)
-    return listing
+    if request is not None and cfg.with_tags:  # without the flag the requests stay as they were
+        request = dataclasses.replace(request, params={**request.params, "withTags": "true"})
+    if request is not None and cfg.full:
+        request = dataclasses.replace(request, full=True)
+    return request
 
 
 def start_download(
@@ -159,6 +165,10 @@ def start_download(
         listing = listing_for(target, cfg)
     if listing is not None:
         return downloader.download_listing(listing, save_metadata=save)
+    if target.kind == "images":
+        return downloader.download_images(
+            target.value, save_metadata=save, with_tags=cfg.with_tags, batch=target.batch
+        )
     return [downloader.download_single_image(target.value, save_metadata=save)]
 
 

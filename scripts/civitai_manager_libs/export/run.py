@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
 from ..errors import DiskSpaceError, InvalidQueryError, OutputPathError
-from .captions import clean_caption
+from ..store.paths import is_reserved_name
+from .captions import CAPTION_SOURCES, build_caption
 from .source import (
     DUPLICATE,
     FILTERED,
@@ -43,6 +44,7 @@ class ExportOptions:
     kohya_repeats: Optional[int] = None
     concept: Optional[str] = None
     include_videos: bool = False
+    caption_source: str = "prompt"  # prompt | tags | both (export/captions.build_caption)
 
 
 @dataclass
@@ -83,6 +85,13 @@ def _concept_folder(options: ExportOptions) -> Optional[str]:
         raise InvalidQueryError(
             f"--concept {options.concept!r} must be a plain folder name (no / \\ : * ? \" < > |)"
         )
+    folder = f"{options.kohya_repeats}_{concept}"
+    if concept.endswith((".", " ")) or is_reserved_name(folder):
+        raise InvalidQueryError(
+            f"--concept {options.concept!r} does not make the same folder on every system: "
+            "Windows drops a trailing dot or space (and reserves CON, NUL, COM1...); choose "
+            "another name"
+        )
     return f"{options.kohya_repeats}_{concept}"
 
 
@@ -96,6 +105,10 @@ def check_export(source: str, dest: str, options: ExportOptions) -> str:
         raise InvalidQueryError(f"unknown export format {options.fmt!r}; use {', '.join(FORMATS)}")
     if options.include_videos and options.fmt == "imagefolder":
         raise InvalidQueryError("the imagefolder format holds images only; drop --videos")
+    if options.caption_source not in CAPTION_SOURCES:
+        raise InvalidQueryError(
+            f"unknown caption source {options.caption_source!r}; use {', '.join(CAPTION_SOURCES)}"
+        )
     concept = _concept_folder(options)
     source, dest = os.path.abspath(source), os.path.abspath(dest)
     open_archive(source).close()
@@ -137,7 +150,7 @@ def run_export(
     try:
         total = archive.image_count()
         try:
-            writer = open_writer(options.fmt, folder)
+            writer = open_writer(options.fmt, folder, os.path.abspath(dest))
         except OSError as exc:
             raise _write_error(exc, folder) from None
         for done, (row, item, reason) in enumerate(iter_saved(archive, source), 1):
@@ -157,7 +170,12 @@ def run_export(
                 logger.debug("image %s: same content as an image already exported", row.image_id)
                 summary.skip(DUPLICATE)
                 continue
-            caption = clean_caption(item.prompt, options.caption_prefix)
+            caption = build_caption(
+                item.prompt,
+                item.record.get("tags"),
+                options.caption_source,
+                options.caption_prefix,
+            )
             if options.fmt == "captions" and not caption:
                 summary.skip(NO_CAPTION)
                 continue

@@ -72,9 +72,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     print(f"Fake Civitai API:   {fake.base_url}", flush=True)
     print(f"Fake Civitai images: {fake.image_base_url}", flush=True)
+    print(f"Fake Civitai videos: {fake.video_base_url}", flush=True)
     print(
         f"{len(dataset.models)} models, {len(dataset.images)} images. "
-        f"Use CIVITAI_BASE_URL={fake.base_url}  (Ctrl+C to stop)",
+        f"Use CIVITAI_BASE_URL={fake.base_url} CIVITAI_VIDEO_BASE_URL={fake.video_base_url}"
+        "  (Ctrl+C to stop)",
         flush=True,
     )
     try:

@@ -33,6 +33,9 @@ class ApiRoutes:
         self.redirects: Dict[str, str] = {}
         self.model_files = ModelRoutes(base_url, image_base_url)
         self._by_sha: Optional[Dict[str, FakeVersion]] = None
+        # how the images endpoint treats ``ids=``: "served" (late 2026), "ignored" (older
+        # servers: zod drops the unknown key and the unfiltered feed comes back) or "refused" (400)
+        self.ids_param = "served"
 
     def handle(
         self, path: str, params: Dict[str, List[str]], headers: Optional[Mapping[str, str]] = None
@@ -45,6 +48,10 @@ class ApiRoutes:
         if files is not None:
             return files
         if path.rstrip("/") == "/api/v1/images":
+            if "ids" in params and self.ids_param == "refused":
+                return error_response(400, "Unrecognized key(s) in object: 'ids'")
+            if self.ids_param == "ignored":
+                params = {k: v for k, v in params.items() if k != "ids"}
             try:
                 body = list_images(self.dataset, params, self.base_url, self.image_base_url)
             except ListingError as exc:

@@ -43,7 +43,7 @@ class RequestRecord:
     """One request as the fake saw it. ``status`` is what was sent (0 until the headers go out)."""
 
     time: float
-    server: str  # "api" | "image"
+    server: str  # "api" | "image" | "video"
     method: str
     path: str
     query: Dict[str, str]  # last value of each parameter
@@ -323,6 +323,7 @@ class FakeCivitai:
         host: str = "127.0.0.1",
         port: int = 0,
         image_port: int = 0,
+        video_port: int = 0,
     ):
         self.dataset = dataset if dataset is not None else Dataset.default()
         self.latency = latency
@@ -330,13 +331,13 @@ class FakeCivitai:
         self.total_bandwidth = total_bandwidth
         self.faults = Faults()
         self.host = host
-        self._ports = (port, image_port)
+        self._ports = (port, image_port, video_port)
         self._servers: Dict[str, _Server] = {}
         self._threads: List[threading.Thread] = []
         self._log: List[RequestRecord] = []
         self._lock = threading.Lock()
-        self._in_flight_count = {"api": 0, "image": 0}
-        self._max_in_flight = {"api": 0, "image": 0}
+        self._in_flight_count = {"api": 0, "image": 0, "video": 0}
+        self._max_in_flight = {"api": 0, "image": 0, "video": 0}
         self._bucket_lock = threading.Lock()
         self._bucket_next = 0.0
         self._api: Optional[ApiRoutes] = None
@@ -344,14 +345,16 @@ class FakeCivitai:
         self._stopped_image_port = 0
         self._image_origin: Optional[str] = None
         self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
+        self._ids_param = "served"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
         if self._servers:
             raise RuntimeError("this FakeCivitai is already running")
-        for role, port in zip(("api", "image"), self._ports):
+        for role, port in zip(("api", "image", "video"), self._ports):
             self._servers[role] = _Server((self.host, port), self, role)
         self._api = ApiRoutes(self.dataset, self.base_url, self.image_base_url)
+        self._api.ids_param = self.ids_param
         for role, server in self._servers.items():
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -437,6 +440,34 @@ class FakeCivitai:
     def image_base_url(self) -> str:
         return self._origin("image")
 
+    @property
+    def video_base_url(self) -> str:
+        """The origin standing for ``https://image-b2.civitai.com``: video originals at
+        ``/file/civitai-media-cache/<uuid>/<quality>`` (the image host still serves them)."""
+        return self._origin("video")
+
+    def video_url(self, image_id: int, quality: str = "original") -> str:
+        """A dataset video's URL on the video host."""
+        image = self.dataset.image(image_id)
+        if image is None:
+            raise KeyError(f"no image {image_id} in this dataset")
+        return f"{self.video_base_url}/file/civitai-media-cache/{image.uuid}/{quality}"
+
+    @property
+    def ids_param(self) -> str:
+        """How ``GET /api/v1/images`` treats ``ids=``: ``"served"`` (a batch by id, late 2026),
+        ``"ignored"`` (an older server: the unfiltered listing comes back) or ``"refused"``
+        (400). Changeable at run time."""
+        return self._ids_param
+
+    @ids_param.setter
+    def ids_param(self, mode: str) -> None:
+        if mode not in ("served", "ignored", "refused"):
+            raise ValueError("ids_param must be 'served', 'ignored' or 'refused'")
+        self._ids_param = mode
+        if self._api is not None:
+            self._api.ids_param = mode
+
     # ------------------------------------------------------------------ URLs for tests
     def image_url(self, image_id: int, original: bool = False, width: Optional[int] = None) -> str:
         """The image-host URL of a dataset image (``original=true``, ``width=N`` or as listed)."""
@@ -474,6 +505,9 @@ class FakeCivitai:
     def image_requests(self) -> List[RequestRecord]:
         return [r for r in self.log if r.server == "image"]
 
+    def video_requests(self) -> List[RequestRecord]:
+        return [r for r in self.log if r.server == "video"]
+
     @property
     def max_concurrent_image_requests(self) -> int:
         """The highest number of image-host requests in progress at the same time."""
@@ -489,7 +523,7 @@ class FakeCivitai:
         """Clear the log, the faults and the concurrency counters (knobs such as latency stay)."""
         with self._lock:
             self._log.clear()
-            self._max_in_flight = {"api": 0, "image": 0}
+            self._max_in_flight = {"api": 0, "image": 0, "video": 0}
         self.faults.clear()
 
     def __repr__(self) -> str:
@@ -531,6 +565,8 @@ class FakeCivitai:
                 answer = self._api.handle(path, params, headers)
                 shape = self.faults.take(("drift",), role, path)
                 return drifted(answer, shape.body) if shape is not None else answer
+            if role == "video":
+                return self._images.handle_video(path)
             stored = self.storage.handle(path, headers or {})
             return stored if stored is not None else self._images.handle(path)
         except Exception:  # a bug in the fake itself: answer 500 and say so loudly

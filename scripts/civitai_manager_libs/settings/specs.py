@@ -145,6 +145,16 @@ def _build_specs() -> Dict[str, SettingSpec]:
             env="CIVITAI_BASE_URL",
         ),
         SettingSpec(
+            "civitai_video_base_url",
+            "https://image-b2.civitai.com",
+            "str",
+            "Where video originals are fetched first (Civitai's video host; the image host's URL "
+            "is the fallback). Used for Civitai's own media URLs, and for any media host once "
+            "changed from its default (a local fake). Env CIVITAI_VIDEO_BASE_URL.",
+            validate_base_url,
+            env="CIVITAI_VIDEO_BASE_URL",
+        ),
+        SettingSpec(
             "civitai_api_key",
             "",
             "str",
@@ -260,6 +270,14 @@ def _build_specs() -> Dict[str, SettingSpec]:
             1024,
             "Ask before downloading missing resources larger than this in total (MB).",
             0,
+            10_000_000,
+        ),
+        _spec_int(
+            "resources.max_unknown_size_mb",
+            8192,
+            "The largest model file accepted when Civitai lists no size for it (MB); the download "
+            "stops once it passes this.",
+            1,
             10_000_000,
         ),
     ]

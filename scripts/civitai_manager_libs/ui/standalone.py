@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from .. import setting  # noqa: E402
 from ..errors import SettingsError  # noqa: E402
+from ..store import confined  # noqa: E402
 from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
 from ..util.logging_setup import configure_logging  # noqa: E402
 
@@ -111,7 +112,7 @@ def _served_paths() -> List[str]:
     paths = []
     for key in ("gallery_cache_path", "images.output_path"):
         path = os.path.abspath(str(setting.get(key)))
-        os.makedirs(path, exist_ok=True)
+        confined.ensure_root(path)
         paths.append(path)
     return paths
 
@@ -147,6 +148,9 @@ CLI_EPILOG = """headless commands (each has its own --help, e.g. python main.py 
                              python main.py download url "https://civitai.com/models/4201"
   tasks                 show the task history kept in an output folder
   retry-failed          download again every image that failed in an output folder
+  search "QUERY"        find saved images by prompt, models, LoRAs, creator, tags (offline)
+                        e.g. python main.py search '"neon city"' --lora "Soft Light"
+  index                 build the search index of folders saved by older versions
 
 exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or input,
 130 interrupted (run the same command again to resume)
@@ -193,6 +197,7 @@ def _start_demo_civitai():
         logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
     setting.set("civitai_base_url", fake.base_url)
     os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
+    os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
 
