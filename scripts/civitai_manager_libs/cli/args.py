@@ -6,10 +6,23 @@ import argparse
 import sys
 from typing import List, Optional
 
+from .catalog import PROG
 from ..errors import CivitaiGalleryError
 from ..records import NSFW_LEVELS
+from ..util.suggest import SuggestingParser
 
-TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
+TARGET_KINDS = (
+    "model",
+    "version",
+    "user",
+    "image",
+    "url",
+    "filter",
+    "collection",
+    "post",
+    "tag",
+    "reactions",
+)
 METADATA_FORMATS = ("json", "txt", "exif")
 DUPLICATE_POLICIES = {"skip": "skip", "replace": "replace", "keep-both": "keep_both"}
 TASK_STATUSES = ("pending", "downloading", "completed", "skipped", "failed", "cancelled")
@@ -27,10 +40,12 @@ class ParserExit(Exception):
         self.status = status
 
 
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code."""
+class _Parser(SuggestingParser):
+    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code; its
+    errors suggest the closest command, choice or option (``util/suggest.py``)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        message = self.with_hint(message)
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: Optional[str] = None):
@@ -47,6 +62,16 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
+
+
+def path_arg(text: str) -> str:
+    """A folder or file name given on the command line: an empty one is bad input (``-o ""``
+    was silently ./images), not the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path; give a folder or file name (leave the option out for the default)"
+        )
+    return text
 
 
 def _concurrency(text: str) -> int:
@@ -97,7 +122,10 @@ def _metadata_formats(text: str) -> List[str]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--output", "-o", help="output folder (default: setting images.output_path, ./images)"
+        "--output",
+        "-o",
+        type=path_arg,
+        help="output folder (default: setting images.output_path, ./images)",
     )
     parser.add_argument(
         "--base-url",
@@ -193,6 +221,12 @@ DOWNLOAD_EXAMPLES = """examples:
   python main.py download image 1001 1002 1003 --with-tags
   python main.py download image --from-file ids.txt
   python main.py download model 4201 --with-generation-data --since 2024-01-01
+  python main.py download collection 107023 --template '{collection_name}/{date:%Y-%m}/{id}'
+  python main.py download url https://civitai.com/user/someartist/videos --limit 0
+  python main.py download url "https://civitai.com/images?sort=Newest&period=Week"
+  python main.py download post 3000240
+  python main.py download tag landscape --limit 100
+  python main.py download reactions --kind Like,Heart --api-key KEY
 """
 
 
@@ -281,32 +315,75 @@ def filters_from_args(args: argparse.Namespace):
     return spec if spec.active else None
 
 
-def _add_download(sub) -> None:
-    dl = sub.add_parser(
-        "download",
-        help="download the images of a model, version, user, image, url or filter",
-        usage="%(prog)s KIND VALUE [VALUE ...] [options]",
-        description=(
-            "Download every image of a target with its generation data. KIND VALUE is one of:\n"
-            "  model ID | version ID | user NAME | image ID | url URL (a civitai.com link) |\n"
-            "  filter KEY=VALUE ... (keys: modelId, modelVersionId, postId, imageId, userId,\n"
-            "  username, sort, period, nsfw, type, baseModels, tags)"
-        ),
-        epilog=DOWNLOAD_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    dl.add_argument(
+def _reaction_kinds(text: str) -> List[str]:
+    from ..civitai.query import reactions_target
+    from ..errors import InvalidQueryError
+
+    try:
+        return list(reactions_target(text.split(",")).params["reactions"])  # type: ignore[index]
+    except InvalidQueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+TARGET_HELP = (
+    "  model ID | version ID | user NAME | image ID | collection ID | post ID | tag NAME |\n"
+    "  reactions (yours; needs the API key; --kind Like,Heart,...) |\n"
+    "  url URL (a civitai.com link: .../models/1, .../user/NAME[/images|/videos|/posts],\n"
+    "  .../collections/ID, .../posts/ID, .../tag/NAME, .../images?..., .../videos?...) |\n"
+    "  filter KEY=VALUE ... (keys: modelId, modelVersionId, postId, imageId, userId,\n"
+    "  username, sort, period, nsfw, type, baseModels, tags)"
+)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, default_limit: str) -> None:
+    """What to list and which images to keep: ``KIND VALUE...``, ``--limit``, ``--nsfw``,
+    ``--kind`` and the filter flags; ``download`` and ``list`` share them (``default_limit``
+    words the default of ``--limit``)."""
+    parser.add_argument(
         "kind",
         choices=TARGET_KINDS,
         metavar="KIND",
-        help="what to download: " + ", ".join(TARGET_KINDS),
+        help="what to list: " + ", ".join(TARGET_KINDS),
     )
-    dl.add_argument(
+    parser.add_argument(
         "values",
         nargs="*",
         metavar="VALUE",
         help="id, name, URL or KEY=VALUE pairs; 'image' takes several ids (asked 200 at a time)",
     )
+    parser.add_argument(
+        "--limit", type=_positive_int, help=f"at most N images; 0 = no limit ({default_limit})"
+    )
+    parser.add_argument(
+        "--nsfw",
+        type=_nsfw_levels,
+        help="comma list of levels None,Soft,Mature,X or 'all' "
+        "(default: setting images.default_nsfw_filter)",
+    )
+    parser.add_argument(
+        "--kind",
+        dest="reaction_kinds",
+        type=_reaction_kinds,
+        metavar="Like,Heart,...",
+        help="reactions only: which of Like,Dislike,Heart,Laugh,Cry (default: all)",
+    )
+    _add_filter_options(parser)
+
+
+def _add_download(sub) -> None:
+    dl = sub.add_parser(
+        "download",
+        help="download the images of a model, version, user, image, collection, post, tag, "
+        "your reactions, a url or a filter",
+        usage="%(prog)s KIND VALUE [VALUE ...] [options]   (reactions: no VALUE)",
+        description=(
+            "Download every image of a target with its generation data. KIND VALUE is one of:\n"
+            + TARGET_HELP
+        ),
+        epilog=DOWNLOAD_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_arguments(dl, "default: all for model/version/collection/post, 20 for the others")
     dl.add_argument(
         "--from-file",
         metavar="FILE",
@@ -320,22 +397,10 @@ def _add_download(sub) -> None:
         "sidecar ('tags')",
     )
     dl.add_argument(
-        "--limit",
-        type=_positive_int,
-        help="at most N images; 0 = no limit (default: all for model/version, 20 for user/filter)",
-    )
-    dl.add_argument(
-        "--nsfw",
-        type=_nsfw_levels,
-        help="comma list of levels None,Soft,Mature,X or 'all' "
-        "(default: setting images.default_nsfw_filter)",
-    )
-    dl.add_argument(
         "--full",
         action="store_true",
         help="list every page, even on a re-run that could stop at the images it already has",
     )
-    _add_filter_options(dl)
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)
@@ -345,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``main.py download|tasks|retry-failed`` parser; it raises ``UsageError`` on bad input
     and ``ParserExit`` where argparse would exit (``--help``)."""
     parser = _Parser(
-        prog="python main.py",
+        prog=PROG,
         description="Download Civitai images with their generation data, headless. "
         "Without a command, python main.py serves the gallery tab (python main.py --help).",
     )

@@ -10,13 +10,14 @@ import os
 from typing import List, Optional, Sequence, TextIO, Tuple
 
 from .report import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .catalog import PROG
 from .shell import add_logging, new_parser, run_command
 from ..civitai.drift import REPORT_AT
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py doctor",
+        f"{PROG} doctor",
         "Ask Civitai a few small questions and say whether its answers still look the way this "
         "version expects (exit 0: all match, 1: something changed, 2: Civitai unreachable).",
     )

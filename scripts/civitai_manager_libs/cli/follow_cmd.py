@@ -72,6 +72,8 @@ def download_options(ns: argparse.Namespace) -> List[str]:
         out.append("--thumbnails")
     if ns.duplicates:
         out += ["--duplicates", ns.duplicates]
+    if getattr(ns, "reaction_kinds", None):
+        out += ["--kind", ",".join(ns.reaction_kinds)]
     if getattr(ns, "with_tags", False):
         out.append("--with-tags")
     if ns.concurrency:
@@ -246,3 +248,20 @@ def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
         sys.stderr.write(f"error: unknown command {name!r}\n")
         return EXIT_USAGE
     return run_command(_small_parser(name), _COMMANDS[name], rest, out)
+
+
+# the entries cli/catalog.py names (``python main.py NAME ...`` -> ``NAME_main(argv, out)``)
+def follow_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["follow", *argv], out)
+
+
+def unfollow_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["unfollow", *argv], out)
+
+
+def following_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["following", *argv], out)
+
+
+def sync_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["sync", *argv], out)

@@ -175,6 +175,7 @@ class ImageDownloader:
         self._names = FileNames()
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
+        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(
             self, self._registry, self._context, self._schedule, self._reserve
@@ -305,8 +306,7 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
-            with self._registry.lock:
-                self._halt_reason = None
+            self._new_run()
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
@@ -334,6 +334,7 @@ class ImageDownloader:
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             return self._single_image(image_id, output_path, save_metadata)
 
     def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
@@ -366,6 +367,33 @@ class ImageDownloader:
         self._reserve()
         return task.id
 
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
+        with self._registry.lock:
+            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+
+    @property
+    def embed_skipped(self) -> Dict[str, int]:
+        """This run's files whose generation data went to a txt sidecar instead of being
+        embedded, by reason (the shells say it in one line per reason)."""
+        with self._registry.lock:
+            return dict(self._embed_skipped)
+
+    def _new_run(self) -> None:
+        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
+        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
+        forgotten, so a new job or a retry asks again."""
+        with self._registry.lock:
+            self._halt_reason = None
+            self._embed_skipped = {}
+        for gate in {id(g): g for g in self._host_gates()}.values():
+            gate.new_run()
+
+    def _host_gates(self) -> List[Any]:
+        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
+        gates = [getattr(client, "host_gate", None) for client in clients]
+        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
+
     def download_images(
         self,
         image_ids: Sequence[int],
@@ -386,6 +414,7 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             task_ids: Dict[int, str] = {}
             ask: List[int] = []
             for image_id in ids:
@@ -443,6 +472,11 @@ class ImageDownloader:
     @max_concurrent.setter
     def max_concurrent(self, value: int) -> None:
         self.engine.max_workers = setting.SPECS["images.max_concurrent"].validate(value)
+
+    @property
+    def limit_cut(self) -> Optional[int]:
+        """The limit the latest listing stopped at while Civitai listed more (else None)."""
+        return self._planner.limit_cut
 
     @property
     def stopped_reason(self) -> Optional[str]:
@@ -724,8 +758,8 @@ class ImageDownloader:
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
         with self._working():
+            self._new_run()
             with self._registry.lock:
-                self._halt_reason = None
                 failed = self._registry.with_status(FAILED)
             try:
                 return self._retry_failed(failed, spec, counts)

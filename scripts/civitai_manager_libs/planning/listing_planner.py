@@ -52,6 +52,8 @@ class ListingPlanner:
         self._context = context
         self._schedule = schedule
         self._reserve_space = reserve_space
+        # the latest listing stopped at its limit while Civitai had more: that limit (else None)
+        self.limit_cut: Optional[int] = None
 
     def run(
         self,
@@ -83,6 +85,7 @@ class ListingPlanner:
         incremental = IncrementalStop.plan(request, owner.archive)
         context = self._context.for_listing(request.kind, request.value)
         listed = 0
+        self.limit_cut = None
         told = False  # the notice about the order Civitai really gives, once per listing
         pages = PageLoop(
             lambda cursor: owner.api.get_image_page(
@@ -90,6 +93,7 @@ class ListingPlanner:
                 cursor=cursor,
                 limit=request.page_size(owner.page_size),
                 nsfw_levels=request.levels,
+                source=request.source,
             ),
             query_key,
             start=listing.start_cursor,
@@ -111,6 +115,9 @@ class ListingPlanner:
                 self._mark_start(request, listing, page.cursor, page.items)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
+                    left_on_page = bool(items) and page.items[-1] is not items[-1]
+                    if limit and listed >= limit and (page.next_cursor or left_on_page):
+                        self.limit_cut = limit  # "20 of more": the user is told
                     break
                 if incremental.after_page(page.items, items, known):
                     logger.info("%s: %s", query_key, incremental.note)

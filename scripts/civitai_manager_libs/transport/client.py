@@ -294,8 +294,14 @@ class CivitaiHttpClient:
             return url_or_path
         return urljoin(self.base_url + "/", url_or_path.lstrip("/"))
 
-    def get_json(self, url_or_path: str, params: Optional[Mapping[str, Any]] = None) -> dict:
-        """GET a JSON object; every failure is a typed :class:`~.errors.ApiError`."""
+    def get_json(
+        self,
+        url_or_path: str,
+        params: Optional[Mapping[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> dict:
+        """GET a JSON object; every failure is a typed :class:`~.errors.ApiError`. ``headers``
+        are added to the request (the web API's ``Referer``)."""
         url = self.api_url(url_or_path)
         safe = redact(url)
         try:
@@ -304,7 +310,7 @@ class CivitaiHttpClient:
                 url,
                 params=params,
                 timeout=self.timeout,
-                headers={"Accept": "application/json"},
+                headers={"Accept": "application/json", **(headers or {})},
                 stream=True,
             )
         except requests.exceptions.TooManyRedirects:

@@ -189,16 +189,10 @@ class GalleryJobs:
 
 
 def describe_query(query_key: Optional[str]) -> str:
-    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image or retry -> ``image``."""
-    if not query_key:
-        return "single image"
-    head = query_key.split("|", 1)[0]
-    kind, _sep, value = head.partition(":")
-    if kind == "filter":
-        return "filter " + value.strip("{}").replace('"', "")[:60]
-    if kind == "creator":
-        return f"user {value}"
-    return f"{kind} {value}".strip()
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201`` (one rule for the tab and the CLI)."""
+    from ..planning.listing_request import describe_query_key
+
+    return describe_query_key(query_key)
 
 
 def _size(count: float) -> str:
