@@ -146,6 +146,43 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="parallel image downloads (default: setting images.max_concurrent, 5)",
     )
     parser.add_argument("--report", metavar="FILE", help="write a JSON completeness report here")
+    add_pacing_options(parser)
+
+
+def _setting_value(parse):
+    """An argparse type from a settings parser (transport/pacing's; its message on bad input)."""
+
+    def convert(text: str) -> str:
+        from ..errors import SettingsError
+
+        try:
+            parse(text)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return convert
+
+
+def add_pacing_options(parser: argparse.ArgumentParser) -> None:
+    """--sleep-request and --limit-rate (transport/pacing.py; settings http_sleep_request and
+    http_limit_rate)."""
+    from ..settings.values import parse_interval, parse_rate
+
+    parser.add_argument(
+        "--sleep-request",
+        type=_setting_value(parse_interval),
+        metavar="SECONDS",
+        help="least seconds between two API requests, e.g. 2 (2 to 2.4 s) or 2-5 "
+        "(default: setting http_sleep_request, 0)",
+    )
+    parser.add_argument(
+        "--limit-rate",
+        type=_setting_value(parse_rate),
+        metavar="RATE",
+        help="most bytes per second for each image download, e.g. 500k or 2M "
+        "(default: setting http_limit_rate, no limit)",
+    )
 
 
 def _add_file_options(parser: argparse.ArgumentParser, remembered: bool) -> None:
@@ -358,6 +395,11 @@ def _add_download(sub) -> None:
         action="store_true",
         help="ask Civitai for each image's tags too (withTags=true); they go into the JSON "
         "sidecar ('tags')",
+    )
+    dl.add_argument(
+        "--full",
+        action="store_true",
+        help="list every page, even on a re-run that could stop at the images it already has",
     )
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)

@@ -134,6 +134,8 @@ class ImageDownloader:
         # the latest listing's (civitai/drift.py)
         self.drift = Drift()
         self.last_drift: List[Dict[str, Any]] = []
+        # one line per listing that stopped early or could not (planning/incremental.py)
+        self.notes: List[str] = []
 
         self._archive = archive
         self._owns_archive = archive is None
@@ -710,6 +712,7 @@ class ImageDownloader:
             with self._registry.lock:
                 result.filtered = self._filtered.as_dict()
             result.drift = self.drift.kinds()
+            result.notes = list(self.notes)
         return result
 
     def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:

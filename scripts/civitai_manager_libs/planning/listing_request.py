@@ -40,6 +40,7 @@ class ListingRequest:
     # a listing of the web API (collection, post, user's posts, gallery link, reactions, tag):
     # its pages come from that source, ``params`` then holding only the server-side filters
     source: Optional[WebListing] = None
+    full: bool = False  # list every page even when a re-run could stop early (--full)
 
     @property
     def query_key(self) -> str:

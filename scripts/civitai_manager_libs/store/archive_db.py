@@ -234,6 +234,11 @@ class ArchiveDb:
         with self._lock, self._guard("read"):
             return self._db().execute(sql, tuple(params)).fetchall()
 
+    # the store modules with tables of their own (store/listing_marks.py, store/follows.py) write
+    # and read here
+    transaction = _transaction
+    query = _query
+
     def _setup(self) -> None:
         conn = self._db()
         conn.row_factory = sqlite3.Row
