@@ -186,6 +186,12 @@ def test_model_images_over_several_pages_land_on_disk_with_metadata(make_downloa
 
 
 def test_second_run_lists_again_but_makes_zero_image_requests(make_downloader, fake_civitai):
+    # a full re-run (--full; a plain re-run of a finished newest-first listing stops at its first
+    # page, tests/test_incremental.py)
+    import dataclasses
+
+    from scripts.civitai_manager_libs.planning.listing_request import model_listing
+
     first = make_downloader()
     first.page_size = 40
     ids = first.download_model_images(4201, nsfw_levels=SFW)
@@ -196,7 +202,8 @@ def test_second_run_lists_again_but_makes_zero_image_requests(make_downloader, f
     t0 = time.monotonic()
     second = make_downloader()
     second.page_size = 40
-    again = second.download_model_images(4201, nsfw_levels=SFW)
+    full = dataclasses.replace(model_listing(4201, nsfw_levels=SFW), full=True)
+    again = second.download_listing(full)
     assert second.wait(timeout=30)
     rerun_seconds = time.monotonic() - t0
     assert fake_civitai.image_requests() == []

@@ -44,6 +44,8 @@ def test_defaults_follow_the_design_table():
         "http_host_down_after": 5,
         "http_backoff_factor": 0.5,
         "http_retry_after_cap": 120.0,
+        "http_sleep_request": "0",  # issue 22: pacing, off
+        "http_limit_rate": "",
         "civitai_base_url": "https://civitai.com",
         "civitai_api_key": "",
         "civitai_video_base_url": "https://image-b2.civitai.com",  # issue 20

@@ -173,6 +173,9 @@ class DownloadSummary:
     # what Civitai answered differently from what is expected, one entry per kind
     # (civitai/drift.py Drift.kinds(): kind, count, of, example, message)
     drift: List[Dict[str, Any]] = field(default_factory=list)
+    # how the listings went: "incremental: stopped at known image N after 1 page", or why a
+    # re-run listed everything (planning/incremental.py)
+    notes: List[str] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

@@ -34,6 +34,10 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
         "the models an image was made with; --download fetches the missing",
         "resources_cmd",
     ),
+    "follow": ("follow a target: sync downloads what is new in it", "follow_cmd:follow_main"),
+    "unfollow": ("stop following a target", "follow_cmd:unfollow_main"),
+    "following": ("list the followed targets of an output folder", "follow_cmd:following_main"),
+    "sync": ("download what is new in every followed target", "follow_cmd:sync_main"),
 }
 # what follows the name in the help's list
 _ARGS = {"download": "KIND VALUE", "list": "KIND VALUE", "search": "QUERY", "resources": "IMAGE"}

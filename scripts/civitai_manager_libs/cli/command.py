@@ -27,14 +27,8 @@ from .report import (
     RunReport,
     write_report,
 )
-from .run import execute
-from .service import (
-    RunConfig,
-    apply_remembered_options,
-    listing_for,
-    resolve_config,
-    start_download,
-)
+from .run import download_run, execute
+from .service import RunConfig, apply_remembered_options, resolve_config
 from .shell import run_command
 from .target import CliTarget, parse_target
 from .tasks import format_table, task_lines
@@ -68,28 +62,13 @@ def _history_path(output: str) -> str:
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     target = parse_target(
-        args.kind, args.values, getattr(args, "base_url", None), getattr(args, "from_file", None)
+        args.kind,
+        args.values,
+        getattr(args, "base_url", None),
+        reaction_kinds=args.reaction_kinds,
+        from_file=getattr(args, "from_file", None),
     )
-    cfg = resolve_config(args)
-    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
-        target = CliTarget("images", [target.value])
-    if cfg.template:
-        from ..store.paths import PathTemplate
-
-        PathTemplate(cfg.template)  # TemplateError before any request or folder
-    from ..store.paths import check_output_folder
-
-    check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
-    report = RunReport("download", target.describe(), cfg.output)
-    listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
-
-    def begin(downloader):
-        return start_download(downloader, target, cfg, listing)
-
-    from ..planning.listing_request import first_page_ahead
-
-    ahead = first_page_ahead(listing, cfg.output)  # None: nothing certain to ask ahead
-    return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)
+    return download_run(args, out, RunReport("download", target.describe(), ""), target)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:

@@ -88,6 +88,7 @@ class RunReport:
                 {"image_id": image_id, "reason": redact(str(reason))}
                 for image_id, reason in s.skipped_notes
             ],
+            "notes": list(s.notes),
             "drift": [
                 {key: entry.get(key) for key in ("kind", "count", "of", "example", "message")}
                 for entry in s.drift
@@ -117,6 +118,7 @@ class RunReport:
             out.append("skipped:")
             for image_id, reason in s.skipped_notes:
                 out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
+        out.extend(s.notes)  # incremental stops, or why a re-run listed everything
         if self.stopped_reason:
             left = f", {s.cancelled} image(s) not started" if s.cancelled else ""
             out.append(f"stopped early{left}: {redact(self.stopped_reason)}")

@@ -12,9 +12,9 @@ from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from .progress import ProgressBars, bars_wanted, logs_above_bars
 from .report import RunReport, finish, user_message
-from .service import RunConfig, Service
+from .service import RunConfig, Service, listing_for, resolve_config, start_download
 from .signals import STOP_GRACE, Interrupted
-from .target import CliTarget, check_target
+from .target import CliTarget, check_target, require_key_for
 from ..errors import (
     ApiError,
     ArchiveError,
@@ -208,3 +208,31 @@ def execute(
         # after a stop request nothing may wait for a worker that does not stop
         service.close(timeout=1.0 if report.interrupted else None)
     return finish(report, args.report, out if paths is None else sys.stderr)
+
+
+def download_run(
+    args: argparse.Namespace, out: TextIO, report: RunReport, target: CliTarget
+) -> int:
+    """``download``'s run of ``target``, filling ``report`` (``sync`` reads it)."""
+    cfg = resolve_config(args)
+    require_key_for(target, cfg.api_key)  # your reactions: exit 2 without the key
+    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
+        target = CliTarget("images", [target.value])
+        report.target = target.describe()
+    if cfg.template:
+        from ..store.paths import PathTemplate
+
+        PathTemplate(cfg.template)  # TemplateError before any request or folder
+    from ..store.paths import check_output_folder
+
+    check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
+    report.output = cfg.output
+    listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
+
+    def begin(downloader):
+        return start_download(downloader, target, cfg, listing)
+
+    from ..planning.listing_request import first_page_ahead
+
+    ahead = first_page_ahead(listing, cfg.output)  # None: nothing certain to ask ahead
+    return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)

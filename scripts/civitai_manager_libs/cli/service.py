@@ -31,6 +31,9 @@ class RunConfig:
     duplicates: Optional[str] = None
     limit: Optional[int] = None
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
+    full: bool = False  # --full: no incremental stop (planning/incremental.py)
+    sleep_request: Optional[str] = None  # --sleep-request / --limit-rate (transport/pacing.py)
+    limit_rate: Optional[str] = None
     with_tags: bool = False  # --with-tags: withTags=true on every images request
 
 
@@ -56,6 +59,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
+        full=bool(getattr(args, "full", False)),
+        sleep_request=getattr(args, "sleep_request", None),
+        limit_rate=getattr(args, "limit_rate", None),
         with_tags=bool(getattr(args, "with_tags", False)),
     )
 
@@ -70,7 +76,11 @@ class Service:
 
         self.cfg = cfg
         self.client = CivitaiHttpClient(
-            api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
+            api_key=cfg.api_key,
+            base_url=cfg.base_url,
+            pool_size=cfg.concurrency,
+            sleep_request=cfg.sleep_request,
+            limit_rate=cfg.limit_rate,
         )
         self.api = CivitaiAPI(client=self.client)
         self.downloader: Optional[ImageDownloader] = None
@@ -134,12 +144,14 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
         filters = None
     if target.kind == "images":
         return None
-    params = target.value if target.kind == "filter" else None
+    params = target.value if target.kind == "filter" else target.params
     request = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )
     if request is not None and cfg.with_tags:  # without the flag the requests stay as they were
         request = dataclasses.replace(request, params={**request.params, "withTags": "true"})
+    if request is not None and cfg.full:
+        request = dataclasses.replace(request, full=True)
     return request
 
 

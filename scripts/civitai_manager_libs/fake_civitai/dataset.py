@@ -1,6 +1,7 @@
 """The fake Civitai's data: creators, models, versions and images, plus their bytes made on demand.
 
-A :class:`Dataset` is immutable once built and safe to share between servers and threads. Image
+A :class:`Dataset` is immutable once built (but for :meth:`Dataset.post_images`, new images at
+runtime) and safe to share between servers and threads. Image
 bytes are produced lazily (first request) from the image id and cached in a size-bounded LRU, so
 building a dataset is cheap and a 10,000-image benchmark dataset does not sit in memory.
 """
@@ -128,6 +129,32 @@ class Dataset:
                 self._memo.clear()
             self._memo[key] = value
         return value
+
+    def post_images(self, model_id: int, count: int) -> List[FakeImage]:
+        """``count`` new images on ``model_id``, newer than every image (a creator posting while a
+        test runs): copies of the model's newest image with new ids, uuids and times. Listings
+        asked from now on show them; the memoised listings are dropped."""
+        from dataclasses import replace
+
+        own = self.select(model_id=model_id)
+        if not own or count < 1:
+            raise ValueError(f"model {model_id} has no image to copy, or count < 1")
+        like = max(own, key=lambda image: image.created_ms)
+        top_id = max(self._images)
+        top_ms = max(image.created_ms for image in self.images)
+        added = []
+        for n in range(1, count + 1):
+            uuid = "%08x-0000-4000-8000-%012x" % (top_id + n, n)
+            added.append(replace(like, id=top_id + n, uuid=uuid, created_ms=top_ms + n * 60_000))
+        with self._memo_lock:
+            self.images.extend(added)
+            for image in added:
+                self._images[image.id] = image
+                self._by_uuid[image.uuid] = image
+                for version_id in image.model_version_ids:
+                    self._by_version.setdefault(version_id, []).append(image)
+            self._memo.clear()
+        return added
 
     # ------------------------------------------------------------------ bytes
     def original_bytes(self, image_id: int) -> bytes:

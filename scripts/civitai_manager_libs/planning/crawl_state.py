@@ -13,6 +13,7 @@ import threading
 from typing import Any, Callable, List, Optional, Set, Tuple
 
 from ..engine.task import CANCELLED
+from ..store import listing_marks
 
 
 class ListingPage:
@@ -42,6 +43,8 @@ class ListingState:
         self.lock = threading.Lock()  # orders checkpoint writes
         self.listing_done = False
         self.written: Any = start_cursor  # what the archive holds now
+        self.newest_id: Optional[int] = None  # the newest image of its first page (a fresh run)
+        self.completed = False  # the listing and its tasks are done (store/listing_marks)
 
     def add_page(self, cursor: Optional[str], next_cursor: Optional[str]) -> ListingPage:
         page = ListingPage(cursor, next_cursor)
@@ -80,9 +83,13 @@ class ListingState:
                 finished, cursor = self.checkpoint()
                 if finished:
                     forget()
+                newly_done = finished and not self.completed
+                self.completed = self.completed or finished
                 wanted = None if finished else cursor
-                if wanted == self.written:
-                    return
+            if newly_done:  # the next newest-first re-run may stop at what it has
+                listing_marks.completed(archive_of(), self.query_key, self.newest_id)
+            if wanted == self.written:
+                return
             if wanted is None:
                 archive_of().clear_checkpoint(self.query_key)
             else:

@@ -14,11 +14,13 @@ from ..civitai.drift import Drift
 from ..civitai.pages import PageLoop
 from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
+from .incremental import IncrementalStop
 from .listing_request import ListingRequest
 from . import item_filter
 from .item_filter import FilterCounts
 from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
+from ..store import listing_marks
 from ..store.confined import relative_to
 from ..store.paths import fields_from_item, safe_join
 from ..records import ImageItem
@@ -67,7 +69,9 @@ class ListingPlanner:
         its reason (as are the images the exact NSFW filter dropped); it gets no task. ``drift``
         counts what Civitai answered differently from what is expected (``civitai/drift.py``).
         The limit counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
-        ``until``) the listing ends with the first page that goes past the bound.
+        ``until``) the listing ends with the first page that goes past the bound. A re-run of a
+        listing that completed before, newest first, ends at the first page reaching a known
+        image (``incremental.IncrementalStop``; its line is added to the owner's ``notes``).
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
         pages listed so far were planned; their checkpoint is kept for the next run. The pages
@@ -78,6 +82,7 @@ class ListingPlanner:
         query_key = request.query_key
         counts = counts if counts is not None else FilterCounts()
         listing = self._open(query_key, use_checkpoint=request.resumes)
+        incremental = IncrementalStop.plan(request, owner.archive)
         context = self._context.for_listing(request.kind, request.value)
         listed = 0
         self.limit_cut = None
@@ -88,6 +93,7 @@ class ListingPlanner:
                 cursor=cursor,
                 limit=request.page_size(owner.page_size),
                 nsfw_levels=request.levels,
+                source=request.source,
             ),
             query_key,
             start=listing.start_cursor,
@@ -102,15 +108,20 @@ class ListingPlanner:
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
-                self._plan_page(
+                known = self._plan_page(
                     listing, page.cursor, page.next_cursor, items, context, save_metadata
                 )
                 self._skip_rejected(listing, page.rejected)
+                self._mark_start(request, listing, page.cursor, page.items)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
                     left_on_page = bool(items) and page.items[-1] is not items[-1]
                     if limit and listed >= limit and (page.next_cursor or left_on_page):
                         self.limit_cut = limit  # "20 of more": the user is told
+                    break
+                if incremental.after_page(page.items, items, known):
+                    logger.info("%s: %s", query_key, incremental.note)
+                    listing.listing_done = True
                     break
                 if item_filter.past_bound(page.items, spec, params.get("sort")):
                     logger.info("%s: past the date bound; no further page is needed", query_key)
@@ -121,6 +132,8 @@ class ListingPlanner:
             self._abandon_unscheduled(listing, exc)
             raise
         finally:
+            if incremental.note:
+                getattr(owner, "notes", []).append(f"{query_key}: {incremental.note}")
             self._registry.update_checkpoint(listing)
         logger.debug(
             "%s: %d image(s) listed, %d task(s)%s",
@@ -161,6 +174,17 @@ class ListingPlanner:
             return False
         return True
 
+    def _mark_start(
+        self, request: ListingRequest, listing: ListingState, cursor: Any, items: List[ImageItem]
+    ) -> None:
+        """The newest id of a resumable listing's first page (``store/listing_marks``); once the
+        listing completes it is the id an incremental re-run stops at."""
+        ids = [item.id for item in items if isinstance(item.id, int)]
+        if not request.resumes or cursor is not None or not ids:
+            return
+        listing.newest_id = max(ids)
+        listing_marks.started(self._owner.archive, listing.query_key, max(ids))
+
     def _open(self, query_key: str, use_checkpoint: bool) -> ListingState:
         archive = self._owner.archive  # OutputPathError before any request: unusable folder
         start = archive.get_checkpoint(query_key) if use_checkpoint else None
@@ -178,7 +202,7 @@ class ListingPlanner:
         items: List[ImageItem],
         context: Mapping[str, Any],
         save_metadata: bool,
-    ) -> None:
+    ) -> set:
         owner, registry = self._owner, self._registry
         ids = [item.id for item in items if item.id is not None]
         known = set(owner.archive.known_ids(ids)) if ids else set()
@@ -193,6 +217,7 @@ class ListingPlanner:
                 self._fail_item(listing, item, exc)
         self._reserve_space()
         registry.update_checkpoint(listing)
+        return known
 
     def _saved_files(self, items: List[ImageItem], known: set) -> Mapping[str, int]:
         """The page's files saved under another id or URL: uuid -> the image id they were

@@ -24,6 +24,8 @@ from .values import (
     validate_metadata_format,
     validate_nsfw_filter,
     validate_path_template,
+    validate_rate,
+    validate_sleep_request,
     validate_thumbnail_size,
     validate_ui_language,
 )
@@ -112,6 +114,22 @@ def _build_specs() -> Dict[str, SettingSpec]:
             "Base of the exponential wait between retries, in seconds (with jitter).",
             0,
             60,
+        ),
+        SettingSpec(
+            "http_sleep_request",
+            "0",
+            "str",
+            "Least seconds between two API requests (as gallery-dl's sleep-request): '2' waits "
+            "2 to 2.4 s, '2-5' a random 2 to 5 s. 0: no wait. --sleep-request overrides it.",
+            validate_sleep_request,
+        ),
+        SettingSpec(
+            "http_limit_rate",
+            "",
+            "str",
+            "Most bytes per second for each image or video download, e.g. 500k or 2M (1024-based). "
+            "Empty: no limit. --limit-rate overrides it.",
+            validate_rate,
         ),
         _spec_float(
             "http_retry_after_cap",

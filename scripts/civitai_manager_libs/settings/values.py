@@ -237,3 +237,55 @@ def validate_ui_language(key: str, value: Any) -> str:
         if norm.lower() == code.lower():
             return code
     raise SettingsError(f"Setting '{key}' must be one of {', '.join(UI_LANGUAGES)}, got {value!r}.")
+
+
+# -- pacing (transport/pacing.py): --sleep-request / http_sleep_request, --limit-rate /
+# images.limit_rate -------------------------------------------------------------------------------
+
+JITTER = 0.2  # a single interval X waits X to X * (1 + JITTER)
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)\s*(?:/s)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_interval(value: Any) -> Optional[Tuple[float, float]]:
+    """``"2"`` / ``2.5`` / ``"2-5"`` -> (low, high) seconds; None for 0 or empty (no pacing)."""
+    if value in (None, "", 0, 0.0):
+        return None
+    text = str(value).strip()
+    low_text, dash, high_text = text.partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if dash else low * (1 + JITTER)
+    except ValueError:
+        raise SettingsError(
+            f"--sleep-request takes seconds, e.g. 1.5 or 2-5, got {text!r}."
+        ) from None
+    if low < 0 or high < low or high > 3600:
+        raise SettingsError(f"--sleep-request {text!r}: 0 to 3600 seconds, the lower first.")
+    return None if high == 0 else (low, high)
+
+
+def parse_rate(value: Any) -> Optional[float]:
+    """``"2M"`` / ``"500k"`` / ``1048576`` -> bytes per second (1024-based units, as gallery-dl);
+    None for 0 or empty (no limit)."""
+    if value in (None, "", 0):
+        return None
+    match = _RATE_RE.match(str(value))
+    if not match:
+        raise SettingsError(
+            f"--limit-rate takes bytes per second, e.g. 500k or 2M, got {str(value)!r}."
+        )
+    rate = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if rate and rate < 1024:
+        raise SettingsError(f"--limit-rate {value!r} is below 1k per second.")
+    return rate or None
+
+
+def validate_sleep_request(key: str, value: Any) -> str:
+    parse_interval(value)
+    return str(value or "0").strip()
+
+
+def validate_rate(key: str, value: Any) -> str:
+    parse_rate(value)
+    return str(value or "").strip()

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Tuple
 
@@ -37,6 +38,7 @@ from ..errors import (
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
+from .pacing import RateLimit
 from ..util.logging_setup import redact
 from ..util.url_gate import check_download_url
 from .media_sniff import (
@@ -45,6 +47,7 @@ from .media_sniff import (
     describe_non_media,
     media_kind,
     mime_for,
+    non_media_kind,
 )
 from ..records import DownloadResult
 from ..store import confined
@@ -102,6 +105,9 @@ class FetchPolicy:
     # what set max_bytes, as the refusal names it
     cap_reason: str = "setting images.max_file_size_mb"
     min_free_bytes: int = 0  # images.min_free_space_mb, kept while the body is written
+    rate_limit: Optional[float] = None  # --limit-rate: bytes per second (transport/pacing)
+    clock: Callable[[], float] = time.monotonic  # the rate limit's (tests inject both)
+    sleep: Callable[[float], None] = time.sleep
 
 
 def final_path(filepath: str, extension: Optional[str]) -> str:
@@ -192,6 +198,7 @@ class FileFetch:
             os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.filepath))
         )
         self._checked_free = 0
+        self._rate: Optional[RateLimit] = None  # --limit-rate, from the first chunk written
         self.progress = progress_callback
         self.cancel_event = cancel_event
         self.fix_extension = fix_extension
@@ -463,6 +470,7 @@ class FileFetch:
                 "may be showing an error page.",
                 url=self.safe_url,
                 status=response.status_code,
+                kind=non_media_kind(head, content_type),
             )
         # "Resumed" means the final file keeps bytes fetched by an earlier request.
         self.resumed = offset > 0
@@ -526,6 +534,10 @@ class FileFetch:
             raise _disk_error(exc, self.part, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
+        if self.policy.rate_limit:
+            if self._rate is None:
+                self._rate = RateLimit(self.policy.rate_limit, self.policy.clock, self.policy.sleep)
+            self._rate.sent(len(chunk))
         if done - self._checked_free >= FREE_CHECK_EVERY:
             self._checked_free = done
             self._keep_free_space(handle)

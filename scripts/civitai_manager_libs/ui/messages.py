@@ -56,6 +56,10 @@ MESSAGES: Dict[str, str] = {
     "no_generation_data": "This image carries no generation data: its author hid it, or it was "
     "not made with Stable Diffusion.",
     # -- downloads -------------------------------------------------------------------------------
+    "template_fields": "Fields: {fields}. Any field takes a format spec: {examples}.",
+    "template_select": "Select an image to see where it would be saved.",
+    "template_image_error": "Image {id}: {error}",
+    "template_would_save": "Image {id} would be saved as {path}.<its real extension>",
     "listing": "Listing images...",
     "retrying": "Retrying failed images...",
     "progress": "Downloading {done}/{total} images",

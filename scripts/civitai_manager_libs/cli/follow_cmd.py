@@ -1,0 +1,267 @@
+"""``follow`` / ``unfollow`` / ``following`` / ``sync``: the targets an output folder keeps up to
+date (issue 22). ``follow KIND VALUE [download options]`` records the target with its options in
+the folder's archive (``store/follows.py``); ``sync`` runs each one as ``download`` would, where a
+finished newest-first listing costs a page (``planning/incremental.py``), and prints one line per
+target, then a summary. Exit codes as ``download``: 0 all done, 1 a target failed, 2 bad usage,
+130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from typing import Any, List, Optional, Sequence, TextIO, Tuple
+
+from .args import UsageError, add_pacing_options, build_parser
+from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunReport
+from .shell import add_logging, new_parser, run_command
+from .target import CliTarget, parse_target
+from ..errors import CivitaiGalleryError
+from ..store.paths import ARCHIVE_NAME
+
+COMMANDS = ("follow", "unfollow", "following", "sync")
+_HELP = {
+    "follow": "Follow a target: `sync` downloads what is new in it, with these options. "
+    "KIND VALUE and the options are download's (python main.py download --help).",
+    "unfollow": "Stop following a target (its files stay).",
+    "following": "List the targets this output folder follows, with their last sync.",
+    "sync": "Download what is new in every followed target, one line each, then a summary.",
+}
+
+
+def _output(args: argparse.Namespace) -> str:
+    from .. import setting
+
+    return os.path.abspath(os.path.expanduser(args.output or setting.get("images.output_path")))
+
+
+def _key(target: CliTarget) -> str:
+    if target.kind == "model" and target.version_id:  # a model link naming one version
+        return f"version {target.version_id}"
+    return target.describe()
+
+
+def download_options(ns: argparse.Namespace) -> List[str]:
+    """The options of a parsed ``download`` that say what and how to fetch, as arguments again:
+    never the API key, the origin, the output folder, a report file, --full or logging."""
+    from ..civitai.filters import iso
+
+    out: List[str] = []
+    if ns.limit is not None:
+        out += ["--limit", str(ns.limit)]
+    if ns.nsfw is not None:
+        out += ["--nsfw", ",".join(ns.nsfw)]
+    if ns.base_model:
+        out += ["--base-model", ",".join(ns.base_model)]
+    if ns.media_type:
+        out += ["--type", ns.media_type]
+    if ns.with_generation_data:
+        out.append("--with-generation-data")
+    for flag, value in (("--since", ns.since), ("--until", ns.until)):
+        if value is not None:
+            out += [flag, iso(value)]
+    if ns.min_reactions:
+        out += ["--min-reactions", str(ns.min_reactions)]
+    if ns.used_with:
+        out += ["--used-with", ",".join(str(v) for v in ns.used_with)]
+    if ns.template:
+        out += ["--template", ns.template]
+    if ns.metadata is not None:
+        out += ["--metadata", ",".join(ns.metadata) or "none"]
+    if ns.thumbnails:
+        out.append("--thumbnails")
+    if ns.duplicates:
+        out += ["--duplicates", ns.duplicates]
+    if getattr(ns, "reaction_kinds", None):
+        out += ["--kind", ",".join(ns.reaction_kinds)]
+    if getattr(ns, "with_tags", False):
+        out.append("--with-tags")
+    if ns.concurrency:
+        out += ["--concurrency", str(ns.concurrency)]
+    return out
+
+
+def _archive(output: str, must_exist: bool):
+    from ..store.archive import Archive
+
+    db_path = os.path.join(output, ARCHIVE_NAME)
+    if must_exist and not os.path.exists(db_path):
+        raise UsageError(
+            f"{output} follows nothing yet; e.g. python main.py follow model 4201 --output {output}"
+        )
+    return Archive(db_path)
+
+
+def cmd_follow(argv: Sequence[str], out: TextIO) -> int:
+    """``follow KIND VALUE [download options]``: its own parsing (download's parser)."""
+
+    def command(ns: argparse.Namespace, out: TextIO) -> int:
+        from ..store import follows
+        from ..store.paths import check_output_folder
+
+        target = parse_target(ns.kind, ns.values, ns.base_url)  # UsageError: exit 2
+        options = download_options(ns)
+        build_parser().parse_args(["download", ns.kind, *ns.values, *options])  # still valid
+        output = check_output_folder(_output(ns))
+        with _archive(output, must_exist=False) as archive:
+            new = follows.add(archive, _key(target), ns.kind, list(ns.values), options)
+        shown = " ".join([_key(target), *options])
+        out.write(f"{'following' if new else 'updated'}: {shown} (in {output})\n")
+        return EXIT_OK
+
+    return run_command(build_parser(), command, ["download", *argv], out)
+
+
+def _small_parser(name: str) -> argparse.ArgumentParser:
+    parser = new_parser(f"main.py {name}", _HELP[name])
+    if name == "unfollow":
+        parser.add_argument("kind", metavar="KIND", help="model, version, user, url or filter")
+        parser.add_argument("values", nargs="+", metavar="VALUE")
+    parser.add_argument(
+        "--output", "-o", help="output folder (default: setting images.output_path, ./images)"
+    )
+    if name == "sync":
+        parser.add_argument(
+            "--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)"
+        )
+        parser.add_argument(
+            "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host"
+        )
+        add_pacing_options(parser)
+    add_logging(parser)
+    return parser
+
+
+def cmd_unfollow(ns: argparse.Namespace, out: TextIO) -> int:
+    from ..store import follows
+
+    key = _key(parse_target(ns.kind, ns.values))
+    output = _output(ns)
+    with _archive(output, must_exist=True) as archive:
+        if not follows.remove(archive, key):
+            raise UsageError(f"{output} does not follow {key} (python main.py following)")
+    out.write(f"unfollowed: {key}\n")
+    return EXIT_OK
+
+
+def cmd_following(ns: argparse.Namespace, out: TextIO) -> int:
+    from ..store import follows
+
+    output = _output(ns)
+    with _archive(output, must_exist=True) as archive:
+        rows = follows.followed(archive)
+    for row in rows:
+        last = (
+            f"last sync {row.last_sync_at}: {row.last_new} new"
+            + ("" if not row.last_code else f", exit {row.last_code}")
+            if row.last_sync_at
+            else "never synced"
+        )
+        out.write(" ".join([row.key, *row.options]) + f"  ({last})\n")
+    out.write(f"{len(rows)} followed target(s) in {output}\n")
+    return EXIT_OK
+
+
+def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> Tuple[int, RunReport, CliTarget]:
+    """Run ``download`` for one followed target, its report printed nowhere; (exit code, report,
+    target)."""
+    from .run import download_run
+
+    args = build_parser().parse_args(["download", *row.argv, "--output", output])
+    args.base_url, args.api_key = ns.base_url, ns.api_key
+    args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
+    args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
+    target = parse_target(args.kind, args.values, args.base_url)
+    report = RunReport("download", target.describe(), output)
+    code = download_run(args, io.StringIO(), report, target)
+    return code, report, target
+
+
+def _name(archive: Any, target: CliTarget) -> str:
+    kind, ident = target.kind, target.value
+    if kind == "model" and target.version_id:
+        kind, ident = "version", target.version_id
+    if kind not in ("model", "version"):
+        return ""
+    known = archive.known_name(kind, ident)
+    return f" {known[0]}" if known else ""
+
+
+def cmd_sync(ns: argparse.Namespace, out: TextIO) -> int:
+    from ..store import follows
+
+    output = _output(ns)
+    with _archive(output, must_exist=True) as archive:
+        rows = follows.followed(archive)
+    if not rows:
+        out.write(f"{output} follows nothing (python main.py follow model ID)\n")
+        return EXIT_OK
+    new_total, failed = 0, []
+    for row in rows:
+        try:
+            code, report, target = _sync_one(row, ns, output)
+        except CivitaiGalleryError as exc:  # this target only: the others still sync
+            from .report import user_message
+
+            out.write(f"{row.key}: error: {user_message(exc, ns.base_url)}\n")
+            failed.append(row.key)
+            continue
+        s = report.summary
+        new_total += s.completed
+        with _archive(output, must_exist=True) as archive:
+            follows.synced(archive, row.key, s.completed, code)
+            name = _name(archive, target)
+        notes = "; ".join(n.split(": ", 1)[-1] for n in s.notes)
+        problems = f", {s.failed} failed" if s.failed else ""
+        if report.stopped_reason:
+            problems += f", stopped: {report.stopped_reason}"
+        out.write(
+            f"{row.key}{name}: {s.completed} new{problems}"
+            + (f" ({notes})" if notes else "")
+            + "\n"
+        )
+        if code == EXIT_INTERRUPTED:
+            out.write("interrupted: run sync again to continue\n")
+            return EXIT_INTERRUPTED
+        if code != EXIT_OK:
+            failed.append(row.key)
+    out.write(
+        f"synced {len(rows)} target(s): {new_total} new image(s)"
+        + (f", {len(failed)} with problems ({', '.join(failed)})" if failed else "")
+        + "\n"
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+_COMMANDS = {"unfollow": cmd_unfollow, "following": cmd_following, "sync": cmd_sync}
+
+
+def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    """``argv[0]`` is one of :data:`COMMANDS`."""
+    import sys
+
+    out = out or sys.stdout
+    name, rest = argv[0], list(argv[1:])
+    if name == "follow":
+        return cmd_follow(rest, out)
+    if name not in _COMMANDS:
+        sys.stderr.write(f"error: unknown command {name!r}\n")
+        return EXIT_USAGE
+    return run_command(_small_parser(name), _COMMANDS[name], rest, out)
+
+
+# the entries cli/catalog.py names (``python main.py NAME ...`` -> ``NAME_main(argv, out)``)
+def follow_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["follow", *argv], out)
+
+
+def unfollow_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["unfollow", *argv], out)
+
+
+def following_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["following", *argv], out)
+
+
+def sync_main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
+    return main(["sync", *argv], out)

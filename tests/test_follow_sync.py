@@ -1,0 +1,112 @@
+"""``follow`` / ``unfollow`` / ``following`` / ``sync`` (issue 22) against the fake: targets and
+their options kept in the output folder's archive, one line per target, incremental updates."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import pytest
+
+from scripts.civitai_manager_libs.cli import command as cli
+from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+from scripts.civitai_manager_libs.store.paths import ARCHIVE_NAME
+
+MODEL = 500_000
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIVITAI_GALLERY_SETTINGS", str(tmp_path / "settings.json"))
+    monkeypatch.delenv("CIVITAI_API_KEY", raising=False)
+    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+
+
+def _cli(*argv):
+    buf = io.StringIO()
+    code = cli.main([str(a) for a in argv], out=buf)
+    return code, buf.getvalue()
+
+
+def _listing_requests(fake):
+    return [r for r in fake.api_requests() if r.path == "/api/v1/images"]
+
+
+def test_follow_then_sync_updates_each_target_with_what_is_new(tmp_path):
+    out = tmp_path / "out"
+    with FakeCivitai(Dataset.generate(450, image_kb=1, seed=31)) as fake:
+        code, text = _cli(
+            "follow", "model", MODEL, "--nsfw", "all", "--metadata", "json",
+            "--output", out, "--api-key", "sekrit-key-123", "--base-url", fake.base_url,
+        )  # fmt: skip
+        assert code == 0 and "following: model 500000 --nsfw None,Soft,Mature,X" in text, text
+        code, text = _cli("follow", "user", "bench_user", "--limit", 0, "--output", out)
+        assert code == 0, text
+        code, text = _cli(
+            "follow", "model", MODEL, "--nsfw", "all", "--template", "sub/{id}", "-o", out
+        )
+        assert text.startswith(
+            "updated: model 500000 --nsfw None,Soft,Mature,X --template sub/{id}"
+        )
+        assert b"sekrit" not in (out / ARCHIVE_NAME).read_bytes()
+        code, text = _cli("following", "--output", out)
+        assert code == 0
+        assert text.splitlines() == [
+            "model 500000 --nsfw None,Soft,Mature,X --template sub/{id}  (never synced)",
+            "user 'bench_user' --limit 0  (never synced)",
+            f"2 followed target(s) in {out}",
+        ]
+
+        code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
+        assert code == 0, text
+        lines = text.splitlines()
+        assert lines[0] == "model 500000 Benchmark Model: 450 new"
+        assert lines[1].startswith("user 'bench_user': 0 new")
+        assert lines[-1] == "synced 2 target(s): 450 new image(s)"
+
+        fake.dataset.post_images(MODEL, 5)
+        fake.reset()
+        code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
+        assert code == 0, text
+        lines = text.splitlines()
+        assert lines[0] == (
+            "model 500000 Benchmark Model: 5 new "
+            "(incremental: stopped at known image 60000449 after 1 page)"
+        )
+        assert lines[1].startswith("user 'bench_user': 0 new (full listing: the order")
+        assert lines[-1] == "synced 2 target(s): 5 new image(s)"
+        by_user = [r for r in _listing_requests(fake) if r.query.get("username")]
+        assert len(_listing_requests(fake)) - len(by_user) == 1  # the model: one page
+        assert len(by_user) >= 3  # Most Reactions: every page (455 images, 200 a page)
+        with sqlite3.connect(str(out / ARCHIVE_NAME)) as db:
+            path = db.execute("SELECT path FROM images WHERE image_id = 60000454").fetchone()[0]
+        assert path.startswith("sub/") or "/sub/" in path  # the followed options applied
+        code, text = _cli("following", "--output", out)
+        assert ": 5 new)" in text.splitlines()[0] and ": 0 new)" in text.splitlines()[1]
+
+        assert _cli("unfollow", "user", "bench_user", "--output", out)[0] == 0
+        assert _cli("unfollow", "user", "bench_user", "--output", out)[0] == 2
+        code, text = _cli("following", "--output", out)
+        assert text.splitlines()[-1] == f"1 followed target(s) in {out}"
+
+
+def test_sync_goes_on_after_a_target_that_fails_and_exits_1(tmp_path):
+    out = tmp_path / "out"
+    with FakeCivitai(Dataset.generate(30, image_kb=1, seed=32)) as fake:
+        assert _cli("follow", "model", 999_999, "--output", out)[0] == 0  # no such model
+        assert _cli("follow", "model", MODEL, "--nsfw", "all", "--output", out)[0] == 0
+        code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
+        lines = text.splitlines()
+        assert code == 1, text
+        assert lines[0].startswith("model 999999: error: ")
+        assert lines[1] == "model 500000 Benchmark Model: 30 new"
+        assert lines[-1] == "synced 2 target(s): 30 new image(s), 1 with problems (model 999999)"
+
+
+def test_bad_follow_input_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    assert _cli("follow", "model", "abc", "--output", out)[0] == 2
+    assert _cli("follow", "model", 1, "--since", "yesterday", "--output", out)[0] == 2
+    assert not out.exists()
+    assert _cli("sync", "--output", out)[0] == 2  # follows nothing: no archive
+    assert _cli("following", "--output", out)[0] == 2

@@ -1,0 +1,157 @@
+"""Incremental re-runs (issue 22): a listing that completed before, asked again newest first, stops
+at the first page reaching an image it has; other orders, ``--full``, a changed filter set and a
+listing that never completed list fully. Listing requests are counted at the fake."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from scripts.civitai_manager_libs import http_client
+from scripts.civitai_manager_libs.cli import command as cli
+from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
+from scripts.civitai_manager_libs.planning.incremental import newest_first
+
+MODEL = 500_000  # Dataset.generate's one model, one version
+VERSION = 500_001
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIVITAI_GALLERY_SETTINGS", str(tmp_path / "settings.json"))
+    monkeypatch.delenv("CIVITAI_API_KEY", raising=False)
+    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+
+
+def _download(fake, out, *argv):
+    buf = io.StringIO()
+    code = cli.main(
+        ["download", *[str(a) for a in argv], "--nsfw", "all", "--metadata", "none", "-q"]
+        + ["--output", str(out), "--base-url", fake.base_url],
+        out=buf,
+    )
+    return code, buf.getvalue()
+
+
+def _listing_requests(fake):
+    return [r for r in fake.api_requests() if r.path == "/api/v1/images"]
+
+
+def _image_requests(fake):
+    return [r for r in fake.image_requests() if r.method == "GET"]
+
+
+def test_a_finished_3000_image_listing_with_5_new_images_costs_one_listing_request(tmp_path):
+    with FakeCivitai(Dataset.generate(3000, image_kb=1, seed=22)) as fake:
+        out = tmp_path / "out"
+        code, text = _download(fake, out, "model", MODEL)
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 15  # 3,000 at 200 a page
+        new = fake.dataset.post_images(MODEL, 5)
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL)
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 1
+        assert len(_image_requests(fake)) == 5
+        assert "saved 5" in text
+        assert "incremental: stopped at known image 60002999 after 1 page" in text
+        # once more, nothing new: one request, no download
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL)
+        assert code == 0, text
+        assert (len(_listing_requests(fake)), len(_image_requests(fake))) == (1, 0)
+        assert f"stopped at known image {new[-1].id}" in text
+        # --full lists every page again (and downloads nothing it has)
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL, "--full")
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 16
+        assert len(_image_requests(fake)) == 0
+        assert "incremental" not in text
+
+
+def test_an_interrupted_listing_resumes_and_completes_before_it_is_incremental(
+    tmp_path, monkeypatch
+):
+    with FakeCivitai(Dataset.generate(450, image_kb=1, seed=23)) as fake:
+        real_get_json = http_client.CivitaiHttpClient.get_json
+        failing = {"on": True}
+
+        def get_json(self, url, params=None):  # page 2 of the first run answers 400
+            if failing["on"] and "api/v1/images" in str(url) and (params or {}).get("cursor"):
+                failing["on"] = False
+                fake.faults.queue_status("/api/v1/images", 400, body=b'{"error": "x"}', count=1)
+            return real_get_json(self, url, params)
+
+        monkeypatch.setattr(http_client.CivitaiHttpClient, "get_json", get_json)
+        out = tmp_path / "out"
+        code, text = _download(fake, out, "model", MODEL)
+        assert code != 0 and not failing["on"], text
+        fake.dataset.post_images(MODEL, 5)
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL)  # resumes at page 2, to the end
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 2
+        assert all(r.query.get("cursor") for r in _listing_requests(fake))
+        assert "incremental" not in text
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL)  # completed now: what is new only
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 1
+        assert len(_image_requests(fake)) == 5
+        assert "incremental: stopped at known image 60000449 after 1 page" in text
+
+
+@pytest.mark.parametrize(
+    "target, incremental",
+    [
+        (("version", VERSION), False),  # Civitai's default sort: Most Reactions
+        (("filter", f"modelVersionId={VERSION}", "sort=Most Reactions"), False),
+        (("filter", f"modelVersionId={VERSION}", "sort=Oldest"), False),
+        (("filter", f"modelVersionId={VERSION}", "sort=Newest"), True),
+        (("filter", f"modelId={MODEL}", "sort=Most Reactions"), True),  # whole model: newest
+    ],
+)
+def test_only_newest_first_orders_stop_early_the_others_say_so(tmp_path, target, incremental):
+    with FakeCivitai(Dataset.generate(450, image_kb=1, seed=24)) as fake:
+        out = tmp_path / "out"
+        code, text = _download(fake, out, *target, "--limit", 0)
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 3
+        fake.dataset.post_images(MODEL, 5)
+        fake.reset()
+        code, text = _download(fake, out, *target, "--limit", 0)
+        assert code == 0, text
+        assert len(_image_requests(fake)) == 5
+        if incremental:
+            assert len(_listing_requests(fake)) == 1
+            assert "incremental: stopped at known image" in text
+        else:
+            assert len(_listing_requests(fake)) == 3
+            assert "can put new images anywhere, so every page is listed" in text
+
+
+def test_a_changed_filter_set_is_a_new_full_listing(tmp_path):
+    with FakeCivitai(Dataset.generate(450, image_kb=1, seed=25)) as fake:
+        out = tmp_path / "out"
+        assert _download(fake, out, "model", MODEL)[0] == 0
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL, "--type", "image")
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 3
+        assert "incremental" not in text
+        fake.reset()  # and that listing, completed now, is incremental in its turn
+        code, text = _download(fake, out, "model", MODEL, "--type", "image")
+        assert len(_listing_requests(fake)) == 1, text
+
+
+def test_which_orders_are_newest_first():
+    assert newest_first({"modelId": 1})
+    assert newest_first({"modelId": 1, "sort": "Most Reactions"})
+    assert not newest_first({"modelId": 1, "sort": "Oldest"})
+    assert not newest_first({"modelId": 1, "sort": "Random"})
+    assert not newest_first({"modelId": 1, "modelVersionId": 2})
+    assert newest_first({"modelVersionId": 2, "sort": "Newest"})
+    assert not newest_first({"username": "a"})
+    assert newest_first({"username": "a", "sort": "Newest"})
