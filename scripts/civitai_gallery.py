@@ -81,9 +81,63 @@ def option_key(key: str) -> str:
     return OPTION_PREFIX + setting.SPECS[key].attribute
 
 
+#: The settings users change, first on WebUI's page, in this order; the rest (HTTP tuning...) after.
+SETTINGS_FIRST = (
+    "images.output_path",
+    "images.path_template",
+    "images.metadata_format",
+    "images.default_nsfw_filter",
+    "images.generate_thumbnails",
+    "images.skip_existing",
+    "gallery_page_size",
+    "gallery_cache_max_mb",
+    "models_path",
+    "resources.confirm_over_mb",
+)
+#: Settings with no meaning inside WebUI (the tab follows WebUI's own localization).
+NOT_IN_WEBUI = ("ui_language",)
+#: Short labels for WebUI's Settings page (the full description becomes the hint under it where
+#: this WebUI shows hints); localizations/*.json translate them.
+SHORT_LABELS = {
+    "images.output_path": "Output folder",
+    "images.path_template": "Path template",
+    "images.metadata_format": "Metadata formats (json, txt, exif)",
+    "images.default_nsfw_filter": "Default NSFW levels",
+    "images.generate_thumbnails": "Write thumbnails",
+    "images.skip_existing": "Skip images already downloaded",
+    "gallery_page_size": "Images per gallery page",
+    "gallery_cache_max_mb": "Gallery cache limit (MB, 0: none)",
+    "models_path": "Models folder (outside WebUI)",
+    "resources.confirm_over_mb": "Ask before resource downloads over (MB)",
+    "images.save_metadata": "Save generation data",
+    "images.thumbnail_size": "Thumbnail size",
+    "images.duplicate_policy": "Same image already saved",
+    "images.max_concurrent": "Simultaneous downloads",
+    "images.min_free_space_mb": "Keep free on the output disk (MB)",
+    "images.max_file_size_mb": "Largest file accepted (MB)",
+    "gallery_cache_path": "Gallery cache folder",
+    "gallery_download_batch_size": "Gallery: images per batch",
+    "gallery_download_timeout": "Gallery: seconds per image",
+    "gallery_max_concurrent_downloads": "Gallery: simultaneous downloads",
+    "civitai_base_url": "Civitai address",
+    "http_timeout": "HTTP read timeout (s)",
+    "http_connect_timeout": "HTTP connect timeout (s)",
+    "http_max_retries": "HTTP retries",
+    "http_host_down_after": "Failed connections before a host counts as down",
+    "http_backoff_factor": "HTTP retry backoff (s)",
+    "http_retry_after_cap": "Longest Retry-After honoured (s)",
+}
+
+
 def webui_settings() -> List[str]:
-    """The settings offered on WebUI's Settings page (every one but secrets)."""
-    return [key for key, spec in setting.SPECS.items() if not spec.secret]
+    """The settings offered on WebUI's Settings page (every one but secrets and the standalone
+    app's language), what users change first, HTTP tuning last."""
+    keys = [
+        key for key, spec in setting.SPECS.items() if not spec.secret and key not in NOT_IN_WEBUI
+    ]
+    first = [key for key in SETTINGS_FIRST if key in keys]
+    rest = [key for key in keys if key not in first]
+    return first + sorted(rest, key=lambda key: key.startswith("http_"))
 
 
 def _to_option_value(spec, value: Any) -> Any:
@@ -141,7 +195,7 @@ def on_ui_settings() -> None:
         component, component_args = _component(spec)
         kwargs = dict(
             default=option_default(key),
-            label=spec.description,
+            label=SHORT_LABELS.get(key, spec.description),
             component=component,
             component_args=component_args,
             onchange=lambda key=key: apply_option(key),
@@ -149,6 +203,8 @@ def on_ui_settings() -> None:
             category_id=CATEGORY_ID,
         )
         info = shared.OptionInfo(**supported_kwargs(shared.OptionInfo.__init__, kwargs))
+        if key in SHORT_LABELS and callable(getattr(info, "info", None)):
+            info = info.info(spec.description) or info  # A1111 1.6+: the hint under the label
         if getattr(info, "section", None) is None:
             info.section = section
         if getattr(info, "category_id", None) is None:
@@ -167,9 +223,17 @@ def store_option(key: str, value: Any) -> None:
         save(config)
 
 
+def webui_language() -> Optional[str]:
+    """WebUI's chosen localization (``zh_TW``...), "" for none."""
+    opts = getattr(shared, "opts", None)
+    return str(getattr(opts, "localization", "") or "") if opts is not None else ""
+
+
 def on_ui_tabs():
     apply_all_options()
-    from scripts.civitai_manager_libs.ui import actions
+    from scripts.civitai_manager_libs.ui import actions, i18n
+
+    i18n.set_language(webui_language())  # the tab's words follow WebUI's localization
 
     actions.option_persister = store_option  # the tab's save options live in WebUI's settings
     with gr.Blocks(analytics_enabled=False) as tab:

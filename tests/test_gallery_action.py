@@ -363,8 +363,8 @@ def test_job_runner_refuses_a_second_job_and_reports_counts(env):
     saved = [f for _r, _d, files in os.walk(s.output_path) for f in files if f.endswith(".json")]
     assert len(saved) >= outcome.total  # a metadata sidecar per image
     assert "downloaded" in action.summary_text(outcome)
-    rows = jobs.recent_tasks(5)
-    assert len(rows) == 5 and rows[0][3] == "completed"
+    rows = jobs.recent_tasks(5)  # one row per job (issue 24), not one per image
+    assert len(rows) == 1 and rows[0][2:] == [str(outcome.total), f"done {outcome.total}", ""]
     assert rows[0][1] == f"version {VERSION_ID}" and re.fullmatch(
         r"\d{4}-\d\d-\d\d \d\d:\d\d", rows[0][0]
     )

@@ -90,9 +90,10 @@ def test_send_to_txt2img_pastes_the_users_names(
     item = CivitaiAPI().get_image(M.DEMO_IMAGE_ID)
     record = extract_image_metadata(item)
     view = GalleryView(items=[item])
-    table, info, plan, status = resources_panel.show_resources(
+    table, info, plan, status, box = resources_panel.show_resources(
         view, record, "before", progress=lambda *a, **k: None
     )
+    assert box == {"__type__": "update", "visible": True}  # the panel appears with a selection
     assert plan.inventory.source == "webui"
     pasted = parse_infotext(info)
     assert "<lora:my_local_name:0.8>" in pasted["prompt"]
@@ -105,6 +106,29 @@ def test_send_to_txt2img_pastes_the_users_names(
     # Missing files go where WebUI reads them.
     assert plan.folders["lora"] == str(webui_models.root / "Lora")
     assert plan.folders["embedding"] == os.path.join(str(tmp_path), "embeddings")
+    reset_http_client()
+
+
+def test_when_every_missing_file_fails_a_toast_says_so_and_nothing_reads_verified(
+    webui, webui_models, fake_civitai, tmp_path, monkeypatch  # noqa: F811 (the imported fixture)
+):
+    setting.update(
+        {"civitai_base_url": fake_civitai.base_url, "images.output_path": str(tmp_path / "out")}
+    )
+    reset_http_client()
+    toasts = []
+    monkeypatch.setattr(resources_panel, "toast_problem", toasts.append)
+    item = CivitaiAPI().get_image(M.DEMO_IMAGE_ID)
+    view = GalleryView(items=[item])
+    _t, _i, plan, _s, _b = resources_panel.show_resources(
+        view, extract_image_metadata(item), "", progress=lambda *a, **k: None
+    )
+    for spec in M.RESOURCE_FILES:
+        fake_civitai.storage.corrupt.add(spec.version_id)  # every file fails its hash check
+    _table, status, _info, _plan = resources_panel.download_missing(plan, True, progress=None)
+    assert status.startswith("None of the 2 missing files could be downloaded"), status
+    assert "Downloaded 0" not in status and "verified" not in status
+    assert toasts == [status]
     reset_http_client()
 
 

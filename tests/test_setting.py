@@ -68,6 +68,8 @@ def test_defaults_follow_the_design_table():
         "images.max_file_size_mb": 2048,
         "models_path": "",  # issue 13
         "resources.confirm_over_mb": 1024,
+        "gallery_cache_max_mb": 500,  # issue 24
+        "ui_language": "",  # issue 24
         "resources.max_unknown_size_mb": 8192,
     }
     assert set(setting.SPECS) == set(expected)

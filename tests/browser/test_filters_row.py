@@ -50,7 +50,7 @@ def test_filters_hide_images_say_why_stay_for_the_session_and_apply_to_download(
     gallery, fake, output_dir, shot
 ):
     page = gallery
-    params = {"modelVersionId": VERSION_ID, "sort": "Most Reactions", "period": "AllTime"}
+    params = {"modelVersionId": VERSION_ID, "sort": "Newest", "period": "AllTime"}
     # a threshold in the middle of the first page's reactions: some of it is hidden for that
     counts = sorted(item_filter.reactions(i) for i in first_page(params).items)
     min_reactions = counts[len(counts) // 2]

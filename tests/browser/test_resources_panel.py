@@ -31,7 +31,7 @@ def test_panel_shows_resources_and_downloads_the_missing_ones(gallery, fake, tmp
     setting.set("resources.confirm_over_mb", 0)  # every download asks first
     page = gallery
     load(page, str(M.CHECKPOINT.model_id))
-    listing = first_page({"modelId": M.CHECKPOINT.model_id, "sort": "Most Reactions"})
+    listing = first_page({"modelId": M.CHECKPOINT.model_id, "sort": "Newest"})
     index = [item.id for item in listing.items].index(M.DEMO_IMAGE_ID)
     page.locator(THUMBS).nth(index).click()
     wait_until(

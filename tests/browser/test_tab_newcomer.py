@@ -23,6 +23,7 @@ from test_gallery_tab import (
     close_toasts,
     first_page,
     load,
+    metadata_text,
     saved_images,
     status,
     text_field,
@@ -205,7 +206,8 @@ def test_recent_tasks_show_the_history_when_the_page_opens(
     open_app(page, base_url)
     table = page.locator("#civitai_gallery_tasks")
     page.wait_for_function(
-        "() => document.querySelector('#civitai_gallery_tasks').innerText.includes('completed')"
+        "() => (document.querySelector('#civitai_gallery_tasks')?.innerText || '')"
+        ".includes('done')"
     )
     text = table.inner_text()
     assert f"version {VERSION_ID}" in text  # a person can read what the download was
@@ -239,7 +241,7 @@ def test_a_selected_image_shows_large_with_its_data_and_paging_keeps_them_in_ste
 ):
     page = gallery
     load(page, str(MODEL_ID))
-    listing = first_page({"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"})
+    listing = first_page({"modelId": MODEL_ID, "sort": "Newest", "period": "AllTime"})
     first = listing.items[0]
     # the demo's first thumbnail carries generation data: the first click shows the tool's best
     assert first.meta and first.meta.get("prompt")
@@ -260,7 +262,7 @@ def test_a_selected_image_shows_large_with_its_data_and_paging_keeps_them_in_ste
         page=page,
         what="the selected image's generation data",
     )
-    assert str(first.id) in page.locator("#civitai_gallery_metadata").inner_text()
+    assert str(first.id) in metadata_text(page)
     shot(page, "selected-image")
     # Gradio keeps the highlight on its position when the page changes (and 3.x/4.x then
     # send no select event for it): the preview and the data follow the highlight.
@@ -277,7 +279,7 @@ def test_a_selected_image_shows_large_with_its_data_and_paging_keeps_them_in_ste
             "e => e.classList.contains('selected'))"
         )
         info = value_of(page, "civitai_gallery_info")
-        data = page.locator("#civitai_gallery_metadata").inner_text()
+        data = metadata_text(page)
         shown = page.locator("#civitai_gallery_preview img").count()
         if highlighted < 0:
             return info == "" and shown == 0
@@ -293,7 +295,7 @@ def listing_page_two(listing):
 
     api = CivitaiAPI(client=get_http_client())
     page = api.get_image_page(
-        {"modelId": MODEL_ID, "sort": "Most Reactions", "period": "AllTime"},
+        {"modelId": MODEL_ID, "sort": "Newest", "period": "AllTime"},
         cursor=listing.next_cursor,
         limit=int(setting.get("gallery_page_size")),
         nsfw_levels=["None", "Soft"],
@@ -318,9 +320,7 @@ def test_layout_tasks_long_urls_and_counts_read_well(gallery, fake, output_dir):
     assert header(page).endswith("page 1, 1 image")
     # The JSON panel wraps long URLs instead of clipping them.
     page.locator(THUMBS).nth(0).click()
-    page.wait_for_function(
-        f"() => document.querySelector('#civitai_gallery_metadata').innerText.includes('{one.id}')"
-    )
+    wait_until(lambda: str(one.id) in metadata_text(page), page=page, what="the metadata")
     clipped = page.evaluate(
         "() => Array.from(document.querySelectorAll('#civitai_gallery_metadata *'))"
         ".filter(e => e.children.length === 0 && e.textContent.includes('http'))"

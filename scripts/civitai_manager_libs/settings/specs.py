@@ -12,6 +12,7 @@ from ..records import NSFW_LEVELS
 from .values import (
     DUPLICATE_POLICIES,
     METADATA_FORMATS,
+    UI_LANGUAGES,
     Validator,
     float_validator,
     int_validator,
@@ -26,6 +27,7 @@ from .values import (
     validate_rate,
     validate_sleep_request,
     validate_thumbnail_size,
+    validate_ui_language,
 )
 
 
@@ -188,6 +190,23 @@ def _build_specs() -> Dict[str, SettingSpec]:
             "str",
             "Folder for the gallery's cached preview images.",
             text_validator(allow_empty=False),
+        ),
+        _spec_int(
+            "gallery_cache_max_mb",
+            500,
+            "Largest size of the gallery's cache folder (MB); the least recently used pictures "
+            "are removed past it. 0: no limit.",
+            0,
+            10_000_000,
+        ),
+        SettingSpec(
+            "ui_language",
+            "",
+            "str",
+            "Language of the standalone app's tab: en, zh_TW, zh_CN, ja_JP or ko_KR ('' is "
+            "English). Inside WebUI the tab follows WebUI's localization.",
+            validate_ui_language,
+            choices=UI_LANGUAGES,
         ),
         SettingSpec(
             "images.output_path",

@@ -220,6 +220,25 @@ def validate_duplicate_policy(key: str, value: Any) -> str:
     return norm
 
 
+#: Languages of the tab (``localizations/<code>.json``); "" and "en" mean English.
+UI_LANGUAGES = ("en", "zh_TW", "zh_CN", "ja_JP", "ko_KR")
+
+
+def validate_ui_language(key: str, value: Any) -> str:
+    """One of :data:`UI_LANGUAGES` ("" is English); ``zh-tw`` is accepted for ``zh_TW``."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SettingsError(f"Setting '{key}' must be text, got {type_name(value)} {value!r}.")
+    norm = value.strip().replace("-", "_")
+    if not norm:
+        return ""
+    for code in UI_LANGUAGES:
+        if norm.lower() == code.lower():
+            return code
+    raise SettingsError(f"Setting '{key}' must be one of {', '.join(UI_LANGUAGES)}, got {value!r}.")
+
+
 # -- pacing (transport/pacing.py): --sleep-request / http_sleep_request, --limit-rate /
 # images.limit_rate -------------------------------------------------------------------------------
 

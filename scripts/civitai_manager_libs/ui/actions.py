@@ -52,19 +52,32 @@ from .downloads import (  # noqa: F401 - the backlog item's public names
     pre_loading,
 )
 from . import filters_row
-from .jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
+from .jobs import GalleryJobs, JobBusyError, JobOutcome, failure_groups_text, failure_reason
 from .gradio_compat import in_gradio_event, update, warn_user
-from ..civitai import drift
+from .i18n import choice_value, choices, value_of
+from .messages import MESSAGES, say
 from ..civitai.query import Target, parse_query, target_to_params
+from ..engine.failures import group_failures
 from ..records import NSFW_LEVELS, ImageItem
 
 logger = logging.getLogger(__name__)
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
+#: The sort a Load uses unless the user picks another: the order Civitai gives a whole-model
+#: listing whatever it is asked (so the first Load of a model brings no "ignores the sort" notice).
+DEFAULT_SORT = "Newest"
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
 ALL_VERSIONS = "All versions"
 _VERSION_ID_RE = re.compile(r"\[(\d+)\]\s*$")
 NO_SELECTION = ""
+
+
+def no_generation_data() -> str:
+    """The info box's text for an image without generation data (in the user's language)."""
+    return say("no_generation_data")
+
+
+# The English sentence (kept for callers of the backlog's names).
 NO_GENERATION_DATA = (
     "This image carries no generation data: its author hid it, or it was not made with "
     "Stable Diffusion."
@@ -109,15 +122,20 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, (InvalidQueryError, NotFoundError)):
         return text  # these already say which input is wrong and what to enter
     if isinstance(exc, NetworkError):
-        return (
-            f"Civitai could not be reached ({text}). Check your network connection, or the "
-            "Civitai address in the settings, then try again."
-        )
+        return say("network", error=text, where=settings_place())
     if isinstance(exc, (RateLimitedError, ServerError)):
-        return f"{text} Civitai is busy; wait a minute and try again."
+        return say("busy", error=text)
     if isinstance(exc, ApiError):
-        return f"{text} Try again later."
+        return say("api", error=text)
     return text
+
+
+#: Where the user changes a setting a message names: set by the host (WebUI: its Settings page;
+#: the standalone app: the Settings box of the tab, and the file they are saved in).
+def settings_place() -> str:
+    if option_persister is save_to_settings_file:
+        return say("where_app", path=setting.settings_path())
+    return say("where_webui")
 
 
 def toast_problem(message: str) -> None:
@@ -147,10 +165,7 @@ def _handled(fallback: Callable[..., Any]):
                 logger.debug("%s failed", fn.__name__, exc_info=True)
             except Exception as exc:  # the UI boundary: a bug, logged with its traceback
                 logger.exception("%s failed unexpectedly", fn.__name__)
-                message = (
-                    f"Something went wrong ({exc.__class__.__name__}: {exc}); the details are "
-                    "in the console log."
-                )
+                message = say("bug", error=f"{exc.__class__.__name__}: {exc}")
             toast_problem(message)
             return fallback(message, *args, **kwargs)
 
@@ -170,7 +185,7 @@ def _keep_page(view_at: int, extra: int = 0) -> Callable[..., Tuple]:
 
 
 def _status_only(message: str, *args, **kwargs) -> str:
-    return f"Nothing downloaded: {message}"
+    return say("nothing_downloaded", reason=message)
 
 
 # -- browsing -------------------------------------------------------------------------------------
@@ -185,12 +200,13 @@ def _api():
 def _levels(nsfw: Optional[Sequence[str]]) -> List[str]:
     levels = [level for level in (nsfw or []) if level in NSFW_LEVELS]
     if not levels:
-        raise InvalidQueryError("Tick at least one NSFW level (None, Soft, Mature or X).")
+        raise InvalidQueryError(say("tick_level"))
     return levels
 
 
 def _listing_params(target: Target, sort: Optional[str], period: Optional[str]) -> Dict[str, Any]:
     params = target_to_params(target)
+    sort, period = value_of(sort, SORTS), value_of(period, PERIODS)
     if sort in SORTS:
         params["sort"] = sort
     if period in PERIODS:
@@ -202,14 +218,30 @@ def _version_label(version_id: int, name: str) -> str:
     return f"{name} [{version_id}]"
 
 
-def _version_choices(view: GalleryView) -> List[str]:
-    return [ALL_VERSIONS] + [_version_label(vid, name) for vid, name in view.versions]
+def _version_choices(view: GalleryView) -> List[Any]:
+    """The version dropdown's choices: "All versions" (in the user's language) and each version."""
+    return choices(gr.Dropdown, [ALL_VERSIONS]) + [
+        _version_label(vid, name) for vid, name in view.versions
+    ]
 
 
 def _describe(target: Target, model_name: Optional[str] = None) -> str:
+    """What is loaded, in the tab's words: ``DreamShaper (model 4201)``, ``creator 'x'``."""
     if model_name:
-        return f"{model_name} (model {target.value})"
-    return target.describe()
+        return say("title_model", name=model_name, id=target.value)
+    if target.kind == "model" and target.version_id is not None:
+        return say("title_model_version", id=target.value, version=target.version_id)
+    if target.kind == "model":
+        return say("title_other", kind="model", id=target.value)
+    if target.kind == "version":
+        return say("title_version", id=target.value)
+    if target.kind == "user":
+        return say("title_user", name=target.value)
+    if target.kind == "filter":
+        return say("title_filter")
+    if target.kind == "image":
+        return say("title_image", id=target.value)
+    return say("title_other", kind=target.kind, id=target.value)
 
 
 def _fetch_page(view: GalleryView) -> GalleryView:
@@ -266,9 +298,7 @@ def _gallery_value(view: GalleryView) -> Tuple[GalleryView, List[Tuple[str, str]
         shown_items.append(item)
         value.append((path, f"#{item.id} · {item.nsfw_level}" if item.id else item.nsfw_level))
     if result.failed:
-        warn_user(
-            f"some images failed to download ({result.failed}), check your network connection"
-        )
+        warn_user(say("thumbs_failed", count=result.failed))
     return replace(view, items=shown_items), value
 
 
@@ -296,28 +326,24 @@ def _start_prefetch(view: GalleryView) -> None:
 PAGE_OUTPUTS = ("state", "gallery", "page", "prev", "next", "preview", "info", "metadata")
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _page_outputs(view: GalleryView, value: List[Tuple[str, str]]) -> Tuple:
     """(state, gallery, page label, prev button, next button, preview, info, metadata).
 
     Gradio keeps the highlighted position when the gallery gets a new page (and on 3.x/4.x a
     click on it then fires no select event), so the preview and data follow the highlight: they
     show the new page's image at that position, never an empty box beside a highlight."""
-    if view.items:
-        label = f"**{view.title}**: page {view.page_number}, {_count(len(view.items), 'image')}"
+    count = len(view.items)
+    if count:
+        name = "page_one_image" if count == 1 else "page_images"
+        label = say(name, title=view.title, page=view.page_number, count=count)
     else:
-        chosen = (
-            "NSFW levels and filters" if view.filters and view.filters.active else "NSFW levels"
-        )
-        label = f"**{view.title}**: page {view.page_number}, no images for the chosen {chosen}"
+        name = "page_empty_filters" if view.filters and view.filters.active else "page_empty"
+        label = say(name, title=view.title, page=view.page_number)
     hidden = filters_row.hidden_text(view.hidden)
     if hidden:
         label += f"; {hidden}"
-    if view.notice:  # e.g. the sort Civitai ignores on a whole-model listing
-        label += f"  \n{view.notice}"
+    if view.notice:  # the sort Civitai ignores on a whole-model listing
+        label += "  \n" + say("sort_ignored", sort=view.params.get("sort", ""))
     preview, text, record = None, NO_SELECTION, None
     if view.selected is not None and 0 <= view.selected < len(view.items):
         item = view.items[view.selected]
@@ -354,6 +380,7 @@ def load_gallery(
     levels = _levels(nsfw)
     spec = filters_row.spec_from_values(*filters)
     api = _api()
+    version_choice = functools.partial(choice_value, gr.Dropdown)
     versions: List[Tuple[int, str]] = []
     model_name = None
     model_id = None
@@ -368,7 +395,7 @@ def load_gallery(
     view = GalleryView(
         query=query,
         target=target,
-        title=_describe(target, model_name) if target.kind == "model" else target.describe(),
+        title=_describe(target, model_name),
         params=_filtered_params(_listing_params(target, sort, period), spec),
         nsfw_levels=levels,
         versions=versions,
@@ -383,7 +410,8 @@ def load_gallery(
     dropdown = update(
         choices=_version_choices(view),
         value=next(
-            (c for c in _version_choices(view) if c.endswith(f"[{selected}]")), ALL_VERSIONS
+            (c for c in _version_choices(view) if str(c).endswith(f"[{selected}]")),
+            version_choice(ALL_VERSIONS),
         ),
         visible=bool(versions),
         interactive=True,
@@ -404,10 +432,10 @@ def template_preview(template: Optional[str], view: Any) -> str:
     """The template box's help: every field, and the path the selected image would get."""
     from ..store.paths import FIELDS, PathTemplate, fields_from_item, safe_join
 
-    fields = (
-        "Fields: "
-        + " ".join("{" + name + "}" for name in FIELDS)
-        + ". Any field takes a format spec: {id:>010}, {model_name:.40}, {date:%Y-%m}."
+    fields = say(
+        "template_fields",
+        fields=" ".join("{" + name + "}" for name in FIELDS),
+        examples="{id:>010}, {model_name:.40}, {date:%Y-%m}",
     )
     text = (template or "").strip() or str(setting.get("images.path_template"))
     try:
@@ -417,14 +445,14 @@ def template_preview(template: Optional[str], view: Any) -> str:
     items = view.items if isinstance(view, GalleryView) else []
     index = view.selected if isinstance(view, GalleryView) else None
     if not isinstance(index, int) or not 0 <= index < len(items):
-        return f"{fields}\n\nSelect an image to see where it would be saved."
+        return f"{fields}\n\n" + say("template_select")
     item = items[index]
     root = os.path.abspath(os.path.expanduser(str(setting.get("images.output_path"))))
     try:
         where = safe_join(root, parsed.render(fields_from_item(item)))
     except TemplateError as exc:
-        return f"{fields}\n\nImage {item.id}: {exc}"
-    return f"{fields}\n\nImage {item.id} would be saved as {where}.<its real extension>"
+        return f"{fields}\n\n" + say("template_image_error", id=item.id, error=exc)
+    return f"{fields}\n\n" + say("template_would_save", id=item.id, path=where)
 
 
 def _selected_version(target: Target) -> Optional[int]:
@@ -440,7 +468,7 @@ def select_version(
     """Version dropdown changed. Returns the page outputs (see :func:`_page_outputs`)."""
     spec = filters_row.spec_from_values(*filters)
     if view is None or view.target is None or not view.versions:
-        raise InvalidQueryError("Load a model first, then pick one of its versions.")
+        raise InvalidQueryError(say("load_first_version"))
     model_id = view.target.value if view.target.kind == "model" else None
     if model_id is None:  # loaded from a version link: the model is the version's
         model_id = _api().get_model_version(view.target.value).model_id
@@ -466,9 +494,9 @@ def select_version(
 def next_page(view: GalleryView):
     """Next button. Returns the page outputs."""
     if view is None or view.target is None:
-        raise InvalidQueryError("Load a model, creator or link first.")
+        raise InvalidQueryError(say("load_first"))
     if not view.next_cursor:
-        raise InvalidQueryError("This is the last page.")
+        raise InvalidQueryError(say("last_page"))
     new = replace(view, previous=view.previous + [view.cursor], cursor=view.next_cursor)
     return _show(new)
 
@@ -477,7 +505,7 @@ def next_page(view: GalleryView):
 def prev_page(view: GalleryView):
     """Previous button. Returns the page outputs."""
     if view is None or view.target is None or not view.previous:
-        raise InvalidQueryError("This is the first page.")
+        raise InvalidQueryError(say("first_page"))
     new = replace(view, previous=view.previous[:-1], cursor=view.previous[-1])
     return _show(new)
 
@@ -492,7 +520,7 @@ def image_details(item: ImageItem) -> Tuple[str, Dict[str, Any]]:
 
     record = extract_image_metadata(item)
     text = to_infotext(record) if record.get("generation") else ""
-    return text or NO_GENERATION_DATA, record
+    return text or no_generation_data(), record
 
 
 def _clear_selection(message: str, view: Any = None, *args, **kwargs) -> Tuple:
@@ -521,7 +549,7 @@ def preview_path(item: ImageItem) -> Optional[str]:
         return path
     thumbs, _result = fetch_thumbnails([item.url]) if item.url else ([None], None)
     if item.url and not _is_video(item.url):
-        warn_user(f"the full-size picture of image #{item.id} could not be downloaded")
+        warn_user(say("preview_failed", id=item.id))
     return thumbs[0]
 
 
@@ -551,63 +579,118 @@ def _target_for_download(query: str, view: Optional[GalleryView]) -> Target:
     return parse_query(query or "")
 
 
-def summary_text(outcome: JobOutcome) -> str:
-    """The status after a job: counts and where the files are, then one line per kind of change
-    in Civitai's answers (``civitai/drift.py``)."""
-    return _counts_text(outcome) + "".join(
-        "\n" + drift.line(entry) for entry in outcome.summary.drift
+def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:
+    """The status after a job: counts, where the files are, the failures grouped by reason (a
+    count and a few ids each), then one line per kind of change in Civitai's answers
+    (``civitai/drift.py``). ``resumable``: a cancelled download came before this retry."""
+    return _counts_text(outcome, resumable) + "".join(
+        "\n" + drift_line(entry) for entry in outcome.summary.drift
     )
 
 
-def _counts_text(outcome: JobOutcome) -> str:
+def drift_line(entry: Dict[str, Any]) -> str:
+    """One ``civitai/drift`` entry (kind, count, of, example) as the tab's status line, in the
+    user's language (the English words are ``drift.line``'s)."""
+    kind = str(entry.get("kind"))
+    fields = dict(count=entry.get("count"), of=entry.get("of"), example=entry.get("example"))
+    message = say("drift_" + kind, **fields) if "drift_" + kind in MESSAGES else entry["message"]
+    return say("drift_line", message=message)
+
+
+def _counts_text(outcome: JobOutcome, resumable: bool = False) -> str:
     s = outcome.summary
     if outcome.total == 0:
         if outcome.cancelled:
-            return "Cancelled while listing the images: nothing was downloaded."
+            return say("cancelled_listing")
         hidden = filters_row.hidden_text(s.filtered)
-        verb = "retry" if outcome.kind == "retry" else "download"
-        if hidden:
-            return f"Nothing to {verb}: {hidden}."
         if outcome.kind == "retry":
-            return "Nothing to retry: no download has failed."
-        return "Nothing to download: no image matches this selection and NSFW levels."
-    parts = [f"{s.line()} of {outcome.total} images"]
+            if hidden:
+                return say("nothing_to_retry_hidden", hidden=hidden)
+            return say("nothing_to_retry_cancelled" if resumable else "nothing_to_retry")
+        if hidden:
+            return say("nothing_to_download_hidden", hidden=hidden)
+        return say("nothing_to_download")
+    parts = [
+        say(
+            "counts",
+            total=outcome.total,
+            completed=s.completed,
+            skipped=s.skipped,
+            failed=s.failed,
+        )
+    ]
     if s.cancelled or outcome.cancelled:
-        parts.append(f"cancelled {s.cancelled}")
+        parts.append(say("counts_cancelled", cancelled=s.cancelled))
     hidden = filters_row.hidden_text(s.filtered)
     if hidden:
         parts.append(hidden)
-    text = "; ".join(parts) + f". Saved in {s.output_path}."
+    text = (
+        say("sentence", text=say("list_sep").join(parts))
+        + " "
+        + say("saved_in", path=s.output_path)
+    )
     if s.failed:
-        reasons = "; ".join(f"#{image_id}: {reason}" for image_id, reason in s.failures[:3])
-        text += f" Failures: {reasons}" + (" ..." if len(s.failures) > 3 else "")
+        groups = failure_groups_text(s.failures)
+        text += " " + say("sentence", text=say("failures") + " " + groups)
+    if outcome.cancelled and outcome.kind == "download":
+        text += " " + say("resume_hint")
     return text
 
 
-def _finish(outcome: JobOutcome) -> str:
+_NETWORK_WORDS = ("host unreachable", "connection", "timed out", "timeout", "resolve", "tls", "ssl")
+_DISK_WORDS = ("no space", "disk", "permission", "read-only", "output folder", "errno")
+
+
+def failure_cause(failures: Sequence[Tuple[Any, str]]) -> str:
+    """``network`` when every failure is the network's, ``disk`` when every one is the output
+    folder's, else ``other``: the toast names the real cause and nothing else."""
+    reasons = [str(reason).lower() for _id, reason in failures]
+    if reasons and all(any(w in r for w in _NETWORK_WORDS) for r in reasons):
+        return "network"
+    if reasons and all(any(w in r for w in _DISK_WORDS) for r in reasons):
+        return "disk"
+    return "other"
+
+
+def _top_reason(failures: Sequence[Tuple[Any, str]]) -> str:
+    groups = group_failures(failures)
+    return failure_reason(groups[0].reason) if groups else ""
+
+
+def _finish(outcome: JobOutcome, resumable: bool = False) -> str:
     """Toasts for the outcome; returns the status text (the tasks table follows the event)."""
     s = outcome.summary
-    text = summary_text(outcome)
+    text = summary_text(outcome, resumable)
+    cause = failure_cause(s.failures)
+    reason = _top_reason(s.failures)
     if s.failed and (s.completed + s.skipped) == 0 and not outcome.cancelled:
-        toast_problem(
-            f"None of the {outcome.total} images could be downloaded ({text}). Check your "
-            "network connection and the output folder, then press Retry failed."
-        )
+        name = {"network": "none_saved_network", "disk": "none_saved_disk"}.get(cause, "none_saved")
+        toast_problem(say(name, total=outcome.total, reason=reason))
     elif s.failed:
-        warn_user(
-            f"{s.failed} of {outcome.total} images failed to download; check your network "
-            "connection, then press Retry failed."
+        name = {"network": "some_failed_network", "disk": "some_failed_disk"}.get(
+            cause, "some_failed"
         )
+        warn_user(say(name, failed=s.failed, total=outcome.total, reason=reason))
+    elif outcome.total and not outcome.cancelled:
+        name = "retry_finished" if outcome.kind == "retry" else "finished"
+        inform_user(say(name, completed=s.completed, skipped=s.skipped, failed=s.failed))
     return text
 
 
-def _run_job(start, progress) -> Any:
+def inform_user(message: str) -> None:
+    """An information toast (``gr.Info``) inside an event; logged either way."""
+    logger.info("%s", message)
+    if in_gradio_event():
+        gr.Info(message)
+
+
+def _run_job(start, progress, resumable: bool = False) -> Any:
     try:
         outcome = start(_progress_reporter(progress))
     except JobBusyError as exc:
-        warn_user("a download is already running: " + str(exc).split(": ", 1)[-1])
+        warn_user(str(exc))
         return update()
-    return _finish(outcome)
+    return _finish(outcome, resumable)
 
 
 @_handled(_status_only)
@@ -637,8 +720,11 @@ def download_all(
 
 @_handled(_status_only)
 def retry_failed(progress=gr.Progress()):
-    """Retry failed. Returns the status text."""
-    return _run_job(jobs.retry_failed, progress)
+    """Retry failed. Returns the status text (after a cancelled download with nothing failed, it
+    says that Download all resumes it)."""
+    last = jobs.last_outcome
+    resumable = last is not None and last.cancelled and last.kind == "download"
+    return _run_job(jobs.retry_failed, progress, resumable)
 
 
 def cancel_download() -> None:
@@ -652,18 +738,22 @@ def cancel_message() -> str:
     was_running = jobs.running
     count = jobs.cancel()
     if not was_running:
-        message = "No download is running."
+        message = say("no_download_running")
     elif count:
-        message = f"Cancelling the running download ({count} images)..."
+        message = say("cancelling", count=count)
     else:
-        message = "Cancelling the running download while it is still listing images..."
+        message = say("cancelling_listing")
     logger.info("%s", message)
     return message
 
 
 def recent_tasks(limit: int = 20) -> Any:
-    """Rows for the recent-tasks table."""
-    return jobs.recent_tasks(limit) or [[""] * len(TASK_COLUMNS)]
+    """Rows for the recent-tasks table, one per job; before the first job one row that says so
+    (an empty table shows an empty grey row on some Gradio lines)."""
+    rows = jobs.recent_tasks(limit)
+    if rows:
+        return rows
+    return [["", say("no_tasks"), "", "", ""]]
 
 
 @_handled(lambda message: update())
@@ -721,14 +811,12 @@ def _option_saver(name: str) -> Callable[[Any], Any]:
 
             text = str(value or "").strip()
             if not text:
-                raise InvalidQueryError("Enter the folder the downloads are saved in.")
+                raise InvalidQueryError(say("enter_output"))
             value = check_output_folder(text)
         elif name == "formats":
             value = ",".join(f for f in METADATA_CHOICES if f in (value or []))
             if not value:
-                raise InvalidQueryError(
-                    "Tick at least one metadata format (json, txt or exif); the choice was kept."
-                )
+                raise InvalidQueryError(say("tick_format"))
         with _options_lock:  # one read-modify-write of the settings file at a time
             stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
             if stored == setting.get(key):

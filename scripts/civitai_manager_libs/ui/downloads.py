@@ -413,7 +413,18 @@ def fetch_thumbnails(urls: Iterable[str]) -> Tuple[List[Optional[str]], BatchRes
     for url in wanted:
         path = setting.get_image_url_to_gallery_file(url) if url else None
         paths.append(path if path and os.path.isfile(path) else None)
+    cap_cache(paths)
     return paths, result
+
+
+def cap_cache(in_use: List[Optional[str]]) -> None:
+    """Mark ``in_use`` (cache files about to be shown) as just used, then keep the gallery cache
+    under ``gallery_cache_max_mb`` by removing the least recently used other files."""
+    from ..store.cache_limit import touch, trim
+
+    touch(in_use)
+    limit_mb = int(setting.get("gallery_cache_max_mb"))
+    trim(str(setting.get("gallery_cache_path")), limit_mb * 1024 * 1024, keep=in_use)
 
 
 def fetch_preview(url: str) -> Optional[str]:
@@ -429,4 +440,7 @@ def fetch_preview(url: str) -> Optional[str]:
         return None
     if not os.path.isfile(path):
         _run_batch([wanted], priority=PRIORITY_SINGLE)
-    return path if os.path.isfile(path) else None
+    if not os.path.isfile(path):
+        return None
+    cap_cache([path])  # originals count toward the cap too
+    return path

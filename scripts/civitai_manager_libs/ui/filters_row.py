@@ -20,6 +20,8 @@ from ..planning import item_filter
 from ..planning.item_filter import FilterCounts
 from ..records import BASE_MODELS, ImageItem
 from .gradio_compat import component
+from .i18n import choices, t
+from .messages import FILTER_REASONS, say
 
 # The order of the filter components in an event's inputs (and of the handlers' parameters).
 FIELDS = ("base", "type", "with_data", "since", "until", "reactions", "used_with")
@@ -29,44 +31,44 @@ def build() -> Dict[str, Any]:
     """Create the Filters accordion in the current Blocks context; its components by name
     (``filter_<field>``)."""
     c: Dict[str, Any] = {}
-    with component(gr.Accordion, "Filters", open=False, elem_id="civitai_gallery_filters"):
+    with component(gr.Accordion, t("Filters"), open=False, elem_id="civitai_gallery_filters"):
         with gr.Row():
             c["filter_base"] = component(
                 gr.Dropdown,
                 choices=list(BASE_MODELS),
                 value=[],
                 multiselect=True,
-                label="Base models (any)",
+                label=t("Base models (any)"),
                 elem_id="civitai_gallery_filter_base",
                 scale=3,
             )
             c["filter_type"] = component(
                 gr.Radio,
-                choices=list(MEDIA_TYPES),
+                choices=choices(gr.Radio, MEDIA_TYPES),
                 value="all",
-                label="Type",
+                label=t("Type"),
                 elem_id="civitai_gallery_filter_type",
                 scale=2,
             )
             c["filter_with_data"] = component(
                 gr.Checkbox,
                 value=False,
-                label="Only with generation data",
+                label=t("Only with generation data"),
                 elem_id="civitai_gallery_filter_with_data",
                 scale=2,
             )
         with gr.Row():
             c["filter_since"] = component(
                 gr.Textbox,
-                label="Since",
-                placeholder="YYYY-MM-DD",
+                label=t("Since"),
+                placeholder=t("YYYY-MM-DD"),
                 max_lines=1,
                 elem_id="civitai_gallery_filter_since",
             )
             c["filter_until"] = component(
                 gr.Textbox,
-                label="Until",
-                placeholder="YYYY-MM-DD",
+                label=t("Until"),
+                placeholder=t("YYYY-MM-DD"),
                 max_lines=1,
                 elem_id="civitai_gallery_filter_until",
             )
@@ -75,13 +77,13 @@ def build() -> Dict[str, Any]:
                 value=0,
                 precision=0,
                 minimum=0,
-                label="Min reactions",
+                label=t("Min reactions"),
                 elem_id="civitai_gallery_filter_reactions",
             )
             c["filter_used_with"] = component(
                 gr.Textbox,
-                label="Used with version ids",
-                placeholder="e.g. 128713, 62833",
+                label=t("Used with version ids"),
+                placeholder=t("e.g. 128713, 62833"),
                 max_lines=1,
                 elem_id="civitai_gallery_filter_used_with",
             )
@@ -129,4 +131,7 @@ def hidden_text(hidden: Mapping[str, int]) -> str:
     total = sum(hidden.values())
     if not total:
         return ""
-    return f"{total} hidden by filters ({item_filter.describe_counts(hidden)})"
+    details = ", ".join(
+        f"{count} {t(FILTER_REASONS.get(why, why))}" for why, count in hidden.items() if count
+    )
+    return say("hidden", total=total, details=details)

@@ -10,21 +10,27 @@ thread, also while it is still listing.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import setting
 from ..errors import CivitaiGalleryError
 from ..civitai.query import Target
+from ..engine.failures import group_failures
 from ..records import DownloadSummary
+from .i18n import t
+from .messages import FAILURE_REASONS, say
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 POLL_SECONDS = 0.2
-TASK_COLUMNS = ["Started", "Download", "Image", "Status", "File or error"]
+TASK_COLUMNS = ["Started", "Download", "Images", "Result", "Failures"]
+#: Tasks of one query created further apart than this belong to different jobs (a resume later).
+JOB_GAP_SECONDS = 600
 
 
 class JobBusyError(CivitaiGalleryError):
@@ -61,6 +67,7 @@ class GalleryJobs:
         self._task_ids: List[str] = []
         self._cancel = threading.Event()
         self.last_outcome: Optional[JobOutcome] = None
+        self._job_starts: set = set()  # the first task id of each job run by this process
 
     # -- the service -----------------------------------------------------------------------------
 
@@ -96,7 +103,7 @@ class GalleryJobs:
         def start(downloader) -> List[str]:
             return _start(downloader, target, nsfw_levels, filters)
 
-        return self._run(start, progress, "Listing images", "download")
+        return self._run(start, progress, say("listing"), "download")
 
     def retry_failed(self, progress: ProgressFn = _no_progress) -> JobOutcome:
         """Retry every failed task the downloader knows and wait for them."""
@@ -104,7 +111,7 @@ class GalleryJobs:
         def start(downloader) -> List[str]:
             return list(downloader.retry_failed())
 
-        return self._run(start, progress, "Retrying failed images", "retry")
+        return self._run(start, progress, say("retrying"), "retry")
 
     def cancel(self) -> int:
         """Cancel the running job (its queued and running tasks). Returns how many tasks."""
@@ -123,17 +130,17 @@ class GalleryJobs:
 
     def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str, kind):
         if not self._lock.acquire(blocking=False):
-            raise JobBusyError(
-                "A download is already running: wait for it to finish or press Cancel."
-            )
+            raise JobBusyError(say("already_running"))
         try:
             self._cancel.clear()
             downloader = self.downloader(_starting_job=True)
-            progress(0, 0, f"{listing}...")
+            progress(0, 0, listing)
             listed_before = getattr(downloader, "last_drift", None)
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
+                if task_ids and kind == "download":
+                    self._job_starts.add(min(task_ids, key=_created_at(downloader)))
             if self._cancel.is_set() and task_ids:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
@@ -167,31 +174,134 @@ class GalleryJobs:
     # -- history ---------------------------------------------------------------------------------
 
     def recent_tasks(self, limit: int = 20) -> List[List[str]]:
-        """Rows for the recent-tasks table, newest first: when it started, what the download was
-        (``model 4201``), the image, its status and its file or error (no task hashes)."""
-        tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)[-limit:]
-        rows = []
-        for task in reversed(tasks):
-            detail = task.error if task.status == "failed" else (task.image_path or task.error)
-            status = str(task.status)
-            if status == "downloading":
-                status += f" {round(float(task.progress or 0) * 100)}%"
-            rows.append(
-                [
-                    time.strftime("%Y-%m-%d %H:%M", time.localtime(task.created_at)),
-                    describe_query(task.query_key),
-                    str(task.image_id if task.image_id is not None else ""),
-                    status,
-                    str(detail or ""),
-                ]
-            )
-        return rows
+        """Rows for the recent-tasks table, one per job, newest first: when it started, what
+        was downloaded (``model 4201``), how many images, the counts by state and the failures
+        grouped by reason (no task hashes). A job is the tasks of one query started together."""
+        tasks = sorted(self.downloader().get_all_tasks(), key=lambda t: t.created_at)
+        with self._state:
+            starts = set(self._job_starts)
+        return [job_row(group) for group in reversed(group_jobs(tasks, starts)[-limit:])]
 
 
-def describe_query(query_key: Optional[str]) -> str:
-    """``model:4201|nsfw=None,Soft`` -> ``model 4201`` (one rule for the tab and the CLI)."""
+def _created_at(downloader) -> Callable[[str], float]:
+    def created(task_id: str) -> float:
+        task = downloader.get_task(task_id) if hasattr(downloader, "get_task") else None
+        return float(getattr(task, "created_at", 0.0) or 0.0)
+
+    return created
+
+
+def group_jobs(tasks: Sequence[Any], starts: Iterable[str] = ()) -> List[List[Any]]:
+    """``tasks`` (oldest first) cut into jobs: a run of the same query whose tasks were created
+    less than :data:`JOB_GAP_SECONDS` apart; a task in ``starts`` (a job of this process began
+    with it) always begins a new one."""
+    starts = set(starts)
+    groups: List[List[Any]] = []
+    for task in tasks:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and str(getattr(task, "id", "")) not in starts
+            and task.query_key is not None  # a single image is a job of its own
+            and last.query_key == task.query_key
+            and task.created_at - last.created_at < JOB_GAP_SECONDS
+        ):
+            groups[-1].append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
+def job_row(tasks: Sequence[Any]) -> List[str]:
+    """One job's row of the tasks table."""
+    counts: Dict[str, int] = {}
+    for task in tasks:
+        counts[str(task.status)] = counts.get(str(task.status), 0) + 1
+    total = len(tasks)
+    active = counts.get("pending", 0) + counts.get("downloading", 0)
+    if active:
+        result = say("task_running", done=total - active, total=total)
+    else:
+        words = (
+            ("completed", "task_done"),
+            ("skipped", "task_done"),
+            ("failed", "task_failed"),
+            ("cancelled", "task_cancelled"),
+        )
+        merged: Dict[str, int] = {}
+        for status, name in words:
+            if counts.get(status):
+                merged[name] = merged.get(name, 0) + counts[status]
+        result = ", ".join(f"{say(name)} {n}" for name, n in merged.items())
+    failures = [(task.image_id, str(task.error or "")) for task in tasks if task.status == "failed"]
+    return [
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(tasks[0].created_at)),
+        describe_query(tasks[0].query_key, tasks[0].image_id),
+        str(total),
+        result,
+        failure_groups_text(failures, ids_shown=3),
+    ]
+
+
+def failure_groups_text(failures: Sequence[Tuple[Optional[int], str]], ids_shown: int = 3) -> str:
+    """``131 × host unreachable (#1, #2, #3 and 128 more); 2 × HTTP 404 (#7, #9)``: the groups of
+    ``engine/failures.group_failures`` (the CLI's report groups the same way), in the user's
+    language."""
+    parts = []
+    for group in group_failures(failures, samples=ids_shown):
+        shown = ", ".join(f"#{i}" for i in group.sample_ids)
+        if group.more > 0:
+            shown = say("failure_more_ids", ids=shown, more=group.more)
+        parts.append(
+            say("failure_group", count=group.count, reason=failure_reason(group.reason), ids=shown)
+        )
+    return "; ".join(parts)
+
+
+def failure_reason(reason: str) -> str:
+    """A group's reason (``engine/failures.failure_kind``'s words) in the user's language: one of
+    :data:`~.messages.FAILURE_REASONS` with its fields (a host, an HTTP status) filled; any other
+    reason (the error's own sentence) as it is, through ``t``."""
+    for template, pattern in _REASON_PATTERNS:
+        match = pattern.fullmatch(reason)
+        if match:
+            return t(template, **match.groupdict())
+    return t(reason)
+
+
+def _reason_pattern(template: str) -> "re.Pattern[str]":
+    pieces = re.split(r"\{(\w+)\}", template)
+    return re.compile(
+        "".join(
+            f"(?P<{piece}>.+?)" if odd else re.escape(piece)
+            for odd, piece in ((i % 2 == 1, piece) for i, piece in enumerate(pieces))
+        )
+    )
+
+
+_REASON_PATTERNS = [(template, _reason_pattern(template)) for template in FAILURE_REASONS]
+
+
+def describe_query(query_key: Optional[str], image_id: Any = None) -> str:
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image -> ``image 123``: the kinds
+    of ``planning.listing_request.describe_query_key`` (the CLI's ``tasks`` words), in the user's
+    language."""
     from ..planning.listing_request import describe_query_key
 
+    if not query_key:
+        return say("task_image", id=image_id if image_id is not None else "")
+    head = query_key.split("|", 1)[0]
+    kind, _sep, value = head.partition(":")
+    if kind == "filter":
+        return say("task_filter")
+    if kind in ("creator", "user"):
+        return say("task_user", name=value)
+    if kind == "model":
+        return say("task_model", id=value)
+    if kind == "version":
+        return say("task_version", id=value)
+    if kind == "image":
+        return say("task_image", id=value)
     return describe_query_key(query_key)
 
 
@@ -205,7 +315,7 @@ def _size(count: float) -> str:
 
 def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str:
     """``Downloading 12/40 images · 3.1 MB of ~10.4 MB · 1.2 MB/s · 6 s left``."""
-    parts = [f"Downloading {done}/{total} images"]
+    parts = [say("progress", done=done, total=total)]
     if done_bytes:
         estimate = done_bytes / done * total if done else 0
         parts.append(f"{_size(done_bytes)} of ~{_size(estimate)}" if done else _size(done_bytes))
@@ -213,7 +323,10 @@ def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str
             parts.append(f"{_size(done_bytes / elapsed)}/s")
     if done and elapsed > 0.5 and done < total:
         left = (total - done) * elapsed / done
-        parts.append(f"{left:.0f} s left" if left < 90 else f"{left / 60:.0f} min left")
+        if left < 90:
+            parts.append(say("seconds_left", n=f"{left:.0f}"))
+        else:
+            parts.append(say("minutes_left", n=f"{left / 60:.0f}"))
     return " · ".join(parts)
 
 

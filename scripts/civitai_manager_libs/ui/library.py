@@ -42,8 +42,10 @@ from ..store import confined
 from ..store.archive import Archive, archive_path
 from ..store.library_query import Hit, LibraryQuery
 from ..store.resource_cache import ResourceCache
-from .actions import NO_GENERATION_DATA, _handled
+from .actions import _handled, no_generation_data
 from .gradio_compat import component, listen, update
+from .i18n import choice_value, choices, t, value_of
+from .messages import say
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,6 @@ MODES = ("Civitai", "Library")
 RESULTS = 200  # images a search shows (the best ones)
 THUMB_SIZE = (256, 256)
 PREVIEW_SIZE = (1024, 1024)
-NO_RESULTS = "No saved image matches."
 HINT = 'neon city, "cinematic lighting", knight OR spirit, -rain, neo*'
 
 
@@ -133,10 +134,7 @@ def _folders(text: Any) -> List[str]:
     for folder in folders:
         path = os.path.abspath(os.path.expanduser(folder))
         if not os.path.isfile(archive_path(path)):
-            raise InvalidQueryError(
-                f"There is no download archive in {path}: choose a folder images were "
-                "downloaded into."
-            )
+            raise InvalidQueryError(say("library_no_archive", path=path))
         if path not in resolved:
             resolved.append(path)
     return resolved
@@ -203,8 +201,10 @@ def search(
     hits, warnings = search_folders(_folders(folders), query, RESULTS)
     gallery = [(picture(hit.path), _caption(hit)) for _folder, hit in hits]
     gallery = [(thumb, caption) for thumb, caption in gallery if thumb]
-    shown = f"{len(hits)} image(s)" + (f" (the best {RESULTS})" if len(hits) == RESULTS else "")
-    status = shown if hits else NO_RESULTS
+    if len(hits) == RESULTS:
+        status = say("library_found_best", count=len(hits))
+    else:
+        status = say("library_found", count=len(hits)) if hits else say("library_no_results")
     if warnings:
         status += "\n\n" + "\n\n".join(f"⚠ {w}" for w in warnings)
     from .resources_panel import EMPTY
@@ -222,7 +222,7 @@ def image_data(folder: str, hit: Hit) -> Tuple[str, Dict[str, Any], str]:
     with Archive(archive_path(folder), read_only=True) as archive:
         row = archive.get_image(hit.image_id)
     if row is None or not hit.path:
-        raise InvalidQueryError(f"Image {hit.image_id} is no longer in {folder}.")
+        raise InvalidQueryError(say("library_gone", id=hit.image_id, folder=folder))
     record = load_record(row, hit.path, folder)
     try:
         cache: Optional[ResourceCache] = ResourceCache(archive_path(folder))
@@ -236,7 +236,7 @@ def image_data(folder: str, hit: Hit) -> Tuple[str, Dict[str, Any], str]:
             cache.close()
     text = plan.infotext() or (to_infotext(record) if record.get("generation") else "")
     table = resources_html(plan.resources, str(setting.get("civitai_base_url")))
-    return text or NO_GENERATION_DATA, record, table
+    return text or no_generation_data(), record, table
 
 
 def _nothing(message: str, view: Any = None, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
@@ -252,7 +252,7 @@ def select(view: Optional[LibraryView], evt: gr.SelectData) -> Tuple[Any, ...]:
         return view, None, "", None, update(), None
     folder, hit = view.hits[index]
     text, record, table = image_data(folder, hit)
-    original = hit.path if text != NO_GENERATION_DATA else None
+    original = hit.path if text != no_generation_data() else None
     return (
         replace(view, selected=index),
         picture(hit.path, PREVIEW_SIZE),
@@ -265,7 +265,7 @@ def select(view: Optional[LibraryView], evt: gr.SelectData) -> Tuple[Any, ...]:
 
 def switch_mode(mode: str) -> Tuple[Any, Any]:
     """Show the Civitai gallery or the Library."""
-    library = mode == MODES[1]
+    library = value_of(mode, MODES) == MODES[1]
     return update(visible=not library), update(visible=library)
 
 
@@ -275,9 +275,9 @@ def switch_mode(mode: str) -> Tuple[Any, Any]:
 def mode_radio() -> Any:
     return component(
         gr.Radio,
-        choices=list(MODES),
-        value=MODES[0],
-        label="Mode",
+        choices=choices(gr.Radio, MODES),
+        value=choice_value(gr.Radio, MODES[0]),
+        label=t("Mode"),
         show_label=False,
         elem_id="civitai_gallery_mode",
     )
@@ -290,7 +290,7 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
         with gr.Row():
             c["lib_query"] = component(
                 gr.Textbox,
-                label="Search your downloads (prompt, models, LoRAs, creator, tags, sampler)",
+                label=t("Search your downloads (prompt, models, LoRAs, creator, tags, sampler)"),
                 placeholder=HINT,
                 lines=1,
                 max_lines=1,
@@ -298,13 +298,13 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                 scale=5,
             )
             c["lib_search"] = component(
-                gr.Button, "Search", variant="primary", elem_id="civitai_library_search", scale=1
+                gr.Button, t("Search"), variant="primary", elem_id="civitai_library_search", scale=1
             )
-        with component(gr.Accordion, "Folders and filters", open=False):
+        with component(gr.Accordion, t("Folders and filters"), open=False):
             c["lib_folders"] = component(
                 gr.Textbox,
                 value=lambda: str(setting.get("images.output_path")),
-                label="Output folders (one per line)",
+                label=t("Output folders (one per line)"),
                 lines=1,
                 max_lines=4,
                 elem_id="civitai_library_folders",
@@ -317,18 +317,18 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                     ("base_model", "Base model"),
                 ):
                     c[f"lib_{key}"] = component(
-                        gr.Textbox, label=label, lines=1, elem_id=f"civitai_library_{key}"
+                        gr.Textbox, label=t(label), lines=1, elem_id=f"civitai_library_{key}"
                     )
             with gr.Row():
                 c["lib_sampler"] = component(
-                    gr.Textbox, label="Sampler", lines=1, elem_id="civitai_library_sampler"
+                    gr.Textbox, label=t("Sampler"), lines=1, elem_id="civitai_library_sampler"
                 )
                 c["lib_creator"] = component(
-                    gr.Textbox, label="Creator", lines=1, elem_id="civitai_library_creator"
+                    gr.Textbox, label=t("Creator"), lines=1, elem_id="civitai_library_creator"
                 )
                 c["lib_since"] = component(
                     gr.Textbox,
-                    label="Since (YYYY-MM-DD)",
+                    label=t("Since (YYYY-MM-DD)"),
                     lines=1,
                     elem_id="civitai_library_since",
                 )
@@ -337,14 +337,14 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                     value=0,
                     precision=0,
                     minimum=0,
-                    label="Min reactions",
+                    label=t("Min reactions"),
                     elem_id="civitai_library_min_reactions",
                 )
                 c["lib_nsfw"] = component(
                     gr.CheckboxGroup,
                     choices=list(NSFW_LEVELS),
                     value=list(NSFW_LEVELS),
-                    label="NSFW levels",
+                    label=t("NSFW levels"),
                     elem_id="civitai_library_nsfw",
                 )
         c["lib_status"] = component(gr.Markdown, "", elem_id="civitai_library_status")
@@ -352,7 +352,7 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
             with component(gr.Column, scale=3):
                 c["lib_gallery"] = component(
                     gr.Gallery,
-                    label="Saved images",
+                    label=t("Saved images"),
                     show_label=False,
                     elem_id="civitai_library_gallery",
                     columns=5,
@@ -365,7 +365,7 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
             with component(gr.Column, scale=2):
                 c["lib_preview"] = component(
                     gr.Image,
-                    label="Selected image",
+                    label=t("Selected image"),
                     type="filepath",
                     interactive=False,
                     height=360,
@@ -373,7 +373,7 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                 )
                 c["lib_info"] = component(
                     gr.Textbox,
-                    label="Generation data, with your model names",
+                    label=t("Generation data, with your model names"),
                     lines=8,
                     max_lines=20,
                     interactive=False,
@@ -388,7 +388,7 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                     c.update(_send_buttons(c["lib_info"], c["lib_picture"]))
                 c["lib_resources"] = component(gr.HTML, "", elem_id="civitai_library_resources")
                 c["lib_metadata"] = component(
-                    gr.JSON, label="Full record", elem_id="civitai_library_metadata"
+                    gr.JSON, label=t("Full record"), elem_id="civitai_library_metadata"
                 )
         c["lib_state"] = gr.State(LibraryView())
 

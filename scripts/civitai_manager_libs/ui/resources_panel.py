@@ -25,32 +25,35 @@ from ..resources.fetch import civitai_page, fetch_missing, human_size, summarize
 from ..resources.hash_cache import FileHasher
 from ..resources.service import ResourcePlan, open_cache, reproduce
 from .downloads import get_http_client
-from .actions import _handled
+from .actions import _handled, settings_place, toast_problem
 from .gradio_compat import component, listen, update
+from .i18n import t
+from .messages import say
 
 logger = logging.getLogger(__name__)
 
-EMPTY = "<p class='civitai-resources-empty'>Select an image to see the models it was made with.</p>"
+EMPTY = ""  # before a selection the panel is hidden, not an empty box
 
 
 def resources_html(resources: List[Resource], base_url: str) -> str:
     """One row per resource: ✓ with the user's name, or ✗ with size and Civitai link."""
     if not resources:
-        return "<p class='civitai-resources-empty'>This image names no resources.</p>"
+        return f"<p class='civitai-resources-empty'>{html.escape(say('resources_none'))}</p>"
     rows = []
     for r in resources:
         present = r.local_path is not None
         mark = "✓" if present else "✗"
         weight = f" ({r.weight:g})" if r.weight is not None and r.type == "lora" else ""
         if present:
-            detail = f"yours: <code>{html.escape(r.local_name or r.local_path or '')}</code>"
+            name = html.escape(r.local_name or r.local_path or "")
+            detail = f"{html.escape(say('resources_yours'))} <code>{name}</code>"
         else:
             bits = [html.escape(r.file_name or ""), human_size(r.size)]
             page = civitai_page(r, base_url)
             if page:
                 bits.append(
                     f"<a href='{html.escape(page, quote=True)}' target='_blank' "
-                    "rel='noopener noreferrer'>Civitai page</a>"
+                    f"rel='noopener noreferrer'>{html.escape(say('resources_page'))}</a>"
                 )
             if r.note:
                 bits.append(html.escape(r.note))
@@ -81,32 +84,38 @@ def _status(plan: ResourcePlan) -> str:
     if not plan.resources:
         return ""
     if not missing:
-        return f"All {len(plan.resources)} resources are in your models."
-    where = "" if plan.folders else " Set models_path (a WebUI models folder) to download them."
-    return (
-        f"{len(missing)} of {len(plan.resources)} missing ({human_size(total_size(missing))})."
-        + where
+        return say("resources_all_present", count=len(plan.resources))
+    text = say(
+        "resources_missing",
+        missing=len(missing),
+        total=len(plan.resources),
+        size=human_size(total_size(missing)),
     )
+    if not plan.folders:
+        text += " " + say("resources_set_folder", where=settings_place())
+    return text
 
 
 def show_resources(view: Any, record: Any, info: str, progress=gr.Progress()):
-    """After a selection: returns (table html, info text with the user's names, plan, status)."""
+    """After a selection: returns (table html, info text with the user's names, plan, status,
+    panel visibility: shown from the first selection on)."""
     item = _selected_item(view, record)
     if item is None:
-        return EMPTY, info, None, ""
+        return EMPTY, info, None, "", update()
     client = get_http_client()
 
     def hashing(done: int, total: int, name: str) -> None:
-        progress((done, total), desc=f"hashing {name}", unit="bytes")
+        progress((done, total), desc=say("hashing", name=name), unit="bytes")
 
     try:
         with open_cache(setting.get("images.output_path")) as cache:
             plan = reproduce(item, client, cache, _models_path(), hash_progress=hashing)
     except CivitaiGalleryError as exc:
         logger.warning("resources of image %s: %s", item.id, exc)
-        return EMPTY, info, None, f"Could not check the resources: {exc}"
+        return EMPTY, info, None, say("resources_check_failed", error=exc), update(visible=True)
     text = plan.infotext() or info
-    return resources_html(plan.resources, client.base_url), text, plan, _status(plan)
+    table = resources_html(plan.resources, client.base_url)
+    return table, text, plan, _status(plan), update(visible=True)
 
 
 def _status_kept(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, str, Any, Any]:
@@ -119,35 +128,31 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     """ "Download missing": returns (table html, status, info text, plan). A refusal or a
     failure is one warning toast and a status line (no Gradio error badge)."""
     if plan is None:
-        raise InvalidQueryError("Select an image first.")
+        raise InvalidQueryError(say("resources_select_first"))
     missing = [r for r in plan.missing() if r.status == "resolved"]
     client = get_http_client()
     if not missing:
         return (
             resources_html(plan.resources, client.base_url),
-            "Nothing to download.",
+            say("resources_nothing"),
             plan.infotext(),
             plan,
         )
     if not plan.folders:
-        raise SettingsError(
-            "No models folder: set models_path to your WebUI models folder (Stable-diffusion/, "
-            "Lora/, embeddings/, VAE/) in the settings."
-        )
+        raise SettingsError(say("resources_no_folder", where=settings_place()))
     size = total_size(missing)
     limit_mb = int(setting.get("resources.confirm_over_mb"))
     if size > limit_mb * 1024 * 1024 and not confirmed:
         return (
             resources_html(plan.resources, client.base_url),
-            f"The missing files total {human_size(size)}, over {limit_mb} MB (setting "
-            "resources.confirm_over_mb): tick 'Allow large downloads' and press again.",
+            say("resources_large", size=human_size(size), limit=limit_mb, where=settings_place()),
             plan.infotext(),
             plan,
         )
 
     def fetching(done: int, total: Optional[int], label: str) -> None:
-        if total:
-            progress((done, total), desc=f"{label}: {done} of {total} bytes", unit="bytes")
+        if total and progress is not None:
+            progress((done, total), desc=say("fetching", name=label, done=done, total=total))
 
     with open_cache(setting.get("images.output_path")) as cache:
         outcomes = fetch_missing(
@@ -157,32 +162,47 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             FileHasher(cache),
             progress=fetching,
         )
-    status = summarize(outcomes).text  # says so when every missing file failed
-    return resources_html(plan.resources, client.base_url), status, plan.infotext(), plan
+    summary = summarize(outcomes)  # the CLI words the same counts; here in the user's language
+    table = resources_html(plan.resources, client.base_url)
+    if summary.all_failed:  # nothing came: a toast, and no "Downloaded 0 ... verified"
+        status = say(
+            "resources_all_failed", count=len(summary.failed), reasons=" ".join(summary.failed)
+        )
+        toast_problem(status)
+        return table, status, plan.infotext(), plan
+    status = say("resources_downloaded", count=summary.downloaded, size=human_size(summary.bytes))
+    if summary.present:
+        status += " " + say("resources_present", count=summary.present)
+    if summary.failed:
+        status += " " + say("resources_not_downloaded", reasons=" ".join(summary.failed))
+        toast_problem(status)
+    return table, status, plan.infotext(), plan
 
 
 def build(c: Dict[str, Any]) -> None:
     """The panel's components (inside the tab's right column); added to ``c``."""
     with component(
         gr.Accordion,
-        "Resources (reproduce this image)",
+        t("Resources (reproduce this image)"),
         open=True,
+        visible=False,  # shown with the first selected image
         elem_id="civitai_gallery_resources_box",
-    ):
+    ) as box:
+        c["resources_box"] = box
         c["resources"] = component(gr.HTML, EMPTY, elem_id="civitai_gallery_resources")
         with gr.Row():
             c["resources_download"] = component(
-                gr.Button, "Download missing", elem_id="civitai_gallery_resources_download"
+                gr.Button, t("Download missing"), elem_id="civitai_gallery_resources_download"
             )
             c["resources_confirm"] = component(
                 gr.Checkbox,
                 value=False,
-                label="Allow large downloads",
+                label=t("Allow large downloads"),
                 elem_id="civitai_gallery_resources_confirm",
             )
         c["resources_status"] = component(
             gr.Textbox,
-            label="Resources",
+            label=t("Resources"),
             interactive=False,
             lines=1,
             elem_id="civitai_gallery_resources_status",
@@ -193,7 +213,13 @@ def build(c: Dict[str, Any]) -> None:
 def chain(c: Dict[str, Any], event: Any) -> None:
     """Show the resources of the selected image after ``event`` (a selection, or a page change
     that moved the selection to the new page's image)."""
-    outputs = [c["resources"], c["info"], c["resources_plan"], c["resources_status"]]
+    outputs = [
+        c["resources"],
+        c["info"],
+        c["resources_plan"],
+        c["resources_status"],
+        c["resources_box"],
+    ]
     inputs = [c["state"], c["metadata"], c["info"]]
     if event is not None and hasattr(event, "then"):
         event.then(show_resources, inputs, outputs)

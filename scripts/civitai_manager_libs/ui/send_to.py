@@ -20,7 +20,7 @@ from ..civitai.image_urls import original_url
 from ..errors import CivitaiGalleryError
 from ..records import ImageItem
 from ..store import confined
-from .actions import NO_GENERATION_DATA, GalleryView, _handled, select_image
+from .actions import GalleryView, _handled, no_generation_data, select_image
 from .downloads import get_http_client
 from .gradio_compat import update
 
@@ -81,8 +81,8 @@ def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[A
     items = getattr(view, "items", None) or []
     if record is None or index is None or not 0 <= index < len(items):
         return "", record, update(value="", visible=False), None
-    if text == NO_GENERATION_DATA:
-        return "", record, update(value=NO_GENERATION_DATA, visible=True), None
+    if text == no_generation_data():
+        return "", record, update(value=text, visible=True), None
     return text, record, update(value="", visible=False), original_picture(items[index])
 
 

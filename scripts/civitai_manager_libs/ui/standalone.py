@@ -1,6 +1,7 @@
 """The Civitai Gallery tab as a standalone Gradio app: ``python main.py [options]``.
 
-    python main.py [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [--verbose]
+    python main.py [--host H] [--port P] [--output DIR] [--models-dir DIR] [--lang LANG]
+                   [--demo] [--no-browser] [--verbose]
 
 ``--demo`` starts the bundled local Civitai (``fake_civitai``) and points the app at it, so the
 whole tab works offline. Outside WebUI nobody injects ``javascript/*.js`` and ``style.css``: this
@@ -60,13 +61,21 @@ _RUN_CALLBACKS_JS = """
 """
 
 
+#: The standalone page only: toasts at the bottom, where they cover no button of the tab (the
+#: tab starts at the top of this page; inside WebUI, WebUI's own placement is left alone).
+APP_CSS = """
+.toast-wrap { top: auto !important; bottom: var(--size-4, 16px) !important; }
+"""
+
+
 def extension_css() -> str:
-    """The content of ``style.css`` at the extension root ("" when absent)."""
+    """The content of ``style.css`` at the extension root ("" when absent), and the page's own
+    rules."""
     path = os.path.join(EXTENSION_ROOT, "style.css")
     if not os.path.isfile(path):
-        return ""
+        return APP_CSS
     with open(path, "r", encoding="utf-8") as handle:
-        return handle.read()
+        return handle.read() + APP_CSS
 
 
 def extension_js() -> str:
@@ -154,7 +163,8 @@ def parse_args(argv: Optional[List[str]], commands_help: str = "") -> argparse.N
     ``--help``."""
     parser = SuggestingParser(
         prog="python main.py",
-        usage="%(prog)s [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [-v]\n"
+        usage="%(prog)s [--host H] [--port P] [--output DIR] [--models-dir DIR] [--lang LANG]\n"
+        "       %(prog)s [--demo] [--no-browser] [-v]\n"
         "       %(prog)s COMMAND [options]   (the commands below)",
         description="Civitai Gallery: browse Civitai images and download them with their "
         "generation data.\nWithout a command it serves the gallery tab in your browser; with "
@@ -172,6 +182,18 @@ def parse_args(argv: Optional[List[str]], commands_help: str = "") -> argparse.N
         help="port to serve on (default %(default)s)",
     )
     parser.add_argument("--output", metavar="DIR", help="folder for downloaded images")
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="WebUI-style models folder (Stable-diffusion/, Lora/, embeddings/, VAE/) where the "
+        "Resources panel finds and stores an image's models (the setting models_path)",
+    )
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        help="language of the tab: en, zh_TW, zh_CN, ja_JP or ko_KR (the setting ui_language; "
+        "the commands stay English)",
+    )
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -202,6 +224,10 @@ def main(argv: Optional[List[str]] = None, commands_help: str = "") -> int:
         setting.load()
         if args.output:
             setting.set("images.output_path", os.path.abspath(args.output))
+        if args.models_dir:
+            setting.set("models_path", os.path.abspath(os.path.expanduser(args.models_dir)))
+        if args.lang:
+            setting.set("ui_language", args.lang)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

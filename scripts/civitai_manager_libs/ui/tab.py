@@ -24,6 +24,8 @@ from . import resources_panel
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
+from .i18n import choice_value, choices, t
+from .messages import say
 from ..records import NSFW_LEVELS
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         with gr.Row():
             c["query"] = component(
                 gr.Textbox,
-                label="Model id, Civitai link or username",
+                label=t("Model id, Civitai link or username"),
                 placeholder=QUERY_HINT,
                 elem_id="civitai_gallery_query",
                 lines=1,
@@ -58,51 +60,51 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 scale=5,
             )
             c["load"] = component(
-                gr.Button, "Load", variant="primary", elem_id="civitai_gallery_load", scale=1
+                gr.Button, t("Load"), variant="primary", elem_id="civitai_gallery_load", scale=1
             )
         with gr.Row():
             c["version"] = component(
                 gr.Dropdown,
-                choices=[action.ALL_VERSIONS],
-                value=action.ALL_VERSIONS,
-                label="Version",
+                choices=choices(gr.Dropdown, [action.ALL_VERSIONS]),
+                value=choice_value(gr.Dropdown, action.ALL_VERSIONS),
+                label=t("Version"),
                 visible=False,
                 elem_id="civitai_gallery_version",
             )
             c["nsfw"] = component(
                 gr.CheckboxGroup,
-                choices=list(NSFW_LEVELS),
+                choices=list(NSFW_LEVELS),  # Civitai's names, the same in every language
                 value=list(setting.get("images.default_nsfw_filter")),
-                label="NSFW levels",
+                label=t("NSFW levels"),
                 elem_id="civitai_gallery_nsfw",
                 scale=2,
                 min_width=300,
             )
             c["sort"] = component(
                 gr.Dropdown,
-                choices=list(action.SORTS),
-                value=action.SORTS[0],
-                label="Sort",
+                choices=choices(gr.Dropdown, action.SORTS),
+                value=choice_value(gr.Dropdown, action.DEFAULT_SORT),
+                label=t("Sort"),
                 elem_id="civitai_gallery_sort",
             )
             c["period"] = component(
                 gr.Dropdown,
-                choices=list(action.PERIODS),
-                value=action.PERIODS[0],
-                label="Period",
+                choices=choices(gr.Dropdown, action.PERIODS),
+                value=choice_value(gr.Dropdown, action.PERIODS[0]),
+                label=t("Period"),
                 elem_id="civitai_gallery_period",
             )
         c.update(filters_row.build())
         c["page"] = component(
             gr.Markdown,
-            "Enter a model, link or username and press Load.",
+            say("start_hint"),
             elem_id="civitai_gallery_page",
         )
         with gr.Row():
             with component(gr.Column, scale=3):
                 c["gallery"] = component(
                     gr.Gallery,
-                    label="Images",
+                    label=t("Images"),
                     show_label=False,
                     elem_id="civitai_gallery_gallery",
                     columns=5,
@@ -114,15 +116,18 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 )
                 with gr.Row():
                     c["prev"] = component(
-                        gr.Button, "< Previous", interactive=False, elem_id="civitai_gallery_prev"
+                        gr.Button,
+                        t("< Previous"),
+                        interactive=False,
+                        elem_id="civitai_gallery_prev",
                     )
                     c["next"] = component(
-                        gr.Button, "Next >", interactive=False, elem_id="civitai_gallery_next"
+                        gr.Button, t("Next >"), interactive=False, elem_id="civitai_gallery_next"
                     )
             with component(gr.Column, scale=2):
                 c["preview"] = component(
                     gr.Image,
-                    label="Selected image",
+                    label=t("Selected image"),
                     type="filepath",
                     interactive=False,
                     height=360,
@@ -132,7 +137,8 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 )
                 c["info"] = component(
                     gr.Textbox,
-                    label="Generation data (select an image)",
+                    label=t("Generation data"),
+                    placeholder=t("Select an image to see its generation data."),
                     lines=8,
                     max_lines=20,
                     interactive=False,
@@ -142,26 +148,32 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 )
                 if webui:
                     c.update(_webui_paste_buttons(c["info"]))
-                c["metadata"] = component(
-                    gr.JSON, label="Full metadata", elem_id="civitai_gallery_metadata"
-                )
+                with component(
+                    gr.Accordion,
+                    t("Full metadata"),
+                    open=False,  # closed: the Resources panel stays in view
+                    elem_id="civitai_gallery_metadata_box",
+                ):
+                    c["metadata"] = component(
+                        gr.JSON, label=t("Full metadata"), elem_id="civitai_gallery_metadata"
+                    )
                 resources_panel.build(c)
         with component(
-            gr.Accordion, "What a download saves", open=True, elem_id="civitai_gallery_save_box"
+            gr.Accordion, t("What a download saves"), open=True, elem_id="civitai_gallery_save_box"
         ):
             with gr.Row():
                 c["formats"] = component(
                     gr.CheckboxGroup,
                     choices=list(action.METADATA_CHOICES),
                     value=lambda: action.option_value("formats"),
-                    label="Generation data (json / txt sidecars, exif: embedded infotext)",
+                    label=t("Generation data (json / txt sidecars, exif: embedded infotext)"),
                     elem_id="civitai_gallery_formats",
                     scale=2,
                 )
                 c["thumbnails"] = component(
                     gr.Checkbox,
                     value=lambda: action.option_value("thumbnails"),
-                    label="Also write thumbnails (.thumbnails/)",
+                    label=t("Also write thumbnails (.thumbnails/)"),
                     elem_id="civitai_gallery_thumbnails",
                     scale=1,
                 )
@@ -169,7 +181,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 c["output"] = component(
                     gr.Textbox,
                     value=lambda: action.option_value("output"),
-                    label="Output folder",
+                    label=t("Output folder"),
                     lines=1,
                     max_lines=1,
                     elem_id="civitai_gallery_output",
@@ -178,10 +190,12 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 c["template"] = component(
                     gr.Textbox,
                     value=lambda: action.option_value("template"),
-                    label="Path template (no extension): {model_id} {model_name} {version_id} "
-                    "{version_name} {id} {creator} {nsfw_level} {post_id} {post_title} "
-                    "{created_at} {date:%Y-%m} {base_model} {type} {width} {height} "
-                    "{collection_id} {collection_name} {tag}; format specs: {id:>010}",
+                    label=t(
+                        "Path template (no extension): {model_id} {model_name} {version_id} "
+                        "{version_name} {id} {creator} {nsfw_level} {post_id} {post_title} "
+                        "{created_at} {date:%Y-%m} {base_model} {type} {width} {height} "
+                        "{collection_id} {collection_name} {tag}; format specs: {id:>010}"
+                    ),
                     lines=1,
                     max_lines=1,
                     elem_id="civitai_gallery_template",
@@ -190,7 +204,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         c["template_preview"] = component(
             gr.Textbox,
             value="",
-            label="Where the selected image goes",
+            label=t("Where the selected image goes"),
             lines=2,
             max_lines=4,
             interactive=False,
@@ -199,30 +213,30 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         with gr.Row():
             c["download_all"] = component(
                 gr.Button,
-                "Download all examples",
+                t("Download all examples"),
                 variant="primary",
                 elem_id="civitai_gallery_download_all",
             )
             c["retry_failed"] = component(
-                gr.Button, "Retry failed", elem_id="civitai_gallery_retry_failed"
+                gr.Button, t("Retry failed"), elem_id="civitai_gallery_retry_failed"
             )
             c["cancel"] = component(
-                gr.Button, "Cancel", variant="stop", elem_id="civitai_gallery_cancel"
+                gr.Button, t("Cancel"), variant="stop", elem_id="civitai_gallery_cancel"
             )
         c["status"] = component(
             gr.Textbox,
-            label="Status",
+            label=t("Status"),
             interactive=False,
             lines=2,
             elem_id="civitai_gallery_status",
         )
         with component(
-            gr.Accordion, "Recent tasks", open=True, elem_id="civitai_gallery_tasks_box"
+            gr.Accordion, t("Recent tasks"), open=True, elem_id="civitai_gallery_tasks_box"
         ):
             c["tasks"] = component(
                 gr.Dataframe,
                 value=action.recent_tasks,  # a callable: the archive's history on every page load
-                headers=TASK_COLUMNS,
+                headers=[t(name) for name in TASK_COLUMNS],
                 datatype=["str"] * len(TASK_COLUMNS),
                 interactive=False,
                 wrap=True,
@@ -230,8 +244,12 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 elem_id="civitai_gallery_tasks",
             )
             c["refresh"] = component(
-                gr.Button, "Refresh", size="sm", elem_id="civitai_gallery_refresh_tasks"
+                gr.Button, t("Refresh"), size="sm", elem_id="civitai_gallery_refresh_tasks"
             )
+        if not webui:  # inside WebUI these live on WebUI's Settings page
+            from . import app_settings
+
+            c.update(app_settings.build())
         c["state"] = gr.State(action.GalleryView())
     library.build(c, webui)  # the Library mode: saved images, searched offline (ui/library.py)
     _wire(c)
