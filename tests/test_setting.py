@@ -46,6 +46,7 @@ def test_defaults_follow_the_design_table():
         "http_retry_after_cap": 120.0,
         "civitai_base_url": "https://civitai.com",
         "civitai_api_key": "",
+        "civitai_red_base_url": "https://civitai.red",  # issue 20: the front for Mature/X
         "gallery_download_batch_size": 5,
         "gallery_download_timeout": 30.0,
         "gallery_max_concurrent_downloads": 3,
@@ -65,6 +66,7 @@ def test_defaults_follow_the_design_table():
         "images.max_file_size_mb": 2048,
         "models_path": "",  # issue 13
         "resources.confirm_over_mb": 1024,
+        "resources.lookup_max_age_hours": 24.0,  # issue 20: cached look-ups age
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
@@ -35,6 +35,7 @@ from .image_query import (
     read_next_cursor,
     whole_model_sort_notice,
 )
+from .fronts import SFW_ONLY_WARNING, Fronts, wants_mature
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from .pages_ahead import PagesAhead, query_key
@@ -74,14 +75,27 @@ OnPage = Callable[[Optional[str], Optional[str], int], None]
 
 
 class CivitaiAPI:
-    """Read-only view of Civitai's public API built on a :class:`CivitaiHttpClient`."""
+    """Read-only view of Civitai's public API built on a :class:`CivitaiHttpClient`.
 
-    def __init__(self, client=None):
+    ``fronts``: Civitai's two fronts (default: the client's, :meth:`Fronts.of`). A listing goes
+    to the front that serves its levels (Mature or X: the red one); look-ups (models, versions,
+    an image by id) go to the front of ``levels``, the levels in force for the command or tab
+    (None: the safe-for-work front), and an image the safe-for-work front does not show is asked
+    of the red front before it is called missing.
+    """
+
+    def __init__(
+        self, client=None, fronts: Optional[Fronts] = None, levels: Optional[Levels] = None
+    ):
         if client is None:
             from ..http_client import get_http_client
 
             client = get_http_client()
         self.client = client
+        self.fronts = fronts if fronts is not None else Fronts.of(client)
+        self.levels: Optional[Tuple[str, ...]] = (
+            normalize_levels(levels) if levels is not None else None
+        )
         # model / version look-ups: one request per id however many callers ask (the target
         # check, names for templates and sidecars, the tab), answers kept LOOKUP_TTL seconds
         self._lookups = _LookupMemo(LOOKUP_TTL)
@@ -94,19 +108,24 @@ class CivitaiAPI:
     # -- images listing ---------------------------------------------------------------------
 
     def _fetch_page(
-        self, request: Dict[str, Any], cursor: Optional[str], page_size: int
+        self,
+        request: Dict[str, Any],
+        levels: Tuple[str, ...],
+        cursor: Optional[str],
+        page_size: int,
     ) -> Tuple[List[Any], Optional[str]]:
         query = _page_query(request, cursor, page_size)
-        ahead = self._ahead.take(query_key(query))
+        url = self.fronts.url(levels, IMAGES_PATH)
+        ahead = self._ahead.take(query_key(dict(query, _front=url)))
         if ahead is not None:  # asked beside the look-up: its answer (or error) is this one's
             return ahead.result()
-        return self._ask_page(request, query)
+        return self._ask_page(request, query, url)
 
     def _ask_page(
-        self, request: Dict[str, Any], query: Dict[str, Any]
+        self, request: Dict[str, Any], query: Dict[str, Any], url: str = IMAGES_PATH
     ) -> Tuple[List[Any], Optional[str]]:
         try:
-            body = self.client.get_json(IMAGES_PATH, query)
+            body = self.client.get_json(url, query)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"{describe_params(request)} was not found on Civitai (no images listed); "
@@ -176,8 +195,9 @@ class CivitaiAPI:
         seen_cursors = {cursor} if cursor is not None else set()
         yielded = listed = pages = empty_run = 0
         what = describe_params(request)
+        mature = _MatureCheck(self.fronts, levels)
         while True:
-            items, next_cursor = self._fetch_page(request, cursor, page_size)
+            items, next_cursor = self._fetch_page(request, levels, cursor, page_size)
             pages += 1
             listed += len(items)
             empty_run = 0 if items else empty_run + 1
@@ -191,15 +211,17 @@ class CivitaiAPI:
             )
             if on_page is not None:
                 on_page(cursor, next_cursor, len(items))
-            for item in keep_levels(to_image_items(items, context), levels):
+            for item in keep_levels(mature.seen(to_image_items(items, context)), levels):
                 yield item
                 yielded += 1
                 if limit and yielded >= limit:
+                    mature.warn_at_end()
                     return
             if next_cursor is None:
                 if listed == 0 and "username" in request:
                     log.info("%s has no images on Civitai (or does not exist)", what)
                 log.debug("listing of %s finished after %d page(s)", what, pages)
+                mature.warn_at_end()
                 return
             if next_cursor in seen_cursors:
                 raise InvalidResponseError(
@@ -225,10 +247,13 @@ class CivitaiAPI:
         dropped, so a page may hold fewer than ``limit`` items.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
-        items, next_cursor = self._fetch_page(request, cursor, limit)
+        items, next_cursor = self._fetch_page(request, levels, cursor, limit)
         rejected: List[Tuple[Any, str]] = []
         converted = list(to_image_items(items, listing_context(request), rejected=rejected))
         kept = list(keep_levels(converted, levels))
+        mature = _MatureCheck(self.fronts, levels)
+        list(mature.seen(converted))
+        notice = whole_model_sort_notice(request) or mature.notice()
         if next_cursor is not None and next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
             next_cursor = None
@@ -239,7 +264,7 @@ class CivitaiAPI:
             nsfw_hidden=len(converted) - len(kept),
             rejected=rejected,
             server_items=len(items),
-            notice=whole_model_sort_notice(request),
+            notice=notice,
         )
 
     def prefetch_page(
@@ -253,9 +278,12 @@ class CivitaiAPI:
         with these arguments will make; that call then takes its answer, or its error, instead of
         asking again (once, within ``PAGE_AHEAD_TTL`` seconds). A run lists beside its target's
         look-up this way. Bad arguments raise here, as they would there."""
-        request, _levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
+        request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
         query = _page_query(request, cursor, limit)
-        self._ahead.start(query_key(query), lambda: self._ask_page(request, query))
+        url = self.fronts.url(levels, IMAGES_PATH)
+        self._ahead.start(
+            query_key(dict(query, _front=url)), lambda: self._ask_page(request, query, url)
+        )
 
     def settle_prefetches(self, timeout: float = 5.0) -> None:
         """Wait (up to ``timeout`` seconds) for pages asked ahead and forget them; before the
@@ -283,9 +311,17 @@ class CivitaiAPI:
 
     # -- look-ups ---------------------------------------------------------------------------
 
+    def use_levels(self, levels: Optional[Levels]) -> None:
+        """Set the levels in force for the look-ups that follow (a tab's job, a command)."""
+        self.levels = normalize_levels(levels) if levels is not None else None
+
+    def lookup_base(self) -> str:
+        """The front look-ups go to: the one serving the levels in force (:attr:`levels`)."""
+        return self.fronts.base_for(self.levels)
+
     def _get_object(self, path: str, what: str) -> Mapping[str, Any]:
         try:
-            body = self.client.get_json(path)
+            body = self.client.get_json(self.fronts.on(self.lookup_base(), path))
         except NotFoundError as exc:
             raise _not_found(what, exc) from exc
         if not isinstance(body, Mapping) or "id" not in body:
@@ -299,7 +335,8 @@ class CivitaiAPI:
     def get_model(self, model_id: int) -> ModelInfo:
         """A model with its versions and their showcase images (as ImageItem, without meta)."""
         model_id = check_id(model_id, "model")
-        return self._lookups.get(("model", model_id), lambda: self._get_model(model_id))
+        key = ("model", self.lookup_base(), model_id)  # each front answers for itself
+        return self._lookups.get(key, lambda: self._get_model(model_id))
 
     def _get_model(self, model_id: int) -> ModelInfo:
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
@@ -328,7 +365,8 @@ class CivitaiAPI:
     def get_model_version(self, version_id: int) -> VersionInfo:
         """A model version with its showcase images (these carry ``meta``)."""
         version_id = check_id(version_id, "model version")
-        return self._lookups.get(("version", version_id), lambda: self._get_version(version_id))
+        key = ("version", self.lookup_base(), version_id)
+        return self._lookups.get(key, lambda: self._get_version(version_id))
 
     def _get_version(self, version_id: int) -> VersionInfo:
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
@@ -365,12 +403,24 @@ class CivitaiAPI:
         )
 
     def get_image(self, image_id: int) -> ImageItem:
-        """One image with its generation data, whatever its NSFW level."""
+        """One image with its generation data, whatever its NSFW level: asked of the front of
+        the levels in force, then of the red front before it is called missing (civitai.com
+        does not show a mature image)."""
         image_id = check_id(image_id, "image")
+        first = self.lookup_base()
+        try:
+            return self._get_image_on(first, image_id)
+        except NotFoundError:
+            if not self.fronts.split or first == self.fronts.red:
+                raise
+            log.debug("image %d: not on %s, asking %s", image_id, first, self.fronts.red)
+            return self._get_image_on(self.fronts.red, image_id)
+
+    def _get_image_on(self, base: str, image_id: int) -> ImageItem:
         what = f"image {image_id}"
         query = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
         try:
-            body = self.client.get_json(IMAGES_PATH, query)
+            body = self.client.get_json(self.fronts.on(base, IMAGES_PATH), query)
         except NotFoundError as exc:
             raise _not_found(what, exc) from exc
         items = body.get("items") if isinstance(body, Mapping) else None
@@ -385,6 +435,34 @@ class CivitaiAPI:
             if item.id == image_id:
                 return item
         raise _not_found(what, None, url=IMAGES_PATH)
+
+
+class _MatureCheck:
+    """Notices a mature listing sent to civitai.com's safe-for-work front alone (the user's
+    ``--base-url https://civitai.com`` with no red front) that came back with none of the mature
+    levels it asked for, and says so instead of reporting success."""
+
+    def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
+        self.active = wants_mature(levels) and fronts.sfw_only_single()
+        self.listed = 0
+        self.mature = 0
+
+    def seen(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
+        for item in items:
+            if self.active:
+                self.listed += 1
+                self.mature += wants_mature([item.nsfw_level])
+            yield item
+
+    def notice(self) -> Optional[str]:
+        if self.active and self.listed and not self.mature:
+            return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
+        return None
+
+    def warn_at_end(self) -> None:
+        notice = self.notice()
+        if notice:
+            log.warning("%s", notice)
 
 
 def check_empty_run(empty_pages: int, what: str) -> None:

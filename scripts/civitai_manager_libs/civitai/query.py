@@ -19,10 +19,11 @@ input                                                Target
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
 
-Links must point at Civitai: ``civitai.com`` (and its subdomains such as ``www.``),
-``civitai.green``, the host of the configured Civitai address (``civitai_base_url``, which may be
-a local Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website
-is refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
+Links must point at Civitai: ``civitai.com``, ``civitai.red`` (its front for every NSFW level,
+since April 2026) and ``civitai.green`` (and their subdomains such as ``www.``), the hosts of the
+configured Civitai fronts (``civitai_base_url`` and ``civitai_red_base_url``, which may be a local
+Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website is
+refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
 go anywhere near a URL or a path: separators, ``..``, control characters and whitespace are
 refused, also when they arrive percent-encoded.
 """
@@ -38,7 +39,7 @@ from ..errors import InvalidQueryError
 
 KINDS = ("model", "version", "user", "image", "filter")
 # Civitai's own sites (a subdomain of one, e.g. www.civitai.com, is accepted too).
-CIVITAI_HOSTS = ("civitai.com", "civitai.green")
+CIVITAI_HOSTS = ("civitai.com", "civitai.red", "civitai.green")
 
 MAX_INPUT_LENGTH = 2000
 MAX_USERNAME_LENGTH = 100
@@ -268,10 +269,10 @@ def _hostname(text: Optional[str]) -> Optional[str]:
 
 
 def allowed_hosts(extra_hosts: Iterable[Optional[str]] = ()) -> Set[str]:
-    """Hosts a link may name besides Civitai's: the configured base URL's and ``extra_hosts``."""
+    """Hosts a link may name besides Civitai's: the configured fronts' and ``extra_hosts``."""
     from .. import setting
 
-    hosts = {_hostname(setting.get("civitai_base_url"))}
+    hosts = {_hostname(setting.get(key)) for key in ("civitai_base_url", "civitai_red_base_url")}
     hosts.update(_hostname(h) for h in extra_hosts)
     return {h for h in hosts if h}
 
@@ -284,7 +285,7 @@ def _check_host(host: Optional[str], original: str, extra_hosts: Iterable[Option
         return
     raise InvalidQueryError(
         f"The link {_show(original.strip())} points to {host or 'no host'}, not Civitai: paste a "
-        "link from civitai.com (or from the Civitai address in the settings)."
+        "link from civitai.com or civitai.red (or from the Civitai address in the settings)."
     )
 
 

@@ -66,7 +66,12 @@ def _history_path(output: str) -> str:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    target = parse_target(args.kind, args.values, getattr(args, "base_url", None))
+    target = parse_target(
+        args.kind,
+        args.values,
+        getattr(args, "base_url", None),
+        getattr(args, "red_base_url", None),
+    )
     cfg = resolve_config(args)
     if cfg.template:
         from ..store.paths import PathTemplate
@@ -77,6 +82,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
     report = RunReport("download", target.describe(), cfg.output)
     listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
+    if listing is not None:  # its look-ups go to the front of the levels it lists
+        cfg.lookup_levels = list(listing.levels)
 
     def begin(downloader):
         return start_download(downloader, target, cfg, listing)

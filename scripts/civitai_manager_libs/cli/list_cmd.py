@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)"
     )
     parser.add_argument(
+        "--red-base-url",
+        help="Civitai's front for Mature/X (default: $CIVITAI_RED_BASE_URL, else --base-url "
+        "when given, else https://civitai.red)",
+    )
+    parser.add_argument(
         "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host only"
     )
     add_logging(parser)
@@ -98,10 +103,11 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
         base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
+        red_base_url=args.red_base_url or os.environ.get("CIVITAI_RED_BASE_URL") or None,
     )
     bar = None
     try:
-        api = CivitaiAPI(client=client)
+        api = CivitaiAPI(client=client, levels=levels)
         check_target(api, target)  # NotFoundError before the file is touched
         if target.kind == "model":
             job.context = {"model_id": target.value}

@@ -30,6 +30,8 @@ class RunConfig:
     duplicates: Optional[str] = None
     limit: Optional[int] = None
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
+    red_base_url: Optional[str] = None  # Civitai's front for Mature/X (None: see front_urls)
+    lookup_levels: Optional[List[str]] = None  # the listing's levels (an nsfw= in a filter too)
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -42,6 +44,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     base_url = args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
     if base_url:
         base_url = check_base_url(base_url)  # SettingsError for user:password@ (never echoed)
+    red_base_url = getattr(args, "red_base_url", None) or os.environ.get("CIVITAI_RED_BASE_URL")
+    if red_base_url:
+        red_base_url = check_base_url(red_base_url)
     return RunConfig(
         output=os.path.abspath(os.path.expanduser(output)),
         base_url=base_url,
@@ -54,6 +59,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         duplicates=getattr(args, "duplicates", None),
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
+        red_base_url=red_base_url or None,
     )
 
 
@@ -66,10 +72,17 @@ class Service:
         from ..http_client import CivitaiHttpClient
 
         self.cfg = cfg
+        from .. import setting
+
         self.client = CivitaiHttpClient(
-            api_key=cfg.api_key, base_url=cfg.base_url, pool_size=cfg.concurrency
+            api_key=cfg.api_key,
+            base_url=cfg.base_url,
+            pool_size=cfg.concurrency,
+            red_base_url=cfg.red_base_url,
         )
-        self.api = CivitaiAPI(client=self.client)
+        # look-ups (models, versions, an image by id) go to the front of the run's levels
+        levels = cfg.lookup_levels or cfg.nsfw or setting.get("images.default_nsfw_filter")
+        self.api = CivitaiAPI(client=self.client, levels=levels)
         self.downloader: Optional[ImageDownloader] = None
         self.remember_options = remember_options
 

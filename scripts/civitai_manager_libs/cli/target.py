@@ -52,11 +52,17 @@ def _parse_filter(pairs: Sequence[str]) -> Dict[str, Any]:
     return dict(parsed.params or {})
 
 
-def parse_target(kind: str, values: Sequence[str], base_url: Optional[str] = None) -> CliTarget:
+def parse_target(
+    kind: str,
+    values: Sequence[str],
+    base_url: Optional[str] = None,
+    red_base_url: Optional[str] = None,
+) -> CliTarget:
     """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
 
-    A ``url`` must point at Civitai, the configured Civitai address or ``base_url``
-    (``--base-url``); another website's link is an ``InvalidQueryError``."""
+    A ``url`` must point at Civitai, the configured Civitai fronts or ``base_url`` /
+    ``red_base_url`` (``--base-url`` / ``--red-base-url``); another website's link is an
+    ``InvalidQueryError``."""
     if kind == "filter":
         return CliTarget("filter", _parse_filter(values))
     if len(values) != 1:
@@ -68,7 +74,9 @@ def parse_target(kind: str, values: Sequence[str], base_url: Optional[str] = Non
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))
-    parsed = parse_query(text, extra_hosts=[base_url])  # InvalidQueryError has its sentence
+    parsed = parse_query(
+        text, extra_hosts=[base_url, red_base_url]
+    )  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
     return CliTarget(parsed.kind, parsed.value, parsed.version_id)

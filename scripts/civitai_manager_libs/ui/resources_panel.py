@@ -101,12 +101,19 @@ def show_resources(view: Any, record: Any, info: str, progress=gr.Progress()):
 
     try:
         with open_cache(setting.get("images.output_path")) as cache:
-            plan = reproduce(item, client, cache, _models_path(), hash_progress=hashing)
+            plan = reproduce(
+                item,
+                client,
+                cache,
+                _models_path(),
+                hash_progress=hashing,
+                lookup_max_age=float(setting.get("resources.lookup_max_age_hours")) * 3600,
+            )
     except CivitaiGalleryError as exc:
         logger.warning("resources of image %s: %s", item.id, exc)
         return EMPTY, info, None, f"Could not check the resources: {exc}"
     text = plan.infotext() or info
-    return resources_html(plan.resources, client.base_url), text, plan, _status(plan)
+    return resources_html(plan.resources, plan.page_base(client)), text, plan, _status(plan)
 
 
 def _status_kept(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, str, Any, Any]:
@@ -124,7 +131,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     client = get_http_client()
     if not missing:
         return (
-            resources_html(plan.resources, client.base_url),
+            resources_html(plan.resources, plan.page_base(client)),
             "Nothing to download.",
             plan.infotext(),
             plan,
@@ -138,7 +145,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     limit_mb = int(setting.get("resources.confirm_over_mb"))
     if size > limit_mb * 1024 * 1024 and not confirmed:
         return (
-            resources_html(plan.resources, client.base_url),
+            resources_html(plan.resources, plan.page_base(client)),
             f"The missing files total {human_size(size)}, over {limit_mb} MB (setting "
             "resources.confirm_over_mb): tick 'Allow large downloads' and press again.",
             plan.infotext(),
@@ -162,7 +169,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     status = f"Downloaded {len(done)} file(s) ({human_size(sum(o.bytes for o in done))}), verified."
     if failed:
         status += " Not downloaded: " + " ".join(failed)
-    return resources_html(plan.resources, client.base_url), status, plan.infotext(), plan
+    return resources_html(plan.resources, plan.page_base(client)), status, plan.infotext(), plan
 
 
 def build(c: Dict[str, Any]) -> None:
