@@ -101,6 +101,8 @@ class CivitaiAPI:
         self._lookups = _LookupMemo(LOOKUP_TTL)
         # listing pages asked beside a look-up (prefetch_page), until the listing takes them
         self._ahead = PagesAhead(PAGE_AHEAD_TTL)
+        # images found only on the red front (by id), so a second look-up asks it first
+        self._image_fronts: Dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={type(self.client).__name__})"
@@ -407,14 +409,16 @@ class CivitaiAPI:
         the levels in force, then of the red front before it is called missing (civitai.com
         does not show a mature image)."""
         image_id = check_id(image_id, "image")
-        first = self.lookup_base()
+        first = self._image_fronts.get(image_id) or self.lookup_base()
         try:
             return self._get_image_on(first, image_id)
         except NotFoundError:
             if not self.fronts.split or first == self.fronts.red:
                 raise
             log.debug("image %d: not on %s, asking %s", image_id, first, self.fronts.red)
-            return self._get_image_on(self.fronts.red, image_id)
+            item = self._get_image_on(self.fronts.red, image_id)
+            self._image_fronts[image_id] = self.fronts.red  # asked again: straight there
+            return item
 
     def _get_image_on(self, base: str, image_id: int) -> ImageItem:
         what = f"image {image_id}"

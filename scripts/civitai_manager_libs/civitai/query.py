@@ -16,6 +16,7 @@ input                                                Target
 ``.../user/name``, ``.../user/name/images``          user ``name``
 ``.../posts/12``                                     filter ``postId=12``
 ``.../api/v1/images?modelId=1&sort=Newest``          filter
+``.../images?modelId=1&nsfw=X`` (the site's feed)    filter
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
 
@@ -317,6 +318,8 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
         return Target("model", model_id, version_id=version_id)
     if head == "images" and len(rest) == 1:
         return Target("image", _parse_id(unquote(rest[0]), "image"))
+    if head == "images" and not rest and parts.query:  # the site's feed: .../images?modelId=1
+        return _parse_api_url(["images"], parts.query, original)
     if head == "posts" and len(rest) == 1:
         return _filter_target({"postId": _parse_id(unquote(rest[0]), "post")})
     if head == "user" and rest and (len(rest) == 1 or rest[1].lower() in _USER_TABS):
