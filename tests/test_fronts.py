@@ -12,7 +12,6 @@ import time
 import pytest
 import requests
 
-from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
 from scripts.civitai_manager_libs.civitai.fronts import SFW_ONLY_WARNING, Fronts
 from scripts.civitai_manager_libs.civitai.query import parse_query
@@ -51,15 +50,19 @@ def _run(argv, capsys):
     return code, out.getvalue(), capsys.readouterr().err
 
 
-def _saved_levels(root):
-    levels = []
+def _records(root):
+    records = []
     for folder, dirs, names in os.walk(str(root)):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
             if name.endswith(".json"):
                 with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                    levels.append(json.load(fh)["nsfw_level"])
-    return levels
+                    records.append(json.load(fh))
+    return records
+
+
+def _saved_levels(root):
+    return [record["nsfw_level"] for record in _records(root)]
 
 
 def _media(root):
@@ -114,6 +117,10 @@ def test_a_mature_cli_download_lists_on_the_red_front_and_gets_the_mature_images
     assert code == 0, err
     assert len(_media(output)) == len(_mature_ids(fronts_fake)) == 10
     assert set(_saved_levels(output)) == {"Mature", "X"}
+    # the sidecars link each image's page on the front that shows it
+    assert {r["page_url"] for r in _records(output)} == {
+        f"{fronts_fake.red_base_url}/images/{i}" for i in _mature_ids(fronts_fake)
+    }
     listings = [r for r in fronts_fake.api_requests() if r.path == "/api/v1/images"]
     assert listings and {r.front for r in listings} == {"red"}
     # the model look-up (names for the files) follows the levels of the command too
@@ -141,6 +148,8 @@ def test_a_safe_for_work_download_stays_on_civitai_com(fronts_fake, tmp_path, ca
     assert code == 0, err
     assert len(_media(output)) == 24
     assert fronts_fake.api_requests("red") == []
+    pages = [r["page_url"] for r in _records(output)]
+    assert len(pages) == 24 and all(p.startswith(fronts_fake.base_url + "/images/") for p in pages)
     assert [r for r in fronts_fake.api_requests("com") if r.path == "/api/v1/images"]
 
 
@@ -387,3 +396,43 @@ def test_a_bulkhead_503_is_a_pause_never_a_failed_task(
     assert report["failed"] == 0, report
     pauses = [r.getMessage() for r in caplog.records if "HTTP 503" in r.getMessage()]
     assert len(pauses) == 3 and all("asked us to wait" in p for p in pauses)
+
+
+def test_civitai_com_alone_answering_nothing_to_a_mature_listing_says_so(caplog):
+    import requests_mock
+
+    with requests_mock.Mocker() as mock, CivitaiHttpClient(
+        base_url="https://civitai.com", max_retries=0
+    ) as client:
+        mock.get("https://civitai.com/api/v1/images", json={"items": [], "metadata": {}})
+        api = CivitaiAPI(client=client)
+        assert list(api.iter_images({"modelId": 1}, nsfw_levels=["Mature", "X"])) == []
+        assert SFW_ONLY_WARNING in caplog.text
+        caplog.clear()
+        assert list(api.iter_images({"modelId": 1}, nsfw_levels=["None"])) == []
+        assert SFW_ONLY_WARNING not in caplog.text
+    # the default configuration asks civitai.red for it: no warning, the right front
+    with requests_mock.Mocker() as mock, CivitaiHttpClient(max_retries=0) as client:
+        mock.get("https://civitai.red/api/v1/images", json={"items": [], "metadata": {}})
+        assert list(CivitaiAPI(client=client).iter_images({"modelId": 1}, nsfw_levels="X")) == []
+        assert [r.hostname for r in mock.request_history] == ["civitai.red"]
+    assert SFW_ONLY_WARNING not in caplog.text
+
+
+def test_a_bulkhead_storm_does_not_spend_the_retry_budget(fake_civitai):
+    """More bulkhead answers than http_max_retries: still a pause (a plain 503 without
+    Retry-After, or a 500, still fails after the budget)."""
+    busy = {"error": "Server busy, please retry shortly."}
+    fake_civitai.faults.queue_status(
+        "/api/v1/images", 503, headers={"Retry-After": "2"}, body=busy, count=4
+    )
+    with CivitaiHttpClient(
+        base_url=fake_civitai.base_url, max_retries=1, retry_after_cap=0.01, backoff_factor=0.01
+    ) as client:
+        assert client.get_json("/api/v1/images", {"limit": 1})["items"]
+        assert [r.status for r in fake_civitai.api_requests()] == [503] * 4 + [200]
+        fake_civitai.reset()
+        fake_civitai.faults.queue_status("/api/v1/images", 503, body=busy, count=4)
+        with pytest.raises(Exception, match="503|busy"):
+            client.get_json("/api/v1/images", {"limit": 1})
+        assert len(fake_civitai.api_requests()) == 2

@@ -100,6 +100,8 @@ class ImageItem:
     version_id: Optional[int] = None
     version_name: Optional[str] = None
     raw: Dict[str, Any] = field(default_factory=dict)
+    #: the image's page on the Civitai front that shows it (civitai.red for a mature image)
+    page_url: Optional[str] = None
 
 
 @dataclass

@@ -213,7 +213,8 @@ class CivitaiAPI:
             )
             if on_page is not None:
                 on_page(cursor, next_cursor, len(items))
-            for item in keep_levels(mature.seen(to_image_items(items, context)), levels):
+            listed_items = self._paged(to_image_items(items, context))
+            for item in keep_levels(mature.seen(listed_items), levels):
                 yield item
                 yielded += 1
                 if limit and yielded >= limit:
@@ -251,7 +252,9 @@ class CivitaiAPI:
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
         items, next_cursor = self._fetch_page(request, levels, cursor, limit)
         rejected: List[Tuple[Any, str]] = []
-        converted = list(to_image_items(items, listing_context(request), rejected=rejected))
+        converted = list(
+            self._paged(to_image_items(items, listing_context(request), rejected=rejected))
+        )
         kept = list(keep_levels(converted, levels))
         mature = _MatureCheck(self.fronts, levels)
         list(mature.seen(converted))
@@ -312,6 +315,13 @@ class CivitaiAPI:
         return request, levels, (str(cursor) if cursor is not None else None), limit
 
     # -- look-ups ---------------------------------------------------------------------------
+
+    def _paged(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
+        """``items`` with their Civitai page on the front that shows each (``page_url``)."""
+        for item in items:
+            if item.page_url is None:
+                item.page_url = self.fronts.page_url("images", item.id, item.nsfw_level)
+            yield item
 
     def use_levels(self, levels: Optional[Levels]) -> None:
         """Set the levels in force for the look-ups that follow (a tab's job, a command)."""
@@ -394,7 +404,7 @@ class CivitaiAPI:
             "base_model": base_model,
         }
         where = f"version {version_id}: skipping an unusable image"
-        images = list(to_image_items(_as_list(body.get("images")), context, where))
+        images = list(self._paged(to_image_items(_as_list(body.get("images")), context, where)))
         return VersionInfo(
             id=version_id,
             name=name,
@@ -435,7 +445,9 @@ class CivitaiAPI:
                 url=IMAGES_PATH,
             )
         objects = (raw for raw in items if isinstance(raw, Mapping))
-        for item in to_image_items(objects, where=f"{what}: skipping an unusable item"):
+        for item in self._paged(
+            to_image_items(objects, where=f"{what}: skipping an unusable item")
+        ):
             if item.id == image_id:
                 return item
         raise _not_found(what, None, url=IMAGES_PATH)
@@ -448,6 +460,9 @@ class _MatureCheck:
 
     def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
         self.active = wants_mature(levels) and fronts.sfw_only_single()
+        # civitai.com itself: an empty answer says it too (another single address, a mirror,
+        # may simply have nothing: only a page of safe images without any mature one counts)
+        self.civitai_com = fronts.on_civitai_com()
         self.listed = 0
         self.mature = 0
 
@@ -459,7 +474,7 @@ class _MatureCheck:
             yield item
 
     def notice(self) -> Optional[str]:
-        if self.active and self.listed and not self.mature:
+        if self.active and (self.listed or self.civitai_com) and not self.mature:
             return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
         return None
 

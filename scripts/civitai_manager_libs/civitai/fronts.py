@@ -84,6 +84,10 @@ class Fronts:
             return None
         return f"{base}/{kind}/{item_id}"
 
+    def on_civitai_com(self) -> bool:
+        """True when the safe-for-work front is Civitai's own (civitai.com, civitai.green)."""
+        return _on((urlsplit(self.sfw).hostname or "").lower(), SFW_HOSTS)
+
     def sfw_only_single(self) -> bool:
         """True when one address serves every listing and it is civitai.com's safe-for-work
         front (the user gave --base-url https://civitai.com and no red front): a mature listing
