@@ -436,3 +436,14 @@ def test_a_bulkhead_storm_does_not_spend_the_retry_budget(fake_civitai):
         with pytest.raises(Exception, match="503|busy"):
             client.get_json("/api/v1/images", {"limit": 1})
         assert len(fake_civitai.api_requests()) == 2
+
+
+def test_the_list_command_lists_mature_levels_on_the_red_front(fronts_fake, tmp_path, capsys):
+    dest = tmp_path / "listing.jsonl"
+    argv = ["list", "model", MODEL, "--nsfw", "X", "--to", dest]
+    argv += ["--base-url", fronts_fake.base_url, "--red-base-url", fronts_fake.red_base_url]
+    code, _out, err = _run(argv, capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert len(rows) == 3 and {r["nsfw_level"] for r in rows} == {"X"}
+    assert {r.front for r in fronts_fake.api_requests()} == {"red"}

@@ -54,8 +54,10 @@ class Fronts:
     def of(cls, client: Any) -> "Fronts":
         """The fronts a :class:`~..http_client.CivitaiHttpClient` was built for (a client
         without a red front serves both from its base URL)."""
-        sfw = str(getattr(client, "base_url", "") or "").rstrip("/")
-        red = str(getattr(client, "red_base_url", "") or sfw).rstrip("/")
+        sfw = getattr(client, "base_url", "")
+        sfw = sfw.rstrip("/") if isinstance(sfw, str) else ""
+        red = getattr(client, "red_base_url", "")
+        red = red.rstrip("/") if isinstance(red, str) and red else sfw
         return cls(sfw, red)
 
     @property
