@@ -447,3 +447,11 @@ def test_the_list_command_lists_mature_levels_on_the_red_front(fronts_fake, tmp_
     rows = [json.loads(line) for line in dest.read_text().splitlines()]
     assert len(rows) == 3 and {r["nsfw_level"] for r in rows} == {"X"}
     assert {r.front for r in fronts_fake.api_requests()} == {"red"}
+
+
+def test_civitai_own_hosts_in_the_settings_keep_the_red_front(monkeypatch):
+    for value in ("https://www.civitai.com", "https://civitai.green", "https://civitai.com/"):
+        monkeypatch.setenv("CIVITAI_BASE_URL", value)
+        assert front_urls()[1] == "https://civitai.red"
+    # given as an argument (--base-url), it is the one address: the warning case
+    assert front_urls("https://civitai.com") == ("https://civitai.com",) * 2

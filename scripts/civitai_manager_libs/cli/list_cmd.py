@@ -102,8 +102,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     )
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
-        base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
-        red_base_url=args.red_base_url or os.environ.get("CIVITAI_RED_BASE_URL") or None,
+        # the environment's addresses are the settings' (transport.client.front_urls)
+        base_url=args.base_url or None,
+        red_base_url=args.red_base_url or None,
     )
     bar = None
     try:

@@ -152,8 +152,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     output = os.path.abspath(os.path.expanduser(args.output or setting.get("images.output_path")))
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
-        base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
-        red_base_url=args.red_base_url or os.environ.get("CIVITAI_RED_BASE_URL") or None,
+        # the environment's addresses are the settings' (transport.client.front_urls)
+        base_url=args.base_url or None,
+        red_base_url=args.red_base_url or None,
     )
     hashing, fetching = _progress(args.quiet)
     with client, open_cache(output) as cache:

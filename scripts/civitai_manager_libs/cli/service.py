@@ -32,6 +32,7 @@ class RunConfig:
     filters: Optional[Any] = None  # civitai.filters.FilterSpec of the filter flags
     red_base_url: Optional[str] = None  # Civitai's front for Mature/X (None: see front_urls)
     lookup_levels: Optional[List[str]] = None  # the listing's levels (an nsfw= in a filter too)
+    base_url_flag: bool = False  # --base-url given: that one address serves both fronts
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -60,6 +61,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         limit=getattr(args, "limit", None),
         filters=filters_from_args(args),
         red_base_url=red_base_url or None,
+        base_url_flag=bool(args.base_url),
     )
 
 
@@ -76,7 +78,9 @@ class Service:
 
         self.client = CivitaiHttpClient(
             api_key=cfg.api_key,
-            base_url=cfg.base_url,
+            # the environment's address is the settings' (front_urls: civitai.com there keeps
+            # civitai.red for Mature/X); --base-url alone serves both fronts
+            base_url=cfg.base_url if cfg.base_url_flag else None,
             pool_size=cfg.concurrency,
             red_base_url=cfg.red_base_url,
         )

@@ -141,7 +141,8 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-DEFAULT_BASE_URL = "https://civitai.com"
+#: Civitai's own safe-for-work hosts: configured there, the red front stays civitai.red
+SFW_FRONT_HOSTS = ("civitai.com", "civitai.green")
 
 
 def front_urls(
@@ -152,18 +153,24 @@ def front_urls(
 
     The red front (every NSFW level) is ``red_base_url``, else ``civitai_red_base_url`` when it
     was set (environment or settings), else the SFW address itself when that names one address
-    for everything (an argument, or a setting other than https://civitai.com: a mirror, the
-    demo, a test fake), else ``https://civitai.red``."""
+    for everything (an argument, or a setting other than Civitai's own civitai.com /
+    civitai.green: a mirror, the demo, a test fake), else ``https://civitai.red``."""
     sfw = check_base_url(base_url or setting.get("civitai_base_url"))
     if red_base_url:
         red = red_base_url
     elif setting.source("civitai_red_base_url") != "default":
         red = setting.get("civitai_red_base_url")
-    elif base_url or sfw.lower() != DEFAULT_BASE_URL:
+    elif base_url or not _civitai_sfw_host(sfw):
         red = sfw
     else:
         red = setting.get("civitai_red_base_url")
     return sfw, check_base_url(red)
+
+
+def _civitai_sfw_host(url: str) -> bool:
+    """True for Civitai's own safe-for-work front (civitai.com, www.civitai.com, civitai.green)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == name or host.endswith("." + name) for name in SFW_FRONT_HOSTS)
 
 
 def is_api_path(url: str) -> bool:
