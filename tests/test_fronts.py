@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
 from scripts.civitai_manager_libs.civitai.fronts import SFW_ONLY_WARNING, Fronts
 from scripts.civitai_manager_libs.civitai.query import parse_query
@@ -35,6 +36,8 @@ def _clean_env(monkeypatch, tmp_path):
     monkeypatch.setenv("CIVITAI_GALLERY_SETTINGS", str(tmp_path / "settings.json"))
     for name in ("CIVITAI_API_KEY", "CIVITAI_BASE_URL", "CIVITAI_RED_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    # the defaults, whatever an earlier test left set in-process (conftest restores it after)
+    setting.reset()
 
 
 @pytest.fixture
