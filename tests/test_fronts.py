@@ -458,3 +458,27 @@ def test_civitai_own_hosts_in_the_settings_keep_the_red_front(monkeypatch):
         assert front_urls()[1] == "https://civitai.red"
     # given as an argument (--base-url), it is the one address: the warning case
     assert front_urls("https://civitai.com") == ("https://civitai.com",) * 2
+
+
+def test_the_tabs_download_all_looks_up_on_the_front_of_the_ticked_levels(fronts_fake, tmp_path):
+    from scripts.civitai_manager_libs.civitai.query import Target
+    from scripts.civitai_manager_libs.engine.pool import DownloadEngine
+    from scripts.civitai_manager_libs.image_downloader import ImageDownloader
+    from scripts.civitai_manager_libs.ui import jobs
+
+    client = CivitaiHttpClient(
+        base_url=fronts_fake.base_url, red_base_url=fronts_fake.red_base_url, max_retries=0
+    )
+    downloader = ImageDownloader(
+        api_client=CivitaiAPI(client=client),
+        download_engine=DownloadEngine(client=client, max_workers=2),
+        output_path=str(tmp_path / "out"),
+    )
+    try:
+        task_ids = jobs._start(downloader, Target("model", MODEL), ["X"])
+        assert downloader.wait(task_ids, timeout=60)
+    finally:
+        downloader.close()
+        client.close()
+    assert len(task_ids) == 3 and len(_media(tmp_path / "out")) == 3
+    assert {r.front for r in fronts_fake.api_requests()} == {"red"}
