@@ -482,3 +482,29 @@ def test_the_tabs_download_all_looks_up_on_the_front_of_the_ticked_levels(fronts
         client.close()
     assert len(task_ids) == 3 and len(_media(tmp_path / "out")) == 3
     assert {r.front for r in fronts_fake.api_requests()} == {"red"}
+
+
+def test_the_tab_loads_a_mature_gallery_from_the_red_front(fronts_fake, tmp_path):
+    from scripts.civitai_manager_libs import http_client
+    from scripts.civitai_manager_libs.ui import actions
+
+    setting.update(
+        {
+            "civitai_base_url": fronts_fake.base_url,
+            "civitai_red_base_url": fronts_fake.red_base_url,
+            "gallery_cache_path": str(tmp_path / "cache"),
+            "images.output_path": str(tmp_path / "images"),
+            "http_max_retries": 0,
+        }
+    )
+    http_client.reset_http_client()
+    try:
+        out = actions.load_gallery(
+            f"https://civitai.red/models/{MODEL}", ["X"], "Newest", "AllTime", actions.GalleryView()
+        )
+        view = out[0]
+        assert len(view.items) == 3 and {i.nsfw_level for i in view.items} == {"X"}
+        assert all(i.page_url.startswith(fronts_fake.red_base_url + "/images/") for i in view.items)
+        assert {r.front for r in fronts_fake.api_requests()} == {"red"}
+    finally:
+        http_client.reset_http_client()
