@@ -21,13 +21,21 @@ CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resource
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CLI_COMMANDS:
-        from scripts.civitai_manager_libs.cli import command as cli
+    try:
+        if argv and argv[0] in CLI_COMMANDS:
+            from scripts.civitai_manager_libs.cli import command as cli
 
-        return cli.main(argv)
-    from scripts.civitai_manager_libs.ui import standalone
+            return cli.main(argv)
+        from scripts.civitai_manager_libs.ui import standalone
 
-    return standalone.main(argv)
+        return standalone.main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # the net: one masked line (the traceback with -v), never raw
+        from scripts.civitai_manager_libs.cli.shell import report_unexpected
+
+        return report_unexpected(exc, "-v" in argv or "--verbose" in argv)
 
 
 if __name__ == "__main__":

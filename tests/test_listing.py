@@ -100,13 +100,15 @@ def test_list_version_user_filter_limit_and_videos(fake, tmp_path):
     assert rows and {r["nsfw_level"] for r in rows} == {"None"}
     assert {r["version_id"] for r in rows} == {version.id}
 
-    code, out = _list(fake, "user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest)
+    argv = ["--overwrite"]  # the finished listing above is replaced only when asked
+    code, out = _list(fake, "user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest, *argv)
     assert (
         code == 0 and len(_read(dest)) == 7 and {r["creator"] for r in _read(dest)} == {"BobMakes"}
     )
     raw = {r["id"]: r["caption"] for r in _read(dest)}
     assert any(clean_caption(c) != c for c in raw.values())
     argv = ["user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest, "--clean-captions"]
+    argv.append("--overwrite")
     code, out = _list(fake, *argv)
     assert code == 0
     assert {r["id"]: r["caption"] for r in _read(dest)} == {
@@ -117,7 +119,9 @@ def test_list_version_user_filter_limit_and_videos(fake, tmp_path):
     code, out = _list(fake, "filter", "modelId=99001", "--nsfw", "all", "--to", dest, "-q")
     assert code == 0 and "videos skipped: 4 (use --videos" in out
     assert all(r["type"] != "video" for r in _read(dest))
-    code, out = _list(fake, "filter", "modelId=99001", "--nsfw", "all", "--videos", "--to", dest)
+    code, out = _list(
+        fake, "filter", "modelId=99001", "--nsfw", "all", "--videos", "--to", dest, "--overwrite"
+    )
     assert code == 0 and sum(r["type"] == "video" for r in _read(dest)) == 4
 
 

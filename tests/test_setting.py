@@ -67,6 +67,7 @@ def test_defaults_follow_the_design_table():
         "models_path": "",  # issue 13
         "resources.confirm_over_mb": 1024,
         "resources.lookup_max_age_hours": 24.0,  # issue 20: cached look-ups age
+        "resources.max_unknown_size_mb": 8192,
     }
     assert set(setting.SPECS) == set(expected)
     for key, value in expected.items():

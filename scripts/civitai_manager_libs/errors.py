@@ -131,3 +131,8 @@ class MetadataError(CivitaiGalleryError):
 
 class ArchiveError(CivitaiGalleryError):
     """The archive file cannot be used (damaged, from a newer version, locked, or closed)."""
+
+
+class RefusedUrlError(DownloadError):
+    """A download URL (or a redirect hop) leads where downloads never go: not https, a private,
+    link-local or cloud-metadata address. Refused once, never retried."""

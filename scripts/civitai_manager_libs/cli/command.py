@@ -96,6 +96,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO) -> int:
     cfg = resolve_config(args)
+    from ..store.paths import check_output_folder
+
+    check_output_folder(cfg.output)  # a lock file that is a link or a folder: exit 2, first
     apply_remembered_options(cfg, _history_path(cfg.output))
     report = RunReport("retry-failed", None, cfg.output)
     return execute(args, out, report, cfg, lambda d: d.retry_failed())

@@ -11,7 +11,14 @@ from typing import Any, Dict, Optional, Sequence, TextIO
 from .args import _nsfw_levels, _positive_int
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
-from ..export.listing import ListingJob, job_key, listing_format, require_pyarrow, run_listing
+from ..export.listing import (
+    ListingFile,
+    ListingJob,
+    job_key,
+    listing_format,
+    require_pyarrow,
+    run_listing,
+)
 
 LIST_KINDS = ("model", "version", "user", "filter")
 
@@ -39,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: setting images.default_nsfw_filter)",
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished listing at --to (without it, an existing file is refused)",
+    )
     parser.add_argument(
         "--clean-captions",
         action="store_true",
@@ -78,6 +90,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     dest = os.path.abspath(os.path.expanduser(args.dest))
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
+    ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
     target = parse_target(args.kind, args.values)
     params = _params(target.kind, target.value)
     levels = args.nsfw
@@ -99,6 +112,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         limit=args.limit,
         include_videos=args.videos,
         clean_captions=args.clean_captions,
+        overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,

@@ -6,11 +6,9 @@ usage or input, 130 interrupted (Ctrl-C / SIGTERM; the next identical command re
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, TextIO
@@ -18,6 +16,7 @@ from typing import Any, Dict, List, Optional, TextIO
 from ..errors import AuthError, NetworkError
 from ..util.logging_setup import redact
 from ..records import DownloadSummary
+from ..store import confined
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -143,17 +142,6 @@ def _iso(ts: float) -> str:
 
 def write_report(path: str, data: Dict[str, Any]) -> None:
     """Write the JSON report atomically (temp file in the same folder, fsync, ``os.replace``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    folder = confined.ensure_root(os.path.dirname(os.path.abspath(path)))
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    confined.write_atomic(path, text.encode("utf-8"), folder)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import Callable, Optional, Sequence, TextIO
 
 from .args import ParserExit, UsageError, _Parser
@@ -23,7 +24,7 @@ from ..errors import (
     SettingsError,
     TemplateError,
 )
-from ..util.logging_setup import configure_logging, register_secret
+from ..util.logging_setup import configure_logging, redact, register_secret
 
 Command = Callable[[argparse.Namespace, TextIO], int]
 
@@ -71,9 +72,11 @@ def run_command(
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
     configure_logging(verbose=args.verbose, quiet=args.quiet)
-    key = getattr(args, "api_key", None) or os.environ.get("CIVITAI_API_KEY")
-    if key:
-        register_secret(key)
+    try:
+        _clean_api_key(args)
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
+        return EXIT_USAGE
     try:
         from .. import setting
 
@@ -81,7 +84,8 @@ def run_command(
         with interruptible() as args.signal:  # the download commands poll it while they wait
             return command(args, out)
     except _HANDLED as exc:
-        sys.stderr.write(f"error: {user_message(exc, getattr(args, 'base_url', None))}\n")
+        message = user_message(exc, getattr(args, "base_url", None))
+        sys.stderr.write(f"error: {redact(message)}\n")
         return next(code for kinds, code in _EXIT_CODES if isinstance(exc, kinds))
     except KeyboardInterrupt:
         sys.stderr.write(interrupted + "\n")
@@ -90,3 +94,43 @@ def run_command(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # the net: one masked line, never a raw traceback (-v: masked too)
+        return report_unexpected(exc, getattr(args, "verbose", False))
+
+
+def report_unexpected(exc: BaseException, verbose: bool = False) -> int:
+    """An error no command expected: one line on stderr, every secret masked; the traceback
+    (masked as well) only with ``-v``. Exit code 1."""
+    if verbose:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    hint = "" if verbose else " (run with -v for the details)"
+    sys.stderr.write(f"error: unexpected {type(exc).__name__}: {text[:300]}{hint}\n")
+    return EXIT_FAILED
+
+
+def _clean_api_key(args: argparse.Namespace) -> None:
+    """The API key of ``--api-key`` or ``CIVITAI_API_KEY`` with the line break or spaces of a
+    paste or a CRLF ``.env`` stripped, registered as a secret before anything can print it; a key
+    with spaces or control characters inside is refused (SettingsError that never shows it)."""
+    from ..settings.values import validate_api_key
+
+    for raw, where in (
+        (getattr(args, "api_key", None), "--api-key"),
+        (os.environ.get("CIVITAI_API_KEY"), "CIVITAI_API_KEY"),
+    ):
+        if not raw:
+            continue
+        register_secret(raw)
+        register_secret(raw.strip())
+        try:
+            clean = validate_api_key("civitai_api_key", raw)
+        except SettingsError:
+            raise SettingsError(
+                f"The API key in {where} holds spaces or control characters inside it; copy it "
+                "again from your Civitai account settings (the key is not shown)."
+            ) from None
+        if where == "--api-key":
+            args.api_key = clean or None
+        elif clean != raw:
+            os.environ["CIVITAI_API_KEY"] = clean

@@ -22,9 +22,11 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 from ..civitai.api import MAX_PAGE_SIZE, original_url
 from ..errors import InvalidQueryError, InvalidResponseError, OutputPathError
-from ..metadata.embed import write_atomic
 from ..metadata.generation import extract_generation, json_safe
 from ..records import ImageItem
+from ..store import confined
+from ..util.documents import DocumentError, read_document
+from ..util.logging_setup import redact
 from .captions import clean_caption
 
 logger = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def listing_row(item: ImageItem, context: Optional[Mapping[str, Any]] = None) ->
     except InvalidQueryError:
         url = item.url
     return {
-        "url": url,
+        "url": mask_token(url),
         "caption": generation.get("prompt") or "",
         "id": item.id,
         "nsfw_level": item.nsfw_level,
@@ -110,6 +112,22 @@ def listing_row(item: ImageItem, context: Optional[Mapping[str, Any]] = None) ->
     }
 
 
+_token_said = False
+
+
+def mask_token(url: Optional[str]) -> Optional[str]:
+    """``url`` with the value of a ``token=`` (or other secret) query parameter masked: a listing
+    is a file meant to be shared with other tools, never a place for a key. Said once per run."""
+    global _token_said
+    if not url:
+        return url
+    masked = redact(url)
+    if masked != url and not _token_said:
+        _token_said = True
+        logger.warning("a listed URL carried a token= (a key); it is written masked as '***'")
+    return masked
+
+
 @dataclass
 class ListingJob:
     """What to list: images-endpoint ``params``, exact NSFW ``levels``, at most ``limit`` rows
@@ -122,6 +140,7 @@ class ListingJob:
     include_videos: bool = False
     context: Dict[str, Any] = field(default_factory=dict)
     clean_captions: bool = False  # caption = clean_caption(prompt) instead of the prompt as written
+    overwrite: bool = False  # replace a finished listing at the same path (else refused)
 
 
 @dataclass
@@ -152,11 +171,27 @@ class ListingFile:
         self.fmt = listing_format(self.path)
         self.rows_path = self.path + ".part.jsonl"
         self.state_path = self.path + ".part.json"
+        # the folder the user named: every file of the listing is written in it, never through
+        # a link found there (store/confined)
+        self.root = os.path.dirname(self.path)
 
-    def check_writable(self) -> None:
-        """OutputPathError when the file or its folder cannot be written (nothing is created)."""
+    def check_writable(self, overwrite: bool = False) -> None:
+        """OutputPathError when the file or its folder cannot be written, or when a finished
+        listing is there and ``overwrite`` is not given (nothing is created)."""
         if os.path.isdir(self.path):
             raise OutputPathError(f"--to {self.path} is a folder; name a file")
+        for path in (self.path, self.rows_path, self.state_path):
+            if os.path.islink(path):
+                raise OutputPathError(
+                    f"{path} is a symbolic link; the listing never writes through a link. "
+                    "Remove it or choose another --to name."
+                )
+        finished = os.path.lexists(self.path) and not os.path.lexists(self.state_path)
+        if finished and not overwrite:
+            raise OutputPathError(
+                f"--to {self.path} already exists (a finished listing?); pass --overwrite to "
+                "replace it, or choose another name"
+            )
         folder = os.path.dirname(self.path)
         probe = folder
         while probe and not os.path.exists(probe):
@@ -169,8 +204,10 @@ class ListingFile:
         if not os.path.exists(self.state_path):
             return None
         try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            with confined.open_read(self.state_path, self.root) as handle:
+                data = read_document(handle, what="resume state", max_bytes=1 << 20)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             state = _State(
                 key=str(data["key"]),
                 cursor=data.get("cursor"),
@@ -179,7 +216,7 @@ class ListingFile:
                 videos_skipped=int(data.get("videos_skipped", 0)),
                 requested=list(data.get("requested", [])),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, DocumentError) as exc:
             raise OutputPathError(
                 f"the resume state {self.state_path} is unreadable ({exc}); delete it and "
                 f"{self.rows_path} to list from the start"
@@ -201,7 +238,7 @@ class ListingFile:
             "videos_skipped": state.videos_skipped,
             "requested": state.requested,
         }
-        write_atomic(self.state_path, (json.dumps(data) + "\n").encode("utf-8"))
+        confined.write_atomic(self.state_path, (json.dumps(data) + "\n").encode("utf-8"), self.root)
 
     def seen_ids(self, state: _State) -> Set[Any]:
         """Cut the rows file back to the last saved page; the ids (or URLs) it holds."""
@@ -213,22 +250,21 @@ class ListingFile:
                     "rows; delete the state file to list from the start"
                 )
             return seen
-        with open(self.rows_path, "r+b") as handle:
-            handle.truncate(state.bytes)
+        confined.truncate(self.rows_path, state.bytes, self.root)
         for row in self.iter_rows():
             seen.add(row["id"] if row.get("id") is not None else row.get("url"))
         return seen
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
-        with open(self.rows_path, encoding="utf-8") as handle:
+        with confined.open_read(self.rows_path, self.root) as handle:
             for line in handle:
                 if line.strip():
                     yield json.loads(line)
 
     def append(self, rows: List[Dict[str, Any]]) -> int:
         """Append rows, flushed to disk; the rows file's new size."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with open(self.rows_path, "ab") as handle:
+        confined.ensure_root(self.root)
+        with confined.open_write(self.rows_path, self.root, append=True) as handle:
             for row in rows:
                 handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
             handle.flush()
@@ -240,21 +276,35 @@ class ListingFile:
         if not os.path.exists(self.rows_path):
             self.append([])
         if self.fmt == "jsonl":
-            os.replace(self.rows_path, self.path)
+            confined.replace(self.rows_path, self.path, self.root)
         else:
-            tmp = self.path + ".tmp"
-            self._write_parquet(tmp)
-            os.replace(tmp, self.path)
-            os.remove(self.rows_path)
-        os.remove(self.state_path)
+            # a new temporary file (random name, O_EXCL) handed to pyarrow as an open file:
+            # a link planted at "<FILE>.tmp" is never followed
+            handle, tmp = confined.open_temp(self.path, self.root)
+            try:
+                with handle:
+                    self._write_parquet(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                confined.replace(tmp, self.path, self.root)
+            except BaseException:
+                confined.discard_temp(tmp)
+                raise
+            confined.remove(self.rows_path, self.root)
+        confined.remove(self.state_path, self.root)
 
-    def _write_parquet(self, target: str) -> None:
+    def drop_rows(self) -> None:
+        """Remove rows left without a state (no resume is possible from them)."""
+        if os.path.lexists(self.rows_path):
+            confined.remove(self.rows_path, self.root)
+
+    def _write_parquet(self, handle: Any) -> None:
         pq = require_pyarrow()
         import pyarrow as pa
 
         types = {name: pa.int64() if name in _INT_COLUMNS else pa.string() for name in COLUMNS}
         schema = pa.schema([(name, types[name]) for name in COLUMNS])
-        writer = pq.ParquetWriter(target, schema)
+        writer = pq.ParquetWriter(handle, schema)  # an open file object, never a path
         try:
             batch: List[Dict[str, Any]] = []
             for row in self.iter_rows():
@@ -279,13 +329,12 @@ def run_listing(
     out = ListingFile(path)
     if out.fmt == "parquet":
         require_pyarrow()
-    out.check_writable()
+    out.check_writable(job.overwrite)
     state = out.load_state(job.key)
     result = ListingResult(out.path, resumed=state is not None)
     if state is None:
         state = _State(job.key)
-        if os.path.exists(out.rows_path):  # rows without a state: no resume is possible
-            os.remove(out.rows_path)
+        out.drop_rows()  # rows without a state: no resume is possible
         seen: Set[Any] = set()
     else:
         seen = out.seen_ids(state)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
 from ..errors import DiskSpaceError, InvalidQueryError, OutputPathError
+from ..store.paths import is_reserved_name
 from .captions import clean_caption
 from .source import (
     DUPLICATE,
@@ -83,6 +84,13 @@ def _concept_folder(options: ExportOptions) -> Optional[str]:
         raise InvalidQueryError(
             f"--concept {options.concept!r} must be a plain folder name (no / \\ : * ? \" < > |)"
         )
+    folder = f"{options.kohya_repeats}_{concept}"
+    if concept.endswith((".", " ")) or is_reserved_name(folder):
+        raise InvalidQueryError(
+            f"--concept {options.concept!r} does not make the same folder on every system: "
+            "Windows drops a trailing dot or space (and reserves CON, NUL, COM1...); choose "
+            "another name"
+        )
     return f"{options.kohya_repeats}_{concept}"
 
 
@@ -137,7 +145,7 @@ def run_export(
     try:
         total = archive.image_count()
         try:
-            writer = open_writer(options.fmt, folder)
+            writer = open_writer(options.fmt, folder, os.path.abspath(dest))
         except OSError as exc:
             raise _write_error(exc, folder) from None
         for done, (row, item, reason) in enumerate(iter_saved(archive, source), 1):

@@ -8,7 +8,6 @@ path leaves the output folder, or whose file is gone, is reported with a reason,
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from ..metadata.embed import read_infotext
 from ..metadata.generation import extract_generation
 from ..metadata.record import RECORD_KEYS, generation_from_infotext, sidecar_path
 from ..store.archive import ArchivedImage, Archive, archive_path
+from ..util.documents import DocumentError, read_document
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ VIDEO = "video (use --videos)"
 DUPLICATE = "same content as another image"
 FILTERED = "filtered out"
 NO_CAPTION = "no prompt to caption"
+UNREADABLE = "unreadable record (too large, too deep or not JSON)"
+
+#: A sidecar is read up to this size and nesting depth (a real record is a few KB, 6 levels deep).
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+MAX_RECORD_DEPTH = 32
 
 _SUMMARY_LABELS = {
     "Civitai image": "id",
@@ -121,16 +126,26 @@ def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
+class UnreadableRecord(Exception):
+    """A sidecar that the one document reader refused: its image is skipped, with the reason."""
+
+
 def _read_json_record(path: str) -> Optional[Dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
+        with open(path, "rb") as handle:
+            data = read_document(
+                handle, what="record", max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH
+            )
+    except OSError as exc:
         logger.warning(
             "cannot read the record %s (%s); trying the image's other metadata", path, exc
         )
         return None
-    return data if isinstance(data, dict) else None
+    except DocumentError as exc:
+        raise UnreadableRecord(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UnreadableRecord(f"{path}: the record is not a JSON object")
+    return data
 
 
 def _int(text: str) -> Any:
@@ -197,8 +212,11 @@ def load_record(row: ArchivedImage, image_path: str, root: str) -> Dict[str, Any
             record = _read_json_record(path)
         else:
             try:
-                with open(path, encoding="utf-8") as handle:
-                    record = parse_txt_sidecar(handle.read())
+                with open(path, "rb") as handle:
+                    text = handle.read(MAX_RECORD_BYTES + 1)
+                if len(text) > MAX_RECORD_BYTES:
+                    raise UnreadableRecord(f"{path}: larger than {MAX_RECORD_BYTES // 1024} KB")
+                record = parse_txt_sidecar(text.decode("utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
                 logger.warning("cannot read %s (%s)", path, exc)
         if record is not None:
@@ -242,4 +260,10 @@ def iter_saved(
         if not os.path.isfile(path):
             yield row, None, MISSING
             continue
-        yield row, ExportItem(row.image_id, path, row.sha256, load_record(row, path, root)), None
+        try:
+            record = load_record(row, path, root)
+        except UnreadableRecord as exc:
+            logger.warning("image %s: skipped, its record cannot be used (%s)", row.image_id, exc)
+            yield row, None, UNREADABLE
+            continue
+        yield row, ExportItem(row.image_id, path, row.sha256, record), None

@@ -14,15 +14,15 @@ image ids, so nothing can leave the export folder.
 
 from __future__ import annotations
 
-import errno
+import io
 import json
 import logging
 import os
-import shutil
 import re
 from typing import IO, Any, Dict, List, Optional, Set
 
 from ..metadata.embed import write_atomic
+from ..store import confined
 from .source import ExportItem
 
 logger = logging.getLogger(__name__)
@@ -34,24 +34,11 @@ _INT64 = 2**63 - 1
 _EXPORTED_NAME = re.compile(r"^\d+\.(png|jpe?g|webp|gif|mp4|webm|mov|mkv|txt)$", re.IGNORECASE)
 
 
-def place_file(source: str, target: str) -> str:
+def place_file(source: str, target: str, root: Optional[str] = None) -> str:
     """``target`` holds ``source``'s bytes: a hard link when possible, else a copy; "link" or
-    "copy" (or "kept" when it already is the same file). Written through a temporary name."""
-    if os.path.exists(target) and os.path.samefile(source, target):
-        return "kept"
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
-    if os.path.lexists(tmp):
-        os.remove(tmp)
-    how = "link"
-    try:
-        os.link(source, tmp)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise
-        how = "copy"
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-    return how
+    "copy" (or "kept" when it already is the same file). Written through a temporary name made
+    with ``O_EXCL`` (store/confined: a link planted in the folder is never written through)."""
+    return confined.place_copy(source, target, root)
 
 
 def _file_name(item: ExportItem) -> str:
@@ -81,12 +68,14 @@ def _text(value: Any) -> Optional[str]:
 class Writer:
     """Base: places each file in ``folder`` and counts links and copies."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, root: Optional[str] = None):
         self.folder = folder
+        # every file goes into ``folder``, inside ``root`` (the --to folder the user named)
+        self.root = confined.ensure_root(root or folder)
+        confined.ensure_dir(folder, self.root)
         self.linked = 0
         self.copied = 0
         self.written: Set[str] = set()
-        os.makedirs(folder, exist_ok=True)
 
     def stale_files(self) -> List[str]:
         """Files named like this export's (``<id>.<ext>``) that this run did not write: left by an
@@ -99,7 +88,7 @@ class Writer:
 
     def _place(self, item: ExportItem) -> str:
         name = _file_name(item)
-        how = place_file(item.path, os.path.join(self.folder, name))
+        how = place_file(item.path, os.path.join(self.folder, name), self.root)
         self.written.add(name)
         if how == "copy":
             self.copied += 1
@@ -120,7 +109,7 @@ class CaptionsWriter(Writer):
     def add(self, item: ExportItem, caption: str) -> None:
         name = self._place(item)
         stem = os.path.splitext(name)[0]
-        write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"))
+        write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"), self.root)
         self.written.add(stem + ".txt")
 
 
@@ -129,11 +118,13 @@ class _IndexWriter(Writer):
 
     index_name = ""
 
-    def __init__(self, folder: str):
-        super().__init__(folder)
+    def __init__(self, folder: str, root: Optional[str] = None):
+        super().__init__(folder, root)
         self._index_path = os.path.join(folder, self.index_name)
-        self._tmp = self._index_path + ".tmp"
-        self._handle: Optional[IO[str]] = open(self._tmp, "w", encoding="utf-8")
+        # a new temporary file with a random name (O_EXCL): a link planted at "<index>.tmp"
+        # is never followed
+        raw, self._tmp = confined.open_temp(self._index_path, self.root)
+        self._handle: Optional[IO[str]] = io.TextIOWrapper(raw, encoding="utf-8")
 
     def _row(self, item: ExportItem, name: str, caption: str) -> Dict[str, Any]:
         raise NotImplementedError
@@ -151,15 +142,14 @@ class _IndexWriter(Writer):
         os.fsync(self._handle.fileno())
         self._handle.close()
         self._handle = None
-        os.replace(self._tmp, self._index_path)
+        confined.replace(self._tmp, self._index_path, self.root)
 
     def abort(self) -> None:
         """Drop the half-written index (an interrupted export keeps the previous one)."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-            if os.path.exists(self._tmp):
-                os.remove(self._tmp)
+            confined.discard_temp(self._tmp)
 
 
 class ImageFolderWriter(_IndexWriter):
@@ -207,7 +197,8 @@ class JsonlWriter(_IndexWriter):
         return {**item.record, "file": name, "caption": caption}
 
 
-def open_writer(fmt: str, folder: str) -> Writer:
-    """The writer of ``fmt`` (one of :data:`FORMATS`) writing into ``folder``."""
+def open_writer(fmt: str, folder: str, root: Optional[str] = None) -> Writer:
+    """The writer of ``fmt`` (one of :data:`FORMATS`) writing into ``folder`` (inside ``root``,
+    the export folder the user named; default ``folder``)."""
     by_format = {"captions": CaptionsWriter, "imagefolder": ImageFolderWriter, "jsonl": JsonlWriter}
-    return by_format[fmt](folder)
+    return by_format[fmt](folder, root)

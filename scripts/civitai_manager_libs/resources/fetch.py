@@ -32,8 +32,13 @@ logger = logging.getLogger(__name__)
 
 #: Bytes accepted beyond the size Civitai lists (its sizes are rounded KB).
 MODEL_SIZE_SLACK = 1024 * 1024
-#: The largest model file accepted when Civitai lists no size.
-UNKNOWN_MODEL_CAP = 64 * 1024**3
+
+
+def unknown_size_cap() -> int:
+    """The largest model file accepted when Civitai lists no size (setting
+    ``resources.max_unknown_size_mb``, default 8192 MB); enforced while the body streams."""
+    return int(setting.get("resources.max_unknown_size_mb")) * 1024 * 1024
+
 
 #: ``(bytes done in this file, its size or None, resource label)``
 FetchProgress = Callable[[int, Optional[int], str], None]
@@ -199,6 +204,13 @@ def fetch_resource(
         if progress is not None:
             progress(done, total or resource.size, resource.label)
 
+    if resource.size and resource.size > 0:  # model files are far larger than the image cap
+        cap, cause = resource.size + MODEL_SIZE_SLACK, "the size Civitai lists for it"
+    else:
+        cap, cause = (
+            unknown_size_cap(),
+            "Civitai lists no size; setting resources.max_unknown_size_mb",
+        )
     try:
         result = client.fetch_to_file(
             url,
@@ -207,10 +219,16 @@ def fetch_resource(
             cancel_event=cancel_event,
             content_kind=model_kind,
             expected_sha256=resource.sha256,
-            # model files are far larger than the image cap; Civitai lists their size
-            max_bytes=resource.size + MODEL_SIZE_SLACK if resource.size else UNKNOWN_MODEL_CAP,
+            max_bytes=cap,
+            cap_reason=cause,
+            # the type folder (a link the user made there is followed: configuration); nothing
+            # below it is: the file and its .part are opened without following links
+            root=os.path.dirname(path),
         )
     except ChecksumMismatchError as exc:
+        logger.error("%s: %s", resource.label, exc)
+        return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
+    except OutputPathError as exc:  # a link planted below the type folder, an unwritable file
         logger.error("%s: %s", resource.label, exc)
         return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
     except DownloadError as exc:
@@ -232,7 +250,11 @@ def fetch_resource(
     if hasher is not None and hasher.cache is not None:
         info = os.stat(result.path)
         hasher.cache.put_hash(
-            os.path.abspath(result.path), info.st_size, info.st_mtime_ns, resource.sha256
+            os.path.abspath(result.path),
+            info.st_size,
+            info.st_mtime_ns,
+            resource.sha256,
+            info.st_ino,
         )
     logger.debug(
         "Downloaded %s to %s (%d bytes, SHA-256 verified).",

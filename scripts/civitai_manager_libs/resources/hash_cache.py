@@ -1,4 +1,5 @@
-"""SHA-256 of local model files, computed once per (path, size, mtime) and kept in the archive."""
+"""SHA-256 of local model files, computed once per (path, size, mtime, inode) and kept in the
+archive: a file replaced under the same name (another inode) is hashed again."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class FileHasher:
         path = os.path.abspath(path)
         info = os.stat(path)
         if self.cache is not None:
-            known = self.cache.get_hash(path, info.st_size, info.st_mtime_ns)
+            known = self.cache.get_hash(path, info.st_size, info.st_mtime_ns, info.st_ino)
             if known:
                 return known
         logger.debug("Hashing %s (%d MB) once; the result is cached.", path, info.st_size >> 20)
@@ -50,5 +51,5 @@ class FileHasher:
         value = digest.hexdigest().upper()
         self.hashed_files += 1
         if self.cache is not None:
-            self.cache.put_hash(path, info.st_size, info.st_mtime_ns, value)
+            self.cache.put_hash(path, info.st_size, info.st_mtime_ns, value, info.st_ino)
         return value

@@ -24,6 +24,7 @@ from ..metadata.resource_refs import (
 )
 from ..records import ImageItem
 from ..store.resource_cache import ResourceCache
+from ..util.documents import finite_number, typed_text
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class ResourceResolver:
         """The JSON for ``path`` (None for a 404), through the cache."""
         if self.cache is not None:
             cached = self.cache.get_lookup(self._key(key), self.max_age)
+            if cached is not None and cached.status == 200 and version_problems(cached.body):
+                # an entry cached before it was checked (or by an older version): asked again
+                logger.info(
+                    "resource look-up %s: the cached answer is malformed; asking again", key
+                )
+                cached = None
             if cached is not None:
                 logger.debug("resource look-up %s: cached (%d)", key, cached.status)
                 return cached.body if cached.status == 200 else None
@@ -67,7 +74,12 @@ class ResourceResolver:
             if self.cache is not None:
                 self.cache.put_lookup(self._key(key), 404, None)
             return None
-        if self.cache is not None:
+        problems = version_problems(body)
+        if problems:  # used for this run (its bad parts flagged), never cached
+            logger.warning(
+                "Civitai's answer for %s is malformed (%s); it is not cached", key, problems[0]
+            )
+        elif self.cache is not None:
             self.cache.put_lookup(self._key(key), 200, body)
             version_id = body.get("id")
             if key.startswith("hash:") and isinstance(version_id, int):
@@ -126,6 +138,50 @@ class ResourceResolver:
         return merged
 
 
+def file_problem(entry: Any) -> Optional[str]:
+    """Why a ``files[]`` entry of a model version cannot be used, or None: a name that is text
+    (a number or a list is refused), a finite size, text links, a mapping of text hashes."""
+    if not isinstance(entry, Mapping):
+        return "a file entry is not an object"
+    if typed_text(entry.get("name")) is None:
+        return f"a file name is {type(entry.get('name')).__name__}, not text"
+    size = entry.get("sizeKB")
+    if size is not None and finite_number(size) is None:
+        return f"the size of {entry['name']!r} is not a finite number"
+    url = entry.get("downloadUrl")
+    if url is not None and typed_text(url) is None:
+        return f"the download link of {entry['name']!r} is not text"
+    hashes = entry.get("hashes")
+    if hashes is not None and (
+        not isinstance(hashes, Mapping) or not all(isinstance(v, str) for v in hashes.values())
+    ):
+        return f"the hashes of {entry['name']!r} are not text"
+    return None
+
+
+def version_problems(body: Any) -> List[str]:
+    """What makes a ``/model-versions`` answer unusable as a whole or in part (empty: valid)."""
+    if not isinstance(body, Mapping):
+        return ["the answer is not an object"]
+    problems = []
+    for key in ("id", "modelId"):
+        if body.get(key) is not None and (
+            not isinstance(body[key], int) or isinstance(body[key], bool)
+        ):
+            problems.append(f"{key} is not a number")
+    model = body.get("model")
+    if model is not None and not isinstance(model, Mapping):
+        problems.append("model is not an object")
+    files = body.get("files")
+    if files is not None and not isinstance(files, list):
+        problems.append("files is not a list")
+    for entry in files if isinstance(files, list) else []:
+        problem = file_problem(entry)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
 def _pick_file(resource: Resource, files: List[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     wanted = [h.upper() for h in resource.all_hashes()]
     for entry in files:
@@ -151,31 +207,42 @@ def fill_from_version(resource: Resource, body: Mapping[str, Any]) -> None:
         resource.version_id = body["id"]
     if isinstance(body.get("modelId"), int):
         resource.model_id = body["modelId"]
-    resource.model_name = model.get("name") or resource.model_name
-    resource.version_name = body.get("name") or resource.version_name
+    resource.model_name = typed_text(model.get("name")) or resource.model_name
+    resource.version_name = typed_text(body.get("name")) or resource.version_name
     civitai_type = resource_type(model.get("type"))
     if civitai_type != "other":
         resource.type = civitai_type
     listed = body.get("files")
-    files = [f for f in (listed if isinstance(listed, list) else []) if isinstance(f, Mapping)]
+    entries = listed if isinstance(listed, list) else []
+    files = [f for f in entries if file_problem(f) is None]
+    flagged = [p for p in (file_problem(f) for f in entries) if p]
+    if flagged:  # a malformed file entry is left out (never downloaded) and said
+        logger.warning(
+            "%s: Civitai lists a malformed file (%s); it is skipped", resource.label, flagged[0]
+        )
     chosen = _pick_file(resource, files)
     if chosen is not None:
         hashes_value = chosen.get("hashes")
         hashes: Mapping[str, Any] = hashes_value if isinstance(hashes_value, Mapping) else {}
-        resource.file_name = chosen.get("name") or resource.file_name
+        resource.file_name = typed_text(chosen.get("name")) or resource.file_name
         sha = hashes.get("SHA256")
         resource.sha256 = str(sha).upper() if sha else resource.sha256
         autov2 = hashes.get("AutoV2") or (resource.sha256[:10] if resource.sha256 else None)
         resource.autov2 = str(autov2).upper() if autov2 else None
-        size_kb = chosen.get("sizeKB")
-        if isinstance(size_kb, (int, float)) and not isinstance(size_kb, bool):
+        size_kb = finite_number(chosen.get("sizeKB"))
+        if size_kb is not None:
             resource.size = int(round(size_kb * 1024))
-        resource.download_url = chosen.get("downloadUrl") or body.get("downloadUrl")
+        resource.download_url = typed_text(chosen.get("downloadUrl")) or typed_text(
+            body.get("downloadUrl")
+        )
     else:
-        resource.download_url = body.get("downloadUrl") or resource.download_url
+        resource.download_url = typed_text(body.get("downloadUrl")) or resource.download_url
     if body.get("availability") == "EarlyAccess" or body.get("earlyAccessEndsAt"):
         resource.note = "early access: downloading needs a logged-in API key"
     resource.status = "resolved"
+    if flagged and chosen is None:
+        resource.note = f"Civitai's file entry is malformed ({flagged[0]}); not downloaded"
+        resource.download_url = None
 
 
 def item_resources(item: Union[ImageItem, Mapping[str, Any]]) -> List[Resource]:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import stat
 from typing import Any, Dict, Mapping, Optional
 
-from ..errors import SettingsError
+from ..errors import ConfinementError, SettingsError
+from ..store import confined
+from ..util.documents import DocumentError, read_document
+
+#: The largest settings file read (a real one is about 2 KB); nesting deeper than this is refused.
+MAX_SETTINGS_BYTES = 1024 * 1024
+MAX_SETTINGS_DEPTH = 8
 
 
 def read_settings_file(path: str) -> Optional[Dict[str, Any]]:
@@ -17,18 +23,27 @@ def read_settings_file(path: str) -> Optional[Dict[str, Any]]:
     a JSON object.
     """
     try:
-        with open(path, "r", encoding="utf-8") as fh:
-            text = fh.read()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise SettingsError(f"Cannot read the settings file {path}: {exc.strerror}.") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a folder: never read (no hang, no flood)
         raise SettingsError(
-            f"The settings file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}); "
-            "fix it or delete it to start from the defaults."
+            f"The settings file {path} is not a regular file; point CIVITAI_GALLERY_SETTINGS at "
+            "a JSON file."
+        )
+    try:
+        with open(path, "rb") as fh:
+            data = read_document(
+                fh, what="settings file", max_bytes=MAX_SETTINGS_BYTES, max_depth=MAX_SETTINGS_DEPTH
+            )
+    except OSError as exc:
+        raise SettingsError(f"Cannot read the settings file {path}: {exc.strerror}.") from None
+    except DocumentError as exc:
+        raise SettingsError(
+            f"The settings file {path} cannot be used: {exc}; fix it or delete it to start from "
+            "the defaults."
         ) from None
     if not isinstance(data, dict):
         raise SettingsError(f"The settings file {path} must hold a JSON object of settings.")
@@ -47,40 +62,17 @@ def write_settings_file(path: str, data: Mapping[str, Any], private: bool = Fals
     text = json.dumps(dict(data), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
     folder = os.path.dirname(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=folder)
+        confined.ensure_root(folder)
     except OSError as exc:
         raise SettingsError(
             f"Cannot write the settings file {path}: {exc.strerror}. "
             "Choose a writable location with the CIVITAI_GALLERY_SETTINGS environment variable."
         ) from None
     try:
-        if private:
-            os.chmod(tmp, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        confined.write_atomic(path, text.encode("utf-8"), folder, private=private)
+    except ConfinementError as exc:
+        raise SettingsError(f"Cannot write the settings file: {exc}") from None
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise SettingsError(f"Cannot write the settings file {path}: {exc.strerror}.") from None
-    _fsync_dir(folder)
+    confined.fsync_dir(folder)
     return path
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename durable: fsync the folder where the platform allows it."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform (Windows)
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -263,6 +263,14 @@ def _build_specs() -> Dict[str, SettingSpec]:
             0,
             24 * 365,
         ),
+        _spec_int(
+            "resources.max_unknown_size_mb",
+            8192,
+            "The largest model file accepted when Civitai lists no size for it (MB); the download "
+            "stops once it passes this.",
+            1,
+            10_000_000,
+        ),
     ]
     return {spec.key: spec for spec in specs}
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import SettingsError
 from ..records import NSFW_LEVELS
+from ..util import url_gate
 from ..util.logging_setup import redact
 
 METADATA_FORMATS: Tuple[str, ...] = ("json", "txt", "exif")
@@ -102,7 +103,7 @@ def validate_base_url(key: str, value: Any) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise SettingsError(f"Setting '{key}' has an invalid port: {value!r}.") from None
-    return value.rstrip("/")
+    return url_gate.check_base_url(value, f"Setting '{key}'")  # the one gate for base URLs
 
 
 def validate_api_key(key: str, value: Any) -> str:

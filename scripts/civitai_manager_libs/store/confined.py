@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import tempfile
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, Tuple
 
 from ..errors import ConfinementError
 
@@ -195,9 +196,12 @@ def remove(path: str, root: Optional[str] = None, missing_ok: bool = True) -> bo
     return True
 
 
-def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
+def write_atomic(
+    path: str, data: bytes, root: Optional[str] = None, *, private: bool = False
+) -> None:
     """Write ``data`` to ``path`` through a new temporary file (``O_EXCL``) in the same folder,
-    fsync and ``os.replace``; the existing file's mode is kept, a new one gets the umask mode."""
+    fsync and ``os.replace``; the existing file's mode is kept, a new one gets the umask mode
+    (``private``: 0600 whatever the old file's mode)."""
     path = check_target(path, root)
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
@@ -207,7 +211,9 @@ def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         size = regular_size(path)
-        if size is not None:
+        if private:
+            os.chmod(tmp, 0o600)
+        elif size is not None:
             os.chmod(tmp, os.stat(path).st_mode & 0o777)
         else:  # mkstemp makes 0600; a new file gets the usual mode, like open() would
             os.chmod(tmp, 0o666 & ~_UMASK)
@@ -217,6 +223,98 @@ def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def ensure_root(folder: str) -> str:
+    """Create ``folder``, a root the user named (an output, export or cache folder), with its
+    missing parents; an existing one is used as it is (a link the user made there is followed:
+    it is configuration). Returns ``folder`` made absolute."""
+    folder = os.path.abspath(os.fspath(folder))
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def open_temp(path: str, root: Optional[str] = None) -> Tuple[BinaryIO, str]:
+    """A new temporary file beside ``path`` (random name, ``O_EXCL``: no link can be planted at
+    it) and its name, for a writer that fills a file to :func:`replace` over ``path`` later. The
+    file gets the umask mode."""
+    path = check_target(path, root)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path)
+    )
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    except OSError:  # pragma: no cover - a file system without modes
+        pass
+    return os.fdopen(fd, "w+b"), tmp
+
+
+def discard_temp(tmp: str) -> None:
+    """Remove a temporary file made by :func:`open_temp` (gone already: nothing to do)."""
+    try:
+        if not os.path.islink(tmp):
+            os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def truncate(path: str, size: int, root: Optional[str] = None) -> None:
+    """Cut the regular file ``path`` back to ``size`` bytes, never through a link."""
+    path = check_target(path, root)
+    try:
+        fd = os.open(path, os.O_WRONLY | O_NOFOLLOW | O_BINARY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refused_link(path, exc) from None
+        raise
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def place_copy(source: str, target: str, root: Optional[str] = None) -> str:
+    """``target`` holds ``source``'s bytes: a hard link when the file system allows it, else a
+    copy; ``"link"``, ``"copy"`` or ``"kept"`` (already the same file). Written through a
+    temporary name made with ``O_EXCL``, renamed over ``target`` (which must not be a link)."""
+    target = check_target(target, root)
+    if os.path.lexists(target) and os.path.samefile(source, target):
+        return "kept"
+    folder = os.path.dirname(target)
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}.tmp")
+    how = "link"
+    try:
+        os.link(source, tmp, follow_symlinks=False)  # fails (EEXIST) on anything already there
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        how = "copy"
+        try:
+            with open(source, "rb") as src, open_write(tmp, root, exclusive=True) as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+        except BaseException:
+            discard_temp(tmp)
+            raise
+    try:
+        replace(tmp, target, root)
+    except BaseException:
+        discard_temp(tmp)
+        raise
+    return how
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable where the platform allows it (not an error if not)."""
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def relative_to(path: str, root: str) -> Optional[str]:

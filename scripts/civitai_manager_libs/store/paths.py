@@ -18,6 +18,7 @@ import ntpath
 import os
 import re
 import shutil
+import stat
 import string
 import tempfile
 import unicodedata
@@ -75,6 +76,11 @@ def _cap_bytes(text: str, limit: int) -> str:
 def _is_reserved(segment: str) -> bool:
     base = segment.split(".", 1)[0].rstrip(" ").lower()
     return base in _RESERVED
+
+
+def is_reserved_name(segment: str) -> bool:
+    """True for a name Windows reserves for a device (``CON``, ``nul.txt``, ``COM1``...)."""
+    return _is_reserved(segment)
 
 
 def sanitize_segment(text: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
@@ -264,4 +270,29 @@ def check_output_folder(path: str) -> str:
             "choose a folder you can write to"
         ) from None
     shutil.rmtree(probe, ignore_errors=True)
+    for name in (".civitai_archive.lock", ARCHIVE_NAME):  # what every run opens first
+        check_own_file(os.path.join(folder, name))
     return folder
+
+
+def check_own_file(path: str) -> None:
+    """OutputPathError when a file the tool keeps in the output folder (its lock, its archive)
+    is a symbolic link, a folder or anything but a regular file: never opened, never replaced."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputPathError(f"{path} cannot be checked ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(mode):
+        what = "a symbolic link"
+    elif stat.S_ISDIR(mode):
+        what = "a folder"
+    elif not stat.S_ISREG(mode):
+        what = "not a regular file"
+    else:
+        return
+    raise OutputPathError(
+        f"{path} is {what}; the tool keeps its own file there and never follows or replaces "
+        "what it did not make. Remove it, or choose another --output"
+    )

@@ -6,8 +6,9 @@ archive written before them still opens):
 * ``civitai_lookups``: the answer of one Civitai look-up (``version:<id>`` or ``hash:<HASH>``):
   the JSON body, or a 404 (``status`` 404, no body), with the time it was fetched. A resource is
   looked up once per library, not per image; a 404 is trusted for :data:`NOT_FOUND_MAX_AGE`.
-* ``local_hashes``: SHA-256 of a local model file keyed by path, size and mtime, so a 6 GB
-  checkpoint is hashed once, not on every start.
+* ``local_hashes``: SHA-256 of a local model file keyed by path, size, mtime and inode (a file
+  replaced by another one of the same size and time under the same name has a new inode), so a
+  6 GB checkpoint is hashed once, not on every start; on any doubt it is hashed again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Union
 
 from ..errors import ArchiveError
+from . import confined
+from ..util.documents import DocumentError, read_document
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +69,18 @@ class ResourceCache:
         self._lock = threading.RLock()
         try:
             os.makedirs(os.path.dirname(self.db_path), exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):  # never a link (store/confined)
+                confined.check_target(self.db_path + suffix)
             self._conn: Optional[sqlite3.Connection] = sqlite3.connect(
                 self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             for statement in _SCHEMA:
                 self._conn.execute(statement)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(local_hashes)")}
+            if "inode" not in columns:  # a cache written before the inode was part of the key
+                self._conn.execute(
+                    "ALTER TABLE local_hashes ADD COLUMN inode INTEGER NOT NULL DEFAULT -1"
+                )
         except (OSError, sqlite3.Error) as exc:
             raise ArchiveError(
                 f"Cannot open the resource cache in {self.db_path}: {exc}. Check that the output "
@@ -114,7 +124,14 @@ class ResourceCache:
         if row is None:
             return None
         status, body, fetched_at = row
-        cached = CachedLookup(int(status), json.loads(body) if body else None, float(fetched_at))
+        try:  # the one reader: a cached entry that no longer reads is dropped (asked again)
+            value = read_document(body, what="cached look-up") if body else None
+        except DocumentError as exc:
+            logger.info("resource look-up %s: the cached answer is dropped (%s)", key, exc)
+            return None
+        if value is not None and not isinstance(value, dict):
+            return None
+        cached = CachedLookup(int(status), value, float(fetched_at))
         if cached.status == 404 and cached.age > NOT_FOUND_MAX_AGE:
             return None
         if cached.status != 404 and cached.age > (FOUND_MAX_AGE if max_age is None else max_age):
@@ -132,18 +149,20 @@ class ResourceCache:
 
     # ------------------------------------------------------------------ local file hashes
 
-    def get_hash(self, path: str, size: int, mtime_ns: int) -> Optional[str]:
+    def get_hash(self, path: str, size: int, mtime_ns: int, inode: int = -1) -> Optional[str]:
+        """The SHA-256 cached for exactly this file (path, size, mtime and inode), else None."""
         with self._db("read") as conn:
             row = conn.execute(
-                "SELECT sha256 FROM local_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
-                (path, int(size), int(mtime_ns)),
+                "SELECT sha256 FROM local_hashes WHERE path = ? AND size = ? AND mtime_ns = ? "
+                "AND inode = ?",
+                (path, int(size), int(mtime_ns), int(inode)),
             ).fetchone()
         return str(row[0]) if row else None
 
-    def put_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+    def put_hash(self, path: str, size: int, mtime_ns: int, sha256: str, inode: int = -1) -> None:
         with self._db("write") as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO local_hashes (path, size, mtime_ns, sha256) "
-                "VALUES (?, ?, ?, ?)",
-                (path, int(size), int(mtime_ns), sha256.upper()),
+                "INSERT OR REPLACE INTO local_hashes (path, size, mtime_ns, sha256, inode) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (path, int(size), int(mtime_ns), sha256.upper(), int(inode)),
             )

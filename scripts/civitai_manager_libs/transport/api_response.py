@@ -16,7 +16,7 @@ from ..errors import (
     RateLimitedError,
     ServerError,
 )
-from ..util.json_depth import loads_pruned
+from ..util.documents import DocumentError, read_document
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
 
@@ -143,24 +143,22 @@ def decode_json_object(response: requests.Response, safe: str) -> dict:
     content_type = response.headers.get("Content-Type", "")
     read_capped(response, safe)
     try:
-        try:
-            data = response.json()
-        except RecursionError:
-            # nested too deep for Python's decoder: keep the page, cut what is deeper than any
-            # real answer (the listing then skips the item that held it as malformed)
-            data = loads_pruned(response.text, PRUNED_DEPTH)
-    except ValueError:
-        body = response.content[:64].lstrip().lower()
-        if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
-            what = "an HTML page (maybe a Cloudflare check or maintenance page)"
-        elif not response.content:
-            what = "an empty body"
-        else:
-            what = f"something that is not JSON ({content_type or 'no Content-Type'})"
+        # the one reader (util/documents): NaN / Infinity refused; nested too deep for Python's
+        # decoder: the page is kept with what is deeper than any real answer cut (the listing
+        # then skips the item that held it as malformed)
+        data = read_document(
+            response.content,
+            what="answer",
+            max_bytes=MAX_API_BYTES,
+            max_depth=None,
+            prune_depth=PRUNED_DEPTH,
+        )
+    except DocumentError as exc:
+        if "not finite" not in str(exc):
+            raise _not_json(response, safe, content_type) from None
         raise InvalidResponseError(
-            f"Civitai answered {safe} with {what}. Try again later; if it persists, check the "
-            "Civitai address: the civitai_base_url setting, or --base-url / CIVITAI_BASE_URL for "
-            "the command line.",
+            f"Civitai answered {safe} with a number that is not finite (NaN or Infinity); the "
+            "answer was not used.",
             status=response.status_code,
             url=safe,
         ) from None
@@ -172,3 +170,20 @@ def decode_json_object(response: requests.Response, safe: str) -> dict:
             url=safe,
         )
     return data
+
+
+def _not_json(response: requests.Response, safe: str, content_type: str) -> InvalidResponseError:
+    body = response.content[:64].lstrip().lower()
+    if "html" in content_type.lower() or body.startswith((b"<!doctype", b"<html")):
+        what = "an HTML page (maybe a Cloudflare check or maintenance page)"
+    elif not response.content:
+        what = "an empty body"
+    else:
+        what = f"something that is not JSON ({content_type or 'no Content-Type'})"
+    return InvalidResponseError(
+        f"Civitai answered {safe} with {what}. Try again later; if it persists, check the "
+        "Civitai address: the civitai_base_url setting, or --base-url / CIVITAI_BASE_URL for "
+        "the command line.",
+        status=response.status_code,
+        url=safe,
+    )

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from .. import setting
 from .api_response import decode_json_object, status_error
 from ..errors import (
-    SettingsError,
+    RefusedUrlError,
     DiskSpaceError,
     DownloadError,
     InvalidResponseError,
@@ -36,6 +36,7 @@ from ..errors import (
 )
 from .failure_reason import transport_reason
 from .host_gate import HostGate, origin_of
+from ..util import url_gate
 from ..util.logging_setup import redact, register_secret
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
 from ..records import DownloadResult
@@ -124,21 +125,9 @@ class _Session(requests.Session):
 
 
 def check_base_url(url: str) -> str:
-    """``url`` without a trailing slash; SettingsError for credentials in it (never echoed)."""
-    parts = urlsplit(url)
-    if "@" in (parts.netloc or ""):
-        raise SettingsError(
-            "The Civitai base URL must not carry a user name or password (user:password@host): "
-            "they would be sent to every host and shown in logs. Give the API key with "
-            "--api-key / CIVITAI_API_KEY / civitai_api_key instead."
-        )
-    if parts.query or parts.fragment:
-        raise SettingsError(
-            "The Civitai base URL must be a plain address such as https://civitai.com, without "
-            "a query string or fragment (?...#...): a key belongs in --api-key / CIVITAI_API_KEY "
-            "/ civitai_api_key."
-        )
-    return url.rstrip("/")
+    """``url`` without a trailing slash, through the one URL gate (util/url_gate): an http(s)
+    origin without credentials, query, spaces or CR/LF; SettingsError (exit 2) otherwise."""
+    return url_gate.check_base_url(url)
 
 
 #: Civitai's own safe-for-work hosts: configured there, the red front stays civitai.red
@@ -399,6 +388,7 @@ class CivitaiHttpClient:
         content_kind: Optional["ContentCheck"] = None,
         expected_sha256: Optional[str] = None,
         max_bytes: Optional[int] = None,
+        cap_reason: Optional[str] = None,
     ) -> "FileFetch":
         """One download of ``url`` to ``filepath`` with this client's session and policy, not
         started (see :class:`FileFetch`).
@@ -408,7 +398,10 @@ class CivitaiHttpClient:
         ``images.min_free_space_mb``). Files over ``images.max_file_size_mb`` are refused.
         ``content_kind`` replaces the media check (model files); with ``expected_sha256`` the
         file is renamed into place only when its SHA-256 matches (``ChecksumMismatchError``).
-        ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger).
+        ``max_bytes`` replaces the ``images.max_file_size_mb`` cap (model files are larger);
+        ``cap_reason`` says where that cap came from (the refusal names it). Every hop of the
+        download (the URL and each redirect) passes ``util/url_gate.check_download_url``: public
+        https hosts, this client's base URL host and loopback.
         """
         from .file_fetch import FetchPolicy, FileFetch
 
@@ -420,6 +413,10 @@ class CivitaiHttpClient:
                 int(setting.get("images.max_file_size_mb")) * 1024 * 1024
                 if max_bytes is None
                 else int(max_bytes)
+            ),
+            cap_reason=(
+                cap_reason
+                or ("setting images.max_file_size_mb" if max_bytes is None else "the size cap")
             ),
             min_free_bytes=(
                 int(setting.get("images.min_free_space_mb")) * 1024 * 1024
@@ -439,7 +436,15 @@ class CivitaiHttpClient:
             root=root,
             content_kind=content_kind or media_kind,
             expected_sha256=expected_sha256,
+            trusted_hosts=self.trusted_hosts(),
         )
+
+    def trusted_hosts(self) -> Tuple[str, ...]:
+        """The hosts downloads may reach over plain http or at a private address: the API
+        hosts of this client's two fronts (a mirror, the fake Civitai). Public https hosts need
+        no trust."""
+        hosts = (url_gate.url_host(self.base_url), url_gate.url_host(self.red_base_url))
+        return tuple(dict.fromkeys(host for host in hosts if host))
 
     def download_file(
         self, url: str, filepath: str, progress_callback: Optional["ProgressCallback"] = None
@@ -456,12 +461,30 @@ class CivitaiHttpClient:
     def get_stream_response(
         self, url: str, headers: Optional[Dict[str, str]] = None
     ) -> Optional[requests.Response]:
-        """An open streaming response (use it in ``with``), or None after logging why not."""
+        """An open streaming response (use it in ``with``), or None after logging why not.
+        The URL and every redirect hop pass the download gate (util/url_gate)."""
         safe = redact(url)
+        trusted = self.trusted_hosts()
+
+        def check_hop(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+            if response.is_redirect:
+                target = urljoin(response.url, response.headers.get("Location", ""))
+                response.close()  # the hop is closed either way: no body is read from it
+                url_gate.check_download_url(target, trusted, redact(target))
+            return response
+
         try:
+            url_gate.check_download_url(url, trusted, safe)
             response = self.session.get(
-                url, headers=headers, stream=True, timeout=self.download_timeout
+                url,
+                headers=headers,
+                stream=True,
+                timeout=self.download_timeout,
+                hooks={"response": check_hop},
             )
+        except RefusedUrlError as exc:
+            logger.warning("%s", exc)
+            return None
         except requests.exceptions.RequestException as exc:
             logger.warning("Could not open %s: %s.", safe, transport_reason(exc))
             return None

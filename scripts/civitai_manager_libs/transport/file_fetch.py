@@ -18,12 +18,13 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import requests
 from urllib3 import exceptions as urllib3_exceptions
 
 from ..errors import (
+    RefusedUrlError,
     ChecksumMismatchError,
     DiskSpaceError,
     DownloadCancelledError,
@@ -36,6 +37,7 @@ from ..errors import (
 )
 from .host_gate import HostGate, origin_of
 from ..util.logging_setup import redact
+from ..util.url_gate import check_download_url
 from .media_sniff import (
     MEDIA_EXTENSIONS,
     SNIFF_BYTES,
@@ -96,6 +98,8 @@ class FetchPolicy:
     backoff_factor: float = 0.5
     chunk_size: int = CHUNK_SIZE
     max_bytes: Optional[int] = DEFAULT_MAX_BYTES  # images.max_file_size_mb; None: no cap
+    # what set max_bytes, as the refusal names it
+    cap_reason: str = "setting images.max_file_size_mb"
     min_free_bytes: int = 0  # images.min_free_space_mb, kept while the body is written
 
 
@@ -113,10 +117,7 @@ def _remove(path: str) -> None:
     """Remove a ``.part`` the fetch wrote; a symbolic link is never the fetch's own: left alone."""
     if os.path.islink(path):
         return
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+    confined.remove(path)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -177,6 +178,7 @@ class FileFetch:
         root: Optional[str] = None,
         content_kind: ContentCheck = media_kind,
         expected_sha256: Optional[str] = None,
+        trusted_hosts: Tuple[str, ...] = (),
     ):
         self.session = session
         self.policy = policy
@@ -195,6 +197,8 @@ class FileFetch:
         # Images and videos by default; model files pass their own check (resources/fetch).
         self.content_kind = content_kind
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
+        # hosts reached over plain http or at a private address (the base URL's); url_gate
+        self.trusted_hosts = trusted_hosts
         self.resumed = False
         # The validator of the response the .part was started from: resumes within this call
         # send it as If-Range, so a file changed on the server restarts instead of mixing.
@@ -213,6 +217,7 @@ class FileFetch:
 
     def receive(self) -> ReceivedFile:
         """The network half: the whole body in ``.part`` (resumed and retried as needed)."""
+        check_download_url(self.url, self.trusted_hosts, self.safe_url)  # before anything
         folder = os.path.dirname(os.path.abspath(self.filepath))
         try:
             confined.ensure_dir(folder, self.root)
@@ -276,7 +281,11 @@ class FileFetch:
         try:
             with cancel_scope(self.cancel_event):
                 response = self.session.get(
-                    self.url, headers=headers, stream=True, timeout=self.policy.timeout
+                    self.url,
+                    headers=headers,
+                    stream=True,
+                    timeout=self.policy.timeout,
+                    hooks={"response": self._check_hop},
                 )
         except RetryCancelled:
             raise DownloadCancelledError(
@@ -291,6 +300,20 @@ class FileFetch:
             ) from None
         with response:
             return self._handle(response, offset)
+
+    def _check_hop(self, response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+        """Every redirect's target passes the URL gate before it is requested (the hook runs on
+        each response, before requests follows its Location)."""
+        if response.is_redirect:
+            target = requests.compat.urljoin(response.url, response.headers.get("Location", ""))
+            try:
+                check_download_url(target, self.trusted_hosts, redact(target))
+            except RefusedUrlError as exc:
+                response.close()
+                raise RefusedUrlError(
+                    f"{self.safe_url} redirected to a refused address. {exc}", url=self.safe_url
+                ) from None
+        return response
 
     def _handle(self, response: requests.Response, offset: int) -> ReceivedFile:
         status = response.status_code
@@ -350,7 +373,7 @@ class FileFetch:
             _remove(self.part)
             raise FileTooLargeError(
                 f"{self.safe_url} announces {_mb(total)}, more than the largest file accepted "
-                f"({_mb(cap)}, setting images.max_file_size_mb); nothing was saved.",
+                f"({_mb(cap)}, {self.policy.cap_reason}); nothing was saved.",
                 url=self.safe_url,
             )
         folder = os.path.dirname(os.path.abspath(self.part))
@@ -490,8 +513,8 @@ class FileFetch:
             _close_failed(handle)
             _remove(self.part)
             raise FileTooLargeError(
-                f"{self.safe_url} sent more than the largest file accepted ({_mb(cap)}, setting "
-                "images.max_file_size_mb); the download was stopped and nothing was saved.",
+                f"{self.safe_url} sent more than the largest file accepted ({_mb(cap)}, "
+                f"{self.policy.cap_reason}); the download was stopped and nothing was saved.",
                 url=self.safe_url,
             )
         try:
@@ -618,6 +641,7 @@ def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
 
 
 def _mb(size: int) -> str:
+    size = max(0, size)  # a size is never shown negative
     if size >= 1024**3:
         return f"{size / 1024 ** 3:.1f} GiB"
     return f"{size / 1024 ** 2:.1f} MB"

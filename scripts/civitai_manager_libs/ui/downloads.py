@@ -83,7 +83,7 @@ def _gallery_engine() -> DownloadEngine:
 
 def _ensure_parent(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    confined.ensure_root(parent)
 
 
 def _download_single_image(img_url: str, save_path: str) -> bool:
@@ -158,9 +158,7 @@ def _remove_quietly(path: str) -> None:
     if os.path.islink(path):
         return  # never the download's own file
     try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+        confined.remove(path)
     except OSError as exc:
         logger.warning("could not remove the partial file %s: %s", path, exc)
 

@@ -19,6 +19,7 @@ from .. import setting
 from ..civitai.image_urls import original_url
 from ..errors import CivitaiGalleryError
 from ..records import ImageItem
+from ..store import confined
 from .actions import NO_GENERATION_DATA, GalleryView, _handled, select_image
 from .downloads import get_http_client
 from .gradio_compat import update
@@ -41,7 +42,7 @@ def original_picture(item: ImageItem) -> Optional[str]:
         url = original_url(item.url)
         path = setting.get_image_url_to_gallery_file(url)
         if not os.path.isfile(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            confined.ensure_root(os.path.dirname(path))
             get_http_client().fetch_to_file(url, path)
     except (CivitaiGalleryError, OSError) as exc:
         logger.warning("image %s: the picture for img2img could not be fetched: %s", item.id, exc)

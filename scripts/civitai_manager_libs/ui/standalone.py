@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from .. import setting  # noqa: E402
 from ..errors import SettingsError  # noqa: E402
+from ..store import confined  # noqa: E402
 from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
 from ..util.logging_setup import configure_logging  # noqa: E402
 
@@ -111,7 +112,7 @@ def _served_paths() -> List[str]:
     paths = []
     for key in ("gallery_cache_path", "images.output_path"):
         path = os.path.abspath(str(setting.get(key)))
-        os.makedirs(path, exist_ok=True)
+        confined.ensure_root(path)
         paths.append(path)
     return paths
 

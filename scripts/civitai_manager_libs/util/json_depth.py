@@ -45,10 +45,10 @@ def depth_of(value: Any, stop_after: int) -> int:
     return deepest
 
 
-def loads_pruned(text: str, keep_depth: int) -> Any:
+def loads_pruned(text: str, keep_depth: int, **json_options: Any) -> Any:
     """``json.loads(text)`` with every array or object nested deeper than ``keep_depth`` replaced
     by ``null``. Linear in the length of ``text``; raises ``ValueError`` for text that is not
-    JSON."""
+    JSON. ``json_options`` go to ``json.loads`` (``parse_constant``...)."""
     pieces: List[str] = []
     depth = 0
     kept_until = 0  # text[:kept_until] is already in ``pieces``
@@ -71,4 +71,4 @@ def loads_pruned(text: str, keep_depth: int) -> Any:
             if depth < 0:
                 raise ValueError("unbalanced brackets in JSON text")
     pieces.append(text[kept_until:])
-    return json.loads("".join(pieces))
+    return json.loads("".join(pieces), **json_options)
