@@ -7,6 +7,8 @@ python main.py tasks | retry-failed                            history and retri
 python main.py export --from OUT --to DIR --format captions    a training set from a download
 python main.py list model 123 --to images.parquet              a listing for img2dataset
 python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
+python main.py search "neon city" [--lora NAME] [--output DIR ...]   find saved images, offline
+python main.py index [--output DIR] [--rebuild]                 the search index of older folders
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import os
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {"download", "tasks", "retry-failed", "export", "list", "resources"}
+CLI_COMMANDS = {
+    "download",
+    "tasks",
+    "retry-failed",
+    "export",
+    "list",
+    "resources",
+    "search",
+    "index",
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -57,6 +57,7 @@ def test_default_path_and_schema_on_disk(tmp_path):
             "metadata_path",
             "size",
             "downloaded_at",
+            "uuid",  # the file's Civitai uuid (one video under its old and new URL)
         }
         cols = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
         assert {"task_id", "image_id", "status", "error", "query_key", "created_at"} <= cols

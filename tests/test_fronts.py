@@ -253,7 +253,9 @@ def test_the_configured_red_front_host_is_a_civitai_link(monkeypatch):
     monkeypatch.setenv("CIVITAI_RED_BASE_URL", "https://red.mirror.example")
     assert parse_query("https://red.mirror.example/images/3").value == 3
     monkeypatch.delenv("CIVITAI_RED_BASE_URL")
-    assert parse_target("url", ["https://red2.example/images/4"], None, "https://red2.example")
+    assert parse_target(
+        "url", ["https://red2.example/images/4"], red_base_url="https://red2.example"
+    )
 
 
 # ------------------------------------------------------------------------ the key

@@ -101,7 +101,9 @@ def test_list_version_user_filter_limit_and_videos(fake, tmp_path):
     assert {r["version_id"] for r in rows} == {version.id}
 
     argv = ["--overwrite"]  # the finished listing above is replaced only when asked
-    code, out = _list(fake, "user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest, *argv)
+    code, out = _list(
+        fake, "user", "BobMakes", "--nsfw", "all", "--limit", "7", "--to", dest, *argv
+    )
     assert (
         code == 0 and len(_read(dest)) == 7 and {r["creator"] for r in _read(dest)} == {"BobMakes"}
     )

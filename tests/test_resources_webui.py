@@ -81,8 +81,11 @@ def test_send_to_txt2img_pastes_the_users_names(
     # "Download missing" before a selection: a status line, no exception (no error badge)
     kept, status, _info, _plan = resources_panel.download_missing(None, False, progress=None)
     assert status == "Select an image first." and kept == {"__type__": "update"}
-    (binding,) = [b for b in webui.bindings if b.tabname == "txt2img"]
-    assert binding.source_text_component.elem_id == "civitai_gallery_info"
+    (binding,) = [  # the gallery's (the Library has its own pair)
+        b
+        for b in webui.bindings
+        if b.tabname == "txt2img" and b.source_text_component.elem_id == "civitai_gallery_info"
+    ]
 
     item = CivitaiAPI().get_image(M.DEMO_IMAGE_ID)
     record = extract_image_metadata(item)

@@ -47,6 +47,7 @@ def test_defaults_follow_the_design_table():
         "civitai_base_url": "https://civitai.com",
         "civitai_api_key": "",
         "civitai_red_base_url": "https://civitai.red",  # issue 20: the front for Mature/X
+        "civitai_video_base_url": "https://image-b2.civitai.com",  # issue 20
         "gallery_download_batch_size": 5,
         "gallery_download_timeout": 30.0,
         "gallery_max_concurrent_downloads": 3,

@@ -187,11 +187,23 @@ def test_script_registers_tab_and_settings_with_webui(webui):
     assert setting.get("gallery_page_size") == 12  # WebUI's option reached the settings
     assert set(ELEM_IDS) <= _elem_ids(blocks)
 
-    # Send-to buttons pass the infotext box the WebUI way.
-    assert sorted(b.tabname for b in webui.bindings) == ["img2img", "txt2img"]
+    # Send-to buttons pass the infotext box the WebUI way: the gallery's and the Library's.
+    sources = sorted((b.source_text_component.elem_id, b.tabname) for b in webui.bindings)
+    assert sources == [
+        ("civitai_gallery_info", "img2img"),
+        ("civitai_gallery_info", "txt2img"),
+        ("civitai_library_info", "img2img"),
+        ("civitai_library_info", "txt2img"),
+    ]
     for binding in webui.bindings:
-        assert binding.source_text_component.elem_id == "civitai_gallery_info"
         assert binding.paste_button.elem_id == f"civitai_send_{binding.tabname}"
+    library = {
+        b.tabname: b.source_image_component
+        for b in webui.bindings
+        if b.source_text_component.elem_id == "civitai_library_info"
+    }
+    assert library["img2img"].elem_id == "civitai_library_picture"  # the saved file itself
+    assert library["txt2img"] is None
 
 
 def test_settings_section_sits_in_its_own_category(webui):
@@ -243,7 +255,11 @@ def test_send_buttons_need_generation_data_and_img2img_gets_the_picture(webui, f
     load_script()
     webui.callbacks["ui_settings"][0]()
     blocks = webui.callbacks["ui_tabs"][0]()[0][0]
-    binding = {b.tabname: b for b in webui.bindings}
+    binding = {
+        b.tabname: b
+        for b in webui.bindings
+        if b.source_text_component.elem_id == "civitai_gallery_info"
+    }
     picture = binding["img2img"].source_image_component
     assert picture is not None and picture.elem_id == "civitai_gallery_send_picture"
     for name in ("txt2img", "img2img"):  # nothing selected yet

@@ -622,3 +622,22 @@ def test_retry_failed_refuses_a_linked_lock_file_too(fake, tmp_path, settings_fi
     os.symlink(victim, out / ".civitai_archive.lock")
     code, _ = _cli(["retry-failed", "-o", out, "--base-url", fake.base_url, "-q"])
     assert code == 2 and victim.read_bytes() == VICTIM
+
+
+def test_a_settings_file_the_user_linked_is_written_through_its_link(tmp_path, monkeypatch):
+    from scripts.civitai_manager_libs import setting
+
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "settings.json").write_text("{}")
+    link = tmp_path / "settings.json"
+    os.symlink(dotfiles / "settings.json", link)
+    monkeypatch.setenv("CIVITAI_GALLERY_SETTINGS", str(link))
+    try:
+        setting.load()
+        setting.set("images.max_concurrent", 3)
+        setting.save()
+        assert os.path.islink(link)
+        assert json.loads((dotfiles / "settings.json").read_text())["images.max_concurrent"] == 3
+    finally:
+        setting.reset()

@@ -16,10 +16,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
+from . import image_batch
+from .image_batch import ImageBatch
 from .image_items import (
     MAX_ID,
     int_or_none,
@@ -414,25 +428,27 @@ class CivitaiAPI:
             images=images,
         )
 
-    def get_image(self, image_id: int) -> ImageItem:
-        """One image with its generation data, whatever its NSFW level: asked of the front of
-        the levels in force, then of the red front before it is called missing (civitai.com
-        does not show a mature image)."""
+    def get_image(self, image_id: int, *, with_tags: bool = False) -> ImageItem:
+        """One image with its generation data, whatever its NSFW level (and its ``tags`` with
+        ``with_tags``): asked of the front of the levels in force, then of the red front before
+        it is called missing (civitai.com does not show a mature image)."""
         image_id = check_id(image_id, "image")
         first = self._image_fronts.get(image_id) or self.lookup_base()
         try:
-            return self._get_image_on(first, image_id)
+            return self._get_image_on(first, image_id, with_tags)
         except NotFoundError:
             if not self.fronts.split or first == self.fronts.red:
                 raise
             log.debug("image %d: not on %s, asking %s", image_id, first, self.fronts.red)
-            item = self._get_image_on(self.fronts.red, image_id)
+            item = self._get_image_on(self.fronts.red, image_id, with_tags)
             self._image_fronts[image_id] = self.fronts.red  # asked again: straight there
             return item
 
-    def _get_image_on(self, base: str, image_id: int) -> ImageItem:
+    def _get_image_on(self, base: str, image_id: int, with_tags: bool = False) -> ImageItem:
         what = f"image {image_id}"
-        query = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
+        query: Dict[str, Any] = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
+        if with_tags:
+            query["withTags"] = "true"
         try:
             body = self.client.get_json(self.fronts.on(base, IMAGES_PATH), query)
         except NotFoundError as exc:
@@ -451,6 +467,13 @@ class CivitaiAPI:
             if item.id == image_id:
                 return item
         raise _not_found(what, None, url=IMAGES_PATH)
+
+    def get_images(self, image_ids: Sequence[int], *, with_tags: bool = False) -> ImageBatch:
+        """Several images by id, ``ids=`` batches of up to 200 (one by one when the server
+        cannot take them): :class:`~.image_batch.ImageBatch` with the items in the order given
+        and the ids Civitai did not answer."""
+        ids = [check_id(i, "image") for i in image_ids]
+        return image_batch.fetch_images(self, ids, with_tags=with_tags)
 
 
 class _MatureCheck:

@@ -159,6 +159,8 @@ DOWNLOAD_EXAMPLES = """examples:
   python main.py download url "https://civitai.com/models/4201?modelVersionId=43888"
   python main.py download user someartist --limit 50
   python main.py download filter modelId=4201 sort=Newest --limit 10
+  python main.py download image 1001 1002 1003 --with-tags
+  python main.py download image --from-file ids.txt
   python main.py download model 4201 --with-generation-data --since 2024-01-01
 """
 
@@ -268,7 +270,24 @@ def _add_download(sub) -> None:
         metavar="KIND",
         help="what to download: " + ", ".join(TARGET_KINDS),
     )
-    dl.add_argument("values", nargs="+", metavar="VALUE", help="id, name, URL or KEY=VALUE pairs")
+    dl.add_argument(
+        "values",
+        nargs="*",
+        metavar="VALUE",
+        help="id, name, URL or KEY=VALUE pairs; 'image' takes several ids (asked 200 at a time)",
+    )
+    dl.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="with 'image': more image ids or image links, one per line ('#' starts a comment; "
+        "'-' reads standard input)",
+    )
+    dl.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true); they go into the JSON "
+        "sidecar ('tags')",
+    )
     dl.add_argument(
         "--limit",
         type=_positive_int,

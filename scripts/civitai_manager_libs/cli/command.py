@@ -70,9 +70,12 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         args.kind,
         args.values,
         getattr(args, "base_url", None),
+        getattr(args, "from_file", None),
         getattr(args, "red_base_url", None),
     )
     cfg = resolve_config(args)
+    if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
+        target = CliTarget("images", [target.value])
     if cfg.template:
         from ..store.paths import PathTemplate
 
@@ -124,6 +127,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
         module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
         return module.main(argv[1:], out)
+    if argv and argv[0] in ("search", "index"):  # offline: no HTTP client is built
+        from . import library_cmd
+
+        entry = library_cmd.search_main if argv[0] == "search" else library_cmd.index_main
+        return entry(argv[1:], out)
     if argv and argv[0] == "resources":
         from . import resources_cmd
 

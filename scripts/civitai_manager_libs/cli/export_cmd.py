@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, TextIO
 
 from .args import _nsfw_levels, _positive_int
 from .shell import add_logging, new_parser, run_command
+from ..export.captions import CAPTION_SOURCES
 from ..export.run import ExportOptions, check_export, run_export
 from ..export.source import ExportFilters
 from ..export.writers import FORMATS
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--caption-prefix",
         metavar="TEXT",
         help="tags put first in every caption, e.g. a trigger word",
+    )
+    parser.add_argument(
+        "--caption-source",
+        choices=CAPTION_SOURCES,
+        default="prompt",
+        help="what captions are made of: the prompt (default), Civitai's tags for the image "
+        "(saved by 'download --with-tags'), or both",
     )
     parser.add_argument(
         "--kohya-repeats",
@@ -113,6 +121,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         kohya_repeats=args.kohya_repeats,
         concept=args.concept,
         include_videos=args.videos,
+        caption_source=args.caption_source,
     )
     check_export(source, dest, options)  # bad input: one sentence, before the bar or any file
     bar = None

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
     parser.add_argument(
+        "--with-tags",
+        action="store_true",
+        help="ask Civitai for each image's tags too (withTags=true): the 'tags' column",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a finished listing at --to (without it, an existing file is refused)",
@@ -97,6 +102,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if levels is None and params.get("nsfw") not in (None, ""):
         levels = list(levels_of_param(params["nsfw"]))
     params.pop("nsfw", None)
+    if args.with_tags:  # without the flag the requests stay as they were
+        params["withTags"] = "true"
     if levels is None:
         levels = setting.get("images.default_nsfw_filter")
     levels = list(normalize_levels(levels))
@@ -105,7 +112,12 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             target.kind,
             target.value,
             levels,
-            {"limit": args.limit, "videos": args.videos, "clean": args.clean_captions},
+            {
+                "limit": args.limit,
+                "videos": args.videos,
+                "clean": args.clean_captions,
+                **({"tags": True} if args.with_tags else {}),
+            },
         ),
         params=params,
         levels=levels,

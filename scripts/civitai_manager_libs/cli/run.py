@@ -137,7 +137,8 @@ def execute(
             warm = threading.Thread(target=_import_download_modules, daemon=True)
             warm.start()
             try:
-                check_target(service.api, target)  # NotFoundError before any folder is created
+                # NotFoundError before any folder is created
+                check_target(service.api, target, with_tags=cfg.with_tags)
             finally:
                 warm.join()  # never leave an import running into the interpreter's shutdown
         bars = ProgressBars(enabled=bars_wanted(args.quiet))

@@ -4,6 +4,7 @@ the ``download_*`` call that matches the target."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class RunConfig:
     red_base_url: Optional[str] = None  # Civitai's front for Mature/X (None: see front_urls)
     lookup_levels: Optional[List[str]] = None  # the listing's levels (an nsfw= in a filter too)
     base_url_flag: bool = False  # --base-url given: that one address serves both fronts
+    with_tags: bool = False  # --with-tags: withTags=true on every images request
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -62,6 +64,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         filters=filters_from_args(args),
         red_base_url=red_base_url or None,
         base_url_flag=bool(args.base_url),
+        with_tags=bool(getattr(args, "with_tags", False)),
     )
 
 
@@ -143,13 +146,18 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     from ..planning.listing_request import for_target
 
     filters = cfg.filters
-    if filters is not None and target.kind == "image":
+    if filters is not None and target.kind in ("image", "images"):
         logging.getLogger(__name__).warning("the filter flags do not apply to a single image")
         filters = None
+    if target.kind == "images":
+        return None
     params = target.value if target.kind == "filter" else None
-    return for_target(
+    request = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )
+    if request is not None and cfg.with_tags:  # without the flag the requests stay as they were
+        request = dataclasses.replace(request, params={**request.params, "withTags": "true"})
+    return request
 
 
 def start_download(
@@ -162,6 +170,10 @@ def start_download(
         listing = listing_for(target, cfg)
     if listing is not None:
         return downloader.download_listing(listing, save_metadata=save)
+    if target.kind == "images":
+        return downloader.download_images(
+            target.value, save_metadata=save, with_tags=cfg.with_tags, batch=target.batch
+        )
     return [downloader.download_single_image(target.value, save_metadata=save)]
 
 

@@ -3,8 +3,10 @@ exists on Civitai before anything is written."""
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import quote
 
 from .args import UsageError
@@ -17,8 +19,13 @@ class CliTarget:
     kind: str
     value: Any
     version_id: Optional[int] = None
+    batch: Any = None  # kind "images": the ImageBatch the check looked up (civitai/image_batch)
 
     def describe(self) -> str:
+        if self.kind == "images":
+            shown = " ".join(str(i) for i in self.value[:5])
+            more = f" ... ({len(self.value)} ids)" if len(self.value) > 5 else ""
+            return f"images {shown}{more}"
         if self.kind == "filter":
             return "filter " + " ".join(f"{k}={v}" for k, v in self.value.items())
         if self.kind == "user":
@@ -56,15 +63,33 @@ def parse_target(
     kind: str,
     values: Sequence[str],
     base_url: Optional[str] = None,
+    from_file: Optional[str] = None,
     red_base_url: Optional[str] = None,
 ) -> CliTarget:
     """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
+
+    ``image`` with several ids, or with ``from_file`` (:func:`read_id_file`), is the kind
+    ``images``: one look-up per 200 ids (``CivitaiAPI.get_images``).
 
     A ``url`` must point at Civitai, the configured Civitai fronts or ``base_url`` /
     ``red_base_url`` (``--base-url`` / ``--red-base-url``); another website's link is an
     ``InvalidQueryError``."""
     if kind == "filter":
+        if not values:
+            raise UsageError("filter expects KEY=VALUE pairs")
         return CliTarget("filter", _parse_filter(values))
+    if kind == "image" and (len(values) > 1 or from_file is not None):
+        ids = [_parse_id("image", text.strip()) for text in values]
+        if from_file is not None:
+            ids += read_id_file(from_file, base_url)
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise UsageError(f"{from_file} names no image (one id or image link per line)")
+        return CliTarget("images", ids)
+    if from_file is not None:
+        raise UsageError("--from-file goes with 'image' (a file of image ids or links)")
+    if not values:
+        raise UsageError(f"the following arguments are required: VALUE (after '{kind}')")
     if len(values) != 1:
         raise UsageError(f"'{kind}' takes exactly one value, got {len(values)}")
     text = values[0].strip()
@@ -82,9 +107,61 @@ def parse_target(
     return CliTarget(parsed.kind, parsed.value, parsed.version_id)
 
 
-def check_target(api, target: CliTarget) -> None:
+MAX_ID_FILE_BYTES = 16 * 1024 * 1024  # a file of ids larger than this is not one
+
+
+def read_id_file(path: str, base_url: Optional[str] = None) -> List[int]:
+    """The image ids of a file: one id or image link (``civitai.com/images/N``) per line; blank
+    lines and ``#`` comments are skipped. ``-`` reads standard input. A line that names no
+    image is a ``UsageError`` naming its number."""
+    from ..civitai.query import parse_query
+    from ..errors import InvalidQueryError
+
+    try:
+        if path == "-":
+            text = sys.stdin.read(MAX_ID_FILE_BYTES + 1)
+        else:
+            with open(os.path.expanduser(path), encoding="utf-8-sig") as handle:
+                text = handle.read(MAX_ID_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the id file {path}: {exc}") from None
+    if len(text) > MAX_ID_FILE_BYTES:
+        raise UsageError(f"the id file {path} is larger than 16 MiB; split it")
+    ids: List[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if entry.isdigit():  # a bare number is an image id here
+            ids.append(_parse_id(f"{path} line {number}: image", entry))
+            continue
+        try:
+            parsed = parse_query(entry, extra_hosts=[base_url])
+        except InvalidQueryError as exc:
+            raise UsageError(f"{path} line {number}: {exc}") from None
+        if parsed.kind != "image":
+            raise UsageError(f"{path} line {number}: {entry!r} is not an image id or image link")
+        ids.append(int(parsed.value))
+    return ids
+
+
+def check_target(api, target: CliTarget, with_tags: bool = False) -> None:
     """Look the target up before anything is written; raises ``NotFoundError`` /
-    ``InvalidQueryError`` (the same check and words as the tab's Download all)."""
+    ``InvalidQueryError`` (the same check and words as the tab's Download all). Several images
+    are looked up here in ``ids=`` batches (kept in ``target.batch`` for the download); when none
+    of them is on Civitai that is a ``NotFoundError``."""
     from ..civitai.target_check import check_target_exists
+
+    if target.kind == "images":
+        from ..errors import NotFoundError
+
+        target.batch = api.get_images(target.value, with_tags=with_tags)
+        if not target.batch.items:
+            raise NotFoundError(
+                f"none of the {len(target.value)} image ids is on Civitai (or they are hidden): "
+                + ", ".join(str(i) for i in target.value[:20])
+                + (" ..." if len(target.value) > 20 else "")
+            )
+        return
 
     check_target_exists(api, target.kind, target.value, target.version_id)

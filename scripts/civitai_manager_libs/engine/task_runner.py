@@ -14,7 +14,8 @@ import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ..civitai import api as civitai_api
+from .. import setting
+from ..civitai import image_urls
 from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
 from .duplicates import (
     FileNames,
@@ -28,12 +29,17 @@ from ..errors import (
     CivitaiGalleryError,
     DiskSpaceError,
     DownloadCancelledError,
+    DownloadError,
     MetadataError,
+    NetworkError,
+    RefusedUrlError,
+    UnexpectedContentError,
 )
 from .failures import describe_failure, is_disk_full
 from ..store import confined
 from ..transport.file_fetch import ReceivedFile
 from ..transport.host_gate import origin_of
+from ..util.logging_setup import redact
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,27 @@ class Fetched:
     received: ReceivedFile
     root: str  # the folder every write for it must stay in
     replaces: Optional[str] = None  # an older copy to delete once committed (policy replace)
+
+
+#: HTTP statuses of a media host that send a file to its next URL (the file is not there).
+FALLBACK_STATUSES = (401, 403, 404, 410)
+
+
+def video_base_url() -> Optional[str]:
+    """The video host set for any media host (a changed ``civitai_video_base_url``), or None:
+    Civitai's own video host then serves only Civitai's own media URLs."""
+    spec_default = setting.SPECS["civitai_video_base_url"].default
+    value = setting.get("civitai_video_base_url")
+    return value if value and value != spec_default else None
+
+
+def _try_next_host(exc: Exception) -> bool:
+    """Whether a failed fetch should go on to the file's next URL: the host refused it or does
+    not have it (401/403/404/410), sent a page instead of media, cannot be reached, or is a host
+    downloads never go to."""
+    if isinstance(exc, (NetworkError, UnexpectedContentError, RefusedUrlError)):
+        return True  # RefusedUrlError: a video host the URL gate refuses (never asked)
+    return isinstance(exc, DownloadError) and exc.status in FALLBACK_STATUSES
 
 
 def placeholder_extension(item_type: Optional[str]) -> str:
@@ -167,7 +194,7 @@ class TaskRunner:
         sha = sha256_file(path)
         size = os.path.getsize(path)
         metadata_path = self._complete_sidecars(task, path)
-        self._record_image(task, path, metadata_path, sha, size)
+        self._record_image(task, path, metadata_path, sha, size, _index_record(task, path))
         fields = {"image_path": path, "metadata_path": metadata_path, "sha256": sha}
         return Outcome(SKIPPED, f"already on disk: {path}", fields)
 
@@ -191,15 +218,24 @@ class TaskRunner:
         # A file the caller named itself (custom_path) is confined to its own folder.
         root: str = folder if task.custom_path else str(owner.output_path)
         min_free = getattr(owner, "min_free_space_mb", None)
-        received = owner.client.receive_file(
-            civitai_api.original_url(task.image_url),
-            target + placeholder_extension(task.item.type if task.item else None),
-            progress_callback=lambda done, total: self._on_bytes(task, done, total),
-            cancel_event=cancel_event,
-            fix_extension=True,
-            root=root,
-            min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
-        )
+        item_type = task.item.type if task.item else None
+        urls = image_urls.download_urls(task.image_url, item_type, video_base_url())
+        for number, url in enumerate(urls, 1):
+            try:
+                received = owner.client.receive_file(
+                    url,
+                    target + placeholder_extension(item_type),
+                    progress_callback=lambda done, total: self._on_bytes(task, done, total),
+                    cancel_event=cancel_event,
+                    fix_extension=True,
+                    root=root,
+                    min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
+                )
+                break
+            except (DownloadError, NetworkError) as exc:
+                if number == len(urls) or not _try_next_host(exc):
+                    raise
+                logger.info("image %s: %s; trying %s", task.image_id, exc, redact(urls[number]))
         replaces = existing if owner.duplicate_policy == "replace" else None
         return Fetched(received, root, replaces)
 
@@ -216,12 +252,14 @@ class TaskRunner:
         )
         if other is not None:
             path = other["path"]
-            self._record_image(task, path, other.get("metadata_path"), result.sha256, result.size)
+            meta, record = other.get("metadata_path"), _index_record(task, path)
+            self._record_image(task, path, meta, result.sha256, result.size, record)
             fields = {"image_path": path, "sha256": result.sha256}
             return Outcome(SKIPPED, f"same content as {path}", fields)
-        metadata_path, note = self._write_metadata(task, result.path)
+        record = _index_record(task, result.path)
+        metadata_path, note = self._write_metadata(task, result.path, record)
         thumbnail = self._write_thumbnail(result.path)
-        self._record_image(task, result.path, metadata_path, result.sha256, result.size)
+        self._record_image(task, result.path, metadata_path, result.sha256, result.size, record)
         fields = {
             "image_path": result.path,
             "metadata_path": metadata_path,
@@ -263,7 +301,7 @@ class TaskRunner:
         return next((p for p in sidecars if os.path.exists(p)), None)
 
     def _write_metadata(
-        self, task: ImageDownloadTask, image_path: str
+        self, task: ImageDownloadTask, image_path: str, record: Optional[Dict[str, Any]] = None
     ) -> Tuple[Optional[str], Optional[str]]:
         """(the sidecar to show, a note when the generation data could not be written)."""
         formats: List[str] = self._owner.metadata_formats
@@ -272,7 +310,7 @@ class TaskRunner:
         from ..metadata import record as metadata
 
         try:
-            record = _record_for(task, image_path)
+            record = record if record is not None else _record_for(task, image_path)
             paths = metadata.save_metadata(image_path, record, formats)
         except (MetadataError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc, MetadataError) else exc
@@ -301,8 +339,10 @@ class TaskRunner:
             logger.warning("no thumbnail for %s: %s", image_path, exc)
             return None
 
-    def _record_image(self, task, path, metadata_path, sha256, size) -> None:
+    def _record_image(self, task, path, metadata_path, sha256, size, record=None) -> None:
+        """The images row, and with ``record`` its search index row (one transaction)."""
         self._owner.archive.record_image(
+            record=record,
             image_id=task.image_id,
             url=task.image_url,
             sha256=sha256,
@@ -310,6 +350,18 @@ class TaskRunner:
             metadata_path=metadata_path,
             size=size,
         )
+
+
+def _index_record(task: ImageDownloadTask, image_path: str) -> Optional[Dict[str, Any]]:
+    """The record the search index keeps for a saved file; None when there is no item (or it
+    cannot be read: the image is saved all the same and ``python main.py index`` can add it)."""
+    if task.item is None:
+        return None
+    try:
+        return _record_for(task, image_path)
+    except Exception as exc:  # noqa: BLE001 - the index must never cost the image
+        logger.debug("image %s: no record to index: %r", task.image_id, exc)
+        return None
 
 
 def _record_for(task: ImageDownloadTask, image_path: str) -> Dict[str, Any]:

@@ -6,12 +6,16 @@
 ``a``), turns escaped brackets (``\\(``) into plain ones, drops repeated tags (case-insensitive,
 first kept) and normalises whitespace; tags are joined with ``", "``. A prefix (a trigger word)
 comes first, once.
+
+:func:`build_caption` picks the caption's source (``--caption-source``): the prompt (the
+default), Civitai's tags for the image (``tags`` in its record, kept when the download asked
+with ``--with-tags``), or both (the prompt's tags, then the Civitai tags it lacks).
 """
 
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import Any, List, Optional
 
 _EXTRA_NETWORK = re.compile(r"<\s*[A-Za-z_][\w-]*\s*:[^<>]*>")
 _BREAK = re.compile(r"\bBREAK\b")
@@ -80,3 +84,39 @@ def clean_caption(prompt: Optional[str], prefix: Optional[str] = None) -> str:
     seen = {tag.lower() for tag in head}
     tail = [tag for tag in caption_tags(prompt) if tag.lower() not in seen]
     return ", ".join(head + tail)
+
+
+#: Where a caption's words come from (``export --caption-source``).
+CAPTION_SOURCES = ("prompt", "tags", "both")
+
+
+def tag_names(tags: Any) -> List[str]:
+    """The names of a record's ``tags`` (``[{id, name}]``, or plain names), in order."""
+    names: List[str] = []
+    for tag in tags if isinstance(tags, list) else ():
+        name = tag.get("name") if isinstance(tag, dict) else tag
+        if isinstance(name, str) and name.strip():
+            names.append(_SPACES.sub(" ", name).strip())
+    return names
+
+
+def build_caption(
+    prompt: Optional[str], tags: Any, source: str = "prompt", prefix: Optional[str] = None
+) -> str:
+    """The caption of one image from ``source``: ``prompt`` (:func:`clean_caption`), ``tags``
+    (the Civitai tag names) or ``both`` (the prompt's tags, then the tag names not already in
+    it); ``prefix`` first, every tag once (case-insensitive)."""
+    if source not in CAPTION_SOURCES:
+        raise ValueError(f"caption source must be one of {CAPTION_SOURCES}, not {source!r}")
+    words = caption_tags(prefix)
+    if source in ("prompt", "both"):
+        words += caption_tags(prompt)
+    if source in ("tags", "both"):
+        words += tag_names(tags)
+    kept: List[str] = []
+    seen = set()
+    for word in words:
+        if word.lower() not in seen:
+            seen.add(word.lower())
+            kept.append(word)
+    return ", ".join(kept)

@@ -27,7 +27,7 @@ from ..records import ImageItem
 from ..store import confined
 from ..util.documents import DocumentError, read_document
 from ..util.logging_setup import redact
-from .captions import clean_caption
+from .captions import clean_caption, tag_names
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ COLUMNS = (
     "type",
     "negative_prompt",
     "generation",
+    "tags",  # Civitai's tag names, ", "-joined (asked with --with-tags; else empty)
 )
 _INT_COLUMNS = ("id", "width", "height", "model_id", "version_id")
 LIST_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
@@ -109,6 +110,7 @@ def listing_row(item: ImageItem, context: Optional[Mapping[str, Any]] = None) ->
         "type": item.type,
         "negative_prompt": generation.get("negative_prompt"),
         "generation": json.dumps(json_safe(generation), ensure_ascii=False) if generation else None,
+        "tags": ", ".join(tag_names(item.raw.get("tags"))) or None,
     }
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Set
 
 from ..errors import DiskSpaceError, InvalidQueryError, OutputPathError
 from ..store.paths import is_reserved_name
-from .captions import clean_caption
+from .captions import CAPTION_SOURCES, build_caption
 from .source import (
     DUPLICATE,
     FILTERED,
@@ -44,6 +44,7 @@ class ExportOptions:
     kohya_repeats: Optional[int] = None
     concept: Optional[str] = None
     include_videos: bool = False
+    caption_source: str = "prompt"  # prompt | tags | both (export/captions.build_caption)
 
 
 @dataclass
@@ -104,6 +105,10 @@ def check_export(source: str, dest: str, options: ExportOptions) -> str:
         raise InvalidQueryError(f"unknown export format {options.fmt!r}; use {', '.join(FORMATS)}")
     if options.include_videos and options.fmt == "imagefolder":
         raise InvalidQueryError("the imagefolder format holds images only; drop --videos")
+    if options.caption_source not in CAPTION_SOURCES:
+        raise InvalidQueryError(
+            f"unknown caption source {options.caption_source!r}; use {', '.join(CAPTION_SOURCES)}"
+        )
     concept = _concept_folder(options)
     source, dest = os.path.abspath(source), os.path.abspath(dest)
     open_archive(source).close()
@@ -165,7 +170,12 @@ def run_export(
                 logger.debug("image %s: same content as an image already exported", row.image_id)
                 summary.skip(DUPLICATE)
                 continue
-            caption = clean_caption(item.prompt, options.caption_prefix)
+            caption = build_caption(
+                item.prompt,
+                item.record.get("tags"),
+                options.caption_source,
+                options.caption_prefix,
+            )
             if options.fmt == "captions" and not caption:
                 summary.skip(NO_CAPTION)
                 continue

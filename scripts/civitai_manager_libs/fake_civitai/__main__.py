@@ -85,11 +85,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     print(f"Fake Civitai API (com, safe-for-work): {fake.base_url}", flush=True)
     print(f"Fake Civitai images:                   {fake.image_base_url}", flush=True)
+    print(f"Fake Civitai videos:                   {fake.video_base_url}", flush=True)
     print(f"Fake Civitai API (red, every level):   {fake.red_base_url}", flush=True)
     print(
         f"{len(dataset.models)} models, {len(dataset.images)} images. Use "
-        f"CIVITAI_BASE_URL={fake.base_url} CIVITAI_RED_BASE_URL={fake.red_base_url}  "
-        "(Ctrl+C to stop)",
+        f"CIVITAI_BASE_URL={fake.base_url} CIVITAI_RED_BASE_URL={fake.red_base_url} "
+        f"CIVITAI_VIDEO_BASE_URL={fake.video_base_url}  (Ctrl+C to stop)",
         flush=True,
     )
     try:

@@ -34,6 +34,9 @@ class ApiRoutes:
         self.image_base_url = image_base_url
         self.redirects: Dict[str, str] = {}
         self.model_files = ModelRoutes(base_url, image_base_url)
+        # how the images endpoint treats ``ids=``: "served" (late 2026), "ignored" (older
+        # servers: zod drops the unknown key and the unfiltered feed comes back) or "refused" (400)
+        self.ids_param = "served"
 
     def handle(
         self,
@@ -49,6 +52,10 @@ class ApiRoutes:
             return files
         ceiling = SFW_CEILING if sfw_only else 0
         if path.rstrip("/") == "/api/v1/images":
+            if "ids" in params and self.ids_param == "refused":
+                return error_response(400, "Unrecognized key(s) in object: 'ids'")
+            if self.ids_param == "ignored":
+                params = {k: v for k, v in params.items() if k != "ids"}
             if ceiling:
                 params = dict(params, _ceiling=[str(ceiling)])
             try:

@@ -48,7 +48,9 @@ class Dataset:
         self._models = {m.id: m for m in self.models}
         self._versions = {v.id: v for m in self.models for v in m.versions}
         self._images = {i.id: i for i in self.images}
-        self._by_uuid = {i.uuid: i for i in self.images}
+        self._by_uuid: Dict[str, FakeImage] = {}
+        for image in self.images:  # a file listed twice (one uuid, two ids) is the first's
+            self._by_uuid.setdefault(image.uuid, image)
         self._by_version: Dict[int, List[FakeImage]] = {}
         for image in self.images:
             for version_id in image.model_version_ids:

@@ -1,7 +1,8 @@
 """Fault injection for the fake Civitai: queued statuses, cuts, HTML bodies, 404s, stalls.
 
 Every rule matches ``fnmatch`` patterns against the request path without its query string and may
-be limited to one server (``"api"``, ``"image"`` or ``"any"``). Rules with a ``count`` are used up
+be limited to one server (``"api"``, ``"image"``, ``"video"``
+or ``"any"``). Rules with a ``count`` are used up
 in the order they were added, so ``queue_status`` twice on one path answers the first status, then
 the second, then the normal response.
 """
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from .media import Body, BytesBody, EndlessBody
 from .response import JSON_TYPE, Response, reason
 
-SERVERS = ("any", "api", "image")
+SERVERS = ("any", "api", "image", "video")
 DEFAULT_ERROR_TEXT = {
     429: "Too Many Requests",
     500: "canceling statement due to statement timeout",
@@ -95,6 +96,12 @@ class Faults:
     ) -> None:
         """Answer 200 ``text/html`` (a challenge page) instead of the real body."""
         self._add(Rule("html", path_glob, server, count))
+
+    def refuse_video(self, uuids, status: int = 403) -> None:
+        """The video host answers ``status`` (403 or 404, as Civitai's does for a file it has not
+        cached) for these uuids, forever; the image host still serves them (the fallback)."""
+        for uuid in [uuids] if isinstance(uuids, str) else uuids:
+            self._add(Rule("status", f"/file/civitai-media-cache/{uuid}/*", "video", None, status))
 
     def not_found(self, path_glob: str, server: str = "any") -> None:
         """Answer 404 forever."""

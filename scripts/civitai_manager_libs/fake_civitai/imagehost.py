@@ -1,4 +1,6 @@
-"""Routes of the fake image host: ``/xG1nkqKTMzGDvpLrqFT7WA/<uuid>/<params>/<name>``.
+"""Routes of the fake image host: ``/xG1nkqKTMzGDvpLrqFT7WA/<uuid>/<params>/<name>``, and of the
+fake video host (standing for ``image-b2.civitai.com``):
+``/file/civitai-media-cache/<uuid>/<quality>``.
 
 ``original=true`` serves the original bytes with their real ``Content-Type`` (the name's
 extension is forced and says nothing); ``width=N`` a re-encoded JPEG at most N wide; any other
@@ -64,6 +66,24 @@ class ImageRoutes:
         data = self.dataset.sized_bytes(image.id, target)
         kind = "video/mp4" if image.media == "mp4" else "image/jpeg"
         return _media_response(media.BytesBody(data), kind, f"{image.uuid}/w{target}", image)
+
+    def handle_video(self, path: str) -> Response:
+        """The video host: a dataset video's original for ``original`` (or any quality naming
+        ``original=true``), a re-encoded copy for another quality; 404 for anything else (images
+        are not on this host)."""
+        parts = path.split("/")
+        # ['', 'file', 'civitai-media-cache', '<uuid>', '<quality>']
+        if len(parts) != 5 or parts[1:3] != ["file", "civitai-media-cache"] or not parts[4]:
+            return text_response(404, "Not Found")
+        image = self.dataset.image_by_uuid(parts[3])
+        if image is None or image.media != "mp4":
+            return text_response(404, "Not Found")
+        quality = parts[4]
+        if quality == "original" or "original=true" in quality.split(","):
+            data = self.dataset.original_bytes(image.id)
+            return _media_response(media.BytesBody(data), image.content_type, image.uuid, image)
+        data = self.dataset.sized_bytes(image.id, image.width)
+        return _media_response(media.BytesBody(data), "video/mp4", f"{image.uuid}/t", image)
 
 
 def _split(path: str) -> Optional[Tuple[str, Dict[str, str]]]:

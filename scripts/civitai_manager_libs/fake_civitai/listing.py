@@ -4,7 +4,13 @@ Shapes follow Civitai (see /work/shared/civitai-api-notes.md): ``{"items": [...]
 {"nextCursor", "nextPage"}}`` with both keys absent on the last page; ``page*limit > 1000``
 is a 429;
 ``meta`` is null unless ``withMeta=true`` and wrapped as ``{"id", "meta"}`` on the ``imageId`` path
-and for ``modelId`` without ``modelVersionId``.
+and for ``modelId`` without ``modelVersionId`` (``flatMeta=true|false`` overrides that).
+
+Late-2026 parameters (Civitai's ``src/pages/api/v1/images/index.ts`` and
+``image-search.service.ts``): ``ids=1,2,3`` (a batch by id: one more filter, so hidden and
+missing ids are simply absent, the order is the sort's and ``limit`` applies; parsed like zod's
+``commaDelimitedNumberArray``: each part through ``Number()``, ``NaN`` is a 400), ``withTags=true``
+(each item gets ``tags: [{id, name}]``), ``userId``, ``flatMeta``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
 from ..records import BASE_MODELS
+from .builders import TAGS
 from .dataset import Dataset, FakeImage
 
 NSFW_MASKS: Dict[str, int] = {
@@ -118,6 +125,45 @@ def _choice(params: Dict[str, List[str]], name: str, allowed: Sequence[str]) -> 
     return raw
 
 
+_JS_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_TRUE = ("true", "1", "yes", "on", "y", "enabled")
+_FALSE = ("false", "0", "no", "off", "n", "disabled")
+
+
+def _ids(params: Dict[str, List[str]]) -> Optional[set]:
+    """``ids`` as Civitai's ``commaDelimitedNumberArray`` reads it: split on commas, each part
+    trimmed and through JavaScript's ``Number()`` (an empty part is 0); a part that is not a
+    number fails the schema (400)."""
+    raws = params.get("ids")
+    if not raws:
+        return None
+    wanted = set()
+    for raw in raws:
+        for index, part in enumerate(raw.split(",")):
+            part = part.strip()
+            if not part:
+                wanted.add(0.0)
+            elif _JS_NUMBER.match(part):
+                wanted.add(float(part))
+            else:
+                raise ListingError(
+                    400, f"Invalid input: expected number, received NaN (path: ids.{index})"
+                )
+    return wanted
+
+
+def _flag(params: Dict[str, List[str]], name: str) -> Optional[bool]:
+    """A ``booleanString()`` parameter: zod's ``stringbool`` words, else a 400."""
+    raw = _one(params, name)
+    if raw is None:
+        return None
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ListingError(400, f"Invalid {name}: expected boolean string, received \"{raw}\"")
+
+
 def _base_models(params: Dict[str, List[str]]) -> set:
     """``baseModels`` (comma list or repeated), checked against Civitai's fixed list as it does."""
     names = set(_many(params, "baseModels"))
@@ -151,6 +197,7 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
     post_id = _int(params, "postId")
     image_id = _int(params, "imageId")
     user_id = _int(params, "userId")
+    ids = _ids(params)
     username = _one(params, "username")
     if username is not None and not USERNAME_RE.fullmatch(username):
         raise ListingError(400, f"Invalid username: \"{username}\" must match ^[A-Za-z0-9_]*$")
@@ -187,6 +234,8 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
         if post_id is not None and image.post_id != post_id:
             continue
         if user_id is not None and image.user_id != user_id:
+            continue
+        if ids is not None and float(image.id) not in ids:
             continue
         if username is not None and image.username.lower() != username.lower():
             continue
@@ -266,9 +315,14 @@ def effective_sort(params: Dict[str, List[str]], sort: str) -> str:
 
 
 def item_json(
-    image: FakeImage, image_base_url: str, with_meta: bool, wrapped: bool
+    image: FakeImage,
+    image_base_url: str,
+    with_meta: bool,
+    wrapped: bool,
+    with_tags: bool = False,
 ) -> Dict[str, Any]:
-    """One item as the images endpoint sends it (``type`` absent on old items)."""
+    """One item as the images endpoint sends it (``type`` absent on old items; ``tags`` only
+    with ``withTags``)."""
     meta: Any = None
     if with_meta:
         visible = None if image.meta_hidden or image.meta is None else dict(image.meta)
@@ -297,6 +351,8 @@ def item_json(
             "modelVersionIds": list(image.model_version_ids),
         }
     )
+    if with_tags:
+        item["tags"] = [{"id": t, "name": TAGS.get(t, f"tag {t}")} for t in image.tag_ids]
     return item
 
 
@@ -315,7 +371,10 @@ def list_images(
         raise ListingError(429, PAGE_CAP_MESSAGE)
     sort = effective_sort(params, _choice(params, "sort", list(CURSOR_FORMS)) or "Most Reactions")
     with_meta = (_one(params, "withMeta") or "").lower() == "true"
-    wrapped = _one(params, "imageId") is not None or whole_model_path(params)
+    with_tags = bool(_flag(params, "withTags"))
+    flat = _flag(params, "flatMeta")
+    legacy = _one(params, "imageId") is not None or whole_model_path(params)
+    wrapped = legacy if flat is None else not flat
     _, descending = SORTS[sort]
     ranked, keys = _ranked(dataset, params, sort)
     form = "id" if sort == "Newest id" else CURSOR_FORMS[sort]
@@ -347,7 +406,9 @@ def list_images(
             f"{base_url}/api/v1/images?{urlencode(kept + [('cursor', str(next_cursor))])}"
         )
     return {
-        "items": [item_json(row[2], image_base_url, with_meta, wrapped) for row in window],
+        "items": [
+            item_json(row[2], image_base_url, with_meta, wrapped, with_tags) for row in window
+        ],
         "metadata": metadata,
     }
 
@@ -368,7 +429,7 @@ def _ranked(dataset: Dataset, params: Dict[str, List[str]], sort: str):
     return dataset.memo(("images", sort, filters), produce)
 
 
-_PAGING_KEYS = ("cursor", "page", "limit", "withMeta")
+_PAGING_KEYS = ("cursor", "page", "limit", "withMeta", "withTags", "flatMeta")
 
 
 def _flat(params: Dict[str, List[str]]) -> List[Tuple[str, str]]:

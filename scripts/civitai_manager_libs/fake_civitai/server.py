@@ -51,7 +51,7 @@ class RequestRecord:
     """One request as the fake saw it. ``status`` is what was sent (0 until the headers go out)."""
 
     time: float
-    server: str  # "api" (either front) | "image"
+    server: str  # "api" (either front) | "image" | "video"
     method: str
     path: str
     query: Dict[str, str]  # last value of each parameter
@@ -334,6 +334,7 @@ class FakeCivitai:
         host: str = "127.0.0.1",
         port: int = 0,
         image_port: int = 0,
+        video_port: int = 0,
         red_port: int = 0,
         split_fronts: bool = False,
     ):
@@ -343,7 +344,7 @@ class FakeCivitai:
         self.total_bandwidth = total_bandwidth
         self.faults = Faults()
         self.host = host
-        self._ports = (port, image_port)
+        self._ports = (port, image_port, video_port)
         self._red_port = red_port
         #: the com front (base_url) filters mature items out, as civitai.com does (a knob)
         self.split_fronts = split_fronts
@@ -351,8 +352,8 @@ class FakeCivitai:
         self._threads: List[threading.Thread] = []
         self._log: List[RequestRecord] = []
         self._lock = threading.Lock()
-        self._in_flight_count = {"api": 0, "image": 0}
-        self._max_in_flight = {"api": 0, "image": 0}
+        self._in_flight_count = {"api": 0, "image": 0, "video": 0}
+        self._max_in_flight = {"api": 0, "image": 0, "video": 0}
         self._bucket_lock = threading.Lock()
         self._bucket_next = 0.0
         self._api: Optional[ApiRoutes] = None
@@ -361,17 +362,20 @@ class FakeCivitai:
         self._stopped_image_port = 0
         self._image_origin: Optional[str] = None
         self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
+        self._ids_param = "served"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
         if self._servers:
             raise RuntimeError("this FakeCivitai is already running")
-        for role, port in zip(("api", "image"), self._ports):
+        for role, port in zip(("api", "image", "video"), self._ports):
             front = "com" if role == "api" else ""
             self._servers[role] = _Server((self.host, port), self, role, front)
         self._servers["red"] = _Server((self.host, self._red_port), self, "api", "red")
         self._api = ApiRoutes(self.dataset, self.base_url, self.image_base_url)
+        self._api.ids_param = self.ids_param
         self._red_api = ApiRoutes(self.dataset, self.red_base_url, self.image_base_url)
+        self._red_api.ids_param = self.ids_param
         self._red_api.redirects = self._api.redirects  # one table: a token works on both
         for role, server in self._servers.items():
             thread = threading.Thread(
@@ -468,6 +472,35 @@ class FakeCivitai:
     def image_base_url(self) -> str:
         return self._origin("image")
 
+    @property
+    def video_base_url(self) -> str:
+        """The origin standing for ``https://image-b2.civitai.com``: video originals at
+        ``/file/civitai-media-cache/<uuid>/<quality>`` (the image host still serves them)."""
+        return self._origin("video")
+
+    def video_url(self, image_id: int, quality: str = "original") -> str:
+        """A dataset video's URL on the video host."""
+        image = self.dataset.image(image_id)
+        if image is None:
+            raise KeyError(f"no image {image_id} in this dataset")
+        return f"{self.video_base_url}/file/civitai-media-cache/{image.uuid}/{quality}"
+
+    @property
+    def ids_param(self) -> str:
+        """How ``GET /api/v1/images`` treats ``ids=``: ``"served"`` (a batch by id, late 2026),
+        ``"ignored"`` (an older server: the unfiltered listing comes back) or ``"refused"``
+        (400). Changeable at run time."""
+        return self._ids_param
+
+    @ids_param.setter
+    def ids_param(self, mode: str) -> None:
+        if mode not in ("served", "ignored", "refused"):
+            raise ValueError("ids_param must be 'served', 'ignored' or 'refused'")
+        self._ids_param = mode
+        for routes in (self._api, self._red_api):
+            if routes is not None:
+                routes.ids_param = mode
+
     # ------------------------------------------------------------------ URLs for tests
     def image_url(self, image_id: int, original: bool = False, width: Optional[int] = None) -> str:
         """The image-host URL of a dataset image (``original=true``, ``width=N`` or as listed)."""
@@ -506,6 +539,9 @@ class FakeCivitai:
     def image_requests(self) -> List[RequestRecord]:
         return [r for r in self.log if r.server == "image"]
 
+    def video_requests(self) -> List[RequestRecord]:
+        return [r for r in self.log if r.server == "video"]
+
     @property
     def max_concurrent_image_requests(self) -> int:
         """The highest number of image-host requests in progress at the same time."""
@@ -521,7 +557,7 @@ class FakeCivitai:
         """Clear the log, the faults and the concurrency counters (knobs such as latency stay)."""
         with self._lock:
             self._log.clear()
-            self._max_in_flight = {"api": 0, "image": 0}
+            self._max_in_flight = {"api": 0, "image": 0, "video": 0}
         self.faults.clear()
 
     def __repr__(self) -> str:
@@ -565,6 +601,8 @@ class FakeCivitai:
             if role == "api":
                 assert self._api is not None
                 return self._api.handle(path, params, headers, sfw_only=self.split_fronts)
+            if role == "video":
+                return self._images.handle_video(path)
             stored = self.storage.handle(path, headers or {})
             return stored if stored is not None else self._images.handle(path)
         except Exception:  # a bug in the fake itself: answer 500 and say so loudly

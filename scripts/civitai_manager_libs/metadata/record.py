@@ -54,6 +54,7 @@ RECORD_KEYS = (
     "stats",
     "generation",
     "resources",
+    "tags",
     "page_url",
 )
 #: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
@@ -211,10 +212,28 @@ def extract_image_metadata(
         },
         "generation": extract_generation(meta),
         "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
+        "tags": tag_list(source.get("tags")),
         # the Civitai page on the front that shows the image (civitai.red for a mature one)
         "page_url": strip_token(_str_or_none(source.get("page_url"))),
     }
     return json_safe(record)
+
+
+def tag_list(value: Any) -> Optional[List[Dict[str, Any]]]:
+    """Civitai's ``tags`` (``[{id, name}]``, asked with ``withTags=true``) as ``[{id, name}]``;
+    None when the item carries none (not asked), ``[]`` when it has no tags. Names are text;
+    entries without one are dropped."""
+    if not isinstance(value, list):
+        return None
+    tags: List[Dict[str, Any]] = []
+    for entry in value:
+        if isinstance(entry, Mapping):
+            name, ident = entry.get("name"), _int_or_none(entry.get("id"))
+        else:
+            name, ident = entry, None
+        if isinstance(name, str) and name.strip():
+            tags.append({"id": ident, "name": name.strip()})
+    return tags
 
 
 # ------------------------------------------------------------------------------------------ files

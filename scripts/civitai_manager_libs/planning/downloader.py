@@ -57,6 +57,8 @@ import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..civitai import api as civitai_api
+from ..civitai import image_batch
+from ..civitai.image_batch import ImageBatch
 from ..civitai.filters import FilterSpec
 from ..store import disk_space
 from ..store.folder_lock import FolderLock
@@ -90,6 +92,9 @@ from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
 from .task_registry import TaskRegistry
 from ..engine.task_runner import Fetched, Outcome, TaskRunner
 from .template_context import TemplateContext, int_or_none  # noqa: F401  (re-exported)
+
+#: The failure of an id asked in a batch that Civitai did not answer.
+MISSING_REASON = "not on Civitai, or hidden (Civitai did not answer this id)"
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +176,7 @@ class ImageDownloader:
         self._sizes: List[int] = []
         self._filtered = FilterCounts()  # this session's filtered images, by reason
         self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
+        self.last_missing: List[int] = []  # ids the latest download_images found no image for
         self._closed = False
         # post-processing (metadata, thumbnail, archive) runs here, off the download slots
         self._post_pool: Optional[ThreadPoolExecutor] = None
@@ -347,6 +353,75 @@ class ImageDownloader:
             self._registry.add(task)
         self._schedule(task)
         self._reserve()
+        return task.id
+
+    def download_images(
+        self,
+        image_ids: Sequence[int],
+        save_metadata: bool = True,
+        *,
+        with_tags: bool = False,
+        batch: Optional[ImageBatch] = None,
+    ) -> List[str]:
+        """Download several images by id; returns their task ids (in the order given).
+
+        Images already in the archive (with their file) are skipped without any request; the
+        others are asked in ``ids=`` batches of up to 200 (``CivitaiAPI.get_images``; ``batch``:
+        that answer when the caller already has it). An id Civitai does not answer (not on
+        Civitai, or hidden) gets a failed task saying so, and one line names them all
+        (:attr:`last_missing` keeps them).
+        """
+        ids = image_batch.unique_ids(civitai_api.check_id(i, "image") for i in image_ids)
+        self._ensure_open()
+        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
+        with self._working():
+            task_ids: Dict[int, str] = {}
+            ask: List[int] = []
+            for image_id in ids:
+                row = self._archive_row(image_id)
+                if row.get("path") and os.path.isfile(row["path"]):
+                    task = new_task(image_id, row.get("url") or "", None)
+                    self._registry.add(task)
+                    self._registry.settle(
+                        task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False
+                    )
+                    task_ids[image_id] = task.id
+                else:
+                    ask.append(image_id)
+            if batch is None:
+                batch = self.api.get_images(ask, with_tags=with_tags) if ask else ImageBatch()
+            by_id = {item.id: item for item in batch.items}
+            missing = [i for i in ask if i not in by_id]
+            self.last_missing = missing
+            line = ImageBatch(missing=missing).missing_line(len(ids))
+            if line:
+                logger.warning("%s", line)
+            for image_id in ask:
+                item = by_id.get(image_id)
+                if item is None:
+                    task = new_task(image_id, "", None)
+                    self._registry.add(task)
+                    self._registry.settle(task, FAILED, MISSING_REASON)
+                    task_ids[image_id] = task.id
+                    continue
+                task_ids[image_id] = self._plan_one(item, save_metadata)
+            self._reserve()
+            return [task_ids[i] for i in ids]
+
+    def _plan_one(self, item: ImageItem, save_metadata: bool) -> str:
+        """Schedule one looked-up image under the path template (its live task when it has
+        one already); the task id."""
+        item = self._context.complete(item, {})
+        task = new_task(item.id, item.url, item)
+        task.save_metadata = bool(save_metadata) and self.save_metadata_default
+        if not self._planner.plan_target(task, item):
+            return task.id
+        with self._registry.lock:
+            existing = self._registry.active(item.id)
+            if existing is not None:
+                return existing.id
+            self._registry.add(task)
+        self._schedule(task)
         return task.id
 
     @property
@@ -654,6 +729,7 @@ class ImageDownloader:
         ]
         for row in archive.failed_tasks():
             candidates.append((row_as_dict(row).get("image_id"), None, None))
+        looked_up = self._look_up_failed(candidates)
         for image_id, item, target in candidates:
             if image_id is None or image_id in retried:
                 continue
@@ -662,8 +738,14 @@ class ImageDownloader:
                 continue
             if archive.has_image(image_id):
                 continue
+            if item is None and looked_up is not None:
+                item = looked_up.get(int(image_id))
+                if item is not None:
+                    item = self._context.complete(item, {})
             if item is None:
                 try:
+                    if looked_up is not None:  # the batch did not answer it: not on Civitai
+                        raise NotFoundError(f"image {image_id} was not in the batch answer")
                     item = self._context.complete(self.api.get_image(int(image_id)), {})
                 except NotFoundError:
                     task = new_task(image_id, "", None)
@@ -689,6 +771,24 @@ class ImageDownloader:
         if new_ids:
             self._reserve()
         return new_ids
+
+    def _look_up_failed(
+        self, candidates: List[Tuple[Any, Optional[ImageItem], Optional[str]]]
+    ) -> Optional[Dict[int, ImageItem]]:
+        """The failed images retry must look up again, asked in ``ids=`` batches (200 a
+        request instead of one each): image id -> item; None when there is nothing to ask or
+        the API has no batch look-up."""
+        ids: List[int] = []
+        for image_id, item, _target in candidates:
+            number = int_or_none(image_id)
+            if item is not None or number is None or number in ids:
+                continue
+            if self._registry.active(number) is None and not self.archive.has_image(number):
+                ids.append(number)
+        get_images = getattr(self.api, "get_images", None)
+        if len(ids) < 2 or get_images is None:
+            return None
+        return {item.id: item for item in get_images(ids).items if item.id is not None}
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Cancel what is still queued or running, stop the owned engine, flush callbacks.

@@ -18,9 +18,11 @@ from . import item_filter
 from .item_filter import FilterCounts
 from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task, row_as_dict
 from ..errors import CivitaiGalleryError
+from ..store.confined import relative_to
 from ..store.paths import fields_from_item, safe_join
 from ..records import ImageItem
-from .task_registry import TaskRegistry
+from ..util.media_key import media_uuid
+from .task_registry import TaskRegistry, file_key
 from .template_context import TemplateContext
 
 logger = logging.getLogger(__name__)
@@ -167,16 +169,25 @@ class ListingPlanner:
         owner, registry = self._owner, self._registry
         ids = [item.id for item in items if item.id is not None]
         known = set(owner.archive.known_ids(ids)) if ids else set()
+        saved_files = self._saved_files(items, known)
         page = listing.add_page(cursor, next_cursor)
         for item in items:
             if listing.stop.is_set() or owner.stopped_reason is not None:
                 break
             try:
-                self._plan_item(listing, page, item, known, context, save_metadata)
+                self._plan_item(listing, page, item, known, context, save_metadata, saved_files)
             except Exception as exc:  # one image's problem never ends the listing
                 self._fail_item(listing, item, exc)
         self._reserve_space()
         registry.update_checkpoint(listing)
+
+    def _saved_files(self, items: List[ImageItem], known: set) -> Mapping[str, int]:
+        """The page's files saved under another id or URL: uuid -> the image id they were
+        saved as (a video listed by its old and its new URL is one file)."""
+        uuids = [media_uuid(item.url) for item in items if item.id not in known]
+        wanted = [u for u in uuids if u is not None]
+        lookup = getattr(self._owner.archive, "known_uuids", None)
+        return lookup(wanted) if wanted and lookup is not None else {}
 
     def _plan_item(
         self,
@@ -186,13 +197,25 @@ class ListingPlanner:
         known: set,
         context: Mapping[str, Any],
         save_metadata: bool,
+        saved_files: Optional[Mapping[str, int]] = None,
     ) -> None:
         owner, registry = self._owner, self._registry
         ident = item.id if item.id is not None else item.url
-        if ident in listing.seen_images:
-            return  # listed twice in this call (e.g. under two versions)
+        uuid = media_uuid(item.url)
+        # one file (uuid) listed under two ids or URLs is one download, when the duplicate
+        # policy is skip (replace / keep_both decide once the bytes are in)
+        one_file = uuid is not None and owner.duplicate_policy == "skip"
+        same_file = file_key(uuid) if one_file and uuid is not None else None
+        if ident in listing.seen_images or same_file in listing.seen_images:
+            return  # listed twice in this call (e.g. under two versions, or two URLs)
         listing.seen_images.add(ident)
+        if same_file is not None:
+            listing.seen_images.add(same_file)
         if registry.join_active(listing, page, ident, replace_last=False):
+            return
+        if same_file is not None and registry.join_active(
+            listing, page, same_file, replace_last=False
+        ):
             return
         item = self._context.complete(item, context)
         task = new_task(item.id, item.url, item)
@@ -206,6 +229,20 @@ class ListingPlanner:
                 registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
                 return
             logger.info("image %s: its saved file is gone; downloading it again", item.id)
+        elif (
+            uuid is not None
+            and saved_files
+            and saved_files.get(uuid, item.id) != item.id
+            and owner.duplicate_policy == "skip"  # replace / keep_both: the policy decides later
+        ):
+            other = saved_files[uuid]
+            row = row_as_dict(owner.archive.get_image(other))
+            path = row.get("path")
+            if path and os.path.isfile(path) and within(path, owner.output_path):
+                registry.add(task)
+                reason = f"{REASON_KNOWN} (the same file as image {other})"
+                registry.settle(task, SKIPPED, reason, image_path=path, record=False)
+                return
         if not self.plan_target(task, item):
             return
         with registry.lock:  # another listing may have just won
@@ -265,6 +302,12 @@ class ListingPlanner:
             listing.task_ids.append(task.id)
             self._registry.add(task)
             self._registry.settle(task, SKIPPED, reason, record=False)
+
+
+def within(path: str, root: Any) -> bool:
+    """True when ``path`` is inside the output folder ``root`` (a row of a copied archive may
+    point into the folder it was copied from)."""
+    return relative_to(path, str(root)) is not None
 
 
 def describe_unexpected(exc: BaseException) -> str:

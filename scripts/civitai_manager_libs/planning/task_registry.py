@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 from .callback_dispatcher import TaskCallbacks
 from .crawl_state import ListingPage, ListingState
 from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask
+from ..util.media_key import media_uuid
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class TaskRegistry:
                 self._unsettled.add(task.id)
             if not task.done and task.image_id is not None:
                 self._active_by_image[task.image_id] = task
+                uuid = media_uuid(task.image_url)
+                if uuid is not None:  # one file listed under two ids or URLs: one download
+                    self._active_by_image.setdefault(file_key(uuid), task)
 
     def get(self, task_id: str) -> Optional[ImageDownloadTask]:
         with self.lock:
@@ -104,8 +108,7 @@ class TaskRegistry:
             if record and task.image_id is not None:
                 self._archive_of().record_task(task.to_dict())
             with self.lock:
-                if self._active_by_image.get(task.image_id) is task:
-                    del self._active_by_image[task.image_id]
+                self._forget_active(task)
                 self._live.discard(task.id)
                 listings = list(self._listings)
             for listing in listings:
@@ -118,8 +121,7 @@ class TaskRegistry:
             with self.lock:
                 if status in (COMPLETED, SKIPPED):
                     task.item = None  # the listing's data is not needed any more (memory)
-                if self._active_by_image.get(task.image_id) is task:  # the archive may have failed
-                    del self._active_by_image[task.image_id]
+                self._forget_active(task)  # the archive may have failed
                 self._mark_settled(task)
         self._callbacks.progress()
         if self.after_settle is not None:
@@ -134,9 +136,15 @@ class TaskRegistry:
         finally:
             task._finish(status, reason)  # no-op when it is final already
             with self.lock:
-                if self._active_by_image.get(task.image_id) is task:
-                    del self._active_by_image[task.image_id]
+                self._forget_active(task)
                 self._mark_settled(task)
+
+    def _forget_active(self, task: ImageDownloadTask) -> None:
+        """(Under the lock.) The task is no longer its image's (and its file's) live task."""
+        uuid = media_uuid(task.image_url)
+        for key in (task.image_id, file_key(uuid) if uuid else None):
+            if key is not None and self._active_by_image.get(key) is task:
+                del self._active_by_image[key]
 
     def _mark_settled(self, task: ImageDownloadTask) -> None:
         """(Under the lock.) The task is settled: wake the waiters."""
@@ -196,3 +204,8 @@ class TaskRegistry:
             self._listings = [x for x in self._listings if x is not listing]
 
         listing.sync_checkpoint(self.lock, self._archive_of, forget)
+
+
+def file_key(uuid: str) -> tuple:
+    """The key under which a live task is also found by its file's uuid (``join_active``)."""
+    return ("uuid", uuid)

@@ -58,7 +58,9 @@ def write_settings_file(path: str, data: Mapping[str, Any], private: bool = Fals
     by its owner only (mode 0600). Raises SettingsError naming the file when it cannot be written;
     the old file and the folder are then left as they were.
     """
-    path = os.path.abspath(path)
+    # the settings path is one the user names (CIVITAI_GALLERY_SETTINGS, or the repo's data/): a
+    # link there is theirs (a dotfiles manager) and is followed, so the link is kept, not replaced
+    path = os.path.realpath(os.path.abspath(path))
     text = json.dumps(dict(data), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
     folder = os.path.dirname(path)
     try:

@@ -138,6 +138,16 @@ def _build_specs() -> Dict[str, SettingSpec]:
             env="CIVITAI_RED_BASE_URL",
         ),
         SettingSpec(
+            "civitai_video_base_url",
+            "https://image-b2.civitai.com",
+            "str",
+            "Where video originals are fetched first (Civitai's video host; the image host's URL "
+            "is the fallback). Used for Civitai's own media URLs, and for any media host once "
+            "changed from its default (a local fake). Env CIVITAI_VIDEO_BASE_URL.",
+            validate_base_url,
+            env="CIVITAI_VIDEO_BASE_URL",
+        ),
+        SettingSpec(
             "civitai_api_key",
             "",
             "str",

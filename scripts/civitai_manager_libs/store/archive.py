@@ -11,7 +11,8 @@ file.)
 
 Tables: ``images`` (one row per saved image: id, url, sha256, path, metadata path, size, time),
 ``tasks`` (every task with its latest state), ``checkpoints`` (query key -> next cursor) and
-``schema_version``.
+``schema_version``; ``library`` / ``library_fts``, the search index (store/library_index.py), are
+written in the image row's transaction.
 
 Paths inside the archive's folder (the output root) are stored relative to it and read back as
 absolute paths under the folder the archive is in now, so a copied or moved output folder never
@@ -36,7 +37,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 # ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
 from ..errors import ArchiveError, DiskSpaceError, OutputPathError
 from ..util.logging_setup import redact
-from . import confined
+from ..util.media_key import media_uuid
+from . import confined, library_index
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class ArchivedImage:
     metadata_path: Optional[str]
     size: Optional[int]
     downloaded_at: str
+    uuid: Optional[str] = None  # the file's Civitai uuid (one file, whatever URL named it)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,18 @@ def _image_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     raise ValueError(f"An image id must be a whole number, got {value!r}.")
+
+
+def _add_uuid_column(conn: sqlite3.Connection) -> None:
+    """``images.uuid`` (indexed): the file's Civitai uuid, the key that finds one video under
+    its old and its new URL. Older archives gain the column, filled from their stored URLs."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+    if "uuid" not in columns:
+        conn.execute("ALTER TABLE images ADD COLUMN uuid TEXT")
+        rows = conn.execute("SELECT image_id, url FROM images WHERE url IS NOT NULL").fetchall()
+        filled = [(media_uuid(url), image_id) for image_id, url in rows if media_uuid(url)]
+        conn.executemany("UPDATE images SET uuid = ? WHERE image_id = ?", filled)
+    conn.execute("CREATE INDEX IF NOT EXISTS images_uuid ON images (uuid)")
 
 
 def _optional_id(value: Any) -> Optional[int]:
@@ -363,6 +378,17 @@ class Archive:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for another store module's reads (store/library_index), under the
+        archive's lock; sqlite3 errors it lets through become typed errors."""
+        with self._lock, self._guard("read"):
+            yield self._db()
+
+    def writing(self) -> Any:
+        """A write transaction on the connection (a context manager), as the archive's own."""
+        return self._transaction("write to")
+
     def _query(self, sql: str, params: Iterable[Any] = ()) -> List[sqlite3.Row]:
         with self._lock, self._guard("read"):
             return self._db().execute(sql, tuple(params)).fetchall()
@@ -392,6 +418,8 @@ class Archive:
                 version = max(row[0] for row in rows)
             if version <= SCHEMA_VERSION:
                 self._migrate_paths(conn)
+                _add_uuid_column(conn)
+                library_index.create(conn)
         if version > SCHEMA_VERSION:
             raise ArchiveError(
                 f"The download archive {self.db_path} was written by a newer version of Civitai "
@@ -423,6 +451,23 @@ class Archive:
                 found.update(row[0] for row in rows)
         return found
 
+    def known_uuids(self, uuids: Iterable[Optional[str]]) -> Dict[str, int]:
+        """The files of ``uuids`` already saved: uuid -> the image id they were saved as."""
+        wanted = sorted({u.lower() for u in uuids if u})
+        found: Dict[str, int] = {}
+        with self._lock, self._guard("read"):
+            conn = self._db()
+            if "uuid" not in {row[1] for row in conn.execute("PRAGMA table_info(images)")}:
+                return found  # an older archive opened read-only
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT uuid, image_id FROM images WHERE uuid IN ({marks})", chunk
+                ).fetchall()
+                found.update((row[0], row[1]) for row in rows)
+        return found
+
     def get_image(self, image_id: Any) -> Optional[ArchivedImage]:
         rows = self._query("SELECT * FROM images WHERE image_id = ?", (_image_id(image_id),))
         return self._image(rows[0]) if rows else None
@@ -451,9 +496,13 @@ class Archive:
         metadata_path: Optional[str] = None,
         size: Optional[int] = None,
         downloaded_at: Optional[str] = None,
+        uuid: Optional[str] = None,
+        record: Optional[Mapping[str, Any]] = None,
     ) -> ArchivedImage:
-        """Insert or replace the record of a saved image; returns it."""
-        record = ArchivedImage(
+        """Insert or replace the record of a saved image; returns it. ``uuid`` (default: the one
+        ``url`` carries) is the file's Civitai uuid (:meth:`known_uuids`). ``record`` (the
+        image's metadata record) also goes into the search index, in the same transaction."""
+        saved = ArchivedImage(
             image_id=_image_id(image_id),
             url=url,
             sha256=sha256.lower() if sha256 else None,
@@ -461,19 +510,23 @@ class Archive:
             metadata_path=os.fspath(metadata_path) if metadata_path is not None else None,
             size=size,
             downloaded_at=downloaded_at or _now(),
+            uuid=(uuid or media_uuid(url) or "").lower() or None,
         )
-        self.record_images([record])
-        return record
+        self.record_images([dict(saved.__dict__, record=record)])
+        return saved
 
     def record_images(self, records: Iterable[Union[ArchivedImage, Mapping[str, Any]]]) -> int:
-        """Insert or replace many image records in one transaction; returns how many."""
-        rows = []
+        """Insert or replace many image records in one transaction; returns how many. A mapping's
+        ``record`` (its metadata record) is indexed for search in the same transaction."""
+        rows, indexed = [], []
         for rec in records:
             values = dict(rec) if isinstance(rec, Mapping) else rec.__dict__
             sha = values.get("sha256")
             path = values.get("path")
             meta = values.get("metadata_path")
             url = values.get("url")
+            if values.get("record") is not None:
+                indexed.append(library_index.entry(_image_id(values["image_id"]), values["record"]))
             rows.append(
                 (
                     _image_id(values["image_id"]),
@@ -483,14 +536,16 @@ class Archive:
                     self._stored_path(meta),
                     values.get("size"),
                     values.get("downloaded_at") or _now(),
+                    (values.get("uuid") or media_uuid(url) or "").lower() or None,
                 )
             )
         with self._transaction("write to") as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO images (image_id, url, sha256, path, metadata_path, size, "
-                "downloaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "downloaded_at, uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            library_index.write(conn, indexed)
         return len(rows)
 
     def remove_image(self, image_id: Any) -> bool:

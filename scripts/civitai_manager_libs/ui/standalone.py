@@ -148,6 +148,9 @@ CLI_EPILOG = """headless commands (each has its own --help, e.g. python main.py 
                              python main.py download url "https://civitai.com/models/4201"
   tasks                 show the task history kept in an output folder
   retry-failed          download again every image that failed in an output folder
+  search "QUERY"        find saved images by prompt, models, LoRAs, creator, tags (offline)
+                        e.g. python main.py search '"neon city"' --lora "Soft Light"
+  index                 build the search index of folders saved by older versions
 
 exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or input,
 130 interrupted (run the same command again to resume)
@@ -198,6 +201,7 @@ def _start_demo_civitai():
     # the environment outranks set(): keep both
     os.environ["CIVITAI_BASE_URL"] = fake.base_url
     os.environ["CIVITAI_RED_BASE_URL"] = fake.red_base_url
+    os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
 

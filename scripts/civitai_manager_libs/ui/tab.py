@@ -19,6 +19,7 @@ import gradio as gr
 
 from . import actions as action
 from . import filters_row
+from . import library
 from . import resources_panel
 from .. import setting
 from .jobs import TASK_COLUMNS
@@ -42,8 +43,10 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
     With ``webui=True`` the send-to-txt2img / img2img buttons are added (WebUI's infotext
     paste machinery). Returns the components by short name (for tests and the host).
     """
-    c: Dict[str, gr.components.Component] = {}
-    with component(gr.Column, elem_id="civitai_gallery_root", elem_classes=["civitai-gallery"]):
+    c: Dict[str, gr.components.Component] = {"mode": library.mode_radio()}  # Civitai | Library
+    with component(
+        gr.Column, elem_id="civitai_gallery_root", elem_classes=["civitai-gallery"]
+    ) as c["root"]:
         with gr.Row():
             c["query"] = component(
                 gr.Textbox,
@@ -219,7 +222,9 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 gr.Button, "Refresh", size="sm", elem_id="civitai_gallery_refresh_tasks"
             )
         c["state"] = gr.State(action.GalleryView())
+    library.build(c, webui)  # the Library mode: saved images, searched offline (ui/library.py)
     _wire(c)
+    library.wire(c)
     return c
 
 
