@@ -510,3 +510,16 @@ def test_the_tab_loads_a_mature_gallery_from_the_red_front(fronts_fake, tmp_path
         assert {r.front for r in fronts_fake.api_requests()} == {"red"}
     finally:
         http_client.reset_http_client()
+
+
+def test_an_ids_batch_asks_the_front_that_serves_every_level(fronts_fake, tmp_path, capsys):
+    mature = min(_mature_ids(fronts_fake))
+    safe = min(i.id for i in fronts_fake.dataset.images if i.nsfw_level == "None")
+    output = tmp_path / "out"
+    argv = ["download", "image", mature, safe, "--output", output, "-q"]
+    argv += ["--base-url", fronts_fake.base_url, "--red-base-url", fronts_fake.red_base_url]
+    code, _out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert len(_media(output)) == 2
+    batches = [r for r in fronts_fake.api_requests() if r.query.get("ids")]
+    assert batches and {r.front for r in batches} == {"red"}
