@@ -2,13 +2,9 @@
 """Standalone entry point.
 
 python main.py [--host H] [--port P] [--output DIR] [--demo]   the tab in a browser
-python main.py download model 123 [options]                    the same service, headless
-python main.py tasks | retry-failed                            history and retries
-python main.py export --from OUT --to DIR --format captions    a training set from a download
-python main.py list model 123 --to images.parquet              a listing for img2dataset
-python main.py resources IMAGE_ID [--download] [--models-dir DIR]   an image's models
-python main.py search "neon city" [--lora NAME] [--output DIR ...]   find saved images, offline
-python main.py index [--output DIR] [--rebuild]                 the search index of older folders
+python main.py COMMAND ...                                     headless (python main.py --help
+                                                               lists the commands:
+                                                               scripts/civitai_manager_libs/cli/catalog.py)
 """
 
 from __future__ import annotations
@@ -18,28 +14,22 @@ import os
 import sys
 from typing import List, Optional
 
-CLI_COMMANDS = {
-    "download",
-    "tasks",
-    "retry-failed",
-    "export",
-    "list",
-    "resources",
-    "search",
-    "index",
-}
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in CLI_COMMANDS:
+        from scripts.civitai_manager_libs.cli import catalog  # the table of commands; cheap
+
+        if argv and argv[0] in catalog.COMMANDS:
             from scripts.civitai_manager_libs.cli import command as cli
 
             return cli.main(argv)
-        from scripts.civitai_manager_libs.ui import standalone
+        if argv and not argv[0].startswith("-"):  # a word that is no command: a typo, say which
+            sys.stderr.write(catalog.unknown_command(argv[0]) + "\n")
+            return 2
+        from scripts.civitai_manager_libs.ui import standalone  # Gradio only when the app starts
 
-        return standalone.main(argv)
+        return standalone.main(argv, commands_help=catalog.commands_help())
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

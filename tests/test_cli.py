@@ -129,7 +129,8 @@ def test_report_lines_and_json_carry_every_count_and_reason(tmp_path):
     report.exit_code = 1
     lines = report.lines()
     assert lines[0] == "listed 5: saved 2, skipped 1, failed 2"
-    assert "  image 11: HTTP 404: image 11 is gone" in lines
+    assert "1 image failed: no longer on Civitai (HTTP 404) — id 11" in lines  # grouped (#24)
+    assert "1 image failed: the server sent HTML — id 12" in lines
     assert lines[-1] == "downloaded 2, skipped 1, failed 2"
     path = tmp_path / "r" / "report.json"
     cli.write_report(str(path), report.to_dict())
@@ -241,12 +242,21 @@ def test_tasks_lists_history_and_filters_failed(small_fake, tmp_path, capsys):
     code, out, _err = _run(argv + ["--base-url", small_fake.base_url, "--output", output], capsys)
     assert code == 1
     assert out.splitlines()[-1] == "downloaded 11, skipped 0, failed 1"
-    assert f"  image {ids[0]}: " in out
+    assert f"1 image failed: no longer on Civitai (HTTP 404) — id {ids[0]}" in out
 
     code, out, _err = _run(["tasks", "--output", output], capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["task", "image", "status", "finished", "file", "/", "error"]
+    assert lines[0].split() == [
+        "task",
+        "download",
+        "image",
+        "status",
+        "finished",
+        "file",
+        "/",
+        "error",
+    ]
     assert lines[-1].startswith("12 task(s) in ")
     assert sum(" completed " in f" {line} " for line in lines) == 11
 
@@ -261,8 +271,9 @@ def test_unreachable_api_is_one_clear_sentence(tmp_path, capsys):
     output = tmp_path / "out"
     argv = ["download", "model", "1", "--base-url", "http://127.0.0.1:9", "--output", output]
     code, out, err = _run(argv, capsys)
-    assert code == 1
-    assert "could not reach http://127.0.0.1:9" in err
+    assert code == 4  # its own code since issue 24 (1 is "some images failed")
+    assert "Could not reach Civitai for http://127.0.0.1:9/" in err
+    assert "--base-url if http://127.0.0.1:9 is not where Civitai is" in err
     assert not output.exists()
 
 
@@ -296,24 +307,27 @@ def test_signal_stops_cleanly_then_same_command_resumes(tmp_path, sig):
         argv += ["--nsfw", "all", "--concurrency", "2", "-q"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIVITAI_")}
         env["CIVITAI_GALLERY_SETTINGS"] = str(tmp_path / "settings.json")
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 20
         while not _media(output) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _media(output), "no image was saved within 20 s"
         sent = time.monotonic()
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=30)
+        paths, out = proc.communicate(timeout=30)  # piped: stdout has the saved paths (#24)
         assert time.monotonic() - sent < 10, "stopping took too long"
         assert proc.returncode == cli.EXIT_INTERRUPTED, out
         assert "interrupted: run the same command again to resume" in out
+        assert paths and set(paths.splitlines()) <= set(_media(output))
         assert 0 < len(_media(output)) < 24
         archive = Archive(os.path.join(output, cli.ARCHIVE_NAME))
         assert list(archive.verify()) == []
 
         resumed = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
         assert resumed.returncode == 0, resumed.stderr
-        last = resumed.stdout.splitlines()[-1]
+        last = resumed.stderr.splitlines()[-1]  # the report: stderr when stdout is piped
         assert last.startswith("downloaded ") and last.endswith(", failed 0")
         assert len(_media(output)) == 24
 
@@ -399,7 +413,7 @@ def test_disk_full_fills_stopped_reason_in_the_json_report(tmp_path):
     assert data["stopped_reason"] and "disk full" in data["stopped_reason"].lower(), data
     assert data["complete"] is False and data["exit_code"] == cli.EXIT_FAILED
     assert data["saved"] == 0 and data["listed"] == 6
-    assert "stopped early" in run.stdout and data["stopped_reason"] in run.stdout
+    assert "stopped early" in run.stderr and data["stopped_reason"] in run.stderr
 
 
 def test_tasks_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):

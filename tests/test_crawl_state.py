@@ -1,11 +1,10 @@
 """ListingState alone: which cursor the checkpoint holds as pages and tasks finish, what reaches
-the archive, and the refusal of a cursor the listing already asked for."""
+the archive (the loop guards are tested in test_page_loop.py)."""
 
 from __future__ import annotations
 
 import threading
 
-import pytest
 
 from scripts.civitai_manager_libs.store.archive import Archive
 from scripts.civitai_manager_libs.planning.crawl_state import ListingState
@@ -15,7 +14,6 @@ from scripts.civitai_manager_libs.engine.task import (
     FAILED,
     ImageDownloadTask,
 )
-from scripts.civitai_manager_libs.errors import InvalidResponseError
 
 
 def _task(task_id, image_id, status):
@@ -68,19 +66,3 @@ def test_a_limited_listing_never_writes_a_checkpoint():
         raise AssertionError("a limited listing must not touch the archive")
 
     listing.sync_checkpoint(threading.RLock(), no_archive, lambda: None)
-
-
-def test_a_cursor_already_requested_stops_the_listing():
-    listing = ListingState("creator:x|nsfw=None", use_checkpoint=True, start_cursor="c1")
-    listing.note_request("c1")  # resumed from a checkpoint
-    listing.check_next_cursor("c2")
-    listing.note_request("c2")
-    assert not listing.stop.is_set()
-    with pytest.raises(InvalidResponseError, match=r"already gave \('c1'\).*creator:x"):
-        listing.check_next_cursor("c1")
-    assert listing.stop.is_set()
-    long_cursor = "x" * 500
-    listing.note_request(long_cursor)
-    with pytest.raises(InvalidResponseError) as raised:
-        listing.check_next_cursor(long_cursor)
-    assert len(str(raised.value)) < 300  # an opaque cursor is quoted, not dumped

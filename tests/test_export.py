@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -20,6 +21,8 @@ from scripts.civitai_manager_libs.export.captions import clean_caption
 from scripts.civitai_manager_libs.fake_civitai import Dataset, FakeCivitai
 from scripts.civitai_manager_libs.store.archive import Archive, archive_path
 from tests.dataset_tools import offline_env, venv_python_or_skip
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MEDIA_EXTS = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
 # model id -> the metadata format its images are downloaded with (every source export reads)
@@ -64,7 +67,7 @@ def test_caption_is_cleaned_for_training(prompt, caption):
 def test_caption_prefix_comes_first_and_once():
     assert clean_caption("1girl, sks style, red", prefix="sks style") == "sks style, 1girl, red"
     assert clean_caption("(sks:1.3), 1girl", prefix="sks, trigger") == "sks, trigger, 1girl"
-    assert clean_caption(None, prefix="sks") == "sks"
+    assert clean_caption(None, prefix="sks") == ""  # a prefix alone captions nothing (#24)
 
 
 # --------------------------------------------------------------------------- a download to export
@@ -379,3 +382,24 @@ def test_an_archived_path_outside_the_folder_is_never_read(downloaded, tmp_path)
     assert "  file outside the output folder: 2" in out.splitlines()
     assert not any(n.startswith("99000001") for n in os.listdir(dest))
     assert not (dest / "secret.png").exists()
+
+
+def test_a_caption_prefix_does_not_export_images_without_a_prompt(fake, downloaded, tmp_path):
+    """Issue 24 item 8: with --caption-prefix, an image with no prompt was exported with the
+    prefix alone as its caption (run as a user does: ``python main.py export`` in a process)."""
+    env = dict(os.environ, PYTHONPATH=REPO, CIVITAI_GALLERY_SETTINGS=str(tmp_path / "s.json"))
+    plain, prefixed = tmp_path / "plain", tmp_path / "prefixed"
+    for dest, extra in ((plain, []), (prefixed, ["--caption-prefix", "sks"])):
+        argv = ["export", "--from", downloaded, "--to", dest, "--format", "captions", *extra]
+        proc = subprocess.run(
+            [sys.executable, os.path.join(REPO, "main.py"), *map(str, argv)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    names = sorted(os.listdir(prefixed))
+    assert names == sorted(os.listdir(plain))  # the same images: the prefix adds none
+    captions = [(prefixed / n).read_text("utf-8") for n in names if n.endswith(".txt")]
+    assert captions and all(text.startswith("sks, ") for text in captions)

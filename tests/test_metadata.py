@@ -30,6 +30,7 @@ from scripts.civitai_manager_libs.records import ImageItem
 NOTES_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 SECRET = "c0ffee5ecret0123456789abcdef"
 URL = "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/0b9a2c4e-uuid/width=832/4242.jpeg"
+ORIGINAL = URL.replace("/width=832/", "/original=true/")  # the record's url (issue 24)
 
 A1111_META = {
     "prompt": "masterpiece, 1girl, <lora:add_detail:0.6>, <lora:film:1>",
@@ -85,7 +86,7 @@ def noise(mode="RGB", size=(48, 32)):
 def test_full_a1111_item():
     record = extract_image_metadata(api_item(A1111_META), {"model_id": 7, "model_name": "Anim"})
     assert list(record) == list(RECORD_KEYS)
-    assert record["id"] == 4242 and record["url"] == URL
+    assert record["id"] == 4242 and record["url"] == ORIGINAL
     assert (record["width"], record["height"], record["type"]) == (832, 1216, "image")
     assert record["nsfw_level"] == "Soft" and record["creator"] == "alice"
     assert (record["model_id"], record["model_name"], record["version_id"]) == (7, "Anim", 11)
@@ -205,7 +206,7 @@ def test_image_item_input_uses_fields_and_raw():
         raw=raw,
     )
     record = extract_image_metadata(item)
-    assert record["url"] == URL
+    assert record["url"] == ORIGINAL
     assert (record["model_id"], record["model_name"], record["version_id"]) == (7, "Anim", 11)
     assert record["generation"]["seed"] == A1111_META["seed"]
     assert record["stats"] == {"likeCount": 5, "heartCount": 2}  # from raw

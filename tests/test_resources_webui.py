@@ -106,3 +106,83 @@ def test_send_to_txt2img_pastes_the_users_names(
     assert plan.folders["lora"] == str(webui_models.root / "Lora")
     assert plan.folders["embedding"] == os.path.join(str(tmp_path), "embeddings")
     reset_http_client()
+
+
+# -- issue 24 item 12: the folders before "missing", never a second copy, an honest summary ----
+
+
+def _plan(fake_civitai, tmp_path, models_path=None):
+    from scripts.civitai_manager_libs.http_client import get_http_client
+    from scripts.civitai_manager_libs.resources.service import open_cache, reproduce
+
+    setting.update(
+        {"civitai_base_url": fake_civitai.base_url, "images.output_path": str(tmp_path / "out")}
+    )
+    reset_http_client()
+    client = get_http_client()
+    cache = open_cache(str(tmp_path / "out"))
+    item = CivitaiAPI(client=client).get_image(M.DEMO_IMAGE_ID)
+    return reproduce(item, client, cache, models_path), client, cache
+
+
+def _storage_requests(fake_civitai):
+    return [r for r in fake_civitai.image_requests() if "/storage/models/" in r.path]
+
+
+def test_a_lora_copied_in_while_webui_runs_is_not_missing_nor_downloaded_again(
+    webui_models, fake_civitai, tmp_path
+):
+    from scripts.civitai_manager_libs.resources.fetch import fetch_missing
+    from scripts.civitai_manager_libs.resources.hash_cache import FileHasher
+
+    copied = webui_models.root / "Lora" / "soft_copied_today.safetensors"  # not in WebUI's list
+    copied.write_bytes(M.model_file_bytes(M.LORA_SOFT.version_id))
+    plan, client, cache = _plan(fake_civitai, tmp_path)
+    assert plan.inventory.source == "webui"
+    soft = next(r for r in plan.resources if r.version_id == M.LORA_SOFT.version_id)
+    assert soft.local_path == str(copied) and soft.local_name == "soft_copied_today"
+    missing = plan.missing()
+    assert [r.type for r in missing] == ["embedding"]
+    with cache:
+        outcomes = fetch_missing(missing, plan.folders, client, FileHasher(cache))
+    assert [o.status for o in outcomes] == ["downloaded"]
+    assert len(_storage_requests(fake_civitai)) == 1  # the embedding only
+    assert not (webui_models.root / "Lora" / M.LORA_SOFT.file_name).exists()
+
+
+def test_a_file_whose_sha256_is_already_on_disk_is_never_downloaded(fake_civitai, tmp_path):
+    from scripts.civitai_manager_libs.resources.fetch import fetch_missing, summarize
+    from scripts.civitai_manager_libs.resources.hash_cache import FileHasher
+
+    models = tmp_path / "models"
+    (models / "Lora").mkdir(parents=True)
+    elsewhere = tmp_path / "my_archive" / "soft.safetensors"  # outside the models folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(M.model_file_bytes(M.LORA_SOFT.version_id))
+    plan, client, cache = _plan(fake_civitai, tmp_path, str(models))
+    with cache:
+        FileHasher(cache).sha256(str(elsewhere))  # hashed once before (another image, a scan)
+        soft = [r for r in plan.missing() if r.version_id == M.LORA_SOFT.version_id]
+        outcomes = fetch_missing(soft, plan.folders, client, FileHasher(cache))
+    assert [o.status for o in outcomes] == ["present"] and outcomes[0].path == str(elsewhere)
+    assert _storage_requests(fake_civitai) == []
+    assert summarize(outcomes).text.startswith("Downloaded 0 file(s)")
+    assert "1 already on disk" in summarize(outcomes).text
+
+
+def test_when_every_missing_file_fails_the_summary_says_so(fake_civitai, tmp_path):
+    from scripts.civitai_manager_libs.resources.fetch import fetch_missing, summarize
+    from scripts.civitai_manager_libs.resources.hash_cache import FileHasher
+
+    models = tmp_path / "models"
+    models.mkdir()
+    plan, client, cache = _plan(fake_civitai, tmp_path, str(models))
+    missing = plan.missing()
+    for resource in missing:
+        fake_civitai.storage.corrupt.add(resource.version_id)
+    with cache:
+        outcomes = fetch_missing(missing, plan.folders, client, FileHasher(cache))
+    summary = summarize(outcomes)
+    assert summary.all_failed and len(summary.failed) == len(missing) == 4
+    assert summary.text.startswith("None of the 4 missing file(s) could be downloaded: ")
+    assert "Downloaded 0" not in summary.text

@@ -83,6 +83,15 @@ class DownloadError(CivitaiGalleryError):
         self.status = status
 
 
+class TransferFailedError(DownloadError):
+    """No usable answer from the file's host (refused, name not resolved, timed out, connection
+    broken); ``reason`` says which in a few words."""
+
+    def __init__(self, message: str, *, reason: str = "", url: Optional[str] = None):
+        super().__init__(message, url=url)
+        self.reason = reason
+
+
 class UnexpectedContentError(DownloadError):
     """The server sent HTML/JSON (or other non-media) where an image or video was expected."""
 

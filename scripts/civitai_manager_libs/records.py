@@ -139,6 +139,12 @@ class ImagePage:
     server_items: Optional[int] = None  # items the server sent, before any filter or check
     # A sentence for the user when Civitai does not give the order asked for (whole-model sort)
     notice: Optional[str] = None
+    # The answer's top level was not the expected {"items", "metadata"} but could be read (e.g. a
+    # tRPC-like "result.data.json" form): its name, for the drift count (civitai/drift.py)
+    shape: Optional[str] = None
+    # Mature/X asked of the safe-for-work front alone and none served so far: the fronts' warning
+    # (civitai/fronts.SFW_ONLY_WARNING) says it, so the drift count leaves this page's levels out
+    sfw_only: bool = False
 
 
 @dataclass
@@ -169,6 +175,9 @@ class DownloadSummary:
     filtered: Dict[str, int] = field(default_factory=dict)
     # images skipped for a problem worth reporting (malformed item, unreadable file in the way)
     skipped_notes: List[Tuple[Any, str]] = field(default_factory=list)  # (image id, reason)
+    # what Civitai answered differently from what is expected, one entry per kind
+    # (civitai/drift.py Drift.kinds(): kind, count, of, example, message)
+    drift: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

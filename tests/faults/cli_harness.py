@@ -30,8 +30,17 @@ class CliRun:
     stderr: str
 
     @property
-    def last_line(self) -> str:
+    def report(self) -> str:
+        """Where the command's own lines went: a piped ``download`` / ``retry-failed`` writes only
+        the saved paths to stdout and its report to stderr (issue 24); other commands, stdout."""
         lines = [line for line in self.stdout.splitlines() if line.strip()]
+        if all(os.path.isabs(line) for line in lines):
+            return self.stderr
+        return self.stdout
+
+    @property
+    def last_line(self) -> str:
+        lines = [line for line in self.report.splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
 

@@ -147,7 +147,7 @@ def test_malformed_items_are_skipped_with_a_reason(generated_fake, tmp_path):
     assert "nested" in reasons["999000001"]
     no_id = [item for item in report["skipped_items"] if "without an id" in item["reason"]]
     assert [item["image_id"] for item in no_id] == [None, None]
-    assert "skipped:" in run.stdout
+    assert "skipped:" in run.report
     saved = media_files(output)
     assert set(saved) == set(ids)
     assert part_files(output) == []

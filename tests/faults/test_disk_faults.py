@@ -36,8 +36,8 @@ def test_disk_full_during_writes(generated_fake, tmp_path):
 
     assert run.returncode in (1, 2), (run.returncode, run.stdout, run.stderr)
     text = (run.stdout + run.stderr).lower()
-    assert "disk full" in run.stdout, run.stdout
-    assert "stopped early" in run.stdout, "the run did not say it stopped scheduling"
+    assert "disk full" in run.report, run.report
+    assert "stopped early" in run.report, "the run did not say it stopped scheduling"
     assert "traceback" not in text
     assert part_files(output) == [], "a partial file was left behind"
     for paths in media_files(output).values():

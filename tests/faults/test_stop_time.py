@@ -56,7 +56,7 @@ def test_sigterm_ends_a_run_stalled_mid_body_within_the_stop_time(generated_fake
     print(f"stalled body: stopped {took:.1f} s after SIGTERM")
     assert took <= STOP_DEADLINE + SLACK, f"stopped {took:.1f} s after SIGTERM"
     assert proc.returncode == 130, err
-    assert "interrupted: run the same command again to resume" in out
+    assert "interrupted: run the same command again to resume" in err  # piped: report on stderr
     assert part_files(output), "the partial downloads are kept for resume"
 
 
@@ -88,7 +88,7 @@ def test_sigterm_ends_a_run_whose_worker_is_stuck(generated_fake, tmp_path, mode
     assert took <= STOP_DEADLINE + SLACK, f"stopped {took:.1f} s after SIGTERM ({mode})"
     if mode == "python":  # the main thread still runs: a clean stop with its report
         assert proc.returncode == 130, err
-        assert "interrupted: run the same command again to resume" in out
+        assert "interrupted: run the same command again to resume" in err  # piped: report on stderr
     else:  # nothing but the watchdog can act: it kills the run and says why
         assert proc.returncode in (130, -signal.SIGKILL), err
         if proc.returncode == -signal.SIGKILL:

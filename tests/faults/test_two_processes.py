@@ -68,7 +68,8 @@ def test_second_cli_on_the_same_folder_refuses_at_once(generated_fake, tmp_path)
             first.kill()
             first.communicate()
     assert first.returncode == 0, err
-    assert out.strip().splitlines()[-1] == "downloaded 24, skipped 0, failed 0"
+    assert err.strip().splitlines()[-1] == "downloaded 24, skipped 0, failed 0"  # piped: stderr
+    assert len(out.split()) == 24  # stdout: the saved paths
     assert_complete(output, image_ids(fake))
     # the lock went with the first process: the same command now runs (and has nothing to do)
     again = run_cli(args, tmp_path, timeout=60)

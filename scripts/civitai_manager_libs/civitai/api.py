@@ -52,6 +52,8 @@ from .image_query import (
 from .fronts import SFW_ONLY_WARNING, Fronts, wants_mature
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
+from .drift import ShapeChangedError, listing_body
+from .pages import PageLoop, Watch
 from .pages_ahead import PagesAhead, query_key
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
@@ -81,9 +83,6 @@ IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models/{id}"
 VERSIONS_PATH = "/api/v1/model-versions/{id}"
 MAX_PAGE_SIZE = 200
-# A server answering page after page with no items but a fresh cursor would be followed for ever;
-# a listing stops after this many empty pages in a row.
-MAX_EMPTY_PAGES = 20
 
 OnPage = Callable[[Optional[str], Optional[str], int], None]
 
@@ -129,7 +128,7 @@ class CivitaiAPI:
         levels: Tuple[str, ...],
         cursor: Optional[str],
         page_size: int,
-    ) -> Tuple[List[Any], Optional[str]]:
+    ) -> Tuple[List[Any], Optional[str], Optional[str]]:
         query = _page_query(request, cursor, page_size)
         url = self.fronts.url(levels, IMAGES_PATH)
         ahead = self._ahead.take(query_key(dict(query, _front=url)))
@@ -139,7 +138,8 @@ class CivitaiAPI:
 
     def _ask_page(
         self, request: Dict[str, Any], query: Dict[str, Any], url: str = IMAGES_PATH
-    ) -> Tuple[List[Any], Optional[str]]:
+    ) -> Tuple[List[Any], Optional[str], Optional[str]]:
+        """(items, next cursor, the name of an unexpected shape that could still be read)."""
         try:
             body = self.client.get_json(url, query)
         except NotFoundError as exc:
@@ -150,13 +150,15 @@ class CivitaiAPI:
                 url=exc.url,
                 server_message=exc.server_message,
             ) from exc
-        if not isinstance(body, Mapping) or not isinstance(body.get("items"), list):
-            raise InvalidResponseError(
+        body, shape = listing_body(body)
+        if body is None:
+            raise ShapeChangedError(
                 f"Civitai answered the image listing for {describe_params(request)} without an "
-                "'items' list; the API may have changed or be failing, try again later.",
-                url=IMAGES_PATH,
+                f"'items' list ({shape}); the API may have changed or be failing, try again later.",
+                shape=shape or "unknown",
+                url=url,
             )
-        return body["items"], read_next_cursor(body.get("metadata"))
+        return body["items"], read_next_cursor(body.get("metadata")), shape
 
     def iter_images(
         self,
@@ -165,6 +167,7 @@ class CivitaiAPI:
         limit: int = 0,
         start_cursor: Optional[str] = None,
         on_page: Optional[OnPage] = None,
+        watch: Optional[Watch] = None,
     ) -> Iterator[ImageItem]:
         """Yield every image matching ``params`` (images-endpoint filters), page by page.
 
@@ -182,6 +185,7 @@ class CivitaiAPI:
           ``cursor_used`` until the page's items are handled, then ``next_cursor``.
         - A server that sends back a cursor already used in this crawl would make the crawl loop
           forever: the items of that page are still yielded, then InvalidResponseError is raised.
+        - ``watch`` (``civitai/drift.Drift.watch(levels)``) counts what drifted on each page.
 
         Raises the transport's ApiError family; a 404 is re-raised naming what was listed. An
         unknown username is not an error: Civitai answers an empty list, so nothing is yielded.
@@ -195,61 +199,15 @@ class CivitaiAPI:
         notice = whole_model_sort_notice(request)
         if notice:
             log.warning("%s", notice)
-        return self._iterate(request, levels, limit, cursor, on_page)
-
-    def _iterate(
-        self,
-        request: Dict[str, Any],
-        levels: Tuple[str, ...],
-        limit: int,
-        cursor: Optional[str],
-        on_page: Optional[OnPage],
-    ) -> Iterator[ImageItem]:
-        context = listing_context(request)
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
-        cursor = str(cursor) if cursor is not None else None
-        seen_cursors = {cursor} if cursor is not None else set()
-        yielded = listed = pages = empty_run = 0
-        what = describe_params(request)
         mature = _MatureCheck(self.fronts, levels)
-        while True:
-            items, next_cursor = self._fetch_page(request, levels, cursor, page_size)
-            pages += 1
-            listed += len(items)
-            empty_run = 0 if items else empty_run + 1
-            log.debug(
-                "images page %d for %s: cursor=%s, %d items, next=%s",
-                pages,
-                what,
-                cursor,
-                len(items),
-                next_cursor,
-            )
-            if on_page is not None:
-                on_page(cursor, next_cursor, len(items))
-            listed_items = self._paged(to_image_items(items, context))
-            for item in keep_levels(mature.seen(listed_items), levels):
-                yield item
-                yielded += 1
-                if limit and yielded >= limit:
-                    mature.warn_at_end()
-                    return
-            if next_cursor is None:
-                if listed == 0 and "username" in request:
-                    log.info("%s has no images on Civitai (or does not exist)", what)
-                log.debug("listing of %s finished after %d page(s)", what, pages)
-                mature.warn_at_end()
-                return
-            if next_cursor in seen_cursors:
-                raise InvalidResponseError(
-                    f"Civitai sent the page cursor {next_cursor!r} a second time while listing "
-                    f"{what}; stopped after {pages} page(s) to avoid an endless loop. "
-                    "Try again later.",
-                    url=IMAGES_PATH,
-                )
-            check_empty_run(empty_run, what)
-            seen_cursors.add(next_cursor)
-            cursor = next_cursor
+        loop = PageLoop(
+            lambda at: self._page(request, levels, at, page_size, mature),
+            describe_params(request),
+            start=cursor,
+            watch=watch,
+        )
+        return _items(loop, limit, on_page, "username" in request, mature)
 
     def get_image_page(
         self,
@@ -264,18 +222,30 @@ class CivitaiAPI:
         dropped, so a page may hold fewer than ``limit`` items.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
-        items, next_cursor = self._fetch_page(request, levels, cursor, limit)
+        mature = _MatureCheck(self.fronts, levels)
+        page = self._page(request, levels, cursor, limit, mature)
+        page.notice = page.notice or mature.notice()  # the order's notice first, as before
+        if page.next_cursor is not None and page.next_cursor == cursor:
+            log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
+            page.next_cursor = None
+        return page
+
+    def _page(
+        self,
+        request: Dict[str, Any],
+        levels: Tuple[str, ...],
+        cursor: Optional[str],
+        page_size: int,
+        mature: Optional["_MatureCheck"] = None,
+    ) -> ImagePage:
+        items, next_cursor, shape = self._fetch_page(request, levels, cursor, page_size)
         rejected: List[Tuple[Any, str]] = []
         converted = list(
             self._paged(to_image_items(items, listing_context(request), rejected=rejected))
         )
         kept = list(keep_levels(converted, levels))
-        mature = _MatureCheck(self.fronts, levels)
-        list(mature.seen(converted))
-        notice = whole_model_sort_notice(request) or mature.notice()
-        if next_cursor is not None and next_cursor == cursor:
-            log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
-            next_cursor = None
+        if mature is not None:
+            list(mature.seen(converted))
         return ImagePage(
             items=kept,
             cursor=cursor,
@@ -283,7 +253,9 @@ class CivitaiAPI:
             nsfw_hidden=len(converted) - len(kept),
             rejected=rejected,
             server_items=len(items),
-            notice=notice,
+            notice=whole_model_sort_notice(request),
+            shape=shape,
+            sfw_only=mature is not None and mature.notice() is not None,
         )
 
     def prefetch_page(
@@ -507,16 +479,32 @@ class _MatureCheck:
             log.warning("%s", notice)
 
 
-def check_empty_run(empty_pages: int, what: str) -> None:
-    """InvalidResponseError once ``empty_pages`` pages in a row came without items but with a
-    next cursor (a server that would otherwise be followed for ever)."""
-    if empty_pages >= MAX_EMPTY_PAGES:
-        raise InvalidResponseError(
-            f"Civitai sent {empty_pages} empty pages in a row, each with a new cursor, while "
-            f"listing {what}; stopped to avoid an endless loop. The images listed so far are "
-            "still downloaded; try again later.",
-            url=IMAGES_PATH,
-        )
+def _items(
+    loop: PageLoop,
+    limit: int,
+    on_page: Optional[OnPage],
+    user_listing: bool,
+    mature: Optional[_MatureCheck] = None,
+) -> Iterator[ImageItem]:
+    """The images of ``loop``'s pages, at most ``limit`` (0: all); ``on_page`` before each page's
+    images (see :meth:`CivitaiAPI.iter_images`); ``mature`` warns at the end (or the limit)."""
+    yielded = listed = 0
+    for page in loop:
+        sent = page.server_items or 0
+        listed += sent
+        if on_page is not None:
+            on_page(page.cursor, page.next_cursor, sent)
+        for item in page.items:
+            yield item
+            yielded += 1
+            if limit and yielded >= limit:
+                if mature is not None:
+                    mature.warn_at_end()
+                return
+        if page.next_cursor is None and listed == 0 and user_listing:
+            log.info("%s has no images on Civitai (or does not exist)", loop.what)
+    if mature is not None:
+        mature.warn_at_end()
 
 
 def check_id(value: Any, what: str) -> int:

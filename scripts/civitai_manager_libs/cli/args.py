@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import List, Optional
 
+from .catalog import PROG
 from ..errors import CivitaiGalleryError
 from ..records import NSFW_LEVELS
+from ..util.suggest import SuggestingParser
 
 TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
 METADATA_FORMATS = ("json", "txt", "exif")
@@ -27,10 +29,12 @@ class ParserExit(Exception):
         self.status = status
 
 
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code."""
+class _Parser(SuggestingParser):
+    """ArgumentParser that raises instead of exiting, so ``main`` owns every exit code; its
+    errors suggest the closest command, choice or option (``util/suggest.py``)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        message = self.with_hint(message)
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: Optional[str] = None):
@@ -47,6 +51,16 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
+
+
+def path_arg(text: str) -> str:
+    """A folder or file name given on the command line: an empty one is bad input (``-o ""``
+    was silently ./images), not the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path; give a folder or file name (leave the option out for the default)"
+        )
+    return text
 
 
 def _concurrency(text: str) -> int:
@@ -97,7 +111,10 @@ def _metadata_formats(text: str) -> List[str]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--output", "-o", help="output folder (default: setting images.output_path, ./images)"
+        "--output",
+        "-o",
+        type=path_arg,
+        help="output folder (default: setting images.output_path, ./images)",
     )
     parser.add_argument(
         "--base-url",
@@ -309,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``main.py download|tasks|retry-failed`` parser; it raises ``UsageError`` on bad input
     and ``ParserExit`` where argparse would exit (``--help``)."""
     parser = _Parser(
-        prog="python main.py",
+        prog=PROG,
         description="Download Civitai images with their generation data, headless. "
         "Without a command, python main.py serves the gallery tab (python main.py --help).",
     )

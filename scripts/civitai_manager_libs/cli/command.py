@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Optional, Sequence, TextIO
 
+from . import catalog
 from .args import UsageError, build_parser
 from .report import (
     EXIT_FAILED,
@@ -115,27 +116,20 @@ def cmd_tasks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 COMMANDS = {"download": cmd_download, "tasks": cmd_tasks, "retry-failed": cmd_retry_failed}
-# export / list: their own parsers (cli/export_cmd.py, cli/list_cmd.py), imported only when asked
-# for (start-up of `download` must not pay for them)
-DATASET_COMMANDS = {"export": "export_cmd", "list": "list_cmd"}
 
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
     """Entry point for ``python main.py download|tasks|retry-failed ...``; returns the exit code."""
     out = out or sys.stdout
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DATASET_COMMANDS:  # export / list: their own parsers (cli/*_cmd.py)
-        module = importlib.import_module(f".{DATASET_COMMANDS[argv[0]]}", __package__)
+    # export / list / resources: their own parsers (cli/*_cmd.py, see cli/catalog.py), imported
+    # only when asked for (start-up of `download` must not pay for them)
+    target = catalog.COMMANDS.get(argv[0], ("", "command"))[1] if argv else "command"
+    if target != "command":
+        module_name, _sep, function = target.partition(":")
+        module = importlib.import_module(f".{module_name}", __package__)
+        return getattr(module, function or "main")(argv[1:], out)
         return module.main(argv[1:], out)
-    if argv and argv[0] in ("search", "index"):  # offline: no HTTP client is built
-        from . import library_cmd
-
-        entry = library_cmd.search_main if argv[0] == "search" else library_cmd.index_main
-        return entry(argv[1:], out)
-    if argv and argv[0] == "resources":
-        from . import resources_cmd
-
-        return resources_cmd.main(argv, out)
     return run_command(
         build_parser(),
         lambda args, out: COMMANDS[args.command](args, out),

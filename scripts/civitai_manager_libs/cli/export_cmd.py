@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int
+from .args import _nsfw_levels, _positive_int, path_arg
+from .catalog import PROG
+from .progress import progress_bar
 from .shell import add_logging, new_parser, run_command
 from ..export.captions import CAPTION_SOURCES
 from ..export.run import ExportOptions, check_export, run_export
@@ -36,13 +37,14 @@ def _names(text: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py export",
+        f"{PROG} export",
         "Export downloaded images as a training set: captions (kohya), a Hugging Face "
         "imagefolder or JSON lines. Reads only the output folder's archive and files.",
     )
     parser.add_argument(
         "--from",
         dest="source",
+        type=path_arg,
         required=True,
         metavar="OUTPUT_DIR",
         help="the --output folder of earlier downloads",
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--to",
         dest="dest",
+        type=path_arg,
         required=True,
         metavar="DIR",
         help="the folder to export into (created)",
@@ -124,11 +127,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         caption_source=args.caption_source,
     )
     check_export(source, dest, options)  # bad input: one sentence, before the bar or any file
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="img", desc="export", file=sys.stderr)
+    bar = progress_bar(args.quiet, total=0, unit="img", desc="export")
 
     def progress(done: int, total: int) -> None:
         if bar is not None:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from .args import _filter_value, _nsfw_levels, _positive_int
+from .catalog import PROG
 from .shell import add_logging, new_parser, run_command
 from ..errors import InvalidQueryError
 from ..store.archive import Archive, archive_path
@@ -59,7 +60,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 def build_search_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py search",
+        f"{PROG} search",
         "Search the images saved in output folders by prompt, models, LoRAs, creator, tags, "
         "sampler. Offline: reads the folders' archives only.",
     )
@@ -98,7 +99,7 @@ def build_search_parser() -> argparse.ArgumentParser:
 
 def build_index_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py index",
+        f"{PROG} index",
         "Build the search index of output folders saved by older versions (from the archive "
         "and the json / txt sidecars, else the infotext in the files). Offline.",
     )

@@ -4,13 +4,17 @@ alone, one row per image, for img2dataset to download at scale. Resumable (see e
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int
+from .args import _nsfw_levels, _positive_int, path_arg
+from .catalog import PROG
+from .progress import progress_bar
+from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
 from .target import check_target, parse_target
+from ..civitai.drift import Drift
 from ..export.listing import (
     ListingFile,
     ListingJob,
@@ -20,12 +24,13 @@ from ..export.listing import (
     run_listing,
 )
 
+log = logging.getLogger(__name__)
 LIST_KINDS = ("model", "version", "user", "filter")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "main.py list",
+        f"{PROG} list",
         "List the images of a model, version, user or filter into a Parquet or JSON Lines file "
         "(url, caption, id, NSFW level, size, creator, model/version ids, generation data) "
         "without downloading them; img2dataset downloads from it. An interrupted listing "
@@ -34,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("kind", choices=LIST_KINDS, help="what to list")
     parser.add_argument("values", nargs="+", metavar="VALUE", help="id, name or KEY=VALUE pairs")
     parser.add_argument(
-        "--to", dest="dest", required=True, metavar="FILE", help="FILE.parquet or FILE.jsonl"
+        "--to",
+        dest="dest",
+        type=path_arg,
+        required=True,
+        metavar="FILE",
+        help="FILE.parquet or FILE.jsonl",
     )
     parser.add_argument(
         "--limit", type=_positive_int, default=0, help="at most N images (default 0: all)"
@@ -87,12 +97,31 @@ def _params(kind: str, value: Any) -> Dict[str, Any]:
     return dict(value)
 
 
+def _check_writable(dest: str) -> None:
+    """``--to`` names a file that can be written: not a folder, in a folder that is (or can
+    become) writable; ``OutputPathError`` (exit 2) with one line otherwise. Nothing is left."""
+    from ..store.paths import check_output_folder
+
+    if os.path.isdir(dest):
+        raise OutputPathError(f"--to {dest} is a folder; give a FILE.parquet or FILE.jsonl")
+    folder = os.path.dirname(dest)
+    try:
+        check_output_folder(folder)
+    except OutputPathError as exc:
+        why = str(exc).split("(", 1)[1].split(")", 1)[0] if "(" in str(exc) else "not a folder"
+        raise OutputPathError(
+            f"cannot write {dest}: its folder {folder} cannot be written ({why}); "
+            "choose another --to"
+        ) from None
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     from .. import setting
     from ..civitai.api import CivitaiAPI, levels_of_param, normalize_levels
     from ..http_client import CivitaiHttpClient
 
     dest = os.path.abspath(os.path.expanduser(args.dest))
+    _check_writable(dest)  # one line and exit 2 before any request
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
     ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
@@ -133,6 +162,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         red_base_url=args.red_base_url or None,
     )
     bar = None
+    drift = Drift.for_urls(client.base_url, client.red_base_url)  # both fronts' hosts
     try:
         api = CivitaiAPI(client=client, levels=levels)
         check_target(api, target)  # NotFoundError before the file is touched
@@ -141,20 +171,27 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         elif target.kind == "version":
             version = api.get_model_version(target.value)
             job.context = {"model_id": version.model_id, "version_id": target.value}
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=None, unit="img", desc="listed", file=sys.stderr)
+        bar = progress_bar(args.quiet, total=None, unit="img", desc="listed")
 
         def progress(rows: int, _videos: int) -> None:
             if bar is not None:
                 bar.update(rows - bar.n)
 
-        result = run_listing(api, job, dest, progress)
+        try:
+            result = run_listing(api, job, dest, progress, drift)
+        except OSError as exc:
+            if isinstance(exc, CivitaiGalleryError):
+                raise
+            raise OutputPathError(
+                f"cannot write {dest} ({exc.strerror or exc.__class__.__name__}); "
+                "choose another --to"
+            ) from None
     finally:
         if bar is not None:
             bar.close()
         client.close()
+        for line in drift.lines():  # one line per kind of change, at the end
+            log.warning("%s", line)
     resumed = " (resumed)" if result.resumed else ""
     out.write(f"listed {result.rows} image(s) into {result.path}{resumed}\n")
     if result.videos_skipped:

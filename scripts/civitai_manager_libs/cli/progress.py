@@ -26,6 +26,16 @@ def bars_wanted(quiet: bool, stream: Optional[TextIO] = None) -> bool:
         return False
 
 
+def progress_bar(quiet: bool, **tqdm_options: Any) -> Optional[Any]:
+    """A tqdm bar on stderr, or None when no bar is wanted (``--quiet``, or stderr is not a
+    terminal): the one rule for every command's bars (``list``, ``export``, ``resources``)."""
+    if not bars_wanted(quiet):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, **tqdm_options)
+
+
 class ProgressBars:
     """Two tqdm bars on stderr (images, bytes) fed from ``DownloadSummary`` callbacks."""
 

@@ -1,26 +1,44 @@
 """The outcome of a CLI run: its completeness report, exit code, error sentence and JSON file.
 
 Exit codes: 0 all done, 1 some images failed (or a disk or archive problem stopped the run), 2 bad
-usage or input, 130 interrupted (Ctrl-C / SIGTERM; the next identical command resumes).
+usage or input, 4 Civitai could not be reached (its API: the run could not list), 130 interrupted
+(Ctrl-C / SIGTERM; the next identical command resumes).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, TextIO
 
+from .catalog import PROG
+from ..engine.failures import (
+    HINT_API_KEY,
+    HINT_FREE_SPACE,
+    HINT_LATER,
+    HINT_NETWORK,
+    HINT_OUTPUT_FOLDER,
+    HINT_RESUME,
+    FailureGroup,
+    group_failures,
+)
+from ..civitai import drift
 from ..errors import AuthError, NetworkError
 from ..util.logging_setup import redact
 from ..records import DownloadSummary
 from ..store import confined
 
+log = logging.getLogger(__name__)
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 4  # as wget's "network failure"
 EXIT_INTERRUPTED = 130
 
 
@@ -37,6 +55,8 @@ class RunReport:
     started_at: float = field(default_factory=time.time)
     finished_at: Optional[float] = None
     exit_code: int = EXIT_OK
+    unreachable: bool = False  # Civitai's API could not be reached: exit 4
+    limit_cut: Optional[int] = None  # the listing stopped at --limit N while Civitai had more
 
     @property
     def listed(self) -> int:
@@ -68,9 +88,14 @@ class RunReport:
                 {"image_id": image_id, "reason": redact(str(reason))}
                 for image_id, reason in s.skipped_notes
             ],
+            "drift": [
+                {key: entry.get(key) for key in ("kind", "count", "of", "example", "message")}
+                for entry in s.drift
+            ],
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at) if self.finished_at else None,
             "elapsed_seconds": round((self.finished_at or time.time()) - self.started_at, 3),
+            "limit_reached": self.limit_cut,
             "exit_code": self.exit_code,
         }
 
@@ -85,10 +110,9 @@ class RunReport:
             + (f", cancelled {s.cancelled}" if s.cancelled else "")
             + (f", not started {s.pending}" if s.pending else "")
         ]
-        if s.failures:
-            out.append("failures:")
-            for image_id, reason in s.failures:
-                out.append(f"  image {image_id if image_id is not None else '?'}: {redact(reason)}")
+        if self.limit_cut:
+            out.append(f"{self.limit_cut} of more (--limit {self.limit_cut}); --limit 0 for all")
+        out += failure_lines(s.failures, self.output)
         if s.skipped_notes:
             out.append("skipped:")
             for image_id, reason in s.skipped_notes:
@@ -108,6 +132,8 @@ def exit_code(report: RunReport) -> int:
     s = report.summary
     if report.interrupted:
         return EXIT_INTERRUPTED
+    if report.unreachable:
+        return EXIT_UNREACHABLE
     if s.failed or s.cancelled or s.pending or report.stopped_reason:
         return EXIT_FAILED
     return EXIT_OK
@@ -120,17 +146,58 @@ def finish(report: RunReport, report_path: Optional[str], out: TextIO) -> int:
     for line in report.lines():
         out.write(line + "\n")
     out.flush()
+    for entry in report.summary.drift:  # one warning line per kind of change, at the end
+        log.warning("%s", drift.line(entry))
     if report_path:
         write_report(report_path, report.to_dict())
     return report.exit_code
+
+
+def _retry_command(output: str) -> str:
+    """The retry command for ``output`` (``--output`` left out for the default folder)."""
+    default = os.path.abspath("images")
+    where = "" if os.path.abspath(output) == default else f" --output {shlex.quote(output)}"
+    return f"`{PROG} retry-failed{where}`"
+
+
+def _hint(hint: Optional[str], output: str) -> str:
+    """A failure group's hint in the CLI's words."""
+    retry = _retry_command(output)
+    return {
+        HINT_NETWORK: f"check your network, then run {retry}",
+        HINT_LATER: f"try again later with {retry}",
+        HINT_RESUME: f"run {retry} to resume them",
+        HINT_API_KEY: f"pass a valid key with --api-key or CIVITAI_API_KEY, then run {retry}",
+        HINT_FREE_SPACE: f"free space on the disk, then run {retry}",
+        HINT_OUTPUT_FOLDER: f"check that {output} can be written, then run {retry}",
+    }.get(hint or "", "")
+
+
+def _ids(group: FailureGroup) -> str:
+    ids = ", ".join(str(i) if i is not None else "?" for i in group.sample_ids)
+    word = "id" if group.count == 1 else "ids"
+    return f"{word} {ids}" + (f" and {group.more} more" if group.more else "")
+
+
+def failure_lines(failures, output: str) -> List[str]:
+    """One line per reason: ``131 images failed: host unreachable (civitai.com) — ids 12, 13,
+    14 and 128 more; check your network, then run `python main.py retry-failed```."""
+    lines = []
+    for group in group_failures(failures):
+        noun = "image" if group.count == 1 else "images"
+        line = f"{group.count} {noun} failed: {redact(group.reason)} — {_ids(group)}"
+        hint = _hint(group.hint, output)
+        lines.append(line + (f"; {hint}" if hint else ""))
+    return lines
 
 
 def user_message(exc: BaseException, base_url: Optional[str] = None) -> str:
     """The error's own sentence (secrets masked), plus the CLI option that fixes it, if any."""
     text = redact(str(exc)) or exc.__class__.__name__
     if isinstance(exc, NetworkError):
-        base = base_url or os.environ.get("CIVITAI_BASE_URL") or "Civitai"
-        return f"{text} (could not reach {redact(base)}; check the network or --base-url)"
+        base = redact(base_url or os.environ.get("CIVITAI_BASE_URL") or "https://civitai.com")
+        text = text.replace(" and the civitai_base_url setting", "").rstrip(".")
+        return f"{text}, or --base-url if {base} is not where Civitai is."
     if isinstance(exc, AuthError):
         return f"{text} (pass a valid key with --api-key or CIVITAI_API_KEY)"
     return text

@@ -14,11 +14,13 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from .args import UsageError, _Parser
+from .args import UsageError, _Parser, path_arg
+from .catalog import PROG
+from .progress import bars_wanted
 from .report import EXIT_FAILED, EXIT_OK
 from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
-from ..resources.fetch import civitai_page, human_size
+from ..resources.fetch import civitai_page, human_size, summarize
 
 COMMAND = "resources"
 
@@ -43,7 +45,7 @@ def _types(text: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="main.py resources",
+        prog=f"{PROG} resources",
         description="Show (and with --download fetch) the models an image was made with.",
     )
     parser.add_argument("image", metavar="IMAGE_ID|URL", help="image id or civitai.com/images/N")
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--models-dir",
+        type=path_arg,
         metavar="DIR",
         help="WebUI models folder (Stable-diffusion/, Lora/, embeddings/, VAE/); default: the "
         "models_path setting",
@@ -60,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--types", type=_types, help="only these types: checkpoint,lora,embedding,vae,other"
     )
     parser.add_argument(
-        "--output", "-o", help="output folder whose archive caches look-ups (default: setting)"
+        "--output",
+        "-o",
+        type=path_arg,
+        help="output folder whose archive caches look-ups (default: setting)",
     )
     parser.add_argument("--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL)")
     parser.add_argument(
@@ -108,7 +114,7 @@ def resource_line(resource: Resource, base_url: str) -> str:
 
 
 def _progress(quiet: bool):
-    if quiet:
+    if not bars_wanted(quiet):  # a pipe or a log gets no bars
         return None, None
     from tqdm import tqdm
 
@@ -192,8 +198,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             for outcome in outcomes:
                 mark = "✓" if outcome.status in ("downloaded", "present") else "✗"
                 out.write(f"  {mark} {outcome.message}\n")
-                if outcome.status not in ("downloaded", "present"):
-                    status = EXIT_FAILED
+            summary = summarize(outcomes)
+            if summary.failed:
+                status = EXIT_FAILED
+                if summary.all_failed:  # not a "Downloaded 0 file(s)" that reads like success
+                    out.write(
+                        f"None of the {len(summary.failed)} missing file(s) was downloaded.\n"
+                    )
         elif missing:
             out.write(
                 f"Missing: {len(missing)} file(s), {human_size(total_size(missing))}. "
@@ -210,12 +221,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str], out: Optional[TextIO] = None) -> int:
-    """``argv`` starts with ``resources``; returns the exit code (0 all present, 1 something
+    """``argv`` without the word ``resources``; returns the exit code (0 all present, 1 something
     missing or failed, 2 bad input, 130 interrupted)."""
     return run_command(
         build_parser(),
         run,
-        list(argv)[1:],
+        list(argv),
         out,
         interrupted="interrupted; a partial download is kept and resumes next time",
     )

@@ -15,7 +15,14 @@ from .report import RunReport, finish, user_message
 from .service import RunConfig, Service
 from .signals import STOP_GRACE, Interrupted
 from .target import CliTarget, check_target
-from ..errors import ApiError, ArchiveError, DiskSpaceError, OutputBusyError, OutputPathError
+from ..errors import (
+    ApiError,
+    ArchiveError,
+    DiskSpaceError,
+    NetworkError,
+    OutputBusyError,
+    OutputPathError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +105,50 @@ def _run(
         _stop(downloader, starter)
     finally:
         report.summary = downloader.summary()
+        report.limit_cut = getattr(downloader, "limit_cut", None)
+        for why, count in (getattr(downloader, "embed_skipped", None) or {}).items():
+            log.info(
+                "%d file(s) got a txt sidecar instead of embedded generation data: %s",
+                count,
+                why,
+            )
         reason = downloader.stopped_reason  # scheduling stopped: a full disk
         if not report.interrupted and reason:
             report.stopped_reason = (
                 reason[len(_NOT_STARTED) :] if reason.startswith(_NOT_STARTED) else reason
             )
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class SavedPaths:
+    """Piped or redirected, stdout carries each saved file's path as it is saved (as
+    gallery-dl does) and nothing else; the report then goes to stderr."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+        self._lock = threading.Lock()
+        self._broken = False
+
+    @staticmethod
+    def wanted(out: TextIO) -> bool:
+        return out is sys.stdout and not _is_terminal(out)
+
+    def __call__(self, task: Any) -> None:
+        path = getattr(task, "image_path", None)
+        if not path or self._broken:
+            return
+        with self._lock:
+            try:
+                self._out.write(f"{path}\n")
+                self._out.flush()
+            except (BrokenPipeError, ValueError):  # `| head`: the reader left
+                self._broken = True
 
 
 def _import_download_modules() -> None:
@@ -129,6 +175,7 @@ def execute(
     ``ahead``: the listing's first page (``CivitaiAPI.prefetch_page`` arguments), asked beside
     the target check so the listing does not wait for it; nothing is written before the check."""
     service = Service(cfg, remember_options=remember_options)
+    paths = SavedPaths(out) if SavedPaths.wanted(out) else None
     try:
         if ahead is not None:
             service.api.prefetch_page(**ahead)
@@ -145,11 +192,14 @@ def execute(
         try:
             with logs_above_bars(bars.enabled):
                 downloader = service.open_downloader()
+                if paths is not None:
+                    downloader.register_image_downloaded_callback(paths)
                 _run(report, downloader, bars, begin, args.signal)
         except OutputBusyError:
             raise  # another process downloads into the folder: refused at once, exit 2, no report
         except RUN_STOPPERS as exc:
             report.stopped_reason = user_message(exc, cfg.base_url)
+            report.unreachable = isinstance(exc, NetworkError)
             bars.close()
             sys.stderr.write(f"error: {report.stopped_reason}\n")
         finally:
@@ -157,4 +207,4 @@ def execute(
     finally:
         # after a stop request nothing may wait for a worker that does not stop
         service.close(timeout=1.0 if report.interrupted else None)
-    return finish(report, args.report, out)
+    return finish(report, args.report, out if paths is None else sys.stderr)

@@ -11,7 +11,14 @@ import traceback
 from typing import Callable, Optional, Sequence, TextIO
 
 from .args import ParserExit, UsageError, _Parser
-from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, user_message
+from .report import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    user_message,
+)
 from .signals import interruptible
 from ..errors import (
     ApiError,
@@ -19,6 +26,7 @@ from ..errors import (
     CivitaiGalleryError,
     DiskSpaceError,
     InvalidQueryError,
+    NetworkError,
     NotFoundError,
     OutputPathError,
     SettingsError,
@@ -40,6 +48,7 @@ _EXIT_CODES = (
         ),
         EXIT_USAGE,
     ),
+    ((NetworkError,), EXIT_UNREACHABLE),
     ((ApiError, ArchiveError, DiskSpaceError, CivitaiGalleryError), EXIT_FAILED),
 )
 _HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)

@@ -6,10 +6,14 @@ import contextlib
 import datetime as _dt
 from typing import Any, List, Optional, Sequence, Tuple
 
+from ..planning.listing_request import describe_query_key
 from ..util.logging_setup import redact
+
+SHORT_ID = 8  # as git shows a commit: enough to tell the tasks of one folder apart
 
 TASK_COLUMNS = (
     ("id", "task"),
+    ("query_key", "download"),
     ("image_id", "image"),
     ("status", "status"),
     ("finished_at", "finished"),
@@ -34,13 +38,31 @@ def _task_cells(row: Any) -> Tuple[str, ...]:
         when = when[:19].replace("T", " ")
     detail = _field(row, "error") if status == "failed" else None
     detail = detail or _field(row, "image_path") or _field(row, "path") or ""
+    task_id = str(_field(row, "id") or _field(row, "task_id") or "")
     return (
-        str(_field(row, "id") or _field(row, "task_id") or ""),
+        task_id[:SHORT_ID],
+        describe_query_key(_field(row, "query_key")),
         str(_field(row, "image_id") or ""),
         status,
         str(when or ""),
         redact(str(detail)),
     )
+
+
+def latest_per_image(rows: Sequence[Any]) -> List[Any]:
+    """The newest task of each image (``rows`` newest first): a task cancelled by Ctrl-C, or one
+    that failed, is history once a later run (the resume, retry-failed) made a new task for the
+    same image; rows without an image id are all kept."""
+    seen = set()
+    kept = []
+    for row in rows:
+        image_id = _field(row, "image_id")
+        if image_id is not None:
+            if image_id in seen:
+                continue
+            seen.add(image_id)
+        kept.append(row)
+    return kept
 
 
 def format_table(rows: Sequence[Tuple[str, ...]], headers: Sequence[str]) -> List[str]:
@@ -62,7 +84,7 @@ def task_lines(db_path: str, status: Optional[str], limit: int) -> List[str]:
 
     archive = Archive(db_path, read_only=True)
     try:
-        rows = archive.failed_tasks() if status == "failed" else archive.tasks()
+        rows = archive.failed_tasks() if status == "failed" else latest_per_image(archive.tasks())
         if status and status != "failed":
             rows = [r for r in rows if str(_field(r, "status")) == status]
         rows = list(rows)

@@ -33,6 +33,7 @@ from ..errors import (
     MetadataError,
     NetworkError,
     RefusedUrlError,
+    TransferFailedError,
     UnexpectedContentError,
 )
 from .failures import describe_failure, is_disk_full
@@ -148,7 +149,10 @@ class TaskRunner:
             if down is not None:  # the host went down during this download: one line said so
                 logger.debug("image %s failed: %s", task.image_id, exc)
                 return Outcome(FAILED, down)
-            logger.warning("image %s failed: %s", task.image_id, exc)
+            # a host that does not answer fails image after image: the run's end says it once,
+            # grouped by reason (engine.failures.group_failures), not once per image
+            quiet = isinstance(exc, TransferFailedError)
+            (logger.debug if quiet else logger.warning)("image %s failed: %s", task.image_id, exc)
             return Outcome(FAILED, describe_failure(exc, root))
         # a bug must not leave the task "downloading" forever
         logger.error("image %s: unexpected error", task.image_id, exc_info=exc)
@@ -300,6 +304,13 @@ class TaskRunner:
         sidecars = [metadata.sidecar_path(image_path, f) for f in formats if f != "exif"]
         return next((p for p in sidecars if os.path.exists(p)), None)
 
+    def _note_embed_skipped(self, reason: str) -> None:
+        """Count a file whose data went to a txt sidecar (one line per reason at the run's
+        end, not one per file)."""
+        note = getattr(self._owner, "note_embed_skipped", None)
+        if note is not None:
+            note(reason)
+
     def _write_metadata(
         self, task: ImageDownloadTask, image_path: str, record: Optional[Dict[str, Any]] = None
     ) -> Tuple[Optional[str], Optional[str]]:
@@ -311,7 +322,9 @@ class TaskRunner:
 
         try:
             record = record if record is not None else _record_for(task, image_path)
-            paths = metadata.save_metadata(image_path, record, formats)
+            paths = metadata.save_metadata(
+                image_path, record, formats, embed_skipped=self._note_embed_skipped
+            )
         except (MetadataError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc, MetadataError) else exc
             if isinstance(cause, OSError) and is_disk_full(cause):

@@ -79,10 +79,14 @@ def caption_tags(prompt: Optional[str]) -> List[str]:
 
 def clean_caption(prompt: Optional[str], prefix: Optional[str] = None) -> str:
     """The training caption of ``prompt``: cleaned tags joined with ``", "``, ``prefix``'s tags
-    (e.g. a trigger word) first and not repeated later; ``""`` when nothing is left."""
+    (e.g. a trigger word) first and not repeated later; ``""`` when the prompt leaves nothing:
+    a prefix alone describes no image (such an image is not exported as a captioned one)."""
+    body = caption_tags(prompt)
+    if not body:
+        return ""
     head = caption_tags(prefix)
     seen = {tag.lower() for tag in head}
-    tail = [tag for tag in caption_tags(prompt) if tag.lower() not in seen]
+    tail = [tag for tag in body if tag.lower() not in seen]
     return ", ".join(head + tail)
 
 
@@ -105,14 +109,18 @@ def build_caption(
 ) -> str:
     """The caption of one image from ``source``: ``prompt`` (:func:`clean_caption`), ``tags``
     (the Civitai tag names) or ``both`` (the prompt's tags, then the tag names not already in
-    it); ``prefix`` first, every tag once (case-insensitive)."""
+    it); ``prefix`` first, every tag once (case-insensitive). ``""`` when the source gives no
+    words: a prefix alone describes no image (such an image is not exported as a captioned one)."""
     if source not in CAPTION_SOURCES:
         raise ValueError(f"caption source must be one of {CAPTION_SOURCES}, not {source!r}")
-    words = caption_tags(prefix)
+    body: List[str] = []
     if source in ("prompt", "both"):
-        words += caption_tags(prompt)
+        body += caption_tags(prompt)
     if source in ("tags", "both"):
-        words += tag_names(tags)
+        body += tag_names(tags)
+    if not body:
+        return ""
+    words = caption_tags(prefix) + body
     kept: List[str] = []
     seen = set()
     for word in words:

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 from ..civitai.api import MAX_PAGE_SIZE, original_url
-from ..errors import InvalidQueryError, InvalidResponseError, OutputPathError
+from ..civitai.drift import Drift
+from ..civitai.pages import PageLoop
+from ..errors import InvalidQueryError, OutputPathError
 from ..metadata.generation import extract_generation, json_safe
-from ..records import ImageItem
+from ..records import ImageItem, ImagePage
 from ..store import confined
 from ..util.documents import DocumentError, read_document
 from ..util.logging_setup import redact
@@ -321,12 +323,18 @@ class ListingFile:
 
 
 def run_listing(
-    api: Any, job: ListingJob, path: str, progress: Optional[PageProgress] = None
+    api: Any,
+    job: ListingJob,
+    path: str,
+    progress: Optional[PageProgress] = None,
+    drift: Optional[Drift] = None,
 ) -> ListingResult:
     """List ``job`` page by page into ``path`` (resuming a listing left unfinished there).
 
     Raises the API's errors after keeping the pages listed so far; InvalidResponseError when the
-    server sends back a cursor this listing already asked for.
+    server sends back a cursor this listing already asked for, or endless empty pages (the one
+    listing loop, ``civitai/pages.PageLoop``). ``drift`` counts what Civitai answered
+    differently from what is expected (``civitai/drift.py``).
     """
     out = ListingFile(path)
     if out.fmt == "parquet":
@@ -341,14 +349,21 @@ def run_listing(
     else:
         seen = out.seen_ids(state)
         logger.info("resuming the listing into %s after %d row(s)", out.path, state.rows)
-    requested: Set[Optional[str]] = set(state.requested)
-    done = state.rows >= job.limit > 0
-    while not done:
+
+    def fetch(cursor: Optional[str]) -> ImagePage:
         size = MAX_PAGE_SIZE if not job.limit else min(MAX_PAGE_SIZE, job.limit - state.rows)
-        requested.add(state.cursor)
-        page = api.get_image_page(
-            job.params, cursor=state.cursor, limit=size, nsfw_levels=list(job.levels)
+        return api.get_image_page(
+            job.params, cursor=cursor, limit=size, nsfw_levels=list(job.levels)
         )
+
+    def full() -> bool:
+        return job.limit > 0 and state.rows >= job.limit
+
+    watch = drift.watch(job.levels) if drift is not None else None
+    pages = PageLoop(
+        fetch, job.key, start=state.cursor, asked=state.requested, stopped=full, watch=watch
+    )
+    for page in pages:
         result.pages += 1
         rows: List[Dict[str, Any]] = []
         for item in page.items:
@@ -367,17 +382,8 @@ def run_listing(
             rows.append(row)
         state.bytes = out.append(rows)
         state.rows += len(rows)
-        next_cursor = page.next_cursor
-        done = next_cursor is None or (job.limit > 0 and state.rows >= job.limit)
-        if not done and next_cursor in requested:
-            out.save_state(state)
-            raise InvalidResponseError(
-                f"Civitai returned a cursor it already gave ({str(next_cursor)[:80]!r}): "
-                f"stopping the listing to avoid an endless loop; {state.rows} row(s) are kept "
-                "and the same command continues later"
-            )
-        state.cursor = next_cursor
-        state.requested = [c for c in requested if c is not None][-1000:]
+        state.cursor = page.next_cursor
+        state.requested = [c for c in pages.asked if c is not None][-1000:]
         out.save_state(state)
         if progress is not None:
             progress(state.rows, state.videos_skipped)

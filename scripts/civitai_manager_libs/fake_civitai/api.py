@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from .dataset import Dataset, FakeImage, FakeModel, FakeVersion, iso_ms
 from .listing import ListingError, list_images
-from .models_api import ModelRoutes
+from .models_api import BY_HASH_RE, ModelRoutes
 from .response import Response, error_response, json_response
 
 _MODEL_RE = re.compile(r"^/api/v1/models/([^/]+)/?$")
@@ -34,6 +34,7 @@ class ApiRoutes:
         self.image_base_url = image_base_url
         self.redirects: Dict[str, str] = {}
         self.model_files = ModelRoutes(base_url, image_base_url)
+        self._by_sha: Optional[Dict[str, FakeVersion]] = None
         # how the images endpoint treats ``ids=``: "served" (late 2026), "ignored" (older
         # servers: zod drops the unknown key and the unfiltered feed comes back) or "refused" (400)
         self.ids_param = "served"
@@ -47,6 +48,10 @@ class ApiRoutes:
     ) -> Response:
         """One API answer; ``sfw_only``: as civitai.com (Civitai's green domain) answers, every
         Mature/X/XXX item left out (listings, an image by id, models' and versions' images)."""
+        match = BY_HASH_RE.match(path)
+        listed = self._listed_file(match.group(1).upper()) if match else None
+        if listed is not None:  # a listed version's file, as Civitai finds any published file
+            return json_response(200, self.version_json(listed))
         files = self.model_files.handle(path, headers or {}, self._version_json_by_id)
         if files is not None:
             return files
@@ -171,11 +176,18 @@ class ApiRoutes:
             out["meta"] = None if image.meta_hidden or image.meta is None else dict(image.meta)
         return out
 
+    def _listed_file(self, sha256: str) -> Optional[FakeVersion]:
+        """The version whose generated file has this SHA-256 (the resource files answer for
+        themselves in ``models_api``)."""
+        if self._by_sha is None:
+            self._by_sha = {_file_sha(v.id): v for m in self.dataset.models for v in m.versions}
+        return self._by_sha.get(sha256)
+
     def _file_json(self, model: FakeModel, version: FakeVersion) -> Dict[str, Any]:
         real = self.model_files.file_json(version.id)
         if real is not None:
             return real
-        sha = hashlib.sha256(f"file:{version.id}".encode()).hexdigest().upper()
+        sha = _file_sha(version.id)
         return {
             "id": version.id + 1_000_000,
             "sizeKB": version.file_size_kb,
@@ -186,6 +198,10 @@ class ApiRoutes:
             "primary": True,
             "downloadUrl": f"{self.base_url}/api/download/models/{version.id}",
         }
+
+
+def _file_sha(version_id: int) -> str:
+    return hashlib.sha256(f"file:{version_id}".encode()).hexdigest().upper()
 
 
 def _parse_id(raw: str) -> Optional[int]:

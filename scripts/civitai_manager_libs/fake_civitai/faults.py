@@ -14,11 +14,14 @@ import threading
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from .media import Body, BytesBody, EndlessBody
 from .response import JSON_TYPE, Response, reason
 
 SERVERS = ("any", "api", "image", "video")
+DRIFT_SHAPES = ("meta_stripped", "items_renamed", "unknown_hosts", "packed", "mature_filtered")
+_RENAMED = {"items": "data", "modelVersions": "versions", "files": "modelFiles"}
 DEFAULT_ERROR_TEXT = {
     429: "Too Many Requests",
     500: "canceling statement due to statement timeout",
@@ -33,7 +36,7 @@ CHALLENGE_HTML = (
 
 @dataclass
 class Rule:
-    kind: str  # status | cut | html | not_found | delay | empty_pages | stall
+    kind: str  # status | cut | html | not_found | delay | empty_pages | stall | drift
     path_glob: str
     server: str = "any"
     remaining: Optional[int] = None  # None: forever
@@ -166,6 +169,18 @@ class Faults:
         open, nothing more is sent) before going on."""
         self._add(Rule("stall", path_glob, server, count, nbytes=nbytes, seconds=seconds))
 
+    def drift(self, shape: str, path_glob: str = "/api/*", count: Optional[int] = None) -> None:
+        """Answer the API's normal JSON changed the way the real service has changed before
+        (:data:`DRIFT_SHAPES`): ``meta_stripped`` (every ``meta`` null), ``items_renamed`` (the
+        main list under another name: ``items`` -> ``data``, ``modelVersions`` -> ``versions``,
+        ``files`` -> ``modelFiles``), ``unknown_hosts`` (media URLs on ``localhost`` instead of
+        the image host's address: still served), ``packed`` (the body inside a tRPC-like
+        ``{"result": {"data": {"json": ...}}}``), ``mature_filtered`` (Mature and X items left
+        out, as civitai.com does)."""
+        if shape not in DRIFT_SHAPES:
+            raise ValueError(f"shape must be one of {DRIFT_SHAPES}, not {shape!r}")
+        self._add(Rule("drift", path_glob, "api", count, body=shape))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -244,3 +259,39 @@ def _body_response(status: int, body: Any, headers: Dict[str, str]) -> Response:
     merged = {"Content-Type": ctype}
     merged.update(headers)
     return Response(status, merged, BytesBody(data))
+
+
+def drifted(response: Response, shape: str) -> Response:
+    """``response`` (the API's JSON) changed as :meth:`Faults.drift` describes."""
+    if response.status != 200 or not isinstance(response.body, BytesBody):
+        return response
+    body = json.loads(response.body.data)
+    if not isinstance(body, dict):
+        return response
+    if shape == "packed":
+        body = {"result": {"data": {"json": body}}}
+    elif shape == "items_renamed":
+        body = {_RENAMED.get(key, key): value for key, value in body.items()}
+    else:
+        _change_images(body, shape)
+    return _body_response(200, body, {})
+
+
+def _change_images(body: Dict[str, Any], shape: str) -> None:
+    """Change every image object of ``body`` (listing items, a version's or model's images)."""
+    lists = [body] + [v for v in body.get("modelVersions") or [] if isinstance(v, dict)]
+    for holder in lists:
+        for key in ("items", "images"):
+            images = holder.get(key)
+            if not isinstance(images, list):
+                continue
+            if shape == "mature_filtered":
+                holder[key] = [i for i in images if i.get("nsfwLevel") not in ("Mature", "X")]
+                continue
+            for image in images:
+                if shape == "meta_stripped" and "meta" in image:
+                    image["meta"] = None
+                if shape == "unknown_hosts" and isinstance(image.get("url"), str):
+                    parts = urlsplit(image["url"])
+                    netloc = "localhost" + (f":{parts.port}" if parts.port else "")
+                    image["url"] = urlunsplit(parts._replace(netloc=netloc))

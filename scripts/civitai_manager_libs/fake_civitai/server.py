@@ -33,7 +33,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .api import REDIRECT_PREFIX, ApiRoutes
 from .dataset import Dataset
-from .faults import Faults, fault_response
+from .faults import Faults, drifted, fault_response
 from .imagehost import ImageRoutes
 from .media import Body, BytesBody
 from .response import Response, error_response
@@ -595,12 +595,15 @@ class FakeCivitai:
         if rule is not None:
             return fault_response(rule, role)
         try:
-            if role == "api" and front == "red":
-                assert self._red_api is not None
-                return self._red_api.handle(path, params, headers)
             if role == "api":
-                assert self._api is not None
-                return self._api.handle(path, params, headers, sfw_only=self.split_fronts)
+                if front == "red":
+                    assert self._red_api is not None
+                    answer = self._red_api.handle(path, params, headers)
+                else:
+                    assert self._api is not None
+                    answer = self._api.handle(path, params, headers, sfw_only=self.split_fronts)
+                shape = self.faults.take(("drift",), role, path)
+                return drifted(answer, shape.body) if shape is not None else answer
             if role == "video":
                 return self._images.handle_video(path)
             stored = self.storage.handle(path, headers or {})

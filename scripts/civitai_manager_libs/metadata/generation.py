@@ -301,6 +301,10 @@ def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
         generation["model_hash"] = find_hash(hashes, "model")
     if generation["vae_hash"] is None:
         generation["vae_hash"] = find_hash(hashes, "vae")
+    for field in ("model_hash", "vae_hash"):  # one case, WebUI's (its short hashes are lower)
+        value = generation[field]
+        if isinstance(value, str) and re.fullmatch(r"[0-9A-Fa-f]{8,64}", value.strip()):
+            generation[field] = value.strip().lower()
     generation["loras"] = _loras(meta, hashes, generation["prompt"])
     resources = meta.get("resources")
     generation["resources"] = list(resources) if isinstance(resources, list) else []

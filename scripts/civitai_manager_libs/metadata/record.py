@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
@@ -22,6 +22,8 @@ from ..errors import MetadataError
 from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
 from .resource_refs import collect_resources
+from ..errors import InvalidQueryError
+from ..util.media_key import original_url
 from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
     _int_or_none,
@@ -84,6 +86,17 @@ def _nsfw_name(value: Any) -> Optional[str]:
     if isinstance(value, int):
         return _NSFW_BY_LEVEL.get(value, "X" if value > 8 else None)
     return None
+
+
+def _original(url: Optional[str]) -> Optional[str]:
+    """The original upload's URL (``original=true``), as ``list`` and the download use: one
+    meaning of ``url`` everywhere, never the listed ``width=`` preview."""
+    if not url:
+        return url
+    try:
+        return original_url(url)
+    except InvalidQueryError:  # not an image link (no file name): kept as given
+        return url
 
 
 def id_from_url(url: Any) -> Optional[int]:
@@ -190,7 +203,7 @@ def extract_image_metadata(
     media_type = source.get("type")
     record = {
         "id": image_id,
-        "url": strip_token(url),
+        "url": _original(strip_token(url)),
         "width": _int_or_none(source.get("width")),
         "height": _int_or_none(source.get("height")),
         "type": media_type if isinstance(media_type, str) and media_type else "image",
@@ -345,6 +358,8 @@ def save_metadata(
     record: Mapping[str, Any],
     formats: Union[str, Iterable[str]],
     secrets: Iterable[str] = (),
+    *,
+    embed_skipped: Optional[Callable[[str], None]] = None,
 ) -> List[str]:
     """Write ``record`` for the image at ``image_path`` in each of ``formats``; returns the paths.
 
@@ -371,7 +386,7 @@ def save_metadata(
         if "txt" in wanted:
             note(_write_text(sidecar_path(image_path, "txt"), format_txt(clean)))
         if "exif" in wanted:
-            note(_embed_or_sidecar(image_path, clean))
+            note(_embed_or_sidecar(image_path, clean, "txt" in wanted, embed_skipped))
     except OSError as exc:
         raise MetadataError(
             f"could not write generation data beside {image_path}: {exc.strerror or exc}; "
@@ -380,7 +395,15 @@ def save_metadata(
     return written
 
 
-def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
+def _embed_or_sidecar(
+    image_path: str,
+    record: Mapping[str, Any],
+    txt_asked: bool = False,
+    embed_skipped: Optional[Callable[[str], None]] = None,
+) -> str:
+    """Embed the infotext, else write the txt sidecar. A skipped embedding is said at the default
+    level only when nothing else holds the data: not when txt was asked anyway, and, with
+    ``embed_skipped`` (a run counting them for one grouped line), only by that count."""
     infotext = to_infotext(record)
     if not infotext:
         log.debug(
@@ -390,5 +413,11 @@ def _embed_or_sidecar(image_path: str, record: Mapping[str, Any]) -> str:
         try:
             return embed_infotext(image_path, infotext)
         except EmbedSkipped as skipped:
-            log.info("%s; writing the txt sidecar instead", skipped)
+            if txt_asked:
+                log.debug("%s; the txt sidecar holds the data", skipped)
+            elif embed_skipped is not None:
+                log.debug("%s; writing the txt sidecar instead", skipped)
+                embed_skipped(skipped.reason)
+            else:
+                log.info("%s; writing the txt sidecar instead", skipped)
     return _write_text(sidecar_path(image_path, "txt"), format_txt(record))

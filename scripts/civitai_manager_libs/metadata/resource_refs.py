@@ -181,7 +181,36 @@ def merge_all(mentions: Iterable[Resource]) -> List[Resource]:
                     break
             if changed:
                 break
+    _merge_by_role(merged)
     return merged
+
+
+def _absorb(merged: List[Resource], keep: Resource, drop: Resource) -> None:
+    merge_into(keep, drop)
+    merged.remove(drop)
+
+
+def _merge_by_role(merged: List[Resource]) -> None:
+    """Mentions that nothing links but what they are. An image has one checkpoint and one VAE:
+    the one Civitai names by version id and the one the infotext names by name and hash are the
+    same file. A LoRA Civitai's generator lists by version id alone and a ``<lora:name:w>`` tag
+    with no version at the same weight are the same LoRA when no other pairing is possible."""
+    for kind in ("checkpoint", "vae"):
+        same = [r for r in merged if r.type == kind]
+        with_id = [r for r in same if r.version_id is not None]
+        without = [r for r in same if r.version_id is None]
+        if len(with_id) == 1 and len(without) == 1:
+            _absorb(merged, with_id[0], without[0])
+    loras = [r for r in merged if r.type == "lora"]
+    by_id = [r for r in loras if r.version_id is not None and not r.names() and not r.hashes]
+    named = [r for r in loras if r.version_id is None and r.names()]
+    for resource in by_id:
+        if resource.weight is None:
+            continue
+        peers = [r for r in named if r.weight == resource.weight]
+        rivals = [r for r in by_id if r.weight == resource.weight]
+        if len(peers) == 1 and len(rivals) == 1 and peers[0] in merged:
+            _absorb(merged, resource, peers[0])
 
 
 def _mention(source: str, type_: str, **values: Any) -> Resource:

@@ -79,11 +79,11 @@ def resource_lines(resources: Sequence[Any]) -> List[str]:
             parts.append(f"weight {_weight_text(r.weight)}")
         if r.file_name:
             parts.append(r.file_name)
-        if r.version_id is not None:
+        if r.version_id is not None and r.label != f"version {r.version_id}":
             parts.append(f"version {r.version_id}")
         digest = r.autov2 or (r.hashes[0] if r.hashes else None)
         if digest:
-            parts.append(f"hash {digest}")
+            parts.append(f"hash {digest.lower()}")  # one case, as the infotext's Model hash
         if r.status == "not_on_civitai":
             parts.append("not on Civitai")
         lines.append(", ".join(parts))

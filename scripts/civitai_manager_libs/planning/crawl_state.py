@@ -3,9 +3,8 @@ cursors it asked for, and the resume checkpoint it keeps in the archive.
 
 Unlimited listings keep a checkpoint: the cursor of the oldest page whose tasks are not all
 finished (failed counts as finished, cancelled does not). The same call resumes from it, and it is
-cleared once the listing and all its tasks are done. A server that answers with a cursor this
-listing already requested would make it loop forever: :meth:`ListingState.check_next_cursor`
-refuses it.
+cleared once the listing and all its tasks are done. (The cursors asked and the loop guards are
+``civitai/pages.PageLoop``'s.)
 """
 
 from __future__ import annotations
@@ -14,9 +13,6 @@ import threading
 from typing import Any, Callable, List, Optional, Set, Tuple
 
 from ..engine.task import CANCELLED
-from ..errors import InvalidResponseError
-
-_CURSOR_SHOWN = 80  # characters of a repeated cursor quoted in the error
 
 
 class ListingPage:
@@ -41,7 +37,6 @@ class ListingState:
         self.pages: List[ListingPage] = []
         self.task_ids: List[str] = []
         self.seen_images: Set[Any] = set()
-        self.requested_cursors: Set[Optional[str]] = set()
         self.unscheduled: Set[str] = set()  # registered, not yet handed on (settled on an error)
         self.stop = threading.Event()
         self.lock = threading.Lock()  # orders checkpoint writes
@@ -52,23 +47,6 @@ class ListingState:
         page = ListingPage(cursor, next_cursor)
         self.pages.append(page)
         return page
-
-    def note_request(self, cursor: Optional[str]) -> None:
-        """Remember a cursor this listing asked the server for."""
-        self.requested_cursors.add(cursor)
-
-    def check_next_cursor(self, next_cursor: str) -> None:
-        """Stop the listing with InvalidResponseError when the server sends back a cursor this
-        listing already asked for (a cycle such as a -> b -> a would never end)."""
-        if next_cursor not in self.requested_cursors:
-            return
-        self.stop.set()
-        shown = next_cursor if len(next_cursor) <= _CURSOR_SHOWN else next_cursor[:_CURSOR_SHOWN]
-        raise InvalidResponseError(
-            f"Civitai returned a cursor it already gave ({shown!r}): stopping the listing to "
-            f"avoid an endless loop ({self.query_key}). The images listed so far are still "
-            "downloaded; try again later."
-        )
 
     def task_final(self, task: Any) -> bool:
         """Account a final task; True when it belonged to this listing."""

@@ -56,6 +56,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
 from ..civitai import image_batch
 from ..civitai.image_batch import ImageBatch
@@ -159,6 +160,10 @@ class ImageDownloader:
         if api_client is None:
             api_client = civitai_api.CivitaiAPI(client=self.engine.configured_client)
         self.api = api_client
+        # what Civitai answered differently from what is expected: this session's listings, and
+        # the latest listing's (civitai/drift.py)
+        self.drift = Drift()
+        self.last_drift: List[Dict[str, Any]] = []
 
         self._archive = archive
         self._owns_archive = archive is None
@@ -168,6 +173,7 @@ class ImageDownloader:
         self._names = FileNames()
         self._history: Optional[Dict[str, ImageDownloadTask]] = None
         self._halt_reason: Optional[str] = None
+        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(
             self, self._registry, self._context, self._schedule, self._reserve
@@ -298,15 +304,21 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
-            with self._registry.lock:
-                self._halt_reason = None
+            self._new_run()
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
+            # the API's hosts (both fronts) serve this listing's media too (a mirror, the demo)
+            client = getattr(self.api, "client", None)
+            drift = Drift.for_urls(
+                getattr(client, "base_url", None), getattr(client, "red_base_url", None)
+            )
             try:
-                return self._planner.run(request, save_metadata, counts)
+                return self._planner.run(request, save_metadata, counts, drift)
             finally:
                 self._count_filtered(counts)
+                self.drift.merge(drift)
+                self.last_drift = drift.kinds()
 
     def download_single_image(
         self, image_id: int, output_path: Optional[str] = None, save_metadata: bool = True
@@ -323,6 +335,7 @@ class ImageDownloader:
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             return self._single_image(image_id, output_path, save_metadata)
 
     def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
@@ -355,6 +368,33 @@ class ImageDownloader:
         self._reserve()
         return task.id
 
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
+        with self._registry.lock:
+            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+
+    @property
+    def embed_skipped(self) -> Dict[str, int]:
+        """This run's files whose generation data went to a txt sidecar instead of being
+        embedded, by reason (the shells say it in one line per reason)."""
+        with self._registry.lock:
+            return dict(self._embed_skipped)
+
+    def _new_run(self) -> None:
+        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
+        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
+        forgotten, so a new job or a retry asks again."""
+        with self._registry.lock:
+            self._halt_reason = None
+            self._embed_skipped = {}
+        for gate in {id(g): g for g in self._host_gates()}.values():
+            gate.new_run()
+
+    def _host_gates(self) -> List[Any]:
+        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
+        gates = [getattr(client, "host_gate", None) for client in clients]
+        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
+
     def download_images(
         self,
         image_ids: Sequence[int],
@@ -375,6 +415,7 @@ class ImageDownloader:
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         with self._working():
+            self._new_run()
             task_ids: Dict[int, str] = {}
             ask: List[int] = []
             for image_id in ids:
@@ -432,6 +473,11 @@ class ImageDownloader:
     @max_concurrent.setter
     def max_concurrent(self, value: int) -> None:
         self.engine.max_workers = setting.SPECS["images.max_concurrent"].validate(value)
+
+    @property
+    def limit_cut(self) -> Optional[int]:
+        """The limit the latest listing stopped at while Civitai listed more (else None)."""
+        return self._planner.limit_cut
 
     @property
     def stopped_reason(self) -> Optional[str]:
@@ -690,11 +736,13 @@ class ImageDownloader:
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
         """Counts over the tasks (all of this session when None; then ``filtered`` holds the
-        session's filtered images by reason)."""
+        session's filtered images by reason and ``drift`` what Civitai answered differently from
+        what is expected, ``civitai/drift.py``)."""
         result = summarize(self._registry.select(task_ids), self.output_path)
         if task_ids is None:
             with self._registry.lock:
                 result.filtered = self._filtered.as_dict()
+            result.drift = self.drift.kinds()
         return result
 
     def retry_failed(self, *, filters: Optional[FilterSpec] = None) -> List[str]:
@@ -710,8 +758,8 @@ class ImageDownloader:
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
         with self._working():
+            self._new_run()
             with self._registry.lock:
-                self._halt_reason = None
                 failed = self._registry.with_status(FAILED)
             try:
                 return self._retry_failed(failed, spec, counts)

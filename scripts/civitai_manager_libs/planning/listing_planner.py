@@ -10,7 +10,8 @@ import logging
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
-from ..civitai import api as civitai_api
+from ..civitai.drift import Drift
+from ..civitai.pages import PageLoop
 from ..civitai.filters import FilterSpec
 from .crawl_state import ListingState
 from .listing_request import ListingRequest
@@ -31,9 +32,10 @@ REASON_KNOWN = "already downloaded"
 
 
 class ListingPlanner:
-    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``, ``page_size``,
-    ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are read at each
-    use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs after a page."""
+    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``,
+    ``page_size``, ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are
+    read at each use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs
+    after a page."""
 
     def __init__(
         self,
@@ -48,20 +50,28 @@ class ListingPlanner:
         self._context = context
         self._schedule = schedule
         self._reserve_space = reserve_space
+        # the latest listing stopped at its limit while Civitai had more: that limit (else None)
+        self.limit_cut: Optional[int] = None
 
     def run(
-        self, request: ListingRequest, save_metadata: bool, counts: Optional[FilterCounts] = None
+        self,
+        request: ListingRequest,
+        save_metadata: bool,
+        counts: Optional[FilterCounts] = None,
+        drift: Optional[Drift] = None,
     ) -> List[str]:
         """List ``request`` to the end (or its ``limit`` images) and plan every page; the task
         ids.
 
         The client-side filters (``request.spec``) add each image they drop to ``counts`` under
-        its reason (as are the images the exact NSFW filter dropped); it gets no task. The limit
-        counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
+        its reason (as are the images the exact NSFW filter dropped); it gets no task. ``drift``
+        counts what Civitai answered differently from what is expected (``civitai/drift.py``).
+        The limit counts the images kept. With ``sort=Newest`` and a ``since`` bound (``Oldest`` and
         ``until``) the listing ends with the first page that goes past the bound.
 
         Raises the listing's ApiError (InvalidResponseError for a repeated cursor) after the
-        pages listed so far were planned; their checkpoint is kept for the next run.
+        pages listed so far were planned; their checkpoint is kept for the next run. The pages
+        come from the one listing loop (``civitai/pages.PageLoop``).
         """
         owner = self._owner
         spec, limit, params = request.spec, request.limit, request.params
@@ -69,40 +79,43 @@ class ListingPlanner:
         counts = counts if counts is not None else FilterCounts()
         listing = self._open(query_key, use_checkpoint=request.resumes)
         context = self._context.for_listing(request.kind, request.value)
-        listed = empty_run = 0
-        cursor = listing.start_cursor
+        listed = 0
+        self.limit_cut = None
         told = False  # the notice about the order Civitai really gives, once per listing
+        pages = PageLoop(
+            lambda cursor: owner.api.get_image_page(
+                params,
+                cursor=cursor,
+                limit=request.page_size(owner.page_size),
+                nsfw_levels=request.levels,
+            ),
+            query_key,
+            start=listing.start_cursor,
+            stopped=lambda: listing.stop.is_set() or owner.stopped_reason is not None,
+            watch=drift.watch(request.levels) if drift is not None else None,
+        )
         try:
-            while not listing.stop.is_set() and owner.stopped_reason is None:
-                listing.note_request(cursor)
-                page = owner.api.get_image_page(
-                    params,
-                    cursor=cursor,
-                    limit=request.page_size(owner.page_size),
-                    nsfw_levels=request.levels,
-                )
+            for page in pages:
                 if page.notice and not told:
                     logger.warning("%s", page.notice)
                     told = True
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
-                sent = page.server_items if page.server_items is not None else len(page.items)
-                empty_run = 0 if sent or page.rejected else empty_run + 1
                 self._plan_page(
                     listing, page.cursor, page.next_cursor, items, context, save_metadata
                 )
                 self._skip_rejected(listing, page.rejected)
                 if page.next_cursor is None or (limit and listed >= limit):
                     listing.listing_done = True
+                    left_on_page = bool(items) and page.items[-1] is not items[-1]
+                    if limit and listed >= limit and (page.next_cursor or left_on_page):
+                        self.limit_cut = limit  # "20 of more": the user is told
                     break
                 if item_filter.past_bound(page.items, spec, params.get("sort")):
                     logger.info("%s: past the date bound; no further page is needed", query_key)
                     listing.listing_done = True
                     break
-                listing.check_next_cursor(page.next_cursor)  # a cycle would never end
-                civitai_api.check_empty_run(empty_run, query_key)  # nor would endless empties
-                cursor = page.next_cursor
         except BaseException as exc:
             listing.stop.set()
             self._abandon_unscheduled(listing, exc)

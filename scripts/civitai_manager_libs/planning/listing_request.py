@@ -193,3 +193,18 @@ def first_page_ahead(
         elif os.path.exists(os.path.join(output_path, ARCHIVE_NAME)):
             return None
     return request.first_page(page_size)
+
+
+def describe_query_key(query_key: Optional[str]) -> str:
+    """What a task's listing was, in a user's words: ``model:4201|nsfw=None,Soft`` -> ``model
+    4201``; no key (a single image, a retry) -> ``single image``. The tab's Recent tasks and the
+    CLI's ``tasks`` show it."""
+    if not query_key:
+        return "single image"
+    head = query_key.split("|", 1)[0]
+    kind, _sep, value = head.partition(":")
+    if kind == "filter":
+        return "filter " + value.strip("{}").replace('"', "")[:60]
+    if kind == "creator":
+        return f"user {value}"
+    return f"{kind} {value}".strip()

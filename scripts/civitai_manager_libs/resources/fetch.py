@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlsplit
 
@@ -167,6 +167,67 @@ def _login_message(resource: Resource, has_key: bool) -> str:
     )
 
 
+def _known_copy(resource: Resource, hasher: Optional[FileHasher]) -> Optional[str]:
+    """A file already on disk with the resource's SHA-256, from the hash cache (a cached row
+    counts only while the file keeps the size and mtime it was hashed with)."""
+    cache = getattr(hasher, "cache", None)
+    if cache is None or not resource.sha256:
+        return None
+    for path, size, mtime_ns, inode in cache.paths_with_hash(resource.sha256):
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        same_inode = inode < 0 or info.st_ino == inode
+        if info.st_size == size and info.st_mtime_ns == mtime_ns and same_inode:
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+@dataclass
+class FetchSummary:
+    """What a "Download missing" did, for a shell to word: counts, bytes, the failures'
+    messages, and whether every file that was tried failed (``all_failed``)."""
+
+    downloaded: int = 0
+    present: int = 0
+    failed: List[str] = field(default_factory=list)
+    bytes: int = 0
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.failed) and not self.downloaded and not self.present
+
+    @property
+    def text(self) -> str:
+        """One English sentence (the CLI's; the tab may word it in the user's language)."""
+        if self.all_failed:
+            return (
+                f"None of the {len(self.failed)} missing file(s) could be downloaded: "
+                + " ".join(self.failed)
+            )
+        parts = [f"Downloaded {self.downloaded} file(s) ({human_size(self.bytes)}), verified."]
+        if self.present:
+            parts.append(f"{self.present} already on disk (same SHA-256).")
+        if self.failed:
+            parts.append(f"Not downloaded ({len(self.failed)}): " + " ".join(self.failed))
+        return " ".join(parts)
+
+
+def summarize(outcomes: Iterable[FetchOutcome]) -> FetchSummary:
+    summary = FetchSummary()
+    for outcome in outcomes:
+        if outcome.status == "downloaded":
+            summary.downloaded += 1
+            summary.bytes += outcome.bytes
+        elif outcome.status == "present":
+            summary.present += 1
+        else:
+            summary.failed.append(outcome.message)
+    return summary
+
+
 def fetch_resource(
     resource: Resource,
     folders: Dict[str, str],
@@ -183,6 +244,13 @@ def fetch_resource(
     if url is None:
         return FetchOutcome(
             resource, "skipped", f"{resource.label}: Civitai gives no download link."
+        )
+    already = _known_copy(resource, hasher)
+    if already is not None:  # the same bytes under any name, anywhere it was hashed before
+        resource.local_path = already
+        resource.local_name = resource.local_name or os.path.splitext(os.path.basename(already))[0]
+        return FetchOutcome(
+            resource, "present", f"{resource.label}: already in {already} (same SHA-256).", already
         )
     try:
         path = target_path(resource, folders)

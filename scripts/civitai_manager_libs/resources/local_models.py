@@ -161,10 +161,49 @@ def _webui_folders() -> Dict[str, str]:
     }
 
 
+def _scan_folder(type_: str, folder: str) -> List[LocalModel]:
+    found: List[LocalModel] = []
+    for dirpath, _dirs, files in os.walk(folder):
+        for file_name in sorted(files):
+            if not file_name.lower().endswith(MODEL_EXTENSIONS):
+                continue
+            path = os.path.join(dirpath, file_name)
+            try:
+                size = os.path.getsize(path)
+            except OSError as exc:
+                logger.warning("Cannot read %s: %s", path, exc.strerror or exc)
+                continue
+            found.append(LocalModel(type_, _name_for(type_, folder, path), path, size))
+    return found
+
+
+def add_unlisted_files(inventory: LocalInventory) -> int:
+    """Add the files in the inventory's folders that its lists lack; returns how many.
+
+    WebUI's lists are what it loaded at start-up (or at its last Refresh): a LoRA copied into
+    ``models/Lora`` since is on disk but not listed, and calling it missing would download a
+    second copy. The folders are read before anything is called missing."""
+    known = {os.path.realpath(m.path) for m in inventory.models}
+    added = 0
+    for type_, folder in inventory.folders.items():
+        if not folder or not os.path.isdir(folder):
+            continue
+        for model in _scan_folder(type_, folder):
+            if os.path.realpath(model.path) not in known:
+                known.add(os.path.realpath(model.path))
+                inventory.models.append(model)
+                added += 1
+    if added:
+        logger.debug("%d model file(s) on disk that WebUI has not listed yet", added)
+    return added
+
+
 def local_inventory(models_path: Optional[str]) -> LocalInventory:
-    """Inside WebUI its lists; else ``models_path`` (the setting, or ``--models-dir``)."""
+    """Inside WebUI its lists and every file of its folders (a file copied in while WebUI runs
+    is there too); else ``models_path`` (the setting, or ``--models-dir``)."""
     inventory = webui_inventory()
     if inventory is not None:
+        add_unlisted_files(inventory)
         if models_path:  # an explicit folder wins for where downloads go
             inventory.folders = scan_models_folder(models_path).folders
         return inventory

@@ -21,7 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
 from . import confined
@@ -158,6 +158,16 @@ class ResourceCache:
                 (path, int(size), int(mtime_ns), int(inode)),
             ).fetchone()
         return str(row[0]) if row else None
+
+    def paths_with_hash(self, sha256: str) -> List[Tuple[str, int, int, int]]:
+        """``(path, size, mtime_ns, inode)`` of every file hashed to ``sha256`` (it may have
+        changed or gone since: check the file's size, mtime and inode before trusting a row)."""
+        with self._db("read") as conn:
+            rows = conn.execute(
+                "SELECT path, size, mtime_ns, inode FROM local_hashes WHERE sha256 = ?",
+                (sha256.upper(),),
+            ).fetchall()
+        return [(str(p), int(size), int(mtime), int(inode)) for p, size, mtime, inode in rows]
 
     def put_hash(self, path: str, size: int, mtime_ns: int, sha256: str, inode: int = -1) -> None:
         with self._db("write") as conn:

@@ -33,6 +33,7 @@ from ..errors import (
     IncompleteDownloadError,
     OutputPathError,
     RefusedContentError,
+    TransferFailedError,
     UnexpectedContentError,
 )
 from .host_gate import HostGate, origin_of
@@ -293,9 +294,10 @@ class FileFetch:
                 url=self.safe_url,
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise DownloadError(
+            raise TransferFailedError(
                 f"Could not download {self.safe_url}: {_reason(exc)}. Check your network "
                 "connection and try again.",
+                reason=_reason(exc),
                 url=self.safe_url,
             ) from None
         with response:

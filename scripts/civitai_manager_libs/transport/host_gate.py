@@ -67,12 +67,21 @@ class HostGate:
         if not was_down:
             logger.warning(
                 "%s is unreachable (%d connection attempts in a row failed): no more requests "
-                "go to it for now; what needs it fails with 'host unreachable' (retry-failed "
-                "picks up the images).",
+                "go to it in this run; what needs it fails with 'host unreachable'.",
                 origin,
                 count,
             )
         return True
+
+    def new_run(self) -> None:
+        """A new job (a download, a retry) begins: forget which hosts were down and every
+        failure streak, so the job asks each host again. "Down" is what one run learnt; in a
+        long-lived process (the tab) it must not outlive that run, or a retry after the network
+        came back fails every image at once for ``down_for`` seconds. The 429/503 pauses stay:
+        they end at the deadline the server gave."""
+        with self._cond:
+            self._failures.clear()
+            self._down_until.clear()
 
     def connected(self, origin: str) -> None:
         """A response came from ``origin``: it is up, its failure streak starts over."""
@@ -90,7 +99,7 @@ class HostGate:
             count = self._failures.get(origin, 0)
         return (
             f"host unreachable: {origin} failed {count} connection attempts in a row, so this "
-            "image was not tried; run retry-failed when the host is back"
+            "image was not tried"
         )
 
     def pause(self, origin: str, seconds: float, reason: str = "") -> float:

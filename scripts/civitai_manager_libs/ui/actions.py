@@ -53,6 +53,7 @@ from .downloads import (  # noqa: F401 - the backlog item's public names
 from . import filters_row
 from .jobs import TASK_COLUMNS, GalleryJobs, JobBusyError, JobOutcome
 from .gradio_compat import in_gradio_event, update, warn_user
+from ..civitai import drift
 from ..civitai.query import Target, parse_query, target_to_params
 from ..records import NSFW_LEVELS, ImageItem
 
@@ -511,7 +512,14 @@ def _target_for_download(query: str, view: Optional[GalleryView]) -> Target:
 
 
 def summary_text(outcome: JobOutcome) -> str:
-    """The status line after a job: counts and where the files are."""
+    """The status after a job: counts and where the files are, then one line per kind of change
+    in Civitai's answers (``civitai/drift.py``)."""
+    return _counts_text(outcome) + "".join(
+        "\n" + drift.line(entry) for entry in outcome.summary.drift
+    )
+
+
+def _counts_text(outcome: JobOutcome) -> str:
     s = outcome.summary
     if outcome.total == 0:
         if outcome.cancelled:

@@ -130,6 +130,7 @@ class GalleryJobs:
             self._cancel.clear()
             downloader = self.downloader(_starting_job=True)
             progress(0, 0, f"{listing}...")
+            listed_before = getattr(downloader, "last_drift", None)
             task_ids = [str(t) for t in start(downloader)]
             with self._state:
                 self._task_ids = task_ids
@@ -137,6 +138,8 @@ class GalleryJobs:
                 downloader.cancel(task_ids)
             outcome = self._wait(downloader, task_ids, progress)
             outcome.summary.filtered = dict(getattr(downloader, "last_filtered", None) or {})
+            if listed_before is not getattr(downloader, "last_drift", None):  # this job listed
+                outcome.summary.drift = list(getattr(downloader, "last_drift", None) or [])
             outcome.kind = kind
             self.last_outcome = outcome
             return outcome
@@ -186,16 +189,10 @@ class GalleryJobs:
 
 
 def describe_query(query_key: Optional[str]) -> str:
-    """``model:4201|nsfw=None,Soft`` -> ``model 4201``; a single image or retry -> ``image``."""
-    if not query_key:
-        return "single image"
-    head = query_key.split("|", 1)[0]
-    kind, _sep, value = head.partition(":")
-    if kind == "filter":
-        return "filter " + value.strip("{}").replace('"', "")[:60]
-    if kind == "creator":
-        return f"user {value}"
-    return f"{kind} {value}".strip()
+    """``model:4201|nsfw=None,Soft`` -> ``model 4201`` (one rule for the tab and the CLI)."""
+    from ..planning.listing_request import describe_query_key
+
+    return describe_query_key(query_key)
 
 
 def _size(count: float) -> str:

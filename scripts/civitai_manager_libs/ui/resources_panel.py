@@ -21,7 +21,7 @@ import gradio as gr
 from .. import setting
 from ..errors import CivitaiGalleryError, InvalidQueryError, SettingsError
 from ..metadata.resource_refs import Resource
-from ..resources.fetch import civitai_page, fetch_missing, human_size, total_size
+from ..resources.fetch import civitai_page, fetch_missing, human_size, summarize, total_size
 from ..resources.hash_cache import FileHasher
 from ..resources.service import ResourcePlan, open_cache, reproduce
 from .downloads import get_http_client
@@ -164,11 +164,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             FileHasher(cache),
             progress=fetching,
         )
-    failed = [o.message for o in outcomes if o.status not in ("downloaded", "present")]
-    done = [o for o in outcomes if o.status == "downloaded"]
-    status = f"Downloaded {len(done)} file(s) ({human_size(sum(o.bytes for o in done))}), verified."
-    if failed:
-        status += " Not downloaded: " + " ".join(failed)
+    status = summarize(outcomes).text  # says so when every missing file failed
     return resources_html(plan.resources, plan.page_base(client)), status, plan.infotext(), plan
 
 

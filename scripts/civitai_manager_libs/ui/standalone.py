@@ -16,17 +16,19 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from .. import setting
+from ..errors import SettingsError
+from ..store import confined
+from ..util.logging_setup import configure_logging
+from ..util.suggest import SuggestingParser
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+# Gradio (~3 s to import) is imported when the app is built, not for `python main.py --help`.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, also offline
-
-import gradio as gr  # noqa: E402
-
-from .. import setting  # noqa: E402
-from ..errors import SettingsError  # noqa: E402
-from ..store import confined  # noqa: E402
-from .gradio_compat import blocks, enable_queue, gradio_major, launch_kwargs, listen  # noqa: E402
-from ..util.logging_setup import configure_logging  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ def extension_js() -> str:
 
 def build_app() -> gr.Blocks:
     """The standalone page: the Civitai Gallery tab, its styles and scripts."""
+    import gradio as gr
+
+    from .gradio_compat import blocks, listen
     from .tab import TAB_ID, TAB_TITLE, build_tab_contents
 
     css = extension_css()
@@ -124,6 +129,8 @@ def launch(
     block: bool = True,
 ) -> RunningApp:
     """Build, queue and launch the app. With ``block=False`` it serves from background threads."""
+    from .gradio_compat import enable_queue, gradio_major, launch_kwargs
+
     demo = build_app()
     enable_queue(demo, QUEUE_CONCURRENCY)
     options: Dict[str, Any] = dict(
@@ -142,30 +149,17 @@ def launch(
     return RunningApp(demo, url)
 
 
-CLI_EPILOG = """headless commands (each has its own --help, e.g. python main.py download --help):
-  download KIND VALUE   download the images of a model, version, user, image, url or filter
-                        e.g. python main.py download model 4201 --output images
-                             python main.py download url "https://civitai.com/models/4201"
-  tasks                 show the task history kept in an output folder
-  retry-failed          download again every image that failed in an output folder
-  search "QUERY"        find saved images by prompt, models, LoRAs, creator, tags (offline)
-                        e.g. python main.py search '"neon city"' --lora "Soft Light"
-  index                 build the search index of folders saved by older versions
-
-exit codes of the commands: 0 all done, 1 some images failed, 2 bad usage or input,
-130 interrupted (run the same command again to resume)
-"""
-
-
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def parse_args(argv: Optional[List[str]], commands_help: str = "") -> argparse.Namespace:
+    """The app's options; ``commands_help`` (from ``main.py``): the headless commands, for
+    ``--help``."""
+    parser = SuggestingParser(
         prog="python main.py",
         usage="%(prog)s [--host H] [--port P] [--output DIR] [--demo] [--no-browser] [-v]\n"
-        "       %(prog)s {download,tasks,retry-failed} ...",
+        "       %(prog)s COMMAND [options]   (the commands below)",
         description="Civitai Gallery: browse Civitai images and download them with their "
         "generation data.\nWithout a command it serves the gallery tab in your browser; with "
         "one of the\ncommands below it works headless.",
-        epilog=CLI_EPILOG,
+        epilog=commands_help or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -205,8 +199,8 @@ def _start_demo_civitai():
     return fake
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def main(argv: Optional[List[str]] = None, commands_help: str = "") -> int:
+    args = parse_args(argv, commands_help)
     configure_logging(verbose=args.verbose)
     try:
         setting.load()

@@ -74,14 +74,22 @@ def install_filter(logger: logging.Logger) -> None:
             handler.addFilter(SecretFilter())
 
 
+_HANDLER_NAME = "civitai-gallery"
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Configure the root logger once for a shell (CLI or standalone UI)."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        ours = logging.StreamHandler()
+        ours.set_name(_HANDLER_NAME)
+        root.addHandler(ours)
+    # A user's messages by default; the module that said it only with -v (for a bug report).
+    where = " %(name)s:" if verbose else ""
+    for handler in root.handlers:
+        if handler.get_name() == _HANDLER_NAME:
+            handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{where} %(message)s"))
     root.setLevel(level)
     install_filter(root)
     for noisy in ("urllib3", "httpx", "httpcore", "PIL", "matplotlib", "asyncio"):
