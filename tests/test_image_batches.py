@@ -155,8 +155,9 @@ def test_download_several_images_in_one_request_and_report_the_missing(
     assert code == cli.EXIT_FAILED  # missing images are failed tasks
     line = f"3 of 7 ids are not on Civitai or hidden: {', '.join(map(str, MISSING))}"
     assert [r.levelname for r in caplog.records if r.getMessage() == line] == ["WARNING"]
-    for image_id in MISSING:
-        assert f"image {image_id}: not on Civitai, or hidden" in text
+    grouped = [ln for ln in text.splitlines() if "not on Civitai, or hidden" in ln]
+    assert len(grouped) == 1 and grouped[0].startswith("3 images failed")  # one line per reason
+    assert all(str(image_id) in grouped[0] for image_id in MISSING)
     sent = listing_requests(fake)
     assert len(sent) == 1 and "withTags" not in sent[0].query
     assert sorted(int(x) for x in sent[0].query["ids"].split(",")) == sorted(
@@ -298,7 +299,10 @@ def test_build_caption_sources():
     assert build_caption(prompt, tags) == "car, red"
     assert build_caption(prompt, tags, "tags") == "Car, sci-fi"
     assert build_caption(prompt, tags, "both") == "car, red, sci-fi"
-    assert build_caption(prompt, None, "tags", prefix="trigger") == "trigger"
+    assert (
+        build_caption(prompt, None, "tags", prefix="trigger") == ""
+    )  # a prefix alone is no caption
+    assert build_caption(prompt, tags, "tags", prefix="trigger") == "trigger, Car, sci-fi"
     with pytest.raises(ValueError):
         build_caption(prompt, tags, "title")
 
@@ -368,4 +372,5 @@ def test_retry_failed_looks_the_archives_failed_images_up_in_one_batch(
     assert code == cli.EXIT_FAILED, err  # the missing one fails again
     sent = listing_requests(fake)
     assert len(sent) == 1 and len(sent[0].query["ids"].split(",")) == 4
-    assert "saved 3" in text and f"image {MISSING[0]}: HTTP 404" in text
+    assert "saved 3" in text
+    assert f"1 image failed: no longer on Civitai (HTTP 404) — id {MISSING[0]}" in text

@@ -184,7 +184,8 @@ def test_another_listing_into_an_unfinished_file_is_refused(fake, tmp_path, caps
     [
         (["list", "model", "4384", "--to", "x.csv"], "name a .parquet or .jsonl file"),
         (["list", "model", "99999999", "--to", "x.jsonl"], "model 99999999 was not found"),
-        (["list", "image", "1", "--to", "x.jsonl"], "invalid choice"),
+        (["list", "image", "1", "--to", "x.jsonl"], "image 1 was not found"),
+        (["list", "reactions", "--to", "x.jsonl"], "API key"),
         (["list", "model", "4384"], "--to"),
         (["list", "filter", "colour=red", "--to", "x.jsonl"], "Unknown filter"),
     ],

@@ -71,7 +71,11 @@ def test_unknown_field_is_named_with_the_valid_ones():
         ("./{id}", "'.'"),
         ("{model_id}//{id}", "empty folder"),
         ("{model_id}/", "file name"),
-        ("{id:05d}", "format"),
+        ("{id!r}", "conversion"),
+        ("{id:zz}", "does not fit a number"),
+        ("{model_name:d}", "does not fit text"),
+        ("{id:>100000}", "at most 200"),
+        ("{date:%Y/%m}", "folder separator"),
         ("{id!r}", "format"),
         ("{id", "braces"),
         ("{}", "field"),
@@ -189,9 +193,10 @@ def test_fields_from_an_image_item():
         model_name="My Model",
         version_id=2,
     )
-    rel = PathTemplate(ALL).render(fields_from_item(item))
+    first = "{model_id}/{model_name}/{version_id}/{id}/{image_id}/{creator}/{nsfw_level}/{post_id}"
+    rel = PathTemplate(first).render(fields_from_item(item))
     assert segments(rel) == ["1", "My Model", "2", "42", "42", "_evil", "X", "7"]
-    assert PathTemplate(ALL).render(item) == rel  # the item itself works too
+    assert PathTemplate(first).render(item) == rel  # the item itself works too
     assert PathTemplate("{creator}.{id}").render({"creator": "con", "id": 5}) == "_con.5"
 
 
@@ -265,3 +270,82 @@ def test_rendered_paths_stay_inside_root_and_are_valid_everywhere(prop_root, tem
     with open(target + ".jpeg", "wb") as fh:
         fh.write(b"x")
     assert os.path.isfile(target + ".jpeg")
+
+
+# -- issue 23: the collector's fields and format specs ----------------------------------------
+
+
+def _collector_item(**raw_extra):
+    raw = {"postTitle": "Sunset study", "listedIn": {"collection_id": 7001, "tag": "sci-fi"}}
+    raw["listedIn"]["collection_name"] = "Landscapes"
+    raw.update(raw_extra)
+    return ImageItem(
+        id=42,
+        url="http://x/42.jpeg",
+        width=832,
+        height=1216,
+        type="video",
+        nsfw_level="Soft",
+        created_at="2025-03-04T05:06:07.890Z",
+        base_model="SDXL 1.0",
+        version_id=2,
+        version_name="v2.0",
+        raw=raw,
+    )
+
+
+def test_every_new_field_renders():
+    template = (
+        "{created_at}/{date}/{base_model}/{version_name}/{type}/{width}x{height}/"
+        "{collection_id}/{collection_name}/{post_title}/{tag}"
+    )
+    rel = PathTemplate(template).render(_collector_item())
+    assert segments(rel) == [
+        "2025-03-04T05_06_07.890Z",
+        "2025-03-04",
+        "SDXL 1.0",
+        "v2.0",
+        "video",
+        "832x1216",
+        "7001",
+        "Landscapes",
+        "Sunset study",
+        "sci-fi",
+    ]
+
+
+def test_format_specs_on_any_field():
+    item = _collector_item()
+    rel = PathTemplate("{date:%Y-%m}/{id:>010}_{base_model:.4}_{width:05d}").render(item)
+    assert segments(rel) == ["2025-03", "0000000042_SDXL_00832"]
+    # a value of another type than the field's is formatted as text, a missing one is 'unknown'
+    assert PathTemplate("{id:>05}").render({"id": "42"}) == "00042"
+    assert PathTemplate("{date:%Y}/{id}").render({"id": 1}) == os.path.join("unknown", "1")
+
+
+def test_hostile_new_values_stay_in_the_root(tmp_path):
+    item = _collector_item(
+        postTitle="../../../etc/passwd",
+        listedIn={"collection_name": "..\\..\\win", "tag": ["not", "text"], "collection_id": "/"},
+    )
+    template = "{collection_name}/{post_title:.>30}/{tag}/{collection_id}/{id}"
+    rel = PathTemplate(template).render(item)
+    parts = segments(rel)
+    assert parts[2] == "unknown" and parts[3] == "unknown"
+    assert all(".." != p and "/" not in p and "\\" not in p for p in parts)
+    target = safe_join(str(tmp_path), rel)
+    assert target.startswith(str(tmp_path) + os.sep)
+
+
+def test_bad_spec_on_the_command_line_is_exit_2(tmp_path, capsys):
+    import io
+
+    from scripts.civitai_manager_libs.cli import command as cli
+
+    code = cli.main(
+        ["download", "collection", "7001", "--template", "{id:zz}", "-o", str(tmp_path / "o")],
+        out=io.StringIO(),
+    )
+    assert code == 2
+    assert "does not fit a number" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o")

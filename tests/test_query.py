@@ -28,7 +28,7 @@ ACCEPTED = [
     ("modelVersion=456", Target("version", 456), {"modelVersionId": 456}),
     ("image 789", Target("image", 789), {"imageId": 789}),
     ("img:789", Target("image", 789), {"imageId": 789}),
-    ("post 12", Target("filter", "postId=12", params={"postId": 12}), {"postId": 12}),
+    ("post 12", Target("post", 12), {}),
     ("user alice", Target("user", "alice"), {"username": "alice"}),
     ("creator Bob_99", Target("user", "Bob_99"), {"username": "Bob_99"}),
     ("@carol_b2", Target("user", "carol_b2"), {"username": "carol_b2"}),
@@ -63,15 +63,23 @@ ACCEPTED = [
         {"imageId": 789},
     ),
     ("https://civitai.com/user/alice", Target("user", "alice"), {"username": "alice"}),
-    ("https://civitai.com/user/alice/images", Target("user", "alice"), {"username": "alice"}),
-    ("https://civitai.com/user/alice/videos", Target("user", "alice"), {"username": "alice"}),
+    (
+        "https://civitai.com/user/alice/images",
+        Target(
+            "filter", "username=alice&type=image", params={"username": "alice", "type": "image"}
+        ),
+        {"username": "alice", "type": "image"},
+    ),
+    (
+        "https://civitai.com/user/alice/videos",
+        Target(
+            "filter", "username=alice&type=video", params={"username": "alice", "type": "video"}
+        ),
+        {"username": "alice", "type": "video"},
+    ),
     ("/user/alice", Target("user", "alice"), {"username": "alice"}),
     ("/models/42", Target("model", 42), {"modelId": 42}),
-    (
-        "https://civitai.com/posts/12",
-        Target("filter", "postId=12", params={"postId": 12}),
-        {"postId": 12},
-    ),
+    ("https://civitai.com/posts/12", Target("post", 12), {}),
     (
         "https://civitai.com/api/v1/images?modelId=1&sort=Newest",
         Target("filter", "modelId=1&sort=Newest", params={"modelId": 1, "sort": "Newest"}),
@@ -274,7 +282,7 @@ def test_target_to_params_returns_a_copy_for_filters():
 
 def test_target_to_params_refuses_unknown_kind():
     with pytest.raises(InvalidQueryError, match="Unknown target kind"):
-        target_to_params(Target("collection", 1))
+        target_to_params(Target("nonsense", 1))
 
 
 @settings(max_examples=400, deadline=None)

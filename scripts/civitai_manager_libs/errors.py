@@ -93,7 +93,21 @@ class TransferFailedError(DownloadError):
 
 
 class UnexpectedContentError(DownloadError):
-    """The server sent HTML/JSON (or other non-media) where an image or video was expected."""
+    """The server sent HTML/JSON (or other non-media) where an image or video was expected.
+
+    ``kind`` names what arrived ("html", "json", "markup", "empty", "unknown"): callers decide by
+    it, never by the wording of the message (``tests/test_failure_types.py``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: Optional[str] = None,
+        status: Optional[int] = None,
+        kind: str = "unknown",
+    ):
+        super().__init__(message, url=url, status=status)
+        self.kind = kind
 
 
 class IncompleteDownloadError(DownloadError):

@@ -43,6 +43,7 @@ from .image_items import (
     unwrap_meta,
 )
 from .image_query import (
+    CONTROLLED,
     build_request,
     describe_params,
     listing_context,
@@ -55,6 +56,8 @@ from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_p
 from .drift import ShapeChangedError, listing_body
 from .pages import PageLoop, Watch
 from .pages_ahead import PagesAhead, query_key
+from .trpc import TrpcAPI
+from .web_listing import WebListing, WebPages
 from ..records import ImageItem, ImagePage, ModelInfo, VersionInfo
 
 __all__ = [
@@ -116,6 +119,15 @@ class CivitaiAPI:
         self._ahead = PagesAhead(PAGE_AHEAD_TTL)
         # images found only on the red front (by id), so a second look-up asks it first
         self._image_fronts: Dict[int, str] = {}
+        self._trpc: Optional[TrpcAPI] = None
+        self.web = WebPages(self)  # page sources of the web API's listings
+
+    @property
+    def trpc(self) -> TrpcAPI:
+        """The web API (tRPC) over the same client."""
+        if self._trpc is None:
+            self._trpc = TrpcAPI(self.client)
+        return self._trpc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={type(self.client).__name__})"
@@ -202,7 +214,7 @@ class CivitaiAPI:
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
         mature = _MatureCheck(self.fronts, levels)
         loop = PageLoop(
-            lambda at: self._page(request, levels, at, page_size, mature),
+            lambda at: self._page(request, levels, at, page_size, mature=mature),
             describe_params(request),
             start=cursor,
             watch=watch,
@@ -215,15 +227,18 @@ class CivitaiAPI:
         cursor: Optional[str] = None,
         limit: Optional[int] = None,
         nsfw_levels: Optional[Levels] = None,
+        source: Optional[WebListing] = None,
     ) -> ImagePage:
         """One page of images for the gallery (the UI keeps a stack of cursors for "previous").
 
         ``limit`` defaults to the setting ``gallery_page_size``; items of unwanted NSFW levels are
-        dropped, so a page may hold fewer than ``limit`` items.
+        dropped, so a page may hold fewer than ``limit`` items. ``source``: a listing of the web
+        API (a collection, a post, ...; ``civitai/web_listing.py``), ``params`` then being its
+        server-side filters.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
         mature = _MatureCheck(self.fronts, levels)
-        page = self._page(request, levels, cursor, limit, mature)
+        page = self._page(request, levels, cursor, limit, source, mature)
         page.notice = page.notice or mature.notice()  # the order's notice first, as before
         if page.next_cursor is not None and page.next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
@@ -236,9 +251,15 @@ class CivitaiAPI:
         levels: Tuple[str, ...],
         cursor: Optional[str],
         page_size: int,
+        source: Optional[WebListing] = None,
         mature: Optional["_MatureCheck"] = None,
     ) -> ImagePage:
-        items, next_cursor, shape = self._fetch_page(request, levels, cursor, page_size)
+        shape: Optional[str] = None
+        if source is not None:  # a web listing's page source (civitai/web_listing.py)
+            extra = {k: v for k, v in request.items() if k not in CONTROLLED}
+            items, next_cursor = self.web.source(source, levels, extra)(cursor, page_size)
+        else:
+            items, next_cursor, shape = self._fetch_page(request, levels, cursor, page_size)
         rejected: List[Tuple[Any, str]] = []
         converted = list(
             self._paged(to_image_items(items, listing_context(request), rejected=rejected))
@@ -300,6 +321,14 @@ class CivitaiAPI:
             cursor = params_cursor
         return request, levels, (str(cursor) if cursor is not None else None), limit
 
+    def rest_page(
+        self, params: Mapping[str, Any], levels: Levels, cursor: Optional[str], size: int
+    ) -> Tuple[List[Any], Optional[str]]:
+        """One raw page of the REST images listing (a web listing's REST half: a tag's images)."""
+        request, wanted, _cursor = build_request(params, levels)
+        items, next_cursor, _shape = self._fetch_page(request, wanted, cursor, size)
+        return items, next_cursor
+
     # -- look-ups ---------------------------------------------------------------------------
 
     def _paged(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
@@ -316,6 +345,19 @@ class CivitaiAPI:
     def lookup_base(self) -> str:
         """The front look-ups go to: the one serving the levels in force (:attr:`levels`)."""
         return self.fronts.base_for(self.levels)
+
+    def get_collection(self, collection_id: int) -> Dict[str, Any]:
+        """A collection (``{id, name, type, read, user}``) through the web API; AuthError for a
+        private one without a key. One request per id however many callers ask."""
+        collection_id = check_id(collection_id, "collection")
+        return self._lookups.get(
+            ("collection", collection_id), lambda: self.trpc.collection(collection_id)
+        )
+
+    def get_tag(self, name: str) -> Tuple[int, str]:
+        """A tag's id and name by its name (the web API); NotFoundError for an unknown tag."""
+        key = ("tag", str(name).lower())
+        return self._lookups.get(key, lambda: self.trpc.tag_id(str(name)))
 
     def _get_object(self, path: str, what: str) -> Mapping[str, Any]:
         try:

@@ -5,6 +5,9 @@ do not depend on each other on the wire, so the first page is asked beside the l
 (:meth:`CivitaiAPI.prefetch_page`) and kept here, keyed by the exact query, until the listing asks
 for that page: it then takes the answer (or the error) instead of sending the request again.
 An answer nobody takes is forgotten after ``ttl`` seconds; each is taken at most once.
+Kept for latency, not CPU: the listing's request overlaps the look-up (the fake's log shows it sent
+0.3-0.9 s before the look-up ends); under heavy load the time to the first image did not differ
+beyond noise (issue 26 item 6).
 """
 
 from __future__ import annotations

@@ -8,13 +8,18 @@ input                                                Target
 ``123``, ``model 123``, ``model:123``                model 123
 ``version 456``                                      version 456
 ``image 789``                                        image 789
-``post 12``                                          filter ``postId=12``
+``post 12``, ``.../posts/12``                        post 12 (all its images; web API)
+``collection 34``, ``.../collections/34``            collection 34 (web API; private: API key)
+``tag name``, ``.../tag/name``                       tag ``name`` (its images)
+``.../user/name/posts``                              user_posts ``name`` (web API)
+``.../user/name/images`` (``/videos``)               filter ``username=name&type=image`` (video)
+``.../user/name/images?section=reactions``           reactions (yours; the API key)
+``.../images?sort=Newest&...``, ``.../videos?...``   gallery: the site's filters (web API)
 ``user name``, ``creator name``, ``@name``           user ``name``
 ``https://civitai.com/models/123[/slug]``            model 123
 ``.../models/123/slug?modelVersionId=456``           model 123, version_id 456
 ``.../images/789``                                   image 789
-``.../user/name``, ``.../user/name/images``          user ``name``
-``.../posts/12``                                     filter ``postId=12``
+``.../user/name``                                    user ``name``
 ``.../api/v1/images?modelId=1&sort=Newest``          filter
 ``.../images?modelId=1&nsfw=X`` (the site's feed)    filter
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
@@ -38,7 +43,19 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import InvalidQueryError
 
-KINDS = ("model", "version", "user", "image", "filter")
+KINDS = (
+    "model",
+    "version",
+    "user",
+    "image",
+    "filter",
+    "collection",
+    "post",
+    "user_posts",
+    "gallery",
+    "reactions",
+    "tag",
+)
 # Civitai's own sites (a subdomain of one, e.g. www.civitai.com, is accepted too).
 CIVITAI_HOSTS = ("civitai.com", "civitai.red", "civitai.green")
 
@@ -47,10 +64,11 @@ MAX_USERNAME_LENGTH = 100
 MAX_ID = 2**63 - 1
 
 ACCEPTED_FORMS = (
-    "a model id (123), 'model 123', 'version 456', 'image 789', 'post 12', a creator "
-    "('user name' or '@name'), a Civitai link (.../models/123, "
-    ".../models/123/slug?modelVersionId=456, .../images/789, .../user/name, .../posts/12) "
-    "or filters such as 'username=name&sort=Newest'"
+    "a model id (123), 'model 123', 'version 456', 'image 789', 'post 12', 'collection 34', "
+    "'tag name', a creator ('user name' or '@name'), a Civitai link (.../models/123, "
+    ".../models/123/slug?modelVersionId=456, .../images/789, .../user/name[/images|/videos|"
+    "/posts], .../posts/12, .../collections/34, .../tag/name, .../images?sort=Newest, "
+    ".../videos?period=Week) or filters such as 'username=name&sort=Newest'"
 )
 
 # Filter keys the images endpoint understands, by lower-case spelling -> canonical spelling.
@@ -86,6 +104,10 @@ _KEYWORD = re.compile(
     r"(?:\s*[:#=]\s*|\s+)(?P<value>\S+)",
     re.IGNORECASE,
 )
+# 'tag x', 'collection 7' ('tags=x' stays a filter)
+_WEB_KEYWORD = re.compile(
+    r"(?P<kw>collections?|tags?)(?:\s*[:#]\s*|\s+)(?P<value>\S+)", re.IGNORECASE
+)
 _AT_NAME = re.compile(r"@(?P<value>\S+)")
 _BARE_HOST = re.compile(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?/|[\w.-]+:\d+/", re.IGNORECASE)
 #: Civitai answers 400 for a username that does not match this (letters, digits, underscore).
@@ -105,7 +127,13 @@ _KEYWORD_KINDS = {
     "users": "user",
     "creator": "user",
     "creators": "user",
+    "collection": "collection",
+    "collections": "collection",
+    "tag": "tag",
+    "tags": "tag",
 }
+#: A tag name as Civitai's links carry it (letters of any script, digits, spaces, - _ . ' & +).
+_TAG = re.compile(r"[\w][\w .'&+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,14 @@ class Target:
             return f"creator '{self.value}'"
         if self.kind == "filter":
             return f"images matching {self.value}"
+        if self.kind == "user_posts":
+            return f"the posts of '{self.value}'"
+        if self.kind == "gallery":
+            return f"the gallery {self.value}"
+        if self.kind == "reactions":
+            return f"the images you reacted to ({self.value})"
+        if self.kind == "tag":
+            return f"the images of tag '{self.value}'"
         return f"{self.kind} {self.value}"
 
 
@@ -160,7 +196,7 @@ def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
     match = _AT_NAME.fullmatch(stripped)
     if match:
         return Target("user", validate_username(match.group("value")))
-    match = _KEYWORD.fullmatch(stripped)
+    match = _KEYWORD.fullmatch(stripped) or _WEB_KEYWORD.fullmatch(stripped)
     if match:
         return _keyword_target(match.group("kw").lower(), match.group("value"))
     if "=" in stripped:
@@ -183,6 +219,8 @@ def target_to_params(target: Target) -> Dict[str, Any]:
         return {"imageId": target.value}
     if target.kind == "filter":
         return dict(target.params or {})
+    if target.kind in KINDS:  # web listings: their own source; no images-endpoint params
+        return {}
     raise InvalidQueryError(f"Unknown target kind {target.kind!r}; expected one of {KINDS}.")
 
 
@@ -246,9 +284,9 @@ def _keyword_target(keyword: str, value: str) -> Target:
         kind = "version"
     if kind == "user":
         return Target("user", validate_username(value.lstrip("@")))
-    if kind == "post":
-        return _filter_target({"postId": _parse_id(value, "post")})
-    if kind in ("model", "version", "image"):
+    if kind == "tag":
+        return Target("tag", validate_tag(unquote(value)))
+    if kind in ("model", "version", "image", "post", "collection"):
         return Target(kind, _parse_id(value.lstrip("#"), kind))
     raise _not_understood(f"{keyword} {value}")
 
@@ -321,14 +359,126 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
     if head == "images" and not rest and parts.query:  # the site's feed: .../images?modelId=1
         return _parse_api_url(["images"], parts.query, original)
     if head == "posts" and len(rest) == 1:
-        return _filter_target({"postId": _parse_id(unquote(rest[0]), "post")})
+        return Target("post", _parse_id(unquote(rest[0]), "post"))
+    if head == "collections" and len(rest) == 1:
+        return Target("collection", _parse_id(unquote(rest[0]), "collection"))
+    if head == "tag" and len(rest) == 1:
+        return Target("tag", validate_tag(unquote(rest[0])))
+    if head in ("images", "videos") and not rest:
+        return gallery_target(head, parts.query, original)
     if head == "user" and rest and (len(rest) == 1 or rest[1].lower() in _USER_TABS):
         if len(rest) > 2:
             raise _not_understood(original)
-        return Target("user", validate_username(unquote(rest[0])))
+        name = validate_username(unquote(rest[0]))
+        tab = rest[1].lower() if len(rest) == 2 else ""
+        if tab in ("images", "videos") and query.get("section", "").lower() == "reactions":
+            return reactions_target(None, media=tab[:-1])
+        if tab in ("images", "videos"):  # one kind of media only, as the tab shows
+            return _filter_target({"username": name, "type": tab[:-1]})
+        if tab == "posts":
+            return Target("user_posts", name)
+        return Target("user", name)
     if head == "api" and len(rest) >= 2 and rest[0].lower() == "v1":
         return _parse_api_url(rest[1:], parts.query, original)
     raise _not_understood(original)
+
+
+def validate_tag(name: str) -> str:
+    """A tag name as a link or the user gives it; InvalidQueryError for anything else."""
+    text = name.strip()
+    if not _TAG.fullmatch(text):
+        raise InvalidQueryError(
+            f"The tag {_show(name)} is not a tag name; use the name from a civitai.com/tag/... "
+            "link, e.g. 'tag landscape'."
+        )
+    return text
+
+
+def reactions_target(kinds: Optional[Iterable[str]], media: Optional[str] = None) -> Target:
+    """Your reactions (Like, Dislike, Heart, Laugh, Cry; all by default); needs the API key."""
+    by_lower = {k.lower(): k for k in REACTION_KINDS}
+    chosen = []
+    for kind in kinds or REACTION_KINDS:
+        canonical = by_lower.get(str(kind).strip().lower())
+        if canonical is None:
+            raise InvalidQueryError(
+                f"Unknown reaction {_show(str(kind))}; use a comma list of "
+                f"{','.join(REACTION_KINDS)}."
+            )
+        if canonical not in chosen:
+            chosen.append(canonical)
+    params: Dict[str, Any] = {"reactions": chosen}
+    if media:
+        params["types"] = [media]
+    value = ",".join(chosen) + (f" ({media}s)" if media else "")
+    return Target("reactions", value, params=params)
+
+
+#: The reactions Civitai keeps (ReviewReactions).
+REACTION_KINDS = ("Like", "Dislike", "Heart", "Laugh", "Cry")
+# The site's gallery filters (src/components/Image/image.utils.ts imagesQueryParamSchema) this
+# downloader passes on, by kind: lists of ids, lists of names, booleans, choices.
+_GALLERY_ID_LISTS = ("tags", "tools", "techniques")
+_GALLERY_BOOLS = (
+    "hideAutoResources",
+    "hideManualResources",
+    "fromPlatform",
+    "remixesOnly",
+    "nonRemixesOnly",
+    "requiringMeta",
+    "withMeta",
+    "hideChallenges",
+)
+_GALLERY_IGNORED = ("view", "section", "limit", "cursor", "includePG13", "periodMode")
+GALLERY_KEYS = (
+    ("sort", "period", "baseModels", "types", "username", "modelId", "modelVersionId")
+    + _GALLERY_ID_LISTS
+    + _GALLERY_BOOLS
+)
+
+
+def gallery_target(page: str, raw_query: str, original: str) -> Target:
+    """A civitai.com/images?... or /videos?... link: its query string as the site means it
+    (the web API's names), ``types`` set by the page."""
+    try:
+        pairs = parse_qsl(raw_query, keep_blank_values=False)
+    except ValueError:
+        raise InvalidQueryError(f"The link {_show(original.strip())} has a malformed query.")
+    by_lower = {k.lower(): k for k in GALLERY_KEYS + _GALLERY_IGNORED}
+    params: Dict[str, Any] = {}
+    for raw_key, raw_value in pairs:
+        key = by_lower.get(raw_key.lower())
+        if key is None:
+            raise InvalidQueryError(
+                f"The gallery link's filter {_show(raw_key)} is not one this downloader can "
+                f"pass on; it knows {', '.join(GALLERY_KEYS)}."
+            )
+        value = raw_value.strip()
+        if key in _GALLERY_IGNORED or not value:
+            continue
+        if key in _GALLERY_ID_LISTS:
+            ids = [_parse_id(v.strip(), key[:-1]) for v in value.split(",") if v.strip()]
+            params.setdefault(key, []).extend(i for i in ids if i not in params.get(key, []))
+        elif key in _GALLERY_BOOLS:
+            params[key] = value.lower() == "true"
+        elif key == "baseModels":
+            params.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
+        elif key == "types":
+            continue  # the page decides (/images: images, /videos: videos)
+        elif key in ("modelId", "modelVersionId"):
+            params[key] = _parse_id(value, _ID_NAMES[key])
+        elif key == "username":
+            params[key] = validate_username(value)
+        else:
+            params[key] = _filter_value(key, value)
+    params["types"] = ["video" if page == "videos" else "image"]
+    shown = urlencode(
+        [
+            (k, ",".join(map(str, v)) if isinstance(v, list) else v)
+            for k, v in sorted(params.items())
+        ]
+    )
+    return Target("gallery", f"/{page}?{shown}", params=params)
 
 
 def _parse_api_url(rest: list, raw_query: str, original: str) -> Target:

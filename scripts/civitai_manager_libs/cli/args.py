@@ -11,7 +11,18 @@ from ..errors import CivitaiGalleryError
 from ..records import NSFW_LEVELS
 from ..util.suggest import SuggestingParser
 
-TARGET_KINDS = ("model", "version", "user", "image", "url", "filter")
+TARGET_KINDS = (
+    "model",
+    "version",
+    "user",
+    "image",
+    "url",
+    "filter",
+    "collection",
+    "post",
+    "tag",
+    "reactions",
+)
 METADATA_FORMATS = ("json", "txt", "exif")
 DUPLICATE_POLICIES = {"skip": "skip", "replace": "replace", "keep-both": "keep_both"}
 TASK_STATUSES = ("pending", "downloading", "completed", "skipped", "failed", "cancelled")
@@ -179,6 +190,12 @@ DOWNLOAD_EXAMPLES = """examples:
   python main.py download image 1001 1002 1003 --with-tags
   python main.py download image --from-file ids.txt
   python main.py download model 4201 --with-generation-data --since 2024-01-01
+  python main.py download collection 107023 --template '{collection_name}/{date:%Y-%m}/{id}'
+  python main.py download url https://civitai.com/user/someartist/videos --limit 0
+  python main.py download url "https://civitai.com/images?sort=Newest&period=Week"
+  python main.py download post 3000240
+  python main.py download tag landscape --limit 100
+  python main.py download reactions --kind Like,Heart --api-key KEY
 """
 
 
@@ -267,32 +284,75 @@ def filters_from_args(args: argparse.Namespace):
     return spec if spec.active else None
 
 
-def _add_download(sub) -> None:
-    dl = sub.add_parser(
-        "download",
-        help="download the images of a model, version, user, image, url or filter",
-        usage="%(prog)s KIND VALUE [VALUE ...] [options]",
-        description=(
-            "Download every image of a target with its generation data. KIND VALUE is one of:\n"
-            "  model ID | version ID | user NAME | image ID | url URL (a civitai.com link) |\n"
-            "  filter KEY=VALUE ... (keys: modelId, modelVersionId, postId, imageId, userId,\n"
-            "  username, sort, period, nsfw, type, baseModels, tags)"
-        ),
-        epilog=DOWNLOAD_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    dl.add_argument(
+def _reaction_kinds(text: str) -> List[str]:
+    from ..civitai.query import reactions_target
+    from ..errors import InvalidQueryError
+
+    try:
+        return list(reactions_target(text.split(",")).params["reactions"])  # type: ignore[index]
+    except InvalidQueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+TARGET_HELP = (
+    "  model ID | version ID | user NAME | image ID | collection ID | post ID | tag NAME |\n"
+    "  reactions (yours; needs the API key; --kind Like,Heart,...) |\n"
+    "  url URL (a civitai.com link: .../models/1, .../user/NAME[/images|/videos|/posts],\n"
+    "  .../collections/ID, .../posts/ID, .../tag/NAME, .../images?..., .../videos?...) |\n"
+    "  filter KEY=VALUE ... (keys: modelId, modelVersionId, postId, imageId, userId,\n"
+    "  username, sort, period, nsfw, type, baseModels, tags)"
+)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, default_limit: str) -> None:
+    """What to list and which images to keep: ``KIND VALUE...``, ``--limit``, ``--nsfw``,
+    ``--kind`` and the filter flags; ``download`` and ``list`` share them (``default_limit``
+    words the default of ``--limit``)."""
+    parser.add_argument(
         "kind",
         choices=TARGET_KINDS,
         metavar="KIND",
-        help="what to download: " + ", ".join(TARGET_KINDS),
+        help="what to list: " + ", ".join(TARGET_KINDS),
     )
-    dl.add_argument(
+    parser.add_argument(
         "values",
         nargs="*",
         metavar="VALUE",
         help="id, name, URL or KEY=VALUE pairs; 'image' takes several ids (asked 200 at a time)",
     )
+    parser.add_argument(
+        "--limit", type=_positive_int, help=f"at most N images; 0 = no limit ({default_limit})"
+    )
+    parser.add_argument(
+        "--nsfw",
+        type=_nsfw_levels,
+        help="comma list of levels None,Soft,Mature,X or 'all' "
+        "(default: setting images.default_nsfw_filter)",
+    )
+    parser.add_argument(
+        "--kind",
+        dest="reaction_kinds",
+        type=_reaction_kinds,
+        metavar="Like,Heart,...",
+        help="reactions only: which of Like,Dislike,Heart,Laugh,Cry (default: all)",
+    )
+    _add_filter_options(parser)
+
+
+def _add_download(sub) -> None:
+    dl = sub.add_parser(
+        "download",
+        help="download the images of a model, version, user, image, collection, post, tag, "
+        "your reactions, a url or a filter",
+        usage="%(prog)s KIND VALUE [VALUE ...] [options]   (reactions: no VALUE)",
+        description=(
+            "Download every image of a target with its generation data. KIND VALUE is one of:\n"
+            + TARGET_HELP
+        ),
+        epilog=DOWNLOAD_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_arguments(dl, "default: all for model/version/collection/post, 20 for the others")
     dl.add_argument(
         "--from-file",
         metavar="FILE",
@@ -305,18 +365,6 @@ def _add_download(sub) -> None:
         help="ask Civitai for each image's tags too (withTags=true); they go into the JSON "
         "sidecar ('tags')",
     )
-    dl.add_argument(
-        "--limit",
-        type=_positive_int,
-        help="at most N images; 0 = no limit (default: all for model/version, 20 for user/filter)",
-    )
-    dl.add_argument(
-        "--nsfw",
-        type=_nsfw_levels,
-        help="comma list of levels None,Soft,Mature,X or 'all' "
-        "(default: setting images.default_nsfw_filter)",
-    )
-    _add_filter_options(dl)
     _add_file_options(dl, remembered=False)
     _add_run_options(dl)
     _add_common(dl)

@@ -36,7 +36,7 @@ from .service import (
     start_download,
 )
 from .shell import run_command
-from .target import CliTarget, parse_target
+from .target import CliTarget, parse_target, require_key_for
 from .tasks import format_table, task_lines
 from ..store.paths import ARCHIVE_NAME
 
@@ -71,10 +71,12 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         args.kind,
         args.values,
         getattr(args, "base_url", None),
-        getattr(args, "from_file", None),
-        getattr(args, "red_base_url", None),
+        reaction_kinds=args.reaction_kinds,
+        from_file=getattr(args, "from_file", None),
+        red_base_url=getattr(args, "red_base_url", None),
     )
     cfg = resolve_config(args)
+    require_key_for(target, cfg.api_key)  # your reactions: exit 2 without the key
     if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
         target = CliTarget("images", [target.value])
     if cfg.template:

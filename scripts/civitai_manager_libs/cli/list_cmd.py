@@ -1,5 +1,6 @@
-"""``python main.py list model|version|user|filter ... --to FILE.parquet|FILE.jsonl``: the listing
-alone, one row per image, for img2dataset to download at scale. Resumable (see export.listing)."""
+"""``python main.py list KIND VALUE... --to FILE.parquet|FILE.jsonl``: the listing alone, one row
+per image, for img2dataset to download at scale; every target and filter of ``download`` (one
+argument definition: ``cli.args.add_target_arguments``). Resumable (see export.listing)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import logging
 import os
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-from .args import _nsfw_levels, _positive_int, path_arg
+from .args import add_target_arguments, filters_from_args, path_arg
 from .catalog import PROG
 from .progress import progress_bar
 from ..errors import CivitaiGalleryError, OutputPathError
 from .shell import add_logging, new_parser, run_command
-from .target import check_target, parse_target
+from .target import check_target, parse_target, require_key_for
+from ..records import NSFW_LEVELS
 from ..civitai.drift import Drift
 from ..export.listing import (
     ListingFile,
@@ -25,19 +27,18 @@ from ..export.listing import (
 )
 
 log = logging.getLogger(__name__)
-LIST_KINDS = ("model", "version", "user", "filter")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(
         f"{PROG} list",
-        "List the images of a model, version, user or filter into a Parquet or JSON Lines file "
+        "List the images of any download target (model, version, user, image, collection, post, "
+        "tag, your reactions, a civitai.com link or a filter) into a Parquet or JSON Lines file "
         "(url, caption, id, NSFW level, size, creator, model/version ids, generation data) "
-        "without downloading them; img2dataset downloads from it. An interrupted listing "
-        "continues when the same command runs again.",
+        "without downloading them; img2dataset downloads from it. The filters are download's. "
+        "An interrupted listing continues when the same command runs again.",
     )
-    parser.add_argument("kind", choices=LIST_KINDS, help="what to list")
-    parser.add_argument("values", nargs="+", metavar="VALUE", help="id, name or KEY=VALUE pairs")
+    add_target_arguments(parser, "default: 0, all")
     parser.add_argument(
         "--to",
         dest="dest",
@@ -45,15 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="FILE.parquet or FILE.jsonl",
-    )
-    parser.add_argument(
-        "--limit", type=_positive_int, default=0, help="at most N images (default 0: all)"
-    )
-    parser.add_argument(
-        "--nsfw",
-        type=_nsfw_levels,
-        help="comma list of levels None,Soft,Mature,X or 'all' "
-        "(default: setting images.default_nsfw_filter)",
     )
     parser.add_argument("--videos", action="store_true", help="list videos too")
     parser.add_argument(
@@ -87,14 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _params(kind: str, value: Any) -> Dict[str, Any]:
-    if kind == "model":
-        return {"modelId": value}
-    if kind == "version":
-        return {"modelVersionId": value}
-    if kind == "user":
-        return {"username": value}
-    return dict(value)
+def _request(target: Any, args: argparse.Namespace, spec: Any) -> Any:
+    """The target's listing as ``download`` builds it (a single image: its one-item listing)."""
+    from ..planning.listing_request import filtered_listing, for_target
+
+    limit = args.limit or 0
+    params = target.value if target.kind == "filter" else target.params
+    if target.kind == "image":
+        return filtered_listing(
+            {"imageId": target.value, "nsfw_levels": args.nsfw or list(NSFW_LEVELS)}, 1, spec
+        )
+    return for_target(target.kind, target.value, target.version_id, params, args.nsfw, spec, limit)
 
 
 def _check_writable(dest: str) -> None:
@@ -116,47 +111,47 @@ def _check_writable(dest: str) -> None:
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import setting
-    from ..civitai.api import CivitaiAPI, levels_of_param, normalize_levels
+    from ..civitai.api import CivitaiAPI
     from ..http_client import CivitaiHttpClient
+    from ..planning import item_filter
 
     dest = os.path.abspath(os.path.expanduser(args.dest))
     _check_writable(dest)  # one line and exit 2 before any request
     if listing_format(dest) == "parquet":
         require_pyarrow()  # before any request
     ListingFile(dest).check_writable(args.overwrite)  # a finished file or a link: refused first
-    target = parse_target(args.kind, args.values)
-    params = _params(target.kind, target.value)
-    levels = args.nsfw
-    if levels is None and params.get("nsfw") not in (None, ""):
-        levels = list(levels_of_param(params["nsfw"]))
-    params.pop("nsfw", None)
+    target = parse_target(args.kind, args.values, args.base_url, reaction_kinds=args.reaction_kinds)
+    api_key = args.api_key or os.environ.get("CIVITAI_API_KEY") or None
+    require_key_for(target, api_key)  # your reactions: exit 2 without the key
+    spec = filters_from_args(args)
+    request = _request(target, args, spec)  # InvalidQueryError (exit 2) before any request
+    params = dict(request.params)
     if args.with_tags:  # without the flag the requests stay as they were
         params["withTags"] = "true"
-    if levels is None:
-        levels = setting.get("images.default_nsfw_filter")
-    levels = list(normalize_levels(levels))
+    videos = args.videos or (spec is not None and spec.media_type == "video")
+    extra: Dict[str, Any] = {"limit": args.limit or 0, "videos": videos}
+    extra["clean"] = args.clean_captions
+    if args.with_tags:
+        extra["tags"] = True
+    if request.spec.active:
+        extra["filters"] = request.spec.key()
     job = ListingJob(
-        key=job_key(
-            target.kind,
-            target.value,
-            levels,
-            {
-                "limit": args.limit,
-                "videos": args.videos,
-                "clean": args.clean_captions,
-                **({"tags": True} if args.with_tags else {}),
-            },
-        ),
+        key=job_key(target.kind, target.value, request.levels, extra),
         params=params,
-        levels=levels,
-        limit=args.limit,
-        include_videos=args.videos,
+        levels=request.levels,
+        limit=args.limit or 0,
+        include_videos=videos,
         clean_captions=args.clean_captions,
+        source=request.source,
+        keep=(
+            (lambda item: item_filter.reason(item, request.spec) is None)
+            if request.spec.active
+            else None
+        ),
         overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
-        api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
+        api_key=api_key,
         # the environment's addresses are the settings' (transport.client.front_urls)
         base_url=args.base_url or None,
         red_base_url=args.red_base_url or None,
@@ -164,7 +159,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     bar = None
     drift = Drift.for_urls(client.base_url, client.red_base_url)  # both fronts' hosts
     try:
-        api = CivitaiAPI(client=client, levels=levels)
+        api = CivitaiAPI(client=client, levels=request.levels)
         check_target(api, target)  # NotFoundError before the file is touched
         if target.kind == "model":
             job.context = {"model_id": target.value}
@@ -196,6 +191,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"listed {result.rows} image(s) into {result.path}{resumed}\n")
     if result.videos_skipped:
         out.write(f"  videos skipped: {result.videos_skipped} (use --videos to list them)\n")
+    if result.filtered:
+        out.write(f"  filtered out: {result.filtered}\n")
     return 0
 
 

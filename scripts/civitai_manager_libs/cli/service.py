@@ -151,7 +151,7 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
         filters = None
     if target.kind == "images":
         return None
-    params = target.value if target.kind == "filter" else None
+    params = target.value if target.kind == "filter" else target.params
     request = for_target(
         target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
     )

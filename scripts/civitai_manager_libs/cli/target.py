@@ -19,6 +19,7 @@ class CliTarget:
     kind: str
     value: Any
     version_id: Optional[int] = None
+    params: Optional[Dict[str, Any]] = None  # a gallery link's filters, the reactions kept
     batch: Any = None  # kind "images": the ImageBatch the check looked up (civitai/image_batch)
 
     def describe(self) -> str:
@@ -30,6 +31,10 @@ class CliTarget:
             return "filter " + " ".join(f"{k}={v}" for k, v in self.value.items())
         if self.kind == "user":
             return f"user {self.value!r}"
+        if self.kind in ("gallery", "reactions", "user_posts", "tag"):
+            from ..civitai.query import Target
+
+            return Target(self.kind, self.value).describe()
         return f"{self.kind} {self.value}"
 
 
@@ -63,10 +68,12 @@ def parse_target(
     kind: str,
     values: Sequence[str],
     base_url: Optional[str] = None,
+    reaction_kinds: Optional[Sequence[str]] = None,
     from_file: Optional[str] = None,
     red_base_url: Optional[str] = None,
 ) -> CliTarget:
     """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
+    ``reactions`` takes no value: ``reaction_kinds`` (``--kind``) chooses them (default all).
 
     ``image`` with several ids, or with ``from_file`` (:func:`read_id_file`), is the kind
     ``images``: one look-up per 200 ids (``CivitaiAPI.get_images``).
@@ -78,6 +85,13 @@ def parse_target(
         if not values:
             raise UsageError("filter expects KEY=VALUE pairs")
         return CliTarget("filter", _parse_filter(values))
+    if kind == "reactions":
+        from ..civitai.query import reactions_target
+
+        if values:
+            raise UsageError("'reactions' takes no value; choose them with --kind Like,Heart")
+        parsed = reactions_target(reaction_kinds)
+        return CliTarget("reactions", parsed.value, params=parsed.params)
     if kind == "image" and (len(values) > 1 or from_file is not None):
         ids = [_parse_id("image", text.strip()) for text in values]
         if from_file is not None:
@@ -93,8 +107,12 @@ def parse_target(
     if len(values) != 1:
         raise UsageError(f"'{kind}' takes exactly one value, got {len(values)}")
     text = values[0].strip()
-    if kind in ("model", "version", "image"):
+    if kind in ("model", "version", "image", "collection", "post"):
         return CliTarget(kind, _parse_id(kind, text))
+    if kind == "tag":
+        from ..civitai.query import validate_tag
+
+        return CliTarget("tag", validate_tag(text))
     from ..civitai.query import parse_query, validate_username
 
     if kind == "user":
@@ -104,7 +122,7 @@ def parse_target(
     )  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
-    return CliTarget(parsed.kind, parsed.value, parsed.version_id)
+    return CliTarget(parsed.kind, parsed.value, parsed.version_id, parsed.params)
 
 
 MAX_ID_FILE_BYTES = 16 * 1024 * 1024  # a file of ids larger than this is not one
@@ -165,3 +183,12 @@ def check_target(api, target: CliTarget, with_tags: bool = False) -> None:
         return
 
     check_target_exists(api, target.kind, target.value, target.version_id)
+
+
+def require_key_for(target: CliTarget, api_key: Optional[str]) -> None:
+    """Your reactions are listed only with your API key: UsageError (exit 2) without one, before
+    any request."""
+    if target.kind == "reactions" and not api_key:
+        from ..civitai.web_listing import REACTIONS_NEED_KEY
+
+        raise UsageError(REACTIONS_NEED_KEY)

@@ -144,6 +144,8 @@ class ListingJob:
     include_videos: bool = False
     context: Dict[str, Any] = field(default_factory=dict)
     clean_captions: bool = False  # caption = clean_caption(prompt) instead of the prompt as written
+    source: Any = None  # a web listing (civitai/web_listing.WebListing): its pages, not REST's
+    keep: Optional[Callable[[Any], bool]] = None  # the client-side filters: False drops an item
     overwrite: bool = False  # replace a finished listing at the same path (else refused)
 
 
@@ -155,6 +157,7 @@ class ListingResult:
     pages: int = 0
     resumed: bool = False
     complete: bool = False
+    filtered: int = 0  # items the client-side filters dropped (this run)
 
 
 @dataclass
@@ -353,7 +356,11 @@ def run_listing(
     def fetch(cursor: Optional[str]) -> ImagePage:
         size = MAX_PAGE_SIZE if not job.limit else min(MAX_PAGE_SIZE, job.limit - state.rows)
         return api.get_image_page(
-            job.params, cursor=cursor, limit=size, nsfw_levels=list(job.levels)
+            job.params,
+            cursor=cursor,
+            limit=size if job.keep is None else MAX_PAGE_SIZE,
+            nsfw_levels=list(job.levels),
+            **({"source": job.source} if job.source is not None else {}),
         )
 
     def full() -> bool:
@@ -372,6 +379,9 @@ def run_listing(
                 continue
             if item.type == "video" and not job.include_videos:
                 state.videos_skipped += 1
+                continue
+            if job.keep is not None and not job.keep(item):
+                result.filtered += 1
                 continue
             if job.limit and state.rows + len(rows) >= job.limit:
                 break

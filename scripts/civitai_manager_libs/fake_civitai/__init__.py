@@ -6,7 +6,9 @@ latency, bandwidth and faults. See docs/DESIGN.md ("fake_civitai", "fake_civitai
 
 Modules: ``dataset`` (types, look-ups, lazy bytes), ``builders`` (the two datasets),
 ``meta_shapes`` (the ``meta`` variants), ``media`` (bytes), ``listing`` (``/api/v1/images``),
-``api`` (models, versions, redirects), ``imagehost`` (image URLs), ``faults``, ``server``.
+``api`` (models, versions, redirects), ``models_api`` (model files), ``imagehost`` (image URLs),
+``storage`` (model file host), ``trpc`` (the web API), ``entities``, ``response``, ``faults``,
+``server``, ``__main__``.
 
 Choices worth knowing when writing tests against it:
 - ``period`` filters count back from the dataset's fixed "now" (``dataset.now_ms``), not the clock,

@@ -16,6 +16,7 @@ from .dataset import Dataset, FakeImage, FakeModel, FakeVersion, iso_ms
 from .listing import ListingError, list_images
 from .models_api import BY_HASH_RE, ModelRoutes
 from .response import Response, error_response, json_response
+from .trpc import TrpcRoutes
 
 _MODEL_RE = re.compile(r"^/api/v1/models/([^/]+)/?$")
 _VERSION_RE = re.compile(r"^/api/v1/model-versions/([^/]+)/?$")
@@ -34,6 +35,7 @@ class ApiRoutes:
         self.image_base_url = image_base_url
         self.redirects: Dict[str, str] = {}
         self.model_files = ModelRoutes(base_url, image_base_url)
+        self.trpc = TrpcRoutes(dataset)  # the web API (/api/trpc/...)
         self._by_sha: Optional[Dict[str, FakeVersion]] = None
         # how the images endpoint treats ``ids=``: "served" (late 2026), "ignored" (older
         # servers: zod drops the unknown key and the unfiltered feed comes back) or "refused" (400)
@@ -55,6 +57,9 @@ class ApiRoutes:
         files = self.model_files.handle(path, headers or {}, self._version_json_by_id)
         if files is not None:
             return files
+        web = self.trpc.handle(path, params, headers or {})
+        if web is not None:
+            return web
         ceiling = SFW_CEILING if sfw_only else 0
         if path.rstrip("/") == "/api/v1/images":
             if "ids" in params and self.ids_param == "refused":

@@ -363,6 +363,18 @@ class FakeCivitai:
         self._image_origin: Optional[str] = None
         self.storage = ModelStorage()  # model files behind the download redirect (knob: corrupt)
         self._ids_param = "served"
+        self._trpc_packed = False
+
+    @property
+    def trpc_packed(self) -> bool:
+        """Knob: the web API (/api/trpc/) answers in the packed (devalue) form, else plain."""
+        return self._trpc_packed
+
+    @trpc_packed.setter
+    def trpc_packed(self, value: bool) -> None:
+        self._trpc_packed = bool(value)
+        if self._api is not None:
+            self._api.trpc.packed = self._trpc_packed
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeCivitai":
@@ -373,6 +385,7 @@ class FakeCivitai:
             self._servers[role] = _Server((self.host, port), self, role, front)
         self._servers["red"] = _Server((self.host, self._red_port), self, "api", "red")
         self._api = ApiRoutes(self.dataset, self.base_url, self.image_base_url)
+        self._api.trpc.packed = self._trpc_packed
         self._api.ids_param = self.ids_param
         self._red_api = ApiRoutes(self.dataset, self.red_base_url, self.image_base_url)
         self._red_api.ids_param = self.ids_param

@@ -1,46 +1,16 @@
 """Planning stage: the spec's ``ImageDownloader`` turns listings into download tasks.
 
-The ``download_*`` methods list images through :class:`civitai_api.CivitaiAPI` in the calling
+The ``download_*`` methods list images through :class:`..civitai.api.CivitaiAPI` in the calling
 thread, page by page, and hand one :class:`ImageDownloadTask` per image to the
-:class:`download_engine.DownloadEngine` as each page arrives; they return the task ids while the
+:class:`..engine.pool.DownloadEngine` as each page arrives; they return the task ids while the
 downloads go on in the engine (use :meth:`ImageDownloader.wait`). This module is the facade: the
 pages are planned by ``listing_planner`` (checkpoints: ``crawl_state``), the session's tasks kept
 by ``task_registry``, one job run by ``task_runner`` (duplicate policy: ``duplicates``), callbacks
 run by ``callback_dispatcher``, free space judged by ``disk_space``.
 
-Decisions worth knowing (the spec leaves them open):
-
-* ``nsfw_levels=None`` means the setting ``images.default_nsfw_filter`` (the user's preference),
-  not "every level"; pass ``["None", "Soft", "Mature", "X"]`` for everything.
-* The constructor's spec defaults ``output_path="./images"`` and ``path_template="{model_id}/{id}"``
-  stand for the settings ``images.output_path`` / ``images.path_template``; other values are used
-  as given. The other options default to their ``images.*`` setting.
-* Metadata is written when both the call's ``save_metadata`` and ``images.save_metadata`` are true.
-* ``limit`` counts listed images after the NSFW filter, including ones skipped as already
-  downloaded, so re-running a limited call looks at the same images again.
-* An image id already in the archive (with its file still on disk) is skipped before any request
-  ("already downloaded"; such no-op tasks are not added to the archive's history). An image listed
-  twice (two versions, two overlapping calls) gets one task. Other duplicates: ``duplicates``.
-* Unlimited listings resume from their checkpoint (``crawl_state``); limited listings start over
-  (cheap: known ids cost no image request). A listing whose server sends back a cursor it already
-  gave stops with InvalidResponseError once that page is planned.
-* ``download_filtered_images``: ``filter_params`` go to the images endpoint; the NSFW filter is
-  ``filter_params["nsfw_levels"]`` (exact list) or ``filter_params["nsfw"]`` (a Civitai value such
-  as ``"Mature"`` keeps Civitai's meaning, a list is exact), else the setting.
-* Disk space: each ``download_*`` call first checks ``images.min_free_space_mb`` (DiskSpaceError,
-  nothing written, no request). When, after a listed page, the queued work would bring the disk
-  under the minimum (``disk_space``), or when a write meets a full disk, scheduling stops:
-  listings end and every task not started yet is cancelled with the reason (``stopped_reason``).
-  The next ``download_*`` call starts afresh.
-* Filters (``filters=FilterSpec(...)`` on the ``download_*`` listings and ``retry_failed``):
-  ``baseModels`` and ``type`` are sent to Civitai, every filter is checked again on the client,
-  dropped images get no task and are counted by reason (``summary().filtered`` for the session,
-  ``last_filtered`` for the latest call). Another filter set is another listing (its own
-  checkpoint). Each listing remembers its filters in the archive (``run_options["filters"]``):
-  ``retry_failed()`` without ``filters`` applies them.
-* ``download_single_image(image_id, output_path=None)``: ``output_path`` is either a folder (it
-  exists as one or ends with a separator; the file is ``<folder>/<id>.<ext>``) or a file path whose
-  extension, if any, is replaced by the real one. It is taken as given (the user chose it).
+The choices the spec leaves open (what ``nsfw_levels=None`` means, what ``limit`` counts, which
+duplicates are skipped, resuming, disk space, filters, ``output_path`` of one image) are listed in
+docs/DESIGN.md, "ImageDownloader: decisions".
 """
 
 from __future__ import annotations

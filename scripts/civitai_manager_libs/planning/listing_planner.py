@@ -88,6 +88,7 @@ class ListingPlanner:
                 cursor=cursor,
                 limit=request.page_size(owner.page_size),
                 nsfw_levels=request.levels,
+                source=request.source,
             ),
             query_key,
             start=listing.start_cursor,

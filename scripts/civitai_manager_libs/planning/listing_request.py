@@ -17,9 +17,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from .. import setting
 from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
+from ..civitai.web_listing import WebListing
 from ..errors import InvalidQueryError
 from ..store.paths import ARCHIVE_NAME
 
+#: Target kinds listed through the web API (``civitai/web_listing.py``).
+WEB_KINDS = ("collection", "post", "user_posts", "gallery", "reactions", "tag")
 #: Items asked per listing page (the API's most).
 PAGE_SIZE = civitai_api.MAX_PAGE_SIZE
 
@@ -34,6 +37,9 @@ class ListingRequest:
     limit: int  # images kept after filtering; 0: all
     levels: List[str]  # NSFW levels kept
     spec: FilterSpec = field(default_factory=FilterSpec)  # the client-side filters
+    # a listing of the web API (collection, post, user's posts, gallery link, reactions, tag):
+    # its pages come from that source, ``params`` then holding only the server-side filters
+    source: Optional[WebListing] = None
 
     @property
     def query_key(self) -> str:
@@ -74,6 +80,7 @@ def _listing(
     limit: int,
     nsfw_levels: Any,
     filters: Optional[FilterSpec],
+    source: Optional[WebListing] = None,
 ) -> ListingRequest:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidQueryError(f"limit must be 0 (no limit) or a positive number, got {limit!r}.")
@@ -83,7 +90,19 @@ def _listing(
     spec = filters if filters is not None else FilterSpec()
     if spec.active:
         params = spec.server_params(params)
-    return ListingRequest(kind, value, params, limit, levels, spec)
+    return ListingRequest(kind, value, params, limit, levels, spec, source)
+
+
+def web_listing(
+    source: WebListing,
+    limit: int = 0,
+    nsfw_levels: Optional[List[str]] = None,
+    filters: Optional[FilterSpec] = None,
+) -> ListingRequest:
+    """A listing of the web API (``civitai/web_listing.py``): a collection, a post, a user's
+    posts, a gallery link, your reactions or a tag's images (``limit`` 0 = all)."""
+    value = source.value if not isinstance(source.value, (dict, list)) else str(source.value)
+    return _listing(source.kind, value, {}, limit, nsfw_levels, filters, source)
 
 
 def model_listing(
@@ -152,9 +171,11 @@ def for_target(
     limit: Optional[int] = None,
 ) -> Optional[ListingRequest]:
     """The listing of a download target as both shells name it (kind model, version, user,
-    image or filter; ``params`` for a filter); None for a single image. ``nsfw_levels``, when
+    image, filter or one of :data:`WEB_KINDS`; ``params`` for a filter, a gallery link or the
+    reactions); None for a single image. ``nsfw_levels``, when
     given, win over an ``nsfw`` key in a filter's params, as they do for the gallery's pages.
-    ``limit`` None keeps each kind's default (all of a model or version, 20 otherwise)."""
+    ``limit`` None keeps each kind's default (all of a model, version, collection or post, 20
+    otherwise)."""
     limit_kw: Dict[str, Any] = {} if limit is None else {"limit": limit}
     if kind == "model" and version_id:  # a model link naming one version
         kind, value = "version", version_id
@@ -167,6 +188,11 @@ def for_target(
         return by_kind[kind](value, nsfw_levels=nsfw_levels, filters=filters, **limit_kw)
     if kind == "image":
         return None
+    if kind in WEB_KINDS:
+        source = WebListing(kind, value, dict(params or {}))
+        if limit is None and kind not in ("collection", "post"):  # all of a collection / post
+            limit_kw = {"limit": 20}
+        return web_listing(source, nsfw_levels=nsfw_levels, filters=filters, **limit_kw)
     given = dict(params or {})
     if nsfw_levels is not None:
         given.pop("nsfw", None)
@@ -184,7 +210,7 @@ def first_page_ahead(
     certain, else None. A listing that resumes starts at its checkpoint's cursor: known from the
     open ``archive``, and unknown (so not asked ahead) when an archive file is in ``output_path``
     but not open."""
-    if request is None:
+    if request is None or request.source is not None:  # web listings are not asked ahead
         return None
     if request.resumes:
         if archive is not None:

@@ -93,7 +93,9 @@ class TemplateContext:
                 changes["version_id"] = version_id
         model_id, model_name, version_name = item.model_id, item.model_name, item.version_name
         if version_id is not None and (version_name is None or model_id is None):
-            known = self._version(version_id, bool(needs & {"model_id", "model_name"}))
+            known = self._version(
+                version_id, bool(needs & {"model_id", "model_name", "version_name"})
+            )
             if known is not None:
                 name, owner = known
                 if model_id is None or owner is None or owner == model_id:

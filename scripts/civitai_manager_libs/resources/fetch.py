@@ -156,6 +156,14 @@ def _download_url(resource: Resource, base_url: str) -> Optional[str]:
     return None
 
 
+def _needs_login(exc: DownloadError) -> bool:
+    """401/403, or the login page Civitai shows instead of the file (by the kind of answer, not
+    by the wording of the message)."""
+    return exc.status in (401, 403) or (
+        isinstance(exc, UnexpectedContentError) and exc.kind == "html"
+    )
+
+
 def _login_message(resource: Resource, has_key: bool) -> str:
     if has_key:
         return (
@@ -300,10 +308,7 @@ def fetch_resource(
         logger.error("%s: %s", resource.label, exc)
         return FetchOutcome(resource, "failed", f"{resource.label}: {exc}")
     except DownloadError as exc:
-        # 401/403, or the login page Civitai shows instead of the file.
-        if exc.status in (401, 403) or (
-            isinstance(exc, UnexpectedContentError) and "html" in str(exc).lower()
-        ):
+        if _needs_login(exc):
             message = _login_message(resource, bool(getattr(client, "has_api_key", False)))
         else:
             message = f"{resource.label}: {exc}"

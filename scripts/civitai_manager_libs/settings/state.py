@@ -31,7 +31,7 @@ so cached objects built from settings (the shared HTTP client) know when to rebu
 own settings page from it.
 
 This module holds the settings in memory and is the API; the table lives in
-:mod:`setting_specs`, value checking in :mod:`setting_values`, file I/O in :mod:`settings_file`.
+:mod:`.specs`, value checking in :mod:`.values`, file I/O in :mod:`.file`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Path templates for saved images: every field sanitized, nothing ever lands outside the root.
 
 ``PathTemplate("{model_id}/{creator}/{id}").render(fields)`` gives a relative path **without
-extension** (the transport adds the real one). Each segment of the result is a valid file name on
+extension**. Any field may carry a Python format spec (``{id:>010}``, ``{model_name:.40}``,
+``{date:%Y-%m}``: ``date`` is ``created_at`` as a date, ``2026-01-02`` without a spec); a spec
+that does not fit the field, pads past :data:`MAX_FORMATTED` characters or holds a folder
+separator is a TemplateError when the template is made; the formatted value is sanitized as any
+other. (The transport adds the real extension.) Each segment of the result is a valid file name on
 Linux, macOS and Windows: no separators, no ``..``, no control or Windows-forbidden characters
 (``<>:"|?*``), no trailing dots or spaces, no leading dots (no hidden files), no Windows reserved
 device names (``con``, ``nul``, ``com1``... also with an extension such as ``con.txt``), Unicode in
@@ -14,6 +18,7 @@ not strictly inside ``root``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import ntpath
 import os
 import re
@@ -30,12 +35,29 @@ FIELDS: Tuple[str, ...] = (
     "model_id",
     "model_name",
     "version_id",
+    "version_name",
     "id",
     "image_id",
     "creator",
     "nsfw_level",
     "post_id",
+    "post_title",
+    "created_at",
+    "date",
+    "base_model",
+    "type",
+    "width",
+    "height",
+    "collection_id",
+    "collection_name",
+    "tag",
 )
+#: Numeric fields (a format spec such as ``{id:>010}`` formats them as numbers).
+NUMBER_FIELDS = frozenset(
+    ("model_id", "version_id", "id", "image_id", "post_id", "width", "height", "collection_id")
+)
+#: The longest text one field may format to (``{id:>99999999}`` would fill the memory).
+MAX_FORMATTED = 200
 ALIASES: Dict[str, str] = {"image_id": "id", "id": "image_id"}
 MISSING_VALUE = "unknown"
 #: The archive's file in an output folder (history, checkpoints, names); see store.archive.
@@ -126,6 +148,7 @@ class PathTemplate:
                 f"The path template {template!r} must be relative to the output folder "
                 "(remove the leading '/', '\\', '~' or drive letter)."
             )
+        _no_separator_in_specs(stripped, template)
         segments = _split_template(stripped)
         if any(seg.strip() in ("..", ".") for seg in segments):
             raise TemplateError(
@@ -155,14 +178,16 @@ class PathTemplate:
                             f"Unknown path template field {{{field}}} in {template!r}; "
                             f"valid fields: {', '.join('{' + f + '}' for f in FIELDS)}."
                         )
-                    if spec or conversion:
+                    if conversion:
                         raise TemplateError(
-                            f"The path template field {{{field}}} in {template!r} must not have "
-                            "a format or conversion; write it plainly."
+                            f"The path template field {{{field}!{conversion}}} in {template!r} "
+                            "must not have a conversion; write it plainly or with a format spec "
+                            "such as {id:>010}."
                         )
+                    _check_spec(field, spec or "", template)
                     if field not in used:
                         used.append(field)
-                pieces.append((literal, field))
+                pieces.append((literal, field, spec or ""))
             parsed.append(pieces)
         self.template = template
         self.fields: Tuple[str, ...] = tuple(used)
@@ -188,12 +213,86 @@ class PathTemplate:
         out = []
         for pieces in self._segments:
             text = []
-            for literal, field in pieces:
+            for literal, field, spec in pieces:
                 text.append(literal)
                 if field is not None:
-                    text.append(sanitize_value(_lookup(fields, field)))
+                    text.append(sanitize_value(_formatted(_lookup(fields, field), spec)))
             out.append(sanitize_segment("".join(text)))
         return os.path.join(*out)
+
+
+_SAMPLE_DATE = _dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=_dt.timezone.utc)
+
+
+def _sample(field: str) -> Any:
+    if field in NUMBER_FIELDS:
+        return 1234
+    if field == "date":
+        return _SAMPLE_DATE
+    return "sample text"
+
+
+def _no_separator_in_specs(stripped: str, template: str) -> None:
+    """A format spec holding a folder separator (``{date:%Y/%m}``) would be cut in two."""
+    for match in re.finditer(r"\{[^{}]*\}", stripped.replace("{{", "").replace("}}", "")):
+        field, colon, spec = match.group()[1:-1].partition(":")
+        if colon and _SEPARATORS.search(spec):
+            raise TemplateError(
+                f"The format spec of {{{field}}} in {template!r} holds a folder separator; a "
+                "value never makes folders: write one field per folder, e.g. "
+                "'{date:%Y}/{date:%m}/{id}'."
+            )
+
+
+def _check_spec(field: str, spec: str, template: str) -> None:
+    """TemplateError when ``spec`` cannot format the field's values or pads past
+    :data:`MAX_FORMATTED` characters."""
+    if not spec:
+        return
+    try:
+        text = format(_sample(field), spec)
+    except (ValueError, TypeError) as exc:
+        kind = {"date": "a date (strftime codes such as %Y-%m)"}.get(
+            field, "a number" if field in NUMBER_FIELDS else "text"
+        )
+        raise TemplateError(
+            f"The format spec {{{field}:{spec}}} in {template!r} does not fit {kind}: {exc}."
+        ) from None
+    if len(text) > MAX_FORMATTED:
+        raise TemplateError(
+            f"The format spec {{{field}:{spec}}} in {template!r} makes {len(text)} characters; "
+            f"at most {MAX_FORMATTED} are allowed in one field."
+        )
+
+
+def _formatted(value: Any, spec: str) -> Any:
+    """``value`` formatted with ``spec`` (checked at construction); a value of another type than
+    the field's (a number sent as text) is formatted as text, else kept as it is."""
+    if isinstance(value, _dt.datetime) and not spec:
+        return value.strftime("%Y-%m-%d")
+    if value is None or value == "" or not spec:
+        return value
+    for candidate in (value, str(value)):
+        try:
+            text = format(candidate, spec)
+        except (ValueError, TypeError):
+            continue
+        return text[: MAX_FORMATTED * 4]
+    return value
+
+
+def parse_date(value: Any) -> Optional[_dt.datetime]:
+    """An ISO 8601 ``createdAt`` (``2024-04-04T21:17:27.499Z``) as an aware datetime (UTC), or
+    None when it is not one."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc)
 
 
 def _lookup(fields: Mapping[str, Any], name: str) -> Optional[Any]:
@@ -204,17 +303,41 @@ def _lookup(fields: Mapping[str, Any], name: str) -> Optional[Any]:
 
 
 def fields_from_item(item: Any) -> Dict[str, Any]:
-    """Template fields for an :class:`records.ImageItem` (or any object with the same names)."""
+    """Template fields for an :class:`records.ImageItem` (or any object with the same names):
+    its own fields, ``date`` (``created_at`` as a datetime, for ``{date:%Y-%m}``), the post's
+    title and what the item was listed under (collection, tag) from its raw item."""
+    raw = getattr(item, "raw", None)
+    raw = raw if isinstance(raw, Mapping) else {}
+    listed = raw.get("listedIn")
+    listed = listed if isinstance(listed, Mapping) else {}
+    created = getattr(item, "created_at", None)
+    title = raw.get("postTitle")
     return {
         "model_id": getattr(item, "model_id", None),
         "model_name": getattr(item, "model_name", None),
         "version_id": getattr(item, "version_id", None),
+        "version_name": getattr(item, "version_name", None),
         "id": getattr(item, "id", None),
         "image_id": getattr(item, "id", None),
         "creator": getattr(item, "creator", None),
         "nsfw_level": getattr(item, "nsfw_level", None),
         "post_id": getattr(item, "post_id", None),
+        "post_title": title if isinstance(title, str) else None,
+        "created_at": created,
+        "date": parse_date(created),
+        "base_model": getattr(item, "base_model", None),
+        "type": getattr(item, "type", None),
+        "width": getattr(item, "width", None),
+        "height": getattr(item, "height", None),
+        "collection_id": _plain(listed.get("collection_id")),
+        "collection_name": _plain(listed.get("collection_name")),
+        "tag": _plain(listed.get("tag")),
     }
+
+
+def _plain(value: Any) -> Any:
+    """A listing label as a scalar (a hostile list or object is no name)."""
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def safe_join(root: str, relative: str) -> str:

@@ -16,7 +16,7 @@ from ..errors import (
     RateLimitedError,
     ServerError,
 )
-from ..util.documents import DocumentError, read_document
+from ..util.documents import DocumentError, NotFiniteError, read_document
 from ..util.logging_setup import redact
 from .retry_policy import retry_after_seconds
 
@@ -153,15 +153,15 @@ def decode_json_object(response: requests.Response, safe: str) -> dict:
             max_depth=None,
             prune_depth=PRUNED_DEPTH,
         )
-    except DocumentError as exc:
-        if "not finite" not in str(exc):
-            raise _not_json(response, safe, content_type) from None
+    except NotFiniteError:
         raise InvalidResponseError(
             f"Civitai answered {safe} with a number that is not finite (NaN or Infinity); the "
             "answer was not used.",
             status=response.status_code,
             url=safe,
         ) from None
+    except DocumentError:
+        raise _not_json(response, safe, content_type) from None
     if not isinstance(data, dict):
         raise InvalidResponseError(
             f"Civitai answered {safe} with JSON of type {type(data).__name__} where an object was "

@@ -45,6 +45,7 @@ from .media_sniff import (
     describe_non_media,
     media_kind,
     mime_for,
+    non_media_kind,
 )
 from ..records import DownloadResult
 from ..store import confined
@@ -463,6 +464,7 @@ class FileFetch:
                 "may be showing an error page.",
                 url=self.safe_url,
                 status=response.status_code,
+                kind=non_media_kind(head, content_type),
             )
         # "Resumed" means the final file keeps bytes fetched by an earlier request.
         self.resumed = offset > 0

@@ -115,19 +115,34 @@ def media_kind(first_bytes: bytes, content_type: Optional[str]) -> Optional[str]
     return _CONTENT_TYPES.get(mime)
 
 
+def non_media_kind(first_bytes: bytes, content_type: Optional[str]) -> str:
+    """What arrived instead of media: "empty", "html", "json", "markup" or "unknown"."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    head = bytes(first_bytes[:SNIFF_BYTES]).lstrip(b"\xef\xbb\xbf").lstrip().lower()
+    if not head:
+        return "empty"
+    if head.startswith((b"<!doctype html", b"<html")) or "html" in mime:
+        return "html"
+    if head.startswith((b"{", b"[")) or "json" in mime:
+        return "json"
+    if head.startswith(b"<"):
+        return "markup"
+    return "unknown"
+
+
+_NON_MEDIA_WORDS = {
+    "empty": "an empty body",
+    "html": "an HTML page",
+    "json": "JSON",
+    "markup": "markup",
+    "unknown": "unrecognised data",
+}
+
+
 def describe_non_media(first_bytes: bytes, content_type: Optional[str]) -> str:
     """A short phrase naming what arrived instead of media, for error messages."""
     mime = (content_type or "").split(";", 1)[0].strip().lower() or "no Content-Type"
-    head = bytes(first_bytes[:SNIFF_BYTES]).lstrip(b"\xef\xbb\xbf").lstrip().lower()
-    if not head:
-        return f"an empty body ({mime})"
-    if head.startswith((b"<!doctype html", b"<html")) or "html" in mime:
-        return f"an HTML page ({mime})"
-    if head.startswith((b"{", b"[")) or "json" in mime:
-        return f"JSON ({mime})"
-    if head.startswith(b"<"):
-        return f"markup ({mime})"
-    return f"unrecognised data ({mime})"
+    return f"{_NON_MEDIA_WORDS[non_media_kind(first_bytes, content_type)]} ({mime})"
 
 
 _MIME_BY_EXTENSION = {

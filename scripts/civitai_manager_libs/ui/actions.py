@@ -2,7 +2,7 @@
 
 Handlers take plain values and a :class:`GalleryView` (held per browser session in ``gr.State``;
 there is no module-level page state) and return the new values in the order documented on each.
-They call the service (query, civitai_api, gallery_downloads, gallery_jobs, metadata) and never
+They call the service (civitai/query, civitai/api, ui/downloads, ui/jobs, metadata) and never
 talk HTTP themselves. A handler never raises into Gradio (which would paint every output with a
 red "Error" badge): a failed action shows one toast with a sentence saying what to do, logs one
 line (the traceback at DEBUG) and leaves every component consistent, with the previous results
@@ -10,7 +10,7 @@ line (the traceback at DEBUG) and leaves every component consistent, with the pr
 
 The backlog names (``get_http_client``, ``download_images``, ``_download_single_image``,
 ``download_images_with_progress``, ``download_images_batch``, ``GalleryDownloadManager``,
-``download_large_image``, ``pre_loading``) live in :mod:`.gallery_downloads` and are importable
+``download_large_image``, ``pre_loading``) live in :mod:`.downloads` and are importable
 from here.
 """
 
@@ -36,6 +36,7 @@ from ..errors import (
     NotFoundError,
     RateLimitedError,
     ServerError,
+    TemplateError,
 )
 from .downloads import (  # noqa: F401 - the backlog item's public names
     BatchResult,
@@ -92,6 +93,7 @@ class GalleryView:
     filters: Any = None  # the Filters row's FilterSpec (None: no filter)
     hidden: Dict[str, int] = field(default_factory=dict)  # this page's images hidden, by filter
     notice: Optional[str] = None  # the order Civitai really gives, when not the one chosen
+    source: Any = None  # a web listing (collection, post, tag, ...): civitai/web_listing.py
 
     @property
     def page_number(self) -> int:
@@ -217,6 +219,7 @@ def _fetch_page(view: GalleryView) -> GalleryView:
         cursor=view.cursor,
         limit=int(setting.get("gallery_page_size")),
         nsfw_levels=view.nsfw_levels,
+        source=view.source,
     )
     items, hidden = filters_row.apply(
         page.items,
@@ -271,8 +274,9 @@ def _gallery_value(view: GalleryView) -> Tuple[GalleryView, List[Tuple[str, str]
 
 
 def _start_prefetch(view: GalleryView) -> None:
-    """Fill the gallery cache with the next page's thumbnails in the background."""
-    if not view.next_cursor:
+    """Fill the gallery cache with the next page's thumbnails in the background (REST listings:
+    ``pre_loading`` asks the images endpoint, which does not list a web listing's page)."""
+    if not view.next_cursor or view.source is not None:
         return
     page_url = "/api/v1/images?" + urlencode(view.params)
     paging = {
@@ -373,6 +377,7 @@ def load_gallery(
         model_name=model_name,
         selected=old.selected if isinstance(old, GalleryView) else None,
         filters=spec,
+        source=_web_source(target),
     )
     outputs = _show(view)
     selected = _selected_version(target)
@@ -385,6 +390,42 @@ def load_gallery(
         interactive=True,
     )
     return outputs + (dropdown,)
+
+
+def _web_source(target: Target) -> Any:
+    """The web listing of a collection, post, tag, gallery link, ... (None for REST targets)."""
+    from ..civitai.web_listing import KINDS, WebListing
+
+    if target.kind not in KINDS:
+        return None
+    return WebListing(target.kind, target.value, dict(target.params or {}))
+
+
+def template_preview(template: Optional[str], view: Any) -> str:
+    """The template box's help: every field, and the path the selected image would get."""
+    from ..store.paths import FIELDS, PathTemplate, fields_from_item, safe_join
+
+    fields = (
+        "Fields: "
+        + " ".join("{" + name + "}" for name in FIELDS)
+        + ". Any field takes a format spec: {id:>010}, {model_name:.40}, {date:%Y-%m}."
+    )
+    text = (template or "").strip() or str(setting.get("images.path_template"))
+    try:
+        parsed = PathTemplate(text)
+    except TemplateError as exc:
+        return f"{fields}\n\n{exc}"
+    items = view.items if isinstance(view, GalleryView) else []
+    index = view.selected if isinstance(view, GalleryView) else None
+    if not isinstance(index, int) or not 0 <= index < len(items):
+        return f"{fields}\n\nSelect an image to see where it would be saved."
+    item = items[index]
+    root = os.path.abspath(os.path.expanduser(str(setting.get("images.output_path"))))
+    try:
+        where = safe_join(root, parsed.render(fields_from_item(item)))
+    except TemplateError as exc:
+        return f"{fields}\n\nImage {item.id}: {exc}"
+    return f"{fields}\n\nImage {item.id} would be saved as {where}.<its real extension>"
 
 
 def _selected_version(target: Target) -> Optional[int]:

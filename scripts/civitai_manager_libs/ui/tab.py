@@ -179,12 +179,23 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                     gr.Textbox,
                     value=lambda: action.option_value("template"),
                     label="Path template (no extension): {model_id} {model_name} {version_id} "
-                    "{id} {creator} {nsfw_level} {post_id}",
+                    "{version_name} {id} {creator} {nsfw_level} {post_id} {post_title} "
+                    "{created_at} {date:%Y-%m} {base_model} {type} {width} {height} "
+                    "{collection_id} {collection_name} {tag}; format specs: {id:>010}",
                     lines=1,
                     max_lines=1,
                     elem_id="civitai_gallery_template",
                     scale=2,
                 )
+        c["template_preview"] = component(
+            gr.Textbox,
+            value="",
+            label="Where the selected image goes",
+            lines=2,
+            max_lines=4,
+            interactive=False,
+            elem_id="civitai_gallery_template_preview",
+        )
         with gr.Row():
             c["download_all"] = component(
                 gr.Button,
@@ -261,6 +272,9 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     else:
         selected = listen(c["gallery"].select, action.select_image, [c["state"]], select_outputs)
     resources_panel.wire(c, selected)
+    preview_inputs = [c["template"], c["state"]]
+    selected.then(action.template_preview, preview_inputs, [c["template_preview"]])
+    listen(c["template"].change, action.template_preview, preview_inputs, [c["template_preview"]])
     for event in paged:
         resources_panel.chain(c, event)
     # A job reports its progress on Status only; the tasks table follows when it ends.

@@ -42,8 +42,12 @@ class DocumentError(ValueError):
     """A document that is not what it claims: too large, too deep, not JSON, not finite."""
 
 
+class NotFiniteError(DocumentError):
+    """The document holds NaN or Infinity (a number JSON does not have)."""
+
+
 def _not_finite(name: str) -> Any:
-    raise DocumentError(f"it holds {name}, a number that is not finite")
+    raise NotFiniteError(f"it holds {name}, a number that is not finite")
 
 
 def _read_text(source: Source, what: str, max_bytes: int) -> str:
@@ -85,10 +89,8 @@ def read_document(
                     f"the {what} is nested far deeper than any real one (thousands of levels)"
                 ) from None
             value = loads_pruned(text, prune_depth, parse_constant=_not_finite)
-    except DocumentError as exc:
-        if str(exc).startswith("it holds"):
-            raise DocumentError(f"the {what}: {exc}") from None
-        raise
+    except NotFiniteError as exc:
+        raise NotFiniteError(f"the {what}: {exc}") from None
     except ValueError as exc:  # JSONDecodeError, too many digits in a number
         raise DocumentError(f"the {what} is not valid JSON ({exc})") from None
     if max_depth is not None and depth_of(value, max_depth) > max_depth:
