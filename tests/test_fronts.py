@@ -235,7 +235,7 @@ def test_a_bad_red_base_url_flag_is_a_usage_error(fronts_fake, tmp_path, capsys)
     [
         ("https://civitai.red/models/4384?modelVersionId=1", "model", 4384),
         ("https://www.civitai.red/images/12000294", "image", 12000294),
-        ("civitai.red/user/some_one/images", "user", "some_one"),
+        ("civitai.red/user/some_one/images", "filter", "username=some_one&type=image"),
         ("https://civitai.red/images?modelId=4384&nsfw=X", "filter", "modelId=4384&nsfw=X"),
         ("https://civitai.green/models/1", "model", 1),
     ],

@@ -21,7 +21,7 @@ input                                                Target
 ``.../images/789``                                   image 789
 ``.../user/name``                                    user ``name``
 ``.../api/v1/images?modelId=1&sort=Newest``          filter
-``.../images?modelId=1&nsfw=X`` (the site's feed)    filter
+``.../images?modelId=1&nsfw=X`` (API-only filters)   filter
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
 
@@ -356,8 +356,14 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
         return Target("model", model_id, version_id=version_id)
     if head == "images" and len(rest) == 1:
         return Target("image", _parse_id(unquote(rest[0]), "image"))
-    if head == "images" and not rest and parts.query:  # the site's feed: .../images?modelId=1
-        return _parse_api_url(["images"], parts.query, original)
+    if head == "images" and not rest and parts.query:
+        try:  # a gallery link (the site's filters, web API) first ...
+            return gallery_target(head, parts.query, original)
+        except InvalidQueryError as gallery_error:
+            try:  # ... else the site's feed with the API's own filters: .../images?nsfw=X
+                return _parse_api_url(["images"], parts.query, original)
+            except InvalidQueryError:
+                raise gallery_error from None
     if head == "posts" and len(rest) == 1:
         return Target("post", _parse_id(unquote(rest[0]), "post"))
     if head == "collections" and len(rest) == 1:
