@@ -4,6 +4,7 @@ reached or the input is bad. Real processes against real local servers."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,9 +24,10 @@ CHANGED_QUESTION = {
 }
 
 
-def _doctor(tmp_path, *argv):
+def _doctor(tmp_path, *argv, **extra_env):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVITAI_")}
     env["CIVITAI_GALLERY_SETTINGS"] = str(tmp_path / "settings.json")
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "main.py"), "doctor", *map(str, argv)],
         cwd=str(tmp_path),
@@ -85,6 +87,27 @@ def test_two_fronts_mature_levels_are_asked_of_the_red_one(fake_civitai, tmp_pat
         red_url = red.base_url
     assert again.returncode == 1
     assert f"CHANGED   [{red_url}] mature images" in again.stdout
+
+
+@pytest.mark.parametrize("where", ["environment", "settings"])
+def test_the_red_front_comes_from_where_downloads_take_it(fake_civitai, tmp_path, where):
+    """``doctor`` asks the fronts a download would use (transport.client.front_urls): the red
+    front from $CIVITAI_RED_BASE_URL or the setting civitai_red_base_url, not only the option."""
+    fake_civitai.faults.drift("mature_filtered")  # the com front filters, as civitai.com does
+    with FakeCivitai(fake_civitai.dataset) as red:
+        env = {"CIVITAI_BASE_URL": fake_civitai.base_url}
+        if where == "environment":
+            env["CIVITAI_RED_BASE_URL"] = red.base_url
+        else:
+            settings = tmp_path / "conf" / "settings.json"
+            settings.parent.mkdir()
+            settings.write_text(json.dumps({"civitai_red_base_url": red.base_url}))
+            env["CIVITAI_GALLERY_SETTINGS"] = str(settings)
+        run = _doctor(tmp_path / "conf" if where == "settings" else tmp_path, **env)
+        red_url = red.base_url
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == f"Civitai doctor: {fake_civitai.base_url}, {red_url}"
+    assert f"[{red_url}] mature images:" in run.stdout
 
 
 def test_an_unreachable_service_exits_2(tmp_path):

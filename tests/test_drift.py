@@ -12,6 +12,7 @@ import pytest
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
 from scripts.civitai_manager_libs.civitai.drift import REPORT_AT, Drift, listing_body
+from scripts.civitai_manager_libs.civitai.fronts import SFW_ONLY_WARNING
 from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.civitai.query import Target
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
@@ -42,9 +43,9 @@ def _drift_lines(caplog):
     return [r.getMessage() for r in caplog.records if CHANGED in r.getMessage()]
 
 
-def _download(fake, tmp_path, limit=60):
+def _download(fake, tmp_path, limit=60, *more):
     report = tmp_path / "report.json"
-    argv = ["download", "model", MODEL, "--base-url", fake.base_url, "--nsfw", "all"]
+    argv = ["download", "model", MODEL, "--base-url", fake.base_url, "--nsfw", "all", *more]
     argv += ["--limit", limit, "--output", tmp_path / "out", "--report", report, "-q"]
     code = cli.main([str(a) for a in argv], out=io.StringIO())
     return code, json.loads(report.read_text())
@@ -60,7 +61,10 @@ def test_a_normal_run_says_nothing(fake_civitai, tmp_path, caplog):
 def test_each_drift_makes_one_line_and_a_report_section(fake_civitai, tmp_path, caplog, shape):
     kind, fragment = SHAPES[shape]
     fake_civitai.faults.drift(shape, "/api/v1/images")
-    code, report = _download(fake_civitai, tmp_path)
+    # a mature listing asked of the red front (one address alone: see the test below)
+    code, report = _download(
+        fake_civitai, tmp_path, 60, "--red-base-url", fake_civitai.red_base_url
+    )
     lines = _drift_lines(caplog)
     assert len(lines) == 1, lines
     assert fragment in lines[0] and REPORT_AT in lines[0]
@@ -68,6 +72,29 @@ def test_each_drift_makes_one_line_and_a_report_section(fake_civitai, tmp_path, 
     assert report["drift"][0]["message"] in lines[0]
     # an answer without 'items' ends the run (exit 1); the others still download everything
     assert code == (1 if shape == "items_renamed" else 0), report
+
+
+def test_mature_images_missing_from_one_address_make_one_line_not_two(
+    fake_civitai, tmp_path, caplog
+):
+    """One address alone (no red front): the fronts' own warning says the mature images are
+    missing, and the drift ``levels`` line does not say it a second time."""
+    fake_civitai.faults.drift("mature_filtered", "/api/v1/images")
+    code, report = _download(fake_civitai, tmp_path)
+    assert code == 0, report
+    assert _drift_lines(caplog) == [] and report["drift"] == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len([w for w in warnings if SFW_ONLY_WARNING in w]) == 1, warnings
+
+
+def test_the_red_fronts_host_is_a_known_host(fake_civitai, tmp_path, caplog):
+    """Media on the red front's host are no stranger's: the run's drift count knows both
+    fronts' hosts (the fake's drift moves media to ``localhost``, here the red front's name)."""
+    fake_civitai.faults.drift("unknown_hosts", "/api/v1/images")
+    red = fake_civitai.red_base_url.replace("127.0.0.1", "localhost")
+    code, report = _download(fake_civitai, tmp_path, 60, "--red-base-url", red)
+    assert code == 0 and report["saved"] == 60, report
+    assert _drift_lines(caplog) == [] and report["drift"] == []
 
 
 def test_items_dropped_as_malformed_make_one_line(fake_civitai, tmp_path, caplog):

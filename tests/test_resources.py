@@ -160,7 +160,8 @@ def test_a_404_is_cached_with_an_age_and_reported_not_on_civitai(fake_civitai, c
         plan = reproduce(item, client, cache, None)
         mystery = one(plan.resources, name="mystery_lora")
         assert mystery.status == "not_on_civitai" and mystery.note == "not on Civitai"
-        cached = cache.get_lookup(f"hash:{M.UNKNOWN_LORA_HASH}")
+        # kept under the front that answered (issue 20: each front answers for itself)
+        cached = cache.get_lookup(f"{fake_civitai.base_url} hash:{M.UNKNOWN_LORA_HASH}")
         assert cached is not None and cached.status == 404 and cached.age < 60
         fake_civitai.reset()
         reproduce(item, client, cache, None)

@@ -48,6 +48,7 @@ def test_defaults_follow_the_design_table():
         "http_limit_rate": "",
         "civitai_base_url": "https://civitai.com",
         "civitai_api_key": "",
+        "civitai_red_base_url": "https://civitai.red",  # issue 20: the front for Mature/X
         "civitai_video_base_url": "https://image-b2.civitai.com",  # issue 20
         "gallery_download_batch_size": 5,
         "gallery_download_timeout": 30.0,
@@ -70,6 +71,7 @@ def test_defaults_follow_the_design_table():
         "resources.confirm_over_mb": 1024,
         "gallery_cache_max_mb": 500,  # issue 24
         "ui_language": "",  # issue 24
+        "resources.lookup_max_age_hours": 24.0,  # issue 20: cached look-ups age
         "resources.max_unknown_size_mb": 8192,
     }
     assert set(setting.SPECS) == set(expected)

@@ -100,6 +100,8 @@ class ImageItem:
     version_id: Optional[int] = None
     version_name: Optional[str] = None
     raw: Dict[str, Any] = field(default_factory=dict)
+    #: the image's page on the Civitai front that shows it (civitai.red for a mature image)
+    page_url: Optional[str] = None
 
 
 @dataclass
@@ -140,6 +142,9 @@ class ImagePage:
     # The answer's top level was not the expected {"items", "metadata"} but could be read (e.g. a
     # tRPC-like "result.data.json" form): its name, for the drift count (civitai/drift.py)
     shape: Optional[str] = None
+    # Mature/X asked of the safe-for-work front alone and none served so far: the fronts' warning
+    # (civitai/fronts.SFW_ONLY_WARNING) says it, so the drift count leaves this page's levels out
+    sfw_only: bool = False
 
 
 @dataclass

@@ -16,7 +16,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 from .. import setting
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
@@ -38,6 +50,7 @@ from .image_query import (
     read_next_cursor,
     whole_model_sort_notice,
 )
+from .fronts import SFW_ONLY_WARNING, Fronts, wants_mature
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from .drift import ShapeChangedError, listing_body
@@ -78,19 +91,34 @@ OnPage = Callable[[Optional[str], Optional[str], int], None]
 
 
 class CivitaiAPI:
-    """Read-only view of Civitai's public API built on a :class:`CivitaiHttpClient`."""
+    """Read-only view of Civitai's public API built on a :class:`CivitaiHttpClient`.
 
-    def __init__(self, client=None):
+    ``fronts``: Civitai's two fronts (default: the client's, :meth:`Fronts.of`). A listing goes
+    to the front that serves its levels (Mature or X: the red one); look-ups (models, versions,
+    an image by id) go to the front of ``levels``, the levels in force for the command or tab
+    (None: the safe-for-work front), and an image the safe-for-work front does not show is asked
+    of the red front before it is called missing.
+    """
+
+    def __init__(
+        self, client=None, fronts: Optional[Fronts] = None, levels: Optional[Levels] = None
+    ):
         if client is None:
             from ..http_client import get_http_client
 
             client = get_http_client()
         self.client = client
+        self.fronts = fronts if fronts is not None else Fronts.of(client)
+        self.levels: Optional[Tuple[str, ...]] = (
+            normalize_levels(levels) if levels is not None else None
+        )
         # model / version look-ups: one request per id however many callers ask (the target
         # check, names for templates and sidecars, the tab), answers kept LOOKUP_TTL seconds
         self._lookups = _LookupMemo(LOOKUP_TTL)
         # listing pages asked beside a look-up (prefetch_page), until the listing takes them
         self._ahead = PagesAhead(PAGE_AHEAD_TTL)
+        # images found only on the red front (by id), so a second look-up asks it first
+        self._image_fronts: Dict[int, str] = {}
         self._trpc: Optional[TrpcAPI] = None
         self.web = WebPages(self)  # page sources of the web API's listings
 
@@ -107,20 +135,25 @@ class CivitaiAPI:
     # -- images listing ---------------------------------------------------------------------
 
     def _fetch_page(
-        self, request: Dict[str, Any], cursor: Optional[str], page_size: int
+        self,
+        request: Dict[str, Any],
+        levels: Tuple[str, ...],
+        cursor: Optional[str],
+        page_size: int,
     ) -> Tuple[List[Any], Optional[str], Optional[str]]:
         query = _page_query(request, cursor, page_size)
-        ahead = self._ahead.take(query_key(query))
+        url = self.fronts.url(levels, IMAGES_PATH)
+        ahead = self._ahead.take(query_key(dict(query, _front=url)))
         if ahead is not None:  # asked beside the look-up: its answer (or error) is this one's
             return ahead.result()
-        return self._ask_page(request, query)
+        return self._ask_page(request, query, url)
 
     def _ask_page(
-        self, request: Dict[str, Any], query: Dict[str, Any]
+        self, request: Dict[str, Any], query: Dict[str, Any], url: str = IMAGES_PATH
     ) -> Tuple[List[Any], Optional[str], Optional[str]]:
         """(items, next cursor, the name of an unexpected shape that could still be read)."""
         try:
-            body = self.client.get_json(IMAGES_PATH, query)
+            body = self.client.get_json(url, query)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"{describe_params(request)} was not found on Civitai (no images listed); "
@@ -135,7 +168,7 @@ class CivitaiAPI:
                 f"Civitai answered the image listing for {describe_params(request)} without an "
                 f"'items' list ({shape}); the API may have changed or be failing, try again later.",
                 shape=shape or "unknown",
-                url=IMAGES_PATH,
+                url=url,
             )
         return body["items"], read_next_cursor(body.get("metadata")), shape
 
@@ -179,13 +212,14 @@ class CivitaiAPI:
         if notice:
             log.warning("%s", notice)
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
+        mature = _MatureCheck(self.fronts, levels)
         loop = PageLoop(
-            lambda at: self._page(request, levels, at, page_size),
+            lambda at: self._page(request, levels, at, page_size, mature=mature),
             describe_params(request),
             start=cursor,
             watch=watch,
         )
-        return _items(loop, limit, on_page, "username" in request)
+        return _items(loop, limit, on_page, "username" in request, mature)
 
     def get_image_page(
         self,
@@ -203,7 +237,9 @@ class CivitaiAPI:
         server-side filters.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
-        page = self._page(request, levels, cursor, limit, source)
+        mature = _MatureCheck(self.fronts, levels)
+        page = self._page(request, levels, cursor, limit, source, mature)
+        page.notice = page.notice or mature.notice()  # the order's notice first, as before
         if page.next_cursor is not None and page.next_cursor == cursor:
             log.warning("Civitai repeated cursor %r; treating this page as the last one", cursor)
             page.next_cursor = None
@@ -216,16 +252,21 @@ class CivitaiAPI:
         cursor: Optional[str],
         page_size: int,
         source: Optional[WebListing] = None,
+        mature: Optional["_MatureCheck"] = None,
     ) -> ImagePage:
         shape: Optional[str] = None
         if source is not None:  # a web listing's page source (civitai/web_listing.py)
             extra = {k: v for k, v in request.items() if k not in CONTROLLED}
             items, next_cursor = self.web.source(source, levels, extra)(cursor, page_size)
         else:
-            items, next_cursor, shape = self._fetch_page(request, cursor, page_size)
+            items, next_cursor, shape = self._fetch_page(request, levels, cursor, page_size)
         rejected: List[Tuple[Any, str]] = []
-        converted = list(to_image_items(items, listing_context(request), rejected=rejected))
+        converted = list(
+            self._paged(to_image_items(items, listing_context(request), rejected=rejected))
+        )
         kept = list(keep_levels(converted, levels))
+        if mature is not None:
+            list(mature.seen(converted))
         return ImagePage(
             items=kept,
             cursor=cursor,
@@ -235,6 +276,7 @@ class CivitaiAPI:
             server_items=len(items),
             notice=whole_model_sort_notice(request),
             shape=shape,
+            sfw_only=mature is not None and mature.notice() is not None,
         )
 
     def prefetch_page(
@@ -248,9 +290,12 @@ class CivitaiAPI:
         with these arguments will make; that call then takes its answer, or its error, instead of
         asking again (once, within ``PAGE_AHEAD_TTL`` seconds). A run lists beside its target's
         look-up this way. Bad arguments raise here, as they would there."""
-        request, _levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
+        request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
         query = _page_query(request, cursor, limit)
-        self._ahead.start(query_key(query), lambda: self._ask_page(request, query))
+        url = self.fronts.url(levels, IMAGES_PATH)
+        self._ahead.start(
+            query_key(dict(query, _front=url)), lambda: self._ask_page(request, query, url)
+        )
 
     def settle_prefetches(self, timeout: float = 5.0) -> None:
         """Wait (up to ``timeout`` seconds) for pages asked ahead and forget them; before the
@@ -280,11 +325,26 @@ class CivitaiAPI:
         self, params: Mapping[str, Any], levels: Levels, cursor: Optional[str], size: int
     ) -> Tuple[List[Any], Optional[str]]:
         """One raw page of the REST images listing (a web listing's REST half: a tag's images)."""
-        request, _levels, _cursor = build_request(params, levels)
-        items, next_cursor, _shape = self._fetch_page(request, cursor, size)
+        request, wanted, _cursor = build_request(params, levels)
+        items, next_cursor, _shape = self._fetch_page(request, wanted, cursor, size)
         return items, next_cursor
 
     # -- look-ups ---------------------------------------------------------------------------
+
+    def _paged(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
+        """``items`` with their Civitai page on the front that shows each (``page_url``)."""
+        for item in items:
+            if item.page_url is None:
+                item.page_url = self.fronts.page_url("images", item.id, item.nsfw_level)
+            yield item
+
+    def use_levels(self, levels: Optional[Levels]) -> None:
+        """Set the levels in force for the look-ups that follow (a tab's job, a command)."""
+        self.levels = normalize_levels(levels) if levels is not None else None
+
+    def lookup_base(self) -> str:
+        """The front look-ups go to: the one serving the levels in force (:attr:`levels`)."""
+        return self.fronts.base_for(self.levels)
 
     def get_collection(self, collection_id: int) -> Dict[str, Any]:
         """A collection (``{id, name, type, read, user}``) through the web API; AuthError for a
@@ -301,7 +361,7 @@ class CivitaiAPI:
 
     def _get_object(self, path: str, what: str) -> Mapping[str, Any]:
         try:
-            body = self.client.get_json(path)
+            body = self.client.get_json(self.fronts.on(self.lookup_base(), path))
         except NotFoundError as exc:
             raise _not_found(what, exc) from exc
         if not isinstance(body, Mapping) or "id" not in body:
@@ -315,7 +375,8 @@ class CivitaiAPI:
     def get_model(self, model_id: int) -> ModelInfo:
         """A model with its versions and their showcase images (as ImageItem, without meta)."""
         model_id = check_id(model_id, "model")
-        return self._lookups.get(("model", model_id), lambda: self._get_model(model_id))
+        key = ("model", self.lookup_base(), model_id)  # each front answers for itself
+        return self._lookups.get(key, lambda: self._get_model(model_id))
 
     def _get_model(self, model_id: int) -> ModelInfo:
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
@@ -344,7 +405,8 @@ class CivitaiAPI:
     def get_model_version(self, version_id: int) -> VersionInfo:
         """A model version with its showcase images (these carry ``meta``)."""
         version_id = check_id(version_id, "model version")
-        return self._lookups.get(("version", version_id), lambda: self._get_version(version_id))
+        key = ("version", self.lookup_base(), version_id)
+        return self._lookups.get(key, lambda: self._get_version(version_id))
 
     def _get_version(self, version_id: int) -> VersionInfo:
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
@@ -370,7 +432,7 @@ class CivitaiAPI:
             "base_model": base_model,
         }
         where = f"version {version_id}: skipping an unusable image"
-        images = list(to_image_items(_as_list(body.get("images")), context, where))
+        images = list(self._paged(to_image_items(_as_list(body.get("images")), context, where)))
         return VersionInfo(
             id=version_id,
             name=name,
@@ -382,14 +444,27 @@ class CivitaiAPI:
 
     def get_image(self, image_id: int, *, with_tags: bool = False) -> ImageItem:
         """One image with its generation data, whatever its NSFW level (and its ``tags`` with
-        ``with_tags``)."""
+        ``with_tags``): asked of the front of the levels in force, then of the red front before
+        it is called missing (civitai.com does not show a mature image)."""
         image_id = check_id(image_id, "image")
+        first = self._image_fronts.get(image_id) or self.lookup_base()
+        try:
+            return self._get_image_on(first, image_id, with_tags)
+        except NotFoundError:
+            if not self.fronts.split or first == self.fronts.red:
+                raise
+            log.debug("image %d: not on %s, asking %s", image_id, first, self.fronts.red)
+            item = self._get_image_on(self.fronts.red, image_id, with_tags)
+            self._image_fronts[image_id] = self.fronts.red  # asked again: straight there
+            return item
+
+    def _get_image_on(self, base: str, image_id: int, with_tags: bool = False) -> ImageItem:
         what = f"image {image_id}"
         query: Dict[str, Any] = {"imageId": image_id, "withMeta": "true", "nsfw": "X"}
         if with_tags:
             query["withTags"] = "true"
         try:
-            body = self.client.get_json(IMAGES_PATH, query)
+            body = self.client.get_json(self.fronts.on(base, IMAGES_PATH), query)
         except NotFoundError as exc:
             raise _not_found(what, exc) from exc
         items = body.get("items") if isinstance(body, Mapping) else None
@@ -400,7 +475,9 @@ class CivitaiAPI:
                 url=IMAGES_PATH,
             )
         objects = (raw for raw in items if isinstance(raw, Mapping))
-        for item in to_image_items(objects, where=f"{what}: skipping an unusable item"):
+        for item in self._paged(
+            to_image_items(objects, where=f"{what}: skipping an unusable item")
+        ):
             if item.id == image_id:
                 return item
         raise _not_found(what, None, url=IMAGES_PATH)
@@ -413,11 +490,46 @@ class CivitaiAPI:
         return image_batch.fetch_images(self, ids, with_tags=with_tags)
 
 
+class _MatureCheck:
+    """Notices a mature listing sent to civitai.com's safe-for-work front alone (the user's
+    ``--base-url https://civitai.com`` with no red front) that came back with none of the mature
+    levels it asked for, and says so instead of reporting success."""
+
+    def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
+        self.active = wants_mature(levels) and fronts.sfw_only_single()
+        # civitai.com itself: an empty answer says it too (another single address, a mirror,
+        # may simply have nothing: only a page of safe images without any mature one counts)
+        self.civitai_com = fronts.on_civitai_com()
+        self.listed = 0
+        self.mature = 0
+
+    def seen(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
+        for item in items:
+            if self.active:
+                self.listed += 1
+                self.mature += wants_mature([item.nsfw_level])
+            yield item
+
+    def notice(self) -> Optional[str]:
+        if self.active and (self.listed or self.civitai_com) and not self.mature:
+            return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
+        return None
+
+    def warn_at_end(self) -> None:
+        notice = self.notice()
+        if notice:
+            log.warning("%s", notice)
+
+
 def _items(
-    loop: PageLoop, limit: int, on_page: Optional[OnPage], user_listing: bool
+    loop: PageLoop,
+    limit: int,
+    on_page: Optional[OnPage],
+    user_listing: bool,
+    mature: Optional[_MatureCheck] = None,
 ) -> Iterator[ImageItem]:
     """The images of ``loop``'s pages, at most ``limit`` (0: all); ``on_page`` before each page's
-    images (see :meth:`CivitaiAPI.iter_images`)."""
+    images (see :meth:`CivitaiAPI.iter_images`); ``mature`` warns at the end (or the limit)."""
     yielded = listed = 0
     for page in loop:
         sent = page.server_items or 0
@@ -428,9 +540,13 @@ def _items(
             yield item
             yielded += 1
             if limit and yielded >= limit:
+                if mature is not None:
+                    mature.warn_at_end()
                 return
         if page.next_cursor is None and listed == 0 and user_listing:
             log.info("%s has no images on Civitai (or does not exist)", loop.what)
+    if mature is not None:
+        mature.warn_at_end()
 
 
 def check_id(value: Any, what: str) -> int:

@@ -6,7 +6,9 @@ kind below is a sign the service moved (or a front filters), not a per-image pro
 
 * ``meta``: pages asked with ``withMeta=true`` on which no image carried generation data (real
   pages almost always carry some; a page counts from :data:`META_PAGE_MIN` images, videos aside);
-* ``levels``: Mature or X asked, :data:`LEVELS_MIN` images or more served, none of them mature;
+* ``levels``: Mature or X asked, :data:`LEVELS_MIN` images or more served, none of them mature
+  (a listing sent to the red front, or to one address that is not civitai.com's safe-for-work
+  front alone: that is ``civitai/fronts.SFW_ONLY_WARNING``'s line, the page says ``sfw_only``);
 * ``hosts``: image URLs on a host this tool does not know (Civitai's own domains and the API's
   host are known);
 * ``shape``: an answer whose top level is not ``{"items": [...], "metadata": {...}}`` (no
@@ -122,7 +124,7 @@ class Drift:
             len(stills) if len(stills) >= META_PAGE_MIN and bare == len(stills) else 0,
             len(stills),
         )
-        if any(level in MATURE for level in levels):
+        if any(level in MATURE for level in levels) and not page.sfw_only:
             mature = sum(1 for item in items if item.nsfw_level in MATURE)
             self._add("levels", mature, served)
         strangers = [h for h in (host_of(item.url) for item in items if item.url) if h]
@@ -188,7 +190,7 @@ def _message(kind: str, count: int, of: int, example: Optional[str]) -> str:
     if kind == "levels":
         return (
             f"none of {of} images served was Mature or X although those levels were asked "
-            "(civitai.com serves safe-for-work images only; mature images are on civitai.red)"
+            "(the front that serves every level, civitai.red, filtered them out)"
         )
     if kind == "hosts":
         return (

@@ -86,7 +86,10 @@ def _ask_batch(
         query["withTags"] = "true"
     result.requests += 1
     try:
-        body = api.client.get_json(IMAGES_PATH, query)
+        # every level is asked (nsfw=X): the front that serves them all (civitai.red)
+        fronts = getattr(api, "fronts", None)
+        url = fronts.on(fronts.red, IMAGES_PATH) if fronts is not None else IMAGES_PATH
+        body = api.client.get_json(url, query)
     except (BadRequestError, NotFoundError) as exc:
         log.info("Civitai refused a batch of image ids (%s); asking one image at a time", exc)
         return None

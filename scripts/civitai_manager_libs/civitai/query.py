@@ -21,13 +21,15 @@ input                                                Target
 ``.../images/789``                                   image 789
 ``.../user/name``                                    user ``name``
 ``.../api/v1/images?modelId=1&sort=Newest``          filter
+``.../images?modelId=1&nsfw=X`` (API-only filters)   filter
 ``username=x&sort=Newest`` (``key=value`` pairs)     filter
 ===================================================  =========================================
 
-Links must point at Civitai: ``civitai.com`` (and its subdomains such as ``www.``),
-``civitai.green``, the host of the configured Civitai address (``civitai_base_url``, which may be
-a local Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website
-is refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
+Links must point at Civitai: ``civitai.com``, ``civitai.red`` (its front for every NSFW level,
+since April 2026) and ``civitai.green`` (and their subdomains such as ``www.``), the hosts of the
+configured Civitai fronts (``civitai_base_url`` and ``civitai_red_base_url``, which may be a local
+Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website is
+refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
 go anywhere near a URL or a path: separators, ``..``, control characters and whitespace are
 refused, also when they arrive percent-encoded.
 """
@@ -55,7 +57,7 @@ KINDS = (
     "tag",
 )
 # Civitai's own sites (a subdomain of one, e.g. www.civitai.com, is accepted too).
-CIVITAI_HOSTS = ("civitai.com", "civitai.green")
+CIVITAI_HOSTS = ("civitai.com", "civitai.red", "civitai.green")
 
 MAX_INPUT_LENGTH = 2000
 MAX_USERNAME_LENGTH = 100
@@ -306,10 +308,10 @@ def _hostname(text: Optional[str]) -> Optional[str]:
 
 
 def allowed_hosts(extra_hosts: Iterable[Optional[str]] = ()) -> Set[str]:
-    """Hosts a link may name besides Civitai's: the configured base URL's and ``extra_hosts``."""
+    """Hosts a link may name besides Civitai's: the configured fronts' and ``extra_hosts``."""
     from .. import setting
 
-    hosts = {_hostname(setting.get("civitai_base_url"))}
+    hosts = {_hostname(setting.get(key)) for key in ("civitai_base_url", "civitai_red_base_url")}
     hosts.update(_hostname(h) for h in extra_hosts)
     return {h for h in hosts if h}
 
@@ -322,7 +324,7 @@ def _check_host(host: Optional[str], original: str, extra_hosts: Iterable[Option
         return
     raise InvalidQueryError(
         f"The link {_show(original.strip())} points to {host or 'no host'}, not Civitai: paste a "
-        "link from civitai.com (or from the Civitai address in the settings)."
+        "link from civitai.com or civitai.red (or from the Civitai address in the settings)."
     )
 
 
@@ -354,6 +356,14 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
         return Target("model", model_id, version_id=version_id)
     if head == "images" and len(rest) == 1:
         return Target("image", _parse_id(unquote(rest[0]), "image"))
+    if head == "images" and not rest and parts.query:
+        try:  # a gallery link (the site's filters, web API) first ...
+            return gallery_target(head, parts.query, original)
+        except InvalidQueryError as gallery_error:
+            try:  # ... else the site's feed with the API's own filters: .../images?nsfw=X
+                return _parse_api_url(["images"], parts.query, original)
+            except InvalidQueryError:
+                raise gallery_error from None
     if head == "posts" and len(rest) == 1:
         return Target("post", _parse_id(unquote(rest[0]), "post"))
     if head == "collections" and len(rest) == 1:

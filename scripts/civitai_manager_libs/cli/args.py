@@ -129,11 +129,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--base-url",
-        help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)",
+        help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com); given alone "
+        "it serves every NSFW level",
+    )
+    parser.add_argument(
+        "--red-base-url",
+        help="Civitai's front for Mature/X listings and look-ups (default: "
+        "$CIVITAI_RED_BASE_URL, else --base-url when given, else https://civitai.red)",
     )
     parser.add_argument(
         "--api-key",
-        help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host only",
+        help="Civitai API key (default: $CIVITAI_API_KEY); sent to Civitai's API paths only",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no bars")

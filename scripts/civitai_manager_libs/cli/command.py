@@ -67,6 +67,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         getattr(args, "base_url", None),
         reaction_kinds=args.reaction_kinds,
         from_file=getattr(args, "from_file", None),
+        red_base_url=getattr(args, "red_base_url", None),
     )
     return download_run(args, out, RunReport("download", target.describe(), ""), target)
 

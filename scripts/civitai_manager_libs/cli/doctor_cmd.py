@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--red-base-url",
         help="the front that serves every level, e.g. https://civitai.red (default: "
-        "$CIVITAI_RED_BASE_URL; none: --base-url is asked for every level)",
+        "$CIVITAI_RED_BASE_URL or the setting civitai_red_base_url, as downloads use; "
+        "--base-url given alone is asked for every level)",
     )
     parser.add_argument(
         "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API hosts only"
@@ -39,14 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 def fronts(args: argparse.Namespace) -> List[Tuple[str, bool]]:
     """``(origin, serves mature levels)`` for each front to ask; SettingsError (exit 2) for an
     address that is not a plain http(s) origin."""
-    from .. import setting
+    from ..transport.client import front_urls
     from ..util.url_gate import check_base_url
 
-    base = args.base_url or os.environ.get("CIVITAI_BASE_URL") or setting.get("civitai_base_url")
-    base = check_base_url(base, "--base-url")
-    red = args.red_base_url or os.environ.get("CIVITAI_RED_BASE_URL")
-    if red:
-        return [(base, False), (check_base_url(red, "--red-base-url"), True)]
+    # the client's rule (transport.client.front_urls): arguments over $CIVITAI_BASE_URL /
+    # $CIVITAI_RED_BASE_URL over the settings civitai_base_url / civitai_red_base_url
+    base = check_base_url(args.base_url, "--base-url") if args.base_url else None
+    red = check_base_url(args.red_base_url, "--red-base-url") if args.red_base_url else None
+    base, red = front_urls(base, red)
+    if red != base:
+        return [(base, False), (red, True)]
     return [(base, True)]
 
 

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL or https://civitai.com)"
     )
     parser.add_argument(
+        "--red-base-url",
+        help="Civitai's front for Mature/X (default: $CIVITAI_RED_BASE_URL, else --base-url "
+        "when given, else https://civitai.red)",
+    )
+    parser.add_argument(
         "--api-key", help="Civitai API key (default: $CIVITAI_API_KEY); sent to the API host only"
     )
     add_logging(parser)
@@ -146,12 +151,15 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         overwrite=args.overwrite,
     )
     client = CivitaiHttpClient(
-        api_key=api_key, base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
+        api_key=api_key,
+        # the environment's addresses are the settings' (transport.client.front_urls)
+        base_url=args.base_url or None,
+        red_base_url=args.red_base_url or None,
     )
     bar = None
-    drift = Drift.for_urls(client.base_url)
+    drift = Drift.for_urls(client.base_url, client.red_base_url)  # both fronts' hosts
     try:
-        api = CivitaiAPI(client=client)
+        api = CivitaiAPI(client=client, levels=request.levels)
         check_target(api, target)  # NotFoundError before the file is touched
         if target.kind == "model":
             job.context = {"model_id": target.value}

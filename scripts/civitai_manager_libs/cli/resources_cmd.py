@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder whose archive caches look-ups (default: setting)",
     )
     parser.add_argument("--base-url", help="Civitai origin (default: $CIVITAI_BASE_URL)")
+    parser.add_argument(
+        "--red-base-url",
+        help="Civitai's front for mature images (default: $CIVITAI_RED_BASE_URL, else "
+        "--base-url when given, else https://civitai.red)",
+    )
     parser.add_argument("--api-key", help="Civitai API key (default: $CIVITAI_API_KEY)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress")
@@ -153,12 +158,21 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     output = os.path.abspath(os.path.expanduser(args.output or setting.get("images.output_path")))
     client = CivitaiHttpClient(
         api_key=args.api_key or os.environ.get("CIVITAI_API_KEY") or None,
-        base_url=args.base_url or os.environ.get("CIVITAI_BASE_URL") or None,
+        # the environment's addresses are the settings' (transport.client.front_urls)
+        base_url=args.base_url or None,
+        red_base_url=args.red_base_url or None,
     )
     hashing, fetching = _progress(args.quiet)
     with client, open_cache(output) as cache:
         item = CivitaiAPI(client=client).get_image(image_id)
-        plan = reproduce(item, client, cache, models_dir, hash_progress=hashing)
+        plan = reproduce(
+            item,
+            client,
+            cache,
+            models_dir,
+            hash_progress=hashing,
+            lookup_max_age=float(setting.get("resources.lookup_max_age_hours")) * 3600,
+        )
         shown = [r for r in plan.resources if not args.types or r.type in args.types]
         where = models_dir or ("WebUI" if plan.inventory.source == "webui" else None)
         out.write(
@@ -167,7 +181,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             + "\n"
         )
         for resource in shown:
-            out.write(resource_line(resource, client.base_url) + "\n")
+            out.write(resource_line(resource, plan.page_base(client)) + "\n")
         missing = plan.missing(args.types)
         status = EXIT_OK
         if missing and args.download:

@@ -228,6 +228,8 @@ def download_run(
     check_output_folder(cfg.output)  # OutputPathError (exit 2) before any request or folder
     report.output = cfg.output
     listing = listing_for(target, cfg)  # InvalidQueryError (exit 2) before any request
+    if listing is not None:  # its look-ups go to the front of the levels it lists
+        cfg.lookup_levels = list(listing.levels)
 
     def begin(downloader):
         return start_download(downloader, target, cfg, listing)

@@ -34,6 +34,9 @@ class RunConfig:
     full: bool = False  # --full: no incremental stop (planning/incremental.py)
     sleep_request: Optional[str] = None  # --sleep-request / --limit-rate (transport/pacing.py)
     limit_rate: Optional[str] = None
+    red_base_url: Optional[str] = None  # Civitai's front for Mature/X (None: see front_urls)
+    lookup_levels: Optional[List[str]] = None  # the listing's levels (an nsfw= in a filter too)
+    base_url_flag: bool = False  # --base-url given: that one address serves both fronts
     with_tags: bool = False  # --with-tags: withTags=true on every images request
 
 
@@ -47,6 +50,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     base_url = args.base_url or os.environ.get("CIVITAI_BASE_URL") or None
     if base_url:
         base_url = check_base_url(base_url)  # SettingsError for user:password@ (never echoed)
+    red_base_url = getattr(args, "red_base_url", None) or os.environ.get("CIVITAI_RED_BASE_URL")
+    if red_base_url:
+        red_base_url = check_base_url(red_base_url)
     return RunConfig(
         output=os.path.abspath(os.path.expanduser(output)),
         base_url=base_url,
@@ -62,6 +68,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         full=bool(getattr(args, "full", False)),
         sleep_request=getattr(args, "sleep_request", None),
         limit_rate=getattr(args, "limit_rate", None),
+        red_base_url=red_base_url or None,
+        base_url_flag=bool(args.base_url),
         with_tags=bool(getattr(args, "with_tags", False)),
     )
 
@@ -75,14 +83,21 @@ class Service:
         from ..http_client import CivitaiHttpClient
 
         self.cfg = cfg
+        from .. import setting
+
         self.client = CivitaiHttpClient(
             api_key=cfg.api_key,
-            base_url=cfg.base_url,
+            # the environment's address is the settings' (front_urls: civitai.com there keeps
+            # civitai.red for Mature/X); --base-url alone serves both fronts
+            base_url=cfg.base_url if cfg.base_url_flag else None,
             pool_size=cfg.concurrency,
+            red_base_url=cfg.red_base_url,
             sleep_request=cfg.sleep_request,
             limit_rate=cfg.limit_rate,
         )
-        self.api = CivitaiAPI(client=self.client)
+        # look-ups (models, versions, an image by id) go to the front of the run's levels
+        levels = cfg.lookup_levels or cfg.nsfw or setting.get("images.default_nsfw_filter")
+        self.api = CivitaiAPI(client=self.client, levels=levels)
         self.downloader: Optional[ImageDownloader] = None
         self.remember_options = remember_options
 

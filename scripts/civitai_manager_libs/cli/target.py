@@ -70,6 +70,7 @@ def parse_target(
     base_url: Optional[str] = None,
     reaction_kinds: Optional[Sequence[str]] = None,
     from_file: Optional[str] = None,
+    red_base_url: Optional[str] = None,
 ) -> CliTarget:
     """Turn ``download KIND VALUE...`` into a :class:`CliTarget` (``UsageError`` when malformed).
     ``reactions`` takes no value: ``reaction_kinds`` (``--kind``) chooses them (default all).
@@ -77,8 +78,9 @@ def parse_target(
     ``image`` with several ids, or with ``from_file`` (:func:`read_id_file`), is the kind
     ``images``: one look-up per 200 ids (``CivitaiAPI.get_images``).
 
-    A ``url`` must point at Civitai, the configured Civitai address or ``base_url``
-    (``--base-url``); another website's link is an ``InvalidQueryError``."""
+    A ``url`` must point at Civitai, the configured Civitai fronts or ``base_url`` /
+    ``red_base_url`` (``--base-url`` / ``--red-base-url``); another website's link is an
+    ``InvalidQueryError``."""
     if kind == "filter":
         if not values:
             raise UsageError("filter expects KEY=VALUE pairs")
@@ -115,7 +117,9 @@ def parse_target(
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))
-    parsed = parse_query(text, extra_hosts=[base_url])  # InvalidQueryError has its sentence
+    parsed = parse_query(
+        text, extra_hosts=[base_url, red_base_url]
+    )  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
     return CliTarget(parsed.kind, parsed.value, parsed.version_id, parsed.params)

@@ -1,9 +1,12 @@
 """Run the fake Civitai from the command line until Ctrl+C (or SIGTERM).
 
-    python -m scripts.civitai_manager_libs.fake_civitai [--port P] [--image-port P2]
-        [--latency S] [--bandwidth B] [--total-bandwidth B] [--generate N --image-kb K] [-v]
+    python -m scripts.civitai_manager_libs.fake_civitai [--port P] [--red-port P3]
+        [--image-port P2] [--latency S] [--bandwidth B] [--total-bandwidth B]
+        [--generate N --image-kb K] [--one-front] [-v]
 
-It prints the two origins; point the app at the first one with ``CIVITAI_BASE_URL``.
+It serves Civitai's two fronts as Civitai does: the com port clamps every answer to the
+safe-for-work levels, the red port serves every level. It prints the origins; point the app at
+them with ``CIVITAI_BASE_URL`` and ``CIVITAI_RED_BASE_URL``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
     parser.add_argument("--image-port", type=int, default=0, help="image host port (default: any)")
+    parser.add_argument(
+        "--red-port", type=int, default=0, help="red front's port (every level; default: any)"
+    )
+    parser.add_argument(
+        "--one-front",
+        action="store_true",
+        help="the com port serves every level too (a mirror; the older single-front fake)",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each response")
     parser.add_argument("--bandwidth", type=float, default=None, help="bytes/s per response")
     parser.add_argument(
@@ -59,6 +70,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         host=args.host,
         port=args.port,
         image_port=args.image_port,
+        red_port=args.red_port,
+        split_fronts=not args.one_front,
     )
     try:
         fake.start()
@@ -70,13 +83,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"Fake Civitai API:   {fake.base_url}", flush=True)
-    print(f"Fake Civitai images: {fake.image_base_url}", flush=True)
-    print(f"Fake Civitai videos: {fake.video_base_url}", flush=True)
+    print(f"Fake Civitai API (com, safe-for-work): {fake.base_url}", flush=True)
+    print(f"Fake Civitai images:                   {fake.image_base_url}", flush=True)
+    print(f"Fake Civitai videos:                   {fake.video_base_url}", flush=True)
+    print(f"Fake Civitai API (red, every level):   {fake.red_base_url}", flush=True)
     print(
-        f"{len(dataset.models)} models, {len(dataset.images)} images. "
-        f"Use CIVITAI_BASE_URL={fake.base_url} CIVITAI_VIDEO_BASE_URL={fake.video_base_url}"
-        "  (Ctrl+C to stop)",
+        f"{len(dataset.models)} models, {len(dataset.images)} images. Use "
+        f"CIVITAI_BASE_URL={fake.base_url} CIVITAI_RED_BASE_URL={fake.red_base_url} "
+        f"CIVITAI_VIDEO_BASE_URL={fake.video_base_url}  (Ctrl+C to stop)",
         flush=True,
     )
     try:

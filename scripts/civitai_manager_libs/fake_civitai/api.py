@@ -22,6 +22,8 @@ _MODEL_RE = re.compile(r"^/api/v1/models/([^/]+)/?$")
 _VERSION_RE = re.compile(r"^/api/v1/model-versions/([^/]+)/?$")
 REDIRECT_PREFIX = "/api/download/redirect/"
 VERSION_IMAGE_LIMIT = 10
+#: what civitai.com serves: PG | PG-13 (Civitai's sfwBrowsingLevelsFlag)
+SFW_CEILING = 1 | 2
 
 
 class ApiRoutes:
@@ -40,8 +42,14 @@ class ApiRoutes:
         self.ids_param = "served"
 
     def handle(
-        self, path: str, params: Dict[str, List[str]], headers: Optional[Mapping[str, str]] = None
+        self,
+        path: str,
+        params: Dict[str, List[str]],
+        headers: Optional[Mapping[str, str]] = None,
+        sfw_only: bool = False,
     ) -> Response:
+        """One API answer; ``sfw_only``: as civitai.com (Civitai's green domain) answers, every
+        Mature/X/XXX item left out (listings, an image by id, models' and versions' images)."""
         match = BY_HASH_RE.match(path)
         listed = self._listed_file(match.group(1).upper()) if match else None
         if listed is not None:  # a listed version's file, as Civitai finds any published file
@@ -52,11 +60,14 @@ class ApiRoutes:
         web = self.trpc.handle(path, params, headers or {})
         if web is not None:
             return web
+        ceiling = SFW_CEILING if sfw_only else 0
         if path.rstrip("/") == "/api/v1/images":
             if "ids" in params and self.ids_param == "refused":
                 return error_response(400, "Unrecognized key(s) in object: 'ids'")
             if self.ids_param == "ignored":
                 params = {k: v for k, v in params.items() if k != "ids"}
+            if ceiling:
+                params = dict(params, _ceiling=[str(ceiling)])
             try:
                 body = list_images(self.dataset, params, self.base_url, self.image_base_url)
             except ListingError as exc:
@@ -70,7 +81,7 @@ class ApiRoutes:
             model = self.dataset.model(model_id)
             if model is None:
                 return error_response(404, f"No model with id {model_id}")
-            return json_response(200, self.model_json(model))
+            return json_response(200, self.model_json(model, ceiling))
         match = _VERSION_RE.match(path)
         if match:
             version_id = _parse_id(match.group(1))
@@ -79,7 +90,7 @@ class ApiRoutes:
             version = self.dataset.version(version_id)
             if version is None:
                 return error_response(404, "Model not found")
-            return json_response(200, self.version_json(version))
+            return json_response(200, self.version_json(version, ceiling))
         if path.startswith(REDIRECT_PREFIX):
             target = self.redirects.get(path[len(REDIRECT_PREFIX) :])
             if target is not None:
@@ -87,7 +98,7 @@ class ApiRoutes:
         return error_response(404, f"Not found: {path}")
 
     # ------------------------------------------------------------------ JSON shapes
-    def model_json(self, model: FakeModel) -> Dict[str, Any]:
+    def model_json(self, model: FakeModel, ceiling: int = 0) -> Dict[str, Any]:
         creator = self.dataset.creator(model.creator)
         return {
             "id": model.id,
@@ -105,14 +116,14 @@ class ApiRoutes:
             },
             "tags": list(model.tags),
             "modelVersions": [
-                self._version_summary(model, v, i) for i, v in enumerate(model.versions)
+                self._version_summary(model, v, i, ceiling) for i, v in enumerate(model.versions)
             ],
         }
 
     def _version_summary(
-        self, model: FakeModel, version: FakeVersion, index: int
+        self, model: FakeModel, version: FakeVersion, index: int, ceiling: int = 0
     ) -> Dict[str, Any]:
-        images = [self._version_image(i, with_meta=False) for i in self._showcase(version)]
+        images = [self._version_image(i, with_meta=False) for i in self._showcase(version, ceiling)]
         return {
             "id": version.id,
             "index": index,
@@ -126,7 +137,7 @@ class ApiRoutes:
             "downloadUrl": f"{self.base_url}/api/download/models/{version.id}",
         }
 
-    def version_json(self, version: FakeVersion) -> Dict[str, Any]:
+    def version_json(self, version: FakeVersion, ceiling: int = 0) -> Dict[str, Any]:
         model = self.dataset.model(version.model_id)
         assert model is not None, "dataset integrity: a version without its model"
         return {
@@ -138,7 +149,9 @@ class ApiRoutes:
             "trainedWords": list(version.trained_words),
             "model": {"name": model.name, "type": model.type, "nsfw": model.nsfw, "poi": False},
             "files": [self._file_json(model, version)],
-            "images": [self._version_image(i, with_meta=True) for i in self._showcase(version)],
+            "images": [
+                self._version_image(i, with_meta=True) for i in self._showcase(version, ceiling)
+            ],
             "downloadUrl": f"{self.base_url}/api/download/models/{version.id}",
         }
 
@@ -147,8 +160,10 @@ class ApiRoutes:
         assert version is not None, "a model file without its version"
         return self.version_json(version)
 
-    def _showcase(self, version: FakeVersion) -> List[FakeImage]:
+    def _showcase(self, version: FakeVersion, ceiling: int = 0) -> List[FakeImage]:
         images = sorted(self.dataset.images_of_version(version.id), key=lambda i: i.created_ms)
+        if ceiling:  # unrated (0) images count as PG
+            images = [i for i in images if (i.browsing_level or 1) & ceiling]
         return images[:VERSION_IMAGE_LIMIT]
 
     def _version_image(self, image: FakeImage, with_meta: bool) -> Dict[str, Any]:

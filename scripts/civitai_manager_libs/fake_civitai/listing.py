@@ -213,6 +213,9 @@ def _filtered(dataset: Dataset, params: Dict[str, List[str]]) -> List[FakeImage]
     days = PERIOD_DAYS.get(period) if period else None
     since = dataset.now_ms - days * 86_400_000 if days else None
     mask = nsfw_mask(params)
+    ceiling = _int(params, "_ceiling")  # set by the com front: the levels civitai.com serves
+    if ceiling:
+        mask &= ceiling
 
     pool: Sequence[FakeImage]
     if image_id is not None:
@@ -388,7 +391,7 @@ def list_images(
     window = ranked[start : start + limit]
     more = start + limit < len(ranked)
     metadata: Dict[str, Any] = {}
-    kept = [(k, v) for k, v in _flat(params) if k not in ("cursor", "page")]
+    kept = [(k, v) for k, v in _flat(params) if k not in ("cursor", "page", "_ceiling")]
     if page is not None and cursor is None:
         metadata = {"currentPage": page, "pageSize": limit}
         if more:

@@ -1,4 +1,12 @@
-"""The fake Civitai's HTTP side: two threaded HTTP/1.1 servers (API host, image host) and the knobs.
+"""The fake Civitai's HTTP side: threaded HTTP/1.1 servers (the API's two fronts, the image host)
+and the knobs.
+
+Civitai runs two fronts on one API (since April 2026): ``civitai.com`` clamps every answer to the
+safe-for-work levels, ``civitai.red`` serves every level. The fake serves both on two ports:
+``base_url`` (com) and ``red_base_url``. With ``split_fronts`` on (``python -m ...fake_civitai``,
+the demo, the tests of the fronts), the com port drops every Mature/X/XXX item from its answers
+(listings, an image by id, the images of models and versions) as Civitai's green domain does;
+off (the default), it serves every level like a mirror, as the fake always did.
 
 Throttling: ``bandwidth`` (bytes/s) paces each response on its own, so N parallel downloads
 each get ``bandwidth`` (like per-connection limits on a CDN); ``total_bandwidth`` is one shared
@@ -43,7 +51,7 @@ class RequestRecord:
     """One request as the fake saw it. ``status`` is what was sent (0 until the headers go out)."""
 
     time: float
-    server: str  # "api" | "image" | "video"
+    server: str  # "api" (either front) | "image" | "video"
     method: str
     path: str
     query: Dict[str, str]  # last value of each parameter
@@ -54,6 +62,7 @@ class RequestRecord:
     bytes_sent: int = 0  # body bytes written
     completed: bool = False  # the whole body was written
     end_time: float = 0.0  # when the last body byte was written (0 until then)
+    front: str = ""  # which API front answered: "com" | "red" ("" for the image host)
 
 
 class _Server(ThreadingHTTPServer):
@@ -62,9 +71,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # the default backlog of 5 resets connections under a parallel burst
 
-    def __init__(self, address: Tuple[str, int], fake: "FakeCivitai", role: str):
+    def __init__(self, address: Tuple[str, int], fake: "FakeCivitai", role: str, front: str = ""):
         self.fake = fake
         self.role = role
+        self.front = front
         self.connections: Set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.connection_counter = 0
@@ -149,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=CaseInsensitiveDict(self.headers.items()),
             raw_query=split.query,
             connection_id=self.connection_id,
+            front=self.server.front,
         )
         with fake._in_flight(role):
             if fake.latency > 0:
@@ -157,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             if stall is not None:
                 time.sleep(stall.seconds)
             if allowed:
-                response = fake._route(role, path, params, record.headers)
+                response = fake._route(role, path, params, record.headers, self.server.front)
             else:
                 response = error_response(405, f"Method {self.command} not allowed")
             start, end = 0, response.size
@@ -324,6 +335,8 @@ class FakeCivitai:
         port: int = 0,
         image_port: int = 0,
         video_port: int = 0,
+        red_port: int = 0,
+        split_fronts: bool = False,
     ):
         self.dataset = dataset if dataset is not None else Dataset.default()
         self.latency = latency
@@ -332,6 +345,9 @@ class FakeCivitai:
         self.faults = Faults()
         self.host = host
         self._ports = (port, image_port, video_port)
+        self._red_port = red_port
+        #: the com front (base_url) filters mature items out, as civitai.com does (a knob)
+        self.split_fronts = split_fronts
         self._servers: Dict[str, _Server] = {}
         self._threads: List[threading.Thread] = []
         self._log: List[RequestRecord] = []
@@ -341,6 +357,7 @@ class FakeCivitai:
         self._bucket_lock = threading.Lock()
         self._bucket_next = 0.0
         self._api: Optional[ApiRoutes] = None
+        self._red_api: Optional[ApiRoutes] = None
         self._images = ImageRoutes(self.dataset)
         self._stopped_image_port = 0
         self._image_origin: Optional[str] = None
@@ -364,10 +381,15 @@ class FakeCivitai:
         if self._servers:
             raise RuntimeError("this FakeCivitai is already running")
         for role, port in zip(("api", "image", "video"), self._ports):
-            self._servers[role] = _Server((self.host, port), self, role)
+            front = "com" if role == "api" else ""
+            self._servers[role] = _Server((self.host, port), self, role, front)
+        self._servers["red"] = _Server((self.host, self._red_port), self, "api", "red")
         self._api = ApiRoutes(self.dataset, self.base_url, self.image_base_url)
         self._api.trpc.packed = self._trpc_packed
         self._api.ids_param = self.ids_param
+        self._red_api = ApiRoutes(self.dataset, self.red_base_url, self.image_base_url)
+        self._red_api.ids_param = self.ids_param
+        self._red_api.redirects = self._api.redirects  # one table: a token works on both
         for role, server in self._servers.items():
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -377,7 +399,12 @@ class FakeCivitai:
             )
             thread.start()
             self._threads.append(thread)
-        logger.info("fake Civitai API at %s, images at %s", self.base_url, self.image_base_url)
+        logger.info(
+            "fake Civitai API at %s (com) and %s (red), images at %s",
+            self.base_url,
+            self.red_base_url,
+            self.image_base_url,
+        )
         return self
 
     def stop(self) -> None:
@@ -450,6 +477,11 @@ class FakeCivitai:
         return self._origin("api")
 
     @property
+    def red_base_url(self) -> str:
+        """The red front's origin (every NSFW level; use it as ``civitai_red_base_url``)."""
+        return self._origin("red")
+
+    @property
     def image_base_url(self) -> str:
         return self._origin("image")
 
@@ -478,8 +510,9 @@ class FakeCivitai:
         if mode not in ("served", "ignored", "refused"):
             raise ValueError("ids_param must be 'served', 'ignored' or 'refused'")
         self._ids_param = mode
-        if self._api is not None:
-            self._api.ids_param = mode
+        for routes in (self._api, self._red_api):
+            if routes is not None:
+                routes.ids_param = mode
 
     # ------------------------------------------------------------------ URLs for tests
     def image_url(self, image_id: int, original: bool = False, width: Optional[int] = None) -> str:
@@ -512,8 +545,9 @@ class FakeCivitai:
         with self._lock:
             return list(self._log)
 
-    def api_requests(self) -> List[RequestRecord]:
-        return [r for r in self.log if r.server == "api"]
+    def api_requests(self, front: Optional[str] = None) -> List[RequestRecord]:
+        """API requests of both fronts, or of one (``"com"`` or ``"red"``)."""
+        return [r for r in self.log if r.server == "api" and front in (None, r.front)]
 
     def image_requests(self) -> List[RequestRecord]:
         return [r for r in self.log if r.server == "image"]
@@ -568,14 +602,19 @@ class FakeCivitai:
         path: str,
         params: Dict[str, List[str]],
         headers: Optional[Mapping[str, str]] = None,
+        front: str = "com",
     ) -> Response:
         rule = self.faults.take(("status", "not_found", "html", "raw", "empty_pages"), role, path)
         if rule is not None:
             return fault_response(rule, role)
         try:
             if role == "api":
-                assert self._api is not None
-                answer = self._api.handle(path, params, headers)
+                if front == "red":
+                    assert self._red_api is not None
+                    answer = self._red_api.handle(path, params, headers)
+                else:
+                    assert self._api is not None
+                    answer = self._api.handle(path, params, headers, sfw_only=self.split_fronts)
                 shape = self.faults.take(("drift",), role, path)
                 return drifted(answer, shape.body) if shape is not None else answer
             if role == "video":

@@ -57,6 +57,7 @@ RECORD_KEYS = (
     "generation",
     "resources",
     "tags",
+    "page_url",
 )
 #: Civitai browsing-level bits -> the names the API's ``nsfwLevel`` uses.
 _NSFW_BY_LEVEL = {0: "None", 1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "X"}
@@ -225,6 +226,8 @@ def extract_image_metadata(
         "generation": extract_generation(meta),
         "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
         "tags": tag_list(source.get("tags")),
+        # the Civitai page on the front that shows the image (civitai.red for a mature one)
+        "page_url": strip_token(_str_or_none(source.get("page_url"))),
     }
     return json_safe(record)
 
@@ -298,6 +301,7 @@ def _summary_lines(record: Mapping[str, Any], short_parameters: bool = True) -> 
     lines = [
         fmt("Civitai image", record.get("id")),
         fmt("URL", record.get("url")),
+        fmt("Civitai page", record.get("page_url")),
         fmt("Type", record.get("type")),
         fmt("Dimensions", size),
         fmt("Creator", record.get("creator")),

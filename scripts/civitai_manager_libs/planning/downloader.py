@@ -280,8 +280,11 @@ class ImageDownloader:
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
-            # the API's host serves this listing's media too (a mirror, the demo)
-            drift = Drift.for_urls(getattr(getattr(self.api, "client", None), "base_url", None))
+            # the API's hosts (both fronts) serve this listing's media too (a mirror, the demo)
+            client = getattr(self.api, "client", None)
+            drift = Drift.for_urls(
+                getattr(client, "base_url", None), getattr(client, "red_base_url", None)
+            )
             try:
                 return self._planner.run(request, save_metadata, counts, drift)
             finally:

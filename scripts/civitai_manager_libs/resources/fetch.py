@@ -13,6 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
+from urllib.parse import urlsplit
 
 from .. import setting
 from ..errors import (
@@ -141,10 +142,17 @@ def check_space(resources: List[Resource], folders: Dict[str, str], min_free_mb:
 
 
 def _download_url(resource: Resource, base_url: str) -> Optional[str]:
+    """The resource's download link on the current Civitai address: Civitai's own
+    ``/api/download/...`` links (kept in a look-up answered when the address was another one)
+    are rebuilt on ``base_url``; a link elsewhere is used as Civitai gave it."""
+    base = base_url.rstrip("/")
     if resource.download_url:
+        parts = urlsplit(resource.download_url)
+        if parts.path.startswith("/api/download/"):
+            return base + parts.path + (f"?{parts.query}" if parts.query else "")
         return resource.download_url
     if resource.version_id is not None:
-        return f"{base_url.rstrip('/')}/api/download/models/{resource.version_id}"
+        return f"{base}/api/download/models/{resource.version_id}"
     return None
 
 

@@ -1,9 +1,11 @@
 """Resolve an image's resources: what the image names, completed from Civitai (cached).
 
 ``GET /api/v1/model-versions/{id}`` for a known version id, else
-``GET /api/v1/model-versions/by-hash/{hash}`` for each hash the image gives. Every answer (a 404
-too) goes into the archive's :class:`~..store.resource_cache.ResourceCache`, so a resource is
-looked up once per library, not per image.
+``GET /api/v1/model-versions/by-hash/{hash}`` for each hash the image gives, on the Civitai front
+``base`` (the one that shows the image). Every answer (a 404 too) goes into the archive's
+:class:`~..store.resource_cache.ResourceCache` under that front, so a resource is looked up once
+per library and front, not per image; an answer is reused for ``max_age`` seconds (the setting
+``resources.lookup_max_age_hours``), then asked again.
 """
 
 from __future__ import annotations
@@ -33,17 +35,29 @@ BY_HASH_PATH = "/api/v1/model-versions/by-hash/{}"
 class ResourceResolver:
     """Fills :class:`Resource` entries from Civitai through ``client`` and ``cache``."""
 
-    def __init__(self, client: Any, cache: Optional[ResourceCache] = None):
+    def __init__(
+        self,
+        client: Any,
+        cache: Optional[ResourceCache] = None,
+        base: str = "",
+        max_age: Optional[float] = None,
+    ):
         self.client = client
         self.cache = cache
+        self.base = base.rstrip("/")  # the front asked ("" = the client's base URL)
+        self.max_age = max_age
         self.requests = 0  # API requests made (cache misses)
+
+    def _key(self, key: str) -> str:
+        """The cache key of ``key`` on this front: each front answers for itself."""
+        return f"{self.base.lower()} {key}" if self.base else key
 
     # ------------------------------------------------------------------ look-ups
 
     def _lookup(self, key: str, path: str) -> Optional[Dict[str, Any]]:
         """The JSON for ``path`` (None for a 404), through the cache."""
         if self.cache is not None:
-            cached = self.cache.get_lookup(key)
+            cached = self.cache.get_lookup(self._key(key), self.max_age)
             if cached is not None and cached.status == 200 and version_problems(cached.body):
                 # an entry cached before it was checked (or by an older version): asked again
                 logger.info(
@@ -55,10 +69,10 @@ class ResourceResolver:
                 return cached.body if cached.status == 200 else None
         self.requests += 1
         try:
-            body = self.client.get_json(path)
+            body = self.client.get_json(self.base + path)
         except NotFoundError:
             if self.cache is not None:
-                self.cache.put_lookup(key, 404, None)
+                self.cache.put_lookup(self._key(key), 404, None)
             return None
         problems = version_problems(body)
         if problems:  # used for this run (its bad parts flagged), never cached
@@ -66,10 +80,10 @@ class ResourceResolver:
                 "Civitai's answer for %s is malformed (%s); it is not cached", key, problems[0]
             )
         elif self.cache is not None:
-            self.cache.put_lookup(key, 200, body)
+            self.cache.put_lookup(self._key(key), 200, body)
             version_id = body.get("id")
             if key.startswith("hash:") and isinstance(version_id, int):
-                self.cache.put_lookup(f"version:{version_id}", 200, body)
+                self.cache.put_lookup(self._key(f"version:{version_id}"), 200, body)
         return body
 
     def version(self, version_id: int) -> Optional[Dict[str, Any]]:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+from ..civitai.fronts import Fronts
 from ..metadata.infotext import to_infotext
 from ..metadata.record import extract_image_metadata
 from ..metadata.resource_refs import Resource
@@ -33,6 +34,7 @@ class ResourcePlan:
     record: Dict[str, Any] = field(default_factory=dict)
     api_requests: int = 0
     files_hashed: int = 0
+    front: str = ""  # the Civitai front that shows the image (its resources' pages link there)
 
     @property
     def folders(self) -> Dict[str, str]:
@@ -45,6 +47,11 @@ class ResourcePlan:
             for r in self.resources
             if r.local_path is None and (wanted is None or r.type in wanted)
         ]
+
+    def page_base(self, client: Any) -> str:
+        """The base URL of the resources' Civitai pages on ``client``'s current address: the
+        front that shows the image (a mature image's pages are on the red front)."""
+        return Fronts.of(client).base_for([self.record.get("nsfw_level") or "None"])
 
     def infotext(self) -> str:
         """The image's infotext with every resource in it under the user's names."""
@@ -65,14 +72,19 @@ def reproduce(
     models_path: Optional[str],
     hash_progress: Optional[HashProgress] = None,
     inventory: Optional[LocalInventory] = None,
+    lookup_max_age: Optional[float] = None,
 ) -> ResourcePlan:
-    """Resolve ``item``'s resources and match them to the user's files (see the module doc)."""
-    resolver = ResourceResolver(client, cache)
+    """Resolve ``item``'s resources and match them to the user's files (see the module doc).
+
+    The look-ups go to the Civitai front that shows the image (a mature image's resources are
+    asked of the red front); ``lookup_max_age``: seconds a cached answer is reused."""
+    record = extract_image_metadata(item)
+    front = Fronts.of(client).base_for([record.get("nsfw_level") or "None"])
+    resolver = ResourceResolver(client, cache, base=front, max_age=lookup_max_age)
     resources = resolver.resolve(item_resources(item))
     inventory = inventory if inventory is not None else local_inventory(models_path)
     hasher = FileHasher(cache, hash_progress)
     match_local(resources, inventory, hasher)
-    record = extract_image_metadata(item)
     logger.debug(
         "image %s: %d resources, %d API requests, %d files hashed",
         record.get("id"),
@@ -87,4 +99,5 @@ def reproduce(
         record=record,
         api_requests=resolver.requests,
         files_hashed=hasher.hashed_files,
+        front=front,
     )

@@ -147,6 +147,17 @@ def _build_specs() -> Dict[str, SettingSpec]:
             env="CIVITAI_BASE_URL",
         ),
         SettingSpec(
+            "civitai_red_base_url",
+            "https://civitai.red",
+            "str",
+            "Civitai's front for every NSFW level (Mature and X listings go there; civitai.com "
+            "serves None/Soft only). The CIVITAI_RED_BASE_URL environment variable overrides it. "
+            "Left unset while civitai_base_url names another address (a mirror, the demo), that "
+            "address serves both.",
+            validate_base_url,
+            env="CIVITAI_RED_BASE_URL",
+        ),
+        SettingSpec(
             "civitai_video_base_url",
             "https://image-b2.civitai.com",
             "str",
@@ -290,6 +301,14 @@ def _build_specs() -> Dict[str, SettingSpec]:
             "Ask before downloading missing resources larger than this in total (MB).",
             0,
             10_000_000,
+        ),
+        _spec_float(
+            "resources.lookup_max_age_hours",
+            24,
+            "Hours a cached Civitai answer about a model version (by id or hash) is reused before "
+            "it is asked again.",
+            0,
+            24 * 365,
         ),
         _spec_int(
             "resources.max_unknown_size_mb",

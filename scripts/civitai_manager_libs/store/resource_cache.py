@@ -30,6 +30,9 @@ from ..util.documents import DocumentError, read_document
 logger = logging.getLogger(__name__)
 
 NOT_FOUND_MAX_AGE = 7 * 86_400.0  # seconds a cached 404 counts as "not on Civitai"
+FOUND_MAX_AGE = (
+    86_400.0  # seconds a cached answer is reused (setting resources.lookup_max_age_hours)
+)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS civitai_lookups (
@@ -110,8 +113,10 @@ class ResourceCache:
 
     # ------------------------------------------------------------------ Civitai look-ups
 
-    def get_lookup(self, key: str) -> Optional[CachedLookup]:
-        """The cached answer for ``key``; an expired 404 counts as no answer."""
+    def get_lookup(self, key: str, max_age: Optional[float] = None) -> Optional[CachedLookup]:
+        """The cached answer for ``key``; an expired one counts as no answer (a 404 after
+        :data:`NOT_FOUND_MAX_AGE`, an answer after ``max_age`` seconds, default
+        :data:`FOUND_MAX_AGE`: the service changes, a look-up is not kept for good)."""
         with self._db("read") as conn:
             row = conn.execute(
                 "SELECT status, body, fetched_at FROM civitai_lookups WHERE lookup_key = ?", (key,)
@@ -128,6 +133,8 @@ class ResourceCache:
             return None
         cached = CachedLookup(int(status), value, float(fetched_at))
         if cached.status == 404 and cached.age > NOT_FOUND_MAX_AGE:
+            return None
+        if cached.status != 404 and cached.age > (FOUND_MAX_AGE if max_age is None else max_age):
             return None
         return cached
 

@@ -4,9 +4,11 @@ Every request of the package goes through :class:`CivitaiHttpClient` (usually th
 :func:`get_http_client`). It owns one ``requests.Session`` whose adapter
 
 * waits for the :class:`~.host_gate.HostGate` of the target origin before sending anything,
-* adds ``Authorization: Bearer <key>`` only to a request the client itself addressed to the API
-  origin (scheme, host and port of ``base_url``): never to a redirect hop (a host that redirects
-  into the API origin does not get the key), and removes it everywhere else,
+* adds ``Authorization: Bearer <key>`` only to a request the client itself addressed to an API
+  path (``/api/...``) of one of Civitai's two API fronts (scheme, host and port of ``base_url`` and
+  ``red_base_url``: one account, one key): never to a redirect hop (a host that redirects into
+  the API origin does not get the key), never to another path of those hosts, and removes it
+  everywhere else,
 * retries connection errors, 429 and 5xx for GET/HEAD with :class:`~.retry_policy.CivitaiRetry`.
 """
 
@@ -130,21 +132,62 @@ def check_base_url(url: str) -> str:
     return url_gate.check_base_url(url)
 
 
+#: Civitai's own safe-for-work hosts: configured there, the red front stays civitai.red
+SFW_FRONT_HOSTS = ("civitai.com", "civitai.green")
+
+
+def front_urls(
+    base_url: Optional[str] = None, red_base_url: Optional[str] = None
+) -> Tuple[str, str]:
+    """The API base URLs of Civitai's two fronts, ``(sfw, red)``: arguments (the CLI's
+    ``--base-url`` / ``--red-base-url``) over environment over settings.
+
+    The red front (every NSFW level) is ``red_base_url``, else ``civitai_red_base_url`` when it
+    was set (environment or settings), else the SFW address itself when that names one address
+    for everything (an argument, or a setting other than Civitai's own civitai.com /
+    civitai.green: a mirror, the demo, a test fake), else ``https://civitai.red``."""
+    sfw = check_base_url(base_url or setting.get("civitai_base_url"))
+    if red_base_url:
+        red = red_base_url
+    elif setting.source("civitai_red_base_url") != "default":
+        red = setting.get("civitai_red_base_url")
+    elif base_url or not _civitai_sfw_host(sfw):
+        red = sfw
+    else:
+        red = setting.get("civitai_red_base_url")
+    return sfw, check_base_url(red)
+
+
+def _civitai_sfw_host(url: str) -> bool:
+    """True for Civitai's own safe-for-work front (civitai.com, www.civitai.com, civitai.green)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == name or host.endswith("." + name) for name in SFW_FRONT_HOSTS)
+
+
+def is_api_path(url: str) -> bool:
+    """True for a path of Civitai's API (``/api/...``): the only paths the key goes to."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return False
+    return path == "/api" or path.startswith("/api/")
+
+
 class CivitaiAdapter(HTTPAdapter):
-    """``HTTPAdapter`` applying the host gate and the API-origin-only bearer to every request."""
+    """``HTTPAdapter`` applying the host gate and the API-paths-only bearer to every request."""
 
     def __init__(
         self,
         retry: CivitaiRetry,
         host_gate: HostGate,
-        api_origin: str,
+        api_origins: Tuple[str, ...],
         api_key: _ApiKey,
         pool_maxsize: int,
         pacer: Optional[RequestPacer] = None,
     ):
         self._host_gate = host_gate
         self._pacer = pacer  # --sleep-request: applied to every API request (transport/pacing)
-        self._api_origin = api_origin
+        self._api_origins = frozenset(api_origins)
         self._api_key = api_key
         super().__init__(
             max_retries=retry, pool_connections=8, pool_maxsize=pool_maxsize, pool_block=False
@@ -155,7 +198,7 @@ class CivitaiAdapter(HTTPAdapter):
         if not self._host_gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while the host was paused")
         self._apply_auth(request, origin)
-        if self._pacer is not None and origin == self._api_origin:
+        if self._pacer is not None and origin in self._api_origins:
             self._pacer.wait(origin)
         response = super().send(request, **kwargs)
         self._host_gate.connected(origin)
@@ -174,9 +217,10 @@ class CivitaiAdapter(HTTPAdapter):
             return
         bearer = self._api_key.header()
         hop = getattr(request, "civitai_redirect_hop", False)
-        if origin == self._api_origin and not hop:
+        api = origin in self._api_origins and is_api_path(request.url or "")
+        if api and not hop:
             request.headers["Authorization"] = bearer
-        elif origin == self._api_origin and request.headers.get("Authorization") == bearer:
+        elif api and request.headers.get("Authorization") == bearer:
             # a same-origin redirect of a request the client addressed to the API keeps its key
             return
         elif request.headers.get("Authorization") == bearer:
@@ -188,7 +232,9 @@ class CivitaiHttpClient:
 
     ``timeout`` is the read timeout in seconds, or a ``(connect, read)`` pair; ``None`` values come
     from the settings (``http_timeout``, ``http_connect_timeout``, ``http_max_retries``,
-    ``civitai_base_url``, ``civitai_api_key``). ``pool_size`` is the download concurrency
+    ``civitai_base_url``, ``civitai_red_base_url``, ``civitai_api_key``). ``red_base_url`` is
+    Civitai's front for every NSFW level (see :func:`front_urls`: a ``base_url`` given alone
+    serves both fronts). ``pool_size`` is the download concurrency
     (default: the larger of ``images.max_concurrent`` and ``gallery_max_concurrent_downloads``).
     ``api_key=""`` means "no key" even if one is configured.
     """
@@ -207,6 +253,7 @@ class CivitaiHttpClient:
         host_gate: Optional[HostGate] = None,
         sleep_request: Any = None,
         limit_rate: Any = None,
+        red_base_url: Optional[str] = None,
     ):
         connect_default = float(setting.get("http_connect_timeout"))
         self.timeout = _timeout_pair(timeout, connect_default, setting.get("http_timeout"))
@@ -226,8 +273,10 @@ class CivitaiHttpClient:
         self.retry_after_cap = float(
             setting.get("http_retry_after_cap") if retry_after_cap is None else retry_after_cap
         )
-        self.base_url = check_base_url(base_url or setting.get("civitai_base_url"))
+        self.base_url, self.red_base_url = front_urls(base_url, red_base_url)
         self.api_origin = origin_of(self.base_url)
+        #: the origins the key goes to (on their /api/ paths): both fronts, one account
+        self.api_origins = tuple(dict.fromkeys((self.api_origin, origin_of(self.red_base_url))))
         if pool_size is None:
             pool_size = max(
                 int(setting.get("images.max_concurrent")),
@@ -235,12 +284,13 @@ class CivitaiHttpClient:
             )
         self.pool_size = max(1, int(pool_size))
         self._api_key = _ApiKey(setting.get("civitai_api_key") if api_key is None else api_key)
-        if self._api_key and _plain_http_to_remote(self.base_url):
-            logger.warning(
-                "The API key will be sent unencrypted to %s (plain http); use an https "
-                "civitai_base_url.",
-                self.api_origin,
-            )
+        for front in dict.fromkeys((self.base_url, self.red_base_url)):
+            if self._api_key and _plain_http_to_remote(front):
+                logger.warning(
+                    "The API key will be sent unencrypted to %s (plain http); use an https "
+                    "Civitai address.",
+                    origin_of(front),
+                )
         self.host_gate = host_gate if host_gate is not None else HostGate()
         self.host_gate.down_after = int(setting.get("http_host_down_after"))
         self.retry = CivitaiRetry.build(
@@ -259,7 +309,7 @@ class CivitaiHttpClient:
         adapter = CivitaiAdapter(
             self.retry,
             self.host_gate,
-            self.api_origin,
+            self.api_origins,
             self._api_key,
             pool_maxsize=self.pool_size + POOL_HEADROOM,
             pacer=self.pacer,
@@ -269,7 +319,8 @@ class CivitaiHttpClient:
 
     def __repr__(self) -> str:
         return (
-            f"CivitaiHttpClient(base_url={self.base_url!r}, api_key={self._api_key!r}, "
+            f"CivitaiHttpClient(base_url={self.base_url!r}, red_base_url={self.red_base_url!r}, "
+            f"api_key={self._api_key!r}, "
             f"timeout={self.timeout}, max_retries={self.max_retries}, pool_size={self.pool_size})"
         )
 
@@ -414,9 +465,10 @@ class CivitaiHttpClient:
 
     def trusted_hosts(self) -> Tuple[str, ...]:
         """The hosts downloads may reach over plain http or at a private address: the API
-        host of this client (a mirror, the fake Civitai). Public https hosts need no trust."""
-        host = url_gate.url_host(self.base_url)
-        return (host,) if host else ()
+        hosts of this client's two fronts (a mirror, the fake Civitai). Public https hosts need
+        no trust."""
+        hosts = (url_gate.url_host(self.base_url), url_gate.url_host(self.red_base_url))
+        return tuple(dict.fromkeys(host for host in hosts if host))
 
     def download_file(
         self, url: str, filepath: str, progress_callback: Optional["ProgressCallback"] = None
@@ -505,6 +557,7 @@ CLIENT_SETTINGS = (
     "http_backoff_factor",
     "http_retry_after_cap",
     "civitai_base_url",
+    "civitai_red_base_url",
     "civitai_api_key",
     "gallery_download_timeout",
     "gallery_max_concurrent_downloads",

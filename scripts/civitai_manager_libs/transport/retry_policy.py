@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 PAUSE_STATUSES = frozenset({429, 503})
+#: Civitai's bulkhead (a busy pod: ``503`` with ``Retry-After: 2`` and "Server busy, please retry
+#: shortly." or "Image search is temporarily overloaded — please retry.") is a pause, not a
+#: failure: that many such answers in a row are waited out before the retry budget is spent.
+BULKHEAD_PAUSES = 30
 
 
 def retry_after_seconds(headers) -> Optional[float]:
@@ -106,7 +110,16 @@ class CivitaiRetry(Retry):
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if origin is not None:
             retry.origin = origin
+        if self._bulkhead(response) and _bulkhead_streak(retry.history) <= BULKHEAD_PAUSES:
+            # "busy, come back in N s": waited out without spending the retry budget
+            retry.total, retry.status = self.total, self.status
         return retry
+
+    def _bulkhead(self, response) -> bool:
+        if getattr(response, "status", None) != 503:
+            return False
+        asked = self.requested_wait(response)
+        return asked is not None and asked > 0
 
     def attempts(self) -> int:
         """Retries already made (the length of the current error streak)."""
@@ -184,6 +197,16 @@ class CivitaiRetry(Retry):
             _cancellable_sleep(delay)
         if gate is not None and origin and not gate.wait(origin, current_cancel_event()):
             raise RetryCancelled("cancelled while waiting to retry")
+
+
+def _bulkhead_streak(history) -> int:
+    """How many 503 answers end ``history`` in a row."""
+    streak = 0
+    for entry in reversed(history):
+        if entry.status != 503:
+            break
+        streak += 1
+    return streak
 
 
 def _secs(value: float) -> str:

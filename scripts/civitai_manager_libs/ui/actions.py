@@ -191,10 +191,11 @@ def _status_only(message: str, *args, **kwargs) -> str:
 # -- browsing -------------------------------------------------------------------------------------
 
 
-def _api():
+def _api(levels: Optional[Sequence[str]] = None):
+    """The API for one action; its look-ups go to the front of the ticked ``levels``."""
     from ..civitai.api import CivitaiAPI
 
-    return CivitaiAPI(client=get_http_client())
+    return CivitaiAPI(client=get_http_client(), levels=levels or None)
 
 
 def _levels(nsfw: Optional[Sequence[str]]) -> List[str]:
@@ -379,7 +380,7 @@ def load_gallery(
     target = parse_query(query or "")
     levels = _levels(nsfw)
     spec = filters_row.spec_from_values(*filters)
-    api = _api()
+    api = _api(levels)
     version_choice = functools.partial(choice_value, gr.Dropdown)
     versions: List[Tuple[int, str]] = []
     model_name = None
@@ -471,7 +472,7 @@ def select_version(
         raise InvalidQueryError(say("load_first_version"))
     model_id = view.target.value if view.target.kind == "model" else None
     if model_id is None:  # loaded from a version link: the model is the version's
-        model_id = _api().get_model_version(view.target.value).model_id
+        model_id = _api(_levels(nsfw)).get_model_version(view.target.value).model_id
     match = _VERSION_ID_RE.search(version or "")
     target = Target("model", model_id, version_id=int(match.group(1)) if match else None)
     if target == view.target:

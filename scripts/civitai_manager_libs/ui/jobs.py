@@ -347,6 +347,9 @@ def _start(
     request = for_target(
         target.kind, target.value, target.version_id, target.params, levels, spec, limit=0
     )
+    use_levels = getattr(downloader.api, "use_levels", None)
+    if use_levels is not None:  # the look-ups go to the front of the levels downloaded
+        use_levels(request.levels if request is not None else levels)
     if request is not None:
         downloader.prefetch_first_page(request)  # listed beside the look-up, not after it
     check_target_exists(downloader.api, target.kind, target.value, target.version_id)

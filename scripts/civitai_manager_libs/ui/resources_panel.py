@@ -109,12 +109,19 @@ def show_resources(view: Any, record: Any, info: str, progress=gr.Progress()):
 
     try:
         with open_cache(setting.get("images.output_path")) as cache:
-            plan = reproduce(item, client, cache, _models_path(), hash_progress=hashing)
+            plan = reproduce(
+                item,
+                client,
+                cache,
+                _models_path(),
+                hash_progress=hashing,
+                lookup_max_age=float(setting.get("resources.lookup_max_age_hours")) * 3600,
+            )
     except CivitaiGalleryError as exc:
         logger.warning("resources of image %s: %s", item.id, exc)
         return EMPTY, info, None, say("resources_check_failed", error=exc), update(visible=True)
     text = plan.infotext() or info
-    table = resources_html(plan.resources, client.base_url)
+    table = resources_html(plan.resources, plan.page_base(client))
     return table, text, plan, _status(plan), update(visible=True)
 
 
@@ -133,7 +140,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     client = get_http_client()
     if not missing:
         return (
-            resources_html(plan.resources, client.base_url),
+            resources_html(plan.resources, plan.page_base(client)),
             say("resources_nothing"),
             plan.infotext(),
             plan,
@@ -144,7 +151,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
     limit_mb = int(setting.get("resources.confirm_over_mb"))
     if size > limit_mb * 1024 * 1024 and not confirmed:
         return (
-            resources_html(plan.resources, client.base_url),
+            resources_html(plan.resources, plan.page_base(client)),
             say("resources_large", size=human_size(size), limit=limit_mb, where=settings_place()),
             plan.infotext(),
             plan,
@@ -163,7 +170,7 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             progress=fetching,
         )
     summary = summarize(outcomes)  # the CLI words the same counts; here in the user's language
-    table = resources_html(plan.resources, client.base_url)
+    table = resources_html(plan.resources, plan.page_base(client))
     if summary.all_failed:  # nothing came: a toast, and no "Downloaded 0 ... verified"
         status = say(
             "resources_all_failed", count=len(summary.failed), reasons=" ".join(summary.failed)

@@ -207,12 +207,16 @@ def parse_args(argv: Optional[List[str]], commands_help: str = "") -> argparse.N
 def _start_demo_civitai():
     from ..fake_civitai import FakeCivitai
 
-    fake = FakeCivitai()
+    fake = FakeCivitai(split_fronts=True)  # both fronts, as Civitai runs them
     fake.start()
-    if os.environ.get("CIVITAI_BASE_URL"):
-        logger.warning("--demo: ignoring CIVITAI_BASE_URL=%s", os.environ.pop("CIVITAI_BASE_URL"))
+    for name in ("CIVITAI_BASE_URL", "CIVITAI_RED_BASE_URL"):
+        if os.environ.get(name):
+            logger.warning("--demo: ignoring %s=%s", name, os.environ.pop(name))
     setting.set("civitai_base_url", fake.base_url)
-    os.environ["CIVITAI_BASE_URL"] = fake.base_url  # the environment outranks set(): keep both
+    setting.set("civitai_red_base_url", fake.red_base_url)
+    # the environment outranks set(): keep both
+    os.environ["CIVITAI_BASE_URL"] = fake.base_url
+    os.environ["CIVITAI_RED_BASE_URL"] = fake.red_base_url
     os.environ["CIVITAI_VIDEO_BASE_URL"] = fake.video_base_url  # videos from its video host
     return fake
 
@@ -236,7 +240,8 @@ def main(argv: Optional[List[str]] = None, commands_help: str = "") -> int:
         if fake is not None:
             example = fake.dataset.models[0]
             print(
-                f"Demo mode: the local Civitai runs at {fake.base_url}; enter {example.id} "
+                f"Demo mode: the local Civitai runs at {fake.base_url} (its mature front at "
+                f"{fake.red_base_url}); enter {example.id} "
                 f"(the model '{example.name}') in the Civitai Gallery tab and press Load."
             )
         print(f"Images are saved in {os.path.abspath(setting.get('images.output_path'))}")
