@@ -294,7 +294,13 @@ def test_the_key_reaches_both_api_fronts_api_paths_and_nothing_else(fronts_fake)
 # ------------------------------------------------------------------------ the explicit com warning
 
 
-def test_a_mature_listing_sent_to_civitai_com_alone_says_so(fronts_fake, tmp_path, capsys, caplog):
+def test_a_mature_listing_sent_to_civitai_com_alone_says_so(
+    fronts_fake, tmp_path, capsys, caplog, monkeypatch
+):
+    from scripts.civitai_manager_libs.civitai import fronts
+
+    # the fake's "com" front stands for civitai.com (a mirror at one address says nothing)
+    monkeypatch.setattr(fronts, "SFW_HOSTS", fronts.SFW_HOSTS + ("127.0.0.1",))
     output = tmp_path / "out"
     argv = ["download", "model", MODEL, "--nsfw", "None,Mature,X", "--output", output, "-q"]
     argv += ["--base-url", fronts_fake.base_url]  # no red front: everything goes to "com"

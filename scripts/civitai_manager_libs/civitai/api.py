@@ -497,9 +497,6 @@ class _MatureCheck:
 
     def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
         self.active = wants_mature(levels) and fronts.sfw_only_single()
-        # civitai.com itself: an empty answer says it too (another single address, a mirror,
-        # may simply have nothing: only a page of safe images without any mature one counts)
-        self.civitai_com = fronts.on_civitai_com()
         self.listed = 0
         self.mature = 0
 
@@ -511,7 +508,7 @@ class _MatureCheck:
             yield item
 
     def notice(self) -> Optional[str]:
-        if self.active and (self.listed or self.civitai_com) and not self.mature:
+        if self.active and not self.mature:  # civitai.com: an empty answer says it too
             return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
         return None
 

@@ -6,9 +6,10 @@ kind below is a sign the service moved (or a front filters), not a per-image pro
 
 * ``meta``: pages asked with ``withMeta=true`` on which no image carried generation data (real
   pages almost always carry some; a page counts from :data:`META_PAGE_MIN` images, videos aside);
-* ``levels``: Mature or X asked, :data:`LEVELS_MIN` images or more served, none of them mature
-  (a listing sent to the red front, or to one address that is not civitai.com's safe-for-work
-  front alone: that is ``civitai/fronts.SFW_ONLY_WARNING``'s line, the page says ``sfw_only``);
+* ``levels``: Mature or X asked of Civitai's whole feed (no model, creator, post, tag or ids:
+  :data:`SCOPES`), :data:`LEVELS_MIN` images or more served, none of them mature (not counted
+  when civitai.com alone was asked: that is ``civitai/fronts.SFW_ONLY_WARNING``'s line, the page
+  says ``sfw_only``);
 * ``hosts``: image URLs on a host this tool does not know (Civitai's own domains and the API's
   host are known);
 * ``shape``: an answer whose top level is not ``{"items": [...], "metadata": {...}}`` (no
@@ -37,6 +38,10 @@ META_PAGE_MIN = 10
 LEVELS_MIN = 50
 
 KINDS = ("meta", "levels", "hosts", "shape", "malformed")
+#: Parameters that narrow a listing to one model, creator, post, tag or set of ids: such a listing
+#: may have no mature image at all, so ``levels`` counts only on Civitai's whole feed (issue 20;
+#: tests/test_drift.py::test_a_model_without_mature_images_is_no_drift).
+SCOPES = ("modelId", "modelVersionId", "username", "userId", "postId", "ids", "imageId", "tags")
 
 
 class ShapeChangedError(InvalidResponseError):
@@ -103,8 +108,14 @@ class Drift:
         for kind in KINDS:
             self._add(kind, counts[kind], ofs[kind], examples.get(kind))
 
-    def watch(self, levels: Sequence[str]) -> "ListingWatch":
-        return ListingWatch(self, tuple(levels))
+    def watch(
+        self, levels: Sequence[str], params: Optional[Mapping[str, Any]] = None, source: Any = None
+    ) -> "ListingWatch":
+        """A listing's view; ``params`` and ``source`` tell whether it is Civitai's whole feed
+        (only there is "no mature image among many" a sign: a model, a creator, a post, a tag or
+        a collection may simply have none)."""
+        scoped = source is not None or bool(params and any(params.get(k) for k in SCOPES))
+        return ListingWatch(self, tuple(levels) if not scoped else tuple(), tuple(levels))
 
     def _add(self, kind: str, count: int, of: int, example: Optional[str] = None) -> None:
         with self._lock:
@@ -162,11 +173,14 @@ def line(entry: Dict[str, Any]) -> str:
 
 
 class ListingWatch:
-    """One listing's view of a :class:`Drift`: the levels it asked go with every page."""
+    """One listing's view of a :class:`Drift`: the levels it asked go with every page
+    (``levels`` empty for a scoped listing, so its mature count is not a sign; ``asked``: what
+    it asked)."""
 
-    def __init__(self, drift: Drift, levels: Sequence[str]):
+    def __init__(self, drift: Drift, levels: Sequence[str], asked: Sequence[str] = ()):
         self.drift = drift
         self.levels = levels
+        self.asked = asked
 
     def page(self, page: ImagePage) -> None:
         self.drift.page(page, self.levels)

@@ -366,7 +366,7 @@ def run_listing(
     def full() -> bool:
         return job.limit > 0 and state.rows >= job.limit
 
-    watch = drift.watch(job.levels) if drift is not None else None
+    watch = drift.watch(job.levels, job.params, job.source) if drift is not None else None
     pages = PageLoop(
         fetch, job.key, start=state.cursor, asked=state.requested, stopped=full, watch=watch
     )

@@ -98,7 +98,9 @@ class ListingPlanner:
             query_key,
             start=listing.start_cursor,
             stopped=lambda: listing.stop.is_set() or owner.stopped_reason is not None,
-            watch=drift.watch(request.levels) if drift is not None else None,
+            watch=(
+                drift.watch(request.levels, params, request.source) if drift is not None else None
+            ),
         )
         try:
             for page in pages:
