@@ -529,3 +529,18 @@ def test_an_ids_batch_asks_the_front_that_serves_every_level(fronts_fake, tmp_pa
     assert len(_media(output)) == 2
     batches = [r for r in fronts_fake.api_requests() if r.query.get("ids")]
     assert batches and {r.front for r in batches} == {"red"}
+
+
+def test_web_api_listings_follow_the_levels_to_the_red_front_too(fronts_fake, tmp_path, capsys):
+    """A collection (the web API, tRPC) asked with Mature/X goes to civitai.red like a REST
+    listing; safe-for-work levels stay on civitai.com (its pages went to civitai.com whatever
+    the levels; test fails without the routing)."""
+    for levels, front in (("Mature,X", "red"), ("None,Soft", "com")):
+        fronts_fake.reset()
+        output = tmp_path / front
+        argv = ["download", "collection", 7001, "--nsfw", levels, "--output", output, "-q"]
+        argv += ["--base-url", fronts_fake.base_url, "--red-base-url", fronts_fake.red_base_url]
+        code, _out, err = _run(argv, capsys)
+        assert code == 0, err
+        web = [r for r in fronts_fake.api_requests() if r.path.startswith("/api/trpc/")]
+        assert web and {r.front for r in web} == {front}, [(r.path, r.front) for r in web]

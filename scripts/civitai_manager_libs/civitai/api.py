@@ -126,7 +126,8 @@ class CivitaiAPI:
     def trpc(self) -> TrpcAPI:
         """The web API (tRPC) over the same client."""
         if self._trpc is None:
-            self._trpc = TrpcAPI(self.client)
+            self._trpc = TrpcAPI(self.client, fronts=self.fronts)
+            self._trpc.levels = self.levels
         return self._trpc
 
     def __repr__(self) -> str:

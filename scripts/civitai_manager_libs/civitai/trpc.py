@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import ApiError, AuthError, InvalidResponseError, NotFoundError
 from ..util.documents import DocumentError, read_document
@@ -163,9 +163,14 @@ class TrpcAPI:
     """Calls of Civitai's web API through a :class:`CivitaiHttpClient` (its retries, key policy,
     bounded reading and typed errors)."""
 
-    def __init__(self, client: Any, front: Optional[str] = None):
+    def __init__(self, client: Any, front: Optional[str] = None, fronts: Any = None):
+        """``fronts`` (``civitai/fronts.Fronts``): a call with Mature or X among its ``levels``
+        goes to the red front, as REST listings do (issue 20); without it every call goes to
+        ``front`` (default: the client's base URL)."""
         self.client = client
         self.front = (front or getattr(client, "base_url", "") or "").rstrip("/")
+        self.fronts = fronts
+        self.levels: Optional[Sequence[str]] = None  # the look-ups' levels (the API's)
 
     @property
     def has_api_key(self) -> bool:
@@ -177,17 +182,23 @@ class TrpcAPI:
         params: Mapping[str, Any],
         what: str,
         first_page: bool = False,
+        levels: Optional[Sequence[str]] = None,
     ) -> Any:
         """One call; ``first_page`` sends the undefined cursor of a paged procedure's first
-        call. Raises the transport's ApiError family, its message naming ``what``."""
+        call; ``levels`` pick the front (default: the look-ups' levels). Raises the transport's
+        ApiError family, its message naming ``what``."""
         body: Dict[str, Any] = {"json": dict(params)}
         if first_page:
             body["json"]["cursor"] = None
             body["meta"] = {"values": {"cursor": ["undefined"]}}
         query = {"input": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
-        headers = {"Referer": self.front + "/"} if self.front else {}
+        front = self.front
+        if self.fronts is not None:
+            front = self.fronts.base_for(levels if levels is not None else self.levels) or front
+        headers = {"Referer": front + "/"} if front else {}
+        path = TRPC_PATH + procedure
         try:
-            answer = self.client.get_json(TRPC_PATH + procedure, query, headers=headers)
+            answer = self.client.get_json(front + path if front else path, query, headers=headers)
         except AuthError as exc:
             said = error_message(exc.server_message)
             hint = (
@@ -215,13 +226,19 @@ class TrpcAPI:
         return read_data(answer, what)
 
     def page(
-        self, procedure: str, params: Mapping[str, Any], cursor: Optional[str], what: str
+        self,
+        procedure: str,
+        params: Mapping[str, Any],
+        cursor: Optional[str],
+        what: str,
+        levels: Optional[Sequence[str]] = None,
     ) -> Tuple[List[Any], Optional[str]]:
-        """One page of a paged procedure: ``(items, next cursor or None)``."""
+        """One page of a paged procedure: ``(items, next cursor or None)``, asked of the front
+        serving ``levels``."""
         given = dict(params)
         if cursor is not None:
             given["cursor"] = _cursor_value(cursor)
-        data = self.call(procedure, given, what, first_page=cursor is None)
+        data = self.call(procedure, given, what, first_page=cursor is None, levels=levels)
         if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
             raise InvalidResponseError(
                 f"Civitai answered {what} without an 'items' list; the web API may have changed "

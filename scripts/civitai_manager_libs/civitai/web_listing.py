@@ -117,7 +117,9 @@ class WebPages:
 
         def page(cursor: Optional[str], size: int) -> Tuple[List[Any], Optional[str]]:
             query = dict(params, limit=size)
-            items, next_cursor = self.api.trpc.page("image.getInfinite", query, cursor, what)
+            items, next_cursor = self.api.trpc.page(
+                "image.getInfinite", query, cursor, what, levels
+            )
             return self.with_meta(items, levels, labels, with_tags), next_cursor
 
         return page
@@ -137,7 +139,7 @@ class WebPages:
 
         def page(cursor: Optional[str], size: int) -> Tuple[List[Any], Optional[str]]:
             query = dict(post_params, limit=max(1, min(size, POSTS_PER_PAGE)))
-            posts, next_cursor = self.api.trpc.page("post.getInfinite", query, cursor, what)
+            posts, next_cursor = self.api.trpc.page("post.getInfinite", query, cursor, what, levels)
             ids = [int_or_none(p.get("id")) for p in posts if isinstance(p, Mapping)]
             post_ids = [i for i in ids if i is not None]
             items: List[Any] = []
@@ -147,7 +149,9 @@ class WebPages:
                 seen = set()
                 for _ in range(MAX_INNER_PAGES):
                     query = dict(params, limit=200)
-                    found, inner = self.api.trpc.page("image.getInfinite", query, inner, what)
+                    found, inner = self.api.trpc.page(
+                        "image.getInfinite", query, inner, what, levels
+                    )
                     items += self.with_meta(found, levels, labels, with_tags)
                     if inner is None or inner in seen:
                         break
