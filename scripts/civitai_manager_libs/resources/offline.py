@@ -24,7 +24,7 @@ def _cached(cache: Optional[ResourceCache], resource: Resource) -> Optional[Dict
     keys = [f"version:{resource.version_id}"] if resource.version_id is not None else []
     keys += [f"hash:{digest.upper()}" for digest in resource.all_hashes()]
     for key in keys:
-        found = cache.get_lookup(key)
+        found = cache.find_lookup(key)  # asked of either front, when online
         if found is not None and found.status == 200 and isinstance(found.body, dict):
             return found.body
     return None

@@ -121,6 +121,22 @@ class ResourceCache:
             row = conn.execute(
                 "SELECT status, body, fetched_at FROM civitai_lookups WHERE lookup_key = ?", (key,)
             ).fetchone()
+        return self._read_row(row, key, max_age)
+
+    def find_lookup(self, key: str) -> Optional[CachedLookup]:
+        """The newest cached answer for ``key`` asked of any front (the keys of a front start
+        with its address, ``resources/resolve.py``), whatever its age: what an offline view
+        (the Library) shows, never what a download decides on."""
+        pattern = "% " + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._db("read") as conn:
+            row = conn.execute(
+                "SELECT status, body, fetched_at FROM civitai_lookups WHERE lookup_key = ? "
+                "OR lookup_key LIKE ? ESCAPE '\\' ORDER BY fetched_at DESC LIMIT 1",
+                (key, pattern),
+            ).fetchone()
+        return self._read_row(row, key, float("inf"))
+
+    def _read_row(self, row: Any, key: str, max_age: Optional[float]) -> Optional[CachedLookup]:
         if row is None:
             return None
         status, body, fetched_at = row

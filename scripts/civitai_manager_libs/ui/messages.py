@@ -108,7 +108,7 @@ MESSAGES: Dict[str, str] = {
     "drift_meta": "{count} of {of} images came without their generation data although it was "
     "asked for (withMeta=true); prompts and settings are missing from their records",
     "drift_levels": "none of {of} images served was Mature or X although those levels were asked "
-    "(civitai.com serves safe-for-work images only; mature images are on civitai.red)",
+    "(the front that serves every level, civitai.red, filtered them out)",
     "drift_hosts": "{count} of {of} images are on a host this tool does not know ({example}); "
     "their downloads may fail or come from elsewhere",
     "drift_shape": "{count} of {of} answers of the image listing came in an unknown shape "
