@@ -96,7 +96,8 @@ def test_the_standalone_app_shows_the_tab_in_traditional_chinese(
     root = page.locator("#civitai_gallery_root")
     hint = ZH_TW["Enter a model, link or username and press Load."]
     page.wait_for_function(
-        f"() => document.querySelector('#civitai_gallery_page').innerText.includes('{hint}')"
+        "() => { const e = document.querySelector('#civitai_gallery_page');"  # not yet drawn: wait
+        f" return !!e && e.innerText.includes('{hint}'); }}"
     )
     text = root.inner_text()
     for english in (
