@@ -32,11 +32,6 @@ def test_library_search_select_shows_infotext_offline(gallery, fake, output_dir,
         M.model_file_bytes(M.LORA_NEON.version_id)
     )
     setting.set("models_path", str(models))
-    # the app is shared by the browser tests: earlier ones save other options through the tab,
-    # into the settings file the CLI runs below read too
-    for key in ("images.path_template", "images.metadata_format", "images.generate_thumbnails"):
-        setting.set(key, setting.SPECS[key].default)
-    setting.save()
     for model_id in (M.CHECKPOINT.model_id, 4384):
         _cli("download", "model", model_id, "--base-url", fake.base_url, "-o", output_dir, "-q")
     # an earlier look-up (the resources command) is what names the LoRA "Soft Light"
