@@ -72,18 +72,7 @@ def scan_models_folder(models_path: str) -> LocalInventory:
                 and not os.path.isdir(os.path.join(root, subfolders[0]))
             ):
                 inventory.folders[type_] = folder  # WebUI's own top-level embeddings/
-            for dirpath, _dirs, files in os.walk(folder):
-                for file_name in sorted(files):
-                    if not file_name.lower().endswith(MODEL_EXTENSIONS):
-                        continue
-                    path = os.path.join(dirpath, file_name)
-                    try:
-                        size = os.path.getsize(path)
-                    except OSError as exc:
-                        logger.warning("Cannot read %s: %s", path, exc.strerror or exc)
-                        continue
-                    name = _name_for(type_, folder, path)
-                    inventory.models.append(LocalModel(type_, name, path, size))
+            inventory.models.extend(_scan_folder(type_, folder))
     return inventory
 
 
