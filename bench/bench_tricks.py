@@ -42,7 +42,7 @@ sys.exit(code)
 def memo_per_request(rounds: int = 5, calls: int = 20000) -> tuple:
     import requests
 
-    from scripts.civitai_manager_libs.transport import client
+    from scripts.civitai_manager_libs.transport import adapter
 
     url = "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/uuid/original=true/1.jpeg"
 
@@ -52,7 +52,7 @@ def memo_per_request(rounds: int = 5, calls: int = 20000) -> tuple:
             session.merge_environment_settings(url, {}, True, None, None)
         return (time.process_time() - start) / calls
 
-    memo, plain = client._Session(), requests.Session()
+    memo, plain = adapter._Session(), requests.Session()
     rows = [(per_call(memo), per_call(plain)) for _ in range(rounds)]
     return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
 

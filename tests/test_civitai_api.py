@@ -233,8 +233,9 @@ def test_each_nsfw_combination_asks_the_smallest_mask_and_returns_exact_levels(f
         assert exact == {str(EXPECTED_BITS[levels])}, levels
 
 
-def test_default_levels_come_from_the_setting(fake_civitai, api, restore_settings):
-    setting.set("images.default_nsfw_filter", ["Soft"])
+def test_default_levels_are_the_ones_given_to_the_api(fake_civitai, api):
+    """The shell passes the setting ``images.default_nsfw_filter`` (settings read at the edges)."""
+    api = CivitaiAPI(client=api.client, default_levels=["Soft"])
     items = list(api.iter_images({}))
     assert items and {item.nsfw_level for item in items} == {"Soft"}
     assert {q["nsfw"] for q in _image_queries(fake_civitai)} == {"Soft"}
@@ -385,9 +386,9 @@ def test_get_image_page_walks_forward_with_cursors(fake_civitai, api):
     assert {q["limit"] for q in _image_queries(fake_civitai)} == {"50"}
 
 
-def test_get_image_page_default_size_is_the_setting(fake_civitai, api, restore_settings):
-    setting.set("gallery_page_size", 7)
-    page = api.get_image_page({}, nsfw_levels=NSFW_LEVELS)
+def test_get_image_page_default_size_is_the_one_given_to_the_api(fake_civitai, api):
+    """The shell passes the setting ``gallery_page_size`` (settings read at the edges)."""
+    page = CivitaiAPI(client=api.client, page_size=7).get_image_page({}, nsfw_levels=NSFW_LEVELS)
     assert len(page.items) == 7
     assert page.cursor is None and page.next_cursor
     assert _image_queries(fake_civitai)[0]["limit"] == "7"
@@ -719,8 +720,7 @@ def test_build_request_owns_paging_meta_and_mask(restore_settings):
     request, levels, cursor = build_request({"nsfw": "X", "cursor": ""}, ["soft", "none"])
     assert (request["nsfw"], levels, cursor) == ("Soft", ("None", "Soft"), None)
 
-    setting.set("images.default_nsfw_filter", ["Mature"])
-    request, levels, cursor = build_request(None, None)
+    request, levels, cursor = build_request(None, None, ["Mature"])
     assert request == {"withMeta": "true", "nsfw": "true", "browsingLevel": 4}
     assert levels == ("Mature",)
 

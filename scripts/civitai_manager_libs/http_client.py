@@ -1,7 +1,8 @@
 """The shared HTTP client (the backlog's ``http_client`` module): a facade over :mod:`.transport`.
 
 ``get_http_client()`` gives the process's :class:`CivitaiHttpClient` (one Session, retries as data,
-the per-host pause, the API key only to the API origin), rebuilt when its settings change.
+the per-host pause, the API key only to the API origin), rebuilt when its settings change;
+:class:`ClientOptions` is what a client is built from (the settings as data).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import Any, List
 
 from .transport import client as _client
 from .transport.client import (  # noqa: F401  (the public API)
-    CLIENT_SETTINGS,
     POOL_HEADROOM,
     SHARED_HOST_GATE,
     USER_AGENT,
     CivitaiAdapter,
     CivitaiHttpClient,
+    ClientOptions,
     get_http_client,
     media_kind,
     redact,

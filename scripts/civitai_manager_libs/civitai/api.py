@@ -30,7 +30,7 @@ from typing import (
     TypeVar,
 )
 
-from .. import setting
+from ..settings.specs import SPECS
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
 from . import image_batch
 from .image_batch import ImageBatch
@@ -44,6 +44,7 @@ from .image_items import (
 )
 from .image_query import (
     CONTROLLED,
+    DEFAULT_LEVELS,
     build_request,
     describe_params,
     listing_context,
@@ -86,6 +87,7 @@ IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models/{id}"
 VERSIONS_PATH = "/api/v1/model-versions/{id}"
 MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = int(SPECS["gallery_page_size"].default)
 
 OnPage = Callable[[Optional[str], Optional[str], int], None]
 
@@ -97,17 +99,27 @@ class CivitaiAPI:
     to the front that serves its levels (Mature or X: the red one); look-ups (models, versions,
     an image by id) go to the front of ``levels``, the levels in force for the command or tab
     (None: the safe-for-work front), and an image the safe-for-work front does not show is asked
-    of the red front before it is called missing.
+    of the red front before it is called missing. ``page_size`` and ``default_levels`` answer a
+    page asked without a size or levels (a shell passes the settings ``gallery_page_size`` and
+    ``images.default_nsfw_filter``; the table's defaults otherwise).
     """
 
     def __init__(
-        self, client=None, fronts: Optional[Fronts] = None, levels: Optional[Levels] = None
+        self,
+        client=None,
+        fronts: Optional[Fronts] = None,
+        levels: Optional[Levels] = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        default_levels: Levels = DEFAULT_LEVELS,
     ):
         if client is None:
             from ..http_client import get_http_client
 
             client = get_http_client()
         self.client = client
+        self.page_size = page_size
+        self.default_levels = normalize_levels(default_levels)
         self.fronts = fronts if fronts is not None else Fronts.of(client)
         self.levels: Optional[Tuple[str, ...]] = (
             normalize_levels(levels) if levels is not None else None
@@ -188,7 +200,7 @@ class CivitaiAPI:
           when ``start_cursor`` is None) until the server sends no ``nextCursor``; ``page`` is never
           sent. Asks 200 items per request, or ``limit`` when smaller; always ``withMeta=true``.
         - ``nsfw_levels``: levels to keep (default: the ``nsfw`` value in ``params`` as read by
-          :func:`levels_of_param`, else the setting ``images.default_nsfw_filter``). The
+          :func:`levels_of_param`, else :attr:`default_levels`). The
           smallest covering mask is requested and each item's level is checked exactly.
         - ``limit``: stop after that many items *after* NSFW filtering (0 = no limit).
         - ``on_page(cursor_used, next_cursor, items_count)`` is called when a page has been
@@ -207,7 +219,7 @@ class CivitaiAPI:
             raise InvalidQueryError(
                 f"limit must be 0 (no limit) or a positive number, got {limit!r}."
             )
-        request, levels, params_cursor = build_request(params, nsfw_levels)
+        request, levels, params_cursor = build_request(params, nsfw_levels, self.default_levels)
         cursor = start_cursor if start_cursor not in (None, "") else params_cursor
         notice = whole_model_sort_notice(request)
         if notice:
@@ -232,7 +244,7 @@ class CivitaiAPI:
     ) -> ImagePage:
         """One page of images for the gallery (the UI keeps a stack of cursors for "previous").
 
-        ``limit`` defaults to the setting ``gallery_page_size``; items of unwanted NSFW levels are
+        ``limit`` defaults to :attr:`page_size`; items of unwanted NSFW levels are
         dropped, so a page may hold fewer than ``limit`` items. ``source``: a listing of the web
         API (a collection, a post, ...; ``civitai/web_listing.py``), ``params`` then being its
         server-side filters.
@@ -312,12 +324,12 @@ class CivitaiAPI:
     ) -> Tuple[Dict[str, Any], Tuple[str, ...], Optional[str], int]:
         """(request, levels kept, cursor, page size) of one page, validated."""
         if limit is None:
-            limit = setting.get("gallery_page_size")
+            limit = self.page_size
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidQueryError(
                 f"Page size must be between 1 and {MAX_PAGE_SIZE} images, got {limit!r}."
             )
-        request, levels, params_cursor = build_request(params, nsfw_levels)
+        request, levels, params_cursor = build_request(params, nsfw_levels, self.default_levels)
         if cursor in (None, ""):
             cursor = params_cursor
         return request, levels, (str(cursor) if cursor is not None else None), limit
@@ -326,7 +338,7 @@ class CivitaiAPI:
         self, params: Mapping[str, Any], levels: Levels, cursor: Optional[str], size: int
     ) -> Tuple[List[Any], Optional[str]]:
         """One raw page of the REST images listing (a web listing's REST half: a tag's images)."""
-        request, wanted, _cursor = build_request(params, levels)
+        request, wanted, _cursor = build_request(params, levels, self.default_levels)
         items, next_cursor, _shape = self._fetch_page(request, wanted, cursor, size)
         return items, next_cursor
 

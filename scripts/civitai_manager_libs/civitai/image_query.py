@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from .. import setting
+from ..settings.specs import SPECS
 from .nsfw import Levels, browsing_level, levels_of_param, normalize_levels, nsfw_param
 from .query import validate_username
 
+#: The levels kept when neither the caller nor the params name any: the table's default (a shell
+#: passes the user's setting, ``images.default_nsfw_filter``).
+DEFAULT_LEVELS: Tuple[str, ...] = tuple(SPECS["images.default_nsfw_filter"].default)
 # Parameters the listing owns: a caller's values for them are replaced.
 CONTROLLED = ("limit", "cursor", "page", "withMeta", "nsfw", "browsingLevel")
 #: Sorts Civitai honours on a whole-model listing (``modelId`` without ``modelVersionId``): that
@@ -37,12 +40,14 @@ def whole_model_sort_notice(request: Mapping[str, Any]) -> Optional[str]:
 
 
 def build_request(
-    params: Optional[Mapping[str, Any]], nsfw_levels: Optional[Levels]
+    params: Optional[Mapping[str, Any]],
+    nsfw_levels: Optional[Levels],
+    default_levels: Levels = DEFAULT_LEVELS,
 ) -> Tuple[Dict[str, Any], Tuple[str, ...], Optional[str]]:
     """Split caller params into (request params, wanted levels, start cursor from params).
 
     The levels are ``nsfw_levels`` when given, else the ``nsfw`` value in ``params`` (read by
-    :func:`nsfw.levels_of_param`), else the setting ``images.default_nsfw_filter``. The request
+    :func:`nsfw.levels_of_param`), else ``default_levels``. The request
     always carries ``withMeta=true``, the exact ``browsingLevel`` of those levels and the
     smallest ``nsfw`` mask covering them. A ``username`` Civitai would refuse is an
     InvalidQueryError before any request.
@@ -53,7 +58,7 @@ def build_request(
     elif given.get("nsfw") not in (None, ""):
         levels = levels_of_param(given["nsfw"])
     else:
-        levels = normalize_levels(setting.get("images.default_nsfw_filter"))
+        levels = normalize_levels(default_levels)
     cursor = given.get("cursor")
     request = {k: v for k, v in given.items() if k not in CONTROLLED and v is not None}
     if "username" in request:  # Civitai answers 400 for anything but ^[A-Za-z0-9_]+$

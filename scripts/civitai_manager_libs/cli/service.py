@@ -96,8 +96,9 @@ class Service:
             limit_rate=cfg.limit_rate,
         )
         # look-ups (models, versions, an image by id) go to the front of the run's levels
-        levels = cfg.lookup_levels or cfg.nsfw or setting.get("images.default_nsfw_filter")
-        self.api = CivitaiAPI(client=self.client, levels=levels)
+        default_levels = setting.get("images.default_nsfw_filter")
+        levels = cfg.lookup_levels or cfg.nsfw or default_levels
+        self.api = CivitaiAPI(client=self.client, levels=levels, default_levels=default_levels)
         self.downloader: Optional[ImageDownloader] = None
         self.remember_options = remember_options
 

@@ -1,30 +1,22 @@
-"""The one HTTP layer: a shared Session with retries as data, host pauses and key-only-to-the-API.
+"""The one HTTP client: a shared Session with retries as data, host pauses and key-only-to-the-API.
 
 Every request of the package goes through :class:`CivitaiHttpClient` (usually the shared one from
-:func:`get_http_client`). It owns one ``requests.Session`` whose adapter
-
-* waits for the :class:`~.host_gate.HostGate` of the target origin before sending anything,
-* adds ``Authorization: Bearer <key>`` only to a request the client itself addressed to an API
-  path (``/api/...``) of one of Civitai's two API fronts (scheme, host and port of ``base_url`` and
-  ``red_base_url``: one account, one key): never to a redirect hop (a host that redirects into
-  the API origin does not get the key), never to another path of those hosts, and removes it
-  everywhere else,
-* retries connection errors, 429 and 5xx for GET/HEAD with :class:`~.retry_policy.CivitaiRetry`.
+:func:`get_http_client`). Its session and adapter (:mod:`.adapter`) wait for the host gate, pace
+API requests, add the API key only to the API paths of Civitai's two fronts and retry; what it is
+built from is a :class:`~.client_options.ClientOptions` (the settings, read by the shells and by
+:func:`get_http_client`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import requests.auth
-from requests.adapters import HTTPAdapter
 
-from .. import setting
 from .api_response import decode_json_object, status_error
 from ..errors import (
     RefusedUrlError,
@@ -35,13 +27,20 @@ from ..errors import (
     OutputPathError,
 )
 from .failure_reason import transport_reason
+from .adapter import CivitaiAdapter, _ApiKey, _Session, is_api_path  # noqa: F401 (public API)
+from .client_options import (  # noqa: F401 (public API)
+    ClientOptions,
+    front_urls,
+    pick_fronts,
+    settings_revision,
+)
 from .host_gate import HostGate, origin_of
 from .pacing import RequestPacer, parse_interval, parse_rate
 from ..util import url_gate
-from ..util.logging_setup import redact, register_secret
+from ..util.logging_setup import redact
 from .media_sniff import media_kind  # noqa: F401 - part of this module's public API
 from ..records import DownloadResult
-from .retry_policy import PAUSE_STATUSES, CivitaiRetry, RetryCancelled, current_cancel_event
+from .retry_policy import CivitaiRetry
 
 if TYPE_CHECKING:  # imported when the first file is fetched: an API call does not need it
     from .file_fetch import ContentCheck, FileFetch, ProgressCallback, ReceivedFile
@@ -54,188 +53,20 @@ POOL_HEADROOM = 2  # connections beyond the download concurrency, for the listin
 Timeout = Union[None, float, Tuple[float, float]]
 
 
-class _ApiKey:
-    """Holds the API key so that it never shows up in a repr, a traceback or a log line."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value or ""
-        register_secret(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def header(self) -> str:
-        return f"Bearer {self._value}"
-
-    def __repr__(self) -> str:
-        return "<api key set>" if self._value else "<no api key>"
-
-    __str__ = __repr__
-
-
-class _KeyOnly(requests.auth.AuthBase):
-    """The session's authentication: none of its own. Civitai is authenticated by the API key
-    alone (added by :class:`CivitaiAdapter` for the API origin), so the passwords of a
-    ``~/.netrc`` are never sent to Civitai's hosts or image hosts (gallery-dl reads ``.netrc``
-    only when asked to), and it is not looked for on every request."""
-
-    def __call__(self, request):
-        return request
-
-
-class _Session(requests.Session):
-    """A session that marks every redirect hop, so the adapter never attaches the key to one,
-    and reads the proxy environment once per origin instead of once per request."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.auth = _KeyOnly()
-        # origin and call arguments -> requests' merged settings. requests scans every
-        # environment variable (proxies, no_proxy, CA bundle) for each request; the environment
-        # of a running process is taken as fixed. Kept: 0.116 ms CPU saved per request, ~1.6 % of
-        # a 1,000-image run's CPU (bench/bench_tricks.py).
-        self._environment: Dict[Tuple[Any, ...], Any] = {}
-
-    def rebuild_auth(self, prepared_request, response):
-        prepared_request.civitai_redirect_hop = True
-        super().rebuild_auth(prepared_request, response)
-
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):
-        try:
-            key = (
-                origin_of(url or ""),
-                tuple(sorted(proxies.items())) if proxies else None,
-                stream,
-                verify,
-                cert,
-                tuple(sorted(self.proxies.items())),
-                self.trust_env,
-                self.verify,
-                self.cert,
-            )
-            hash(key)
-        except TypeError:  # an unhashable argument (a list as cert): no memo for this call
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        settings: Any = self._environment.get(key)
-        if settings is None:
-            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._environment[key] = settings
-        fresh: Any = dict(settings, proxies=dict(settings["proxies"]))
-        return fresh
-
-
 def check_base_url(url: str) -> str:
     """``url`` without a trailing slash, through the one URL gate (util/url_gate): an http(s)
     origin without credentials, query, spaces or CR/LF; SettingsError (exit 2) otherwise."""
     return url_gate.check_base_url(url)
 
 
-#: Civitai's own safe-for-work hosts: configured there, the red front stays civitai.red
-SFW_FRONT_HOSTS = ("civitai.com", "civitai.green")
-
-
-def front_urls(
-    base_url: Optional[str] = None, red_base_url: Optional[str] = None
-) -> Tuple[str, str]:
-    """The API base URLs of Civitai's two fronts, ``(sfw, red)``: arguments (the CLI's
-    ``--base-url`` / ``--red-base-url``) over environment over settings.
-
-    The red front (every NSFW level) is ``red_base_url``, else ``civitai_red_base_url`` when it
-    was set (environment or settings), else the SFW address itself when that names one address
-    for everything (an argument, or a setting other than Civitai's own civitai.com /
-    civitai.green: a mirror, the demo, a test fake), else ``https://civitai.red``."""
-    sfw = check_base_url(base_url or setting.get("civitai_base_url"))
-    if red_base_url:
-        red = red_base_url
-    elif setting.source("civitai_red_base_url") != "default":
-        red = setting.get("civitai_red_base_url")
-    elif base_url or not _civitai_sfw_host(sfw):
-        red = sfw
-    else:
-        red = setting.get("civitai_red_base_url")
-    return sfw, check_base_url(red)
-
-
-def _civitai_sfw_host(url: str) -> bool:
-    """True for Civitai's own safe-for-work front (civitai.com, www.civitai.com, civitai.green)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == name or host.endswith("." + name) for name in SFW_FRONT_HOSTS)
-
-
-def is_api_path(url: str) -> bool:
-    """True for a path of Civitai's API (``/api/...``): the only paths the key goes to."""
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return False
-    return path == "/api" or path.startswith("/api/")
-
-
-class CivitaiAdapter(HTTPAdapter):
-    """``HTTPAdapter`` applying the host gate and the API-paths-only bearer to every request."""
-
-    def __init__(
-        self,
-        retry: CivitaiRetry,
-        host_gate: HostGate,
-        api_origins: Tuple[str, ...],
-        api_key: _ApiKey,
-        pool_maxsize: int,
-        pacer: Optional[RequestPacer] = None,
-    ):
-        self._host_gate = host_gate
-        self._pacer = pacer  # --sleep-request: applied to every API request (transport/pacing)
-        self._api_origins = frozenset(api_origins)
-        self._api_key = api_key
-        super().__init__(
-            max_retries=retry, pool_connections=8, pool_maxsize=pool_maxsize, pool_block=False
-        )
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # noqa: E501
-        origin = origin_of(request.url or "")
-        if not self._host_gate.wait(origin, current_cancel_event()):
-            raise RetryCancelled("cancelled while the host was paused")
-        self._apply_auth(request, origin)
-        if self._pacer is not None and origin in self._api_origins:
-            self._pacer.wait(origin)
-        response = super().send(request, **kwargs)
-        self._host_gate.connected(origin)
-        if response.status_code in PAUSE_STATUSES:
-            # The retries are spent (or were disabled): still hold every other thread back.
-            retry = self.max_retries
-            assert isinstance(retry, CivitaiRetry)  # set in __init__
-            delay = retry.requested_wait(response)
-            if delay is None or delay <= 0:
-                delay = retry.backoff_factor
-            self._host_gate.pause(origin, min(delay, retry.retry_after_max), "final 429/503")
-        return response
-
-    def _apply_auth(self, request, origin: str) -> None:
-        if not self._api_key:
-            return
-        bearer = self._api_key.header()
-        hop = getattr(request, "civitai_redirect_hop", False)
-        api = origin in self._api_origins and is_api_path(request.url or "")
-        if api and not hop:
-            request.headers["Authorization"] = bearer
-        elif api and request.headers.get("Authorization") == bearer:
-            # a same-origin redirect of a request the client addressed to the API keeps its key
-            return
-        elif request.headers.get("Authorization") == bearer:
-            del request.headers["Authorization"]
-
-
 class CivitaiHttpClient:
     """Thread-safe HTTP client for the Civitai API and its image hosts.
 
-    ``timeout`` is the read timeout in seconds, or a ``(connect, read)`` pair; ``None`` values come
-    from the settings (``http_timeout``, ``http_connect_timeout``, ``http_max_retries``,
-    ``civitai_base_url``, ``civitai_red_base_url``, ``civitai_api_key``). ``red_base_url`` is
-    Civitai's front for every NSFW level (see :func:`front_urls`: a ``base_url`` given alone
-    serves both fronts). ``pool_size`` is the download concurrency
-    (default: the larger of ``images.max_concurrent`` and ``gallery_max_concurrent_downloads``).
+    ``options`` (:class:`~.client_options.ClientOptions`; default: the settings now, through
+    :meth:`ClientOptions.from_settings`) holds every value; an argument given here wins over it.
+    ``timeout`` is the read timeout in seconds, or a ``(connect, read)`` pair. ``red_base_url``
+    is Civitai's front for every NSFW level (see :func:`~.client_options.pick_fronts`: a
+    ``base_url`` given alone serves both fronts). ``pool_size`` is the download concurrency.
     ``api_key=""`` means "no key" even if one is configured.
     """
 
@@ -254,36 +85,25 @@ class CivitaiHttpClient:
         sleep_request: Any = None,
         limit_rate: Any = None,
         red_base_url: Optional[str] = None,
+        options: Optional[ClientOptions] = None,
     ):
-        connect_default = float(setting.get("http_connect_timeout"))
-        self.timeout = _timeout_pair(timeout, connect_default, setting.get("http_timeout"))
+        opts = options if options is not None else ClientOptions.from_settings()
+        self.options = replace(opts, api_key="")  # the key lives in _ApiKey alone
+        self.timeout = _timeout_pair(timeout, opts.connect_timeout, opts.timeout)
         self.download_timeout = _timeout_pair(
-            download_timeout,
-            self.timeout[0],
-            max(self.timeout[1], float(setting.get("gallery_download_timeout"))),
+            download_timeout, self.timeout[0], max(self.timeout[1], opts.download_timeout)
         )
-        self.max_retries = int(
-            setting.get("http_max_retries") if max_retries is None else max_retries
-        )
+        self.max_retries = int(_given(max_retries, opts.max_retries))
         if self.max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
-        self.backoff_factor = float(
-            setting.get("http_backoff_factor") if backoff_factor is None else backoff_factor
-        )
-        self.retry_after_cap = float(
-            setting.get("http_retry_after_cap") if retry_after_cap is None else retry_after_cap
-        )
-        self.base_url, self.red_base_url = front_urls(base_url, red_base_url)
+        self.backoff_factor = float(_given(backoff_factor, opts.backoff_factor))
+        self.retry_after_cap = float(_given(retry_after_cap, opts.retry_after_cap))
+        self.base_url, self.red_base_url = pick_fronts(base_url, red_base_url, opts)
         self.api_origin = origin_of(self.base_url)
         #: the origins the key goes to (on their /api/ paths): both fronts, one account
         self.api_origins = tuple(dict.fromkeys((self.api_origin, origin_of(self.red_base_url))))
-        if pool_size is None:
-            pool_size = max(
-                int(setting.get("images.max_concurrent")),
-                int(setting.get("gallery_max_concurrent_downloads")),
-            )
-        self.pool_size = max(1, int(pool_size))
-        self._api_key = _ApiKey(setting.get("civitai_api_key") if api_key is None else api_key)
+        self.pool_size = max(1, int(_given(pool_size, opts.pool_size)))
+        self._api_key = _ApiKey(_given(api_key, opts.api_key))
         for front in dict.fromkeys((self.base_url, self.red_base_url)):
             if self._api_key and _plain_http_to_remote(front):
                 logger.warning(
@@ -292,18 +112,14 @@ class CivitaiHttpClient:
                     origin_of(front),
                 )
         self.host_gate = host_gate if host_gate is not None else HostGate()
-        self.host_gate.down_after = int(setting.get("http_host_down_after"))
+        self.host_gate.down_after = opts.host_down_after
         self.retry = CivitaiRetry.build(
             self.max_retries, self.backoff_factor, self.retry_after_cap, self.host_gate
         )
-        # polite pacing (transport/pacing.py); None: the settings' (off by default)
-        interval = parse_interval(
-            setting.get("http_sleep_request") if sleep_request is None else sleep_request
-        )
+        # polite pacing (transport/pacing.py); None: the options' (off by default)
+        interval = parse_interval(_given(sleep_request, opts.sleep_request))
         self.pacer = RequestPacer(interval) if interval else None
-        self.limit_rate = parse_rate(
-            setting.get("http_limit_rate") if limit_rate is None else limit_rate
-        )
+        self.limit_rate = parse_rate(_given(limit_rate, opts.limit_rate))
         self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = CivitaiAdapter(
@@ -433,16 +249,14 @@ class CivitaiHttpClient:
             max_attempts=self.max_retries,
             backoff_factor=self.backoff_factor,
             max_bytes=(
-                int(setting.get("images.max_file_size_mb")) * 1024 * 1024
-                if max_bytes is None
-                else int(max_bytes)
+                self.options.max_file_mb * 1024 * 1024 if max_bytes is None else int(max_bytes)
             ),
             cap_reason=(
                 cap_reason
                 or ("setting images.max_file_size_mb" if max_bytes is None else "the size cap")
             ),
             min_free_bytes=(
-                int(setting.get("images.min_free_space_mb")) * 1024 * 1024
+                self.options.min_free_mb * 1024 * 1024
                 if min_free_bytes is None
                 else int(min_free_bytes)
             ),
@@ -522,6 +336,11 @@ class CivitaiHttpClient:
 # -- helpers ------------------------------------------------------------------------------------
 
 
+def _given(value: Any, default: Any) -> Any:
+    """An argument given to the constructor, else the options' value."""
+    return default if value is None else value
+
+
 def _timeout_pair(value: Timeout, connect_default: float, read_default: Any) -> Tuple[float, float]:
     if value is None:
         read = float(read_default)
@@ -549,21 +368,6 @@ def _network_message(exc: BaseException, safe: str, timeout: Tuple[float, float]
 
 # -- the shared client ----------------------------------------------------------------------------
 
-#: Settings the shared client is built from; a change to any of them rebuilds it.
-CLIENT_SETTINGS = (
-    "http_timeout",
-    "http_connect_timeout",
-    "http_max_retries",
-    "http_backoff_factor",
-    "http_retry_after_cap",
-    "civitai_base_url",
-    "civitai_red_base_url",
-    "civitai_api_key",
-    "gallery_download_timeout",
-    "gallery_max_concurrent_downloads",
-    "images.max_concurrent",
-)
-
 #: Host pauses outlive client rebuilds: a 429 still applies after a setting change.
 SHARED_HOST_GATE = HostGate()
 
@@ -574,24 +378,23 @@ _shared_key: Optional[str] = None
 
 
 def get_http_client() -> CivitaiHttpClient:
-    """The lazily created shared client, rebuilt when a setting it was built from changes.
+    """The lazily created shared client, rebuilt when the options it was built from change
+    (:meth:`ClientOptions.from_settings`, looked at when a setting changed).
 
     A replaced client is not closed: threads that still hold it finish their requests, and its
     connections are released when it is garbage collected.
     """
     global _shared_client, _shared_revision, _shared_key
     with _shared_lock:
-        revision = setting.revision()
+        revision = settings_revision()
         if _shared_client is not None and revision == _shared_revision:
             return _shared_client
-        # A digest, so the API key is not kept in one more place.
-        key = hashlib.sha256(
-            repr([setting.get(name) for name in CLIENT_SETTINGS]).encode("utf-8")
-        ).hexdigest()
+        options = ClientOptions.from_settings()
+        key = options.digest()  # a digest, so the API key is not kept in one more place
         if _shared_client is None or key != _shared_key:
             if _shared_client is not None:
                 logger.info("HTTP settings changed; using a new HTTP client from now on.")
-            _shared_client = CivitaiHttpClient(host_gate=SHARED_HOST_GATE)
+            _shared_client = CivitaiHttpClient(host_gate=SHARED_HOST_GATE, options=options)
             _shared_key = key
         _shared_revision = revision
         return _shared_client

@@ -195,7 +195,12 @@ def _api(levels: Optional[Sequence[str]] = None):
     """The API for one action; its look-ups go to the front of the ticked ``levels``."""
     from ..civitai.api import CivitaiAPI
 
-    return CivitaiAPI(client=get_http_client(), levels=levels or None)
+    return CivitaiAPI(
+        client=get_http_client(),
+        levels=levels or None,
+        page_size=int(setting.get("gallery_page_size")),
+        default_levels=setting.get("images.default_nsfw_filter"),
+    )
 
 
 def _levels(nsfw: Optional[Sequence[str]]) -> List[str]:

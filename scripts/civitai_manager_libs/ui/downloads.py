@@ -391,7 +391,9 @@ def pre_loading(usergal_page_url, paging_information):
     params.pop("cursor", None)
     limit = _paging_value(paging_information, "limit") or params.pop("limit", None)
     nsfw_levels = _paging_value(paging_information, "nsfw_levels")
-    api = CivitaiAPI(client=get_http_client())
+    api = CivitaiAPI(
+        client=get_http_client(), default_levels=setting.get("images.default_nsfw_filter")
+    )
     page = api.get_image_page(
         params,
         cursor=next_cursor,
