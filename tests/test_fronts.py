@@ -248,10 +248,13 @@ def test_civitai_red_links_are_civitai_links(link, kind, value):
 
 
 def test_the_configured_red_front_host_is_a_civitai_link(monkeypatch):
+    from scripts.civitai_manager_libs.transport.client_options import configured_fronts
+
     with pytest.raises(InvalidQueryError):
-        parse_query("https://red.mirror.example/images/3")
+        parse_target("url", ["https://red.mirror.example/images/3"])
     monkeypatch.setenv("CIVITAI_RED_BASE_URL", "https://red.mirror.example")
-    assert parse_query("https://red.mirror.example/images/3").value == 3
+    assert parse_target("url", ["https://red.mirror.example/images/3"]).value == 3
+    assert parse_query("https://red.mirror.example/images/3", configured_fronts()).value == 3
     monkeypatch.delenv("CIVITAI_RED_BASE_URL")
     assert parse_target(
         "url", ["https://red2.example/images/4"], red_base_url="https://red2.example"

@@ -376,7 +376,12 @@ def test_unknown_format_and_unwritable_folder_raise_metadata_error(tmp_path, rec
 
 
 def test_api_key_never_reaches_any_file(tmp_path, monkeypatch):
+    """The key the settings hold is registered as a secret when read (every run's client reads
+    it: ``ClientOptions.from_settings``); metadata scrubs every registered secret."""
+    from scripts.civitai_manager_libs.transport.client_options import ClientOptions
+
     monkeypatch.setenv("CIVITAI_API_KEY", SECRET)
+    assert ClientOptions.from_settings().api_key == SECRET
     meta = dict(A1111_META, prompt="see https://civitai.com/api/download?token=" + SECRET)
     meta["Comment"] = "key " + SECRET
     item = api_item(meta, url=URL + "?token=" + SECRET)

@@ -141,14 +141,22 @@ def test_links_to_other_websites_are_refused(text):
 
 
 def test_links_to_the_configured_or_given_civitai_host_are_accepted(monkeypatch):
+    """The library takes the hosts as arguments; the shells pass the configured fronts
+    (``configured_fronts``: settings read at the edges)."""
     from scripts.civitai_manager_libs import setting
+    from scripts.civitai_manager_libs.transport.client_options import configured_fronts
 
     monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
     setting.set("civitai_base_url", "https://civitai.com")  # whatever an earlier test configured
     with pytest.raises(InvalidQueryError, match="not Civitai"):
-        parse_query("http://127.0.0.1:8765/models/5/x")
+        parse_query("http://127.0.0.1:8765/models/5/x", extra_hosts=configured_fronts())
     setting.set("civitai_base_url", "http://127.0.0.1:8765")
-    assert parse_query("http://127.0.0.1:8765/models/5/x") == Target("model", 5)
+    assert parse_query("http://127.0.0.1:8765/models/5/x", configured_fronts()) == Target(
+        "model", 5
+    )
+    with pytest.raises(InvalidQueryError, match="not Civitai"):  # not read from the settings
+        parse_query("http://127.0.0.1:8765/models/5/x")
+    setting.reset()
     assert parse_query("localhost:8765/images/6", extra_hosts=["http://localhost:9"]) == Target(
         "image", 6
     )

@@ -346,21 +346,18 @@ def test_not_enough_disk_space_stops_before_any_request(fake_civitai, tmp_path, 
     assert fake_civitai.log == []
 
 
-def test_the_free_space_setting_is_kept_by_default(fake_civitai, tmp_path, monkeypatch):
-    """The CLI and the tab call fetch_missing without a minimum: the setting
-    images.min_free_space_mb applies (a disk that fits the files but not the reserve is refused)."""
-    from scripts.civitai_manager_libs import setting
-
+def test_the_free_space_given_is_kept(fake_civitai, tmp_path, monkeypatch):
+    """The CLI and the tab pass the setting images.min_free_space_mb: a disk that fits the files
+    but not the reserve is refused (the table's default reserve applies when none is given)."""
     client, cache, plan, root = _plan(fake_civitai, tmp_path, M.DEMO_IMAGE_ID)
     need = sum(r.size or 0 for r in plan.missing())
     monkeypatch.setattr(fetch_mod, "free_bytes", lambda path: need + 50 * 1024 * 1024)
-    setting.update({"images.min_free_space_mb": 200})
     fake_civitai.reset()
-    try:
-        with client, cache, pytest.raises(DiskSpaceError):
+    with client, cache:
+        with pytest.raises(DiskSpaceError):
+            fetch_missing(plan.missing(), plan.folders, client, min_free_mb=200)
+        with pytest.raises(DiskSpaceError):  # the default reserve is 200 MB
             fetch_missing(plan.missing(), plan.folders, client)
-    finally:
-        setting.reset()
     assert fake_civitai.log == []
 
 

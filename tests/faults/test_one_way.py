@@ -451,7 +451,10 @@ def test_an_unknown_model_size_is_capped_by_the_setting_while_streaming(tmp_path
         resource = Resource(type="lora", version_id=11, status="resolved", sha256="AA" * 32)
         resource.file_name = "m.safetensors"
         with client:
-            outcome = fetch_resource(resource, {"lora": str(tmp_path / "Lora")}, client)
+            cap = int(setting.get("resources.max_unknown_size_mb"))  # what the shells pass
+            outcome = fetch_resource(
+                resource, {"lora": str(tmp_path / "Lora")}, client, unknown_size_mb=cap
+            )
             assert outcome.status == "failed"
             assert "resources.max_unknown_size_mb" in outcome.message, outcome.message
             assert "images.max_file_size_mb" not in outcome.message

@@ -28,8 +28,8 @@ input                                                Target
 Links must point at Civitai: ``civitai.com``, ``civitai.red`` (its front for every NSFW level,
 since April 2026) and ``civitai.green`` (and their subdomains such as ``www.``), the hosts of the
 configured Civitai fronts (``civitai_base_url`` and ``civitai_red_base_url``, which may be a local
-Civitai) or a host the caller adds (the CLI's ``--base-url``); a link to any other website is
-refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
+Civitai: the shells pass them) or a host the caller adds (the CLI's ``--base-url``); a link to
+any other website is refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
 go anywhere near a URL or a path: separators, ``..``, control characters and whitespace are
 refused, also when they arrive percent-encoded.
 """
@@ -174,8 +174,8 @@ class Target:
 def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
     """Parse one user input into a :class:`Target`; raises InvalidQueryError naming the forms.
 
-    A link is accepted on Civitai's hosts, the configured ``civitai_base_url``'s host and the
-    hosts (or base URLs) in ``extra_hosts``; a link to another website raises InvalidQueryError.
+    A link is accepted on Civitai's hosts and the hosts (or base URLs) in ``extra_hosts`` (the
+    shells add the configured fronts); a link to another website raises InvalidQueryError.
     """
     if not isinstance(text, str):
         raise InvalidQueryError(f"Expected text to search for, got {type(text).__name__}.")
@@ -308,11 +308,9 @@ def _hostname(text: Optional[str]) -> Optional[str]:
 
 
 def allowed_hosts(extra_hosts: Iterable[Optional[str]] = ()) -> Set[str]:
-    """Hosts a link may name besides Civitai's: the configured fronts' and ``extra_hosts``."""
-    from .. import setting
-
-    hosts = {_hostname(setting.get(key)) for key in ("civitai_base_url", "civitai_red_base_url")}
-    hosts.update(_hostname(h) for h in extra_hosts)
+    """Hosts a link may name besides Civitai's: those of ``extra_hosts`` (host names or base
+    URLs; the shells pass the configured fronts, ``transport.client_options.configured_fronts``)."""
+    hosts = {_hostname(h) for h in extra_hosts}
     return {h for h in hosts if h}
 
 

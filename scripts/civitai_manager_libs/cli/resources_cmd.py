@@ -82,11 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _image_id(text: str) -> int:
     from ..civitai.query import parse_query
+    from ..transport.client_options import configured_fronts
 
     stripped = text.strip()
     if stripped.isdigit():
         return int(stripped)
-    target = parse_query(stripped)
+    target = parse_query(stripped, extra_hosts=configured_fronts())
     if target.kind != "image":
         raise UsageError(
             f"{text!r} is not an image; give an image id or a civitai.com/images/N link"
@@ -194,6 +195,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 client,
                 FileHasher(cache),
                 progress=fetching,
+                min_free_mb=int(setting.get("images.min_free_space_mb")),
+                unknown_size_mb=int(setting.get("resources.max_unknown_size_mb")),
             )
             for outcome in outcomes:
                 mark = "✓" if outcome.status in ("downloaded", "present") else "✗"

@@ -117,9 +117,10 @@ def parse_target(
 
     if kind == "user":
         return CliTarget("user", validate_username(text.lstrip("@")))
-    parsed = parse_query(
-        text, extra_hosts=[base_url, red_base_url]
-    )  # InvalidQueryError has its sentence
+    from ..transport.client_options import configured_fronts
+
+    hosts = [base_url, red_base_url, *configured_fronts()]
+    parsed = parse_query(text, extra_hosts=hosts)  # InvalidQueryError has its sentence
     if parsed.kind == "filter":
         return CliTarget("filter", dict(parsed.params or {}))
     return CliTarget(parsed.kind, parsed.value, parsed.version_id, parsed.params)
@@ -134,6 +135,7 @@ def read_id_file(path: str, base_url: Optional[str] = None) -> List[int]:
     image is a ``UsageError`` naming its number."""
     from ..civitai.query import parse_query
     from ..errors import InvalidQueryError
+    from ..transport.client_options import configured_fronts
 
     try:
         if path == "-":
@@ -154,7 +156,7 @@ def read_id_file(path: str, base_url: Optional[str] = None) -> List[int]:
             ids.append(_parse_id(f"{path} line {number}: image", entry))
             continue
         try:
-            parsed = parse_query(entry, extra_hosts=[base_url])
+            parsed = parse_query(entry, extra_hosts=[base_url, *configured_fronts()])
         except InvalidQueryError as exc:
             raise UsageError(f"{path} line {number}: {exc}") from None
         if parsed.kind != "image":

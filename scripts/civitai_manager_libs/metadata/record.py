@@ -23,6 +23,7 @@ from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, 
 from ..records import ImageItem
 from .resource_refs import collect_resources
 from ..errors import InvalidQueryError
+from ..util.logging_setup import registered_secrets
 from ..util.media_key import original_url
 from .resources_text import resource_lines
 from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
@@ -272,13 +273,6 @@ def scrub_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
     return value
 
 
-def _configured_api_key() -> Optional[str]:
-    from .. import setting  # late: settings load from disk/env, metadata must import without them
-
-    key = setting.get("civitai_api_key")
-    return key if isinstance(key, str) and key else None
-
-
 def _summary_lines(record: Mapping[str, Any], short_parameters: bool = True) -> List[str]:
     def fmt(label: str, value: Any) -> Optional[str]:
         return f"{label}: {value}" if value not in (None, "", [], {}) else None
@@ -365,14 +359,14 @@ def save_metadata(
 
     ``json`` -> ``<stem>.json`` (the full record); ``txt`` -> ``<stem>.txt`` (infotext first);
     ``exif`` -> the image itself, or, when embedding is not possible without loss, the ``txt``
-    sidecar (the reason is logged). URL tokens, the configured API key and ``secrets`` never reach
-    a file. Raises MetadataError for unknown formats or when a file cannot be written.
+    sidecar (the reason is logged). URL tokens, every registered secret (the API key: the
+    settings register it) and ``secrets`` never reach a file. Raises MetadataError for unknown
+    formats or when a file cannot be written.
     """
     wanted = parse_formats(formats)
     if not wanted:
         return []
-    api_key = _configured_api_key()
-    clean = scrub_secrets(json_safe(dict(record)), [*secrets, *([api_key] if api_key else [])])
+    clean = scrub_secrets(json_safe(dict(record)), [*secrets, *registered_secrets()])
     written: List[str] = []
 
     def note(path: str) -> None:

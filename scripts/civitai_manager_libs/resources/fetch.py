@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlsplit
 
-from .. import setting
+from ..settings.specs import SPECS
 from ..errors import (
     ChecksumMismatchError,
     DiskSpaceError,
@@ -34,10 +34,11 @@ logger = logging.getLogger(__name__)
 MODEL_SIZE_SLACK = 1024 * 1024
 
 
-def unknown_size_cap() -> int:
-    """The largest model file accepted when Civitai lists no size (setting
-    ``resources.max_unknown_size_mb``, default 8192 MB); enforced while the body streams."""
-    return int(setting.get("resources.max_unknown_size_mb")) * 1024 * 1024
+#: The largest model file (MB) accepted when Civitai lists no size, enforced while the body
+#: streams; the shells pass the setting ``resources.max_unknown_size_mb`` (this is its default).
+UNKNOWN_SIZE_MB = int(SPECS["resources.max_unknown_size_mb"].default)
+#: The free space (MB) kept by default; the shells pass ``images.min_free_space_mb``.
+MIN_FREE_MB = int(SPECS["images.min_free_space_mb"].default)
 
 
 #: ``(bytes done in this file, its size or None, resource label)``
@@ -243,8 +244,10 @@ def fetch_resource(
     hasher: Optional[FileHasher] = None,
     progress: Optional[FetchProgress] = None,
     cancel_event: Optional[threading.Event] = None,
+    unknown_size_mb: int = UNKNOWN_SIZE_MB,
 ) -> FetchOutcome:
-    """Download one resource (see the module docstring). Never raises for a per-file problem."""
+    """Download one resource (see the module docstring). Never raises for a per-file problem.
+    ``unknown_size_mb``: the cap on a file whose size Civitai does not list."""
     if resource.status != "resolved" or not resource.sha256:
         why = resource.note or "Civitai lists no file with a SHA-256 for it"
         return FetchOutcome(resource, "skipped", f"{resource.label}: not downloaded ({why}).")
@@ -284,7 +287,7 @@ def fetch_resource(
         cap, cause = resource.size + MODEL_SIZE_SLACK, "the size Civitai lists for it"
     else:
         cap, cause = (
-            unknown_size_cap(),
+            unknown_size_mb * 1024 * 1024,
             "Civitai lists no size; setting resources.max_unknown_size_mb",
         )
     try:
@@ -351,17 +354,20 @@ def fetch_missing(
     hasher: Optional[FileHasher] = None,
     progress: Optional[FetchProgress] = None,
     cancel_event: Optional[threading.Event] = None,
-    min_free_mb: Optional[int] = None,
+    min_free_mb: int = MIN_FREE_MB,
+    unknown_size_mb: int = UNKNOWN_SIZE_MB,
 ) -> List[FetchOutcome]:
     """Download each resource of ``resources`` (the missing ones), after one disk check that
-    keeps ``min_free_mb`` free (default: the setting ``images.min_free_space_mb``)."""
-    if min_free_mb is None:
-        min_free_mb = int(setting.get("images.min_free_space_mb"))
+    keeps ``min_free_mb`` free (the shells pass ``images.min_free_space_mb``)."""
     check_space([r for r in resources if r.status == "resolved"], folders, min_free_mb)
     outcomes = []
     for resource in resources:
         if cancel_event is not None and cancel_event.is_set():
             outcomes.append(FetchOutcome(resource, "skipped", f"{resource.label}: cancelled."))
             continue
-        outcomes.append(fetch_resource(resource, folders, client, hasher, progress, cancel_event))
+        outcomes.append(
+            fetch_resource(
+                resource, folders, client, hasher, progress, cancel_event, unknown_size_mb
+            )
+        )
     return outcomes

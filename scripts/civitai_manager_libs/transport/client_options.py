@@ -83,6 +83,11 @@ class ClientOptions:
         )
 
 
+def configured_fronts() -> Tuple[str, str]:
+    """The two fronts' addresses as configured (a link to their hosts is a Civitai link)."""
+    return setting.get("civitai_base_url"), setting.get("civitai_red_base_url")
+
+
 def settings_revision() -> int:
     """The settings' change counter: when it moved, :meth:`ClientOptions.from_settings` may
     differ."""

@@ -59,6 +59,7 @@ from .messages import MESSAGES, say
 from ..civitai.query import Target, parse_query, target_to_params
 from ..engine.failures import group_failures
 from ..records import NSFW_LEVELS, ImageItem
+from ..transport.client_options import configured_fronts
 
 logger = logging.getLogger(__name__)
 
@@ -382,7 +383,7 @@ def load_gallery(
 
     Returns the page outputs (:data:`PAGE_OUTPUTS`) and the version dropdown.
     """
-    target = parse_query(query or "")
+    target = parse_query(query or "", extra_hosts=configured_fronts())
     levels = _levels(nsfw)
     spec = filters_row.spec_from_values(*filters)
     api = _api(levels)
@@ -582,7 +583,7 @@ def _target_for_download(query: str, view: Optional[GalleryView]) -> Target:
     """The loaded selection (with its version); the query box when it was changed since."""
     if view is not None and view.target is not None and (query or "").strip() == view.query.strip():
         return view.target
-    return parse_query(query or "")
+    return parse_query(query or "", extra_hosts=configured_fronts())
 
 
 def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:

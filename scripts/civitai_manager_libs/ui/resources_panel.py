@@ -168,6 +168,8 @@ def download_missing(plan: Optional[ResourcePlan], confirmed: bool, progress=gr.
             client,
             FileHasher(cache),
             progress=fetching,
+            min_free_mb=int(setting.get("images.min_free_space_mb")),
+            unknown_size_mb=int(setting.get("resources.max_unknown_size_mb")),
         )
     summary = summarize(outcomes)  # the CLI words the same counts; here in the user's language
     table = resources_html(plan.resources, plan.page_base(client))

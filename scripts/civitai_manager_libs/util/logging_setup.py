@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Set
+from typing import List, Set
 
 _secrets: Set[str] = set()
 _lock = threading.Lock()
@@ -33,6 +33,12 @@ def register_secret(value: str) -> None:
     if value and len(value) >= 4:
         with _lock:
             _secrets.add(value)
+
+
+def registered_secrets() -> List[str]:
+    """Every registered secret (the settings register the API key when it is set or read)."""
+    with _lock:
+        return sorted(_secrets)
 
 
 def redact(text: str) -> str:
