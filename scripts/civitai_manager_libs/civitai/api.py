@@ -14,21 +14,7 @@ raises the typed errors of ``errors.py``. This module adds what the endpoints me
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-)
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..settings.specs import SPECS
 from ..errors import InvalidQueryError, InvalidResponseError, NotFoundError
@@ -51,11 +37,13 @@ from .image_query import (
     read_next_cursor,
     whole_model_sort_notice,
 )
-from .fronts import SFW_ONLY_WARNING, Fronts, wants_mature
+from .fronts import Fronts, MatureCheck
 from .image_urls import image_id_from_url, original_url, sized_url
 from .nsfw import Levels, keep_levels, levels_of_param, normalize_levels, nsfw_param
 from .drift import ShapeChangedError, listing_body
-from .pages import PageLoop, Watch
+from .lookup_memo import LookupMemo
+from .model_info import to_model_info, to_version_info
+from .pages import OnPage, PageLoop, Watch, page_items
 from .pages_ahead import PagesAhead, query_key
 from .trpc import TrpcAPI
 from .web_listing import WebListing, WebPages
@@ -88,8 +76,6 @@ MODELS_PATH = "/api/v1/models/{id}"
 VERSIONS_PATH = "/api/v1/model-versions/{id}"
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = int(SPECS["gallery_page_size"].default)
-
-OnPage = Callable[[Optional[str], Optional[str], int], None]
 
 
 class CivitaiAPI:
@@ -126,7 +112,7 @@ class CivitaiAPI:
         )
         # model / version look-ups: one request per id however many callers ask (the target
         # check, names for templates and sidecars, the tab), answers kept LOOKUP_TTL seconds
-        self._lookups = _LookupMemo(LOOKUP_TTL)
+        self._lookups = LookupMemo(LOOKUP_TTL)
         # listing pages asked beside a look-up (prefetch_page), until the listing takes them
         self._ahead = PagesAhead(PAGE_AHEAD_TTL)
         # images found only on the red front (by id), so a second look-up asks it first
@@ -225,14 +211,14 @@ class CivitaiAPI:
         if notice:
             log.warning("%s", notice)
         page_size = min(MAX_PAGE_SIZE, limit) if limit else MAX_PAGE_SIZE
-        mature = _MatureCheck(self.fronts, levels)
+        mature = MatureCheck(self.fronts, levels)
         loop = PageLoop(
             lambda at: self._page(request, levels, at, page_size, mature=mature),
             describe_params(request),
             start=cursor,
             watch=watch,
         )
-        return _items(loop, limit, on_page, "username" in request, mature)
+        return page_items(loop, limit, on_page, "username" in request, mature)
 
     def get_image_page(
         self,
@@ -250,7 +236,7 @@ class CivitaiAPI:
         server-side filters.
         """
         request, levels, cursor, limit = self._page_request(params, cursor, limit, nsfw_levels)
-        mature = _MatureCheck(self.fronts, levels)
+        mature = MatureCheck(self.fronts, levels)
         page = self._page(request, levels, cursor, limit, source, mature)
         page.notice = page.notice or mature.notice()  # the order's notice first, as before
         if page.next_cursor is not None and page.next_cursor == cursor:
@@ -265,7 +251,7 @@ class CivitaiAPI:
         cursor: Optional[str],
         page_size: int,
         source: Optional[WebListing] = None,
-        mature: Optional["_MatureCheck"] = None,
+        mature: Optional[MatureCheck] = None,
     ) -> ImagePage:
         shape: Optional[str] = None
         if source is not None:  # a web listing's page source (civitai/web_listing.py)
@@ -393,27 +379,7 @@ class CivitaiAPI:
 
     def _get_model(self, model_id: int) -> ModelInfo:
         body = self._get_object(MODELS_PATH.format(id=model_id), f"model {model_id}")
-        name = str(body.get("name") or "")
-        creator_value = body.get("creator")
-        creator: Mapping[str, Any] = creator_value if isinstance(creator_value, Mapping) else {}
-        tags = [
-            tag.get("name") if isinstance(tag, Mapping) else str(tag)
-            for tag in _as_list(body.get("tags"))
-        ]
-        versions = [
-            self._version(version, model_id=model_id, model_name=name)
-            for version in _as_list(body.get("modelVersions"))
-            if isinstance(version, Mapping) and int_or_none(version.get("id")) is not None
-        ]
-        return ModelInfo(
-            id=int_or_none(body.get("id")) or model_id,
-            name=name,
-            type=body.get("type"),
-            nsfw=bool(body.get("nsfw")),
-            creator=creator.get("username"),
-            tags=[tag for tag in tags if tag],
-            versions=versions,
-        )
+        return to_model_info(body, model_id, self._paged)
 
     def get_model_version(self, version_id: int) -> VersionInfo:
         """A model version with its showcase images (these carry ``meta``)."""
@@ -425,34 +391,8 @@ class CivitaiAPI:
         body = self._get_object(VERSIONS_PATH.format(id=version_id), f"model version {version_id}")
         model_value = body.get("model")
         model: Mapping[str, Any] = model_value if isinstance(model_value, Mapping) else {}
-        return self._version(
-            body, model_id=int_or_none(body.get("modelId")), model_name=model.get("name")
-        )
-
-    def _version(
-        self, body: Mapping[str, Any], model_id: Optional[int], model_name: Optional[str]
-    ) -> VersionInfo:
-        version_id = int_or_none(body.get("id"))
-        if version_id is None:
-            raise InvalidResponseError("Civitai answered a model version without an id")
-        name = str(body.get("name") or "")
-        base_model = body.get("baseModel")
-        context = {
-            "model_id": model_id,
-            "model_name": model_name,
-            "version_id": version_id,
-            "version_name": name,
-            "base_model": base_model,
-        }
-        where = f"version {version_id}: skipping an unusable image"
-        images = list(self._paged(to_image_items(_as_list(body.get("images")), context, where)))
-        return VersionInfo(
-            id=version_id,
-            name=name,
-            model_id=model_id,
-            model_name=model_name,
-            base_model=base_model,
-            images=images,
+        return to_version_info(
+            body, int_or_none(body.get("modelId")), model.get("name"), self._paged
         )
 
     def get_image(self, image_id: int, *, with_tags: bool = False) -> ImageItem:
@@ -503,62 +443,6 @@ class CivitaiAPI:
         return image_batch.fetch_images(self, ids, with_tags=with_tags)
 
 
-class _MatureCheck:
-    """Notices a mature listing sent to civitai.com's safe-for-work front alone (the user's
-    ``--base-url https://civitai.com`` with no red front) that came back with none of the mature
-    levels it asked for, and says so instead of reporting success."""
-
-    def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
-        self.active = wants_mature(levels) and fronts.sfw_only_single()
-        self.listed = 0
-        self.mature = 0
-
-    def seen(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
-        for item in items:
-            if self.active:
-                self.listed += 1
-                self.mature += wants_mature([item.nsfw_level])
-            yield item
-
-    def notice(self) -> Optional[str]:
-        if self.active and not self.mature:  # civitai.com: an empty answer says it too
-            return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
-        return None
-
-    def warn_at_end(self) -> None:
-        notice = self.notice()
-        if notice:
-            log.warning("%s", notice)
-
-
-def _items(
-    loop: PageLoop,
-    limit: int,
-    on_page: Optional[OnPage],
-    user_listing: bool,
-    mature: Optional[_MatureCheck] = None,
-) -> Iterator[ImageItem]:
-    """The images of ``loop``'s pages, at most ``limit`` (0: all); ``on_page`` before each page's
-    images (see :meth:`CivitaiAPI.iter_images`); ``mature`` warns at the end (or the limit)."""
-    yielded = listed = 0
-    for page in loop:
-        sent = page.server_items or 0
-        listed += sent
-        if on_page is not None:
-            on_page(page.cursor, page.next_cursor, sent)
-        for item in page.items:
-            yield item
-            yielded += 1
-            if limit and yielded >= limit:
-                if mature is not None:
-                    mature.warn_at_end()
-                return
-        if page.next_cursor is None and listed == 0 and user_listing:
-            log.info("%s has no images on Civitai (or does not exist)", loop.what)
-    if mature is not None:
-        mature.warn_at_end()
-
-
 def check_id(value: Any, what: str) -> int:
     """``value`` as a positive id the archive can store; InvalidQueryError naming ``what``."""
     number = int_or_none(value)
@@ -581,8 +465,6 @@ def _not_found(
     )
 
 
-T = TypeVar("T")
-
 #: How long a model or version look-up is reused (the tab lives for hours; a run for minutes).
 LOOKUP_TTL = 300.0
 #: How long a page asked ahead (prefetch_page) waits for the listing that wants it.
@@ -598,48 +480,3 @@ def _page_query(
     if cursor is not None:
         query["cursor"] = cursor
     return query
-
-
-class _LookupMemo:
-    """Answers (and NotFoundError) by key for ``ttl`` seconds; concurrent callers of one key wait
-    for the one request in flight instead of sending their own."""
-
-    def __init__(self, ttl: float):
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._entries: Dict[Any, Tuple[float, Any, Optional[BaseException]]] = {}
-        self._inflight: Dict[Any, threading.Event] = {}
-
-    def get(self, key: Any, fetch: Callable[[], T]) -> T:
-        while True:
-            with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and time.monotonic() - entry[0] < self._ttl:
-                    if entry[2] is not None:
-                        raise entry[2]
-                    return entry[1]
-                waiting = self._inflight.get(key)
-                if waiting is None:
-                    done = self._inflight[key] = threading.Event()
-                    break
-            waiting.wait()  # another thread is asking: use its answer
-        try:
-            value = fetch()
-        except NotFoundError as exc:  # a 404 is an answer too; other errors are not kept
-            with self._lock:
-                self._entries[key] = (time.monotonic(), None, exc)
-            raise
-        else:
-            with self._lock:
-                self._entries[key] = (time.monotonic(), value, None)
-            return value
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
-            done.set()
-
-
-def _as_list(value: Any) -> List[Any]:
-    """A list field of an answer as a list; any other shape (``true``, a number, an object) holds
-    no entries."""
-    return value if isinstance(value, list) else []

@@ -7,15 +7,20 @@ the ``canViewNsfw`` feature is off and every answer is clamped to the safe-for-w
 
 :class:`Fronts` answers "which origin serves these levels" for the listings and the look-ups of
 one command or tab. It is built once, at the edge, from the HTTP client (whose addresses come
-from the settings, the environment or the command line: ``transport.client.front_urls``) and is
-passed down; nothing below reads a setting to decide.
+from the settings, the environment or the command line: ``transport.client_options.front_urls``)
+and is passed down; nothing below reads a setting to decide.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, Iterator, Optional, Tuple
 from urllib.parse import urlsplit
+
+from ..records import ImageItem
+
+log = logging.getLogger(__name__)
 
 #: The levels civitai.com serves; any other level (Mature, X) needs the red front.
 SFW_LEVELS = ("None", "Soft")
@@ -97,3 +102,31 @@ class Fronts:
         # only civitai.com itself: a mirror or a fake at one address may simply hold no mature
         # image (tests/faults/test_kill_resume.py lists a model without any)
         return not self.split and self.on_civitai_com()
+
+
+class MatureCheck:
+    """Notices a mature listing sent to civitai.com's safe-for-work front alone (the user's
+    ``--base-url https://civitai.com`` with no red front) that came back with none of the mature
+    levels it asked for, and says so instead of reporting success."""
+
+    def __init__(self, fronts: Fronts, levels: Tuple[str, ...]):
+        self.active = wants_mature(levels) and fronts.sfw_only_single()
+        self.listed = 0
+        self.mature = 0
+
+    def seen(self, items: Iterable[ImageItem]) -> Iterator[ImageItem]:
+        for item in items:
+            if self.active:
+                self.listed += 1
+                self.mature += wants_mature([item.nsfw_level])
+            yield item
+
+    def notice(self) -> Optional[str]:
+        if self.active and not self.mature:  # civitai.com: an empty answer says it too
+            return SFW_ONLY_WARNING + " (set --red-base-url / civitai_red_base_url)."
+        return None
+
+    def warn_at_end(self) -> None:
+        notice = self.notice()
+        if notice:
+            log.warning("%s", notice)

@@ -20,10 +20,13 @@ import logging
 from typing import Callable, Iterable, Iterator, Optional, Protocol, Set
 
 from ..errors import InvalidResponseError
-from ..records import ImagePage
+from .fronts import MatureCheck
+from ..records import ImageItem, ImagePage
 
 log = logging.getLogger(__name__)
 
+#: ``on_page(cursor_used, next_cursor, items_count)`` of ``CivitaiAPI.iter_images``.
+OnPage = Callable[[Optional[str], Optional[str], int], None]
 #: A page source: the page asked with ``cursor`` (None: the first page).
 FetchPage = Callable[[Optional[str]], ImagePage]
 
@@ -108,3 +111,32 @@ class PageLoop:
                 f"listing {self.what}; stopped to avoid an endless loop. What was listed so far "
                 "is kept; try again later."
             )
+
+
+def page_items(
+    loop: PageLoop,
+    limit: int,
+    on_page: Optional[OnPage],
+    user_listing: bool,
+    mature: Optional[MatureCheck] = None,
+) -> Iterator[ImageItem]:
+    """The images of ``loop``'s pages, at most ``limit`` (0: all); ``on_page`` before each page's
+    images (see :meth:`~.api.CivitaiAPI.iter_images`); ``mature`` warns at the end (or the limit).
+    """
+    yielded = listed = 0
+    for page in loop:
+        sent = page.server_items or 0
+        listed += sent
+        if on_page is not None:
+            on_page(page.cursor, page.next_cursor, sent)
+        for item in page.items:
+            yield item
+            yielded += 1
+            if limit and yielded >= limit:
+                if mature is not None:
+                    mature.warn_at_end()
+                return
+        if page.next_cursor is None and listed == 0 and user_listing:
+            log.info("%s has no images on Civitai (or does not exist)", loop.what)
+    if mature is not None:
+        mature.warn_at_end()

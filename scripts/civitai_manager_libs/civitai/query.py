@@ -29,9 +29,9 @@ Links must point at Civitai: ``civitai.com``, ``civitai.red`` (its front for eve
 since April 2026) and ``civitai.green`` (and their subdomains such as ``www.``), the hosts of the
 configured Civitai fronts (``civitai_base_url`` and ``civitai_red_base_url``, which may be a local
 Civitai: the shells pass them) or a host the caller adds (the CLI's ``--base-url``); a link to
-any other website is refused. ``civitai.com/...`` may be written without a scheme. Usernames are checked before they
-go anywhere near a URL or a path: separators, ``..``, control characters and whitespace are
-refused, also when they arrive percent-encoded.
+any other website is refused. ``civitai.com/...`` may be written without a scheme. Usernames are
+checked before they go anywhere near a URL or a path: separators, ``..``, control characters and
+whitespace are refused, also when they arrive percent-encoded.
 """
 
 from __future__ import annotations
