@@ -37,31 +37,27 @@ whitespace are refused, also when they arrive percent-encoded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Optional, Set
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import InvalidQueryError
-
-KINDS = (
-    "model",
-    "version",
-    "user",
-    "image",
-    "filter",
-    "collection",
-    "post",
-    "user_posts",
-    "gallery",
-    "reactions",
-    "tag",
+from .filter_params import FILTER_KEYS, parse_filter  # noqa: F401 (the query's API)
+from .gallery_link import GALLERY_KEYS, gallery_target  # noqa: F401 (the query's API)
+from .query_target import (  # noqa: F401 (the query's API)
+    KINDS,
+    DIGITS,
+    MAX_ID,
+    MAX_USERNAME_LENGTH,
+    Target,
+    parse_id,
+    show,
+    validate_tag,
+    validate_username,
 )
+
 # Civitai's own sites (a subdomain of one, e.g. www.civitai.com, is accepted too).
 CIVITAI_HOSTS = ("civitai.com", "civitai.red", "civitai.green")
-
 MAX_INPUT_LENGTH = 2000
-MAX_USERNAME_LENGTH = 100
-MAX_ID = 2**63 - 1
 
 ACCEPTED_FORMS = (
     "a model id (123), 'model 123', 'version 456', 'image 789', 'post 12', 'collection 34', "
@@ -71,34 +67,7 @@ ACCEPTED_FORMS = (
     ".../videos?period=Week) or filters such as 'username=name&sort=Newest'"
 )
 
-# Filter keys the images endpoint understands, by lower-case spelling -> canonical spelling.
-_ID_KEYS = ("modelId", "modelVersionId", "postId", "imageId", "userId")
-_CHOICE_KEYS: Dict[str, tuple] = {
-    "sort": (
-        "Most Reactions",
-        "Most Comments",
-        "Most Collected",
-        "Newest",
-        "Oldest",
-        "Random",
-    ),
-    "period": ("Day", "Week", "Month", "Year", "AllTime"),
-    "nsfw": ("None", "Soft", "Mature", "X", "true", "false"),
-    "type": ("image", "video", "audio"),
-}
-_TEXT_KEYS = ("baseModels", "tags")
-_ID_NAMES = {
-    "modelId": "model",
-    "modelVersionId": "model version",
-    "postId": "post",
-    "imageId": "image",
-    "userId": "user",
-}
-_CONTROLLED_KEYS = ("limit", "cursor", "page", "withmeta")
-FILTER_KEYS = _ID_KEYS + ("username",) + tuple(_CHOICE_KEYS) + _TEXT_KEYS
-_CANONICAL = {key.lower(): key for key in FILTER_KEYS}
 
-_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _KEYWORD = re.compile(
     r"(?P<kw>models?|model[-_ ]?versions?|versions?|images?|img|posts?|users?|creators?)"
     r"(?:\s*[:#=]\s*|\s+)(?P<value>\S+)",
@@ -110,8 +79,6 @@ _WEB_KEYWORD = re.compile(
 )
 _AT_NAME = re.compile(r"@(?P<value>\S+)")
 _BARE_HOST = re.compile(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?/|[\w.-]+:\d+/", re.IGNORECASE)
-#: Civitai answers 400 for a username that does not match this (letters, digits, underscore).
-_USERNAME = re.compile(r"[A-Za-z0-9_]+")
 _USER_TABS = ("images", "videos", "posts", "models", "collections", "articles", "reviews")
 _KEYWORD_KINDS = {
     "model": "model",
@@ -132,43 +99,6 @@ _KEYWORD_KINDS = {
     "tag": "tag",
     "tags": "tag",
 }
-#: A tag name as Civitai's links carry it (letters of any script, digits, spaces, - _ . ' & +).
-_TAG = re.compile(r"[\w][\w .'&+-]{0,99}")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What to list: ``kind`` is one of model/version/user/image/filter.
-
-    ``value`` is the id (int) for model/version/image, the username (str) for user, and the
-    canonical query string for filter (stable: usable as a checkpoint key). ``version_id`` narrows a
-    model link to one version. ``params`` holds a filter's validated parameters.
-    """
-
-    kind: str
-    value: Any
-    version_id: Optional[int] = None
-    params: Optional[Dict[str, Any]] = field(default=None, compare=True, hash=False)
-
-    def describe(self) -> str:
-        """Short human wording used in messages and logs: ``model 123``, ``creator 'x'``."""
-        if self.kind == "model" and self.version_id is not None:
-            return f"model {self.value} (version {self.version_id})"
-        if self.kind == "version":
-            return f"model version {self.value}"
-        if self.kind == "user":
-            return f"creator '{self.value}'"
-        if self.kind == "filter":
-            return f"images matching {self.value}"
-        if self.kind == "user_posts":
-            return f"the posts of '{self.value}'"
-        if self.kind == "gallery":
-            return f"the gallery {self.value}"
-        if self.kind == "reactions":
-            return f"the images you reacted to ({self.value})"
-        if self.kind == "tag":
-            return f"the images of tag '{self.value}'"
-        return f"{self.kind} {self.value}"
 
 
 def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
@@ -187,8 +117,8 @@ def parse_query(text: str, extra_hosts: Iterable[Optional[str]] = ()) -> Target:
             f"The input is {len(stripped)} characters long; enter at most {MAX_INPUT_LENGTH}: "
             f"{ACCEPTED_FORMS}."
         )
-    if _DIGITS.fullmatch(stripped):
-        return Target("model", _parse_id(stripped, "model"))
+    if DIGITS.fullmatch(stripped):
+        return Target("model", parse_id(stripped, "model"))
     if stripped.lower().startswith(("http://", "https://")) or stripped.startswith("/"):
         return _parse_url(stripped, text, extra_hosts)
     if _BARE_HOST.match(stripped):
@@ -224,56 +154,11 @@ def target_to_params(target: Target) -> Dict[str, Any]:
     raise InvalidQueryError(f"Unknown target kind {target.kind!r}; expected one of {KINDS}.")
 
 
-def validate_username(name: str) -> str:
-    """Return ``name`` if it is a plausible Civitai username, else raise InvalidQueryError.
-
-    Refused: empty, longer than 100 characters, and anything but ASCII letters, digits and ``_``
-    (Civitai's own rule, ``^[A-Za-z0-9_]+$``: it answers 400 otherwise).
-    """
-    shown = _show(name)
-    if not name:
-        raise InvalidQueryError("The creator's username is empty; enter a name such as '@name'.")
-    if len(name) > MAX_USERNAME_LENGTH:
-        raise InvalidQueryError(
-            f"The username {shown} is longer than {MAX_USERNAME_LENGTH} characters; "
-            "check that you copied only the name."
-        )
-    if any(ch in name for ch in "/\\") or ".." in name or name in (".",):
-        raise InvalidQueryError(
-            f"The username {shown} contains a path separator or '..', which no Civitai username "
-            "has; enter just the name, e.g. '@name'."
-        )
-    if not _USERNAME.fullmatch(name):
-        raise InvalidQueryError(
-            f"The username {shown} is not a Civitai username: Civitai accepts only letters "
-            "A-Z and a-z, digits and '_' in a username; enter just the name, e.g. '@name'."
-        )
-    return name
-
-
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _show(value: str, limit: int = 80) -> str:
-    """repr() of a user value, shortened: control characters become visible escapes."""
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
-
-
 def _not_understood(text: str) -> InvalidQueryError:
-    return InvalidQueryError(f"Could not understand {_show(text.strip())}: enter {ACCEPTED_FORMS}.")
-
-
-def _parse_id(value: str, what: str) -> int:
-    if not _DIGITS.fullmatch(value or ""):
-        raise InvalidQueryError(
-            f"The {what} id {_show(value)} is not a number; use the digits from the Civitai link, "
-            f"e.g. '{what} 123'."
-        )
-    number = int(value)
-    if number <= 0 or number > MAX_ID:
-        raise InvalidQueryError(f"The {what} id {value} is out of range; use a positive id.")
-    return number
+    return InvalidQueryError(f"Could not understand {show(text.strip())}: enter {ACCEPTED_FORMS}.")
 
 
 def _keyword_target(keyword: str, value: str) -> Target:
@@ -287,7 +172,7 @@ def _keyword_target(keyword: str, value: str) -> Target:
     if kind == "tag":
         return Target("tag", validate_tag(unquote(value)))
     if kind in ("model", "version", "image", "post", "collection"):
-        return Target(kind, _parse_id(value.lstrip("#"), kind))
+        return Target(kind, parse_id(value.lstrip("#"), kind))
     raise _not_understood(f"{keyword} {value}")
 
 
@@ -321,7 +206,7 @@ def _check_host(host: Optional[str], original: str, extra_hosts: Iterable[Option
     if host in allowed_hosts(extra_hosts):
         return
     raise InvalidQueryError(
-        f"The link {_show(original.strip())} points to {host or 'no host'}, not Civitai: paste a "
+        f"The link {show(original.strip())} points to {host or 'no host'}, not Civitai: paste a "
         "link from civitai.com or civitai.red (or from the Civitai address in the settings)."
     )
 
@@ -332,7 +217,7 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
         host = parts.hostname
     except ValueError as exc:
         raise InvalidQueryError(
-            f"The link {_show(original.strip())} is malformed ({exc})."
+            f"The link {show(original.strip())} is malformed ({exc})."
         ) from None
     if parts.scheme and parts.scheme.lower() not in ("http", "https"):
         raise _not_understood(original)
@@ -348,12 +233,12 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
     head = segments[0].lower()
     rest = segments[1:]
     if head == "models" and rest:
-        model_id = _parse_id(unquote(rest[0]), "model")
+        model_id = parse_id(unquote(rest[0]), "model")
         version = (query.get("modelversionid") or "").strip()
-        version_id = _parse_id(version, "model version") if version else None
+        version_id = parse_id(version, "model version") if version else None
         return Target("model", model_id, version_id=version_id)
     if head == "images" and len(rest) == 1:
-        return Target("image", _parse_id(unquote(rest[0]), "image"))
+        return Target("image", parse_id(unquote(rest[0]), "image"))
     if head == "images" and not rest and parts.query:
         try:  # a gallery link (the site's filters, web API) first ...
             return gallery_target(head, parts.query, original)
@@ -363,9 +248,9 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
             except InvalidQueryError:
                 raise gallery_error from None
     if head == "posts" and len(rest) == 1:
-        return Target("post", _parse_id(unquote(rest[0]), "post"))
+        return Target("post", parse_id(unquote(rest[0]), "post"))
     if head == "collections" and len(rest) == 1:
-        return Target("collection", _parse_id(unquote(rest[0]), "collection"))
+        return Target("collection", parse_id(unquote(rest[0]), "collection"))
     if head == "tag" and len(rest) == 1:
         return Target("tag", validate_tag(unquote(rest[0])))
     if head in ("images", "videos") and not rest:
@@ -387,17 +272,6 @@ def _parse_url(url: str, original: str, extra_hosts: Iterable[Optional[str]] = (
     raise _not_understood(original)
 
 
-def validate_tag(name: str) -> str:
-    """A tag name as a link or the user gives it; InvalidQueryError for anything else."""
-    text = name.strip()
-    if not _TAG.fullmatch(text):
-        raise InvalidQueryError(
-            f"The tag {_show(name)} is not a tag name; use the name from a civitai.com/tag/... "
-            "link, e.g. 'tag landscape'."
-        )
-    return text
-
-
 def reactions_target(kinds: Optional[Iterable[str]], media: Optional[str] = None) -> Target:
     """Your reactions (Like, Dislike, Heart, Laugh, Cry; all by default); needs the API key."""
     by_lower = {k.lower(): k for k in REACTION_KINDS}
@@ -406,7 +280,7 @@ def reactions_target(kinds: Optional[Iterable[str]], media: Optional[str] = None
         canonical = by_lower.get(str(kind).strip().lower())
         if canonical is None:
             raise InvalidQueryError(
-                f"Unknown reaction {_show(str(kind))}; use a comma list of "
+                f"Unknown reaction {show(str(kind))}; use a comma list of "
                 f"{','.join(REACTION_KINDS)}."
             )
         if canonical not in chosen:
@@ -420,69 +294,6 @@ def reactions_target(kinds: Optional[Iterable[str]], media: Optional[str] = None
 
 #: The reactions Civitai keeps (ReviewReactions).
 REACTION_KINDS = ("Like", "Dislike", "Heart", "Laugh", "Cry")
-# The site's gallery filters (src/components/Image/image.utils.ts imagesQueryParamSchema) this
-# downloader passes on, by kind: lists of ids, lists of names, booleans, choices.
-_GALLERY_ID_LISTS = ("tags", "tools", "techniques")
-_GALLERY_BOOLS = (
-    "hideAutoResources",
-    "hideManualResources",
-    "fromPlatform",
-    "remixesOnly",
-    "nonRemixesOnly",
-    "requiringMeta",
-    "withMeta",
-    "hideChallenges",
-)
-_GALLERY_IGNORED = ("view", "section", "limit", "cursor", "includePG13", "periodMode")
-GALLERY_KEYS = (
-    ("sort", "period", "baseModels", "types", "username", "modelId", "modelVersionId")
-    + _GALLERY_ID_LISTS
-    + _GALLERY_BOOLS
-)
-
-
-def gallery_target(page: str, raw_query: str, original: str) -> Target:
-    """A civitai.com/images?... or /videos?... link: its query string as the site means it
-    (the web API's names), ``types`` set by the page."""
-    try:
-        pairs = parse_qsl(raw_query, keep_blank_values=False)
-    except ValueError:
-        raise InvalidQueryError(f"The link {_show(original.strip())} has a malformed query.")
-    by_lower = {k.lower(): k for k in GALLERY_KEYS + _GALLERY_IGNORED}
-    params: Dict[str, Any] = {}
-    for raw_key, raw_value in pairs:
-        key = by_lower.get(raw_key.lower())
-        if key is None:
-            raise InvalidQueryError(
-                f"The gallery link's filter {_show(raw_key)} is not one this downloader can "
-                f"pass on; it knows {', '.join(GALLERY_KEYS)}."
-            )
-        value = raw_value.strip()
-        if key in _GALLERY_IGNORED or not value:
-            continue
-        if key in _GALLERY_ID_LISTS:
-            ids = [_parse_id(v.strip(), key[:-1]) for v in value.split(",") if v.strip()]
-            params.setdefault(key, []).extend(i for i in ids if i not in params.get(key, []))
-        elif key in _GALLERY_BOOLS:
-            params[key] = value.lower() == "true"
-        elif key == "baseModels":
-            params.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
-        elif key == "types":
-            continue  # the page decides (/images: images, /videos: videos)
-        elif key in ("modelId", "modelVersionId"):
-            params[key] = _parse_id(value, _ID_NAMES[key])
-        elif key == "username":
-            params[key] = validate_username(value)
-        else:
-            params[key] = _filter_value(key, value)
-    params["types"] = ["video" if page == "videos" else "image"]
-    shown = urlencode(
-        [
-            (k, ",".join(map(str, v)) if isinstance(v, list) else v)
-            for k, v in sorted(params.items())
-        ]
-    )
-    return Target("gallery", f"/{page}?{shown}", params=params)
 
 
 def _parse_api_url(rest: list, raw_query: str, original: str) -> Target:
@@ -495,9 +306,9 @@ def _parse_api_url(rest: list, raw_query: str, original: str) -> Target:
             )
         return _parse_filter(raw_query, original)
     if endpoint == "models" and len(rest) == 2:
-        return Target("model", _parse_id(unquote(rest[1]), "model"))
+        return Target("model", parse_id(unquote(rest[1]), "model"))
     if endpoint == "model-versions" and len(rest) == 2:
-        return Target("version", _parse_id(unquote(rest[1]), "model version"))
+        return Target("version", parse_id(unquote(rest[1]), "model version"))
     raise _not_understood(original)
 
 
@@ -506,63 +317,13 @@ def _query_dict(raw_query: str, original: str) -> Dict[str, str]:
         pairs = parse_qsl(raw_query, keep_blank_values=True)
     except ValueError:
         raise InvalidQueryError(
-            f"The link {_show(original.strip())} has a malformed query."
+            f"The link {show(original.strip())} has a malformed query."
         ) from None
     return {key.lower(): value for key, value in pairs}
 
 
 def _parse_filter(text: str, original: str) -> Target:
-    pairs = []
-    for chunk in text.split("&"):
-        if not chunk.strip():
-            continue
-        key, sep, value = chunk.partition("=")
-        if not sep or not key.strip():
-            raise InvalidQueryError(
-                f"The filter part {_show(chunk)} is not 'key=value'; write filters as "
-                "'username=name&sort=Newest'."
-            )
-        pairs.append((unquote(key.strip().replace("+", " ")), unquote(value.replace("+", " "))))
-    if not pairs:
+    params = parse_filter(text)
+    if params is None:
         raise _not_understood(original)
-    params: Dict[str, Any] = {}
-    for key, value in pairs:
-        canonical = _canonical_key(key)
-        if canonical in params:
-            raise InvalidQueryError(f"The filter {canonical!r} is given twice; keep one.")
-        params[canonical] = _filter_value(canonical, value.strip())
     return _filter_target(params)
-
-
-def _canonical_key(key: str) -> str:
-    lowered = key.lower()
-    if lowered in _CONTROLLED_KEYS:
-        raise InvalidQueryError(
-            f"The filter {key!r} is set by the downloader itself (it pages with cursors and asks "
-            "200 images at a time); remove it and use the limit option instead."
-        )
-    canonical = _CANONICAL.get(lowered)
-    if canonical is None:
-        raise InvalidQueryError(
-            f"Unknown filter {_show(key)}; use one of: {', '.join(FILTER_KEYS)}. "
-            "(An unknown filter would be ignored by Civitai and list far more than you meant.)"
-        )
-    return canonical
-
-
-def _filter_value(key: str, value: str) -> Any:
-    if key in _ID_KEYS:
-        return _parse_id(value, _ID_NAMES[key])
-    if key == "username":
-        return validate_username(value)
-    if key in _CHOICE_KEYS:
-        choices = _CHOICE_KEYS[key]
-        for choice in choices:
-            if choice.lower() == value.lower():
-                return choice
-        raise InvalidQueryError(
-            f"The filter {key}={_show(value)} is not allowed; use one of: {', '.join(choices)}."
-        )
-    if not value or any(ord(ch) < 32 for ch in value):
-        raise InvalidQueryError(f"The filter {key} needs a plain text value, got {_show(value)}.")
-    return value
