@@ -734,6 +734,26 @@ def test_shared_client_is_reused_and_rebuilt_on_change(restore_settings, monkeyp
     assert keyed.has_api_key and KEY not in repr(keyed)
 
 
+def test_a_client_takes_its_values_from_the_options_given_not_the_settings(restore_settings):
+    """Policy as data: ClientOptions carries every value; the settings are read only by
+    ClientOptions.from_settings (the shells and the shared client call it)."""
+    from scripts.civitai_manager_libs.transport.client_options import ClientOptions
+
+    setting.update({"http_timeout": 42, "images.max_file_size_mb": 3, "http_max_retries": 9})
+    options = ClientOptions(timeout=7, max_file_mb=5, api_key=KEY, base_url="http://127.0.0.1:9")
+    client = CivitaiHttpClient(options=options)
+    assert client.timeout[1] == 7 and client.max_retries == ClientOptions().max_retries
+    assert client.base_url == client.red_base_url == "http://127.0.0.1:9"
+    assert client.file_fetch("http://127.0.0.1:9/a.png", "/tmp/x.png").policy.max_bytes == 5 << 20
+    assert client.has_api_key and KEY not in repr(client) + repr(client.options) + repr(options)
+    assert CivitaiHttpClient(options=options, timeout=3).timeout[1] == 3  # an argument wins
+    built = CivitaiHttpClient()  # no options: the settings now
+    assert (built.timeout[1], built.max_retries) == (42, 9)
+    assert built.file_fetch("http://127.0.0.1:9/a.png", "/tmp/x.png").policy.max_bytes == 3 << 20
+    setting.set("images.max_file_size_mb", 4)  # the shared client follows a changed cap
+    assert get_http_client().file_fetch("http://x/a.png", "/tmp/x.png").policy.max_bytes == 4 << 20
+
+
 def test_shared_client_is_safe_to_create_from_many_threads(restore_settings):
     seen = []
     threads = [threading.Thread(target=lambda: seen.append(get_http_client())) for _ in range(8)]

@@ -4,6 +4,7 @@ matching by SHA-256 under any name, verified downloads, the CLI command."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -397,6 +398,18 @@ def test_cli_lists_downloads_and_then_has_nothing_to_do(fake_civitai, tmp_path):
     again = _cli(fake_civitai, tmp_path, str(M.DEMO_IMAGE_ID), "--models-dir", root, "--download")
     assert again.returncode == 0 and "Everything is present." in again.stdout
     assert [r.path for r in fake_civitai.log if r.path != "/api/v1/images"] == []
+
+
+def test_cli_keeps_the_free_space_setting(fake_civitai, tmp_path):
+    """The CLI (a shell) reads images.min_free_space_mb and passes it down: a reserve no disk
+    has refuses the download before any model file is asked for."""
+    root = _models(tmp_path, [])
+    (tmp_path / "settings.json").write_text(json.dumps({"images.min_free_space_mb": 10_000_000}))
+    fake_civitai.reset()
+    refused = _cli(fake_civitai, tmp_path, str(M.DEMO_IMAGE_ID), "--models-dir", root, "--download")
+    assert refused.returncode != 0
+    assert "keeping 10000000 MB spare" in refused.stdout + refused.stderr
+    assert not [r for r in fake_civitai.log if r.path.startswith("/api/download/")]
 
 
 def test_cli_types_filter_and_bad_input(fake_civitai, tmp_path):
