@@ -98,9 +98,46 @@ def test_sync_goes_on_after_a_target_that_fails_and_exits_1(tmp_path):
         code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
         lines = text.splitlines()
         assert code == 1, text
-        assert lines[0].startswith("model 999999: error: ")
+        # the empty listing asked the look-up: the target is named gone, in the look-up's words
+        assert lines[0] == (
+            "model 999999: gone: model 999999 was not found on Civitai; check the id (it may "
+            "also be hidden or removed)."
+        )
         assert lines[1] == "model 500000 Benchmark Model: 30 new"
         assert lines[-1] == "synced 2 target(s): 30 new image(s), 1 with problems (model 999999)"
+
+
+def test_sync_with_nothing_new_costs_one_request_per_target(tmp_path):
+    """A followed target is not looked up before its listing: the first page answers that it
+    exists, so an up-to-date target costs exactly that page (it cost the look-up too before)."""
+    out = tmp_path / "out"
+    dataset = Dataset.default()
+    targets = [["model", m.id] for m in dataset.models[:8]]
+    targets += [["user", c.username, "--limit", 0] for c in dataset.creators[:2]]
+    with FakeCivitai(dataset) as fake:
+        for target in targets:
+            assert _cli("follow", *target, "--nsfw", "all", "--metadata", "none", "-o", out)[0] == 0
+        code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
+        assert code == 0, text
+        fake.reset()
+        code, text = _cli("sync", "--output", out, "--base-url", fake.base_url, "-q")
+        assert code == 0, text
+        requests = fake.api_requests()
+        assert [r.path for r in requests] == ["/api/v1/images"] * 10, requests
+        assert sorted(
+            r.query.get("modelId") or r.query.get("username") for r in requests
+        ) == sorted(str(t[1]) for t in targets)
+        lines = text.splitlines()
+        assert lines[0] == f"model {dataset.models[0].id} {dataset.models[0].name}: 0 new " + (
+            f"(incremental: stopped at known image {max_image_of(dataset, 0)} after 1 page)"
+        )
+        assert lines[-1] == "synced 10 target(s): 0 new image(s)"
+        assert not fake.image_requests()
+
+
+def max_image_of(dataset, index):
+    model = dataset.models[index]
+    return max(i.id for i in dataset.images if i.model_id == model.id)
 
 
 def test_bad_follow_input_writes_nothing(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from typing import Any, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, TextIO
 
 from .args import UsageError, add_pacing_options, build_parser
 from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunReport
@@ -18,6 +18,9 @@ from .shell import add_logging, new_parser, run_command
 from .target import CliTarget, parse_target
 from ..errors import CivitaiGalleryError
 from ..store.paths import ARCHIVE_NAME
+
+if TYPE_CHECKING:  # imported when a command runs (start-up speed)
+    from ..planning.follow_sync import TargetSync
 
 COMMANDS = ("follow", "unfollow", "following", "sync")
 _HELP = {
@@ -162,75 +165,62 @@ def cmd_following(ns: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> Tuple[int, RunReport, CliTarget]:
-    """Run ``download`` for one followed target, its report printed nowhere; (exit code, report,
-    target)."""
+def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> TargetSync:
+    """Run ``download`` for one followed target, its report printed nowhere, without the
+    look-up before the listing (``planning/follow_sync``: the first page answers it)."""
+    from .report import user_message
     from .run import download_run
+    from ..planning.follow_sync import TargetSync
 
-    args = build_parser().parse_args(["download", *row.argv, "--output", output])
-    args.base_url, args.api_key = ns.base_url, ns.api_key
-    args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
-    args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
-    target = parse_target(args.kind, args.values, args.base_url)
-    report = RunReport("download", target.describe(), output)
-    code = download_run(args, io.StringIO(), report, target)
-    return code, report, target
+    try:
+        args = build_parser().parse_args(["download", *row.argv, "--output", output])
+        args.base_url, args.api_key = ns.base_url, ns.api_key
+        args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
+        args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
+        target = parse_target(args.kind, args.values, args.base_url)
+        report = RunReport("download", target.describe(), output)
+        code = download_run(args, io.StringIO(), report, target, check_first=False)
+    except CivitaiGalleryError as exc:  # this target only: the others still sync
+        return TargetSync(row.key, error=user_message(exc, ns.base_url), code=EXIT_FAILED)
+    s = report.summary
+    result = TargetSync(row.key, s.completed, s.failed, list(s.notes), code=code)
+    if report.gone is not None:
+        result.gone, result.code = report.gone, EXIT_FAILED
+    elif report.stopped_reason:
+        result.stopped = report.stopped_reason
+    return result
 
 
-def _name(archive: Any, target: CliTarget) -> str:
-    kind, ident = target.kind, target.value
-    if kind == "model" and target.version_id:
-        kind, ident = "version", target.version_id
-    if kind not in ("model", "version"):
+def _named(archive: Any, row: Any) -> str:
+    from ..planning.follow_sync import target_name
+
+    try:
+        target = parse_target(row.kind, row.values)
+    except CivitaiGalleryError:
         return ""
-    known = archive.known_name(kind, ident)
-    return f" {known[0]}" if known else ""
+    return target_name(archive, target.kind, target.value, target.version_id)
 
 
 def cmd_sync(ns: argparse.Namespace, out: TextIO) -> int:
-    from ..store import follows
+    from ..planning.follow_sync import followed, sync_all
 
     output = _output(ns)
-    with _archive(output, must_exist=True) as archive:
-        rows = follows.followed(archive)
-    if not rows:
+    with _archive(output, must_exist=True):
+        pass  # UsageError when the folder follows nothing yet
+    if not followed(output):
         out.write(f"{output} follows nothing (python main.py follow model ID)\n")
         return EXIT_OK
-    new_total, failed = 0, []
-    for row in rows:
-        try:
-            code, report, target = _sync_one(row, ns, output)
-        except CivitaiGalleryError as exc:  # this target only: the others still sync
-            from .report import user_message
 
-            out.write(f"{row.key}: error: {user_message(exc, ns.base_url)}\n")
-            failed.append(row.key)
-            continue
-        s = report.summary
-        new_total += s.completed
-        with _archive(output, must_exist=True) as archive:
-            follows.synced(archive, row.key, s.completed, code)
-            name = _name(archive, target)
-        notes = "; ".join(n.split(": ", 1)[-1] for n in s.notes)
-        problems = f", {s.failed} failed" if s.failed else ""
-        if report.stopped_reason:
-            problems += f", stopped: {report.stopped_reason}"
-        out.write(
-            f"{row.key}{name}: {s.completed} new{problems}"
-            + (f" ({notes})" if notes else "")
-            + "\n"
-        )
-        if code == EXIT_INTERRUPTED:
-            out.write("interrupted: run sync again to continue\n")
-            return EXIT_INTERRUPTED
-        if code != EXIT_OK:
-            failed.append(row.key)
-    out.write(
-        f"synced {len(rows)} target(s): {new_total} new image(s)"
-        + (f", {len(failed)} with problems ({', '.join(failed)})" if failed else "")
-        + "\n"
-    )
-    return EXIT_FAILED if failed else EXIT_OK
+    def said(result: TargetSync) -> None:
+        out.write(result.line() + "\n")
+        out.flush()
+
+    summary = sync_all(output, lambda row: _sync_one(row, ns, output), said, _named)
+    if summary.interrupted:
+        out.write("interrupted: run sync again to continue\n")
+        return EXIT_INTERRUPTED
+    out.write(summary.line() + "\n")
+    return summary.code
 
 
 _COMMANDS = {"unfollow": cmd_unfollow, "following": cmd_following, "sync": cmd_sync}
