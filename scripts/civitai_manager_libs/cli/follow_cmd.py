@@ -44,6 +44,57 @@ def _key(target: CliTarget) -> str:
     return target.describe()
 
 
+#: Every ``download`` argument, as ``follow`` treats it (tests/test_follow_sync.py walks the
+#: download parser: a new option must be classified here). "target" and "recorded" are kept in
+#: the follow row and honoured by ``sync`` (``download_options``); "follow": used by the
+#: ``follow`` command itself, never recorded; any other text: the option is refused with it
+#: (exit 2, nothing written).
+FOLLOW_ARGUMENTS = {
+    "kind": "target",
+    "values": "target",
+    **{
+        dest: "recorded"
+        for dest in (
+            "limit", "nsfw", "reaction_kinds", "base_model", "media_type", "with_generation_data",
+            "since", "until", "min_reactions", "used_with", "with_tags", "template", "metadata",
+            "thumbnails", "duplicates", "concurrency",
+        )
+    },  # fmt: skip
+    "output": "follow",  # the folder whose archive records the target
+    "base_url": "follow",  # a url target's own host is accepted (sync takes --base-url)
+    "red_base_url": "follow",
+    "verbose": "follow",
+    "quiet": "follow",
+    "api_key": "follow records no API key: give it to sync (--api-key or $CIVITAI_API_KEY)",
+    "from_file": "--from-file names fixed images: nothing new appears in them; download them "
+    "with python main.py download image --from-file FILE",
+    "full": "--full is for one run: sync lists what is new; run python main.py download "
+    "KIND VALUE --full once to list everything",
+    "report": "sync writes no report file per target; its lines are its report",
+    "sleep_request": "pacing is sync's: python main.py sync --sleep-request SECONDS",
+    "limit_rate": "pacing is sync's: python main.py sync --limit-rate RATE",
+}
+
+
+def refuse_unrecorded(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``UsageError`` (exit 2) for a download option ``follow`` neither records nor uses."""
+    for dest, how in FOLLOW_ARGUMENTS.items():
+        if how in ("target", "recorded", "follow"):
+            continue
+        if getattr(ns, dest, None) not in (None, False, parser.get_default(dest)):
+            raise UsageError(f"follow: {how}")
+
+
+def _target_of(ns: argparse.Namespace) -> CliTarget:
+    return parse_target(
+        ns.kind,
+        ns.values,
+        getattr(ns, "base_url", None),
+        reaction_kinds=getattr(ns, "reaction_kinds", None),
+        red_base_url=getattr(ns, "red_base_url", None),
+    )
+
+
 def download_options(ns: argparse.Namespace) -> List[str]:
     """The options of a parsed ``download`` that say what and how to fetch, as arguments again:
     never the API key, the origin, the output folder, a report file, --full or logging."""
@@ -102,7 +153,8 @@ def cmd_follow(argv: Sequence[str], out: TextIO) -> int:
         from ..store import follows
         from ..store.paths import check_output_folder
 
-        target = parse_target(ns.kind, ns.values, ns.base_url)  # UsageError: exit 2
+        refuse_unrecorded(ns, build_parser())
+        target = _target_of(ns)  # UsageError: exit 2
         options = download_options(ns)
         build_parser().parse_args(["download", ns.kind, *ns.values, *options])  # still valid
         output = check_output_folder(_output(ns))
@@ -177,7 +229,7 @@ def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> TargetSync:
         args.base_url, args.api_key = ns.base_url, ns.api_key
         args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
         args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
-        target = parse_target(args.kind, args.values, args.base_url)
+        target = _target_of(args)
         report = RunReport("download", target.describe(), output)
         code = download_run(args, io.StringIO(), report, target, check_first=False)
     except CivitaiGalleryError as exc:  # this target only: the others still sync
@@ -195,7 +247,7 @@ def _named(archive: Any, row: Any) -> str:
     from ..planning.follow_sync import target_name
 
     try:
-        target = parse_target(row.kind, row.values)
+        target = _target_of(build_parser().parse_args(["download", *row.argv]))
     except CivitaiGalleryError:
         return ""
     return target_name(archive, target.kind, target.value, target.version_id)
