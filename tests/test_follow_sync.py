@@ -170,6 +170,7 @@ def test_every_download_option_follow_takes_is_recorded_and_honoured_or_refused(
     the same way), a refused one exits 2 with its sentence and writes nothing."""
     from scripts.civitai_manager_libs.cli.args import build_parser
     from scripts.civitai_manager_libs.cli.follow_cmd import FOLLOW_ARGUMENTS
+    from scripts.civitai_manager_libs.planning.follow_sync import FollowOptions
     from scripts.civitai_manager_libs.store import follows
     from scripts.civitai_manager_libs.store.archive import Archive
 
@@ -193,6 +194,8 @@ def test_every_download_option_follow_takes_is_recorded_and_honoured_or_refused(
         given = build_parser().parse_args(["download", *target, *SAMPLES[dest]])
         synced = build_parser().parse_args(["download", *row.argv])
         assert getattr(synced, dest) == getattr(given, dest), dest
+        # the tab's sync reads the same record (planning/follow_sync.FollowOptions)
+        assert FollowOptions.parse(row.options).argv() == row.options, dest
 
 
 def test_refused_follow_options_say_why(tmp_path, capsys):

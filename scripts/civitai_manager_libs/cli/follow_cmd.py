@@ -39,9 +39,9 @@ def _output(args: argparse.Namespace) -> str:
 
 
 def _key(target: CliTarget) -> str:
-    if target.kind == "model" and target.version_id:  # a model link naming one version
-        return f"version {target.version_id}"
-    return target.describe()
+    from ..planning.follow_sync import follow_key
+
+    return follow_key(target.kind, target.value, target.version_id)
 
 
 #: Every ``download`` argument, as ``follow`` treats it (tests/test_follow_sync.py walks the
@@ -96,43 +96,24 @@ def _target_of(ns: argparse.Namespace) -> CliTarget:
 
 
 def download_options(ns: argparse.Namespace) -> List[str]:
-    """The options of a parsed ``download`` that say what and how to fetch, as arguments again:
-    never the API key, the origin, the output folder, a report file, --full or logging."""
-    from ..civitai.filters import iso
+    """The options of a parsed ``download`` that say what and how to fetch, as arguments again
+    (``planning/follow_sync.FollowOptions``, the tab's follow writes the same)."""
+    from .args import filters_from_args
+    from ..civitai.filters import FilterSpec
+    from ..planning.follow_sync import FollowOptions
 
-    out: List[str] = []
-    if ns.limit is not None:
-        out += ["--limit", str(ns.limit)]
-    if ns.nsfw is not None:
-        out += ["--nsfw", ",".join(ns.nsfw)]
-    if ns.base_model:
-        out += ["--base-model", ",".join(ns.base_model)]
-    if ns.media_type:
-        out += ["--type", ns.media_type]
-    if ns.with_generation_data:
-        out.append("--with-generation-data")
-    for flag, value in (("--since", ns.since), ("--until", ns.until)):
-        if value is not None:
-            out += [flag, iso(value)]
-    if ns.min_reactions:
-        out += ["--min-reactions", str(ns.min_reactions)]
-    if ns.used_with:
-        out += ["--used-with", ",".join(str(v) for v in ns.used_with)]
-    if ns.template:
-        out += ["--template", ns.template]
-    if ns.metadata is not None:
-        out += ["--metadata", ",".join(ns.metadata) or "none"]
-    if ns.thumbnails:
-        out.append("--thumbnails")
-    if ns.duplicates:
-        out += ["--duplicates", ns.duplicates]
-    if getattr(ns, "reaction_kinds", None):
-        out += ["--kind", ",".join(ns.reaction_kinds)]
-    if getattr(ns, "with_tags", False):
-        out.append("--with-tags")
-    if ns.concurrency:
-        out += ["--concurrency", str(ns.concurrency)]
-    return out
+    return FollowOptions(
+        limit=ns.limit,
+        nsfw=ns.nsfw,
+        spec=filters_from_args(ns) or FilterSpec(),
+        template=ns.template,
+        metadata=ns.metadata,
+        thumbnails=bool(ns.thumbnails),
+        duplicates=ns.duplicates,
+        reaction_kinds=getattr(ns, "reaction_kinds", None),
+        with_tags=bool(getattr(ns, "with_tags", False)),
+        concurrency=ns.concurrency,
+    ).argv()
 
 
 def _archive(output: str, must_exist: bool):

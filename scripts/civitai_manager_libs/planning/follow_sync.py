@@ -4,6 +4,11 @@ now* (``ui/follow_panel.py``). Each shell hands in how one target runs (``run_on
 service, the same ``ImageDownloader`` listing); this module walks the followed rows in order,
 records each one's sync (``store/follows.synced``), names each target and words its line.
 
+A follow row (``store/follows``) keeps the target in the CLI's words (``model 4201``, ``url
+...``) and its options as ``download`` arguments; :class:`FollowOptions` is the one writer
+and reader of those arguments, so a follow made in the tab and one made with ``python main.py
+follow`` are the same record, and either shell's sync honours it.
+
 A followed target is not looked up before its listing: the listing's first page answers "does it
 still exist" (a page with images does). Only a listing that held no image at all asks the target
 look-up (:func:`gone_reason`), so a target with nothing new costs one request and a target
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..civitai.filters import FilterSpec
 from ..civitai.target_check import check_target_exists
 from ..errors import InvalidQueryError, NotFoundError
 from ..store import follows
@@ -24,6 +30,164 @@ from ..store.follows import Follow
 from ..store.paths import ARCHIVE_NAME
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+#: The filter flags in FilterSpec.to_dict's order, by its key.
+_FILTER_FLAGS = {
+    "base_models": "--base-model",
+    "type": "--type",
+    "with_generation_data": "--with-generation-data",
+    "since": "--since",
+    "until": "--until",
+    "min_reactions": "--min-reactions",
+    "used_with": "--used-with",
+}
+_SWITCHES = ("--with-generation-data", "--thumbnails", "--with-tags")
+
+
+@dataclass
+class FollowOptions:
+    """A followed target's options: what and how ``sync`` fetches (never the key, the origin,
+    the output folder or pacing, which are the sync's own)."""
+
+    limit: Optional[int] = None
+    nsfw: Optional[List[str]] = None
+    spec: FilterSpec = field(default_factory=FilterSpec)
+    template: Optional[str] = None
+    metadata: Optional[List[str]] = None  # [] = none
+    thumbnails: bool = False
+    duplicates: Optional[str] = None  # the CLI's word: skip, replace, keep-both
+    reaction_kinds: Optional[List[str]] = None
+    with_tags: bool = False
+    concurrency: Optional[int] = None
+
+    def argv(self) -> List[str]:
+        """As ``download`` arguments (the follow row's ``options``)."""
+        out: List[str] = []
+        if self.limit is not None:
+            out += ["--limit", str(self.limit)]
+        if self.nsfw is not None:
+            out += ["--nsfw", ",".join(self.nsfw)]
+        for name, value in self.spec.to_dict().items():
+            flag = _FILTER_FLAGS[name]
+            if flag in _SWITCHES:
+                out.append(flag)
+            else:
+                shown = ",".join(str(v) for v in value) if isinstance(value, list) else value
+                out += [flag, str(shown)]
+        if self.template:
+            out += ["--template", self.template]
+        if self.metadata is not None:
+            out += ["--metadata", ",".join(self.metadata) or "none"]
+        if self.thumbnails:
+            out.append("--thumbnails")
+        if self.duplicates:
+            out += ["--duplicates", self.duplicates]
+        if self.reaction_kinds:
+            out += ["--kind", ",".join(self.reaction_kinds)]
+        if self.with_tags:
+            out.append("--with-tags")
+        if self.concurrency:
+            out += ["--concurrency", str(self.concurrency)]
+        return out
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> "FollowOptions":
+        """The options :meth:`argv` wrote (``InvalidQueryError`` for anything else)."""
+        by_flag = {flag: name for name, flag in _FILTER_FLAGS.items()}
+        words = list(argv)
+        given: Dict[str, Any] = {}
+        filters: Dict[str, Any] = {}
+        while words:
+            flag = words.pop(0)
+            if flag in _SWITCHES:
+                value: Any = True
+            elif words:
+                value = words.pop(0)
+            else:
+                raise InvalidQueryError(f"the followed option {flag} has no value")
+            if flag in by_flag:
+                filters[by_flag[flag]] = value
+            else:
+                given[flag] = value
+        opts = cls(spec=FilterSpec.from_dict(filters))
+        known: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
+            "--limit": ("limit", int),
+            "--nsfw": ("nsfw", _words),
+            "--template": ("template", str),
+            "--metadata": ("metadata", lambda v: [] if v == "none" else _words(v)),
+            "--thumbnails": ("thumbnails", bool),
+            "--duplicates": ("duplicates", str),
+            "--kind": ("reaction_kinds", _words),
+            "--with-tags": ("with_tags", bool),
+            "--concurrency": ("concurrency", int),
+        }
+        for flag, value in given.items():
+            if flag not in known:
+                raise InvalidQueryError(f"unknown followed option {flag}")
+            name, convert = known[flag]
+            try:
+                setattr(opts, name, convert(value))
+            except ValueError:
+                raise InvalidQueryError(f"the followed option {flag} {value!r} is not valid")
+        return opts
+
+
+def _words(text: str) -> List[str]:
+    return [w.strip() for w in str(text).split(",") if w.strip()]
+
+
+def follow_key(kind: str, value: Any, version_id: Optional[int] = None) -> str:
+    """A followed target's key, as the CLI words it: ``model 4201``, ``version 43888`` (a model
+    link naming one version too), ``user 'alice_art'``."""
+    from ..civitai.query import Target
+
+    if kind == "model" and version_id:
+        return f"version {version_id}"
+    if kind == "user":
+        return f"user {value!r}"
+    if kind == "filter" and isinstance(value, dict):
+        return "filter " + " ".join(f"{k}={v}" for k, v in value.items())
+    if kind in ("gallery", "reactions", "user_posts", "tag"):
+        return Target(kind, value).describe()
+    return f"{kind} {value}"
+
+
+def target_of(kind: str, values: Sequence[str], reaction_kinds: Any = None) -> Any:
+    """A follow row's target (the CLI's KIND VALUE words) as a ``civitai.query.Target``."""
+    from ..civitai import query
+
+    if kind == "reactions":
+        return query.reactions_target(reaction_kinds)
+    if kind == "filter":
+        return query.parse_query("&".join(values))
+    if not values:
+        raise InvalidQueryError(f"the followed {kind} has no value")
+    text = str(values[0]).strip()
+    if kind in ("model", "version", "image", "collection", "post"):
+        if not text.isdigit():
+            raise InvalidQueryError(f"the followed {kind} id {text!r} is not a number")
+        return query.Target(kind, int(text))
+    if kind == "user":
+        return query.Target("user", query.validate_username(text.lstrip("@")))
+    if kind == "tag":
+        return query.Target("tag", query.validate_tag(text))
+    return query.parse_query(text)
+
+
+def listing_of(target: Any, opts: FollowOptions) -> Any:
+    """The ``ListingRequest`` a followed target syncs (None: a single image)."""
+    import dataclasses
+
+    from .listing_request import for_target
+
+    spec = opts.spec if opts.spec.active else None
+    request = for_target(
+        target.kind, target.value, target.version_id, target.params, opts.nsfw, spec, opts.limit
+    )
+    if request is not None and opts.with_tags:
+        request = dataclasses.replace(request, params={**request.params, "withTags": "true"})
+    return request
 
 
 @dataclass
