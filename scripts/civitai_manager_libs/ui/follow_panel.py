@@ -255,6 +255,8 @@ def _line(result: TargetSync) -> str:
 
 def sync_now(progress: Any = gr.Progress()) -> Any:
     """*Sync now*: the status text (one line per target, then Download all's summary)."""
+    if not follow_sync.followed(_output()):
+        return say("follow_none")
     lines: List[str] = []
 
     def start(report: Any) -> JobOutcome:
@@ -263,9 +265,7 @@ def sync_now(progress: Any = gr.Progress()) -> Any:
             summary = follow_sync.sync_all(
                 run.output, run.run_one, lambda r: lines.append(_line(r)), _name
             )
-            if not summary.results:
-                lines.append(say("follow_none"))
-            elif run.summary.completed == 0 and not summary.problems:
+            if run.summary.completed == 0 and not summary.problems:
                 actions.inform_user(say("sync_nothing_new", count=len(summary.results)))
             return JobOutcome(run.task_ids, run.summary, cancelled=cancel.is_set())
 
