@@ -29,7 +29,9 @@ from ..planning import follow_sync
 from ..planning.follow_sync import FollowOptions, TargetSync
 from ..records import DownloadSummary
 from ..store import follows
-from . import actions, filters_row
+from . import download_job, filters_row, save_options
+from .actions import _levels
+from .feedback import inform_user, toast_problem, user_message
 from .gradio_compat import component, listen, update
 from .i18n import choices, t
 from .jobs import JobOutcome, progress_text
@@ -45,7 +47,7 @@ POLL_SECONDS = 0.2
 
 
 def _output() -> str:
-    return str(actions.option_value("output"))
+    return str(save_options.option_value("output"))
 
 
 def followed_rows() -> List[List[str]]:
@@ -104,11 +106,11 @@ def _cli_words(target: Any, query: str) -> Tuple[str, List[str]]:
 def follow_target(query: str, nsfw: Sequence[str], view: Any, *filters: Any) -> str:
     """*Follow*: record the loaded target with the tab's options and the Filters row's values
     (``filters_row.inputs``); the status line."""
-    target = actions._target_for_download(query, view)
-    levels = actions._levels(nsfw)
+    target = download_job._target_for_download(query, view)
+    levels = _levels(nsfw)
     spec = filters_row.spec_from_values(*filters)  # the Filters row, in its FIELDS order
     kind, values = _cli_words(target, query)
-    formats = list(actions.option_value("formats"))
+    formats = list(save_options.option_value("formats"))
     opts = FollowOptions(
         limit=0,  # every image, as Download all
         nsfw=list(levels),
@@ -125,7 +127,7 @@ def follow_target(query: str, nsfw: Sequence[str], view: Any, *filters: Any) -> 
     with follow_sync.archive_of(output) as archive:
         new = follows.add(archive, key, kind, values, opts.argv())
     message = say("followed" if new else "follow_updated", key=key)
-    actions.inform_user(message)
+    inform_user(message)
     return message
 
 
@@ -133,8 +135,8 @@ def follow_clicked(*args: Any) -> Tuple[Any, Any, Any]:
     try:
         text = follow_target(*args)
     except CivitaiGalleryError as exc:
-        text = actions.user_message(exc)
-        actions.toast_problem(text)
+        text = user_message(exc)
+        toast_problem(text)
     rows, keys = _refreshed()
     return text, rows, keys
 
@@ -142,13 +144,13 @@ def follow_clicked(*args: Any) -> Tuple[Any, Any, Any]:
 def unfollow_clicked(key: Optional[str]) -> Tuple[Any, Any, Any]:
     if not key:
         text = say("pick_followed")
-        actions.toast_problem(text)
+        toast_problem(text)
     else:
         output = _output()
         with follow_sync.archive_of(output) as archive:
             follows.remove(archive, key)
         text = say("unfollowed", key=key)
-        actions.inform_user(text)
+        inform_user(text)
     rows, keys = _refreshed()
     return text, rows, keys
 
@@ -186,18 +188,14 @@ class _Sync:
                 max_concurrent=opts.concurrency,
             )
         except CivitaiGalleryError as exc:
-            return TargetSync(
-                row.key, error=actions.user_message(exc), code=follow_sync.EXIT_FAILED
-            )
-        actions.jobs.side = downloader  # Cancel reaches it
+            return TargetSync(row.key, error=user_message(exc), code=follow_sync.EXIT_FAILED)
+        download_job.jobs.side = downloader  # Cancel reaches it
         try:
             return self._listed(row, target, request, downloader, opts.metadata != [])
         except CivitaiGalleryError as exc:
-            return TargetSync(
-                row.key, error=actions.user_message(exc), code=follow_sync.EXIT_FAILED
-            )
+            return TargetSync(row.key, error=user_message(exc), code=follow_sync.EXIT_FAILED)
         finally:
-            actions.jobs.side = None
+            download_job.jobs.side = None
             downloader.close()
 
     def _listed(self, row, target, request, downloader, save: bool) -> TargetSync:
@@ -266,16 +264,16 @@ def sync_now(progress: Any = gr.Progress()) -> Any:
                 run.output, run.run_one, lambda r: lines.append(_line(r)), _name
             )
             if run.summary.completed == 0 and not summary.problems:
-                actions.inform_user(say("sync_nothing_new", count=len(summary.results)))
+                inform_user(say("sync_nothing_new", count=len(summary.results)))
             return JobOutcome(run.task_ids, run.summary, cancelled=cancel.is_set())
 
-        return actions.jobs.run_exclusive(work)
+        return download_job.jobs.run_exclusive(work)
 
     try:
-        text = actions._run_job(start, progress)
+        text = download_job._run_job(start, progress)
     except CivitaiGalleryError as exc:
-        text = actions.user_message(exc)
-        actions.toast_problem(text)
+        text = user_message(exc)
+        toast_problem(text)
     if not lines:
         return text
     return "\n".join(lines) + ("\n" + text if isinstance(text, str) else "")
@@ -295,7 +293,7 @@ def follow_button() -> Dict[str, Any]:
 
 def pacing_options() -> Dict[str, Any]:
     """The pacing settings (``http_sleep_request``, ``http_limit_rate``), built in the save
-    options' box; stored as the other options are (``actions.TAB_OPTIONS``)."""
+    options' box; stored as the other options are (``save_options.TAB_OPTIONS``)."""
     c: Dict[str, Any] = {}
     labels = {
         "sleep_request": t("Seconds between API requests (e.g. 2 or 2-5; 0: no wait)"),
@@ -305,7 +303,7 @@ def pacing_options() -> Dict[str, Any]:
         for name, label in labels.items():
             c[name] = component(
                 gr.Textbox,
-                value=lambda name=name: actions.option_value(name),
+                value=lambda name=name: save_options.option_value(name),
                 label=label,
                 lines=1,
                 max_lines=1,
@@ -360,10 +358,10 @@ def wire(c: Dict[str, Any], concurrency: Dict[str, Any]) -> None:
     listen(c["unfollow"].click, unfollow_clicked, [c["unfollow_key"]], listed)
     event = listen(c["sync_now"].click, sync_now, None, [c["status"]], **concurrency)
     then = listen(event.then, refresh_followed, None, [c["followed"], c["unfollow_key"]])
-    listen(then.then, actions.refresh_tasks, None, [c["tasks"]])
+    listen(then.then, download_job.refresh_tasks, None, [c["tasks"]])
     for name, saver in (
-        ("sleep_request", actions.save_sleep_request),
-        ("limit_rate", actions.save_limit_rate),
+        ("sleep_request", save_options.save_sleep_request),
+        ("limit_rate", save_options.save_limit_rate),
     ):
         for trigger in (c[name].blur, c[name].submit):
             listen(trigger, saver, [c[name]], [c[name]])
