@@ -1,27 +1,18 @@
-"""Planning stage: the spec's ``ImageDownloader`` turns listings into download tasks.
-
-The ``download_*`` methods list images through :class:`..civitai.api.CivitaiAPI` in the calling
-thread, page by page, and hand one :class:`ImageDownloadTask` per image to the
-:class:`..engine.pool.DownloadEngine` as each page arrives; they return the task ids while the
-downloads go on in the engine (use :meth:`ImageDownloader.wait`). This module is the facade: the
-pages are planned by ``listing_planner`` (checkpoints: ``crawl_state``), the session's tasks kept
-by ``task_registry``, one job run by ``task_runner`` (duplicate policy: ``duplicates``), callbacks
-run by ``callback_dispatcher``, free space judged by ``disk_space``.
-
-The choices the spec leaves open (what ``nsfw_levels=None`` means, what ``limit`` counts, which
-duplicates are skipped, resuming, disk space, filters, ``output_path`` of one image) are listed in
-docs/DESIGN.md, "ImageDownloader: decisions".
-"""
+"""Planning stage: the spec's ``ImageDownloader`` turns listings into download tasks, page by
+page in the calling thread, while the downloads go on in the engine (``wait()``). A facade: pages
+are planned by ``listing_planner``, ids by ``by_id``, tasks run by ``jobs`` (one job:
+``engine/task_runner``; why a file was skipped or renamed: ``engine/duplicates``), the folder's
+lock held by ``work_lock``. The choices the spec leaves open: docs/DESIGN.md, "ImageDownloader:
+decisions"."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
@@ -29,7 +20,7 @@ from ..civitai import image_batch
 from ..civitai.image_batch import ImageBatch
 from ..civitai.filters import FilterSpec
 from ..store import disk_space
-from ..store.folder_lock import FolderLock
+from .work_lock import WorkLock
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
 from ..engine.pool import DownloadEngine
@@ -154,10 +145,7 @@ class ImageDownloader:
         self._closed = False
         # one writer per output folder (store.folder_lock): held while this downloader has work,
         # or for its whole life once lock_output() was called (the CLI)
-        self._folder_lock = FolderLock(self.output_path)
-        self._lock_pinned = False
-        self._listings_running = 0
-        self._registry.after_settle = self._release_if_idle
+        self._work = WorkLock(self.output_path, self._registry)
 
     def __repr__(self) -> str:
         return (
@@ -268,7 +256,7 @@ class ImageDownloader:
         The ``download_*`` methods build the request and call this."""
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._working():
+        with self._work.working():
             self._new_run()
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
@@ -299,7 +287,7 @@ class ImageDownloader:
         self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
         disk_space.check_free_space(root, self.min_free_space_mb)
-        with self._working():
+        with self._work.working():
             self._new_run()
             return self._by_id.single(image_id, output_path, save_metadata)
 
@@ -349,7 +337,7 @@ class ImageDownloader:
         ids = image_batch.unique_ids(civitai_api.check_id(i, "image") for i in image_ids)
         self._ensure_open()
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._working():
+        with self._work.working():
             self._new_run()
             task_ids, self.last_missing = self._by_id.batch(ids, save_metadata, with_tags, batch)
             line = ImageBatch(missing=self.last_missing).missing_line(len(ids))
@@ -380,37 +368,10 @@ class ImageDownloader:
         if self._closed:
             raise RuntimeError("this ImageDownloader was closed; create a new one")
 
-    # -- listing ---------------------------------------------------------------------------------
-
-    # -- one writer per output folder ------------------------------------------------------------
-
     def lock_output(self) -> None:
         """Hold the output folder's lock until :meth:`close` (the CLI: refuse a second process at
         once, before any listing). OutputBusyError when another process holds it."""
-        self._folder_lock.hold()
-        self._lock_pinned = True
-
-    @contextlib.contextmanager
-    def _working(self) -> Iterator[None]:
-        """Hold the output folder's lock for a call that plans work, and after it while its tasks
-        run (OutputBusyError when another process holds it)."""
-        self._folder_lock.hold()
-        with self._registry.lock:
-            self._listings_running += 1
-        try:
-            yield
-        finally:
-            with self._registry.lock:
-                self._listings_running -= 1
-            self._release_if_idle()
-
-    def _release_if_idle(self) -> None:
-        if self._lock_pinned or not self._folder_lock.held:
-            return
-        with self._registry.lock:
-            idle = self._listings_running == 0 and not self._registry.has_live()
-        if idle:
-            self._folder_lock.let_go()
+        self._work.pin()
 
     def _count_filtered(self, counts: FilterCounts) -> None:
         with self._registry.lock:
@@ -547,7 +508,7 @@ class ImageDownloader:
         disk_space.check_free_space(self.output_path, self.min_free_space_mb)
         spec = filters if filters is not None else self.remembered_filters()
         counts = FilterCounts()
-        with self._working():
+        with self._work.working():
             self._new_run()
             with self._registry.lock:
                 failed = self._registry.with_status(FAILED)
@@ -577,4 +538,4 @@ class ImageDownloader:
         self._callbacks.dispatcher.close(10 if timeout is None else timeout)
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
-        self._folder_lock.let_go()
+        self._work.let_go()
