@@ -7,12 +7,13 @@ decisions"."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
@@ -39,8 +40,9 @@ from ..engine.task import (  # noqa: F401  (re-exported: the task and its status
     task_from_record,
 )
 from ..engine.duplicates import FileNames
-from ..errors import InvalidQueryError, MetadataError, SettingsError
+from ..errors import MetadataError, SettingsError
 from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
+from . import item_filter
 from .item_filter import FilterCounts
 from . import listing_request
 from .listing_planner import ListingPlanner
@@ -132,8 +134,6 @@ class ImageDownloader:
         self._archive_lock = threading.Lock()
         self._callbacks = TaskCallbacks(self.summary)
         self._registry = TaskRegistry(lambda: self.archive, self._callbacks)
-        self._history: Optional[Dict[str, ImageDownloadTask]] = None
-        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
         self._planner = ListingPlanner(self, self._registry, self._context)
         self._by_id = IdPlanner(self, self._registry, self._context, self._planner)
@@ -177,7 +177,7 @@ class ImageDownloader:
                 self._archive = Archive(os.path.join(self.output_path, ARCHIVE_NAME))
             return self._archive
 
-    def _archive_exists(self) -> bool:
+    def _archived(self) -> bool:
         return self._archive is not None or os.path.exists(
             os.path.join(self.output_path, ARCHIVE_NAME)
         )
@@ -254,10 +254,7 @@ class ImageDownloader:
     def download_listing(self, request: ListingRequest, save_metadata: bool = True) -> List[str]:
         """Download what ``request`` lists (see :mod:`.listing_request`); returns the task ids.
         The ``download_*`` methods build the request and call this."""
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._work.working():
-            self._new_run()
+        with self._starting():
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
@@ -284,39 +281,36 @@ class ImageDownloader:
         request.
         """
         image_id = civitai_api.check_id(image_id, "image")
-        self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
-        disk_space.check_free_space(root, self.min_free_space_mb)
-        with self._work.working():
-            self._new_run()
+        with self._starting(root):
             return self._by_id.single(image_id, output_path, save_metadata)
 
     def note_embed_skipped(self, reason: str) -> None:
         """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
-        with self._registry.lock:
-            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+        self._jobs.note_embed_skipped(reason)
 
     @property
     def embed_skipped(self) -> Dict[str, int]:
         """This run's files whose generation data went to a txt sidecar instead of being
         embedded, by reason (the shells say it in one line per reason)."""
-        with self._registry.lock:
-            return dict(self._embed_skipped)
+        return self._jobs.embed_skipped()
 
-    def _new_run(self) -> None:
-        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
-        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
-        forgotten, so a new job or a retry asks again."""
-        with self._registry.lock:
-            self._jobs.halt_reason = None
-            self._embed_skipped = {}
-        for gate in {id(g): g for g in self._host_gates()}.values():
-            gate.new_run()
-
-    def _host_gates(self) -> List[Any]:
-        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
-        gates = [getattr(client, "host_gate", None) for client in clients]
-        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
+    @contextlib.contextmanager
+    def _starting(self, root: Optional[str] = None) -> Iterator[None]:
+        """A call that plans work: refused once closed, DiskSpaceError under
+        ``images.min_free_space_mb`` (nothing written), the folder's lock held. What the last run
+        learnt dies with it: a disk-full halt, the hosts found down (the shared ``HostGate`` of a
+        long-lived process, the tab) and its counts, so a new job or a retry asks again."""
+        if self._closed:
+            raise RuntimeError("this ImageDownloader was closed; create a new one")
+        disk_space.check_free_space(root or self.output_path, self.min_free_space_mb)
+        with self._work.working():
+            self._jobs.new_run()
+            clients = (getattr(self.engine, "client", None), getattr(self.api, "client", None))
+            gates: List[Any] = [getattr(client, "host_gate", None) for client in clients]
+            for gate in {id(g): g for g in gates if hasattr(g, "new_run")}.values():
+                gate.new_run()
+            yield
 
     def download_images(
         self,
@@ -335,10 +329,7 @@ class ImageDownloader:
         (:attr:`last_missing` keeps them).
         """
         ids = image_batch.unique_ids(civitai_api.check_id(i, "image") for i in image_ids)
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._work.working():
-            self._new_run()
+        with self._starting():
             task_ids, self.last_missing = self._by_id.batch(ids, save_metadata, with_tags, batch)
             line = ImageBatch(missing=self.last_missing).missing_line(len(ids))
             if line:
@@ -364,10 +355,6 @@ class ImageDownloader:
         """Why scheduling stopped (disk space), or None."""
         return self._jobs.halt_reason
 
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this ImageDownloader was closed; create a new one")
-
     def lock_output(self) -> None:
         """Hold the output folder's lock until :meth:`close` (the CLI: refuse a second process at
         once, before any listing). OutputBusyError when another process holds it."""
@@ -380,14 +367,7 @@ class ImageDownloader:
 
     def remembered_filters(self) -> FilterSpec:
         """The filters the last listing into this folder ran with (none when never recorded)."""
-        if not self._archive_exists():
-            return FilterSpec()
-        data = self.archive.run_options().get("filters")
-        try:
-            return FilterSpec.from_dict(data if isinstance(data, Mapping) else None)
-        except InvalidQueryError as exc:
-            logger.warning("ignoring the filters remembered in the archive: %s", exc)
-            return FilterSpec()
+        return item_filter.remembered(self.archive) if self._archived() else FilterSpec()
 
     # -- scheduling and running (planning/jobs.py) ------------------------------------------------
 
@@ -408,26 +388,14 @@ class ImageDownloader:
 
     def get_task(self, task_id: str) -> Optional[ImageDownloadTask]:
         task = self._registry.get(task_id)
-        if task is None:
-            task = self._load_history().get(task_id)
-        return task
+        return task if task is not None else self._registry.history(self._archived()).get(task_id)
 
     def get_all_tasks(self) -> List[ImageDownloadTask]:
         """This session's tasks after the archive's history (restored with their final state)."""
-        history = self._load_history()
+        history = self._registry.history(self._archived())
         session = self._registry.select()
         ids = {task.id for task in session}
         return [t for t in history.values() if t.id not in ids] + session
-
-    def _load_history(self) -> Dict[str, ImageDownloadTask]:
-        if self._history is None:
-            history: Dict[str, ImageDownloadTask] = {}
-            if self._archive_exists():
-                for row in reversed(self.archive.tasks()):  # oldest first, like the session
-                    task = task_from_record(row_as_dict(row))
-                    history[task.id] = task
-            self._history = history
-        return self._history
 
     def extract_image_metadata(self, image_data: Dict[str, Any]) -> Dict[str, Any]:
         from ..metadata import record as metadata
@@ -474,15 +442,7 @@ class ImageDownloader:
 
     def cancel(self, task_ids: Optional[Iterable[str]] = None) -> int:
         """Cancel tasks (all, and every ongoing listing, when None); returns how many were live."""
-        with self._registry.lock:
-            if task_ids is None:
-                self._registry.stop_listings()
-            live = [task for task in self._registry.select(task_ids) if not task.done]
-        self.engine.cancel([task.id for task in live])
-        for task in live:
-            if task.status == PENDING:
-                self._registry.settle(task, CANCELLED, "cancelled")
-        return len(live)
+        return self._jobs.cancel(task_ids)
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
         """Counts over the tasks (all of this session when None; then ``filtered`` holds the
@@ -504,12 +464,9 @@ class ImageDownloader:
         listing into this folder ran with) apply as in a listing: an image they drop is counted,
         not retried.
         """
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        spec = filters if filters is not None else self.remembered_filters()
-        counts = FilterCounts()
-        with self._work.working():
-            self._new_run()
+        with self._starting():
+            spec = filters if filters is not None else self.remembered_filters()
+            counts = FilterCounts()
             with self._registry.lock:
                 failed = self._registry.with_status(FAILED)
             try:

@@ -10,7 +10,7 @@ import logging
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, List, Optional, Protocol
+from typing import Any, Dict, Iterable, List, Optional, Protocol
 
 from ..engine.duplicates import FileNames
 from ..engine.task import CANCELLED, COMPLETED, FAILED, PENDING, ImageDownloadTask
@@ -59,6 +59,34 @@ class Jobs:
         # post-processing (metadata, thumbnail, archive) runs here, off the download slots
         self._post_pool: Optional[ThreadPoolExecutor] = None
         self._post_lock = threading.Lock()
+        self._embed_skipped: Dict[str, int] = {}  # this run's files with a txt sidecar, by reason
+
+    def new_run(self) -> None:
+        """Forget the last run's disk-full halt and notes."""
+        with self._registry.lock:
+            self.halt_reason = None
+            self._embed_skipped = {}
+
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
+        with self._registry.lock:
+            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+
+    def embed_skipped(self) -> Dict[str, int]:
+        with self._registry.lock:
+            return dict(self._embed_skipped)
+
+    def cancel(self, task_ids: Optional[Iterable[str]]) -> int:
+        """Cancel tasks (all, and every ongoing listing, when None); how many were live."""
+        with self._registry.lock:
+            if task_ids is None:
+                self._registry.stop_listings()
+            live = [task for task in self._registry.select(task_ids) if not task.done]
+        self._host.engine.cancel([task.id for task in live])
+        for task in live:
+            if task.status == PENDING:
+                self._registry.settle(task, CANCELLED, "cancelled")
+        return len(live)
 
     def schedule(self, task: ImageDownloadTask) -> None:
         """Settle what can be settled without a request (a file already there: the duplicate
