@@ -107,8 +107,8 @@ class FetchPolicy:
 
 
 class FileFetch:
-    """One download of ``url`` to ``filepath`` (a name, or the :class:`FilePath` that names the
-    file) through ``session`` (see :meth:`run`)."""
+    """One download of ``url`` to ``filepath`` through ``session`` (see :meth:`run`); a
+    :class:`FilePath` names the ``.part``, the real extension and the rename into place."""
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class FileFetch:
         policy: FetchPolicy,
         host_gate: HostGate,
         url: str,
-        filepath: "str | FilePath",
+        filepath: str,
         progress_callback: Optional[ProgressCallback] = None,
         cancel_event: Optional[threading.Event] = None,
         fix_extension: bool = False,
@@ -130,9 +130,7 @@ class FileFetch:
         self.host_gate = host_gate
         self.url = url
         # Every file this fetch writes, renames or deletes stays inside ``name.root``.
-        self.name = (
-            filepath if isinstance(filepath, FilePath) else FilePath(filepath, root, fix_extension)
-        )
+        self.name = FilePath(filepath, root, fix_extension)
         self._checked_free = 0
         self._rate: Optional[RateLimit] = None  # --limit-rate, from the first chunk written
         self.progress = progress_callback
