@@ -231,11 +231,11 @@ def webui_language() -> Optional[str]:
 
 def on_ui_tabs():
     apply_all_options()
-    from scripts.civitai_manager_libs.ui import actions, i18n
+    from scripts.civitai_manager_libs.ui import i18n, persist
 
     i18n.set_language(webui_language())  # the tab's words follow WebUI's localization
 
-    actions.option_persister = store_option  # the tab's save options live in WebUI's settings
+    persist.option_persister = store_option  # the tab's save options live in WebUI's settings
     with gr.Blocks(analytics_enabled=False) as tab:
         build_tab_contents(webui=True)
     return [(tab, TAB_TITLE, TAB_ID)]

@@ -17,7 +17,7 @@ from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.civitai.query import Target
 from scripts.civitai_manager_libs.http_client import CivitaiHttpClient
 from scripts.civitai_manager_libs.records import ImageItem, ImagePage
-from scripts.civitai_manager_libs.ui import actions as action
+from scripts.civitai_manager_libs.ui import download_job as action
 from scripts.civitai_manager_libs.ui.jobs import GalleryJobs
 
 MODEL = 4201

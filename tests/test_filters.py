@@ -454,7 +454,7 @@ def test_tab_sends_server_filters_and_says_what_each_filter_hid(tab_env):
 
 
 def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
-    from scripts.civitai_manager_libs.ui import actions as action
+    from scripts.civitai_manager_libs.ui import download_job as action
 
     fake = tab_env
     status = action.download_all(
@@ -492,7 +492,7 @@ def test_tab_download_passes_the_row_filters_and_reports_them(tab_env):
 
 def test_tab_status_names_the_filters_of_an_empty_job():
     from scripts.civitai_manager_libs.records import DownloadSummary
-    from scripts.civitai_manager_libs.ui.actions import summary_text
+    from scripts.civitai_manager_libs.ui.download_job import summary_text
     from scripts.civitai_manager_libs.ui.jobs import JobOutcome
 
     hidden = DownloadSummary(filtered={"date": 2, "reactions": 1})

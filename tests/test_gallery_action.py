@@ -16,7 +16,7 @@ import tracemalloc
 import gradio as gr
 import pytest
 
-from scripts.civitai_manager_libs.ui import actions as action
+from scripts.civitai_manager_libs import civitai_gallery_action as action
 from scripts.civitai_manager_libs import http_client, setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI, sized_url
 from scripts.civitai_manager_libs.ui.downloads import THUMBNAIL_WIDTH
@@ -324,7 +324,7 @@ def test_invalid_query_keeps_the_page_says_why_and_writes_nothing(env, caplog):
     out = action.load_gallery("999999", ["None"], "Newest", "AllTime", view)
     assert out[0] is view and all(o == gr.update() for o in out[1:])  # nothing changes
     caplog.clear()
-    with caplog.at_level("DEBUG", logger="scripts.civitai_manager_libs.ui.actions"):
+    with caplog.at_level("DEBUG", logger="scripts.civitai_manager_libs.ui.feedback"):
         action.load_gallery(str(MODEL_ID), [], "Newest", "AllTime", view)
     infos = [r for r in caplog.records if r.levelname == "INFO"]
     assert len(infos) == 1 and "NSFW" in infos[0].getMessage() and infos[0].exc_info is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from scripts.civitai_manager_libs.records import DownloadSummary
-from scripts.civitai_manager_libs.ui import actions as action
+from scripts.civitai_manager_libs.ui import download_job as action
 from scripts.civitai_manager_libs.ui.jobs import JobOutcome, group_jobs, job_row
 
 #: engine/failures.describe_failure's sentence for an image gone from Civitai

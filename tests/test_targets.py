@@ -618,8 +618,9 @@ def test_tab_browses_a_collection_page_by_page(tab_env, fake_dataset):
 
 def test_tab_reactions_without_key_say_so(tab_env):
     from scripts.civitai_manager_libs.ui import actions as action
+    from scripts.civitai_manager_libs.ui import download_job
 
-    status = action.download_all(
+    status = download_job.download_all(
         "https://civitai.com/user/me/images?section=reactions", ["None"], action.GalleryView()
     )
     assert "API key" in status

@@ -8,7 +8,8 @@ import pytest
 from test_webui_load import load_script, webui  # noqa: F401 - the WebUI stand-in fixture
 
 from scripts.civitai_manager_libs import setting
-from scripts.civitai_manager_libs.ui import actions
+from scripts.civitai_manager_libs.ui import persist
+from scripts.civitai_manager_libs.ui import save_options
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def tab(webui, tmp_path, monkeypatch):  # noqa: F811 - pytest fixture injection
     shared = sys.modules["modules.shared"]
     monkeypatch.setattr(shared, "config_filename", str(tmp_path / "config.json"), raising=False)
     monkeypatch.setattr(shared.opts, "save", saved.append, raising=False)
-    monkeypatch.setattr(actions, "option_persister", actions.option_persister)
+    monkeypatch.setattr(persist, "option_persister", persist.option_persister)
     load_script()
     webui.callbacks["ui_settings"][0]()
     webui.callbacks["ui_tabs"][0]()
@@ -29,21 +30,21 @@ def tab(webui, tmp_path, monkeypatch):  # noqa: F811 - pytest fixture injection
 
 def test_tab_choices_become_webui_options_saved_in_its_config(tab, tmp_path):
     host, saved = tab
-    assert actions.save_formats(["exif", "json"]) == ["json", "exif"]
+    assert save_options.save_formats(["exif", "json"]) == ["json", "exif"]
     assert host.opts.data["civitai_gallery_images_metadata_format"] == "json,exif"
-    assert actions.save_thumbnails(True) is True
+    assert save_options.save_thumbnails(True) is True
     assert host.opts.data["civitai_gallery_images_generate_thumbnails"] is True
     chosen = str(tmp_path / "chosen")
-    assert actions.save_output(chosen) == chosen
+    assert save_options.save_output(chosen) == chosen
     assert host.opts.data["civitai_gallery_images_output_path"] == chosen
-    assert actions.save_template("{model_name}/{id}") == "{model_name}/{id}"
+    assert save_options.save_template("{model_name}/{id}") == "{model_name}/{id}"
     assert saved and set(saved) == {str(tmp_path / "config.json")}
     assert setting.get("images.metadata_format") == "json,exif"
     assert not (tmp_path / "settings.json").exists()  # not the standalone settings file
     # A refused value changes nothing and the control gets the value in force back.
     before = dict(host.opts.data)
-    assert actions.save_template("{nope}") == "{model_name}/{id}"
-    assert actions.save_formats([]) == ["json", "exif"]
+    assert save_options.save_template("{nope}") == "{model_name}/{id}"
+    assert save_options.save_formats([]) == ["json", "exif"]
     assert host.opts.data == before
 
 
@@ -51,5 +52,5 @@ def test_settings_page_changes_are_what_the_tab_shows(tab, tmp_path):
     host, _saved = tab
     host.opts.set("civitai_gallery_images_metadata_format", "txt")
     host.opts.set("civitai_gallery_images_path_template", "{creator}/{id}")
-    assert actions.option_value("formats") == ["txt"]
-    assert actions.option_value("template") == "{creator}/{id}"
+    assert save_options.option_value("formats") == ["txt"]
+    assert save_options.option_value("template") == "{creator}/{id}"

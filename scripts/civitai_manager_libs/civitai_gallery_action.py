@@ -1,5 +1,5 @@
 """The Gallery tab's actions (the backlog's ``civitai_gallery_action`` module): a facade over
-:mod:`.ui.actions`.
+the tab's handler modules (:mod:`.ui.actions`, :mod:`.ui.download_job`) and :mod:`.ui.downloads`.
 
 ``download_images()``, ``GalleryDownloadManager``, ``get_http_client()`` and the tab's handlers
 (``load_gallery``, ``select_image``, ``download_all``, ...).
@@ -10,40 +10,48 @@ from __future__ import annotations
 from typing import Any, List
 
 from .ui import actions as _actions
+from .ui import download_job as _download_job
 from .ui.actions import (  # noqa: F401  (the public API)
     ALL_VERSIONS,
     NO_GENERATION_DATA,
     PERIODS,
     SORTS,
-    BatchResult,
-    GalleryDownloadManager,
     GalleryView,
+    image_details,
+    load_gallery,
+    next_page,
+    prev_page,
+    select_image,
+    select_version,
+)
+from .ui.download_job import (  # noqa: F401  (the public API)
     cancel_download,
     download_all,
+    recent_tasks,
+    refresh_tasks,
+    retry_failed,
+    summary_text,
+)
+from .ui.downloads import (  # noqa: F401  (the public API)
+    BatchResult,
+    GalleryDownloadManager,
     download_images,
     download_images_batch,
     download_images_with_progress,
     download_large_image,
     fetch_thumbnails,
     get_http_client,
-    image_details,
-    load_gallery,
-    next_page,
     pre_loading,
-    prev_page,
-    recent_tasks,
-    refresh_tasks,
-    retry_failed,
-    select_image,
-    select_version,
-    summary_text,
 )
 
 
 def __getattr__(name: str) -> Any:
-    """Every other name the actions module has (``jobs``, the error types it re-exports, ...)."""
-    return getattr(_actions, name)
+    """Every other name of the handler modules (``jobs``, ...)."""
+    for module in (_actions, _download_job):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(name)
 
 
 def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(dir(_actions)))
+    return sorted(set(globals()) | set(dir(_actions)) | set(dir(_download_job)))

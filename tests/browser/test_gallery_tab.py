@@ -13,7 +13,8 @@ import time
 
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI, sized_url
-from scripts.civitai_manager_libs.ui.actions import image_details, jobs
+from scripts.civitai_manager_libs.ui.actions import image_details
+from scripts.civitai_manager_libs.ui.download_job import jobs
 from scripts.civitai_manager_libs.ui.downloads import THUMBNAIL_WIDTH
 from scripts.civitai_manager_libs.http_client import get_http_client
 

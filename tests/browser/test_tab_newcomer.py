@@ -34,7 +34,7 @@ from test_gallery_tab import (
 
 from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.query import Target
-from scripts.civitai_manager_libs.ui.actions import jobs
+from scripts.civitai_manager_libs.ui.download_job import jobs
 
 # Visible "Error" badges of Gradio's status trackers (3.41 to 6.x), inside the tab.
 ERROR_BADGES_JS = """() => Array.from(document.querySelectorAll('#civitai_gallery_root *'))

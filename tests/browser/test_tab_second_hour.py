@@ -36,7 +36,7 @@ from test_gallery_tab import (
 )
 
 from scripts.civitai_manager_libs import setting
-from scripts.civitai_manager_libs.ui.actions import jobs
+from scripts.civitai_manager_libs.ui.download_job import jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZH_TW = json.load(open(os.path.join(REPO, "localizations", "zh_TW.json"), encoding="utf-8"))

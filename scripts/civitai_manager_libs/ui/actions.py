@@ -1,17 +1,12 @@
-"""The Civitai Gallery tab's event handlers, plus the backlog item's download functions.
+"""The Civitai gallery's browsing handlers: Load, the version dropdown, Next / Previous, the
+selected image (preview, generation data) and the template box's help.
 
 Handlers take plain values and a :class:`GalleryView` (held per browser session in ``gr.State``;
 there is no module-level page state) and return the new values in the order documented on each.
-They call the service (civitai/query, civitai/api, ui/downloads, ui/jobs, metadata) and never
-talk HTTP themselves. A handler never raises into Gradio (which would paint every output with a
-red "Error" badge): a failed action shows one toast with a sentence saying what to do, logs one
-line (the traceback at DEBUG) and leaves every component consistent, with the previous results
-(``_handled``'s fallback). Partial failures are ``gr.Warning`` toasts too.
-
-The backlog names (``get_http_client``, ``download_images``, ``_download_single_image``,
-``download_images_with_progress``, ``download_images_batch``, ``GalleryDownloadManager``,
-``download_large_image``, ``pre_loading``) live in :mod:`.downloads` and are importable
-from here.
+They call the service (civitai/query, civitai/api, ui/downloads, metadata) and never talk HTTP
+themselves; a failure leaves every component as it was (``feedback._handled`` with
+:func:`_keep_page`). The bulk download is ``ui/download_job.py``, the save options
+``ui/save_options.py``.
 """
 
 from __future__ import annotations
@@ -28,36 +23,14 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from .. import setting
-from ..errors import (
-    ApiError,
-    CivitaiGalleryError,
-    InvalidQueryError,
-    NetworkError,
-    NotFoundError,
-    RateLimitedError,
-    ServerError,
-    TemplateError,
-)
-from .downloads import (  # noqa: F401 - the backlog item's public names
-    BatchResult,
-    GalleryDownloadManager,
-    _download_single_image,
-    download_images,
-    download_images_batch,
-    download_images_with_progress,
-    download_large_image,
-    fetch_preview,
-    fetch_thumbnails,
-    get_http_client,
-    pre_loading,
-)
+from ..errors import CivitaiGalleryError, InvalidQueryError, TemplateError
 from . import filters_row
-from .jobs import GalleryJobs, JobBusyError, JobOutcome, failure_groups_text, failure_reason
-from .gradio_compat import in_gradio_event, update, warn_user
+from .downloads import fetch_preview, fetch_thumbnails, get_http_client, pre_loading
+from .feedback import _handled
+from .gradio_compat import update, warn_user
 from .i18n import choice_value, choices, value_of
-from .messages import MESSAGES, say
+from .messages import say
 from ..civitai.query import Target, parse_query, target_to_params
-from ..engine.failures import group_failures
 from ..records import NSFW_LEVELS, ImageItem
 
 logger = logging.getLogger(__name__)
@@ -82,8 +55,6 @@ NO_GENERATION_DATA = (
     "This image carries no generation data: its author hid it, or it was not made with "
     "Stable Diffusion."
 )
-
-jobs = GalleryJobs()  # the tab's download service: one job at a time for the whole process
 
 
 @dataclass
@@ -113,67 +84,6 @@ class GalleryView:
         return len(self.previous) + 1
 
 
-# -- errors -> toasts -----------------------------------------------------------------------------
-
-
-def user_message(exc: BaseException) -> str:
-    """The sentence a user sees for an error, with what to do about it."""
-    text = str(exc).strip() or exc.__class__.__name__
-    if isinstance(exc, (InvalidQueryError, NotFoundError)):
-        return text  # these already say which input is wrong and what to enter
-    if isinstance(exc, NetworkError):
-        return say("network", error=text, where=settings_place())
-    if isinstance(exc, (RateLimitedError, ServerError)):
-        return say("busy", error=text)
-    if isinstance(exc, ApiError):
-        return say("api", error=text)
-    return text
-
-
-#: Where the user changes a setting a message names: set by the host (WebUI: its Settings page;
-#: the standalone app: the Settings box of the tab, and the file they are saved in).
-def settings_place() -> str:
-    if option_persister is save_to_settings_file:
-        return say("where_app", path=setting.settings_path())
-    return say("where_webui")
-
-
-def toast_problem(message: str) -> None:
-    """The one toast of a failed action: ``gr.Warning`` (raising ``gr.Error`` would also mark every
-    output component with Gradio's error badge). Outside an event it is only logged."""
-    if in_gradio_event():
-        gr.Warning(message)
-
-
-def _handled(fallback: Callable[..., Any]):
-    """Run a handler so that nothing reaches Gradio's error badge.
-
-    A typed error (bad input, Civitai's answer, the disk) is logged as one INFO line (its
-    traceback at DEBUG) and shown as one toast; anything else is a bug: its traceback is logged
-    at ERROR and the toast says so. Either way the handler returns ``fallback(message, *args)``,
-    which keeps every output consistent (usually: unchanged).
-    """
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except CivitaiGalleryError as exc:
-                message = user_message(exc)
-                logger.info("%s: %s", fn.__name__, exc)
-                logger.debug("%s failed", fn.__name__, exc_info=True)
-            except Exception as exc:  # the UI boundary: a bug, logged with its traceback
-                logger.exception("%s failed unexpectedly", fn.__name__)
-                message = say("bug", error=f"{exc.__class__.__name__}: {exc}")
-            toast_problem(message)
-            return fallback(message, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 def _keep_page(view_at: int, extra: int = 0) -> Callable[..., Tuple]:
     """Fallback of the paging handlers: the same state, every other output unchanged."""
 
@@ -182,10 +92,6 @@ def _keep_page(view_at: int, extra: int = 0) -> Callable[..., Tuple]:
         return (view,) + tuple(update() for _ in range(len(PAGE_OUTPUTS) - 1 + extra))
 
     return fallback
-
-
-def _status_only(message: str, *args, **kwargs) -> str:
-    return say("nothing_downloaded", reason=message)
 
 
 # -- browsing -------------------------------------------------------------------------------------
@@ -556,282 +462,3 @@ def preview_path(item: ImageItem) -> Optional[str]:
 
 def _is_video(url: str) -> bool:
     return os.path.splitext(url.split("?", 1)[0])[1].lower() in (".mp4", ".webm", ".mov")
-
-
-# -- bulk download --------------------------------------------------------------------------------
-
-
-def _progress_reporter(progress):
-    def report(done: int, total: int, desc: str) -> None:
-        if progress is None:
-            return
-        if total:
-            progress((done, total), desc=desc, unit="images")
-        else:
-            progress(0, desc=desc)
-
-    return report
-
-
-def _target_for_download(query: str, view: Optional[GalleryView]) -> Target:
-    """The loaded selection (with its version); the query box when it was changed since."""
-    if view is not None and view.target is not None and (query or "").strip() == view.query.strip():
-        return view.target
-    return parse_query(query or "")
-
-
-def summary_text(outcome: JobOutcome, resumable: bool = False) -> str:
-    """The status after a job: counts, where the files are, the failures grouped by reason (a
-    count and a few ids each), then one line per kind of change in Civitai's answers
-    (``civitai/drift.py``). ``resumable``: a cancelled download came before this retry."""
-    return _counts_text(outcome, resumable) + "".join(
-        "\n" + drift_line(entry) for entry in outcome.summary.drift
-    )
-
-
-def drift_line(entry: Dict[str, Any]) -> str:
-    """One ``civitai/drift`` entry (kind, count, of, example) as the tab's status line, in the
-    user's language (the English words are ``drift.line``'s)."""
-    kind = str(entry.get("kind"))
-    fields = dict(count=entry.get("count"), of=entry.get("of"), example=entry.get("example"))
-    message = say("drift_" + kind, **fields) if "drift_" + kind in MESSAGES else entry["message"]
-    return say("drift_line", message=message)
-
-
-def _counts_text(outcome: JobOutcome, resumable: bool = False) -> str:
-    s = outcome.summary
-    if outcome.total == 0:
-        if outcome.cancelled:
-            return say("cancelled_listing")
-        hidden = filters_row.hidden_text(s.filtered)
-        if outcome.kind == "retry":
-            if hidden:
-                return say("nothing_to_retry_hidden", hidden=hidden)
-            return say("nothing_to_retry_cancelled" if resumable else "nothing_to_retry")
-        if hidden:
-            return say("nothing_to_download_hidden", hidden=hidden)
-        return say("nothing_to_download")
-    parts = [
-        say(
-            "counts",
-            total=outcome.total,
-            completed=s.completed,
-            skipped=s.skipped,
-            failed=s.failed,
-        )
-    ]
-    if s.cancelled or outcome.cancelled:
-        parts.append(say("counts_cancelled", cancelled=s.cancelled))
-    hidden = filters_row.hidden_text(s.filtered)
-    if hidden:
-        parts.append(hidden)
-    text = (
-        say("sentence", text=say("list_sep").join(parts))
-        + " "
-        + say("saved_in", path=s.output_path)
-    )
-    if s.failed:
-        groups = failure_groups_text(s.failures)
-        text += " " + say("sentence", text=say("failures") + " " + groups)
-    if outcome.cancelled and outcome.kind == "download":
-        text += " " + say("resume_hint")
-    return text
-
-
-_NETWORK_WORDS = ("host unreachable", "connection", "timed out", "timeout", "resolve", "tls", "ssl")
-_DISK_WORDS = ("no space", "disk", "permission", "read-only", "output folder", "errno")
-
-
-def failure_cause(failures: Sequence[Tuple[Any, str]]) -> str:
-    """``network`` when every failure is the network's, ``disk`` when every one is the output
-    folder's, else ``other``: the toast names the real cause and nothing else."""
-    reasons = [str(reason).lower() for _id, reason in failures]
-    if reasons and all(any(w in r for w in _NETWORK_WORDS) for r in reasons):
-        return "network"
-    if reasons and all(any(w in r for w in _DISK_WORDS) for r in reasons):
-        return "disk"
-    return "other"
-
-
-def _top_reason(failures: Sequence[Tuple[Any, str]]) -> str:
-    groups = group_failures(failures)
-    return failure_reason(groups[0].reason) if groups else ""
-
-
-def _finish(outcome: JobOutcome, resumable: bool = False) -> str:
-    """Toasts for the outcome; returns the status text (the tasks table follows the event)."""
-    s = outcome.summary
-    text = summary_text(outcome, resumable)
-    cause = failure_cause(s.failures)
-    reason = _top_reason(s.failures)
-    if s.failed and (s.completed + s.skipped) == 0 and not outcome.cancelled:
-        name = {"network": "none_saved_network", "disk": "none_saved_disk"}.get(cause, "none_saved")
-        toast_problem(say(name, total=outcome.total, reason=reason))
-    elif s.failed:
-        name = {"network": "some_failed_network", "disk": "some_failed_disk"}.get(
-            cause, "some_failed"
-        )
-        warn_user(say(name, failed=s.failed, total=outcome.total, reason=reason))
-    elif outcome.total and not outcome.cancelled:
-        name = "retry_finished" if outcome.kind == "retry" else "finished"
-        inform_user(say(name, completed=s.completed, skipped=s.skipped, failed=s.failed))
-    return text
-
-
-def inform_user(message: str) -> None:
-    """An information toast (``gr.Info``) inside an event; logged either way."""
-    logger.info("%s", message)
-    if in_gradio_event():
-        gr.Info(message)
-
-
-def _run_job(start, progress, resumable: bool = False) -> Any:
-    try:
-        outcome = start(_progress_reporter(progress))
-    except JobBusyError as exc:
-        warn_user(str(exc))
-        return update()
-    return _finish(outcome, resumable)
-
-
-@_handled(_status_only)
-def download_all(
-    query: str,
-    nsfw: Sequence[str],
-    view: GalleryView,
-    base: Optional[Sequence[str]] = None,
-    media_type: Optional[str] = None,
-    with_data: bool = False,
-    since: Optional[str] = None,
-    until: Optional[str] = None,
-    reactions: Any = None,
-    used_with: Optional[str] = None,
-    progress=gr.Progress(),
-):
-    """Download all examples with the Filters row's filters (``base`` .. ``used_with``, the
-    order of ``filters_row.FIELDS``). Returns the status text (the tasks table follows the
-    event)."""
-    target = _target_for_download(query, view)
-    levels = _levels(nsfw)
-    spec = filters_row.spec_from_values(
-        base, media_type, with_data, since, until, reactions, used_with
-    )
-    return _run_job(lambda report: jobs.download(target, levels, report, filters=spec), progress)
-
-
-@_handled(_status_only)
-def retry_failed(progress=gr.Progress()):
-    """Retry failed. Returns the status text (after a cancelled download with nothing failed, it
-    says that Download all resumes it)."""
-    last = jobs.last_outcome
-    resumable = last is not None and last.cancelled and last.kind == "download"
-    return _run_job(jobs.retry_failed, progress, resumable)
-
-
-def cancel_download() -> None:
-    """Cancel button. Shows a toast; the status box is left to the running download, whose own
-    summary (with the cancelled count) arrives when it stops."""
-    gr.Info(cancel_message())
-
-
-def cancel_message() -> str:
-    """Cancel the running download (if any) and say what happened."""
-    was_running = jobs.running
-    count = jobs.cancel()
-    if not was_running:
-        message = say("no_download_running")
-    elif count:
-        message = say("cancelling", count=count)
-    else:
-        message = say("cancelling_listing")
-    logger.info("%s", message)
-    return message
-
-
-def recent_tasks(limit: int = 20) -> Any:
-    """Rows for the recent-tasks table, one per job; before the first job one row that says so
-    (an empty table shows an empty grey row on some Gradio lines)."""
-    rows = jobs.recent_tasks(limit)
-    if rows:
-        return rows
-    return [["", say("no_tasks"), "", "", ""]]
-
-
-@_handled(lambda message: update())
-def refresh_tasks():
-    return recent_tasks()
-
-
-# -- what a download saves (metadata formats, output folder, template, thumbnails) ----------------
-
-# control name -> setting key; the tab's controls show these settings and change them
-TAB_OPTIONS = {
-    "formats": "images.metadata_format",
-    "output": "images.output_path",
-    "template": "images.path_template",
-    "thumbnails": "images.generate_thumbnails",
-}
-METADATA_CHOICES = ("json", "txt", "exif")
-_options_lock = threading.Lock()
-
-
-def save_to_settings_file(key: str, value: Any) -> None:
-    """Persist one tab option in the standalone app's settings file (only that key changes: the
-    file may hold values this process overrides, e.g. ``--demo``'s local Civitai)."""
-    from ..settings.file import read_settings_file, write_settings_file
-
-    path = setting.settings_path()
-    data = dict(read_settings_file(path) or {})
-    data[key] = list(value) if isinstance(value, tuple) else value
-    write_settings_file(path, data)
-    logger.debug("saved %s in %s", key, path)
-
-
-# Where a changed tab option is kept: the settings file standalone; inside WebUI the host
-# replaces it with one that stores WebUI's option (scripts/civitai_gallery.py).
-option_persister: Callable[[str, Any], None] = save_to_settings_file
-
-
-def option_value(name: str) -> Any:
-    """The current setting behind control ``name``, shaped for the control."""
-    value = setting.get(TAB_OPTIONS[name])
-    if name == "formats":
-        return [f.strip() for f in str(value).split(",") if f.strip()]
-    if name == "output":
-        return os.path.abspath(os.path.expanduser(str(value)))
-    return value
-
-
-def _option_saver(name: str) -> Callable[[Any], Any]:
-    key = TAB_OPTIONS[name]
-
-    @_handled(lambda message, *args, **kwargs: option_value(name))
-    def save(value: Any) -> Any:
-        if name == "output":
-            from ..store.paths import check_output_folder
-
-            text = str(value or "").strip()
-            if not text:
-                raise InvalidQueryError(say("enter_output"))
-            value = check_output_folder(text)
-        elif name == "formats":
-            value = ",".join(f for f in METADATA_CHOICES if f in (value or []))
-            if not value:
-                raise InvalidQueryError(say("tick_format"))
-        with _options_lock:  # one read-modify-write of the settings file at a time
-            stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
-            if stored == setting.get(key):
-                return option_value(name)
-            option_persister(key, stored)
-            setting.set(key, stored)
-        logger.info("tab option %s set to %r", key, stored)
-        return option_value(name)
-
-    save.__name__ = f"save_{name}"
-    return save
-
-
-save_formats = _option_saver("formats")
-save_output = _option_saver("output")
-save_template = _option_saver("template")
-save_thumbnails = _option_saver("thumbnails")

@@ -17,7 +17,8 @@ import gradio as gr
 
 from .. import setting
 from ..errors import InvalidQueryError
-from . import actions
+from . import persist
+from .feedback import _handled, inform_user
 from .gradio_compat import component, listen
 from .i18n import LANGUAGES, t
 from .messages import say
@@ -60,7 +61,7 @@ def saver(name: str) -> Callable[[Any], Any]:
     file, applied; answers with the value in force (the old one after a refusal, with a toast)."""
     key = FIELDS[name]
 
-    @actions._handled(lambda message, *args, **kwargs: _shown(key))
+    @_handled(lambda message, *args, **kwargs: _shown(key))
     def save(value: Any) -> Any:
         if key in ("resources.confirm_over_mb", "gallery_cache_max_mb"):
             if value is None or value == "":
@@ -73,11 +74,11 @@ def saver(name: str) -> Callable[[Any], Any]:
         stored = setting.SPECS[key].validate(value)
         if stored == setting.get(key):
             return _shown(key)
-        actions.option_persister(key, stored)
+        persist.option_persister(key, stored)
         setting.set(key, stored)
         logger.info("setting %s set to %r from the tab", key, stored)
         if key == "ui_language":
-            actions.inform_user(say("setting_reload"))
+            inform_user(say("setting_reload"))
         return _shown(key)
 
     save.__name__ = f"save_{name}"

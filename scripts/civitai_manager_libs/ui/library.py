@@ -42,7 +42,8 @@ from ..store import confined
 from ..store.archive import Archive, archive_path
 from ..store.library_query import Hit, LibraryQuery
 from ..store.resource_cache import ResourceCache
-from .actions import _handled, no_generation_data
+from .actions import no_generation_data
+from .feedback import _handled
 from .gradio_compat import component, listen, update
 from .i18n import choice_value, choices, t, value_of
 from .messages import say

@@ -25,7 +25,8 @@ from ..resources.fetch import civitai_page, fetch_missing, human_size, summarize
 from ..resources.hash_cache import FileHasher
 from ..resources.service import ResourcePlan, open_cache, reproduce
 from .downloads import get_http_client
-from .actions import _handled, settings_place, toast_problem
+from .feedback import _handled, toast_problem
+from .persist import settings_place
 from .gradio_compat import component, listen, update
 from .i18n import t
 from .messages import say

@@ -20,7 +20,8 @@ from ..civitai.image_urls import original_url
 from ..errors import CivitaiGalleryError
 from ..records import ImageItem
 from ..store import confined
-from .actions import GalleryView, _handled, no_generation_data, select_image
+from .actions import GalleryView, no_generation_data, select_image
+from .feedback import _handled
 from .downloads import get_http_client
 from .gradio_compat import update
 

@@ -1,5 +1,6 @@
-"""Layout of the Civitai Gallery tab and the wiring of its events (handlers live in the action
-module). The same function builds the tab inside WebUI (A1111 / Forge) and in the standalone app.
+"""Layout of the Civitai Gallery tab and the wiring of its events (the handlers: ``ui/actions.py``
+browsing, ``ui/download_job.py`` the bulk download, ``ui/save_options.py`` the save options). The
+same function builds the tab inside WebUI (A1111 / Forge) and in the standalone app.
 
 Stable element ids (tests and ``style.css`` rely on them): ``civitai_gallery_query``,
 ``civitai_gallery_nsfw``, ``civitai_gallery_load``, ``civitai_gallery_gallery``,
@@ -18,9 +19,11 @@ from typing import Dict
 import gradio as gr
 
 from . import actions as action
+from . import download_job
 from . import filters_row
 from . import library
 from . import resources_panel
+from . import save_options
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -164,15 +167,15 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
             with gr.Row():
                 c["formats"] = component(
                     gr.CheckboxGroup,
-                    choices=list(action.METADATA_CHOICES),
-                    value=lambda: action.option_value("formats"),
+                    choices=list(save_options.METADATA_CHOICES),
+                    value=lambda: save_options.option_value("formats"),
                     label=t("Generation data (json / txt sidecars, exif: embedded infotext)"),
                     elem_id="civitai_gallery_formats",
                     scale=2,
                 )
                 c["thumbnails"] = component(
                     gr.Checkbox,
-                    value=lambda: action.option_value("thumbnails"),
+                    value=lambda: save_options.option_value("thumbnails"),
                     label=t("Also write thumbnails (.thumbnails/)"),
                     elem_id="civitai_gallery_thumbnails",
                     scale=1,
@@ -180,7 +183,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
             with gr.Row():
                 c["output"] = component(
                     gr.Textbox,
-                    value=lambda: action.option_value("output"),
+                    value=lambda: save_options.option_value("output"),
                     label=t("Output folder"),
                     lines=1,
                     max_lines=1,
@@ -189,7 +192,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                 )
                 c["template"] = component(
                     gr.Textbox,
-                    value=lambda: action.option_value("template"),
+                    value=lambda: save_options.option_value("template"),
                     label=t(
                         "Path template (no extension): {model_id} {model_name} {version_id} "
                         "{version_name} {id} {creator} {nsfw_level} {post_id} {post_title} "
@@ -235,7 +238,8 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         ):
             c["tasks"] = component(
                 gr.Dataframe,
-                value=action.recent_tasks,  # a callable: the archive's history on every page load
+                # a callable: the archive's history on every page load
+                value=download_job.recent_tasks,
                 headers=[t(name) for name in TASK_COLUMNS],
                 datatype=["str"] * len(TASK_COLUMNS),
                 interactive=False,
@@ -297,8 +301,12 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
         resources_panel.chain(c, event)
     # A job reports its progress on Status only; the tasks table follows when it ends.
     for button, handler, inputs in (
-        (c["download_all"], action.download_all, [c["query"], c["nsfw"], c["state"]] + filters),
-        (c["retry_failed"], action.retry_failed, None),
+        (
+            c["download_all"],
+            download_job.download_all,
+            [c["query"], c["nsfw"], c["state"]] + filters,
+        ),
+        (c["retry_failed"], download_job.retry_failed, None),
     ):
         event = listen(
             button.click,
@@ -309,9 +317,9 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
             concurrency_id="civitai_gallery_jobs",
             trigger_mode="multiple",
         )
-        listen(event.then, action.refresh_tasks, None, [c["tasks"]])
-    listen(c["cancel"].click, action.cancel_download, None, None, concurrency_limit=None)
-    listen(c["refresh"].click, action.refresh_tasks, None, [c["tasks"]])
+        listen(event.then, download_job.refresh_tasks, None, [c["tasks"]])
+    listen(c["cancel"].click, download_job.cancel_download, None, None, concurrency_limit=None)
+    listen(c["refresh"].click, download_job.refresh_tasks, None, [c["tasks"]])
     _wire_save_options(c)
 
 
@@ -319,10 +327,10 @@ def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
     """Each save option is stored when the user changes it (a text box when it loses the focus
     or on Enter); the handler answers with the value in force (the old one after a refusal)."""
     savers = {
-        "formats": action.save_formats,
-        "thumbnails": action.save_thumbnails,
-        "output": action.save_output,
-        "template": action.save_template,
+        "formats": save_options.save_formats,
+        "thumbnails": save_options.save_thumbnails,
+        "output": save_options.save_output,
+        "template": save_options.save_template,
     }
     for name, saver in savers.items():
         control = c[name]

@@ -1,0 +1,72 @@
+"""The tab's save options (metadata formats, output folder, path template, thumbnails): each control
+shows its setting and saves a change where :mod:`.persist` keeps the tab's settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Callable
+
+from .. import setting
+from ..errors import InvalidQueryError
+from . import persist
+from .feedback import _handled
+from .messages import say
+
+logger = logging.getLogger(__name__)
+
+# control name -> setting key; the tab's controls show these settings and change them
+TAB_OPTIONS = {
+    "formats": "images.metadata_format",
+    "output": "images.output_path",
+    "template": "images.path_template",
+    "thumbnails": "images.generate_thumbnails",
+}
+METADATA_CHOICES = ("json", "txt", "exif")
+_options_lock = threading.Lock()
+
+
+def option_value(name: str) -> Any:
+    """The current setting behind control ``name``, shaped for the control."""
+    value = setting.get(TAB_OPTIONS[name])
+    if name == "formats":
+        return [f.strip() for f in str(value).split(",") if f.strip()]
+    if name == "output":
+        return os.path.abspath(os.path.expanduser(str(value)))
+    return value
+
+
+def _option_saver(name: str) -> Callable[[Any], Any]:
+    key = TAB_OPTIONS[name]
+
+    @_handled(lambda message, *args, **kwargs: option_value(name))
+    def save(value: Any) -> Any:
+        if name == "output":
+            from ..store.paths import check_output_folder
+
+            text = str(value or "").strip()
+            if not text:
+                raise InvalidQueryError(say("enter_output"))
+            value = check_output_folder(text)
+        elif name == "formats":
+            value = ",".join(f for f in METADATA_CHOICES if f in (value or []))
+            if not value:
+                raise InvalidQueryError(say("tick_format"))
+        with _options_lock:  # one read-modify-write of the settings file at a time
+            stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
+            if stored == setting.get(key):
+                return option_value(name)
+            persist.option_persister(key, stored)
+            setting.set(key, stored)
+        logger.info("tab option %s set to %r", key, stored)
+        return option_value(name)
+
+    save.__name__ = f"save_{name}"
+    return save
+
+
+save_formats = _option_saver("formats")
+save_output = _option_saver("output")
+save_template = _option_saver("template")
+save_thumbnails = _option_saver("thumbnails")
