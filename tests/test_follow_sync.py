@@ -211,6 +211,8 @@ def test_refused_follow_options_say_why(tmp_path, capsys):
 
 def test_bad_follow_input_writes_nothing(tmp_path):
     out = tmp_path / "out"
+    assert _cli("follow", "image", 5, "--output", out)[0] == 2  # nothing new ever: refused
+    assert _cli("follow", "url", "https://civitai.com/images/5", "--output", out)[0] == 2
     assert _cli("follow", "model", "abc", "--output", out)[0] == 2
     assert _cli("follow", "model", 1, "--since", "yesterday", "--output", out)[0] == 2
     assert not out.exists()

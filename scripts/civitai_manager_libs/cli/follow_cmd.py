@@ -131,11 +131,16 @@ def cmd_follow(argv: Sequence[str], out: TextIO) -> int:
     """``follow KIND VALUE [download options]``: its own parsing (download's parser)."""
 
     def command(ns: argparse.Namespace, out: TextIO) -> int:
+        from ..planning import follow_sync
         from ..store import follows
         from ..store.paths import check_output_folder
 
         refuse_unrecorded(ns, build_parser())
         target = _target_of(ns)  # UsageError: exit 2
+        if target.kind in follow_sync.UNFOLLOWABLE:
+            raise UsageError(
+                "follow: a single image has nothing new to sync; follow its model, creator or post"
+            )
         options = download_options(ns)
         build_parser().parse_args(["download", ns.kind, *ns.values, *options])  # still valid
         output = check_output_folder(_output(ns))

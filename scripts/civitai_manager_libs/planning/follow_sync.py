@@ -137,6 +137,10 @@ def _words(text: str) -> List[str]:
     return [w.strip() for w in str(text).split(",") if w.strip()]
 
 
+#: Targets with nothing new to sync: an image (or fixed ids) is what it is. Both shells refuse them.
+UNFOLLOWABLE = ("image", "images")
+
+
 def follow_key(kind: str, value: Any, version_id: Optional[int] = None) -> str:
     """A followed target's key, as the CLI words it: ``model 4201``, ``version 43888`` (a model
     link naming one version too), ``user 'alice_art'``."""

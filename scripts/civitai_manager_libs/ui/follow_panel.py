@@ -98,7 +98,7 @@ def _cli_words(target: Any, query: str) -> Tuple[str, List[str]]:
         return "reactions", []
     if kind == "filter":
         return "filter", [f"{k}={v}" for k, v in (target.params or {}).items()]
-    if kind == "image":
+    if kind in follow_sync.UNFOLLOWABLE:
         raise InvalidQueryError(say("follow_image"))
     return "url", [query.strip()]  # a gallery link, a user's posts: their link is their name
 
