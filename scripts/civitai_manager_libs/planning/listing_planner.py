@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from ..civitai.drift import Drift
 from ..civitai.pages import PageLoop
@@ -22,7 +22,8 @@ from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task,
 from ..errors import CivitaiGalleryError
 from ..store import listing_marks
 from ..store.confined import relative_to
-from ..store.paths import fields_from_item, safe_join
+from ..store import file_path
+from ..store.paths import PathTemplate
 from ..records import ImageItem
 from ..util.media_key import media_uuid
 from .task_registry import TaskRegistry, file_key
@@ -33,27 +34,46 @@ logger = logging.getLogger(__name__)
 REASON_KNOWN = "already downloaded"
 
 
-class ListingPlanner:
-    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``,
-    ``page_size``, ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are
-    read at each use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs
-    after a page."""
+class PlannerHost(Protocol):
+    """What a :class:`ListingPlanner` reads of the downloader it plans for, at each use."""
 
-    def __init__(
-        self,
-        owner: Any,
-        registry: TaskRegistry,
-        context: TemplateContext,
-        schedule: Callable[[ImageDownloadTask], None],
-        reserve_space: Callable[[], None],
-    ):
+    page_size: int
+    template: PathTemplate
+    output_path: str
+    duplicate_policy: str
+    save_metadata_default: bool
+
+    @property
+    def api(self) -> Any: ...
+
+    @property
+    def archive(self) -> Any: ...
+
+    @property
+    def engine(self) -> Any: ...
+
+    @property
+    def stopped_reason(self) -> Optional[str]: ...
+
+    def schedule(self, task: ImageDownloadTask) -> None:
+        """Hand a registered task on (settled at once when its file is already there)."""
+
+    def reserve_space(self) -> None:
+        """Stop scheduling when the queued work would fill the disk (after each page)."""
+
+
+class ListingPlanner:
+    """Plans listings for ``owner`` (see :class:`PlannerHost`)."""
+
+    def __init__(self, owner: PlannerHost, registry: TaskRegistry, context: TemplateContext):
         self._owner = owner
         self._registry = registry
         self._context = context
-        self._schedule = schedule
-        self._reserve_space = reserve_space
         # the latest listing stopped at its limit while Civitai had more: that limit (else None)
         self.limit_cut: Optional[int] = None
+        # whether the latest listing's pages held any image (kept, filtered or hidden): False
+        # is the one answer a target that is gone gives too (planning/follow_sync)
+        self.listed_any: Optional[bool] = None
 
     def run(
         self,
@@ -86,6 +106,7 @@ class ListingPlanner:
         context = self._context.for_listing(request.kind, request.value)
         listed = 0
         self.limit_cut = None
+        self.listed_any = False
         told = False  # the notice about the order Civitai really gives, once per listing
         pages = PageLoop(
             lambda cursor: owner.api.get_image_page(
@@ -108,6 +129,8 @@ class ListingPlanner:
                     logger.warning("%s", page.notice)
                     told = True
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
+                if page.items or page.nsfw_hidden or page.rejected:
+                    self.listed_any = True
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
                 known = self._plan_page(
@@ -167,9 +190,7 @@ class ListingPlanner:
         """Set the task's target from the path template; False (task failed) when no safe name."""
         owner = self._owner
         try:
-            task.target = safe_join(
-                owner.output_path, owner.template.render(fields_from_item(item))
-            )
+            task.target = file_path.planned(owner.template, item, owner.output_path)
         except CivitaiGalleryError as exc:
             self._registry.add(task)
             self._registry.settle(task, FAILED, f"no safe file name for this image: {exc}")
@@ -217,7 +238,7 @@ class ListingPlanner:
                 self._plan_item(listing, page, item, known, context, save_metadata, saved_files)
             except Exception as exc:  # one image's problem never ends the listing
                 self._fail_item(listing, item, exc)
-        self._reserve_space()
+        owner.reserve_space()
         registry.update_checkpoint(listing)
         return known
 
@@ -291,7 +312,7 @@ class ListingPlanner:
             registry.add(task)
             page.open.add(task.id)
             listing.unscheduled.add(task.id)
-        self._schedule(task)
+        owner.schedule(task)
         listing.unscheduled.discard(task.id)
 
     def _fail_item(self, listing: ListingState, item: ImageItem, exc: BaseException) -> None:
