@@ -27,10 +27,8 @@ ALLOWED = {
     "setting.py": "the settings API itself (facade)",
     "transport/client_options.py": "the builder of ClientOptions, called by the shells and "
     "by the shared client",
-    # Temporary: engineer "naming" moves these reads (issue 26); the lead removes the two entries
-    # at merge (the stale-entry check below fails once a module no longer reads settings).
-    "planning/downloader.py": "ImageDownloader's constructor options (naming moves them)",
-    "engine/task_runner.py": "the video host default (naming moves it)",
+    # ImageDownloader's constructor reads its options (the backlog's API: a shell calls it).
+    "planning/downloader.py": "ImageDownloader's constructor options",
     # ImageDownloader's download_*(nsfw_levels=None) means the setting; the listing request
     # resolves it until the downloader (naming's file) passes the levels.
     "planning/listing_request.py": "nsfw_levels=None of the downloader's API (see above)",

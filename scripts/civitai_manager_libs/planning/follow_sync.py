@@ -157,8 +157,11 @@ def follow_key(kind: str, value: Any, version_id: Optional[int] = None) -> str:
     return f"{kind} {value}"
 
 
-def target_of(kind: str, values: Sequence[str], reaction_kinds: Any = None) -> Any:
-    """A follow row's target (the CLI's KIND VALUE words) as a ``civitai.query.Target``."""
+def target_of(
+    kind: str, values: Sequence[str], reaction_kinds: Any = None, extra_hosts: Any = ()
+) -> Any:
+    """A follow row's target (the CLI's KIND VALUE words) as a ``civitai.query.Target``; a link
+    may name ``extra_hosts`` (the shells pass the configured fronts)."""
     from ..civitai import query
 
     if kind == "reactions":
@@ -176,7 +179,7 @@ def target_of(kind: str, values: Sequence[str], reaction_kinds: Any = None) -> A
         return query.Target("user", query.validate_username(text.lstrip("@")))
     if kind == "tag":
         return query.Target("tag", query.validate_tag(text))
-    return query.parse_query(text)
+    return query.parse_query(text, extra_hosts)
 
 
 def listing_of(target: Any, opts: FollowOptions) -> Any:

@@ -36,6 +36,7 @@ from .gradio_compat import component, listen, update
 from .i18n import choices, t
 from .jobs import JobOutcome, progress_text
 from .messages import say
+from ..transport.client_options import configured_fronts
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def followed_rows() -> List[List[str]]:
 
 def _name(archive: Any, row: Any) -> str:
     try:
-        target = follow_sync.target_of(row.kind, row.values)
+        target = follow_sync.target_of(row.kind, row.values, extra_hosts=configured_fronts())
     except CivitaiGalleryError:
         return ""
     return follow_sync.target_name(archive, target.kind, target.value, target.version_id)
@@ -175,7 +176,9 @@ class _Sync:
             return TargetSync(row.key, code=follow_sync.EXIT_INTERRUPTED)
         try:
             opts = FollowOptions.parse(row.options)
-            target = follow_sync.target_of(row.kind, row.values, opts.reaction_kinds)
+            target = follow_sync.target_of(
+                row.kind, row.values, opts.reaction_kinds, configured_fronts()
+            )
             request = follow_sync.listing_of(target, opts)
             if request is None:
                 raise InvalidQueryError(say("follow_image"))
