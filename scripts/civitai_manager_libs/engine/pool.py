@@ -48,9 +48,6 @@ class Job:
         self.cancel_event = threading.Event()
         self.result: Any = None
         self.exception: Optional[BaseException] = None
-        self.submitted_at = time.monotonic()
-        self.started_at: Optional[float] = None
-        self.finished_at: Optional[float] = None
         self._status = QUEUED
         self._finished = threading.Event()
 
@@ -305,7 +302,6 @@ class DownloadEngine:
         elif job.status == RUNNING:
             self._running -= 1
         job._status = status
-        job.finished_at = time.monotonic()
         self._counts[status] += 1
         job._finished.set()
         self._cond.notify_all()
@@ -325,7 +321,6 @@ class DownloadEngine:
                 self._counts[QUEUED] -= 1
                 self._running += 1
                 job._status = RUNNING
-                job.started_at = time.monotonic()
                 return job
             if self._closed:
                 if me in self._workers:

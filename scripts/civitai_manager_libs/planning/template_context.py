@@ -15,7 +15,6 @@ from ..records import ImageItem
 
 logger = logging.getLogger(__name__)
 
-MODEL_FIELDS = ("model_id", "model_name", "version_id")
 NameRow = Tuple[str, int, str, Optional[int]]  # (kind, id, name, model id of a version)
 
 
