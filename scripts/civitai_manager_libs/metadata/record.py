@@ -25,14 +25,13 @@ from .resource_refs import collect_resources
 from ..errors import InvalidQueryError
 from ..util.media_key import original_url
 from .resources_text import resource_lines
-from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
+from .generation import (
     _int_or_none,
     _str_or_none,
     extract_generation,
     hash_pairs,
     json_safe,
     to_number,
-    unwrap_meta,
 )
 
 log = logging.getLogger(__name__)
