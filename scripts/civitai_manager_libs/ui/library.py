@@ -396,30 +396,12 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
 
 def _send_buttons(info: Any, picture_box: Any) -> Dict[str, Any]:
     """WebUI's send-to-txt2img / img2img buttons for the Library's infotext and file."""
-    try:
-        from modules import infotext_utils as paste
-    except ImportError:
-        try:
-            from modules import generation_parameters_copypaste as paste
-        except ImportError:
-            return {}
-    if not hasattr(paste, "ParamBinding"):
+    from .send_to import paste_buttons, paste_module
+
+    paste = paste_module()
+    if paste is None:
         return {}
-    with component(gr.Row, elem_id="civitai_library_send_row"):
-        buttons = paste.create_buttons(["txt2img", "img2img"])
-    for tabname, button in buttons.items():
-        try:  # nothing selected yet: an empty box would paste WebUI's last generation
-            button.interactive = False
-        except AttributeError:
-            pass
-        paste.register_paste_params_button(
-            paste.ParamBinding(
-                paste_button=button,
-                tabname=tabname,
-                source_text_component=info,
-                source_image_component=picture_box if tabname == "img2img" else None,
-            )
-        )
+    buttons = paste_buttons(paste, info, picture_box, "civitai_library_send_row")
     return {f"lib_send_to_{name}": button for name, button in buttons.items()}
 
 

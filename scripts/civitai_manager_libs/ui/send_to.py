@@ -87,6 +87,50 @@ def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[A
     return text, record, update(value="", visible=False), original_picture(items[index])
 
 
+def paste_module() -> Any:
+    """WebUI's infotext paste module, or None (said once in the log) when this WebUI has no
+    send-to buttons (no such module, or one too old for ``ParamBinding``)."""
+    try:
+        from modules import infotext_utils as paste
+    except ImportError as exc:
+        if not (exc.name or "").startswith("modules"):
+            raise
+        try:  # A1111 before 1.8 names the module differently
+            from modules import generation_parameters_copypaste as paste
+        except ImportError as old_exc:
+            if not (old_exc.name or "").startswith("modules"):
+                raise
+            logger.warning("WebUI's infotext module was not found; no send-to buttons")
+            return None
+    if not hasattr(paste, "ParamBinding"):
+        logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
+        return None
+    return paste
+
+
+def paste_buttons(paste: Any, info: Any, picture: Any, row_id: str) -> Dict[str, Any]:
+    """WebUI's send-to-txt2img / img2img buttons (by tab name, in a row ``row_id``) fed with the
+    infotext box ``info``; img2img gets the ``picture`` too (txt2img has no image input)."""
+    from .gradio_compat import component
+
+    with component(gr.Row, elem_id=row_id):
+        buttons = paste.create_buttons(["txt2img", "img2img"])
+    for tabname, button in buttons.items():
+        try:  # nothing selected yet: an empty box would paste WebUI's last generation
+            button.interactive = False
+        except AttributeError:
+            pass
+        paste.register_paste_params_button(
+            paste.ParamBinding(
+                paste_button=button,
+                tabname=tabname,
+                source_text_component=info,
+                source_image_component=picture if tabname == "img2img" else None,
+            )
+        )
+    return dict(buttons)
+
+
 def send_components() -> Dict[str, Any]:
     """The note and the hidden picture the send buttons work with (created in the current
     Blocks context)."""

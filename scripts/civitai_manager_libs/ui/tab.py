@@ -13,7 +13,6 @@ itself is ``civitai_gallery_tab``.
 
 from __future__ import annotations
 
-import logging
 from typing import Dict
 
 import gradio as gr
@@ -30,8 +29,6 @@ from .gradio_compat import component, listen
 from .i18n import choice_value, choices, t
 from .messages import say
 from ..records import NSFW_LEVELS
-
-logger = logging.getLogger(__name__)
 
 TAB_TITLE = "Civitai Gallery"
 TAB_ID = "civitai_gallery_tab"
@@ -343,39 +340,13 @@ def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
 
 
 def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
-    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box."""
-    try:
-        from modules import infotext_utils as paste
-    except ImportError as exc:
-        if not (exc.name or "").startswith("modules"):
-            raise
-        try:  # A1111 before 1.8 names the module differently
-            from modules import generation_parameters_copypaste as paste
-        except ImportError as old_exc:
-            if not (old_exc.name or "").startswith("modules"):
-                raise
-            logger.warning("WebUI's infotext module was not found; no send-to buttons")
-            return {}
-    if not hasattr(paste, "ParamBinding"):
-        logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
-        return {}
-    from .send_to import send_components
+    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box, and the note and
+    hidden picture they work with."""
+    from .send_to import paste_buttons, paste_module, send_components
 
-    with gr.Row(elem_id="civitai_gallery_send_row"):
-        buttons = paste.create_buttons(["txt2img", "img2img"])
+    paste = paste_module()
+    if paste is None:
+        return {}
     extra = send_components()
-    for tabname, button in buttons.items():
-        try:  # nothing selected yet: an empty box would paste WebUI's last generation
-            button.interactive = False
-        except AttributeError:
-            pass
-        paste.register_paste_params_button(
-            paste.ParamBinding(
-                paste_button=button,
-                tabname=tabname,
-                source_text_component=info,
-                # img2img gets the picture too (txt2img has no image input)
-                source_image_component=extra["send_picture"] if tabname == "img2img" else None,
-            )
-        )
+    buttons = paste_buttons(paste, info, extra["send_picture"], "civitai_gallery_send_row")
     return {**extra, **{f"send_to_{name}": button for name, button in buttons.items()}}
