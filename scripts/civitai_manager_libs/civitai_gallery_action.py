@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .ui.actions import (  # noqa: F401  (the public API)
     ALL_VERSIONS,
-    NO_GENERATION_DATA,
     PERIODS,
     SORTS,
     GalleryView,

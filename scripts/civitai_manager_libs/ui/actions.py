@@ -50,13 +50,6 @@ def no_generation_data() -> str:
     return say("no_generation_data")
 
 
-# The English sentence (kept for callers of the backlog's names).
-NO_GENERATION_DATA = (
-    "This image carries no generation data: its author hid it, or it was not made with "
-    "Stable Diffusion."
-)
-
-
 @dataclass
 class GalleryView:
     """What one browser session is looking at (kept in ``gr.State``)."""
