@@ -21,7 +21,6 @@ import os
 import re
 from typing import IO, Any, Dict, List, Optional, Set
 
-from ..metadata.embed import write_atomic
 from ..store import confined
 from .source import ExportItem
 
@@ -32,13 +31,6 @@ IMAGEFOLDER_METADATA = "metadata.jsonl"
 JSONL_RECORDS = "records.jsonl"
 _INT64 = 2**63 - 1
 _EXPORTED_NAME = re.compile(r"^\d+\.(png|jpe?g|webp|gif|mp4|webm|mov|mkv|txt)$", re.IGNORECASE)
-
-
-def place_file(source: str, target: str, root: Optional[str] = None) -> str:
-    """``target`` holds ``source``'s bytes: a hard link when possible, else a copy; "link" or
-    "copy" (or "kept" when it already is the same file). Written through a temporary name made
-    with ``O_EXCL`` (store/confined: a link planted in the folder is never written through)."""
-    return confined.place_copy(source, target, root)
 
 
 def _file_name(item: ExportItem) -> str:
@@ -88,7 +80,7 @@ class Writer:
 
     def _place(self, item: ExportItem) -> str:
         name = _file_name(item)
-        how = place_file(item.path, os.path.join(self.folder, name), self.root)
+        how = confined.place_copy(item.path, os.path.join(self.folder, name), self.root)
         self.written.add(name)
         if how == "copy":
             self.copied += 1
@@ -109,7 +101,9 @@ class CaptionsWriter(Writer):
     def add(self, item: ExportItem, caption: str) -> None:
         name = self._place(item)
         stem = os.path.splitext(name)[0]
-        write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"), self.root)
+        confined.write_atomic(
+            os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"), self.root
+        )
         self.written.add(stem + ".txt")
 
 

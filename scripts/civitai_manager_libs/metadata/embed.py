@@ -72,12 +72,6 @@ def sniff_format(head: bytes) -> Optional[str]:
     return None
 
 
-def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
-    """Write ``data`` to ``path`` through a new temporary file in the same folder and
-    ``os.replace``; never through a symbolic link, never outside ``root`` (default: the folder)."""
-    confined.write_atomic(path, data, root)
-
-
 # --------------------------------------------------------------------------------------------- PNG
 
 
@@ -419,7 +413,7 @@ def embed_infotext(path: str, text: str) -> str:
     if new is None:
         log.debug("%s already holds this generation data", os.path.basename(path))
         return path
-    write_atomic(path, new)
+    confined.write_atomic(path, new)
     return path
 
 

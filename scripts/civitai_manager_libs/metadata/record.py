@@ -17,10 +17,11 @@ import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
-from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
+from .embed import EmbedSkipped, embed_infotext, read_infotext
 from ..errors import MetadataError
 from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
+from ..store import confined
 from .resource_refs import collect_resources
 from ..errors import InvalidQueryError
 from ..util.media_key import original_url
@@ -329,7 +330,7 @@ def format_txt(record: Mapping[str, Any]) -> str:
 
 
 def _write_text(path: str, text: str) -> str:
-    write_atomic(path, text.encode("utf-8"))
+    confined.write_atomic(path, text.encode("utf-8"))
     return path
 
 
