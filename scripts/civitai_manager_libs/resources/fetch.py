@@ -87,7 +87,7 @@ def total_size(resources: Iterable[Resource]) -> int:
     return sum(r.size or 0 for r in resources)
 
 
-def human_size(size: Optional[int]) -> str:
+def human_size(size: Optional[float]) -> str:
     """``47.0 KB``, ``6.5 GB``; "size unknown" for None or 0."""
     if not size:
         return "size unknown"
