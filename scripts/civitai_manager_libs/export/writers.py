@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 from typing import IO, Any, Dict, List, Optional, Set
 
 from ..store import confined
 from .source import ExportItem
-
-logger = logging.getLogger(__name__)
 
 FORMATS = ("captions", "imagefolder", "jsonl")
 IMAGEFOLDER_METADATA = "metadata.jsonl"

@@ -123,12 +123,13 @@ def _png_chunk(ctype: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
 
 
-def png_text_chunk(text: str, keyword: bytes = PARAMETERS_KEY) -> bytes:
-    """The chunk Pillow's ``PngInfo.add_text`` writes: tEXt if Latin-1 fits, else plain iTXt."""
+def png_text_chunk(text: str) -> bytes:
+    """The ``parameters`` chunk Pillow's ``PngInfo.add_text`` writes: tEXt if Latin-1 fits, else
+    plain iTXt."""
     try:
-        return _png_chunk(b"tEXt", keyword + b"\x00" + text.encode("latin-1"))
+        return _png_chunk(b"tEXt", PARAMETERS_KEY + b"\x00" + text.encode("latin-1"))
     except UnicodeEncodeError:
-        payload = keyword + b"\x00\x00\x00" + b"\x00" + b"\x00" + text.encode("utf-8")
+        payload = PARAMETERS_KEY + b"\x00\x00\x00" + b"\x00" + b"\x00" + text.encode("utf-8")
         return _png_chunk(b"iTXt", payload)
 
 

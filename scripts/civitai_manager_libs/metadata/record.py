@@ -357,7 +357,6 @@ def save_metadata(
     image_path: str,
     record: Mapping[str, Any],
     formats: Union[str, Iterable[str]],
-    secrets: Iterable[str] = (),
     *,
     embed_skipped: Optional[Callable[[str], None]] = None,
 ) -> List[str]:
@@ -365,14 +364,14 @@ def save_metadata(
 
     ``json`` -> ``<stem>.json`` (the full record); ``txt`` -> ``<stem>.txt`` (infotext first);
     ``exif`` -> the image itself, or, when embedding is not possible without loss, the ``txt``
-    sidecar (the reason is logged). URL tokens, the configured API key and ``secrets`` never reach
-    a file. Raises MetadataError for unknown formats or when a file cannot be written.
+    sidecar (the reason is logged). URL tokens and the configured API key never reach a file.
+    Raises MetadataError for unknown formats or when a file cannot be written.
     """
     wanted = parse_formats(formats)
     if not wanted:
         return []
     api_key = _configured_api_key()
-    clean = scrub_secrets(json_safe(dict(record)), [*secrets, *([api_key] if api_key else [])])
+    clean = scrub_secrets(json_safe(dict(record)), [api_key] if api_key else [])
     written: List[str] = []
 
     def note(path: str) -> None:

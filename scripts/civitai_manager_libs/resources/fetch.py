@@ -77,12 +77,6 @@ def model_kind(head: bytes, content_type: Optional[str]) -> Optional[str]:
     return "bin"
 
 
-def missing(resources: Iterable[Resource], types: Optional[Iterable[str]] = None) -> List[Resource]:
-    """Resources with no local file, of the wanted types."""
-    wanted = set(types) if types else None
-    return [r for r in resources if r.local_path is None and (wanted is None or r.type in wanted)]
-
-
 def total_size(resources: Iterable[Resource]) -> int:
     return sum(r.size or 0 for r in resources)
 
@@ -351,12 +345,10 @@ def fetch_missing(
     hasher: Optional[FileHasher] = None,
     progress: Optional[FetchProgress] = None,
     cancel_event: Optional[threading.Event] = None,
-    min_free_mb: Optional[int] = None,
 ) -> List[FetchOutcome]:
     """Download each resource of ``resources`` (the missing ones), after one disk check that
-    keeps ``min_free_mb`` free (default: the setting ``images.min_free_space_mb``)."""
-    if min_free_mb is None:
-        min_free_mb = int(setting.get("images.min_free_space_mb"))
+    keeps the setting ``images.min_free_space_mb`` free."""
+    min_free_mb = int(setting.get("images.min_free_space_mb"))
     check_space([r for r in resources if r.status == "resolved"], folders, min_free_mb)
     outcomes = []
     for resource in resources:

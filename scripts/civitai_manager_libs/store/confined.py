@@ -176,20 +176,18 @@ def replace(src: str, dst: str, root: Optional[str] = None) -> None:
     os.replace(src, dst)
 
 
-def remove(path: str, root: Optional[str] = None, missing_ok: bool = True) -> bool:
-    """Delete the file ``path`` inside ``root``; True when something was removed. A path
-    outside ``root`` or a link is refused (ConfinementError)."""
+def remove(path: str, root: Optional[str] = None) -> bool:
+    """Delete the file ``path`` inside ``root``; True when something was removed (a missing file
+    is not an error). A path outside ``root`` or a link is refused (ConfinementError)."""
     try:
         path = check_target(path, root)
     except ConfinementError:
-        if missing_ok and not os.path.lexists(path):
+        if not os.path.lexists(path):
             return False
         raise
     try:
         os.remove(path)
     except FileNotFoundError:
-        if not missing_ok:
-            raise
         return False
     return True
 
