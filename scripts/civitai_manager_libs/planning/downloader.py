@@ -53,7 +53,7 @@ def _option(key: str, value: Any) -> Any:
 class ImageDownloader:
     """Civitai image download manager (the spec's API plus wait, cancel, summary, retry)."""
 
-    page_size = listing_request.PAGE_SIZE  # items asked per listing request
+    page_size = civitai_api.MAX_PAGE_SIZE  # items asked per listing request
 
     def __init__(
         self,
