@@ -77,7 +77,7 @@ def sync_ten(work: str, latency: float) -> List[str]:
         listing = [r for r in fake.api_requests() if r.path == "/api/v1/images"]
         api = len(fake.api_requests())
         images = len([r for r in fake.image_requests() if r.method == "GET"])
-    name = f"sync, 10 targets, nothing new ({api} API requests in all)"
+    name = f"sync, 10 targets, nothing new ({api} API requests in all; target 10)"
     return [name, str(len(listing)), str(images), f"{seconds:.2f}"]
 
 

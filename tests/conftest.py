@@ -3,6 +3,8 @@ that keeps one test's settings from leaking into the next."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from scripts.civitai_manager_libs import setting
@@ -19,6 +21,16 @@ def _settings_do_not_leak():
     if setting.revision() != before:
         setting.reset()
         setting.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _tab_language_does_not_leak():
+    """A test that builds the WebUI tab sets WebUI's localization as the tab's language (process
+    wide, as in WebUI); the next test reads its language from the settings again."""
+    yield
+    i18n = sys.modules.get("scripts.civitai_manager_libs.ui.i18n")
+    if i18n is not None:
+        i18n.set_language(None)
 
 
 @pytest.fixture(scope="session")

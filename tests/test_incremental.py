@@ -4,6 +4,7 @@ listing that never completed list fully. Listing requests are counted at the fak
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -144,6 +145,74 @@ def test_a_changed_filter_set_is_a_new_full_listing(tmp_path):
         fake.reset()  # and that listing, completed now, is incremental in its turn
         code, text = _download(fake, out, "model", MODEL, "--type", "image")
         assert len(_listing_requests(fake)) == 1, text
+
+
+def test_with_tags_is_a_new_listing_not_an_incremental_one(tmp_path):
+    """--with-tags changes what Civitai answers (each image's tags, kept in the sidecar): a
+    re-run with it lists every page and records the tags of every image it has."""
+    with FakeCivitai(Dataset.generate(450, image_kb=1, seed=26)) as fake:
+        out = tmp_path / "out"
+        assert _download(fake, out, "model", MODEL)[0] == 0
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL, "--with-tags")
+        assert code == 0, text
+        assert len(_listing_requests(fake)) == 3, text  # 450 at 200 a page: a full listing
+        assert all(r.query.get("withTags") == "true" for r in _listing_requests(fake))
+        assert "incremental" not in text
+        fake.reset()
+        code, text = _download(fake, out, "model", MODEL, "--with-tags")
+        assert len(_listing_requests(fake)) == 1, text  # that listing is incremental in its turn
+
+
+def _changed(field_name, request):
+    """``request`` with field ``field_name`` changed the way an option would change it."""
+    from scripts.civitai_manager_libs.civitai.filters import FilterSpec
+    from scripts.civitai_manager_libs.civitai.web_listing import WebListing
+
+    other = {
+        "kind": "version",
+        "value": 4202,
+        "params": {**request.params, "someNewOption": "1"},
+        "limit": 7,
+        "levels": ["None"],
+        "spec": FilterSpec.build(media_type="video"),
+        "source": WebListing("collection", 9),
+        "full": True,
+    }
+    return dataclasses.replace(request, **{field_name: other[field_name]})
+
+
+def test_every_field_of_a_listing_request_is_keyed_or_declared_a_run_mode():
+    """The mechanism behind "a changed option set is a new listing": each field of
+    ListingRequest is declared in KEYED, and each keyed one changes the query key (a new field,
+    or a new parameter an option adds, cannot be forgotten)."""
+    from scripts.civitai_manager_libs.planning import listing_request as lr
+
+    fields = [f.name for f in dataclasses.fields(lr.ListingRequest)]
+    assert sorted(fields) == sorted(lr.KEYED), "declare the new field in listing_request.KEYED"
+    base = lr.model_listing(4201, nsfw_levels=["None", "Soft"])
+    for name in fields:
+        changed = _changed(name, base)
+        if name == "source":  # a web listing is named by its kind and value, its source's own
+            web = lr.for_target("collection", 9)
+            assert (web.kind, web.value) == (web.source.kind, web.source.value)
+            continue
+        if lr.KEYED[name] is None:
+            assert changed.query_key == base.query_key, name
+        else:
+            assert changed.query_key != base.query_key, name
+    tagged = dataclasses.replace(base, params={**base.params, "withTags": "true"})
+    assert tagged.query_key == base.query_key + '|params={"withTags":"true"}'
+    # what kind, value and the filters imply is not repeated: the keys stay as they were
+    spec = lr.model_listing(
+        4201, nsfw_levels=["None"], filters=lr.FilterSpec.build(since="2024-01-01")
+    )
+    assert "|params=" not in spec.query_key
+    assert (
+        "|params="
+        not in lr.for_target("filter", None, params={"modelId": 1, "sort": "Newest"}).query_key
+    )
+    assert lr.for_target("user", "alice").query_key == "creator:alice|nsfw=None,Soft|limit=20"
 
 
 def test_which_orders_are_newest_first():

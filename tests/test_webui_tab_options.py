@@ -54,3 +54,13 @@ def test_settings_page_changes_are_what_the_tab_shows(tab, tmp_path):
     host.opts.set("civitai_gallery_images_path_template", "{creator}/{id}")
     assert save_options.option_value("formats") == ["txt"]
     assert save_options.option_value("template") == "{creator}/{id}"
+
+
+def test_the_tabs_pacing_boxes_are_the_pacing_settings(tab):
+    host, _saved = tab
+    assert save_options.save_sleep_request("2-5") == "2-5"
+    assert save_options.save_limit_rate("2M") == "2M"
+    assert (setting.get("http_sleep_request"), setting.get("http_limit_rate")) == ("2-5", "2M")
+    assert host.opts.data["civitai_gallery_http_sleep_request"] == "2-5"
+    assert save_options.save_limit_rate("fast") == "2M"  # refused: the value in force comes back
+    assert save_options.option_value("sleep_request") == "2-5"

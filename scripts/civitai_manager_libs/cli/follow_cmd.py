@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from typing import Any, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, TextIO
 
 from .args import UsageError, add_pacing_options, build_parser
 from .report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunReport
@@ -18,6 +18,9 @@ from .shell import add_logging, new_parser, run_command
 from .target import CliTarget, parse_target
 from ..errors import CivitaiGalleryError
 from ..store.paths import ARCHIVE_NAME
+
+if TYPE_CHECKING:  # imported when a command runs (start-up speed)
+    from ..planning.follow_sync import TargetSync
 
 COMMANDS = ("follow", "unfollow", "following", "sync")
 _HELP = {
@@ -36,49 +39,81 @@ def _output(args: argparse.Namespace) -> str:
 
 
 def _key(target: CliTarget) -> str:
-    if target.kind == "model" and target.version_id:  # a model link naming one version
-        return f"version {target.version_id}"
-    return target.describe()
+    from ..planning.follow_sync import follow_key
+
+    return follow_key(target.kind, target.value, target.version_id)
+
+
+#: Every ``download`` argument, as ``follow`` treats it (tests/test_follow_sync.py walks the
+#: download parser: a new option must be classified here). "target" and "recorded" are kept in
+#: the follow row and honoured by ``sync`` (``download_options``); "follow": used by the
+#: ``follow`` command itself, never recorded; any other text: the option is refused with it
+#: (exit 2, nothing written).
+FOLLOW_ARGUMENTS = {
+    "kind": "target",
+    "values": "target",
+    **{
+        dest: "recorded"
+        for dest in (
+            "limit", "nsfw", "reaction_kinds", "base_model", "media_type", "with_generation_data",
+            "since", "until", "min_reactions", "used_with", "with_tags", "template", "metadata",
+            "thumbnails", "duplicates", "concurrency",
+        )
+    },  # fmt: skip
+    "output": "follow",  # the folder whose archive records the target
+    "base_url": "follow",  # a url target's own host is accepted (sync takes --base-url)
+    "red_base_url": "follow",
+    "verbose": "follow",
+    "quiet": "follow",
+    "api_key": "follow records no API key: give it to sync (--api-key or $CIVITAI_API_KEY)",
+    "from_file": "--from-file names fixed images: nothing new appears in them; download them "
+    "with python main.py download image --from-file FILE",
+    "full": "--full is for one run: sync lists what is new; run python main.py download "
+    "KIND VALUE --full once to list everything",
+    "report": "sync writes no report file per target; its lines are its report",
+    "sleep_request": "pacing is sync's: python main.py sync --sleep-request SECONDS",
+    "limit_rate": "pacing is sync's: python main.py sync --limit-rate RATE",
+}
+
+
+def refuse_unrecorded(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``UsageError`` (exit 2) for a download option ``follow`` neither records nor uses."""
+    for dest, how in FOLLOW_ARGUMENTS.items():
+        if how in ("target", "recorded", "follow"):
+            continue
+        if getattr(ns, dest, None) not in (None, False, parser.get_default(dest)):
+            raise UsageError(f"follow: {how}")
+
+
+def _target_of(ns: argparse.Namespace) -> CliTarget:
+    return parse_target(
+        ns.kind,
+        ns.values,
+        getattr(ns, "base_url", None),
+        reaction_kinds=getattr(ns, "reaction_kinds", None),
+        red_base_url=getattr(ns, "red_base_url", None),
+    )
 
 
 def download_options(ns: argparse.Namespace) -> List[str]:
-    """The options of a parsed ``download`` that say what and how to fetch, as arguments again:
-    never the API key, the origin, the output folder, a report file, --full or logging."""
-    from ..civitai.filters import iso
+    """The options of a parsed ``download`` that say what and how to fetch, as arguments again
+    (``planning/follow_sync.FollowOptions``, the tab's follow writes the same)."""
+    from .args import filters_from_args
+    from ..civitai.filters import FilterSpec
+    from ..planning.follow_sync import FollowOptions
 
-    out: List[str] = []
-    if ns.limit is not None:
-        out += ["--limit", str(ns.limit)]
-    if ns.nsfw is not None:
-        out += ["--nsfw", ",".join(ns.nsfw)]
-    if ns.base_model:
-        out += ["--base-model", ",".join(ns.base_model)]
-    if ns.media_type:
-        out += ["--type", ns.media_type]
-    if ns.with_generation_data:
-        out.append("--with-generation-data")
-    for flag, value in (("--since", ns.since), ("--until", ns.until)):
-        if value is not None:
-            out += [flag, iso(value)]
-    if ns.min_reactions:
-        out += ["--min-reactions", str(ns.min_reactions)]
-    if ns.used_with:
-        out += ["--used-with", ",".join(str(v) for v in ns.used_with)]
-    if ns.template:
-        out += ["--template", ns.template]
-    if ns.metadata is not None:
-        out += ["--metadata", ",".join(ns.metadata) or "none"]
-    if ns.thumbnails:
-        out.append("--thumbnails")
-    if ns.duplicates:
-        out += ["--duplicates", ns.duplicates]
-    if getattr(ns, "reaction_kinds", None):
-        out += ["--kind", ",".join(ns.reaction_kinds)]
-    if getattr(ns, "with_tags", False):
-        out.append("--with-tags")
-    if ns.concurrency:
-        out += ["--concurrency", str(ns.concurrency)]
-    return out
+    return FollowOptions(
+        limit=ns.limit,
+        nsfw=ns.nsfw,
+        spec=filters_from_args(ns) or FilterSpec(),
+        template=ns.template,
+        metadata=ns.metadata,
+        thumbnails=bool(ns.thumbnails),
+        duplicates=ns.duplicates,
+        reaction_kinds=getattr(ns, "reaction_kinds", None),
+        with_tags=bool(getattr(ns, "with_tags", False)),
+        concurrency=ns.concurrency,
+    ).argv()
 
 
 def _archive(output: str, must_exist: bool):
@@ -96,10 +131,16 @@ def cmd_follow(argv: Sequence[str], out: TextIO) -> int:
     """``follow KIND VALUE [download options]``: its own parsing (download's parser)."""
 
     def command(ns: argparse.Namespace, out: TextIO) -> int:
+        from ..planning import follow_sync
         from ..store import follows
         from ..store.paths import check_output_folder
 
-        target = parse_target(ns.kind, ns.values, ns.base_url)  # UsageError: exit 2
+        refuse_unrecorded(ns, build_parser())
+        target = _target_of(ns)  # UsageError: exit 2
+        if target.kind in follow_sync.UNFOLLOWABLE:
+            raise UsageError(
+                "follow: a single image has nothing new to sync; follow its model, creator or post"
+            )
         options = download_options(ns)
         build_parser().parse_args(["download", ns.kind, *ns.values, *options])  # still valid
         output = check_output_folder(_output(ns))
@@ -162,75 +203,62 @@ def cmd_following(ns: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> Tuple[int, RunReport, CliTarget]:
-    """Run ``download`` for one followed target, its report printed nowhere; (exit code, report,
-    target)."""
+def _sync_one(row: Any, ns: argparse.Namespace, output: str) -> TargetSync:
+    """Run ``download`` for one followed target, its report printed nowhere, without the
+    look-up before the listing (``planning/follow_sync``: the first page answers it)."""
+    from .report import user_message
     from .run import download_run
+    from ..planning.follow_sync import TargetSync
 
-    args = build_parser().parse_args(["download", *row.argv, "--output", output])
-    args.base_url, args.api_key = ns.base_url, ns.api_key
-    args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
-    args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
-    target = parse_target(args.kind, args.values, args.base_url)
-    report = RunReport("download", target.describe(), output)
-    code = download_run(args, io.StringIO(), report, target)
-    return code, report, target
+    try:
+        args = build_parser().parse_args(["download", *row.argv, "--output", output])
+        args.base_url, args.api_key = ns.base_url, ns.api_key
+        args.verbose, args.quiet, args.signal = ns.verbose, ns.quiet, ns.signal
+        args.sleep_request, args.limit_rate = ns.sleep_request, ns.limit_rate
+        target = _target_of(args)
+        report = RunReport("download", target.describe(), output)
+        code = download_run(args, io.StringIO(), report, target, check_first=False)
+    except CivitaiGalleryError as exc:  # this target only: the others still sync
+        return TargetSync(row.key, error=user_message(exc, ns.base_url), code=EXIT_FAILED)
+    s = report.summary
+    result = TargetSync(row.key, s.completed, s.failed, list(s.notes), code=code)
+    if report.gone is not None:
+        result.gone, result.code = report.gone, EXIT_FAILED
+    elif report.stopped_reason:
+        result.stopped = report.stopped_reason
+    return result
 
 
-def _name(archive: Any, target: CliTarget) -> str:
-    kind, ident = target.kind, target.value
-    if kind == "model" and target.version_id:
-        kind, ident = "version", target.version_id
-    if kind not in ("model", "version"):
+def _named(archive: Any, row: Any) -> str:
+    from ..planning.follow_sync import target_name
+
+    try:
+        target = _target_of(build_parser().parse_args(["download", *row.argv]))
+    except CivitaiGalleryError:
         return ""
-    known = archive.known_name(kind, ident)
-    return f" {known[0]}" if known else ""
+    return target_name(archive, target.kind, target.value, target.version_id)
 
 
 def cmd_sync(ns: argparse.Namespace, out: TextIO) -> int:
-    from ..store import follows
+    from ..planning.follow_sync import followed, sync_all
 
     output = _output(ns)
-    with _archive(output, must_exist=True) as archive:
-        rows = follows.followed(archive)
-    if not rows:
+    with _archive(output, must_exist=True):
+        pass  # UsageError when the folder follows nothing yet
+    if not followed(output):
         out.write(f"{output} follows nothing (python main.py follow model ID)\n")
         return EXIT_OK
-    new_total, failed = 0, []
-    for row in rows:
-        try:
-            code, report, target = _sync_one(row, ns, output)
-        except CivitaiGalleryError as exc:  # this target only: the others still sync
-            from .report import user_message
 
-            out.write(f"{row.key}: error: {user_message(exc, ns.base_url)}\n")
-            failed.append(row.key)
-            continue
-        s = report.summary
-        new_total += s.completed
-        with _archive(output, must_exist=True) as archive:
-            follows.synced(archive, row.key, s.completed, code)
-            name = _name(archive, target)
-        notes = "; ".join(n.split(": ", 1)[-1] for n in s.notes)
-        problems = f", {s.failed} failed" if s.failed else ""
-        if report.stopped_reason:
-            problems += f", stopped: {report.stopped_reason}"
-        out.write(
-            f"{row.key}{name}: {s.completed} new{problems}"
-            + (f" ({notes})" if notes else "")
-            + "\n"
-        )
-        if code == EXIT_INTERRUPTED:
-            out.write("interrupted: run sync again to continue\n")
-            return EXIT_INTERRUPTED
-        if code != EXIT_OK:
-            failed.append(row.key)
-    out.write(
-        f"synced {len(rows)} target(s): {new_total} new image(s)"
-        + (f", {len(failed)} with problems ({', '.join(failed)})" if failed else "")
-        + "\n"
-    )
-    return EXIT_FAILED if failed else EXIT_OK
+    def said(result: TargetSync) -> None:
+        out.write(result.line() + "\n")
+        out.flush()
+
+    summary = sync_all(output, lambda row: _sync_one(row, ns, output), said, _named)
+    if summary.interrupted:
+        out.write("interrupted: run sync again to continue\n")
+        return EXIT_INTERRUPTED
+    out.write(summary.line() + "\n")
+    return summary.code
 
 
 _COMMANDS = {"unfollow": cmd_unfollow, "following": cmd_following, "sync": cmd_sync}

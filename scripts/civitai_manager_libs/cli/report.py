@@ -57,6 +57,8 @@ class RunReport:
     exit_code: int = EXIT_OK
     unreachable: bool = False  # Civitai's API could not be reached: exit 4
     limit_cut: Optional[int] = None  # the listing stopped at --limit N while Civitai had more
+    listed_any: Optional[bool] = None  # the listing's pages held an image (None: no listing)
+    gone: Optional[str] = None  # sync: the target is no longer on Civitai (planning/follow_sync)
 
     @property
     def listed(self) -> int:

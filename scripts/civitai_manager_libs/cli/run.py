@@ -20,6 +20,7 @@ from ..errors import (
     ArchiveError,
     DiskSpaceError,
     NetworkError,
+    NotFoundError,
     OutputBusyError,
     OutputPathError,
 )
@@ -106,6 +107,7 @@ def _run(
     finally:
         report.summary = downloader.summary()
         report.limit_cut = getattr(downloader, "limit_cut", None)
+        report.listed_any = getattr(downloader, "listed_any", None)
         for why, count in (getattr(downloader, "embed_skipped", None) or {}).items():
             log.info(
                 "%d file(s) got a txt sidecar instead of embedded generation data: %s",
@@ -169,17 +171,21 @@ def execute(
     target: Optional[CliTarget] = None,
     remember_options: bool = False,
     ahead: Optional[Dict[str, Any]] = None,
+    check_first: bool = True,
 ) -> int:
     """Build the service, check the target, run with bars, print (and write) the report.
 
     ``ahead``: the listing's first page (``CivitaiAPI.prefetch_page`` arguments), asked beside
-    the target check so the listing does not wait for it; nothing is written before the check."""
+    the target check so the listing does not wait for it; nothing is written before the check.
+    ``check_first`` False (``sync``: a followed target): no look-up before the listing, whose
+    first page answers whether the target exists; only a listing that held no image asks the
+    look-up, which fills ``report.gone`` when the target is gone."""
     service = Service(cfg, remember_options=remember_options)
     paths = SavedPaths(out) if SavedPaths.wanted(out) else None
     try:
         if ahead is not None:
             service.api.prefetch_page(**ahead)
-        if target is not None:
+        if target is not None and check_first:
             # The look-up waits on the network: load the download machinery meanwhile.
             warm = threading.Thread(target=_import_download_modules, daemon=True)
             warm.start()
@@ -195,9 +201,18 @@ def execute(
                 if paths is not None:
                     downloader.register_image_downloaded_callback(paths)
                 _run(report, downloader, bars, begin, args.signal)
+            if target is not None and not check_first and report.listed_any is False:
+                if not report.interrupted and not report.stopped_reason:
+                    from ..planning.follow_sync import gone_reason
+
+                    report.gone = gone_reason(
+                        service.api, target.kind, target.value, target.version_id
+                    )
         except OutputBusyError:
             raise  # another process downloads into the folder: refused at once, exit 2, no report
         except RUN_STOPPERS as exc:
+            if not check_first and isinstance(exc, NotFoundError) and not report.listed_any:
+                report.gone = user_message(exc, cfg.base_url)  # its listing answered 404
             report.stopped_reason = user_message(exc, cfg.base_url)
             report.unreachable = isinstance(exc, NetworkError)
             bars.close()
@@ -211,9 +226,14 @@ def execute(
 
 
 def download_run(
-    args: argparse.Namespace, out: TextIO, report: RunReport, target: CliTarget
+    args: argparse.Namespace,
+    out: TextIO,
+    report: RunReport,
+    target: CliTarget,
+    check_first: bool = True,
 ) -> int:
-    """``download``'s run of ``target``, filling ``report`` (``sync`` reads it)."""
+    """``download``'s run of ``target``, filling ``report`` (``sync`` reads it; it passes
+    ``check_first`` False: see :func:`execute`)."""
     cfg = resolve_config(args)
     require_key_for(target, cfg.api_key)  # your reactions: exit 2 without the key
     if cfg.with_tags and target.kind == "image":  # the tags come with an ids= look-up
@@ -237,4 +257,7 @@ def download_run(
     from ..planning.listing_request import first_page_ahead
 
     ahead = first_page_ahead(listing, cfg.output)  # None: nothing certain to ask ahead
-    return execute(args, out, report, cfg, begin, target, remember_options=True, ahead=ahead)
+    check_first = check_first or listing is None  # a single image / ids: the look-up is it
+    return execute(
+        args, out, report, cfg, begin, target, True, ahead=ahead, check_first=check_first
+    )

@@ -334,6 +334,11 @@ class ImageDownloader:
         return self._planner.limit_cut
 
     @property
+    def listed_any(self) -> Optional[bool]:
+        """Whether the latest listing's pages held any image (None: nothing listed yet)."""
+        return self._planner.listed_any
+
+    @property
     def stopped_reason(self) -> Optional[str]:
         """Why scheduling stopped (disk space), or None."""
         return self._jobs.halt_reason

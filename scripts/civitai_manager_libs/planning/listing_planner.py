@@ -71,6 +71,9 @@ class ListingPlanner:
         self._context = context
         # the latest listing stopped at its limit while Civitai had more: that limit (else None)
         self.limit_cut: Optional[int] = None
+        # whether the latest listing's pages held any image (kept, filtered or hidden): False
+        # is the one answer a target that is gone gives too (planning/follow_sync)
+        self.listed_any: Optional[bool] = None
 
     def run(
         self,
@@ -103,6 +106,7 @@ class ListingPlanner:
         context = self._context.for_listing(request.kind, request.value)
         listed = 0
         self.limit_cut = None
+        self.listed_any = False
         told = False  # the notice about the order Civitai really gives, once per listing
         pages = PageLoop(
             lambda cursor: owner.api.get_image_page(
@@ -125,6 +129,8 @@ class ListingPlanner:
                     logger.warning("%s", page.notice)
                     told = True
                 counts.add(item_filter.NSFW, page.nsfw_hidden)
+                if page.items or page.nsfw_hidden or page.rejected:
+                    self.listed_any = True
                 items = self._kept(page.items, spec, counts, limit - listed if limit else 0)
                 listed += len(items)
                 known = self._plan_page(

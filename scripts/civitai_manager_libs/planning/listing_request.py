@@ -42,13 +42,28 @@ class ListingRequest:
 
     @property
     def query_key(self) -> str:
-        """The listing's name in the archive (its checkpoint, its run options)."""
+        """The listing's name in the archive (its checkpoint, its run options, its incremental
+        mark): every field :data:`KEYED` names shapes it, so another option set is another
+        listing (a re-run with it lists fully, and never resumes the other's checkpoint)."""
         key = f"{self.kind}:{self.value}|nsfw={','.join(self.levels)}"
         if self.limit:
             key += f"|limit={self.limit}"
         if self.spec.active:
             key += f"|filters={self.spec.key()}"
+        extra = self.extra_params()
+        if extra:  # e.g. withTags=true: what Civitai answers changes
+            key += "|params=" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
         return key
+
+    def extra_params(self) -> Dict[str, Any]:
+        """The endpoint parameters that ``kind``, ``value`` and the filters do not imply (an
+        option added to ``params``, such as ``withTags``); a parameter they imply but that is
+        missing, as None."""
+        implied = _plain(self.spec.server_params(_named_params(self.kind, self.value)))
+        given = _plain(self.params)
+        extra = {k: v for k, v in given.items() if implied.get(k, _MISSING) != v}
+        extra.update({k: None for k in implied if k not in given})
+        return extra
 
     @property
     def resumes(self) -> bool:
@@ -70,6 +85,42 @@ class ListingRequest:
             "limit": self.page_size(most),
             "nsfw_levels": self.levels,
         }
+
+
+_MISSING = object()
+
+
+def _plain(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """``params`` as JSON gives them back (dates and other values as text), to compare."""
+    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
+
+
+def _named_params(kind: str, value: Any) -> Dict[str, Any]:
+    """The endpoint parameters a listing's ``kind`` and ``value`` stand for."""
+    if kind == "model":
+        return {"modelId": value}
+    if kind == "version":
+        return {"modelVersionId": value}
+    if kind == "creator":
+        return {"username": value}
+    if kind == "filter":
+        return dict(json.loads(value))
+    return {}  # a web listing: its value names it, its params hold only the filters
+
+
+#: How each field of :class:`ListingRequest` enters its :attr:`~ListingRequest.query_key`
+#: (tests/test_incremental.py walks the dataclass: a new field must be named here, and a keyed
+#: one must change the key). None: a field that changes how a run goes, not what it lists.
+KEYED: Dict[str, Optional[str]] = {
+    "kind": "the key's head",
+    "value": "the key's head (a web listing's value is the canonical form of its site filters)",
+    "params": "|params= for every parameter kind, value and filters do not imply",
+    "limit": "|limit=",
+    "levels": "|nsfw=",
+    "spec": "|filters=",
+    "source": "its kind and value, which are the request's own",
+    "full": None,  # --full: list every page this time
+}
 
 
 def _listing(

@@ -69,6 +69,7 @@ class GalleryJobs:
         self._cancel = threading.Event()
         self.last_outcome: Optional[JobOutcome] = None
         self._job_starts: set = set()  # the first task id of each job run by this process
+        self.side: Optional[Any] = None  # the downloader of a job with its own (Sync now)
 
     # -- the service -----------------------------------------------------------------------------
 
@@ -121,13 +122,27 @@ class GalleryJobs:
         self._cancel.set()
         with self._state:
             task_ids = list(self._task_ids)
-            downloader = self._downloader
+            downloader = self.side or self._downloader
         if downloader is not None:
             # Still listing (no task ids yet): cancel(None) also stops the listing. The tab's
             # downloader runs only this one job, so "everything" is exactly this job.
             downloader.cancel(task_ids or None)
         logger.info("cancel requested for the running gallery download (%d tasks)", len(task_ids))
         return len(task_ids)
+
+    def run_exclusive(self, work: Callable[[threading.Event], JobOutcome]) -> JobOutcome:
+        """Run ``work(cancel_event)`` as the one job (Sync now, ``ui/follow_panel``: its own
+        downloaders, the running one in :attr:`side`); ``JobBusyError`` while another job runs,
+        and the others refused while it runs."""
+        if not self._lock.acquire(blocking=False):
+            raise JobBusyError(say("already_running"))
+        try:
+            self._cancel.clear()
+            self.last_outcome = work(self._cancel)
+            return self.last_outcome
+        finally:
+            self.side = None
+            self._lock.release()
 
     def _run(self, start: Callable[[object], List[str]], progress: ProgressFn, listing: str, kind):
         if not self._lock.acquire(blocking=False):

@@ -55,6 +55,20 @@ MESSAGES: Dict[str, str] = {
     "thumbnail is shown.",
     "no_generation_data": "This image carries no generation data: its author hid it, or it was "
     "not made with Stable Diffusion.",
+    # -- follow and sync (ui/follow_panel.py) ----------------------------------------------------
+    "follow_none": "This output folder follows nothing yet: load a target and press Follow.",
+    "never": "never",
+    "follow_image": "A single image has nothing new to sync; follow a model, creator, "
+    "collection, post, tag or link.",
+    "followed": "Following {key}: Sync now downloads what is new in it.",
+    "follow_updated": "{key} was followed already; its options are updated.",
+    "pick_followed": "Pick a followed target first.",
+    "unfollowed": "Unfollowed {key}; its files stay.",
+    "syncing": "Syncing {key}",
+    "sync_line": "{target}: {new} new",
+    "sync_line_gone": "{target}: gone: {error}",
+    "sync_line_error": "{target}: error: {error}",
+    "sync_nothing_new": "Sync finished: nothing new in {count} followed targets.",
     # -- downloads -------------------------------------------------------------------------------
     "template_fields": "Fields: {fields}. Any field takes a format spec: {examples}.",
     "template_select": "Select an image to see where it would be saved.",

@@ -22,6 +22,8 @@ TAB_OPTIONS = {
     "output": "images.output_path",
     "template": "images.path_template",
     "thumbnails": "images.generate_thumbnails",
+    "sleep_request": "http_sleep_request",  # pacing (ui/follow_panel.pacing_options)
+    "limit_rate": "http_limit_rate",
 }
 METADATA_CHOICES = ("json", "txt", "exif")
 _options_lock = threading.Lock()
@@ -70,3 +72,5 @@ save_formats = _option_saver("formats")
 save_output = _option_saver("output")
 save_template = _option_saver("template")
 save_thumbnails = _option_saver("thumbnails")
+save_sleep_request = _option_saver("sleep_request")
+save_limit_rate = _option_saver("limit_rate")

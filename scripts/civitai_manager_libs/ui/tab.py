@@ -20,6 +20,7 @@ import gradio as gr
 from . import actions as action
 from . import download_job
 from . import filters_row
+from . import follow_panel
 from . import library
 from . import resources_panel
 from . import save_options
@@ -201,6 +202,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                     elem_id="civitai_gallery_template",
                     scale=2,
                 )
+            c.update(follow_panel.pacing_options())
         c["template_preview"] = component(
             gr.Textbox,
             value="",
@@ -223,6 +225,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
             c["cancel"] = component(
                 gr.Button, t("Cancel"), variant="stop", elem_id="civitai_gallery_cancel"
             )
+            c.update(follow_panel.follow_button())
         c["status"] = component(
             gr.Textbox,
             label=t("Status"),
@@ -247,6 +250,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
             c["refresh"] = component(
                 gr.Button, t("Refresh"), size="sm", elem_id="civitai_gallery_refresh_tasks"
             )
+        c.update(follow_panel.build())
         if not webui:  # inside WebUI these live on WebUI's Settings page
             from . import app_settings
 
@@ -297,6 +301,11 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
     for event in paged:
         resources_panel.chain(c, event)
     # A job reports its progress on Status only; the tasks table follows when it ends.
+    jobs_queue = dict(
+        concurrency_limit=DOWNLOAD_CONCURRENCY,
+        concurrency_id="civitai_gallery_jobs",
+        trigger_mode="multiple",
+    )
     for button, handler, inputs in (
         (
             c["download_all"],
@@ -310,11 +319,10 @@ def _wire(c: Dict[str, gr.components.Component]) -> None:
             handler,
             inputs,
             [c["status"]],
-            concurrency_limit=DOWNLOAD_CONCURRENCY,
-            concurrency_id="civitai_gallery_jobs",
-            trigger_mode="multiple",
+            **jobs_queue,
         )
         listen(event.then, download_job.refresh_tasks, None, [c["tasks"]])
+    follow_panel.wire(c, jobs_queue)
     listen(c["cancel"].click, download_job.cancel_download, None, None, concurrency_limit=None)
     listen(c["refresh"].click, download_job.refresh_tasks, None, [c["tasks"]])
     _wire_save_options(c)
