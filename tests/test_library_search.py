@@ -218,6 +218,28 @@ def test_tags_are_searched(tmp_path):
     assert _ids(output, "tags:rain") == {1}
 
 
+@pytest.fixture(scope="module")
+def nested(fake, tmp_path_factory):
+    """Saved with thumbnails (.thumbnails/ beside the images) and a {model_name}/{id} template."""
+    root = tmp_path_factory.mktemp("nested")
+    options = {"images.generate_thumbnails": True, "images.path_template": "{model_name}/{id}"}
+    (root / "settings.json").write_text(json.dumps(options))
+    _download(fake, root / "out", {31001: "json,exif", 4384: "json"}, root / "settings.json")
+    return root / "out"
+
+
+def test_thumbnails_and_a_nested_template_hide_nothing(nested):
+    """Each image is found once, thumbnails never (the Library browser test once failed after a
+    test that saved these options: that was the shared settings file, not the Library)."""
+    output = nested
+    assert any(".thumbnails" in dirs for _root, dirs, _files in os.walk(output))
+    assert not any(name.isdigit() for name in os.listdir(output))  # one folder per model name
+    found = _ids(output, '"neon city"')
+    assert len(found) == 1
+    hits = _ids(output, "--lora", "Neon Lines")
+    assert len(hits) == 2 and found <= hits
+
+
 # --------------------------------------------------------------------------- several folders
 
 
