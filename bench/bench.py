@@ -676,7 +676,8 @@ def big_run_and_rerun(n: int, image_kb: int, latency: float, work: str):
         f"{(peak - base) / MiB:.1f}",
         f"{saved}/{n} in {secs:.1f} s",
     ]
-    last = (rerun.stdout.strip().splitlines() or ["?"])[-1]
+    # piped, the CLI prints saved paths on stdout and its summary line on stderr
+    last = (rerun.stderr.strip().splitlines() or ["?"])[-1]
     return rss, [
         f"re-run finished {n:,}-image job",
         f"{rerun_secs:.2f}",

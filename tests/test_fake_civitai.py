@@ -525,6 +525,22 @@ def test_delay_and_latency_stall_before_the_headers(fake_civitai):
         requests.get(url, timeout=0.5)
 
 
+def test_hold_keeps_requests_waiting_until_released(fake_civitai):
+    hold = fake_civitai.faults.hold("/api/v1/models/*")
+    url = fake_civitai.base_url + "/api/v1/models/4201"
+    answers = []
+    waiter = threading.Thread(target=lambda: answers.append(requests.get(url, timeout=30)))
+    waiter.start()
+    assert hold.wait_arrived(10)
+    waiter.join(0.3)
+    assert waiter.is_alive() and answers == []  # held: no headers yet
+    assert requests.get(fake_civitai.base_url + "/api/v1/images", timeout=10).ok  # others pass
+    hold.release()
+    waiter.join(10)
+    assert answers and answers[0].ok
+    assert requests.get(url, timeout=10).ok  # the hold has ended
+
+
 def test_ignore_range_answers_200_with_the_full_body(fake_civitai):
     source = fake_civitai.dataset.images[0]
     fake_civitai.faults.ignore_range = True

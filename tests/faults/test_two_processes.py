@@ -20,13 +20,14 @@ pytestmark = pytest.mark.slow
 ALL = ["None", "Soft", "Mature", "X"]
 
 
-def _wait_for_first_image_request(fake, proc, timeout=30.0):
+def _wait_until_held(hold, proc=None, timeout=60.0):
+    """The run is downloading, and stays so (its images are held) until ``hold.release()``: the
+    test no longer races a run that finishes while a loaded machine starts the second one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if fake.image_requests():
+        if hold.wait_arrived(0.05):
             return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+        assert proc is None or proc.poll() is None, proc.communicate()
     raise AssertionError("the first run never started downloading")
 
 
@@ -50,14 +51,14 @@ def test_second_cli_on_the_same_folder_refuses_at_once(generated_fake, tmp_path)
     fake = generated_fake(n_images=24, image_kb=64, bandwidth=256 * 1024)
     output = tmp_path / "out"
     args = download_model_args(fake, output, 2, "--metadata", "json,exif", "--thumbnails")
+    hold = fake.faults.hold("*", server="image")
     first = start_cli(args, tmp_path)
     try:
-        _wait_for_first_image_request(fake, first)
-        started = time.monotonic()
+        _wait_until_held(hold, first)
+        # "at once": the second run answers while the first is still held mid-download
         second = run_cli(args, tmp_path, timeout=60)
-        took = time.monotonic() - started
+        hold.release()
         assert second.returncode == 2, (second.stdout, second.stderr)
-        assert took < 10, f"the second run took {took:.1f} s to refuse"
         message = second.stderr.strip().splitlines()
         assert len(message) == 1, second.stderr
         assert str(output) in message[0] and "another process" in message[0], message
@@ -86,8 +87,11 @@ def test_tab_and_cli_on_the_same_folder(generated_fake, tmp_path):
     tab = _in_process_downloader(fake, output)
     try:
         # the tab is downloading: a CLI refuses
+        hold = fake.faults.hold("*", server="image")
         task_ids = tab.download_model_images(generated_model_id(fake), nsfw_levels=ALL)
+        _wait_until_held(hold)
         cli = run_cli(args, tmp_path, timeout=60)
+        hold.release()
         assert cli.returncode == 2, cli.stderr
         assert str(output) in cli.stderr and "another process" in cli.stderr
         assert tab.wait(timeout=120)
@@ -101,9 +105,10 @@ def test_tab_and_cli_on_the_same_folder(generated_fake, tmp_path):
         fake.reset()
         other = tmp_path / "other"
         args_other = download_model_args(fake, other, 1, "--metadata", "json")
+        hold = fake.faults.hold("*", server="image")
         proc = start_cli(args_other, tmp_path)
         try:
-            _wait_for_first_image_request(fake, proc)
+            _wait_until_held(hold, proc)
             tab_other = _in_process_downloader(fake, other)
             try:
                 with pytest.raises(OutputBusyError, match="another process"):
@@ -111,6 +116,7 @@ def test_tab_and_cli_on_the_same_folder(generated_fake, tmp_path):
                 assert tab_other.summary().listed == 0  # refused before planning anything
             finally:
                 tab_other.close()
+                hold.release()
             _out, err = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:

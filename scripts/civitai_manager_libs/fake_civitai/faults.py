@@ -48,6 +48,8 @@ class Rule:
     declared_length: Optional[int] = None
     send_length: bool = True
     endless: bool = False
+    release: Optional[threading.Event] = None  # hold: answers wait for it (``seconds`` at most)
+    arrived: Optional[threading.Event] = None  # hold: set by the first request held
     served: int = 0  # answers given so far (empty_pages numbers its cursors with it)
 
     def matches(self, server: str, path: str) -> bool:
@@ -116,6 +118,21 @@ class Faults:
         """Stall ``seconds`` before sending the headers."""
         self._add(Rule("delay", path_glob, server, count, seconds=seconds))
 
+    def hold(self, path_glob: str, seconds: float = 60.0, server: str = "any") -> "Hold":
+        """Hold every matching request before its headers until the test releases it (or
+        ``seconds`` pass): a run that must still be busy while the test does something else."""
+        rule = Rule(
+            "delay",
+            path_glob,
+            server,
+            None,
+            seconds=seconds,
+            release=threading.Event(),
+            arrived=threading.Event(),
+        )
+        self._add(rule)
+        return Hold(self, rule)
+
     def serve_raw(
         self,
         path_glob: str,
@@ -180,6 +197,11 @@ class Faults:
         if shape not in DRIFT_SHAPES:
             raise ValueError(f"shape must be one of {DRIFT_SHAPES}, not {shape!r}")
         self._add(Rule("drift", path_glob, "api", count, body=shape))
+
+    def remove(self, rule: Rule) -> None:
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
 
     def clear(self) -> None:
         with self._lock:
@@ -295,3 +317,20 @@ def _change_images(body: Dict[str, Any], shape: str) -> None:
                     parts = urlsplit(image["url"])
                     netloc = "localhost" + (f":{parts.port}" if parts.port else "")
                     image["url"] = urlunsplit(parts._replace(netloc=netloc))
+
+
+class Hold:
+    """A :meth:`Faults.hold` in force: ``wait_arrived()`` until a request is held, ``release()``
+    lets every held and later request through (and ends the hold)."""
+
+    def __init__(self, faults: Faults, rule: Rule) -> None:
+        self._faults, self._rule = faults, rule
+
+    def wait_arrived(self, timeout: float = 30.0) -> bool:
+        assert self._rule.arrived is not None
+        return self._rule.arrived.wait(timeout)
+
+    def release(self) -> None:
+        assert self._rule.release is not None
+        self._faults.remove(self._rule)
+        self._rule.release.set()

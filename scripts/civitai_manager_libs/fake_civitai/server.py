@@ -165,7 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.latency > 0:
                 time.sleep(fake.latency)
             stall = fake.faults.take(("delay",), role, path)
-            if stall is not None:
+            if stall is not None and stall.release is not None and stall.arrived is not None:
+                stall.arrived.set()
+                stall.release.wait(stall.seconds)
+            elif stall is not None:
                 time.sleep(stall.seconds)
             if allowed:
                 response = fake._route(role, path, params, record.headers, self.server.front)
