@@ -19,6 +19,7 @@ from typing import Dict, Set
 
 import pytest
 
+from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.cli.library_cmd import fit
 from scripts.civitai_manager_libs.errors import ArchiveError
@@ -224,7 +225,12 @@ def nested(fake, tmp_path_factory):
     root = tmp_path_factory.mktemp("nested")
     options = {"images.generate_thumbnails": True, "images.path_template": "{model_name}/{id}"}
     (root / "settings.json").write_text(json.dumps(options))
-    _download(fake, root / "out", {31001: "json,exif", 4384: "json"}, root / "settings.json")
+    kept = {key: setting.get(key) for key in setting.SPECS if setting.source(key) == "set"}
+    try:
+        _download(fake, root / "out", {31001: "json,exif", 4384: "json"}, root / "settings.json")
+    finally:  # the in-process CLI read these options into the settings: no later test gets them
+        setting.reset()
+        setting.update(kept)
     return root / "out"
 
 
