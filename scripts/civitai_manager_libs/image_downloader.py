@@ -25,6 +25,7 @@ from .planning.downloader import (  # noqa: F401  (the public API)
     summarize,
     task_from_record,
 )
+from .store.file_path import MEDIA_EXTENSIONS  # noqa: F401  (the extensions of saved media)
 
 
 def __getattr__(name: str) -> Any:

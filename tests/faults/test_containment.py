@@ -268,7 +268,7 @@ def test_any_exception_while_planning_ends_that_task_and_the_listing_goes_on(
         metadata_formats=["json"],
     )
     real_complete = template_context.TemplateContext.complete
-    real_schedule = downloader._schedule
+    real_schedule = downloader.schedule
 
     def complete(self, item, context):  # a bug before the task exists
         if item.id == ids[2]:
@@ -281,8 +281,7 @@ def test_any_exception_while_planning_ends_that_task_and_the_listing_goes_on(
         return real_schedule(task)
 
     monkeypatch.setattr(template_context.TemplateContext, "complete", complete)
-    monkeypatch.setattr(downloader, "_schedule", schedule)
-    downloader._planner._schedule = schedule
+    monkeypatch.setattr(downloader, "schedule", schedule)
     try:
         task_ids = downloader.download_model_images(
             generated_model_id(fake), nsfw_levels=["None", "Soft", "Mature", "X"]

@@ -1,13 +1,14 @@
-"""The duplicate policy: which file name an image gets when its name is taken, and what happens
-to either copy when its content is already in the archive under another image id.
+"""Why a file was skipped or renamed: the duplicate rule, in two functions read side by side.
 
-* With ``images.skip_existing`` a file already at the target path is skipped and adopted into the
-  archive. When ``skip_existing`` is off and the target exists, ``images.duplicate_policy``
-  decides: ``skip``, ``replace`` (overwrite) or ``keep_both`` (save as ``name (1).ext``).
-* After a download the SHA-256 is compared with the archive: ``skip`` deletes the new file
-  ("same content as <path>"), ``replace`` deletes the older file (and the older id now points at
-  the new one), ``keep_both`` keeps both.
-* Within one session every image gets its own name (``name (1)`` on a collision).
+* :func:`by_name`, before any request: a file already where the image would go is adopted (a
+  readable one, with ``images.skip_existing`` or duplicate policy ``skip``), left alone with the
+  image skipped (an unreadable one, policy ``skip``), downloaded over (``replace``) or beside
+  (``keep_both``: ``name (1).ext``).
+* :func:`by_content`, after the download: the SHA-256 is compared with the archive: ``skip``
+  deletes the new file ("same content as <path>"), ``replace`` deletes the older file (and the
+  older id now points at the new one), ``keep_both`` keeps both.
+* Within one session every image gets its own name (:class:`FileNames`, ``name (1)`` on a
+  collision).
 """
 
 from __future__ import annotations
@@ -16,26 +17,15 @@ import hashlib
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Set
 
 from .task import row_as_dict
 from ..records import DownloadResult
 from ..store import confined
+from ..store.file_path import on_disk
 
 logger = logging.getLogger(__name__)
-
-MEDIA_EXTENSIONS = (".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm")
-
-
-def find_existing(base: str) -> Optional[str]:
-    """The media file saved at ``base`` (a path without extension), whatever its extension.
-    A symbolic link is not a saved file: it is never adopted (nor read), and writing there is
-    refused by the confinement rules."""
-    for ext in MEDIA_EXTENSIONS:
-        if os.path.isfile(base + ext) and not os.path.islink(base + ext):
-            return base + ext
-    return None
-
 
 VIDEO_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3")  # MP4 box type, WebM/Matroska EBML header
 
@@ -95,7 +85,7 @@ class FileNames:
     def _free(self, candidate: str, image_id: Any, owners_of) -> bool:
         if self._claimed.get(candidate, image_id) != image_id:
             return False
-        existing = find_existing(candidate) if owners_of is not None else None
+        existing = on_disk(candidate) if owners_of is not None else None
         if existing is None:
             return True
         owners = owners_of(existing)
@@ -105,14 +95,58 @@ class FileNames:
         """The first ``target (n)`` neither on disk nor given out (``keep_both``)."""
         with self._lock:
             n = 1
-            while find_existing(f"{target} ({n})") or f"{target} ({n})" in self._claimed:
+            while on_disk(f"{target} ({n})") or f"{target} ({n})" in self._claimed:
                 n += 1
             copy = f"{target} ({n})"
             self._claimed[copy] = image_id
             return copy
 
 
-def apply_same_content(
+@dataclass
+class OnDisk:
+    """What :func:`by_name` decided for an image planned at a name."""
+
+    target: str  # where the download goes (a ``name (n)`` copy for keep_both)
+    adopt: Optional[str] = None  # a readable file already there: recorded, not downloaded
+    left_alone: Optional[str] = None  # why the image is skipped (an unreadable file stays)
+    replaces: Optional[str] = None  # the older copy deleted once the new one is in place
+
+
+def by_name(
+    target: str, image_id: Any, policy: str, skip_existing: bool, names: "FileNames"
+) -> OnDisk:
+    """The rule for a file already at ``target`` (a path without extension), whatever its
+    extension; see the module docstring. A file that cannot be read as the media its extension
+    says is never adopted."""
+    existing = on_disk(target)
+    if existing is None:
+        return OnDisk(target)
+    problem = unreadable_media(existing)
+    if problem is None and (skip_existing or policy == "skip"):
+        return OnDisk(target, adopt=existing)
+    if problem is not None and policy == "skip":
+        message = (
+            f"a file that cannot be read as an image is already at {existing} ({problem}); "
+            "it was left as is (duplicate policy 'skip'; choose 'replace' to download over it)"
+        )
+        logger.warning("image %s: %s", image_id, message)
+        return OnDisk(target, left_alone=message)
+    if problem is not None:
+        logger.warning(
+            "image %s: the file already at %s cannot be read (%s); downloading %s it "
+            "(duplicate policy %r)",
+            image_id,
+            existing,
+            problem,
+            "over" if policy == "replace" else "beside",
+            policy,
+        )
+    if policy == "keep_both":
+        return OnDisk(names.claim_copy(target, image_id))
+    return OnDisk(target, replaces=existing)
+
+
+def by_content(
     archive: Any,
     policy: str,
     image_id: Any,

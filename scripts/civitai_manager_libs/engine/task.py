@@ -51,6 +51,7 @@ class ImageDownloadTask:
         self.save_metadata = True
         self.priority = PRIORITY_BULK
         self.custom_path = False  # target chosen by the caller: written even if a file is there
+        self.replaces: Optional[str] = None  # an older copy deleted once this file is in place
         self.query_key: Optional[str] = None
         self.created_at = time.time()
         self._status = PENDING

@@ -12,18 +12,11 @@ import dataclasses
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Union
 
-from .. import setting
 from ..civitai import image_urls
 from .task import CANCELLED, COMPLETED, FAILED, SKIPPED, ImageDownloadTask
-from .duplicates import (
-    FileNames,
-    apply_same_content,
-    find_existing,
-    sha256_file,
-    unreadable_media,
-)
+from .duplicates import FileNames, by_content, by_name, sha256_file
 from ..errors import (
     ApiError,
     CivitaiGalleryError,
@@ -38,13 +31,38 @@ from ..errors import (
 )
 from .failures import describe_failure, is_disk_full
 from ..store import confined
+from ..store.file_path import FilePath
 from ..transport.file_fetch import ReceivedFile
 from ..transport.host_gate import origin_of
 from ..util.logging_setup import redact
 
 logger = logging.getLogger(__name__)
 
-BytesCallback = Callable[[ImageDownloadTask, int, Optional[int]], None]
+
+class RunnerHost(Protocol):
+    """What a :class:`TaskRunner` reads of the downloader it works for, at each job (so changes
+    made while a batch runs apply)."""
+
+    output_path: str
+    metadata_formats: List[str]
+    duplicate_policy: str
+    skip_existing: bool
+    generate_thumbnails: bool
+    thumbnail_size: Tuple[int, ...]
+    min_free_space_mb: Optional[int]
+    video_base_url: Optional[str]  # see TaskRunner._fetch
+
+    @property
+    def client(self) -> Any: ...
+
+    @property
+    def archive(self) -> Any: ...
+
+    def note_embed_skipped(self, reason: str) -> None:
+        """A file's generation data went to a txt sidecar instead of being embedded."""
+
+    def task_bytes(self, task: ImageDownloadTask, done: int, total: Optional[int]) -> None:
+        """``done`` of ``total`` bytes of ``task`` received."""
 
 
 @dataclasses.dataclass
@@ -72,14 +90,6 @@ class Fetched:
 FALLBACK_STATUSES = (401, 403, 404, 410)
 
 
-def video_base_url() -> Optional[str]:
-    """The video host set for any media host (a changed ``civitai_video_base_url``), or None:
-    Civitai's own video host then serves only Civitai's own media URLs."""
-    spec_default = setting.SPECS["civitai_video_base_url"].default
-    value = setting.get("civitai_video_base_url")
-    return value if value and value != spec_default else None
-
-
 def _try_next_host(exc: Exception) -> bool:
     """Whether a failed fetch should go on to the file's next URL: the host refused it or does
     not have it (401/403/404/410), sent a page instead of media, cannot be reached, or is a host
@@ -89,20 +99,12 @@ def _try_next_host(exc: Exception) -> bool:
     return isinstance(exc, DownloadError) and exc.status in FALLBACK_STATUSES
 
 
-def placeholder_extension(item_type: Optional[str]) -> str:
-    """The extension a file is streamed under until its real type is known."""
-    return ".mp4" if item_type == "video" else ".jpeg"
-
-
 class TaskRunner:
-    """Runs jobs for ``owner``, read at each job (so run-time changes apply): an ImageDownloader
-    or any object with ``client``, ``archive``, ``output_path``, ``metadata_formats``,
-    ``duplicate_policy``, ``generate_thumbnails`` and ``thumbnail_size``."""
+    """Runs jobs for ``owner`` (see :class:`RunnerHost`); ``names``: the session's file names."""
 
-    def __init__(self, owner: Any, names: FileNames, on_bytes: BytesCallback):
+    def __init__(self, owner: RunnerHost, names: FileNames):
         self._owner = owner
         self._names = names
-        self._on_bytes = on_bytes
 
     def run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> Outcome:
         """Download ``task`` (already started) and post-process it; never raises."""
@@ -166,31 +168,20 @@ class TaskRunner:
         # the original's URL differs from the listed one only in its path: same origin
         return gate.unreachable(origin_of(task.image_url))
 
-    def existing_file(self, task: ImageDownloadTask, path: str) -> Optional[Outcome]:
-        """A file is already where this image would go: adopt it (a readable one), or, when it
-        cannot be read, skip the image leaving the file alone (duplicate policy ``skip``) or
-        return None: download over it (``replace``) or beside it (``keep_both``)."""
-        problem = unreadable_media(path)
-        if problem is None:
-            return self.adopt(task, path)
-        policy = self._owner.duplicate_policy
-        if policy == "skip":
-            message = (
-                f"a file that cannot be read as an image is already at {path} ({problem}); "
-                "it was left as is (duplicate policy 'skip'; choose 'replace' to download over "
-                "it)"
-            )
-            logger.warning("image %s: %s", task.image_id, message)
-            return Outcome(SKIPPED, message, noted=True)
-        logger.warning(
-            "image %s: the file already at %s cannot be read (%s); downloading %s it "
-            "(duplicate policy %r)",
-            task.image_id,
-            path,
-            problem,
-            "over" if policy == "replace" else "beside",
-            policy,
+    def on_disk(self, task: ImageDownloadTask) -> Optional[Outcome]:
+        """Apply the duplicate rule before any request (:func:`.duplicates.by_name`): the outcome
+        of an image that needs no download, else None with the task's target (a copy's name for
+        ``keep_both``) and the older file it replaces set."""
+        assert task.target is not None  # planned tasks always have one
+        owner = self._owner
+        found = by_name(
+            task.target, task.image_id, owner.duplicate_policy, owner.skip_existing, self._names
         )
+        if found.adopt is not None:
+            return self.adopt(task, found.adopt)
+        if found.left_alone is not None:
+            return Outcome(SKIPPED, found.left_alone, noted=True)
+        task.target, task.replaces = found.target, found.replaces
         return None
 
     def adopt(self, task: ImageDownloadTask, path: str) -> Outcome:
@@ -207,32 +198,25 @@ class TaskRunner:
     ) -> Union[Outcome, "Fetched"]:
         owner = self._owner
         target = task.target
-        assert target is not None  # planned tasks always have one
-        existing = None if task.custom_path else find_existing(target)
-        if existing is not None:
-            if owner.duplicate_policy == "skip" or unreadable_media(existing) is not None:
-                settled = self.existing_file(task, existing)
-                if settled is not None:
-                    return settled
-            if owner.duplicate_policy == "keep_both":
-                target = self._names.claim_copy(target, task.image_id)
         if target is None:
             raise ValueError(f"image {task.image_id} has no planned file name")
-        folder = os.path.dirname(os.path.abspath(target))
         # A file the caller named itself (custom_path) is confined to its own folder.
+        folder = os.path.dirname(os.path.abspath(target))
         root: str = folder if task.custom_path else str(owner.output_path)
-        min_free = getattr(owner, "min_free_space_mb", None)
+        min_free = owner.min_free_space_mb
         item_type = task.item.type if task.item else None
-        urls = image_urls.download_urls(task.image_url, item_type, video_base_url())
+        # video_base_url: a changed civitai_video_base_url serves the videos of any media host
+        name = FilePath.for_image(target, root, item_type)
+        urls = image_urls.download_urls(task.image_url, item_type, owner.video_base_url)
         for number, url in enumerate(urls, 1):
             try:
                 received = owner.client.receive_file(
                     url,
-                    target + placeholder_extension(item_type),
-                    progress_callback=lambda done, total: self._on_bytes(task, done, total),
+                    name.path,
+                    progress_callback=lambda done, total: owner.task_bytes(task, done, total),
                     cancel_event=cancel_event,
-                    fix_extension=True,
-                    root=root,
+                    fix_extension=name.fix_extension,
+                    root=name.root,
                     min_free_bytes=None if min_free is None else int(min_free) * 1024 * 1024,
                 )
                 break
@@ -240,8 +224,7 @@ class TaskRunner:
                 if number == len(urls) or not _try_next_host(exc):
                     raise
                 logger.info("image %s: %s; trying %s", task.image_id, exc, redact(urls[number]))
-        replaces = existing if owner.duplicate_policy == "replace" else None
-        return Fetched(received, root, replaces)
+        return Fetched(received, root, task.replaces)
 
     def _finish(self, task: ImageDownloadTask, fetched: "Fetched") -> Outcome:
         owner = self._owner
@@ -251,9 +234,7 @@ class TaskRunner:
             if os.path.abspath(fetched.replaces) != os.path.abspath(result.path):
                 # the older copy with another extension
                 confined.remove(fetched.replaces, root)
-        other = apply_same_content(
-            owner.archive, owner.duplicate_policy, task.image_id, result, root
-        )
+        other = by_content(owner.archive, owner.duplicate_policy, task.image_id, result, root)
         if other is not None:
             path = other["path"]
             meta, record = other.get("metadata_path"), _index_record(task, path)
@@ -304,13 +285,6 @@ class TaskRunner:
         sidecars = [metadata.sidecar_path(image_path, f) for f in formats if f != "exif"]
         return next((p for p in sidecars if os.path.exists(p)), None)
 
-    def _note_embed_skipped(self, reason: str) -> None:
-        """Count a file whose data went to a txt sidecar (one line per reason at the run's
-        end, not one per file)."""
-        note = getattr(self._owner, "note_embed_skipped", None)
-        if note is not None:
-            note(reason)
-
     def _write_metadata(
         self, task: ImageDownloadTask, image_path: str, record: Optional[Dict[str, Any]] = None
     ) -> Tuple[Optional[str], Optional[str]]:
@@ -323,7 +297,7 @@ class TaskRunner:
         try:
             record = record if record is not None else _record_for(task, image_path)
             paths = metadata.save_metadata(
-                image_path, record, formats, embed_skipped=self._note_embed_skipped
+                image_path, record, formats, embed_skipped=self._owner.note_embed_skipped
             )
         except (MetadataError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc, MetadataError) else exc

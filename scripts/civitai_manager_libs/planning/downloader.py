@@ -1,30 +1,19 @@
-"""Planning stage: the spec's ``ImageDownloader`` turns listings into download tasks.
-
-The ``download_*`` methods list images through :class:`..civitai.api.CivitaiAPI` in the calling
-thread, page by page, and hand one :class:`ImageDownloadTask` per image to the
-:class:`..engine.pool.DownloadEngine` as each page arrives; they return the task ids while the
-downloads go on in the engine (use :meth:`ImageDownloader.wait`). This module is the facade: the
-pages are planned by ``listing_planner`` (checkpoints: ``crawl_state``), the session's tasks kept
-by ``task_registry``, one job run by ``task_runner`` (duplicate policy: ``duplicates``), callbacks
-run by ``callback_dispatcher``, free space judged by ``disk_space``.
-
-The choices the spec leaves open (what ``nsfw_levels=None`` means, what ``limit`` counts, which
-duplicates are skipped, resuming, disk space, filters, ``output_path`` of one image) are listed in
-docs/DESIGN.md, "ImageDownloader: decisions".
-"""
+"""Planning stage: the spec's ``ImageDownloader`` turns listings into download tasks, page by
+page in the calling thread, while the downloads go on in the engine (``wait()``). A facade: pages
+are planned by ``listing_planner``, ids by ``by_id``, tasks run by ``jobs`` (one job:
+``engine/task_runner``; why a file was skipped or renamed: ``engine/duplicates``), the folder's
+lock held by ``work_lock``. The choices the spec leaves open: docs/DESIGN.md, "ImageDownloader:
+decisions"."""
 
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
-import functools
 import logging
 import os
-import sys
 import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..civitai.drift import Drift
 from ..civitai import api as civitai_api
@@ -32,10 +21,10 @@ from ..civitai import image_batch
 from ..civitai.image_batch import ImageBatch
 from ..civitai.filters import FilterSpec
 from ..store import disk_space
-from ..store.folder_lock import FolderLock
+from .work_lock import WorkLock
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
-from ..engine.pool import PRIORITY_SINGLE, DownloadEngine
+from ..engine.pool import DownloadEngine
 from ..engine.task import (  # noqa: F401  (re-exported: the task and its statuses live there)
     CANCELLED,
     COMPLETED,
@@ -50,27 +39,23 @@ from ..engine.task import (  # noqa: F401  (re-exported: the task and its status
     summarize,
     task_from_record,
 )
-from ..engine.duplicates import MEDIA_EXTENSIONS, FileNames, find_existing
-from ..errors import InvalidQueryError, MetadataError, NotFoundError, SettingsError
+from ..engine.duplicates import FileNames
+from ..errors import MetadataError, SettingsError
 from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
 from . import item_filter
 from .item_filter import FilterCounts
 from . import listing_request
-from .listing_planner import REASON_KNOWN, ListingPlanner
+from .listing_planner import ListingPlanner
 from .listing_request import ListingRequest
-from ..store.paths import ARCHIVE_NAME, PathTemplate, fields_from_item, safe_join
-from ..records import NSFW_LEVELS, DownloadSummary, ImageItem
+from ..store.paths import ARCHIVE_NAME, PathTemplate
+from ..records import NSFW_LEVELS, DownloadSummary
 from .task_registry import TaskRegistry
-from ..engine.task_runner import Fetched, Outcome, TaskRunner
+from .by_id import MISSING_REASON, IdPlanner  # noqa: F401  (MISSING_REASON re-exported)
+from ..engine.task_runner import TaskRunner
+from .jobs import Jobs
 from .template_context import TemplateContext, int_or_none  # noqa: F401  (re-exported)
 
-#: The failure of an id asked in a batch that Civitai did not answer.
-MISSING_REASON = "not on Civitai, or hidden (Civitai did not answer this id)"
-
 logger = logging.getLogger(__name__)
-
-#: Threads that post-process downloaded files (JSON/txt/embedded metadata, thumbnail, archive).
-POST_WORKERS = 2
 
 ALL_LEVELS = list(NSFW_LEVELS)
 
@@ -115,10 +100,17 @@ class ImageDownloader:
         self.metadata_formats = [f.strip() for f in str(formats).split(",") if f.strip()]
         self.duplicate_policy = _option("images.duplicate_policy", duplicate_policy)
         self.generate_thumbnails = _option("images.generate_thumbnails", generate_thumbnails)
-        self.thumbnail_size = tuple(_option("images.thumbnail_size", thumbnail_size))
+        self.thumbnail_size: Tuple[int, ...] = tuple(
+            _option("images.thumbnail_size", thumbnail_size)
+        )
         self.skip_existing = _option("images.skip_existing", skip_existing)
         self.min_free_space_mb = _option("images.min_free_space_mb", min_free_space_mb)
         self.save_metadata_default = bool(setting.get("images.save_metadata"))
+        # a changed civitai_video_base_url serves the videos of any media host (else None:
+        # Civitai's own video host serves only Civitai's own media URLs)
+        video_base = setting.get("civitai_video_base_url")
+        changed = video_base and video_base != setting.SPECS["civitai_video_base_url"].default
+        self.video_base_url: Optional[str] = video_base if changed else None
         workers = _option("images.max_concurrent", max_concurrent)
 
         self._owns_engine = download_engine is None
@@ -142,29 +134,18 @@ class ImageDownloader:
         self._archive_lock = threading.Lock()
         self._callbacks = TaskCallbacks(self.summary)
         self._registry = TaskRegistry(lambda: self.archive, self._callbacks)
-        self._names = FileNames()
-        self._history: Optional[Dict[str, ImageDownloadTask]] = None
-        self._halt_reason: Optional[str] = None
-        self._embed_skipped: Dict[str, int] = {}
         self._context = TemplateContext(path_template, lambda: self.api, lambda: self.archive)
-        self._planner = ListingPlanner(
-            self, self._registry, self._context, self._schedule, self._reserve
-        )
-        self._runner = TaskRunner(self, self._names, self._on_bytes)
-        self._sizes: List[int] = []
+        self._planner = ListingPlanner(self, self._registry, self._context)
+        self._by_id = IdPlanner(self, self._registry, self._context, self._planner)
+        names = FileNames()
+        self._jobs = Jobs(self, self._registry, self._callbacks, TaskRunner(self, names), names)
         self._filtered = FilterCounts()  # this session's filtered images, by reason
         self.last_filtered: Dict[str, int] = {}  # the latest listing's (or retry's)
         self.last_missing: List[int] = []  # ids the latest download_images found no image for
         self._closed = False
-        # post-processing (metadata, thumbnail, archive) runs here, off the download slots
-        self._post_pool: Optional[ThreadPoolExecutor] = None
-        self._post_lock = threading.Lock()
         # one writer per output folder (store.folder_lock): held while this downloader has work,
         # or for its whole life once lock_output() was called (the CLI)
-        self._folder_lock = FolderLock(self.output_path)
-        self._lock_pinned = False
-        self._listings_running = 0
-        self._registry.after_settle = self._release_if_idle
+        self._work = WorkLock(self.output_path, self._registry)
 
     def __repr__(self) -> str:
         return (
@@ -196,7 +177,7 @@ class ImageDownloader:
                 self._archive = Archive(os.path.join(self.output_path, ARCHIVE_NAME))
             return self._archive
 
-    def _archive_exists(self) -> bool:
+    def _archived(self) -> bool:
         return self._archive is not None or os.path.exists(
             os.path.join(self.output_path, ARCHIVE_NAME)
         )
@@ -273,10 +254,7 @@ class ImageDownloader:
     def download_listing(self, request: ListingRequest, save_metadata: bool = True) -> List[str]:
         """Download what ``request`` lists (see :mod:`.listing_request`); returns the task ids.
         The ``download_*`` methods build the request and call this."""
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._working():
-            self._new_run()
+        with self._starting():
             # retry-failed and a re-run in this folder apply the same filters
             self.archive.set_run_options({"filters": request.spec.to_dict()})
             counts = FilterCounts()
@@ -303,69 +281,36 @@ class ImageDownloader:
         request.
         """
         image_id = civitai_api.check_id(image_id, "image")
-        self._ensure_open()
         root = self.output_path if output_path is None else os.path.abspath(output_path)
-        disk_space.check_free_space(root, self.min_free_space_mb)
-        with self._working():
-            self._new_run()
-            return self._single_image(image_id, output_path, save_metadata)
-
-    def _single_image(self, image_id: int, output_path: Optional[str], save_metadata: bool) -> str:
-        row = self._archive_row(image_id) if output_path is None else {}
-        if row.get("path") and os.path.isfile(row["path"]):
-            task = new_task(image_id, row.get("url") or "", None)
-            self._registry.add(task)
-            self._registry.settle(task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False)
-            return task.id
-        item = self._context.complete(self.api.get_image(image_id), {})
-        task = new_task(image_id, item.url, item)
-        task.priority = PRIORITY_SINGLE
-        task.save_metadata = bool(save_metadata) and self.save_metadata_default
-        if output_path is None:
-            task.target = safe_join(self.output_path, self.template.render(fields_from_item(item)))
-        else:
-            task.custom_path = True
-            custom = os.path.abspath(os.path.expanduser(output_path))
-            if os.path.isdir(custom) or output_path.endswith(("/", os.sep)):
-                task.target = os.path.join(custom, str(image_id))
-            else:
-                base, ext = os.path.splitext(custom)
-                task.target = base if ext.lower() in MEDIA_EXTENSIONS else custom
-        with self._registry.lock:
-            existing = self._registry.active(image_id)
-            if existing is not None and output_path is None:
-                return existing.id
-            self._registry.add(task)
-        self._schedule(task)
-        self._reserve()
-        return task.id
+        with self._starting(root):
+            return self._by_id.single(image_id, output_path, save_metadata)
 
     def note_embed_skipped(self, reason: str) -> None:
         """A file of this run got a txt sidecar instead of embedded text (``reason``)."""
-        with self._registry.lock:
-            self._embed_skipped[reason] = self._embed_skipped.get(reason, 0) + 1
+        self._jobs.note_embed_skipped(reason)
 
     @property
     def embed_skipped(self) -> Dict[str, int]:
         """This run's files whose generation data went to a txt sidecar instead of being
         embedded, by reason (the shells say it in one line per reason)."""
-        with self._registry.lock:
-            return dict(self._embed_skipped)
+        return self._jobs.embed_skipped()
 
-    def _new_run(self) -> None:
-        """What one run learnt dies with it: a disk-full halt, the hosts found down (the
-        shared ``HostGate`` of a long-lived process, the tab) and the run's counts are
-        forgotten, so a new job or a retry asks again."""
-        with self._registry.lock:
-            self._halt_reason = None
-            self._embed_skipped = {}
-        for gate in {id(g): g for g in self._host_gates()}.values():
-            gate.new_run()
-
-    def _host_gates(self) -> List[Any]:
-        clients = [getattr(self.engine, "client", None), getattr(self.api, "client", None)]
-        gates = [getattr(client, "host_gate", None) for client in clients]
-        return [gate for gate in gates if gate is not None and hasattr(gate, "new_run")]
+    @contextlib.contextmanager
+    def _starting(self, root: Optional[str] = None) -> Iterator[None]:
+        """A call that plans work: refused once closed, DiskSpaceError under
+        ``images.min_free_space_mb`` (nothing written), the folder's lock held. What the last run
+        learnt dies with it: a disk-full halt, the hosts found down (the shared ``HostGate`` of a
+        long-lived process, the tab) and its counts, so a new job or a retry asks again."""
+        if self._closed:
+            raise RuntimeError("this ImageDownloader was closed; create a new one")
+        disk_space.check_free_space(root or self.output_path, self.min_free_space_mb)
+        with self._work.working():
+            self._jobs.new_run()
+            clients = (getattr(self.engine, "client", None), getattr(self.api, "client", None))
+            gates: List[Any] = [getattr(client, "host_gate", None) for client in clients]
+            for gate in {id(g): g for g in gates if hasattr(g, "new_run")}.values():
+                gate.new_run()
+            yield
 
     def download_images(
         self,
@@ -384,58 +329,12 @@ class ImageDownloader:
         (:attr:`last_missing` keeps them).
         """
         ids = image_batch.unique_ids(civitai_api.check_id(i, "image") for i in image_ids)
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        with self._working():
-            self._new_run()
-            task_ids: Dict[int, str] = {}
-            ask: List[int] = []
-            for image_id in ids:
-                row = self._archive_row(image_id)
-                if row.get("path") and os.path.isfile(row["path"]):
-                    task = new_task(image_id, row.get("url") or "", None)
-                    self._registry.add(task)
-                    self._registry.settle(
-                        task, SKIPPED, REASON_KNOWN, image_path=row["path"], record=False
-                    )
-                    task_ids[image_id] = task.id
-                else:
-                    ask.append(image_id)
-            if batch is None:
-                batch = self.api.get_images(ask, with_tags=with_tags) if ask else ImageBatch()
-            by_id = {item.id: item for item in batch.items}
-            missing = [i for i in ask if i not in by_id]
-            self.last_missing = missing
-            line = ImageBatch(missing=missing).missing_line(len(ids))
+        with self._starting():
+            task_ids, self.last_missing = self._by_id.batch(ids, save_metadata, with_tags, batch)
+            line = ImageBatch(missing=self.last_missing).missing_line(len(ids))
             if line:
                 logger.warning("%s", line)
-            for image_id in ask:
-                item = by_id.get(image_id)
-                if item is None:
-                    task = new_task(image_id, "", None)
-                    self._registry.add(task)
-                    self._registry.settle(task, FAILED, MISSING_REASON)
-                    task_ids[image_id] = task.id
-                    continue
-                task_ids[image_id] = self._plan_one(item, save_metadata)
-            self._reserve()
-            return [task_ids[i] for i in ids]
-
-    def _plan_one(self, item: ImageItem, save_metadata: bool) -> str:
-        """Schedule one looked-up image under the path template (its live task when it has
-        one already); the task id."""
-        item = self._context.complete(item, {})
-        task = new_task(item.id, item.url, item)
-        task.save_metadata = bool(save_metadata) and self.save_metadata_default
-        if not self._planner.plan_target(task, item):
-            return task.id
-        with self._registry.lock:
-            existing = self._registry.active(item.id)
-            if existing is not None:
-                return existing.id
-            self._registry.add(task)
-        self._schedule(task)
-        return task.id
+            return task_ids
 
     @property
     def max_concurrent(self) -> int:
@@ -454,43 +353,12 @@ class ImageDownloader:
     @property
     def stopped_reason(self) -> Optional[str]:
         """Why scheduling stopped (disk space), or None."""
-        return self._halt_reason
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this ImageDownloader was closed; create a new one")
-
-    # -- listing ---------------------------------------------------------------------------------
-
-    # -- one writer per output folder ------------------------------------------------------------
+        return self._jobs.halt_reason
 
     def lock_output(self) -> None:
         """Hold the output folder's lock until :meth:`close` (the CLI: refuse a second process at
         once, before any listing). OutputBusyError when another process holds it."""
-        self._folder_lock.hold()
-        self._lock_pinned = True
-
-    @contextlib.contextmanager
-    def _working(self) -> Iterator[None]:
-        """Hold the output folder's lock for a call that plans work, and after it while its tasks
-        run (OutputBusyError when another process holds it)."""
-        self._folder_lock.hold()
-        with self._registry.lock:
-            self._listings_running += 1
-        try:
-            yield
-        finally:
-            with self._registry.lock:
-                self._listings_running -= 1
-            self._release_if_idle()
-
-    def _release_if_idle(self) -> None:
-        if self._lock_pinned or not self._folder_lock.held:
-            return
-        with self._registry.lock:
-            idle = self._listings_running == 0 and not self._registry.has_live()
-        if idle:
-            self._folder_lock.let_go()
+        self._work.pin()
 
     def _count_filtered(self, counts: FilterCounts) -> None:
         with self._registry.lock:
@@ -499,157 +367,35 @@ class ImageDownloader:
 
     def remembered_filters(self) -> FilterSpec:
         """The filters the last listing into this folder ran with (none when never recorded)."""
-        if not self._archive_exists():
-            return FilterSpec()
-        data = self.archive.run_options().get("filters")
-        try:
-            return FilterSpec.from_dict(data if isinstance(data, Mapping) else None)
-        except InvalidQueryError as exc:
-            logger.warning("ignoring the filters remembered in the archive: %s", exc)
-            return FilterSpec()
+        return item_filter.remembered(self.archive) if self._archived() else FilterSpec()
 
-    # -- scheduling and running ------------------------------------------------------------------
+    # -- scheduling and running (planning/jobs.py) ------------------------------------------------
 
-    def _schedule(self, task: ImageDownloadTask) -> None:
+    def schedule(self, task: ImageDownloadTask) -> None:
         """Settle what can be settled without a request, else hand the task to the engine."""
-        assert task.target is not None
-        if task.custom_path:
-            task.target = self._names.claim(task.target, task.image_id)
-        else:
-            # a name another image owns (this session or an earlier run) is never adopted
-            task.target = self._names.claim(
-                task.target, task.image_id, owners_of=self.archive.image_ids_at_path
-            )
-            existing = find_existing(task.target) if self.skip_existing else None
-            if existing is not None:
-                try:
-                    outcome = self._runner.existing_file(task, existing)
-                except Exception as exc:  # a file in the way must not stop the listing
-                    logger.warning("image %s: %s: %s", task.image_id, existing, exc, exc_info=True)
-                    outcome = Outcome(FAILED, f"the file already at {existing}: {exc!r}")
-                if outcome is not None:
-                    self._settle(task, outcome)
-                    return
-        try:
-            self.engine.submit(functools.partial(self._run, task), task.priority, key=task.id)
-        except RuntimeError as exc:  # the engine was shut down
-            self._registry.settle(task, CANCELLED, f"not started: {exc}")
+        self._jobs.schedule(task)
 
-    def _run(self, task: ImageDownloadTask, cancel_event: threading.Event) -> None:
-        """Engine job: download, then hand the file to the post-processing pool, so the download
-        slot (a connection to the host) is free for the next image at once. Whatever happens (a
-        bug included), the task ends final, so ``wait()`` always returns."""
-        handed_off = False
-        try:
-            if self._halt_reason is not None:
-                self._registry.settle(task, CANCELLED, self._halt_reason)
-                return
-            if cancel_event.is_set() or not task._start():
-                self._registry.settle(task, CANCELLED, "cancelled")
-                return
-            self._callbacks.progress()
-            staged = self._runner.fetch(task, cancel_event)
-            if isinstance(staged, Outcome):
-                self._settle(task, staged)
-                return
-            handed_off = self._post_process(task, staged)
-            if not handed_off:  # the pool is shut down (closing): finish here
-                self._finish(task, staged)
-        finally:
-            if not handed_off:
-                self._settle_if_unfinished(task, cancel_event.is_set())
+    def reserve_space(self) -> None:
+        """Stop scheduling when the queued work would bring the disk under the minimum."""
+        self._jobs.reserve_space()
 
-    def _post_process(self, task: ImageDownloadTask, staged: Fetched) -> bool:
-        """Queue the local half of a job (metadata, thumbnail, archive); False when closing."""
-        with self._post_lock:
-            if self._post_pool is None:
-                self._post_pool = ThreadPoolExecutor(POST_WORKERS, "civitai-post")
-            try:
-                self._post_pool.submit(self._finish, task, staged)
-            except RuntimeError:  # shut down
-                return False
-        return True
-
-    def _finish(self, task: ImageDownloadTask, staged: Fetched) -> None:
-        try:
-            self._settle(task, self._runner.finish(task, staged))
-        finally:
-            self._settle_if_unfinished(task, False)
-
-    def _settle_if_unfinished(self, task: ImageDownloadTask, cancelled: bool) -> None:
-        if not task._settled:
-            error = sys.exc_info()[1]
-            status = CANCELLED if cancelled else FAILED
-            reason = f"unexpected error: {error!r}" if error is not None else "not finished"
-            logger.error("image %s: %s", task.image_id, reason)
-            self._registry.settle_after_error(task, status, reason)
-
-    def _settle(self, task: ImageDownloadTask, outcome: Outcome) -> None:
-        if outcome.status == COMPLETED:
-            with self._registry.lock:
-                self._sizes.append(outcome.fields.get("size") or 0)
-        if outcome.noted:
-            task.skip_noted = True
-        self._registry.settle(task, outcome.status, outcome.error, **outcome.fields)
-        if outcome.disk_full:
-            self._halt(f"not started: {outcome.error}")
-
-    def _on_bytes(self, task: ImageDownloadTask, done: int, total: Optional[int]) -> None:
+    def task_bytes(self, task: ImageDownloadTask, done: int, total: Optional[int]) -> None:
+        """``done`` of ``total`` bytes of ``task`` received (the runner reports them)."""
         task._set_progress(done, total)
         self._callbacks.progress(throttle=True)
-
-    # -- stopping ----------------------------------------------------------------------------------
-
-    def _halt(self, reason: str) -> None:
-        """Stop scheduling: stop every listing and cancel the tasks not started yet.
-
-        Jobs already running are left to finish (or fail cleanly on their own), so none is
-        cancelled mid-stream: a halt never leaves a ``.part`` file behind. A job that was taken
-        from the queue but has not started its task sees ``_halt_reason`` and settles itself.
-        """
-        with self._registry.lock:
-            self._halt_reason = reason
-            self._registry.stop_listings()
-            waiting = {t.id: t for t in self._registry.with_status(PENDING)}
-        for key in self.engine.cancel_queued(list(waiting)):
-            self._registry.settle(waiting[key], CANCELLED, reason)
-
-    def _reserve(self) -> None:
-        """Stop scheduling when the queued work would bring the disk under the minimum."""
-        with self._registry.lock:
-            pending = self._registry.unfinished()
-            sizes = list(self._sizes)
-        reason = disk_space.shortfall(pending, sizes, self.output_path, self.min_free_space_mb)
-        if reason is not None:
-            self._halt(reason)
-
-    def _archive_row(self, image_id: int) -> Dict[str, Any]:
-        return row_as_dict(self.archive.get_image(image_id))
 
     # -- the rest of the public API --------------------------------------------------------------
 
     def get_task(self, task_id: str) -> Optional[ImageDownloadTask]:
         task = self._registry.get(task_id)
-        if task is None:
-            task = self._load_history().get(task_id)
-        return task
+        return task if task is not None else self._registry.history(self._archived()).get(task_id)
 
     def get_all_tasks(self) -> List[ImageDownloadTask]:
         """This session's tasks after the archive's history (restored with their final state)."""
-        history = self._load_history()
+        history = self._registry.history(self._archived())
         session = self._registry.select()
         ids = {task.id for task in session}
         return [t for t in history.values() if t.id not in ids] + session
-
-    def _load_history(self) -> Dict[str, ImageDownloadTask]:
-        if self._history is None:
-            history: Dict[str, ImageDownloadTask] = {}
-            if self._archive_exists():
-                for row in reversed(self.archive.tasks()):  # oldest first, like the session
-                    task = task_from_record(row_as_dict(row))
-                    history[task.id] = task
-            self._history = history
-        return self._history
 
     def extract_image_metadata(self, image_data: Dict[str, Any]) -> Dict[str, Any]:
         from ..metadata import record as metadata
@@ -696,15 +442,7 @@ class ImageDownloader:
 
     def cancel(self, task_ids: Optional[Iterable[str]] = None) -> int:
         """Cancel tasks (all, and every ongoing listing, when None); returns how many were live."""
-        with self._registry.lock:
-            if task_ids is None:
-                self._registry.stop_listings()
-            live = [task for task in self._registry.select(task_ids) if not task.done]
-        self.engine.cancel([task.id for task in live])
-        for task in live:
-            if task.status == PENDING:
-                self._registry.settle(task, CANCELLED, "cancelled")
-        return len(live)
+        return self._jobs.cancel(task_ids)
 
     def summary(self, task_ids: Optional[Iterable[str]] = None) -> DownloadSummary:
         """Counts over the tasks (all of this session when None; then ``filtered`` holds the
@@ -726,90 +464,15 @@ class ImageDownloader:
         listing into this folder ran with) apply as in a listing: an image they drop is counted,
         not retried.
         """
-        self._ensure_open()
-        disk_space.check_free_space(self.output_path, self.min_free_space_mb)
-        spec = filters if filters is not None else self.remembered_filters()
-        counts = FilterCounts()
-        with self._working():
-            self._new_run()
+        with self._starting():
+            spec = filters if filters is not None else self.remembered_filters()
+            counts = FilterCounts()
             with self._registry.lock:
                 failed = self._registry.with_status(FAILED)
             try:
-                return self._retry_failed(failed, spec, counts)
+                return self._by_id.retry(failed, spec, counts)
             finally:
                 self._count_filtered(counts)
-
-    def _retry_failed(
-        self, failed: List[ImageDownloadTask], spec: FilterSpec, counts: FilterCounts
-    ) -> List[str]:
-        retried: Set[Any] = set()
-        new_ids: List[str] = []
-        archive = self.archive
-        candidates: List[Tuple[Any, Optional[ImageItem], Optional[str]]] = [
-            (t.image_id, t.item, t.target) for t in failed
-        ]
-        for row in archive.failed_tasks():
-            candidates.append((row_as_dict(row).get("image_id"), None, None))
-        looked_up = self._look_up_failed(candidates)
-        for image_id, item, target in candidates:
-            if image_id is None or image_id in retried:
-                continue
-            retried.add(image_id)
-            if self._registry.active(image_id) is not None:
-                continue
-            if archive.has_image(image_id):
-                continue
-            if item is None and looked_up is not None:
-                item = looked_up.get(int(image_id))
-                if item is not None:
-                    item = self._context.complete(item, {})
-            if item is None:
-                try:
-                    if looked_up is not None:  # the batch did not answer it: not on Civitai
-                        raise NotFoundError(f"image {image_id} was not in the batch answer")
-                    item = self._context.complete(self.api.get_image(int(image_id)), {})
-                except NotFoundError:
-                    task = new_task(image_id, "", None)
-                    self._registry.add(task)
-                    self._registry.settle(
-                        task, FAILED, "HTTP 404: the image is no longer on Civitai"
-                    )
-                    new_ids.append(task.id)
-                    continue
-            why = item_filter.reason(item, spec) if spec.active else None
-            if why is not None:
-                counts.add(why)
-                continue
-            task = new_task(image_id, item.url, item)
-            task.save_metadata = self.save_metadata_default
-            new_ids.append(task.id)
-            if target is not None:
-                task.target = target
-            elif not self._planner.plan_target(task, item):
-                continue
-            self._registry.add(task)
-            self._schedule(task)
-        if new_ids:
-            self._reserve()
-        return new_ids
-
-    def _look_up_failed(
-        self, candidates: List[Tuple[Any, Optional[ImageItem], Optional[str]]]
-    ) -> Optional[Dict[int, ImageItem]]:
-        """The failed images retry must look up again, asked in ``ids=`` batches (200 a
-        request instead of one each): image id -> item; None when there is nothing to ask or
-        the API has no batch look-up."""
-        ids: List[int] = []
-        for image_id, item, _target in candidates:
-            number = int_or_none(image_id)
-            if item is not None or number is None or number in ids:
-                continue
-            if self._registry.active(number) is None and not self.archive.has_image(number):
-                ids.append(number)
-        get_images = getattr(self.api, "get_images", None)
-        if len(ids) < 2 or get_images is None:
-            return None
-        return {item.id: item for item in get_images(ids).items if item.id is not None}
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Cancel what is still queued or running, stop the owned engine, flush callbacks.
@@ -828,11 +491,8 @@ class ImageDownloader:
             self.wait(timeout=timeout)
         else:
             self.wait(timeout=30 if timeout is None else timeout)
-        with self._post_lock:
-            post, self._post_pool = self._post_pool, None
-        if post is not None:  # the files already downloaded are finished, not dropped
-            post.shutdown(wait=timeout is None)
+        self._jobs.close(wait=timeout is None)
         self._callbacks.dispatcher.close(10 if timeout is None else timeout)
         if self._owns_archive and self._archive is not None and hasattr(self._archive, "close"):
             self._archive.close()
-        self._folder_lock.let_go()
+        self._work.let_go()

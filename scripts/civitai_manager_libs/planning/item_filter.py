@@ -8,12 +8,16 @@ exact NSFW filter), ``type``, ``base model``, ``date``, ``no generation data``, 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any, Dict, Iterable, Mapping, Optional, Set
 
 from ..civitai.filters import NEWEST, OLDEST, FilterSpec, created_ms
+from ..errors import InvalidQueryError
 from ..records import ImageItem
 from .template_context import int_or_none
+
+logger = logging.getLogger(__name__)
 
 NSFW = "nsfw"
 TYPE = "type"
@@ -140,3 +144,14 @@ class FilterCounts:
 def describe_counts(counts: Mapping[str, int]) -> str:
     """``5 no generation data, 3 reactions`` (report order); '' when nothing was dropped."""
     return ", ".join(f"{counts[why]} {why}" for why in REASONS if counts.get(why))
+
+
+def remembered(archive: Any) -> FilterSpec:
+    """The filters the last listing into the archive's folder ran with (retry-failed and a
+    re-run apply them); none when never recorded or unreadable (said in one line)."""
+    data = archive.run_options().get("filters")
+    try:
+        return FilterSpec.from_dict(data if isinstance(data, Mapping) else None)
+    except InvalidQueryError as exc:
+        logger.warning("ignoring the filters remembered in the archive: %s", exc)
+        return FilterSpec()

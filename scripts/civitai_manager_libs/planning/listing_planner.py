@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from ..civitai.drift import Drift
 from ..civitai.pages import PageLoop
@@ -22,7 +22,8 @@ from ..engine.task import FAILED, PENDING, SKIPPED, ImageDownloadTask, new_task,
 from ..errors import CivitaiGalleryError
 from ..store import listing_marks
 from ..store.confined import relative_to
-from ..store.paths import fields_from_item, safe_join
+from ..store import file_path
+from ..store.paths import PathTemplate
 from ..records import ImageItem
 from ..util.media_key import media_uuid
 from .task_registry import TaskRegistry, file_key
@@ -33,25 +34,41 @@ logger = logging.getLogger(__name__)
 REASON_KNOWN = "already downloaded"
 
 
-class ListingPlanner:
-    """Plans listings for ``owner`` (an ImageDownloader: ``api``, ``archive``,
-    ``page_size``, ``template``, ``output_path``, ``save_metadata_default``, ``stopped_reason`` are
-    read at each use); ``schedule(task)`` hands a registered task on, ``reserve_space()`` runs
-    after a page."""
+class PlannerHost(Protocol):
+    """What a :class:`ListingPlanner` reads of the downloader it plans for, at each use."""
 
-    def __init__(
-        self,
-        owner: Any,
-        registry: TaskRegistry,
-        context: TemplateContext,
-        schedule: Callable[[ImageDownloadTask], None],
-        reserve_space: Callable[[], None],
-    ):
+    page_size: int
+    template: PathTemplate
+    output_path: str
+    duplicate_policy: str
+    save_metadata_default: bool
+
+    @property
+    def api(self) -> Any: ...
+
+    @property
+    def archive(self) -> Any: ...
+
+    @property
+    def engine(self) -> Any: ...
+
+    @property
+    def stopped_reason(self) -> Optional[str]: ...
+
+    def schedule(self, task: ImageDownloadTask) -> None:
+        """Hand a registered task on (settled at once when its file is already there)."""
+
+    def reserve_space(self) -> None:
+        """Stop scheduling when the queued work would fill the disk (after each page)."""
+
+
+class ListingPlanner:
+    """Plans listings for ``owner`` (see :class:`PlannerHost`)."""
+
+    def __init__(self, owner: PlannerHost, registry: TaskRegistry, context: TemplateContext):
         self._owner = owner
         self._registry = registry
         self._context = context
-        self._schedule = schedule
-        self._reserve_space = reserve_space
         # the latest listing stopped at its limit while Civitai had more: that limit (else None)
         self.limit_cut: Optional[int] = None
 
@@ -167,9 +184,7 @@ class ListingPlanner:
         """Set the task's target from the path template; False (task failed) when no safe name."""
         owner = self._owner
         try:
-            task.target = safe_join(
-                owner.output_path, owner.template.render(fields_from_item(item))
-            )
+            task.target = file_path.planned(owner.template, item, owner.output_path)
         except CivitaiGalleryError as exc:
             self._registry.add(task)
             self._registry.settle(task, FAILED, f"no safe file name for this image: {exc}")
@@ -217,7 +232,7 @@ class ListingPlanner:
                 self._plan_item(listing, page, item, known, context, save_metadata, saved_files)
             except Exception as exc:  # one image's problem never ends the listing
                 self._fail_item(listing, item, exc)
-        self._reserve_space()
+        owner.reserve_space()
         registry.update_checkpoint(listing)
         return known
 
@@ -291,7 +306,7 @@ class ListingPlanner:
             registry.add(task)
             page.open.add(task.id)
             listing.unscheduled.add(task.id)
-        self._schedule(task)
+        owner.schedule(task)
         listing.unscheduled.discard(task.id)
 
     def _fail_item(self, listing: ListingState, item: ImageItem, exc: BaseException) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from .callback_dispatcher import TaskCallbacks
 from .crawl_state import ListingPage, ListingState
-from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask
+from ..engine.task import COMPLETED, SKIPPED, ImageDownloadTask, row_as_dict, task_from_record
 from ..util.media_key import media_uuid
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,21 @@ class TaskRegistry:
         self._settled_ids: List[str] = []  # ids in the order they settled (what waiters read)
         self._listings: List[ListingState] = []
         self.after_settle: Optional[Callable[[], None]] = None  # called after each settlement
+        self._history: Optional[Dict[str, ImageDownloadTask]] = None  # the archive's, once read
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     # -- tasks -----------------------------------------------------------------------------------
+
+    def history(self, archived: bool) -> Dict[str, ImageDownloadTask]:
+        """The archive's tasks of earlier runs, oldest first, restored with their final state
+        (read once; ``archived``: whether the folder has an archive to read them from)."""
+        if self._history is None:
+            rows = reversed(self._archive_of().tasks()) if archived else []
+            tasks = (task_from_record(row_as_dict(row)) for row in rows)
+            self._history = {task.id: task for task in tasks}
+        return self._history
 
     def add(self, task: ImageDownloadTask) -> None:
         """Register a task; a task not final yet becomes its image's live task."""

@@ -9,27 +9,20 @@ request instead of waiting on the disk.
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import logging
 import os
-import re
-import shutil
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import requests
-from urllib3 import exceptions as urllib3_exceptions
 
 from ..errors import (
-    RefusedUrlError,
     ChecksumMismatchError,
-    DiskSpaceError,
     DownloadCancelledError,
-    DownloadError,
     FileTooLargeError,
     IncompleteDownloadError,
     OutputPathError,
@@ -41,16 +34,28 @@ from .host_gate import HostGate, origin_of
 from .pacing import RateLimit
 from ..util.logging_setup import redact
 from ..util.url_gate import check_download_url
-from .media_sniff import (
-    MEDIA_EXTENSIONS,
-    SNIFF_BYTES,
-    describe_non_media,
-    media_kind,
-    mime_for,
-    non_media_kind,
-)
+from .media_sniff import SNIFF_BYTES, describe_non_media, media_kind, mime_for, non_media_kind
 from ..records import DownloadResult
 from ..store import confined
+from ..store.file_path import FilePath
+from .disk_guard import (
+    FREE_CHECK_EVERY,
+    _close_failed,
+    _disk_error,
+    _mb,
+    check_size,
+    keep_free_space,
+)
+from .http_answer import (
+    _STREAM_ERRORS,
+    _body_chunks,
+    _content_range,
+    _int_header,
+    _validator,
+    redirect_gate,
+    status_error,
+    unsatisfied_size,
+)
 from .media_check import check_complete
 from .retry_policy import RetryCancelled, cancel_scope
 from .failure_reason import transport_reason as _reason
@@ -62,15 +67,6 @@ ProgressCallback = Callable[[int, Optional[int]], None]
 ContentCheck = Callable[[bytes, Optional[str]], Optional[str]]
 
 CHUNK_SIZE = 64 * 1024
-_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
-_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
-# Suffixes that fix_extension replaces; any other suffix is part of the name and is kept.
-# Suffixes ``fix_extension`` may replace: every media extension plus their aliases.
-_REPLACEABLE_SUFFIXES = set(MEDIA_EXTENSIONS) | {".jpg", ".jpe", ".jfif", ".bin", ".tmp"}
-# Errors that mean "the body stopped arriving": resume from what is on disk.
-_STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
-FREE_CHECK_EVERY = 8 * 1024 * 1024  # bytes written between two free-space checks
 DEFAULT_MAX_BYTES = 2048 * 1024 * 1024
 
 
@@ -110,67 +106,9 @@ class FetchPolicy:
     sleep: Callable[[float], None] = time.sleep
 
 
-def final_path(filepath: str, extension: Optional[str]) -> str:
-    """``filepath`` with its media suffix replaced by ``extension`` (or ``extension`` appended)."""
-    if not extension:
-        return filepath
-    stem, suffix = os.path.splitext(filepath)
-    if suffix.lower() in _REPLACEABLE_SUFFIXES:
-        return stem + extension
-    return filepath + extension
-
-
-def _remove(path: str) -> None:
-    """Remove a ``.part`` the fetch wrote; a symbolic link is never the fetch's own: left alone."""
-    if os.path.islink(path):
-        return
-    confined.remove(path)
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename durable; some platforms cannot open a directory, which is not an error."""
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError as exc:
-        logger.debug("Cannot open %s to sync the rename: %s", folder, exc)
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        logger.debug("Cannot sync directory %s: %s", folder, exc)
-    finally:
-        os.close(fd)
-
-
-def _close_failed(handle) -> None:
-    """Close a file whose write just failed; the buffered rest fails to flush again (EFBIG or
-    ENOSPC once more), which must not mask the first error: the caller removes the file anyway."""
-    try:
-        handle.close()
-    except OSError as exc:
-        logger.debug("Closing %s after a failed write failed too: %s", handle.name, exc)
-
-
-def _disk_error(exc: OSError, part: str, safe_url: str) -> Exception:
-    """Turn a write failure into the typed error, removing the ``.part`` file."""
-    _remove(part)
-    err: Exception
-    if exc.errno in _DISK_FULL:
-        err = DiskSpaceError(
-            f"The disk filled up while saving {safe_url} to {part}; the partial file was removed. "
-            "Free some space or choose another output folder."
-        )
-    else:
-        err = OutputPathError(
-            f"Cannot write {part} ({exc.strerror or exc}); check that the output folder exists "
-            "and is writable."
-        )
-    err.errno = exc.errno
-    return err
-
-
 class FileFetch:
-    """One download of ``url`` to ``filepath`` through ``session`` (see :meth:`run`)."""
+    """One download of ``url`` to ``filepath`` through ``session`` (see :meth:`run`); a
+    :class:`FilePath` names the ``.part``, the real extension and the rename into place."""
 
     def __init__(
         self,
@@ -191,17 +129,12 @@ class FileFetch:
         self.policy = policy
         self.host_gate = host_gate
         self.url = url
-        self.filepath = os.fspath(filepath)
-        self.part = self.filepath + ".part"
-        # Every file this fetch writes, renames or deletes stays inside ``root``.
-        self.root = (
-            os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.filepath))
-        )
+        # Every file this fetch writes, renames or deletes stays inside ``name.root``.
+        self.name = FilePath(filepath, root, fix_extension)
         self._checked_free = 0
         self._rate: Optional[RateLimit] = None  # --limit-rate, from the first chunk written
         self.progress = progress_callback
         self.cancel_event = cancel_event
-        self.fix_extension = fix_extension
         # Images and videos by default; model files pass their own check (resources/fetch).
         self.content_kind = content_kind
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
@@ -226,14 +159,12 @@ class FileFetch:
     def receive(self) -> ReceivedFile:
         """The network half: the whole body in ``.part`` (resumed and retried as needed)."""
         check_download_url(self.url, self.trusted_hosts, self.safe_url)  # before anything
-        folder = os.path.dirname(os.path.abspath(self.filepath))
         try:
-            confined.ensure_dir(folder, self.root)
-            confined.check_target(self.part, self.root)
-            confined.check_target(self.filepath, self.root)
+            self.name.prepare()
         except confined.ConfinementError:
             raise
         except OSError as exc:
+            folder = os.path.dirname(self.name.realpath())
             raise OutputPathError(
                 f"Cannot create the folder {folder} ({exc.strerror or exc}); choose an output "
                 "folder you can write to."
@@ -266,11 +197,11 @@ class FileFetch:
                     threading.Event().wait(delay)
 
     def _part_size(self) -> int:
-        return confined.regular_size(self.part) or 0
+        return self.name.temp_size()
 
     def _check_cancel(self, done: int) -> None:
         if self.cancel_event is not None and self.cancel_event.is_set():
-            kept = f"; {done} bytes kept in {self.part} for resume" if done else ""
+            kept = f"; {done} bytes kept in {self.name.temp} for resume" if done else ""
             raise DownloadCancelledError(
                 f"The download of {self.safe_url} was cancelled{kept}.", url=self.safe_url
             )
@@ -293,7 +224,7 @@ class FileFetch:
                     headers=headers,
                     stream=True,
                     timeout=self.policy.timeout,
-                    hooks={"response": self._check_hop},
+                    hooks={"response": redirect_gate(self.trusted_hosts, self.safe_url)},
                 )
         except RetryCancelled:
             raise DownloadCancelledError(
@@ -310,26 +241,14 @@ class FileFetch:
         with response:
             return self._handle(response, offset)
 
-    def _check_hop(self, response: requests.Response, *args: Any, **kwargs: Any) -> Any:
-        """Every redirect's target passes the URL gate before it is requested (the hook runs on
-        each response, before requests follows its Location)."""
-        if response.is_redirect:
-            target = requests.compat.urljoin(response.url, response.headers.get("Location", ""))
-            try:
-                check_download_url(target, self.trusted_hosts, redact(target))
-            except RefusedUrlError as exc:
-                response.close()
-                raise RefusedUrlError(
-                    f"{self.safe_url} redirected to a refused address. {exc}", url=self.safe_url
-                ) from None
-        return response
-
     def _handle(self, response: requests.Response, offset: int) -> ReceivedFile:
         status = response.status_code
         if status == 416 and offset:
             return self._handle_unsatisfiable(response, offset)
         if status not in (200, 206):
-            raise self._status_error(response)
+            if status in (404, 410):
+                self.name.discard()
+            raise status_error(response, self.safe_url)
         content_type = response.headers.get("Content-Type")
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in (
             "",
@@ -337,7 +256,7 @@ class FileFetch:
         )
         length = _int_header(response.headers.get("Content-Length"))
         if status == 200 and length is not None:
-            self._check_size(length, 0)
+            check_size(self.policy, self.name, self.safe_url, length, 0)
         if status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start is None or start != offset:
@@ -348,12 +267,12 @@ class FileFetch:
                     offset,
                     response.headers.get("Content-Range"),
                 )
-                _remove(self.part)
+                self.name.discard()
                 raise _Cut("mismatched Content-Range")
             if total is None and length is not None:
                 total = offset + length
             if total is not None:
-                self._check_size(total, offset)
+                check_size(self.policy, self.name, self.safe_url, total, offset)
             return self._stream(response, offset, total, content_type, encoded)
         if offset:
             logger.info(
@@ -364,58 +283,15 @@ class FileFetch:
         return self._stream(response, 0, length, content_type, encoded)
 
     def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> ReceivedFile:
-        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
-        if match and int(match.group(1)) == offset:
+        if unsatisfied_size(response.headers.get("Content-Range")) == offset:
             logger.debug("%s: the partial file is already complete.", self.safe_url)
             self.resumed = True
             return self._finish_from_part(offset, None)
         logger.info(
             "%s: the partial file does not fit the remote file; starting over.", self.safe_url
         )
-        _remove(self.part)
+        self.name.discard()
         raise _Cut("stale partial file")
-
-    def _check_size(self, total: int, offset: int) -> None:
-        """Refuse, before writing, a file over the size cap or over the free space."""
-        cap = self.policy.max_bytes
-        if cap is not None and total > cap:
-            _remove(self.part)
-            raise FileTooLargeError(
-                f"{self.safe_url} announces {_mb(total)}, more than the largest file accepted "
-                f"({_mb(cap)}, {self.policy.cap_reason}); nothing was saved.",
-                url=self.safe_url,
-            )
-        folder = os.path.dirname(os.path.abspath(self.part))
-        free = shutil.disk_usage(folder).free
-        if total <= offset and free < self.policy.min_free_bytes:
-            raise DiskSpaceError(
-                f"Only {_mb(free)} free on {folder}, under the {_mb(self.policy.min_free_bytes)} "
-                f"kept free (setting images.min_free_space_mb); {self.safe_url} was not started. "
-                "Free some space or choose another output folder."
-            )
-        if total - offset > free - self.policy.min_free_bytes and total > offset:
-            raise DiskSpaceError(
-                f"{self.safe_url} announces {_mb(total - offset)} still to download and only "
-                f"{_mb(free)} are free on {folder} (keeping {_mb(self.policy.min_free_bytes)}, "
-                "setting images.min_free_space_mb); nothing was written. Free some space."
-            )
-
-    def _status_error(self, response: requests.Response) -> DownloadError:
-        status = response.status_code
-        if status in (404, 410):
-            _remove(self.part)
-            what = "was not found (HTTP %d); it may have been deleted" % status
-        elif status in (401, 403):
-            what = "was refused (HTTP %d); it may need a valid API key" % status
-        elif status == 429:
-            what = "was rate limited (HTTP 429) even after retries; wait a while and retry"
-        elif status >= 500:
-            what = "failed with a server error (HTTP %d) after retries; try again later" % status
-        else:
-            what = "got an unexpected answer (HTTP %d)" % status
-        return DownloadError(
-            f"The download of {self.safe_url} {what}.", url=self.safe_url, status=status
-        )
 
     # -- body -------------------------------------------------------------------------------
 
@@ -450,10 +326,10 @@ class FileFetch:
         kind = self.content_kind(head, None if encoded else content_type)
         if kind is None and offset:
             logger.info("%s: the partial file is not media; starting over.", self.safe_url)
-            _remove(self.part)
+            self.name.discard()
             raise _Cut("the partial file was not media")
         if kind is None:
-            _remove(self.part)
+            self.name.discard()
             if encoded:
                 raise RefusedContentError(
                     f"{self.safe_url} sent its body with Content-Encoding "
@@ -478,13 +354,13 @@ class FileFetch:
             self.validator = _validator(response.headers)
         if total is None:
             # no size announced: at least the minimum free space must be there to begin
-            self._check_size(offset, offset)
+            check_size(self.policy, self.name, self.safe_url, offset, offset)
         try:
-            handle = confined.open_write(self.part, self.root, append=bool(offset))
+            handle = self.name.open_temp(append=bool(offset))
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.part, self.safe_url) from None
+            raise _disk_error(exc, self.name, self.safe_url) from None
         with handle:
             for chunk in pending:
                 done = self._write(handle, hasher, chunk, done, total)
@@ -496,16 +372,16 @@ class FileFetch:
             except _STREAM_ERRORS as exc:
                 self._sync(handle)
                 if encoded:
-                    _remove(self.part)
+                    self.name.discard()
                 raise _Cut(_reason(exc)) from None
             self._check_cancel_with(handle, done)
             if total is not None and done < total:
                 self._sync(handle)
                 if encoded:
-                    _remove(self.part)
+                    self.name.discard()
                 raise _Cut(f"got {done} of {total} bytes")
             if total is not None and done > total:
-                _remove(self.part)
+                self.name.discard()
                 raise IncompleteDownloadError(
                     f"{self.safe_url} sent {done} bytes but announced {total}; nothing was saved.",
                     url=self.safe_url,
@@ -514,14 +390,14 @@ class FileFetch:
                 handle.flush()  # synced by commit(), off the connection's time
             except OSError as exc:
                 _close_failed(handle)
-                raise _disk_error(exc, self.part, self.safe_url) from None
+                raise _disk_error(exc, self.name, self.safe_url) from None
         return ReceivedFile(self, kind, done, hasher.hexdigest())
 
     def _write(self, handle, hasher, chunk: bytes, done: int, total: Optional[int]) -> int:
         cap = self.policy.max_bytes
         if cap is not None and done + len(chunk) > cap:
             _close_failed(handle)
-            _remove(self.part)
+            self.name.discard()
             raise FileTooLargeError(
                 f"{self.safe_url} sent more than the largest file accepted ({_mb(cap)}, "
                 f"{self.policy.cap_reason}); the download was stopped and nothing was saved.",
@@ -531,7 +407,7 @@ class FileFetch:
             handle.write(chunk)
         except OSError as exc:
             _close_failed(handle)
-            raise _disk_error(exc, self.part, self.safe_url) from None
+            raise _disk_error(exc, self.name, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
         if self.policy.rate_limit:
@@ -540,24 +416,10 @@ class FileFetch:
             self._rate.sent(len(chunk))
         if done - self._checked_free >= FREE_CHECK_EVERY:
             self._checked_free = done
-            self._keep_free_space(handle)
+            keep_free_space(self.policy, self.name, self.safe_url, handle)
         if self.progress is not None:
             self.progress(done, total)
         return done
-
-    def _keep_free_space(self, handle) -> None:
-        """Stop the stream when the disk goes under ``images.min_free_space_mb``."""
-        folder = os.path.dirname(os.path.abspath(self.part))
-        free = shutil.disk_usage(folder).free
-        if free >= self.policy.min_free_bytes:
-            return
-        _close_failed(handle)
-        _remove(self.part)
-        raise DiskSpaceError(
-            f"Only {_mb(free)} left on {folder} while saving {self.safe_url}, under the "
-            f"{_mb(self.policy.min_free_bytes)} kept free (setting images.min_free_space_mb); "
-            "the partial file was removed. Free some space or choose another output folder."
-        )
 
     def _sync(self, handle) -> None:
         try:
@@ -565,7 +427,7 @@ class FileFetch:
             os.fsync(handle.fileno())
         except OSError as exc:
             _close_failed(handle)
-            raise _disk_error(exc, self.part, self.safe_url) from None
+            raise _disk_error(exc, self.name, self.safe_url) from None
 
     def _check_cancel_with(self, handle, done: int) -> None:
         if self.cancel_event is not None and self.cancel_event.is_set():
@@ -575,7 +437,7 @@ class FileFetch:
     def _hash_prefix(self, hasher) -> bytes:
         """Feed the existing ``.part`` into ``hasher``; returns its first bytes for sniffing."""
         head = b""
-        with confined.open_read(self.part, self.root) as existing:
+        with self.name.read_temp() as existing:
             while True:
                 block = existing.read(1024 * 1024)
                 if not block:
@@ -592,7 +454,7 @@ class FileFetch:
         head = self._hash_prefix(hasher)
         kind = self.content_kind(head, content_type)
         if kind is None:
-            _remove(self.part)
+            self.name.discard()
             raise _Cut("the partial file is not media")
         return ReceivedFile(self, kind, size, hasher.hexdigest())
 
@@ -601,90 +463,35 @@ class FileFetch:
         the final name (the media extension with ``fix_extension``) and sync the folder."""
         kind, size, sha256 = received.kind, received.size, received.sha256
         try:
-            with confined.open_write(self.part, self.root, append=True) as handle:
+            with self.name.open_temp(append=True) as handle:
                 os.fsync(handle.fileno())
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.part, self.safe_url) from None
+            raise _disk_error(exc, self.name, self.safe_url) from None
         if self.expected_sha256 and sha256.lower() != self.expected_sha256:
-            _remove(self.part)
+            self.name.discard()
             raise ChecksumMismatchError(
                 f"{self.safe_url} arrived with SHA-256 {sha256[:12]}… but the server lists "
                 f"{self.expected_sha256[:12]}…; the damaged file was deleted. Try again later.",
                 url=self.safe_url,
             )
-        target = final_path(self.filepath, kind) if self.fix_extension else self.filepath
-        problem = check_complete(self.part, kind)
+        problem = check_complete(self.name.temp, kind)
         if problem is not None:
-            _remove(self.part)
+            self.name.discard()
             raise RefusedContentError(
                 f"{self.safe_url} was received whole but {problem}; nothing was saved (the host "
                 "may have sent a damaged or truncated file).",
                 url=self.safe_url,
             )
         try:
-            confined.replace(self.part, target, self.root)
+            target = self.name.finalize(kind)
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.part, self.safe_url) from None
-        _fsync_dir(os.path.dirname(os.path.abspath(target)))
+            raise _disk_error(exc, self.name, self.safe_url) from None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Saved %s (%d bytes) to %s", self.safe_url, size, target)
         return DownloadResult(
             path=target, size=size, content_type=mime_for(kind), sha256=sha256, resumed=self.resumed
         )
-
-
-def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
-    """The body as it arrives. ``read1`` hands over every byte received before a cut (a full-size
-    ``read`` would drop a partial chunk when the connection breaks), so resuming loses nothing."""
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # pragma: no cover - urllib3 < 2.3
-        yield from raw.stream(size, decode_content=False)
-        return
-    while True:
-        # Never decoded: a Content-Encoding on media is saved as sent (or refused by the sniff),
-        # so a small gzip body cannot inflate into gigabytes on disk.
-        data = read1(size, decode_content=False)
-        if not data:
-            return
-        yield data
-
-
-def _mb(size: int) -> str:
-    size = max(0, size)  # a size is never shown negative
-    if size >= 1024**3:
-        return f"{size / 1024 ** 3:.1f} GiB"
-    return f"{size / 1024 ** 2:.1f} MB"
-
-
-def _validator(headers) -> Optional[str]:
-    """A strong ETag, else Last-Modified: what If-Range may carry (RFC 9110 section 13.1.5)."""
-    etag = headers.get("ETag")
-    if etag and not etag.startswith("W/"):
-        return etag
-    return headers.get("Last-Modified")
-
-
-def _int_header(value: Optional[str]) -> Optional[int]:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def _content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
-    """``(start, total)`` from ``bytes a-b/total``; ``(None, None)`` when malformed."""
-    match = _CONTENT_RANGE.match(value or "")
-    if not match:
-        return None, None
-    start, end, total = match.groups()
-    if int(end) < int(start):
-        return None, None
-    return int(start), None if total == "*" else int(total)
