@@ -25,7 +25,7 @@ import gradio as gr
 from .. import setting
 from ..errors import CivitaiGalleryError, InvalidQueryError, TemplateError
 from . import filters_row
-from .downloads import fetch_preview, fetch_thumbnails, get_http_client, pre_loading
+from .downloads import fetch_preview, fetch_thumbnails, get_http_client, is_video, pre_loading
 from .feedback import _handled
 from .gradio_compat import update, warn_user
 from .i18n import choice_value, choices, value_of
@@ -448,10 +448,6 @@ def preview_path(item: ImageItem) -> Optional[str]:
     if path:
         return path
     thumbs, _result = fetch_thumbnails([item.url]) if item.url else ([None], None)
-    if item.url and not _is_video(item.url):
+    if item.url and not is_video(item.url):
         warn_user(say("preview_failed", id=item.id))
     return thumbs[0]
-
-
-def _is_video(url: str) -> bool:
-    return os.path.splitext(url.split("?", 1)[0])[1].lower() in (".mp4", ".webm", ".mov")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import gradio as gr
 
@@ -23,7 +23,7 @@ from ..store import confined
 from .actions import GalleryView, no_generation_data, select_image
 from .feedback import _handled
 from .downloads import get_http_client
-from .gradio_compat import update
+from .gradio_compat import component, update
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,22 @@ def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[A
     return text, record, update(value="", visible=False), original_picture(items[index])
 
 
-def paste_module() -> Any:
-    """WebUI's infotext paste module, or None (said once in the log) when this WebUI has no
-    send-to buttons (no such module, or one too old for ``ParamBinding``)."""
+def send_components() -> Dict[str, Any]:
+    """The note and the hidden picture the send buttons work with (created in the current
+    Blocks context)."""
+    return {
+        "send_note": component(gr.Markdown, "", visible=False, elem_id="civitai_gallery_send_note"),
+        "send_picture": component(
+            gr.Image, type="pil", visible=False, elem_id="civitai_gallery_send_picture"
+        ),
+    }
+
+
+def paste_buttons(row_id: str, info: Any, picture: Callable[[], Any]) -> Dict[str, Any]:
+    """WebUI's Send to txt2img / img2img buttons (by tab name) in a row ``row_id``, created off
+    (nothing is selected yet: an empty box would paste WebUI's last generation) and bound the
+    WebUI way: both paste the infotext of ``info``; img2img also gets the image component that
+    ``picture()`` gives (called once the row is made). {} on a WebUI without ``ParamBinding``."""
     try:
         from modules import infotext_utils as paste
     except ImportError as exc:
@@ -101,22 +114,15 @@ def paste_module() -> Any:
             if not (old_exc.name or "").startswith("modules"):
                 raise
             logger.warning("WebUI's infotext module was not found; no send-to buttons")
-            return None
+            return {}
     if not hasattr(paste, "ParamBinding"):
         logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
-        return None
-    return paste
-
-
-def paste_buttons(paste: Any, info: Any, picture: Any, row_id: str) -> Dict[str, Any]:
-    """WebUI's send-to-txt2img / img2img buttons (by tab name, in a row ``row_id``) fed with the
-    infotext box ``info``; img2img gets the ``picture`` too (txt2img has no image input)."""
-    from .gradio_compat import component
-
+        return {}
     with component(gr.Row, elem_id=row_id):
         buttons = paste.create_buttons(["txt2img", "img2img"])
+    image = picture()
     for tabname, button in buttons.items():
-        try:  # nothing selected yet: an empty box would paste WebUI's last generation
+        try:
             button.interactive = False
         except AttributeError:
             pass
@@ -125,20 +131,8 @@ def paste_buttons(paste: Any, info: Any, picture: Any, row_id: str) -> Dict[str,
                 paste_button=button,
                 tabname=tabname,
                 source_text_component=info,
-                source_image_component=picture if tabname == "img2img" else None,
+                # img2img gets the picture too (txt2img has no image input)
+                source_image_component=image if tabname == "img2img" else None,
             )
         )
-    return dict(buttons)
-
-
-def send_components() -> Dict[str, Any]:
-    """The note and the hidden picture the send buttons work with (created in the current
-    Blocks context)."""
-    from .gradio_compat import component
-
-    return {
-        "send_note": component(gr.Markdown, "", visible=False, elem_id="civitai_gallery_send_note"),
-        "send_picture": component(
-            gr.Image, type="pil", visible=False, elem_id="civitai_gallery_send_picture"
-        ),
-    }
+    return buttons

@@ -24,6 +24,7 @@ from . import follow_panel
 from . import library
 from . import resources_panel
 from . import save_options
+from . import widgets
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
@@ -103,18 +104,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         )
         with gr.Row():
             with component(gr.Column, scale=3):
-                c["gallery"] = component(
-                    gr.Gallery,
-                    label=t("Images"),
-                    show_label=False,
-                    elem_id="civitai_gallery_gallery",
-                    columns=5,
-                    height=560,
-                    object_fit="cover",
-                    allow_preview=False,
-                    show_share_button=False,
-                    interactive=False,
-                )
+                c["gallery"] = widgets.thumbnail_grid("Images", "civitai_gallery_gallery")
                 with gr.Row():
                     c["prev"] = component(
                         gr.Button,
@@ -126,26 +116,13 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                         gr.Button, t("Next >"), interactive=False, elem_id="civitai_gallery_next"
                     )
             with component(gr.Column, scale=2):
-                c["preview"] = component(
-                    gr.Image,
-                    label=t("Selected image"),
-                    type="filepath",
-                    interactive=False,
-                    height=360,
-                    elem_id="civitai_gallery_preview",
-                    show_download_button=True,
-                    buttons=["download"],
+                c["preview"] = widgets.selected_image(
+                    "civitai_gallery_preview", show_download_button=True, buttons=["download"]
                 )
-                c["info"] = component(
-                    gr.Textbox,
-                    label=t("Generation data"),
+                c["info"] = widgets.data_box(
+                    "Generation data",
+                    "civitai_gallery_info",
                     placeholder=t("Select an image to see its generation data."),
-                    lines=8,
-                    max_lines=20,
-                    interactive=False,
-                    elem_id="civitai_gallery_info",
-                    show_copy_button=True,
-                    buttons=["copy"],
                 )
                 if webui:
                     c.update(_webui_paste_buttons(c["info"]))
@@ -348,13 +325,15 @@ def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
 
 
 def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
-    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box, and the note and
-    hidden picture they work with."""
-    from .send_to import paste_buttons, paste_module, send_components
+    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box; img2img also gets
+    the picture (``send_to.send_components``, made below the buttons)."""
+    from .send_to import paste_buttons, send_components
 
-    paste = paste_module()
-    if paste is None:
-        return {}
-    extra = send_components()
-    buttons = paste_buttons(paste, info, extra["send_picture"], "civitai_gallery_send_row")
+    extra: Dict[str, gr.components.Component] = {}
+
+    def picture() -> gr.components.Component:
+        extra.update(send_components())
+        return extra["send_picture"]
+
+    buttons = paste_buttons("civitai_gallery_send_row", info, picture)
     return {**extra, **{f"send_to_{name}": button for name, button in buttons.items()}}
