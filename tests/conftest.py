@@ -48,3 +48,26 @@ def fake_civitai(fake_dataset):
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def local_settings(fake_civitai, tmp_path, monkeypatch):
+    """A function that points the settings at the local Civitai, with a fresh gallery cache and
+    output folder under ``tmp_path``, plus the test's ``extra`` settings; returns the fake. The
+    settings are reset after the test."""
+    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+
+    def point(extra=None):
+        setting.reset()
+        setting.update(
+            {
+                "civitai_base_url": fake_civitai.base_url,
+                "gallery_cache_path": str(tmp_path / "cache"),
+                "images.output_path": str(tmp_path / "images"),
+                **(extra or {}),
+            }
+        )
+        return fake_civitai
+
+    yield point
+    setting.reset()

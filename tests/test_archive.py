@@ -11,13 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from scripts.civitai_manager_libs.store.archive import (
-    ARCHIVE_FILENAME,
-    Archive,
-    ArchiveError,
-    archive_path,
-)
-from scripts.civitai_manager_libs.errors import OutputPathError
+from scripts.civitai_manager_libs.store.archive import Archive, archive_path
+from scripts.civitai_manager_libs.store.archive_db import ARCHIVE_FILENAME
+from scripts.civitai_manager_libs.errors import ArchiveError, OutputPathError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -412,7 +412,8 @@ def test_disk_full_fills_stopped_reason_in_the_json_report(tmp_path):
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["stopped_reason"] and "disk full" in data["stopped_reason"].lower(), data
     assert data["complete"] is False and data["exit_code"] == cli.EXIT_FAILED
-    assert data["saved"] == 0 and data["listed"] == 6
+    # the halt also stops the listing: how many were listed by then depends on which came first
+    assert data["saved"] == 0 and 1 <= data["listed"] <= 6
     assert "stopped early" in run.stderr and data["stopped_reason"] in run.stderr
 
 

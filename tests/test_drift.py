@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.civitai.api import CivitaiAPI
 from scripts.civitai_manager_libs.civitai.drift import REPORT_AT, Drift, listing_body
 from scripts.civitai_manager_libs.civitai.fronts import SFW_ONLY_WARNING
@@ -141,29 +140,18 @@ def test_list_names_the_drift_too(fake_civitai, tmp_path, caplog):
     assert len(lines) == 1 and "came without their generation data" in lines[0]
 
 
-def test_the_tabs_download_all_status_names_the_drift(fake_civitai, tmp_path):
-    setting.reset()
-    setting.update(
-        {
-            "civitai_base_url": fake_civitai.base_url,
-            "gallery_cache_path": str(tmp_path / "cache"),
-            "images.output_path": str(tmp_path / "images"),
-            "http_backoff_factor": 0,
-        }
-    )
+def test_the_tabs_download_all_status_names_the_drift(local_settings):
+    fake_civitai = local_settings({"http_backoff_factor": 0})
     jobs = GalleryJobs()
-    try:
-        first = jobs.download(Target("version", 43888), ["None", "Soft"])
-        assert first.summary.drift == [] and CHANGED not in action.summary_text(first)
-        fake_civitai.faults.drift("unknown_hosts", "/api/v1/images")
-        outcome = jobs.download(Target("version", 43888), ["None", "Soft"])
-        text = action.summary_text(outcome)
-        assert text.count(CHANGED) == 1 and "(localhost)" in text
-        assert text.splitlines()[0].startswith("downloaded ")
-        # a retry lists nothing: it does not repeat the listing's drift
-        assert CHANGED not in action.summary_text(jobs.retry_failed())
-    finally:
-        setting.reset()
+    first = jobs.download(Target("version", 43888), ["None", "Soft"])
+    assert first.summary.drift == [] and CHANGED not in action.summary_text(first)
+    fake_civitai.faults.drift("unknown_hosts", "/api/v1/images")
+    outcome = jobs.download(Target("version", 43888), ["None", "Soft"])
+    text = action.summary_text(outcome)
+    assert text.count(CHANGED) == 1 and "(localhost)" in text
+    assert text.splitlines()[0].startswith("downloaded ")
+    # a retry lists nothing: it does not repeat the listing's drift
+    assert CHANGED not in action.summary_text(jobs.retry_failed())
 
 
 def test_the_levels_line_needs_enough_images_to_be_sure(fake_civitai):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from scripts.civitai_manager_libs.metadata import embed
+from scripts.civitai_manager_libs.store import confined
 from scripts.civitai_manager_libs.metadata.embed import EmbedSkipped, embed_infotext, read_infotext
 
 TEXT = (
@@ -324,7 +325,7 @@ def test_atomic_write_keeps_mode_of_existing_files_and_umask_for_new_ones(tmp_pa
     embed_infotext(existing, TEXT)
     assert os.stat(existing).st_mode & 0o777 == 0o640
     new = str(tmp_path / "new.txt")
-    embed.write_atomic(new, b"x")
+    confined.write_atomic(new, b"x")
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(new).st_mode & 0o777 == 0o666 & ~umask

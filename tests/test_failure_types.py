@@ -107,3 +107,15 @@ def test_archive_errors_follow_the_sqlite_result_code(tmp_path, text, code, expe
                 raise _sqlite_error(text, code)
     assert type(info.value) is expected
     assert words in str(info.value)
+
+
+def test_grouped_failures_read_the_same_whatever_order_downloads_ended_in():
+    from scripts.civitai_manager_libs.engine.failures import group_failures
+
+    pairs = [(7, "HTTP 404"), (3, "disk full"), (5, "HTTP 404"), (2, "disk full"), (9, "HTTP 404")]
+    pairs += [("?", "HTTP 404")]
+    first = group_failures(pairs, samples=3)
+    assert group_failures(list(reversed(pairs)), samples=3) == first
+    assert [(g.count, g.sample_ids) for g in first] == [(4, (5, 7, 9)), (2, (2, 3))]
+    ties = [(1, "disk full"), (2, "HTTP 404")]
+    assert group_failures(ties) == group_failures(list(reversed(ties)))

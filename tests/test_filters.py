@@ -412,19 +412,8 @@ def test_another_filter_set_is_another_listing(fake_civitai, make_downloader):
 
 
 @pytest.fixture
-def tab_env(fake_civitai, tmp_path, monkeypatch):
-    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
-    setting.reset()
-    setting.update(
-        {
-            "civitai_base_url": fake_civitai.base_url,
-            "gallery_cache_path": str(tmp_path / "cache"),
-            "images.output_path": str(tmp_path / "images"),
-            "http_max_retries": 0,
-        }
-    )
-    yield fake_civitai
-    setting.reset()
+def tab_env(local_settings):
+    return local_settings({"http_max_retries": 0})
 
 
 def test_tab_sends_server_filters_and_says_what_each_filter_hid(tab_env):

@@ -28,22 +28,11 @@ VERSION_ID = 43888
 
 
 @pytest.fixture
-def env(fake_civitai, tmp_path, monkeypatch):
+def env(local_settings):
     """Settings pointed at the fake Civitai and fresh folders; fast retries."""
-    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
-    setting.reset()
-    setting.update(
-        {
-            "civitai_base_url": fake_civitai.base_url,
-            "gallery_cache_path": str(tmp_path / "cache"),
-            "images.output_path": str(tmp_path / "images"),
-            "http_backoff_factor": 0,
-            "http_max_retries": 1,
-            "gallery_max_concurrent_downloads": 3,
-        }
+    return local_settings(
+        {"http_backoff_factor": 0, "http_max_retries": 1, "gallery_max_concurrent_downloads": 3}
     )
-    yield fake_civitai
-    setting.reset()
 
 
 def image_urls(fake, n, version_id=VERSION_ID):

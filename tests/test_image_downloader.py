@@ -696,13 +696,11 @@ def test_disk_space_refusal_writes_nothing_and_requests_nothing(make_downloader,
 def test_queued_work_larger_than_the_free_space_is_not_started(
     make_downloader, fake_civitai, monkeypatch
 ):
-    from scripts.civitai_manager_libs import image_downloader
-
     # The disk this machine shares with other jobs moves by megabytes at any moment: report a
     # fixed 100 MB free so the batch may start (minimum 80 MB) but ~57 MB of queued work may not.
     usage = shutil.disk_usage("/")
     fixed = type(usage)(usage.total, usage.total - 100 * 2**20, 100 * 2**20)
-    monkeypatch.setattr(image_downloader.shutil, "disk_usage", lambda path: fixed)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: fixed)
     downloader = make_downloader(workers=1, min_free_space_mb=80)
     fake_civitai.latency = 0.2
     ids = downloader.download_model_images(4201, nsfw_levels=list(NSFW_LEVELS))

@@ -247,7 +247,7 @@ def test_parameters_line_reads_with_the_notes_regex(gen):
 
 
 def test_raw_civitai_meta_is_normalized_first():
-    from scripts.civitai_manager_libs.metadata.record import extract_generation
+    from scripts.civitai_manager_libs.metadata.generation import extract_generation
 
     meta = {
         "prompt": "p",

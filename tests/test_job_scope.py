@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.civitai_manager_libs import http_client, setting
+from scripts.civitai_manager_libs import http_client
 from scripts.civitai_manager_libs.civitai.query import Target
 from scripts.civitai_manager_libs.transport.host_gate import HostGate
 from scripts.civitai_manager_libs.ui.jobs import GalleryJobs
@@ -17,21 +17,10 @@ VERSION_ID = 43888
 
 
 @pytest.fixture
-def env(fake_civitai, tmp_path, monkeypatch):
-    monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
-    setting.reset()
-    setting.update(
-        {
-            "civitai_base_url": fake_civitai.base_url,
-            "gallery_cache_path": str(tmp_path / "cache"),
-            "images.output_path": str(tmp_path / "images"),
-            "http_backoff_factor": 0,
-            "http_max_retries": 1,
-            "http_host_down_after": 2,
-        }
+def env(local_settings):
+    yield local_settings(
+        {"http_backoff_factor": 0, "http_max_retries": 1, "http_host_down_after": 2}
     )
-    yield fake_civitai
-    setting.reset()
     http_client.SHARED_HOST_GATE.new_run()
 
 

@@ -86,7 +86,7 @@ def test_facades_keep_the_backlog_and_spec_names():
         assert callable(getattr(http_client, name)) or name == "SHARED_HOST_GATE"
     for name in ("download_images", "GalleryDownloadManager", "get_http_client", "load_gallery"):
         assert getattr(civitai_gallery_action, name)
-    for name in ("ImageDownloader", "ImageDownloadTask", "COMPLETED", "describe_failure"):
+    for name in ("ImageDownloader", "ImageDownloadTask", "COMPLETED", "PENDING"):
         assert getattr(image_downloader, name)
     assert setting.get("http_timeout") == setting.http_timeout
     assert setting.images_output_path == setting.get("images.output_path")

@@ -19,6 +19,7 @@ from typing import Dict, Set
 
 import pytest
 
+from scripts.civitai_manager_libs import setting
 from scripts.civitai_manager_libs.cli import command as cli
 from scripts.civitai_manager_libs.cli.library_cmd import fit
 from scripts.civitai_manager_libs.errors import ArchiveError
@@ -216,6 +217,33 @@ def test_tags_are_searched(tmp_path):
     assert _ids(output, "--tag", "cyberpunk city") == {1}
     assert _ids(output, "--tag", "forest") == {2}
     assert _ids(output, "tags:rain") == {1}
+
+
+@pytest.fixture(scope="module")
+def nested(fake, tmp_path_factory):
+    """Saved with thumbnails (.thumbnails/ beside the images) and a {model_name}/{id} template."""
+    root = tmp_path_factory.mktemp("nested")
+    options = {"images.generate_thumbnails": True, "images.path_template": "{model_name}/{id}"}
+    (root / "settings.json").write_text(json.dumps(options))
+    kept = {key: setting.get(key) for key in setting.SPECS if setting.source(key) == "set"}
+    try:
+        _download(fake, root / "out", {31001: "json,exif", 4384: "json"}, root / "settings.json")
+    finally:  # the in-process CLI read these options into the settings: no later test gets them
+        setting.reset()
+        setting.update(kept)
+    return root / "out"
+
+
+def test_thumbnails_and_a_nested_template_hide_nothing(nested):
+    """Each image is found once, thumbnails never (the Library browser test once failed after a
+    test that saved these options: that was the shared settings file, not the Library)."""
+    output = nested
+    assert any(".thumbnails" in dirs for _root, dirs, _files in os.walk(output))
+    assert not any(name.isdigit() for name in os.listdir(output))  # one folder per model name
+    found = _ids(output, '"neon city"')
+    assert len(found) == 1
+    hits = _ids(output, "--lora", "Neon Lines")
+    assert len(hits) == 2 and found <= hits
 
 
 # --------------------------------------------------------------------------- several folders

@@ -276,22 +276,10 @@ def test_user_posts_with_limit(fake_civitai, fake_dataset, tmp_path):
     assert len(_requests(fake_civitai, "/api/v1/images")) == pages
 
 
-def test_tag_lists_the_images_of_the_tag(fake_civitai, fake_dataset, tmp_path):
-    code, text = _run(
-        fake_civitai,
-        tmp_path,
-        "download",
-        "url",
-        "https://civitai.com/tag/sci-fi",
-        "--nsfw",
-        "all",
-        "--limit",
-        0,
-    )
-    assert code == 0, text
-    assert _saved_ids(tmp_path) == _listed(i for i in fake_dataset.images if 3628 in i.tag_ids)
-    code, _ = _run(fake_civitai, tmp_path / "x", "download", "tag", "no-such-tag")
+def test_an_unknown_tag_is_not_found(fake_civitai, tmp_path):
+    code, _ = _run(fake_civitai, tmp_path, "download", "tag", "no-such-tag")
     assert code == 2  # not found: nothing written
+    assert not _saved_ids(tmp_path)
 
 
 # -- reactions ------------------------------------------------------------------------------
@@ -332,62 +320,56 @@ def test_unknown_reaction_kind_is_a_usage_error(fake_civitai, tmp_path):
 # -- gallery links --------------------------------------------------------------------------
 
 
-def test_videos_link_lists_videos_only(fake_civitai, fake_dataset, tmp_path):
-    code, text = _run(
-        fake_civitai,
-        tmp_path,
-        "download",
-        "url",
-        "https://civitai.com/videos?period=AllTime",
-        "--nsfw",
-        "all",
-        "--limit",
-        0,
-    )
-    assert code == 0, text
-    assert _saved_ids(tmp_path) == _listed(i for i in fake_dataset.images if i.type == "video")
-    assert _inputs(fake_civitai, "image.getInfinite")[0]["json"]["types"] == ["video"]
+def _collection_videos(dataset):
+    members = set(COLLECTIONS[7001].select(dataset))
+    return [i for i in dataset.images if i.id in members and i.type == "video"]
 
 
-def test_images_link_filters_become_the_listing_filters(fake_civitai, fake_dataset, tmp_path):
-    url = "https://civitai.com/images?sort=Oldest&baseModels=Pony&tags=5193&view=feed"
-    code, text = _run(fake_civitai, tmp_path, "download", "url", url, "--nsfw", "all", "--limit", 0)
+@pytest.mark.parametrize(
+    "argv,images,sent",
+    [
+        (
+            ["url", "https://civitai.com/tag/sci-fi"],
+            lambda ds: [i for i in ds.images if 3628 in i.tag_ids],
+            {},
+        ),
+        (
+            ["url", "https://civitai.com/videos?period=AllTime"],
+            lambda ds: [i for i in ds.images if i.type == "video"],
+            {"types": ["video"]},
+        ),
+        (  # a gallery link's filters become the listing's
+            ["url", "https://civitai.com/images?sort=Oldest&baseModels=Pony&tags=5193&view=feed"],
+            lambda ds: [
+                i
+                for i in ds.images
+                if i.base_model == "Pony" and 5193 in i.tag_ids and (i.type or "image") == "image"
+            ],
+            {"sort": "Oldest", "baseModels": ["Pony"], "tags": [5193], "types": ["image"]},
+        ),
+        (  # download's filters apply to web listings
+            ["collection", 7001, "--type", "video"],
+            _collection_videos,
+            {"types": ["video"]},
+        ),
+    ],
+    ids=["tag", "videos-link", "images-link-filters", "collection-type-filter"],
+)
+def test_a_web_listing_saves_what_it_lists(
+    fake_civitai, fake_dataset, tmp_path, argv, images, sent
+):
+    code, text = _run(fake_civitai, tmp_path, "download", *argv, "--nsfw", "all", "--limit", 0)
     assert code == 0, text
-    expected = _listed(
-        i
-        for i in fake_dataset.images
-        if i.base_model == "Pony" and 5193 in i.tag_ids and (i.type or "image") == "image"
-    )
+    expected = _listed(images(fake_dataset))
     assert expected and _saved_ids(tmp_path) == expected
-    sent = _inputs(fake_civitai, "image.getInfinite")[0]["json"]
-    assert sent["sort"] == "Oldest"
-    assert sent["baseModels"] == ["Pony"]
-    assert sent["tags"] == [5193]
-    assert sent["types"] == ["image"]
+    if sent:  # a tag is listed by the REST images endpoint
+        first = _inputs(fake_civitai, "image.getInfinite")[0]["json"]
+        assert {key: first[key] for key in sent} == sent
 
 
 def test_gallery_link_with_an_unknown_filter_is_refused():
     with pytest.raises(InvalidQueryError, match="not one this downloader"):
         parse_query("https://civitai.com/images?colour=red")
-
-
-def test_download_filters_apply_to_web_listings(fake_civitai, fake_dataset, tmp_path):
-    code, text = _run(
-        fake_civitai,
-        tmp_path,
-        "download",
-        "collection",
-        7001,
-        "--nsfw",
-        "all",
-        "--type",
-        "video",
-    )
-    assert code == 0, text
-    members = set(COLLECTIONS[7001].select(fake_dataset))
-    expected = _listed(i for i in fake_dataset.images if i.id in members and i.type == "video")
-    assert expected and _saved_ids(tmp_path) == expected
-    assert _inputs(fake_civitai, "image.getInfinite")[0]["json"]["types"] == ["video"]
 
 
 def test_nsfw_levels_are_asked_and_kept(fake_civitai, fake_dataset, tmp_path):
@@ -568,22 +550,10 @@ def test_list_reactions_without_key_exit_2(fake_civitai, tmp_path):
 
 
 @pytest.fixture
-def tab_env(fake_civitai, tmp_path, monkeypatch):
-    from scripts.civitai_manager_libs import setting
-
-    setting.reset()
-    setting.update(
-        {
-            "civitai_base_url": fake_civitai.base_url,
-            "gallery_cache_path": str(tmp_path / "cache"),
-            "images.output_path": str(tmp_path / "images"),
-            "http_backoff_factor": 0,
-            "http_max_retries": 1,
-            "gallery_page_size": 10,
-        }
+def tab_env(local_settings):
+    return local_settings(
+        {"http_backoff_factor": 0, "http_max_retries": 1, "gallery_page_size": 10}
     )
-    yield fake_civitai
-    setting.reset()
 
 
 def test_tab_browses_a_collection_page_by_page(tab_env, fake_dataset):

@@ -289,7 +289,7 @@ def test_send_buttons_need_generation_data_and_img2img_gets_the_picture(webui, f
     state, preview, info, record, note, image = select(0)
     assert state.selected == 0 and preview is not None
     assert info == "" and record["id"] == bare.id and image is None
-    assert note["visible"] is True and note["value"] == actions.NO_GENERATION_DATA
+    assert note["visible"] is True and note["value"] == actions.no_generation_data()
     assert all(u["interactive"] is False for u in send_to.buttons_state(info))
     state, preview, info, record, note, image = select(1)
     assert state.selected == 1 and preview == image  # the preview shows the same original
@@ -302,7 +302,7 @@ def test_send_buttons_need_generation_data_and_img2img_gets_the_picture(webui, f
     # a page change moves the selection (the page outputs fill info and metadata with the
     # tab's text); the send outputs follow: no data -> an empty box, the note, no picture
     moved = replace(view, items=[view.items[1], view.items[0]], selected=1)
-    info, record, note, image = send_to.follow_page(moved, actions.NO_GENERATION_DATA, {"id": 1})
+    info, record, note, image = send_to.follow_page(moved, actions.no_generation_data(), {"id": 1})
     assert info == "" and note["visible"] is True and image is None
     info, record, note, image = send_to.follow_page(
         replace(moved, selected=0), "Steps: 20", {"id": full.id}

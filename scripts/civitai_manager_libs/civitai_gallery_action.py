@@ -7,13 +7,8 @@ the tab's handler modules (:mod:`.ui.actions`, :mod:`.ui.download_job`) and :mod
 
 from __future__ import annotations
 
-from typing import Any, List
-
-from .ui import actions as _actions
-from .ui import download_job as _download_job
 from .ui.actions import (  # noqa: F401  (the public API)
     ALL_VERSIONS,
-    NO_GENERATION_DATA,
     PERIODS,
     SORTS,
     GalleryView,
@@ -26,6 +21,7 @@ from .ui.actions import (  # noqa: F401  (the public API)
 )
 from .ui.download_job import (  # noqa: F401  (the public API)
     cancel_download,
+    cancel_message,
     download_all,
     recent_tasks,
     refresh_tasks,
@@ -43,15 +39,3 @@ from .ui.downloads import (  # noqa: F401  (the public API)
     get_http_client,
     pre_loading,
 )
-
-
-def __getattr__(name: str) -> Any:
-    """Every other name of the handler modules (``jobs``, ...)."""
-    for module in (_actions, _download_job):
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(dir(_actions)) | set(dir(_download_job)))

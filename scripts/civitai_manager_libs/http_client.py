@@ -7,9 +7,6 @@ the per-host pause, the API key only to the API origin), rebuilt when its settin
 
 from __future__ import annotations
 
-from typing import Any, List
-
-from .transport import client as _client
 from .transport.client import (  # noqa: F401  (the public API)
     POOL_HEADROOM,
     SHARED_HOST_GATE,
@@ -22,12 +19,3 @@ from .transport.client import (  # noqa: F401  (the public API)
     redact,
     reset_http_client,
 )
-
-
-def __getattr__(name: str) -> Any:
-    """Every other name the client module has (errors, policies, helpers it re-exports)."""
-    return getattr(_client, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(dir(_client)))

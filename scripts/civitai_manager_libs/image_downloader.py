@@ -7,12 +7,7 @@ queries) plans the tasks; :class:`ImageDownloadTask` is one image's task (:mod:`
 
 from __future__ import annotations
 
-from typing import Any, List
-
-from .planning import downloader as _downloader
-from .planning.downloader import (  # noqa: F401  (the public API)
-    ALL_LEVELS,
-    ARCHIVE_NAME,
+from .engine.task import (  # noqa: F401  (the public API)
     CANCELLED,
     COMPLETED,
     DOWNLOADING,
@@ -20,18 +15,10 @@ from .planning.downloader import (  # noqa: F401  (the public API)
     FINAL_STATES,
     PENDING,
     SKIPPED,
-    ImageDownloader,
     ImageDownloadTask,
     summarize,
     task_from_record,
 )
+from .planning.downloader import ImageDownloader  # noqa: F401
+from .store.paths import ARCHIVE_NAME  # noqa: F401
 from .store.file_path import MEDIA_EXTENSIONS  # noqa: F401  (the extensions of saved media)
-
-
-def __getattr__(name: str) -> Any:
-    """Every other name the downloader module has (helpers it re-exports)."""
-    return getattr(_downloader, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(dir(_downloader)))

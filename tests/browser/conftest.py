@@ -130,6 +130,34 @@ def gallery_server(session_fake, tmp_path_factory):
             os.environ["CIVITAI_GALLERY_SETTINGS"] = saved_settings
 
 
+def _read(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+@pytest.fixture(autouse=True)
+def _saved_settings_do_not_leak(request):
+    """Each test starts from the same settings file: what a test saves through the tab (into the
+    shared app's file) is undone after it, since the CLI runs of later tests read that file in
+    this process (the Library test once searched the folder an earlier test had saved)."""
+    if "gallery_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("gallery_server")
+    path = setting.settings_path()
+    before = _read(path)
+    yield
+    if _read(path) == before:
+        return
+    if before is None:
+        os.remove(path)
+    else:
+        with open(path, "wb") as handle:
+            handle.write(before)
+
+
 @pytest.fixture(scope="session")
 def base_url(gallery_server):
     return gallery_server.url

@@ -103,7 +103,6 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
         module_name, _sep, function = target.partition(":")
         module = importlib.import_module(f".{module_name}", __package__)
         return getattr(module, function or "main")(argv[1:], out)
-        return module.main(argv[1:], out)
     return run_command(
         build_parser(),
         lambda args, out: COMMANDS[args.command](args, out),

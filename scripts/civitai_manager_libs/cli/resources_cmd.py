@@ -22,8 +22,6 @@ from .shell import run_command
 from ..metadata.resource_refs import RESOURCE_TYPES, Resource
 from ..resources.fetch import civitai_page, human_size, summarize
 
-COMMAND = "resources"
-
 
 def _types(text: str) -> List[str]:
     aliases = {"checkpoints": "checkpoint", "loras": "lora", "embeddings": "embedding"}

@@ -97,7 +97,7 @@ SAMPLE_IDS = 3
 
 @dataclass(frozen=True)
 class FailureGroup:
-    """Failures that share one reason: ``count`` of them, the first ``sample_ids``, the
+    """Failures that share one reason: ``count`` of them, the smallest ``sample_ids``, the
     ``hint`` key (one of the ``HINT_*``, or None when retrying would not help)."""
 
     reason: str
@@ -157,14 +157,22 @@ def failure_kind(reason: str) -> Tuple[str, Optional[str]]:
 def group_failures(
     failures: Iterable[Tuple[Any, str]], samples: int = SAMPLE_IDS
 ) -> List[FailureGroup]:
-    """``(image id, reason)`` pairs grouped by reason, the largest group first; each group keeps
-    its count, its first ``samples`` ids (in order) and its hint. One function for the CLI's
-    report and the tab's status: each renders the groups in its own words."""
+    """``(image id, reason)`` pairs grouped by reason, the largest group first (then by reason);
+    each group keeps its count, its smallest ``samples`` ids and its hint. The same failures read
+    the same whatever order parallel downloads ended in. One function for the CLI's report and the
+    tab's status: each renders the groups in its own words."""
     order: Dict[Tuple[str, Optional[str]], List[Any]] = {}
     for image_id, reason in failures:
         order.setdefault(failure_kind(str(reason)), []).append(image_id)
     groups = [
-        FailureGroup(reason, len(ids), tuple(ids[:samples]), hint)
+        FailureGroup(reason, len(ids), tuple(sorted(ids, key=_id_order)[:samples]), hint)
         for (reason, hint), ids in order.items()
     ]
-    return sorted(groups, key=lambda group: -group.count)  # stable: first seen first on a tie
+    return sorted(groups, key=lambda group: (-group.count, group.reason))
+
+
+def _id_order(image_id: Any) -> Tuple[int, int, str]:
+    """Numeric ids by value, anything else (a name, None) after them by its text."""
+    if isinstance(image_id, int) and not isinstance(image_id, bool):
+        return (0, image_id, "")
+    return (1, 0, str(image_id))

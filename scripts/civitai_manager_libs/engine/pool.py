@@ -17,7 +17,6 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ..errors import DownloadCancelledError
@@ -48,9 +47,6 @@ class Job:
         self.cancel_event = threading.Event()
         self.result: Any = None
         self.exception: Optional[BaseException] = None
-        self.submitted_at = time.monotonic()
-        self.started_at: Optional[float] = None
-        self.finished_at: Optional[float] = None
         self._status = QUEUED
         self._finished = threading.Event()
 
@@ -73,26 +69,6 @@ class Job:
         return f"Job(key={self.key!r}, priority={self.priority}, status={self._status})"
 
 
-@dataclass
-class EngineProgress:
-    """Counters over every job the engine has been given (tasks done / total)."""
-
-    submitted: int = 0
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed + self.cancelled
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.submitted == 0 else self.finished / self.submitted
-
-
 class DownloadEngine:
     """Bounded priority worker pool.
 
@@ -112,8 +88,7 @@ class DownloadEngine:
         self._workers: List[threading.Thread] = []
         self._seq = itertools.count()
         self._running = 0
-        self._counts = {QUEUED: 0, DONE: 0, FAILED: 0, CANCELLED: 0}
-        self._submitted = 0
+        self._queued = 0
         self._closed = False
 
     # -- configuration ---------------------------------------------------------------------------
@@ -175,8 +150,7 @@ class DownloadEngine:
             job = Job(fn, int(priority), key, seq)
             self._jobs[key] = job
             heapq.heappush(self._heap, job)
-            self._counts[QUEUED] += 1
-            self._submitted += 1
+            self._queued += 1
             self._spawn_workers_locked()
             self._cond.notify()
             return job
@@ -235,19 +209,8 @@ class DownloadEngine:
                         return False
                     self._cond.wait(remaining)
 
-    def progress(self) -> EngineProgress:
-        with self._cond:
-            return EngineProgress(
-                submitted=self._submitted,
-                queued=self._counts[QUEUED],
-                running=self._running,
-                done=self._counts[DONE],
-                failed=self._counts[FAILED],
-                cancelled=self._counts[CANCELLED],
-            )
-
     def forget_finished(self) -> int:
-        """Drop finished jobs from the key table (counters are kept). Returns how many."""
+        """Drop finished jobs from the key table. Returns how many."""
         with self._cond:
             finished = [key for key, job in self._jobs.items() if job.done]
             for key in finished:
@@ -289,7 +252,7 @@ class DownloadEngine:
 
     def _spawn_workers_locked(self) -> None:
         self._workers = [t for t in self._workers if t.is_alive()]
-        wanted = min(self._max_workers, len(self._workers) + self._counts[QUEUED])
+        wanted = min(self._max_workers, len(self._workers) + self._queued)
         while len(self._workers) < wanted:
             thread = threading.Thread(
                 target=self._worker_loop,
@@ -301,12 +264,10 @@ class DownloadEngine:
 
     def _finish_locked(self, job: Job, status: str) -> None:
         if job.status == QUEUED:
-            self._counts[QUEUED] -= 1
+            self._queued -= 1
         elif job.status == RUNNING:
             self._running -= 1
         job._status = status
-        job.finished_at = time.monotonic()
-        self._counts[status] += 1
         job._finished.set()
         self._cond.notify_all()
 
@@ -322,10 +283,9 @@ class DownloadEngine:
                 heapq.heappop(self._heap)  # cancelled while queued
             if self._heap:
                 job = heapq.heappop(self._heap)
-                self._counts[QUEUED] -= 1
+                self._queued -= 1
                 self._running += 1
                 job._status = RUNNING
-                job.started_at = time.monotonic()
                 return job
             if self._closed:
                 if me in self._workers:

@@ -65,7 +65,6 @@ class ImageDownloadTask:
         self.sha256: Optional[str] = None
         self.thumbnail_path: Optional[str] = None
         self.finished_at: Optional[float] = None
-        self.restored = False  # True when rebuilt from the archive's history
         self.skip_noted = False  # skipped for a problem the report lists (malformed item ...)
         self._settled = False  # final state recorded and announced (what wait() waits for)
 
@@ -251,7 +250,6 @@ def task_from_record(row: Mapping[str, Any]) -> ImageDownloadTask:
         creator=row.get("creator"),
         nsfw_level=row.get("nsfw_level"),
     )
-    task.restored = True
     task._settled = True
     task.created_at = _timestamp(row.get("created_at"), task.created_at)
     task.version_id = row.get("version_id")

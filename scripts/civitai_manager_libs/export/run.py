@@ -10,7 +10,6 @@ skipped.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -122,13 +121,9 @@ def check_export(source: str, dest: str, options: ExportOptions) -> str:
 
 
 def _content_key(item: ExportItem) -> str:
-    if item.sha256:
-        return item.sha256.lower()
-    digest = hashlib.sha256()
-    with open(item.path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from ..engine.duplicates import sha256_file
+
+    return item.sha256.lower() if item.sha256 else sha256_file(item.path)
 
 
 def _write_error(exc: OSError, folder: str) -> Exception:

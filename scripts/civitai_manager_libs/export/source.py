@@ -18,7 +18,8 @@ from ..errors import InvalidQueryError, MetadataError
 from ..metadata.embed import read_infotext
 from ..metadata.generation import extract_generation
 from ..metadata.record import RECORD_KEYS, generation_from_infotext, sidecar_path
-from ..store.archive import ArchivedImage, Archive, archive_path
+from ..store.archive import Archive, archive_path
+from ..store.archive_images import ArchivedImage
 from ..util.documents import DocumentError, read_document
 
 logger = logging.getLogger(__name__)

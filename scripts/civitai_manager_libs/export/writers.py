@@ -16,29 +16,19 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 from typing import IO, Any, Dict, List, Optional, Set
 
-from ..metadata.embed import write_atomic
+from ..metadata.generation import str_or_none
 from ..store import confined
 from .source import ExportItem
-
-logger = logging.getLogger(__name__)
 
 FORMATS = ("captions", "imagefolder", "jsonl")
 IMAGEFOLDER_METADATA = "metadata.jsonl"
 JSONL_RECORDS = "records.jsonl"
 _INT64 = 2**63 - 1
 _EXPORTED_NAME = re.compile(r"^\d+\.(png|jpe?g|webp|gif|mp4|webm|mov|mkv|txt)$", re.IGNORECASE)
-
-
-def place_file(source: str, target: str, root: Optional[str] = None) -> str:
-    """``target`` holds ``source``'s bytes: a hard link when possible, else a copy; "link" or
-    "copy" (or "kept" when it already is the same file). Written through a temporary name made
-    with ``O_EXCL`` (store/confined: a link planted in the folder is never written through)."""
-    return confined.place_copy(source, target, root)
 
 
 def _file_name(item: ExportItem) -> str:
@@ -59,10 +49,6 @@ def _float(value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
-
-
-def _text(value: Any) -> Optional[str]:
-    return None if value is None or isinstance(value, (dict, list)) else str(value)
 
 
 class Writer:
@@ -88,7 +74,7 @@ class Writer:
 
     def _place(self, item: ExportItem) -> str:
         name = _file_name(item)
-        how = place_file(item.path, os.path.join(self.folder, name), self.root)
+        how = confined.place_copy(item.path, os.path.join(self.folder, name), self.root)
         self.written.add(name)
         if how == "copy":
             self.copied += 1
@@ -109,7 +95,9 @@ class CaptionsWriter(Writer):
     def add(self, item: ExportItem, caption: str) -> None:
         name = self._place(item)
         stem = os.path.splitext(name)[0]
-        write_atomic(os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"), self.root)
+        confined.write_atomic(
+            os.path.join(self.folder, stem + ".txt"), caption.encode("utf-8"), self.root
+        )
         self.written.add(stem + ".txt")
 
 
@@ -163,27 +151,27 @@ class ImageFolderWriter(_IndexWriter):
             "file_name": name,
             "id": item.image_id,
             "caption": caption,
-            "prompt": _text(gen.get("prompt")),
-            "negative_prompt": _text(gen.get("negative_prompt")),
+            "prompt": str_or_none(gen.get("prompt")),
+            "negative_prompt": str_or_none(gen.get("negative_prompt")),
             "seed": _int(gen.get("seed")),
             "steps": _int(gen.get("steps")),
             "cfg_scale": _float(gen.get("cfg_scale")),
-            "sampler": _text(gen.get("sampler")),
+            "sampler": str_or_none(gen.get("sampler")),
             "clip_skip": _int(gen.get("clip_skip")),
-            "checkpoint": _text(gen.get("model")),
-            "checkpoint_hash": _text(gen.get("model_hash")),
+            "checkpoint": str_or_none(gen.get("model")),
+            "checkpoint_hash": str_or_none(gen.get("model_hash")),
             "loras": [str(lora.get("name")) for lora in gen.get("loras") or [] if lora.get("name")],
             "width": _int(rec.get("width")),
             "height": _int(rec.get("height")),
-            "nsfw_level": _text(rec.get("nsfw_level")),
-            "creator": _text(rec.get("creator")),
+            "nsfw_level": str_or_none(rec.get("nsfw_level")),
+            "creator": str_or_none(rec.get("creator")),
             "model_id": _int(rec.get("model_id")),
-            "model_name": _text(rec.get("model_name")),
+            "model_name": str_or_none(rec.get("model_name")),
             "version_id": _int(rec.get("version_id")),
-            "version_name": _text(rec.get("version_name")),
-            "base_model": _text(rec.get("base_model")),
-            "created_at": _text(rec.get("created_at")),
-            "url": _text(rec.get("url")),
+            "version_name": str_or_none(rec.get("version_name")),
+            "base_model": str_or_none(rec.get("base_model")),
+            "created_at": str_or_none(rec.get("created_at")),
+            "url": str_or_none(rec.get("url")),
             "generation": json.dumps(gen, ensure_ascii=False) if gen else None,
         }
 

@@ -72,12 +72,6 @@ def sniff_format(head: bytes) -> Optional[str]:
     return None
 
 
-def write_atomic(path: str, data: bytes, root: Optional[str] = None) -> None:
-    """Write ``data`` to ``path`` through a new temporary file in the same folder and
-    ``os.replace``; never through a symbolic link, never outside ``root`` (default: the folder)."""
-    confined.write_atomic(path, data, root)
-
-
 # --------------------------------------------------------------------------------------------- PNG
 
 
@@ -129,12 +123,13 @@ def _png_chunk(ctype: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
 
 
-def png_text_chunk(text: str, keyword: bytes = PARAMETERS_KEY) -> bytes:
-    """The chunk Pillow's ``PngInfo.add_text`` writes: tEXt if Latin-1 fits, else plain iTXt."""
+def png_text_chunk(text: str) -> bytes:
+    """The ``parameters`` chunk Pillow's ``PngInfo.add_text`` writes: tEXt if Latin-1 fits, else
+    plain iTXt."""
     try:
-        return _png_chunk(b"tEXt", keyword + b"\x00" + text.encode("latin-1"))
+        return _png_chunk(b"tEXt", PARAMETERS_KEY + b"\x00" + text.encode("latin-1"))
     except UnicodeEncodeError:
-        payload = keyword + b"\x00\x00\x00" + b"\x00" + b"\x00" + text.encode("utf-8")
+        payload = PARAMETERS_KEY + b"\x00\x00\x00" + b"\x00" + b"\x00" + text.encode("utf-8")
         return _png_chunk(b"iTXt", payload)
 
 
@@ -419,7 +414,7 @@ def embed_infotext(path: str, text: str) -> str:
     if new is None:
         log.debug("%s already holds this generation data", os.path.basename(path))
         return path
-    write_atomic(path, new)
+    confined.write_atomic(path, new)
     return path
 
 

@@ -154,7 +154,7 @@ def to_number(value: Any) -> Any:
     return value
 
 
-def _int_or_none(value: Any) -> Optional[int]:
+def as_int(value: Any) -> Optional[int]:
     value = to_number(value)
     if isinstance(value, bool):
         return None
@@ -165,7 +165,7 @@ def _int_or_none(value: Any) -> Optional[int]:
     return None
 
 
-def _str_or_none(value: Any) -> Optional[str]:
+def str_or_none(value: Any) -> Optional[str]:
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value)
@@ -253,7 +253,7 @@ def _loras(meta: Mapping[str, Any], hashes: Mapping[str, Any], prompt: Optional[
 
 def _size_from(width: Any, height: Any) -> Optional[str]:
     """``"WxH"`` from 2026's ``width`` / ``height`` meta keys (the generation size)."""
-    w, h = _int_or_none(width), _int_or_none(height)
+    w, h = as_int(width), as_int(height)
     if w is None or h is None or w <= 0 or h <= 0:
         return None
     return f"{w}x{h}"
@@ -278,13 +278,13 @@ def extract_generation(meta: Any) -> Optional[Dict[str, Any]]:
         generation[field] = to_number(generation[field])
     text_fields = ("prompt", "negative_prompt", "sampler", "size", "model_hash")
     for field in text_fields + ("schedule_type", "vae_hash"):
-        generation[field] = _str_or_none(generation[field])
+        generation[field] = str_or_none(generation[field])
     if generation["size"] is None:
         generation["size"] = _size_from(meta.get("width"), meta.get("height"))
     raw_sampler = generation["sampler"]
     generation["sampler"] = webui_sampler(raw_sampler)
     if generation["schedule_type"] is None:
-        generation["schedule_type"] = _str_or_none(webui_schedule_type(meta.get("scheduler")))
+        generation["schedule_type"] = str_or_none(webui_schedule_type(meta.get("scheduler")))
     raw_model = generation["model"]
     generation["model"] = _model_text(raw_model)
 

@@ -105,15 +105,6 @@ NON_A1111_KEYS = frozenset(
 #: (WebUI needs three pairs): record field -> label.
 PADDING = (("id", "Civitai image"), ("post_id", "Civitai post"), ("version_id", "Civitai version"))
 
-# Civitai ``meta`` keys that map to WebUI labels when a raw meta dict is given.
-CIVITAI_KEY_MAP = {
-    "seed": "Seed",
-    "steps": "Steps",
-    "sampler": "Sampler",
-    "cfgScale": "CFG scale",
-    "clipSkip": "Clip skip",
-}
-
 
 def param_pairs(line: str, limit: Optional[int] = None) -> List[Tuple[str, str]]:
     """``PARAM_RE.findall(line)`` in linear time: the ``(key, raw value)`` pairs WebUI reads.

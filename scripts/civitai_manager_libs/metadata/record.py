@@ -17,23 +17,23 @@ import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
-from .embed import EmbedSkipped, embed_infotext, read_infotext, write_atomic
+from .embed import EmbedSkipped, embed_infotext, read_infotext
 from ..errors import MetadataError
 from .infotext import PADDING, MIN_PARAMETERS, parameter_pairs, parse_infotext, to_infotext
 from ..records import ImageItem
+from ..store import confined
 from .resource_refs import collect_resources
 from ..errors import InvalidQueryError
 from ..util.logging_setup import registered_secrets
 from ..util.media_key import original_url
 from .resources_text import resource_lines
-from .generation import (  # noqa: F401  (re-exported: the record's API includes them)
-    _int_or_none,
-    _str_or_none,
+from .generation import (
+    as_int,
+    str_or_none,
     extract_generation,
     hash_pairs,
     json_safe,
     to_number,
-    unwrap_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def strip_token(url: Any) -> Any:
 
 def _nsfw_name(value: Any) -> Optional[str]:
     if isinstance(value, str) and value:
-        number = _int_or_none(value)
+        number = as_int(value)
         return _NSFW_BY_LEVEL.get(number, value) if number is not None else value
     if isinstance(value, bool):
         return "X" if value else "None"
@@ -190,37 +190,37 @@ def extract_image_metadata(
         return None
 
     url = source.get("url") if isinstance(source.get("url"), str) else None
-    image_id = _int_or_none(source.get("id"))
+    image_id = as_int(source.get("id"))
     if image_id is None:
         image_id = id_from_url(url)
     user_value = raw.get("user")
     user: Mapping[str, Any] = user_value if isinstance(user_value, Mapping) else {}
-    version_id = _int_or_none(pick("version_id", "modelVersionId"))
+    version_id = as_int(pick("version_id", "modelVersionId"))
     if version_id is None:
         version_ids = raw.get("modelVersionIds")
         if isinstance(version_ids, list) and len(version_ids) == 1:
-            version_id = _int_or_none(version_ids[0])
+            version_id = as_int(version_ids[0])
     stats = source.get("stats")
     media_type = source.get("type")
     record = {
         "id": image_id,
         "url": _original(strip_token(url)),
-        "width": _int_or_none(source.get("width")),
-        "height": _int_or_none(source.get("height")),
+        "width": as_int(source.get("width")),
+        "height": as_int(source.get("height")),
         "type": media_type if isinstance(media_type, str) and media_type else "image",
         "nsfw_level": _nsfw_name(
             source.get("nsfw_level", source.get("nsfwLevel", source.get("nsfw")))
         ),
-        "creator": _str_or_none(
+        "creator": str_or_none(
             source.get("creator") or source.get("username") or user.get("username")
         ),
-        "model_id": _int_or_none(pick("model_id", "modelId")),
-        "model_name": _str_or_none(pick("model_name", "modelName")),
+        "model_id": as_int(pick("model_id", "modelId")),
+        "model_name": str_or_none(pick("model_name", "modelName")),
         "version_id": version_id,
-        "version_name": _str_or_none(pick("version_name", "modelVersionName")),
-        "post_id": _int_or_none(source.get("post_id", source.get("postId"))),
-        "created_at": _str_or_none(source.get("created_at") or source.get("createdAt")),
-        "base_model": _str_or_none(pick("base_model", "baseModel")),
+        "version_name": str_or_none(pick("version_name", "modelVersionName")),
+        "post_id": as_int(source.get("post_id", source.get("postId"))),
+        "created_at": str_or_none(source.get("created_at") or source.get("createdAt")),
+        "base_model": str_or_none(pick("base_model", "baseModel")),
         "stats": {
             str(k): to_number(v) for k, v in (stats.items() if isinstance(stats, Mapping) else ())
         },
@@ -228,7 +228,7 @@ def extract_image_metadata(
         "resources": [r.to_dict() for r in collect_resources(meta, raw.get("modelVersionIds"))],
         "tags": tag_list(source.get("tags")),
         # the Civitai page on the front that shows the image (civitai.red for a mature one)
-        "page_url": strip_token(_str_or_none(source.get("page_url"))),
+        "page_url": strip_token(str_or_none(source.get("page_url"))),
     }
     return json_safe(record)
 
@@ -242,7 +242,7 @@ def tag_list(value: Any) -> Optional[List[Dict[str, Any]]]:
     tags: List[Dict[str, Any]] = []
     for entry in value:
         if isinstance(entry, Mapping):
-            name, ident = entry.get("name"), _int_or_none(entry.get("id"))
+            name, ident = entry.get("name"), as_int(entry.get("id"))
         else:
             name, ident = entry, None
         if isinstance(name, str) and name.strip():
@@ -324,7 +324,7 @@ def format_txt(record: Mapping[str, Any]) -> str:
 
 
 def _write_text(path: str, text: str) -> str:
-    write_atomic(path, text.encode("utf-8"))
+    confined.write_atomic(path, text.encode("utf-8"))
     return path
 
 
@@ -351,7 +351,6 @@ def save_metadata(
     image_path: str,
     record: Mapping[str, Any],
     formats: Union[str, Iterable[str]],
-    secrets: Iterable[str] = (),
     *,
     embed_skipped: Optional[Callable[[str], None]] = None,
 ) -> List[str]:
@@ -359,14 +358,14 @@ def save_metadata(
 
     ``json`` -> ``<stem>.json`` (the full record); ``txt`` -> ``<stem>.txt`` (infotext first);
     ``exif`` -> the image itself, or, when embedding is not possible without loss, the ``txt``
-    sidecar (the reason is logged). URL tokens, every registered secret (the API key: the
-    settings register it) and ``secrets`` never reach a file. Raises MetadataError for unknown
-    formats or when a file cannot be written.
+    sidecar (the reason is logged). URL tokens and every registered secret (the API key: the
+    settings register it) never reach a file. Raises MetadataError for unknown formats or when a
+    file cannot be written.
     """
     wanted = parse_formats(formats)
     if not wanted:
         return []
-    clean = scrub_secrets(json_safe(dict(record)), [*secrets, *registered_secrets()])
+    clean = scrub_secrets(json_safe(dict(record)), registered_secrets())
     written: List[str] = []
 
     def note(path: str) -> None:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .embed import sniff_format, write_atomic
+from .embed import sniff_format
 from ..store import confined
 from ..errors import MetadataError
 
@@ -93,7 +93,7 @@ def make_thumbnail(image_path: str, size: Sequence[int] = (256, 256)) -> Optiona
     try:
         # .thumbnails is created (or must already resolve) inside the image's folder
         confined.ensure_dir(folder, os.path.dirname(os.path.abspath(image_path)))
-        write_atomic(target, buffer.getvalue())
+        confined.write_atomic(target, buffer.getvalue())
     except OSError as exc:
         raise ThumbnailError(
             f"cannot write the thumbnail {target}: {exc.strerror or exc}; check that the folder "

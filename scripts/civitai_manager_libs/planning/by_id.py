@@ -19,7 +19,8 @@ from . import item_filter
 from .item_filter import FilterCounts
 from .listing_planner import REASON_KNOWN, ListingPlanner, PlannerHost
 from .task_registry import TaskRegistry
-from .template_context import TemplateContext, int_or_none
+from ..civitai.image_items import int_or_none
+from .template_context import TemplateContext
 
 #: The failure of an id asked in a batch that Civitai did not answer.
 MISSING_REASON = "not on Civitai, or hidden (Civitai did not answer this id)"

@@ -36,10 +36,6 @@ class CallbackDispatcher:
         self._thread: Optional[threading.Thread] = None
         self._closed = False
 
-    @property
-    def thread(self) -> Optional[threading.Thread]:
-        return self._thread
-
     def post(self, fn: Callable, *args: Any) -> None:
         with self._cond:
             if self._closed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil  # noqa: F401  (kept importable: tests patch image_downloader.shutil.disk_usage)
 import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -25,39 +24,23 @@ from .work_lock import WorkLock
 from .. import setting
 from .callback_dispatcher import ProgressCallback, TaskCallback, TaskCallbacks
 from ..engine.pool import DownloadEngine
-from ..engine.task import (  # noqa: F401  (re-exported: the task and its statuses live there)
-    CANCELLED,
-    COMPLETED,
-    DOWNLOADING,
-    FAILED,
-    FINAL_STATES,
-    PENDING,
-    SKIPPED,
-    ImageDownloadTask,
-    new_task,
-    row_as_dict,
-    summarize,
-    task_from_record,
-)
+from ..engine.task import FAILED, ImageDownloadTask, summarize
 from ..engine.duplicates import FileNames
 from ..errors import MetadataError, SettingsError
-from ..engine.failures import describe_failure  # noqa: F401  (re-exported)
 from . import item_filter
 from .item_filter import FilterCounts
 from . import listing_request
 from .listing_planner import ListingPlanner
 from .listing_request import ListingRequest
 from ..store.paths import ARCHIVE_NAME, PathTemplate
-from ..records import NSFW_LEVELS, DownloadSummary
+from ..records import DownloadSummary
 from .task_registry import TaskRegistry
-from .by_id import MISSING_REASON, IdPlanner  # noqa: F401  (MISSING_REASON re-exported)
+from .by_id import IdPlanner
 from ..engine.task_runner import TaskRunner
 from .jobs import Jobs
-from .template_context import TemplateContext, int_or_none  # noqa: F401  (re-exported)
+from .template_context import TemplateContext
 
 logger = logging.getLogger(__name__)
-
-ALL_LEVELS = list(NSFW_LEVELS)
 
 
 def _option(key: str, value: Any) -> Any:
@@ -70,7 +53,7 @@ def _option(key: str, value: Any) -> Any:
 class ImageDownloader:
     """Civitai image download manager (the spec's API plus wait, cancel, summary, retry)."""
 
-    page_size = listing_request.PAGE_SIZE  # items asked per listing request
+    page_size = civitai_api.MAX_PAGE_SIZE  # items asked per listing request
 
     def __init__(
         self,

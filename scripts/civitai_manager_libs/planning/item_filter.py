@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Set
 from ..civitai.filters import NEWEST, OLDEST, FilterSpec, created_ms
 from ..errors import InvalidQueryError
 from ..records import ImageItem
-from .template_context import int_or_none
+from ..civitai.image_items import int_or_none
 
 logger = logging.getLogger(__name__)
 

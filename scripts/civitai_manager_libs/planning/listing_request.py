@@ -23,8 +23,6 @@ from ..store.paths import ARCHIVE_NAME
 
 #: Target kinds listed through the web API (``civitai/web_listing.py``).
 WEB_KINDS = ("collection", "post", "user_posts", "gallery", "reactions", "tag")
-#: Items asked per listing page (the API's most).
-PAGE_SIZE = civitai_api.MAX_PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -255,7 +253,7 @@ def for_target(
 def first_page_ahead(
     request: Optional[ListingRequest],
     output_path: str,
-    page_size: int = PAGE_SIZE,
+    page_size: int = civitai_api.MAX_PAGE_SIZE,
     archive: Any = None,
 ) -> Optional[Dict[str, Any]]:
     """The ``CivitaiAPI.prefetch_page`` arguments of ``request``'s first page when that page is

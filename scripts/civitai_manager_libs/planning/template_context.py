@@ -10,24 +10,13 @@ import string
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ..civitai.image_items import int_or_none
 from ..errors import ApiError, NotFoundError
 from ..records import ImageItem
 
 logger = logging.getLogger(__name__)
 
-MODEL_FIELDS = ("model_id", "model_name", "version_id")
 NameRow = Tuple[str, int, str, Optional[int]]  # (kind, id, name, model id of a version)
-
-
-def int_or_none(value: Any) -> Optional[int]:
-    """An int from an int or a string of digits; None for anything else (bools included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def template_fields(template: str) -> Tuple[str, ...]:

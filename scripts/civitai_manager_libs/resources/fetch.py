@@ -78,17 +78,11 @@ def model_kind(head: bytes, content_type: Optional[str]) -> Optional[str]:
     return "bin"
 
 
-def missing(resources: Iterable[Resource], types: Optional[Iterable[str]] = None) -> List[Resource]:
-    """Resources with no local file, of the wanted types."""
-    wanted = set(types) if types else None
-    return [r for r in resources if r.local_path is None and (wanted is None or r.type in wanted)]
-
-
 def total_size(resources: Iterable[Resource]) -> int:
     return sum(r.size or 0 for r in resources)
 
 
-def human_size(size: Optional[int]) -> str:
+def human_size(size: Optional[float]) -> str:
     """``47.0 KB``, ``6.5 GB``; "size unknown" for None or 0."""
     if not size:
         return "size unknown"

@@ -30,13 +30,10 @@ from __future__ import annotations
 
 from typing import Any, List, Set
 
-# ArchiveError is defined in errors.py (the CLI catches it there) and stays importable from here.
-from ..errors import ArchiveError  # noqa: F401
-from .archive_db import ARCHIVE_FILENAME, archive_path  # noqa: F401
-from .archive_images import ArchivedImage, ImageRows  # noqa: F401
-from .archive_schema import SCHEMA_VERSION  # noqa: F401
+from .archive_db import archive_path  # noqa: F401  (the archive of a folder)
+from .archive_images import ImageRows
 from .archive_state import CrawlState
-from .archive_tasks import TASK_STATUSES, TaskRecord, TaskRows  # noqa: F401
+from .archive_tasks import TaskRecord, TaskRows
 
 
 class Archive(ImageRows, TaskRows, CrawlState):

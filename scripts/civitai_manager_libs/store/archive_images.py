@@ -28,6 +28,13 @@ class ArchivedImage:
     uuid: Optional[str] = None  # the file's Civitai uuid (one file, whatever URL named it)
 
 
+def _rows_in(conn: sqlite3.Connection, sql: str, values: List[Any]) -> Iterator[Any]:
+    """The rows of ``sql`` (its ``IN ({marks})`` filled) over ``values``, asked in chunks."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+
+
 class ImageRows(ArchiveDb):
     """The ``images`` methods of :class:`Archive`."""
 
@@ -44,34 +51,19 @@ class ImageRows(ArchiveDb):
     def known_ids(self, ids: Iterable[Any]) -> Set[int]:
         """The subset of ``ids`` already in the archive (None and duplicates are ignored)."""
         wanted = sorted({_image_id(i) for i in ids if i is not None})
-        found: Set[int] = set()
         with self._lock, self._guard("read"):
-            conn = self._db()
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT image_id FROM images WHERE image_id IN ({marks})", chunk
-                ).fetchall()
-                found.update(row[0] for row in rows)
-        return found
+            sql = "SELECT image_id FROM images WHERE image_id IN ({marks})"
+            return {row[0] for row in _rows_in(self._db(), sql, wanted)}
 
     def known_uuids(self, uuids: Iterable[Optional[str]]) -> Dict[str, int]:
         """The files of ``uuids`` already saved: uuid -> the image id they were saved as."""
         wanted = sorted({u.lower() for u in uuids if u})
-        found: Dict[str, int] = {}
         with self._lock, self._guard("read"):
             conn = self._db()
             if "uuid" not in {row[1] for row in conn.execute("PRAGMA table_info(images)")}:
-                return found  # an older archive opened read-only
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT uuid, image_id FROM images WHERE uuid IN ({marks})", chunk
-                ).fetchall()
-                found.update((row[0], row[1]) for row in rows)
-        return found
+                return {}  # an older archive opened read-only
+            sql = "SELECT uuid, image_id FROM images WHERE uuid IN ({marks})"
+            return {row[0]: row[1] for row in _rows_in(conn, sql, wanted)}
 
     def get_image(self, image_id: Any) -> Optional[ArchivedImage]:
         rows = self._query("SELECT * FROM images WHERE image_id = ?", (_image_id(image_id),))

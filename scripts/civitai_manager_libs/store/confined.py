@@ -140,25 +140,23 @@ def open_write(
     path: str, root: Optional[str] = None, *, append: bool = False, exclusive: bool = False
 ) -> BinaryIO:
     """A binary file object writing ``path`` (truncated, or appended to), never through a link."""
-    path = check_target(path, root)
+    fd = _open_no_link(check_target(path, root), _open_flags(append, exclusive))
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
+def _open_no_link(path: str, flags: int) -> int:
+    """``os.open(path, flags)``; ConfinementError when ``path`` is a symbolic link."""
     try:
-        fd = os.open(path, _open_flags(append, exclusive), 0o666)
+        return os.open(path, flags, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and os.path.islink(path)):
             raise _refused_link(path, exc) from None
         raise
-    return os.fdopen(fd, "ab" if append else "wb")
 
 
 def open_read(path: str, root: Optional[str] = None) -> BinaryIO:
     """A binary file object reading ``path`` (a file the tool wrote), never through a link."""
-    path = check_target(path, root)
-    try:
-        fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_BINARY)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _refused_link(path, exc) from None
-        raise
+    fd = _open_no_link(check_target(path, root), os.O_RDONLY | O_NOFOLLOW | O_BINARY)
     return os.fdopen(fd, "rb")
 
 
@@ -178,20 +176,18 @@ def replace(src: str, dst: str, root: Optional[str] = None) -> None:
     os.replace(src, dst)
 
 
-def remove(path: str, root: Optional[str] = None, missing_ok: bool = True) -> bool:
-    """Delete the file ``path`` inside ``root``; True when something was removed. A path
-    outside ``root`` or a link is refused (ConfinementError)."""
+def remove(path: str, root: Optional[str] = None) -> bool:
+    """Delete the file ``path`` inside ``root``; True when something was removed (a missing file
+    is not an error). A path outside ``root`` or a link is refused (ConfinementError)."""
     try:
         path = check_target(path, root)
     except ConfinementError:
-        if missing_ok and not os.path.lexists(path):
+        if not os.path.lexists(path):
             return False
         raise
     try:
         os.remove(path)
     except FileNotFoundError:
-        if not missing_ok:
-            raise
         return False
     return True
 
@@ -203,20 +199,16 @@ def write_atomic(
     fsync and ``os.replace``; the existing file's mode is kept, a new one gets the umask mode
     (``private``: 0600 whatever the old file's mode)."""
     path = check_target(path, root)
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    handle, tmp = open_temp(path, root)  # the umask mode, as open() would give a new file
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        size = regular_size(path)
         if private:
             os.chmod(tmp, 0o600)
-        elif size is not None:
+        elif regular_size(path) is not None:
             os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        else:  # mkstemp makes 0600; a new file gets the usual mode, like open() would
-            os.chmod(tmp, 0o666 & ~_UMASK)
         check_target(path, root)
         os.replace(tmp, path)
     except BaseException:
@@ -260,13 +252,7 @@ def discard_temp(tmp: str) -> None:
 
 def truncate(path: str, size: int, root: Optional[str] = None) -> None:
     """Cut the regular file ``path`` back to ``size`` bytes, never through a link."""
-    path = check_target(path, root)
-    try:
-        fd = os.open(path, os.O_WRONLY | O_NOFOLLOW | O_BINARY)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _refused_link(path, exc) from None
-        raise
+    fd = _open_no_link(check_target(path, root), os.O_WRONLY | O_NOFOLLOW | O_BINARY)
     try:
         os.ftruncate(fd, size)
     finally:

@@ -95,14 +95,9 @@ def _cap_bytes(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", errors="ignore")
 
 
-def _is_reserved(segment: str) -> bool:
-    base = segment.split(".", 1)[0].rstrip(" ").lower()
-    return base in _RESERVED
-
-
 def is_reserved_name(segment: str) -> bool:
     """True for a name Windows reserves for a device (``CON``, ``nul.txt``, ``COM1``...)."""
-    return _is_reserved(segment)
+    return segment.split(".", 1)[0].rstrip(" ").lower() in _RESERVED
 
 
 def sanitize_segment(text: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
@@ -111,7 +106,7 @@ def sanitize_segment(text: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
     segment = segment.lstrip(". ")  # no hidden files, no "." or ".."
     # Windows drops trailing dots and spaces; strip them after the cut too.
     segment = _cap_bytes(segment, max_bytes).rstrip(". ")
-    if _is_reserved(segment):
+    if is_reserved_name(segment):
         segment = "_" + _cap_bytes(segment, max_bytes - 1).rstrip(". ")
     return segment or MISSING_VALUE
 

@@ -19,7 +19,7 @@ _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 FREE_CHECK_EVERY = 8 * 1024 * 1024  # bytes written between two free-space checks
 
 
-def _close_failed(handle) -> None:
+def close_failed(handle) -> None:
     """Close a file whose write just failed; the buffered rest fails to flush again (EFBIG or
     ENOSPC once more), which must not mask the first error: the caller removes the file anyway."""
     try:
@@ -28,7 +28,7 @@ def _close_failed(handle) -> None:
         logger.debug("Closing %s after a failed write failed too: %s", handle.name, exc)
 
 
-def _disk_error(exc: OSError, name: FilePath, safe_url: str) -> Exception:
+def disk_error(exc: OSError, name: FilePath, safe_url: str) -> Exception:
     """Turn a write failure into the typed error, removing the ``.part`` file."""
     name.discard()
     part = name.temp
@@ -53,23 +53,25 @@ def check_size(policy: Any, name: FilePath, safe_url: str, total: int, offset: i
     if cap is not None and total > cap:
         name.discard()
         raise FileTooLargeError(
-            f"{safe_url} announces {_mb(total)}, more than the largest file accepted "
-            f"({_mb(cap)}, {policy.cap_reason}); nothing was saved.",
+            f"{safe_url} announces {shown_size(total)}, more than the largest file accepted "
+            f"({shown_size(cap)}, {policy.cap_reason}); nothing was saved.",
             url=safe_url,
         )
     folder = os.path.dirname(name.realpath())
     free = shutil.disk_usage(folder).free
     if total <= offset and free < policy.min_free_bytes:
         raise DiskSpaceError(
-            f"Only {_mb(free)} free on {folder}, under the {_mb(policy.min_free_bytes)} "
-            f"kept free (setting images.min_free_space_mb); {safe_url} was not started. "
+            f"Only {shown_size(free)} free on {folder}, under the "
+            f"{shown_size(policy.min_free_bytes)} kept free (setting images.min_free_space_mb); "
+            f"{safe_url} was not started. "
             "Free some space or choose another output folder."
         )
     if total - offset > free - policy.min_free_bytes and total > offset:
         raise DiskSpaceError(
-            f"{safe_url} announces {_mb(total - offset)} still to download and only "
-            f"{_mb(free)} are free on {folder} (keeping {_mb(policy.min_free_bytes)}, "
-            "setting images.min_free_space_mb); nothing was written. Free some space."
+            f"{safe_url} announces {shown_size(total - offset)} still to download and only "
+            f"{shown_size(free)} are free on {folder} (keeping "
+            f"{shown_size(policy.min_free_bytes)}, setting images.min_free_space_mb); nothing was "
+            "written. Free some space."
         )
 
 
@@ -79,16 +81,16 @@ def keep_free_space(policy: Any, name: FilePath, safe_url: str, handle: Any) -> 
     free = shutil.disk_usage(folder).free
     if free >= policy.min_free_bytes:
         return
-    _close_failed(handle)
+    close_failed(handle)
     name.discard()
     raise DiskSpaceError(
-        f"Only {_mb(free)} left on {folder} while saving {safe_url}, under the "
-        f"{_mb(policy.min_free_bytes)} kept free (setting images.min_free_space_mb); "
+        f"Only {shown_size(free)} left on {folder} while saving {safe_url}, under the "
+        f"{shown_size(policy.min_free_bytes)} kept free (setting images.min_free_space_mb); "
         "the partial file was removed. Free some space or choose another output folder."
     )
 
 
-def _mb(size: int) -> str:
+def shown_size(size: int) -> str:
     size = max(0, size)  # a size is never shown negative
     if size >= 1024**3:
         return f"{size / 1024 ** 3:.1f} GiB"

@@ -40,25 +40,25 @@ from ..store import confined
 from ..store.file_path import FilePath
 from .disk_guard import (
     FREE_CHECK_EVERY,
-    _close_failed,
-    _disk_error,
-    _mb,
+    close_failed,
+    disk_error,
+    shown_size,
     check_size,
     keep_free_space,
 )
 from .http_answer import (
-    _STREAM_ERRORS,
-    _body_chunks,
-    _content_range,
-    _int_header,
-    _validator,
+    STREAM_ERRORS,
+    body_chunks,
+    content_range,
+    int_header,
+    validator,
     redirect_gate,
     status_error,
     unsatisfied_size,
 )
 from .media_check import check_complete
 from .retry_policy import RetryCancelled, cancel_scope
-from .failure_reason import transport_reason as _reason
+from .failure_reason import transport_reason
 
 logger = logging.getLogger(__name__)
 
@@ -233,9 +233,9 @@ class FileFetch:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise TransferFailedError(
-                f"Could not download {self.safe_url}: {_reason(exc)}. Check your network "
+                f"Could not download {self.safe_url}: {transport_reason(exc)}. Check your network "
                 "connection and try again.",
-                reason=_reason(exc),
+                reason=transport_reason(exc),
                 url=self.safe_url,
             ) from None
         with response:
@@ -254,11 +254,11 @@ class FileFetch:
             "",
             "identity",
         )
-        length = _int_header(response.headers.get("Content-Length"))
+        length = int_header(response.headers.get("Content-Length"))
         if status == 200 and length is not None:
             check_size(self.policy, self.name, self.safe_url, length, 0)
         if status == 206:
-            start, total = _content_range(response.headers.get("Content-Range"))
+            start, total = content_range(response.headers.get("Content-Range"))
             if start is None or start != offset:
                 logger.info(
                     "%s answered the Range request for byte %d with Content-Range %r; "
@@ -307,7 +307,7 @@ class FileFetch:
         head = b""
         if offset:
             head = self._hash_prefix(hasher)
-        chunks = _body_chunks(response, self.policy.chunk_size)
+        chunks = body_chunks(response, self.policy.chunk_size)
         pending = []
         done = offset
         try:
@@ -319,8 +319,8 @@ class FileFetch:
                     break
                 pending.append(chunk)
                 head += chunk
-        except _STREAM_ERRORS as exc:
-            raise _Cut(_reason(exc)) from None
+        except STREAM_ERRORS as exc:
+            raise _Cut(transport_reason(exc)) from None
         # An encoded body is kept only when its raw bytes are media themselves (a mislabelled
         # header): the Content-Type is not trusted for bytes the server says it encoded.
         kind = self.content_kind(head, None if encoded else content_type)
@@ -351,7 +351,7 @@ class FileFetch:
         # "Resumed" means the final file keeps bytes fetched by an earlier request.
         self.resumed = offset > 0
         if not offset:
-            self.validator = _validator(response.headers)
+            self.validator = validator(response.headers)
         if total is None:
             # no size announced: at least the minimum free space must be there to begin
             check_size(self.policy, self.name, self.safe_url, offset, offset)
@@ -360,7 +360,7 @@ class FileFetch:
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.name, self.safe_url) from None
+            raise disk_error(exc, self.name, self.safe_url) from None
         with handle:
             for chunk in pending:
                 done = self._write(handle, hasher, chunk, done, total)
@@ -369,11 +369,11 @@ class FileFetch:
                     if chunk:
                         done = self._write(handle, hasher, chunk, done, total)
                     self._check_cancel_with(handle, done)
-            except _STREAM_ERRORS as exc:
+            except STREAM_ERRORS as exc:
                 self._sync(handle)
                 if encoded:
                     self.name.discard()
-                raise _Cut(_reason(exc)) from None
+                raise _Cut(transport_reason(exc)) from None
             self._check_cancel_with(handle, done)
             if total is not None and done < total:
                 self._sync(handle)
@@ -389,25 +389,25 @@ class FileFetch:
             try:
                 handle.flush()  # synced by commit(), off the connection's time
             except OSError as exc:
-                _close_failed(handle)
-                raise _disk_error(exc, self.name, self.safe_url) from None
+                close_failed(handle)
+                raise disk_error(exc, self.name, self.safe_url) from None
         return ReceivedFile(self, kind, done, hasher.hexdigest())
 
     def _write(self, handle, hasher, chunk: bytes, done: int, total: Optional[int]) -> int:
         cap = self.policy.max_bytes
         if cap is not None and done + len(chunk) > cap:
-            _close_failed(handle)
+            close_failed(handle)
             self.name.discard()
             raise FileTooLargeError(
-                f"{self.safe_url} sent more than the largest file accepted ({_mb(cap)}, "
+                f"{self.safe_url} sent more than the largest file accepted ({shown_size(cap)}, "
                 f"{self.policy.cap_reason}); the download was stopped and nothing was saved.",
                 url=self.safe_url,
             )
         try:
             handle.write(chunk)
         except OSError as exc:
-            _close_failed(handle)
-            raise _disk_error(exc, self.name, self.safe_url) from None
+            close_failed(handle)
+            raise disk_error(exc, self.name, self.safe_url) from None
         hasher.update(chunk)
         done += len(chunk)
         if self.policy.rate_limit:
@@ -426,8 +426,8 @@ class FileFetch:
             handle.flush()
             os.fsync(handle.fileno())
         except OSError as exc:
-            _close_failed(handle)
-            raise _disk_error(exc, self.name, self.safe_url) from None
+            close_failed(handle)
+            raise disk_error(exc, self.name, self.safe_url) from None
 
     def _check_cancel_with(self, handle, done: int) -> None:
         if self.cancel_event is not None and self.cancel_event.is_set():
@@ -468,7 +468,7 @@ class FileFetch:
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.name, self.safe_url) from None
+            raise disk_error(exc, self.name, self.safe_url) from None
         if self.expected_sha256 and sha256.lower() != self.expected_sha256:
             self.name.discard()
             raise ChecksumMismatchError(
@@ -489,7 +489,7 @@ class FileFetch:
         except confined.ConfinementError:
             raise
         except OSError as exc:
-            raise _disk_error(exc, self.name, self.safe_url) from None
+            raise disk_error(exc, self.name, self.safe_url) from None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Saved %s (%d bytes) to %s", self.safe_url, size, target)
         return DownloadResult(

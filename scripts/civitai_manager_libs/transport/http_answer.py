@@ -15,7 +15,7 @@ from ..util.url_gate import check_download_url
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 # Errors that mean "the body stopped arriving": resume from what is on disk.
-_STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
+STREAM_ERRORS = (requests.exceptions.RequestException, urllib3_exceptions.HTTPError)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
 
 
@@ -25,7 +25,7 @@ def unsatisfied_size(value: Optional[str]) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
+def body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
     """The body as it arrives. ``read1`` hands over every byte received before a cut (a full-size
     ``read`` would drop a partial chunk when the connection breaks), so resuming loses nothing."""
     raw = response.raw
@@ -42,7 +42,7 @@ def _body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
         yield data
 
 
-def _validator(headers) -> Optional[str]:
+def validator(headers) -> Optional[str]:
     """A strong ETag, else Last-Modified: what If-Range may carry (RFC 9110 section 13.1.5)."""
     etag = headers.get("ETag")
     if etag and not etag.startswith("W/"):
@@ -50,7 +50,7 @@ def _validator(headers) -> Optional[str]:
     return headers.get("Last-Modified")
 
 
-def _int_header(value: Optional[str]) -> Optional[int]:
+def int_header(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
     try:
@@ -60,7 +60,7 @@ def _int_header(value: Optional[str]) -> Optional[int]:
     return number if number >= 0 else None
 
 
-def _content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
     """``(start, total)`` from ``bytes a-b/total``; ``(None, None)`` when malformed."""
     match = _CONTENT_RANGE.match(value or "")
     if not match:

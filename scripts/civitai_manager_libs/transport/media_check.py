@@ -9,12 +9,9 @@ Nothing is decoded pixel by pixel; the check reads the headers and the last byte
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 from typing import BinaryIO, Optional
-
-logger = logging.getLogger(__name__)
 
 _TAIL = 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

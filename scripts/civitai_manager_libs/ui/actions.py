@@ -25,7 +25,7 @@ import gradio as gr
 from .. import setting
 from ..errors import CivitaiGalleryError, InvalidQueryError, TemplateError
 from . import filters_row
-from .downloads import fetch_preview, fetch_thumbnails, get_http_client, pre_loading
+from .downloads import fetch_preview, fetch_thumbnails, get_http_client, is_video, pre_loading
 from .feedback import _handled
 from .gradio_compat import update, warn_user
 from .i18n import choice_value, choices, value_of
@@ -49,13 +49,6 @@ NO_SELECTION = ""
 def no_generation_data() -> str:
     """The info box's text for an image without generation data (in the user's language)."""
     return say("no_generation_data")
-
-
-# The English sentence (kept for callers of the backlog's names).
-NO_GENERATION_DATA = (
-    "This image carries no generation data: its author hid it, or it was not made with "
-    "Stable Diffusion."
-)
 
 
 @dataclass
@@ -461,10 +454,6 @@ def preview_path(item: ImageItem) -> Optional[str]:
     if path:
         return path
     thumbs, _result = fetch_thumbnails([item.url]) if item.url else ([None], None)
-    if item.url and not _is_video(item.url):
+    if item.url and not is_video(item.url):
         warn_user(say("preview_failed", id=item.id))
     return thumbs[0]
-
-
-def _is_video(url: str) -> bool:
-    return os.path.splitext(url.split("?", 1)[0])[1].lower() in (".mp4", ".webm", ".mov")

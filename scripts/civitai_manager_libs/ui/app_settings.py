@@ -10,7 +10,6 @@ the fields (``models_path``, ``civitai_base_url``, ``confirm_over_mb``, ``cache_
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Dict
 
 import gradio as gr
@@ -22,8 +21,6 @@ from .feedback import _handled, inform_user
 from .gradio_compat import component, listen
 from .i18n import LANGUAGES, t
 from .messages import say
-
-logger = logging.getLogger(__name__)
 
 #: field name -> setting key
 FIELDS = {
@@ -63,7 +60,7 @@ def saver(name: str) -> Callable[[Any], Any]:
 
     @_handled(lambda message, *args, **kwargs: _shown(key))
     def save(value: Any) -> Any:
-        if key in ("resources.confirm_over_mb", "gallery_cache_max_mb"):
+        if name in NUMBERS:
             if value is None or value == "":
                 raise InvalidQueryError(say("enter_number", name=key))
             value = int(value)
@@ -71,13 +68,7 @@ def saver(name: str) -> Callable[[Any], Any]:
             codes = {name: code for code, name in LANGUAGE_NAMES.items()}
             value = codes.get(value, value)
             value = "" if value == "en" else value
-        stored = setting.SPECS[key].validate(value)
-        if stored == setting.get(key):
-            return _shown(key)
-        persist.option_persister(key, stored)
-        setting.set(key, stored)
-        logger.info("setting %s set to %r from the tab", key, stored)
-        if key == "ui_language":
+        if persist.store(key, value) and key == "ui_language":
             inform_user(say("setting_reload"))
         return _shown(key)
 
@@ -85,56 +76,55 @@ def saver(name: str) -> Callable[[Any], Any]:
     return save
 
 
+def _field(name: str, cls: Any, label: str, **extra: Any) -> Any:
+    """The control of field ``name``: shows its setting's value at every page load."""
+    key = FIELDS[name]
+    return component(
+        cls,
+        value=lambda: _shown(key),
+        label=t(label),
+        elem_id=f"civitai_gallery_setting_{name}",
+        **extra,
+    )
+
+
+#: The whole-number fields (MB; 0: none): field name -> label.
+NUMBERS = {
+    "confirm_over_mb": "Ask before resource downloads over (MB)",
+    "cache_max_mb": "Gallery cache limit (MB, 0: none)",
+}
+
+
 def build() -> Dict[str, Any]:
     """The accordion (closed) with its fields, wired; its components by name."""
     c: Dict[str, Any] = {}
     with component(gr.Accordion, t("Settings"), open=False, elem_id="civitai_gallery_settings"):
         with gr.Row():
-            c["setting_models_path"] = component(
+            c["setting_models_path"] = _field(
+                "models_path",
                 gr.Textbox,
-                value=lambda: setting.get("models_path"),
-                label=t("Models folder (models_path)"),
+                "Models folder (models_path)",
                 placeholder=t("A WebUI models folder: Stable-diffusion/, Lora/, embeddings/, VAE/"),
                 max_lines=1,
-                elem_id="civitai_gallery_setting_models_path",
                 scale=3,
             )
-            c["setting_ui_language"] = component(
+            c["setting_ui_language"] = _field(
+                "ui_language",
                 gr.Dropdown,
+                "Language",
                 choices=(
                     [(name, code) for code, name in LANGUAGE_NAMES.items()]
                     if _pairs_ok()
                     else list(LANGUAGE_NAMES.values())  # Gradio 3.41's Dropdown: names only
                 ),
-                value=lambda: _shown("ui_language"),
-                label=t("Language"),
-                elem_id="civitai_gallery_setting_ui_language",
                 scale=1,
             )
         with gr.Row():
-            c["setting_civitai_base_url"] = component(
-                gr.Textbox,
-                value=lambda: setting.get("civitai_base_url"),
-                label=t("Civitai address"),
-                max_lines=1,
-                elem_id="civitai_gallery_setting_civitai_base_url",
+            c["setting_civitai_base_url"] = _field(
+                "civitai_base_url", gr.Textbox, "Civitai address", max_lines=1
             )
-            c["setting_confirm_over_mb"] = component(
-                gr.Number,
-                value=lambda: setting.get("resources.confirm_over_mb"),
-                precision=0,
-                minimum=0,
-                label=t("Ask before resource downloads over (MB)"),
-                elem_id="civitai_gallery_setting_confirm_over_mb",
-            )
-            c["setting_cache_max_mb"] = component(
-                gr.Number,
-                value=lambda: setting.get("gallery_cache_max_mb"),
-                precision=0,
-                minimum=0,
-                label=t("Gallery cache limit (MB, 0: none)"),
-                elem_id="civitai_gallery_setting_cache_max_mb",
-            )
+            for name, label in NUMBERS.items():
+                c[f"setting_{name}"] = _field(name, gr.Number, label, precision=0, minimum=0)
         c["settings_file"] = component(
             gr.Textbox,
             value=lambda: setting.settings_path(),

@@ -429,6 +429,11 @@ def cap_cache(in_use: List[Optional[str]]) -> None:
     trim(str(setting.get("gallery_cache_path")), limit_mb * 1024 * 1024, keep=in_use)
 
 
+def is_video(url_or_path: str) -> bool:
+    """A video's URL or file (the preview shows its thumbnail, never the video itself)."""
+    return os.path.splitext(url_or_path.split("?", 1)[0])[1].lower() in (".mp4", ".webm", ".mov")
+
+
 def fetch_preview(url: str) -> Optional[str]:
     """The original of an image in the gallery cache (fetched once, with priority); None for a
     video or when it cannot be fetched. What the preview shows large."""
@@ -438,7 +443,7 @@ def fetch_preview(url: str) -> Optional[str]:
         return None
     wanted = original_url(url)
     path = setting.get_image_url_to_gallery_file(wanted)
-    if os.path.splitext(path)[1].lower() in (".mp4", ".webm", ".mov"):
+    if is_video(path):
         return None
     if not os.path.isfile(path):
         _run_batch([wanted], priority=PRIORITY_SINGLE)

@@ -22,6 +22,7 @@ from ..records import BASE_MODELS, ImageItem
 from .gradio_compat import component
 from .i18n import choices, t
 from .messages import FILTER_REASONS, say
+from . import widgets
 
 # The order of the filter components in an event's inputs (and of the handlers' parameters).
 FIELDS = ("base", "type", "with_data", "since", "until", "reactions", "used_with")
@@ -72,13 +73,8 @@ def build() -> Dict[str, Any]:
                 max_lines=1,
                 elem_id="civitai_gallery_filter_until",
             )
-            c["filter_reactions"] = component(
-                gr.Number,
-                value=0,
-                precision=0,
-                minimum=0,
-                label=t("Min reactions"),
-                elem_id="civitai_gallery_filter_reactions",
+            c["filter_reactions"] = widgets.count_field(
+                "Min reactions", "civitai_gallery_filter_reactions"
             )
             c["filter_used_with"] = component(
                 gr.Textbox,

@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from .. import setting
 
@@ -87,9 +87,6 @@ def _takes_pairs(cls: Any) -> bool:
     import gradio as gr
 
     return gradio_major() >= 4 or cls is not gr.Dropdown
-
-
-Choice = Union[str, Tuple[str, str]]
 
 
 def choices(cls: Any, values: Iterable[str], translate: bool = True) -> List[Any]:

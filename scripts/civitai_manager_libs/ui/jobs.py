@@ -21,6 +21,7 @@ from ..errors import CivitaiGalleryError
 from ..civitai.query import Target
 from ..engine.failures import group_failures
 from ..records import DownloadSummary
+from ..resources.fetch import human_size
 from .i18n import t
 from .messages import FAILURE_REASONS, say
 
@@ -320,22 +321,18 @@ def describe_query(query_key: Optional[str], image_id: Any = None) -> str:
     return describe_query_key(query_key)
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"
-
-
 def progress_text(done: int, total: int, done_bytes: int, elapsed: float) -> str:
     """``Downloading 12/40 images · 3.1 MB of ~10.4 MB · 1.2 MB/s · 6 s left``."""
     parts = [say("progress", done=done, total=total)]
     if done_bytes:
         estimate = done_bytes / done * total if done else 0
-        parts.append(f"{_size(done_bytes)} of ~{_size(estimate)}" if done else _size(done_bytes))
+        parts.append(
+            f"{human_size(done_bytes)} of ~{human_size(estimate)}"
+            if done
+            else human_size(done_bytes)
+        )
         if elapsed > 0.5:
-            parts.append(f"{_size(done_bytes / elapsed)}/s")
+            parts.append(f"{human_size(done_bytes / elapsed)}/s")
     if done and elapsed > 0.5 and done < total:
         left = (total - done) * elapsed / done
         if left < 90:

@@ -47,6 +47,7 @@ from .feedback import _handled
 from .gradio_compat import component, listen, update
 from .i18n import choice_value, choices, t, value_of
 from .messages import say
+from . import widgets
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,20 @@ def _names(text: Any) -> Tuple[str, ...]:
     return tuple(p.strip() for p in str(text or "").split(",") if p.strip())
 
 
+#: The filter fields below the search box, in the order of :func:`_query`'s parameters.
+FILTERS = (
+    "lora",
+    "model",
+    "tag",
+    "base_model",
+    "sampler",
+    "creator",
+    "since",
+    "min_reactions",
+    "nsfw",
+)
+
+
 def _query(
     text: Any,
     lora: Any,
@@ -184,21 +199,10 @@ def _search_kept(message: str, *args: Any, **kwargs: Any) -> Tuple[Any, ...]:
 
 
 @_handled(_search_kept)
-def search(
-    text: Any,
-    folders: Any,
-    lora: Any,
-    model: Any,
-    tag: Any,
-    base_model: Any,
-    sampler: Any,
-    creator: Any,
-    since: Any,
-    min_reactions: Any,
-    nsfw: Any,
-) -> Tuple[Any, ...]:
-    """Search: (state, gallery, status, preview, info, metadata, resources html)."""
-    query = _query(text, lora, model, tag, base_model, sampler, creator, since, min_reactions, nsfw)
+def search(text: Any, folders: Any, *filters: Any) -> Tuple[Any, ...]:
+    """Search (``filters``: the values of :data:`FILTERS`): (state, gallery, status, preview,
+    info, metadata, resources html)."""
+    query = _query(text, *filters)
     hits, warnings = search_folders(_folders(folders), query, RESULTS)
     gallery = [(picture(hit.path), _caption(hit)) for _folder, hit in hits]
     gallery = [(thumb, caption) for thumb, caption in gallery if thumb]
@@ -333,13 +337,8 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
                     lines=1,
                     elem_id="civitai_library_since",
                 )
-                c["lib_min_reactions"] = component(
-                    gr.Number,
-                    value=0,
-                    precision=0,
-                    minimum=0,
-                    label=t("Min reactions"),
-                    elem_id="civitai_library_min_reactions",
+                c["lib_min_reactions"] = widgets.count_field(
+                    "Min reactions", "civitai_library_min_reactions"
                 )
                 c["lib_nsfw"] = component(
                     gr.CheckboxGroup,
@@ -351,36 +350,11 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
         c["lib_status"] = component(gr.Markdown, "", elem_id="civitai_library_status")
         with gr.Row():
             with component(gr.Column, scale=3):
-                c["lib_gallery"] = component(
-                    gr.Gallery,
-                    label=t("Saved images"),
-                    show_label=False,
-                    elem_id="civitai_library_gallery",
-                    columns=5,
-                    height=560,
-                    object_fit="cover",
-                    allow_preview=False,
-                    show_share_button=False,
-                    interactive=False,
-                )
+                c["lib_gallery"] = widgets.thumbnail_grid("Saved images", "civitai_library_gallery")
             with component(gr.Column, scale=2):
-                c["lib_preview"] = component(
-                    gr.Image,
-                    label=t("Selected image"),
-                    type="filepath",
-                    interactive=False,
-                    height=360,
-                    elem_id="civitai_library_preview",
-                )
-                c["lib_info"] = component(
-                    gr.Textbox,
-                    label=t("Generation data, with your model names"),
-                    lines=8,
-                    max_lines=20,
-                    interactive=False,
-                    elem_id="civitai_library_info",
-                    show_copy_button=True,
-                    buttons=["copy"],
+                c["lib_preview"] = widgets.selected_image("civitai_library_preview")
+                c["lib_info"] = widgets.data_box(
+                    "Generation data, with your model names", "civitai_library_info"
                 )
                 c["lib_picture"] = component(
                     gr.Image, type="filepath", visible=False, elem_id="civitai_library_picture"
@@ -396,51 +370,15 @@ def build(c: Dict[str, Any], webui: bool = False) -> None:
 
 def _send_buttons(info: Any, picture_box: Any) -> Dict[str, Any]:
     """WebUI's send-to-txt2img / img2img buttons for the Library's infotext and file."""
-    try:
-        from modules import infotext_utils as paste
-    except ImportError:
-        try:
-            from modules import generation_parameters_copypaste as paste
-        except ImportError:
-            return {}
-    if not hasattr(paste, "ParamBinding"):
-        return {}
-    with component(gr.Row, elem_id="civitai_library_send_row"):
-        buttons = paste.create_buttons(["txt2img", "img2img"])
-    for tabname, button in buttons.items():
-        try:  # nothing selected yet: an empty box would paste WebUI's last generation
-            button.interactive = False
-        except AttributeError:
-            pass
-        paste.register_paste_params_button(
-            paste.ParamBinding(
-                paste_button=button,
-                tabname=tabname,
-                source_text_component=info,
-                source_image_component=picture_box if tabname == "img2img" else None,
-            )
-        )
+    from .send_to import paste_buttons
+
+    buttons = paste_buttons("civitai_library_send_row", info, lambda: picture_box)
     return {f"lib_send_to_{name}": button for name, button in buttons.items()}
 
 
 def wire(c: Dict[str, Any]) -> None:
     listen(c["mode"].change, switch_mode, [c["mode"]], [c["root"], c["library"]])
-    inputs = [
-        c[name]
-        for name in (
-            "lib_query",
-            "lib_folders",
-            "lib_lora",
-            "lib_model",
-            "lib_tag",
-            "lib_base_model",
-            "lib_sampler",
-            "lib_creator",
-            "lib_since",
-            "lib_min_reactions",
-            "lib_nsfw",
-        )
-    ]
+    inputs = [c["lib_query"], c["lib_folders"]] + [c[f"lib_{name}"] for name in FILTERS]
     outputs = [
         c[name]
         for name in (

@@ -5,12 +5,14 @@ with one that stores WebUI's option (``scripts/civitai_gallery.py``)."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable
 
 from .. import setting
 from .messages import say
 
 logger = logging.getLogger(__name__)
+_lock = threading.Lock()
 
 
 def save_to_settings_file(key: str, value: Any) -> None:
@@ -28,6 +30,20 @@ def save_to_settings_file(key: str, value: Any) -> None:
 # Where a changed tab option is kept: the settings file standalone; inside WebUI the host
 # replaces it with one that stores WebUI's option (scripts/civitai_gallery.py).
 option_persister: Callable[[str, Any], None] = save_to_settings_file
+
+
+def store(key: str, value: Any) -> bool:
+    """Validate ``value`` for setting ``key`` (``SettingsError`` before anything is kept), keep it
+    where :data:`option_persister` keeps settings and apply it; False when it was the value
+    already (nothing written)."""
+    with _lock:  # one read-modify-write of the settings file at a time
+        stored = setting.SPECS[key].validate(value)
+        if stored == setting.get(key):
+            return False
+        option_persister(key, stored)
+        setting.set(key, stored)
+    logger.info("setting %s set to %r from the tab", key, stored)
+    return True
 
 
 #: Where the user changes a setting a message names: set by the host (WebUI: its Settings page;

@@ -3,9 +3,7 @@ shows its setting and saves a change where :mod:`.persist` keeps the tab's setti
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 from typing import Any, Callable
 
 from .. import setting
@@ -13,8 +11,6 @@ from ..errors import InvalidQueryError
 from . import persist
 from .feedback import _handled
 from .messages import say
-
-logger = logging.getLogger(__name__)
 
 # control name -> setting key; the tab's controls show these settings and change them
 TAB_OPTIONS = {
@@ -26,7 +22,6 @@ TAB_OPTIONS = {
     "limit_rate": "http_limit_rate",
 }
 METADATA_CHOICES = ("json", "txt", "exif")
-_options_lock = threading.Lock()
 
 
 def option_value(name: str) -> Any:
@@ -55,13 +50,7 @@ def _option_saver(name: str) -> Callable[[Any], Any]:
             value = ",".join(f for f in METADATA_CHOICES if f in (value or []))
             if not value:
                 raise InvalidQueryError(say("tick_format"))
-        with _options_lock:  # one read-modify-write of the settings file at a time
-            stored = setting.SPECS[key].validate(value)  # SettingsError before anything is kept
-            if stored == setting.get(key):
-                return option_value(name)
-            persist.option_persister(key, stored)
-            setting.set(key, stored)
-        logger.info("tab option %s set to %r", key, stored)
+        persist.store(key, value)
         return option_value(name)
 
     save.__name__ = f"save_{name}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import gradio as gr
 
@@ -23,7 +23,7 @@ from ..store import confined
 from .actions import GalleryView, no_generation_data, select_image
 from .feedback import _handled
 from .downloads import get_http_client
-from .gradio_compat import update
+from .gradio_compat import component, update
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +90,49 @@ def send_outputs(view: Optional[GalleryView], text: Any, record: Any) -> Tuple[A
 def send_components() -> Dict[str, Any]:
     """The note and the hidden picture the send buttons work with (created in the current
     Blocks context)."""
-    from .gradio_compat import component
-
     return {
         "send_note": component(gr.Markdown, "", visible=False, elem_id="civitai_gallery_send_note"),
         "send_picture": component(
             gr.Image, type="pil", visible=False, elem_id="civitai_gallery_send_picture"
         ),
     }
+
+
+def paste_buttons(row_id: str, info: Any, picture: Callable[[], Any]) -> Dict[str, Any]:
+    """WebUI's Send to txt2img / img2img buttons (by tab name) in a row ``row_id``, created off
+    (nothing is selected yet: an empty box would paste WebUI's last generation) and bound the
+    WebUI way: both paste the infotext of ``info``; img2img also gets the image component that
+    ``picture()`` gives (called once the row is made). {} on a WebUI without ``ParamBinding``."""
+    try:
+        from modules import infotext_utils as paste
+    except ImportError as exc:
+        if not (exc.name or "").startswith("modules"):
+            raise
+        try:  # A1111 before 1.8 names the module differently
+            from modules import generation_parameters_copypaste as paste
+        except ImportError as old_exc:
+            if not (old_exc.name or "").startswith("modules"):
+                raise
+            logger.warning("WebUI's infotext module was not found; no send-to buttons")
+            return {}
+    if not hasattr(paste, "ParamBinding"):
+        logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
+        return {}
+    with component(gr.Row, elem_id=row_id):
+        buttons = paste.create_buttons(["txt2img", "img2img"])
+    image = picture()
+    for tabname, button in buttons.items():
+        try:
+            button.interactive = False
+        except AttributeError:
+            pass
+        paste.register_paste_params_button(
+            paste.ParamBinding(
+                paste_button=button,
+                tabname=tabname,
+                source_text_component=info,
+                # img2img gets the picture too (txt2img has no image input)
+                source_image_component=image if tabname == "img2img" else None,
+            )
+        )
+    return buttons

@@ -13,7 +13,6 @@ itself is ``civitai_gallery_tab``.
 
 from __future__ import annotations
 
-import logging
 from typing import Dict
 
 import gradio as gr
@@ -25,14 +24,13 @@ from . import follow_panel
 from . import library
 from . import resources_panel
 from . import save_options
+from . import widgets
 from .. import setting
 from .jobs import TASK_COLUMNS
 from .gradio_compat import component, listen
 from .i18n import choice_value, choices, t
 from .messages import say
 from ..records import NSFW_LEVELS
-
-logger = logging.getLogger(__name__)
 
 TAB_TITLE = "Civitai Gallery"
 TAB_ID = "civitai_gallery_tab"
@@ -106,18 +104,7 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
         )
         with gr.Row():
             with component(gr.Column, scale=3):
-                c["gallery"] = component(
-                    gr.Gallery,
-                    label=t("Images"),
-                    show_label=False,
-                    elem_id="civitai_gallery_gallery",
-                    columns=5,
-                    height=560,
-                    object_fit="cover",
-                    allow_preview=False,
-                    show_share_button=False,
-                    interactive=False,
-                )
+                c["gallery"] = widgets.thumbnail_grid("Images", "civitai_gallery_gallery")
                 with gr.Row():
                     c["prev"] = component(
                         gr.Button,
@@ -129,26 +116,13 @@ def build_tab_contents(webui: bool = False) -> Dict[str, gr.components.Component
                         gr.Button, t("Next >"), interactive=False, elem_id="civitai_gallery_next"
                     )
             with component(gr.Column, scale=2):
-                c["preview"] = component(
-                    gr.Image,
-                    label=t("Selected image"),
-                    type="filepath",
-                    interactive=False,
-                    height=360,
-                    elem_id="civitai_gallery_preview",
-                    show_download_button=True,
-                    buttons=["download"],
+                c["preview"] = widgets.selected_image(
+                    "civitai_gallery_preview", show_download_button=True, buttons=["download"]
                 )
-                c["info"] = component(
-                    gr.Textbox,
-                    label=t("Generation data"),
+                c["info"] = widgets.data_box(
+                    "Generation data",
+                    "civitai_gallery_info",
                     placeholder=t("Select an image to see its generation data."),
-                    lines=8,
-                    max_lines=20,
-                    interactive=False,
-                    elem_id="civitai_gallery_info",
-                    show_copy_button=True,
-                    buttons=["copy"],
                 )
                 if webui:
                     c.update(_webui_paste_buttons(c["info"]))
@@ -351,39 +325,15 @@ def _wire_save_options(c: Dict[str, gr.components.Component]) -> None:
 
 
 def _webui_paste_buttons(info: gr.Textbox) -> Dict[str, gr.components.Component]:
-    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box."""
-    try:
-        from modules import infotext_utils as paste
-    except ImportError as exc:
-        if not (exc.name or "").startswith("modules"):
-            raise
-        try:  # A1111 before 1.8 names the module differently
-            from modules import generation_parameters_copypaste as paste
-        except ImportError as old_exc:
-            if not (old_exc.name or "").startswith("modules"):
-                raise
-            logger.warning("WebUI's infotext module was not found; no send-to buttons")
-            return {}
-    if not hasattr(paste, "ParamBinding"):
-        logger.warning("this WebUI is too old for send-to buttons (no ParamBinding)")
-        return {}
-    from .send_to import send_components
+    """WebUI's send-to-txt2img / img2img buttons, fed with the infotext box; img2img also gets
+    the picture (``send_to.send_components``, made below the buttons)."""
+    from .send_to import paste_buttons, send_components
 
-    with gr.Row(elem_id="civitai_gallery_send_row"):
-        buttons = paste.create_buttons(["txt2img", "img2img"])
-    extra = send_components()
-    for tabname, button in buttons.items():
-        try:  # nothing selected yet: an empty box would paste WebUI's last generation
-            button.interactive = False
-        except AttributeError:
-            pass
-        paste.register_paste_params_button(
-            paste.ParamBinding(
-                paste_button=button,
-                tabname=tabname,
-                source_text_component=info,
-                # img2img gets the picture too (txt2img has no image input)
-                source_image_component=extra["send_picture"] if tabname == "img2img" else None,
-            )
-        )
+    extra: Dict[str, gr.components.Component] = {}
+
+    def picture() -> gr.components.Component:
+        extra.update(send_components())
+        return extra["send_picture"]
+
+    buttons = paste_buttons("civitai_gallery_send_row", info, picture)
     return {**extra, **{f"send_to_{name}": button for name, button in buttons.items()}}

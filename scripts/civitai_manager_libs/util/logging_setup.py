@@ -23,7 +23,6 @@ _FREE_TOKEN_RE = re.compile(
     r"[^&;\s'\"#]+"
 )
 _USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@'\"]+@")
-_SECRET_NAME_RE = re.compile(r"(?i)^" + SECRET_NAME + r"$")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
 MASK = "***"
 
@@ -54,11 +53,6 @@ def redact(text: str) -> str:
     text = _FREE_TOKEN_RE.sub(r"\1" + MASK, text)
     text = _USERINFO_RE.sub(r"\1" + MASK + "@", text)
     return _BEARER_RE.sub(r"\1" + MASK, text)
-
-
-def is_secret_name(name: str) -> bool:
-    """True when a query parameter called ``name`` looks like it carries a secret."""
-    return bool(_SECRET_NAME_RE.match(name or ""))
 
 
 class SecretFilter(logging.Filter):
