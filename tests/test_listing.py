@@ -275,3 +275,19 @@ def test_img2dataset_fetches_every_listed_image_with_its_caption(fake, tmp_path)
     assert shard_count == 2  # 34 rows at 20 per shard: the work was split
     originals = [r for r in fake.image_requests() if "original=true" in r.path]
     assert len(originals) == 34
+
+
+def test_a_listing_without_levels_takes_the_default_its_caller_passes_not_a_setting():
+    from scripts.civitai_manager_libs import setting
+    from scripts.civitai_manager_libs.planning.listing_request import DEFAULT_LEVELS, for_target
+
+    setting.set("images.default_nsfw_filter", ["X"])  # library code no longer reads it
+    assert for_target("model", 7).levels == list(DEFAULT_LEVELS) == ["None", "Soft"]
+    assert for_target("model", 7, default_levels=["Mature"]).levels == ["Mature"]
+    assert for_target("user", "a", nsfw_levels=["Soft"], default_levels=["Mature"]).levels == [
+        "Soft"
+    ]
+    assert for_target("filter", None, params={"sort": "Newest"}, default_levels=["X"]).levels == [
+        "X"
+    ]
+    assert for_target("tag", "cat", default_levels=["Mature"]).levels == ["Mature"]

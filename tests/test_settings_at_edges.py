@@ -28,10 +28,8 @@ ALLOWED = {
     "transport/client_options.py": "the builder of ClientOptions, called by the shells and "
     "by the shared client",
     # ImageDownloader's constructor reads its options (the backlog's API: a shell calls it).
-    "planning/downloader.py": "ImageDownloader's constructor options",
-    # ImageDownloader's download_*(nsfw_levels=None) means the setting; the listing request
-    # resolves it until the downloader (naming's file) passes the levels.
-    "planning/listing_request.py": "nsfw_levels=None of the downloader's API (see above)",
+    "planning/downloader.py": "ImageDownloader's constructor options, and the user's default "
+    "levels for the spec's download_*(nsfw_levels=None)",
 }
 READERS = {"get", "source", "revision", "as_dict", "get_image_url_to_gallery_file"}
 SETTINGS_MODULES = ("setting", "settings.state")

@@ -89,7 +89,11 @@ def _request(target: Any, args: argparse.Namespace, spec: Any) -> Any:
         return filtered_listing(
             {"imageId": target.value, "nsfw_levels": args.nsfw or list(NSFW_LEVELS)}, 1, spec
         )
-    return for_target(target.kind, target.value, target.version_id, params, args.nsfw, spec, limit)
+    from .. import setting
+
+    default = setting.get("images.default_nsfw_filter")
+    kind, value, version_id = target.kind, target.value, target.version_id
+    return for_target(kind, value, version_id, params, args.nsfw, spec, limit, default)
 
 
 def _check_writable(dest: str) -> None:

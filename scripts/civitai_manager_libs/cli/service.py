@@ -161,8 +161,11 @@ def listing_for(target: CliTarget, cfg: RunConfig) -> Optional["ListingRequest"]
     if target.kind == "images":
         return None
     params = target.value if target.kind == "filter" else target.params
+    from .. import setting
+
+    default = setting.get("images.default_nsfw_filter")
     request = for_target(
-        target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit
+        target.kind, target.value, target.version_id, params, cfg.nsfw, filters, cfg.limit, default
     )
     if request is not None and cfg.with_tags:  # without the flag the requests stay as they were
         request = dataclasses.replace(request, params={**request.params, "withTags": "true"})

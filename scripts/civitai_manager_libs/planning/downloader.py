@@ -181,7 +181,8 @@ class ImageDownloader:
         Raises ApiError (NotFoundError naming the model) when listing fails, DiskSpaceError when
         the output disk is below ``images.min_free_space_mb``.
         """
-        request = listing_request.model_listing(model_id, limit, nsfw_levels, filters)
+        levels = self._levels(nsfw_levels)
+        request = listing_request.model_listing(model_id, limit, levels, filters)
         return self.download_listing(request, save_metadata)
 
     def download_version_images(
@@ -194,7 +195,8 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download the images of one model version (``limit`` 0 = all); returns the task ids."""
-        request = listing_request.version_listing(version_id, limit, nsfw_levels, filters)
+        levels = self._levels(nsfw_levels)
+        request = listing_request.version_listing(version_id, limit, levels, filters)
         return self.download_listing(request, save_metadata)
 
     def download_creator_images(
@@ -207,7 +209,8 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images posted by ``username`` (0 = all)."""
-        request = listing_request.creator_listing(username, limit, nsfw_levels, filters)
+        levels = self._levels(nsfw_levels)
+        request = listing_request.creator_listing(username, limit, levels, filters)
         return self.download_listing(request, save_metadata)
 
     def download_filtered_images(
@@ -219,8 +222,16 @@ class ImageDownloader:
         filters: Optional[FilterSpec] = None,
     ) -> List[str]:
         """Download up to ``limit`` images matching images-endpoint filters (``nsfw`` included)."""
-        request = listing_request.filtered_listing(filter_params, limit, filters)
+        default = self._levels(None)
+        request = listing_request.filtered_listing(filter_params, limit, filters, default)
         return self.download_listing(request, save_metadata)
+
+    @staticmethod
+    def _levels(nsfw_levels: Optional[List[str]]) -> List[str]:
+        """``nsfw_levels`` None (the spec's API): the user's default levels, as they are now."""
+        if nsfw_levels is not None:
+            return nsfw_levels
+        return list(setting.get("images.default_nsfw_filter"))
 
     def prefetch_first_page(self, request: ListingRequest) -> bool:
         """Ask ``request``'s first page now, on a thread (``CivitaiAPI.prefetch_page``), so the

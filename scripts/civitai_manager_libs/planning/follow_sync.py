@@ -182,15 +182,23 @@ def target_of(
     return query.parse_query(text, extra_hosts)
 
 
-def listing_of(target: Any, opts: FollowOptions) -> Any:
-    """The ``ListingRequest`` a followed target syncs (None: a single image)."""
+def listing_of(target: Any, opts: FollowOptions, default_levels: Any = None) -> Any:
+    """The ``ListingRequest`` a followed target syncs (None: a single image); a row recorded
+    without levels lists ``default_levels`` (the shell passes the user's default)."""
     import dataclasses
 
     from .listing_request import for_target
 
     spec = opts.spec if opts.spec.active else None
     request = for_target(
-        target.kind, target.value, target.version_id, target.params, opts.nsfw, spec, opts.limit
+        target.kind,
+        target.value,
+        target.version_id,
+        target.params,
+        opts.nsfw,
+        spec,
+        opts.limit,
+        default_levels,
     )
     if request is not None and opts.with_tags:
         request = dataclasses.replace(request, params={**request.params, "withTags": "true"})

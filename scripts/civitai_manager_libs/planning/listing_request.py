@@ -12,17 +12,21 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from .. import setting
 from ..civitai import api as civitai_api
 from ..civitai.filters import FilterSpec
 from ..civitai.web_listing import WebListing
 from ..errors import InvalidQueryError
+from ..settings.specs import SPECS
 from ..store.paths import ARCHIVE_NAME
 
 #: Target kinds listed through the web API (``civitai/web_listing.py``).
 WEB_KINDS = ("collection", "post", "user_posts", "gallery", "reactions", "tag")
+
+#: The levels of a listing asked without any, when the caller passes no default either: the
+#: settings table's default (the shells pass the user's ``images.default_nsfw_filter``).
+DEFAULT_LEVELS: Sequence[str] = tuple(SPECS["images.default_nsfw_filter"].default)
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,12 @@ def _listing(
     nsfw_levels: Any,
     filters: Optional[FilterSpec],
     source: Optional[WebListing] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidQueryError(f"limit must be 0 (no limit) or a positive number, got {limit!r}.")
-    if nsfw_levels is None:
-        nsfw_levels = setting.get("images.default_nsfw_filter")
+    if nsfw_levels is None:  # the levels the caller's user chose as default (a shell reads them)
+        nsfw_levels = default_levels if default_levels is not None else DEFAULT_LEVELS
     levels = list(civitai_api.normalize_levels(nsfw_levels))
     spec = filters if filters is not None else FilterSpec()
     if spec.active:
@@ -148,11 +153,12 @@ def web_listing(
     limit: int = 0,
     nsfw_levels: Optional[List[str]] = None,
     filters: Optional[FilterSpec] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     """A listing of the web API (``civitai/web_listing.py``): a collection, a post, a user's
     posts, a gallery link, your reactions or a tag's images (``limit`` 0 = all)."""
     value = source.value if not isinstance(source.value, (dict, list)) else str(source.value)
-    return _listing(source.kind, value, {}, limit, nsfw_levels, filters, source)
+    return _listing(source.kind, value, {}, limit, nsfw_levels, filters, source, default_levels)
 
 
 def model_listing(
@@ -160,10 +166,12 @@ def model_listing(
     limit: int = 0,
     nsfw_levels: Optional[List[str]] = None,
     filters: Optional[FilterSpec] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     """Every image of a model (``limit`` 0 = all)."""
     model_id = civitai_api.check_id(model_id, "model")
-    return _listing("model", model_id, {"modelId": model_id}, limit, nsfw_levels, filters)
+    params = {"modelId": model_id}
+    return _listing("model", model_id, params, limit, nsfw_levels, filters, None, default_levels)
 
 
 def version_listing(
@@ -171,11 +179,14 @@ def version_listing(
     limit: int = 0,
     nsfw_levels: Optional[List[str]] = None,
     filters: Optional[FilterSpec] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     """The images of one model version (``limit`` 0 = all)."""
     version_id = civitai_api.check_id(version_id, "model version")
     params = {"modelVersionId": version_id}
-    return _listing("version", version_id, params, limit, nsfw_levels, filters)
+    return _listing(
+        "version", version_id, params, limit, nsfw_levels, filters, None, default_levels
+    )
 
 
 def creator_listing(
@@ -183,18 +194,21 @@ def creator_listing(
     limit: int = 20,
     nsfw_levels: Optional[List[str]] = None,
     filters: Optional[FilterSpec] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     """Up to ``limit`` images posted by ``username`` (0 = all)."""
     if not isinstance(username, str) or not username.strip():
         raise InvalidQueryError("A creator's username is needed, e.g. 'someartist'.")
     username = username.strip()
-    return _listing("creator", username, {"username": username}, limit, nsfw_levels, filters)
+    params = {"username": username}
+    return _listing("creator", username, params, limit, nsfw_levels, filters, None, default_levels)
 
 
 def filtered_listing(
     filter_params: Mapping[str, Any],
     limit: int = 20,
     filters: Optional[FilterSpec] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> ListingRequest:
     """Up to ``limit`` images matching images-endpoint filters (``nsfw`` or ``nsfw_levels``
     included)."""
@@ -208,7 +222,7 @@ def filtered_listing(
         levels = list(civitai_api.levels_of_param(params["nsfw"]))
     params.pop("nsfw", None)
     value = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
-    return _listing("filter", value, params, limit, levels, filters)
+    return _listing("filter", value, params, limit, levels, filters, None, default_levels)
 
 
 def for_target(
@@ -219,6 +233,7 @@ def for_target(
     nsfw_levels: Optional[List[str]] = None,
     filters: Optional[FilterSpec] = None,
     limit: Optional[int] = None,
+    default_levels: Optional[Sequence[str]] = None,
 ) -> Optional[ListingRequest]:
     """The listing of a download target as both shells name it (kind model, version, user,
     image, filter or one of :data:`WEB_KINDS`; ``params`` for a filter, a gallery link or the
@@ -227,6 +242,7 @@ def for_target(
     ``limit`` None keeps each kind's default (all of a model, version, collection or post, 20
     otherwise)."""
     limit_kw: Dict[str, Any] = {} if limit is None else {"limit": limit}
+    limit_kw["default_levels"] = default_levels
     if kind == "model" and version_id:  # a model link naming one version
         kind, value = "version", version_id
     by_kind: Dict[str, Callable[..., ListingRequest]] = {
@@ -241,7 +257,7 @@ def for_target(
     if kind in WEB_KINDS:
         source = WebListing(kind, value, dict(params or {}))
         if limit is None and kind not in ("collection", "post"):  # all of a collection / post
-            limit_kw = {"limit": 20}
+            limit_kw = {"limit": 20, "default_levels": default_levels}
         return web_listing(source, nsfw_levels=nsfw_levels, filters=filters, **limit_kw)
     given = dict(params or {})
     if nsfw_levels is not None:

@@ -179,7 +179,8 @@ class _Sync:
             target = follow_sync.target_of(
                 row.kind, row.values, opts.reaction_kinds, configured_fronts()
             )
-            request = follow_sync.listing_of(target, opts)
+            default = setting.get("images.default_nsfw_filter")
+            request = follow_sync.listing_of(target, opts, default)
             if request is None:
                 raise InvalidQueryError(say("follow_image"))
             downloader = ImageDownloader(

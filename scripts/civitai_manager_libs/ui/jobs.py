@@ -357,7 +357,14 @@ def _start(
     spec = filters if filters is not None and filters.active else None
     levels = list(nsfw_levels) if nsfw_levels else None
     request = for_target(
-        target.kind, target.value, target.version_id, target.params, levels, spec, limit=0
+        target.kind,
+        target.value,
+        target.version_id,
+        target.params,
+        levels,
+        spec,
+        limit=0,
+        default_levels=setting.get("images.default_nsfw_filter"),
     )
     use_levels = getattr(downloader.api, "use_levels", None)
     if use_levels is not None:  # the look-ups go to the front of the levels downloaded
