@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import InvalidQueryError
 from ..records import BASE_MODELS
+from ..store.paths import parse_date as parse_iso_date
 
 MEDIA_TYPES: Tuple[str, ...] = ("all", "image", "video")
 NEWEST = "Newest"
@@ -101,15 +102,8 @@ def iso(ms: int) -> str:
 
 def created_ms(value: Any) -> Optional[int]:
     """An item's ``createdAt`` (``2024-04-04T21:17:27.499Z``) -> epoch ms; None when unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return _ms(moment)
+    moment = parse_iso_date(value)
+    return None if moment is None else _ms(moment)
 
 
 def parse_count(value: Any, what: str = "minimum reactions") -> int:

@@ -1,5 +1,6 @@
 """The archive's schema and its migrations: the tables, the version row, and what an older
-archive gains when it is opened for writing (relative paths, ``images.uuid``, the search index)."""
+archive gains when it is opened for writing (relative paths, ``images.uuid``, the search index, the
+follows and listing marks of ``sync``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import sqlite3
 
 from ..util.media_key import media_uuid
-from . import library_index
+from . import follows, library_index, listing_marks
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +78,8 @@ def migrate(conn: sqlite3.Connection, folder: str) -> None:
     _migrate_paths(conn, folder)
     _add_uuid_column(conn)
     library_index.create(conn)
+    follows.create(conn)
+    listing_marks.create(conn)
 
 
 def _migrate_paths(conn: sqlite3.Connection, folder: str) -> None:

@@ -10,9 +10,9 @@ then, its exit code).
 
 from __future__ import annotations
 
+import sqlite3
 import datetime as _dt
 import json
-import weakref
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
@@ -21,7 +21,6 @@ _SCHEMA = (
     "value TEXT NOT NULL, options TEXT NOT NULL, added_at TEXT NOT NULL, last_sync_at TEXT, "
     "last_new INTEGER, last_code INTEGER)"
 )
-_READY: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,13 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _ensure(archive: Any) -> None:
-    if archive in _READY:
-        return
-    with archive.transaction("prepare") as conn:
-        conn.execute(_SCHEMA)
-    _READY.add(archive)
+def create(conn: sqlite3.Connection) -> None:
+    """Create the table when missing (``archive_schema.migrate``, inside its transaction)."""
+    conn.execute(_SCHEMA)
 
 
 def add(archive: Any, key: str, kind: str, values: Sequence[str], options: Sequence[str]) -> bool:
     """Follow ``key`` (its options replaced when it is followed already); True when it is new."""
-    _ensure(archive)
     with archive.transaction("write to") as conn:
         known = conn.execute("SELECT 1 FROM follows WHERE key = ?", (key,)).fetchone()
         conn.execute(
@@ -71,7 +66,6 @@ def add(archive: Any, key: str, kind: str, values: Sequence[str], options: Seque
 
 def remove(archive: Any, key: str) -> bool:
     """Stop following ``key``; False when it was not followed."""
-    _ensure(archive)
     with archive.transaction("write to") as conn:
         gone = conn.execute("DELETE FROM follows WHERE key = ?", (key,)).rowcount
     return bool(gone)
@@ -79,7 +73,6 @@ def remove(archive: Any, key: str) -> bool:
 
 def followed(archive: Any) -> List[Follow]:
     """Every followed target, in the order they were added."""
-    _ensure(archive)
     rows = archive.query(
         "SELECT key, kind, value, options, added_at, last_sync_at, last_new, last_code "
         "FROM follows ORDER BY added_at, rowid"
@@ -94,7 +87,6 @@ def followed(archive: Any) -> List[Follow]:
 
 def synced(archive: Any, key: str, new: int, code: int) -> None:
     """Record ``key``'s sync: now, ``new`` images saved, exit ``code``."""
-    _ensure(archive)
     with archive.transaction("write to") as conn:
         conn.execute(
             "UPDATE follows SET last_sync_at = ?, last_new = ?, last_code = ? WHERE key = ?",

@@ -11,27 +11,22 @@ later newest-first re-run stops at; ``completed_at``). A listing that never comp
 from __future__ import annotations
 
 import datetime as _dt
-import weakref
+import sqlite3
 from typing import Any, Optional
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS listing_marks ("
     "query_key TEXT PRIMARY KEY, newest_id INTEGER, started_newest INTEGER, completed_at TEXT)"
 )
-_READY: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def _ensure(archive: Any) -> None:
-    if archive in _READY:
-        return
-    with archive.transaction("prepare") as conn:
-        conn.execute(_SCHEMA)
-    _READY.add(archive)
+def create(conn: sqlite3.Connection) -> None:
+    """Create the table when missing (``archive_schema.migrate``, inside its transaction)."""
+    conn.execute(_SCHEMA)
 
 
 def completed_newest(archive: Any) -> Any:
     """A reader: ``query_key -> newest id`` of a completed listing (None: never completed)."""
-    _ensure(archive)
 
     def read(query_key: str) -> Optional[int]:
         rows = archive.query(
@@ -46,7 +41,6 @@ def completed_newest(archive: Any) -> Any:
 
 def started(archive: Any, query_key: str, newest: int) -> None:
     """The newest image id on the first page of a run of ``query_key`` that began at the top."""
-    _ensure(archive)
     with archive.transaction("write to") as conn:
         conn.execute(
             "INSERT INTO listing_marks (query_key, started_newest) VALUES (?, ?) "
@@ -58,7 +52,6 @@ def started(archive: Any, query_key: str, newest: int) -> None:
 
 def completed(archive: Any, query_key: str, newest: Optional[int]) -> None:
     """``query_key`` and all its tasks are done: its newest id is the highest known to it."""
-    _ensure(archive)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with archive.transaction("write to") as conn:
         conn.execute(
