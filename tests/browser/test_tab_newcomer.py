@@ -63,12 +63,17 @@ def submit_refused(page, elem_id, value, attempts=3):
     warning = page.locator(TOAST).filter(has_text=re.compile("Warning", re.IGNORECASE)).first
     for _attempt in range(attempts):
         text_field(page, elem_id).fill(value)
-        text_field(page, elem_id).press("Enter")
-        try:
-            warning.wait_for(state="visible", timeout=10_000)
-        except PlaywrightTimeoutError:
-            continue
-        return warning.inner_text()
+        # Enter (submit), then Tab (blur): the box saves on either, so a reply that put the old
+        # value back between the typing and one event still leaves the other to refuse it
+        for key in ("Enter", "Tab"):
+            if key == "Tab":
+                text_field(page, elem_id).fill(value)
+            text_field(page, elem_id).press(key)
+            try:
+                warning.wait_for(state="visible", timeout=10_000)
+            except PlaywrightTimeoutError:
+                continue
+            return warning.inner_text()
     raise AssertionError(f"no warning toast after {attempts} tries of {value!r} in #{elem_id}")
 
 
